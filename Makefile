@@ -1,0 +1,51 @@
+# paymesh — the two commands a new machine needs are `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PROTOS := $(shell find protos -name '*.proto' | sort)
+
+.PHONY: help install gen check-gen lint test test-fast run bench clean
+
+help:
+	@echo "make run        start the local stack (Postgres, NATS, anvil) and the mesh"
+	@echo "make test       install everything needed and run the whole test suite"
+	@echo "make gen        regenerate gen/ from protos/"
+	@echo "make check-gen  fail if gen/ drifts from protos/"
+	@echo "make lint       buf lint + ruff"
+	@echo "make bench      run the benchmarks and update docs/BENCHMARKS.md"
+
+# The virtualenv, the project with its dev extras, and anvil from npm.
+$(STAMP): pyproject.toml package.json
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	npm install --no-audit --no-fund --loglevel=error
+	touch $(STAMP)
+
+install: $(STAMP)
+
+gen: $(STAMP)
+	$(PY) tools/gen_protos.py --out gen
+
+check-gen: $(STAMP)
+	$(PY) tools/gen_protos.py --check
+
+lint: $(STAMP)
+	$(VENV)/bin/buf lint
+	$(VENV)/bin/ruff check services tests tools bench
+
+test: $(STAMP)
+	$(VENV)/bin/buf lint
+	$(PY) tools/gen_protos.py --check
+	$(PY) -m pytest -q
+
+run: $(STAMP)
+	$(PY) -m tools.run_mesh
+
+bench: $(STAMP)
+	$(PY) -m bench
+
+clean:
+	rm -rf .data

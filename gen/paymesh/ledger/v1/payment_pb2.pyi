@@ -1,0 +1,124 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class PaymentStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PAYMENT_STATUS_UNSPECIFIED: _ClassVar[PaymentStatus]
+    PAYMENT_STATUS_PENDING: _ClassVar[PaymentStatus]
+    PAYMENT_STATUS_DETECTED: _ClassVar[PaymentStatus]
+    PAYMENT_STATUS_CONFIRMED: _ClassVar[PaymentStatus]
+    PAYMENT_STATUS_UNDERPAID: _ClassVar[PaymentStatus]
+    PAYMENT_STATUS_OVERPAID: _ClassVar[PaymentStatus]
+    PAYMENT_STATUS_EXPIRED: _ClassVar[PaymentStatus]
+    PAYMENT_STATUS_CANCELLED: _ClassVar[PaymentStatus]
+    PAYMENT_STATUS_PAID_AFTER_EXPIRY: _ClassVar[PaymentStatus]
+    PAYMENT_STATUS_SWEPT: _ClassVar[PaymentStatus]
+
+class TransferState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    TRANSFER_STATE_UNSPECIFIED: _ClassVar[TransferState]
+    TRANSFER_STATE_SEEN: _ClassVar[TransferState]
+    TRANSFER_STATE_CONFIRMED: _ClassVar[TransferState]
+    TRANSFER_STATE_ORPHANED: _ClassVar[TransferState]
+PAYMENT_STATUS_UNSPECIFIED: PaymentStatus
+PAYMENT_STATUS_PENDING: PaymentStatus
+PAYMENT_STATUS_DETECTED: PaymentStatus
+PAYMENT_STATUS_CONFIRMED: PaymentStatus
+PAYMENT_STATUS_UNDERPAID: PaymentStatus
+PAYMENT_STATUS_OVERPAID: PaymentStatus
+PAYMENT_STATUS_EXPIRED: PaymentStatus
+PAYMENT_STATUS_CANCELLED: PaymentStatus
+PAYMENT_STATUS_PAID_AFTER_EXPIRY: PaymentStatus
+PAYMENT_STATUS_SWEPT: PaymentStatus
+TRANSFER_STATE_UNSPECIFIED: TransferState
+TRANSFER_STATE_SEEN: TransferState
+TRANSFER_STATE_CONFIRMED: TransferState
+TRANSFER_STATE_ORPHANED: TransferState
+
+class Transfer(_message.Message):
+    __slots__ = ("chain_id", "tx_hash", "log_index", "block_number", "block_hash", "from_address", "amount", "state", "credited", "late", "observed_at")
+    CHAIN_ID_FIELD_NUMBER: _ClassVar[int]
+    TX_HASH_FIELD_NUMBER: _ClassVar[int]
+    LOG_INDEX_FIELD_NUMBER: _ClassVar[int]
+    BLOCK_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    BLOCK_HASH_FIELD_NUMBER: _ClassVar[int]
+    FROM_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    CREDITED_FIELD_NUMBER: _ClassVar[int]
+    LATE_FIELD_NUMBER: _ClassVar[int]
+    OBSERVED_AT_FIELD_NUMBER: _ClassVar[int]
+    chain_id: int
+    tx_hash: str
+    log_index: int
+    block_number: int
+    block_hash: str
+    from_address: str
+    amount: str
+    state: TransferState
+    credited: bool
+    late: bool
+    observed_at: _timestamp_pb2.Timestamp
+    def __init__(self, chain_id: _Optional[int] = ..., tx_hash: _Optional[str] = ..., log_index: _Optional[int] = ..., block_number: _Optional[int] = ..., block_hash: _Optional[str] = ..., from_address: _Optional[str] = ..., amount: _Optional[str] = ..., state: _Optional[_Union[TransferState, str]] = ..., credited: _Optional[bool] = ..., late: _Optional[bool] = ..., observed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class Payment(_message.Message):
+    __slots__ = ("payment_id", "merchant_id", "chain_id", "asset", "token_address", "decimals", "amount_due", "amount_received", "amount_confirmed", "amount_swept", "deposit_address", "status", "merchant_order_id", "metadata", "confirmations_required", "created_at", "expires_at", "updated_at", "transfers", "version", "sweep_tx_hash")
+    class MetadataEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    PAYMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    MERCHANT_ID_FIELD_NUMBER: _ClassVar[int]
+    CHAIN_ID_FIELD_NUMBER: _ClassVar[int]
+    ASSET_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    DECIMALS_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_DUE_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_RECEIVED_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_CONFIRMED_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_SWEPT_FIELD_NUMBER: _ClassVar[int]
+    DEPOSIT_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    MERCHANT_ORDER_ID_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    CONFIRMATIONS_REQUIRED_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    TRANSFERS_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    SWEEP_TX_HASH_FIELD_NUMBER: _ClassVar[int]
+    payment_id: str
+    merchant_id: str
+    chain_id: int
+    asset: str
+    token_address: str
+    decimals: int
+    amount_due: str
+    amount_received: str
+    amount_confirmed: str
+    amount_swept: str
+    deposit_address: str
+    status: PaymentStatus
+    merchant_order_id: str
+    metadata: _containers.ScalarMap[str, str]
+    confirmations_required: int
+    created_at: _timestamp_pb2.Timestamp
+    expires_at: _timestamp_pb2.Timestamp
+    updated_at: _timestamp_pb2.Timestamp
+    transfers: _containers.RepeatedCompositeFieldContainer[Transfer]
+    version: int
+    sweep_tx_hash: str
+    def __init__(self, payment_id: _Optional[str] = ..., merchant_id: _Optional[str] = ..., chain_id: _Optional[int] = ..., asset: _Optional[str] = ..., token_address: _Optional[str] = ..., decimals: _Optional[int] = ..., amount_due: _Optional[str] = ..., amount_received: _Optional[str] = ..., amount_confirmed: _Optional[str] = ..., amount_swept: _Optional[str] = ..., deposit_address: _Optional[str] = ..., status: _Optional[_Union[PaymentStatus, str]] = ..., merchant_order_id: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., confirmations_required: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., transfers: _Optional[_Iterable[_Union[Transfer, _Mapping]]] = ..., version: _Optional[int] = ..., sweep_tx_hash: _Optional[str] = ...) -> None: ...
