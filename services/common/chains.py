@@ -1,0 +1,185 @@
+"""chains.yaml: the chains the mesh watches, validated on load.
+
+`${VAR}` and `${VAR:-default}` in string values are expanded from the
+environment, so RPC URLs (which often carry API keys) stay out of the file.
+Errors name the file and the field, e.g. `chains.yaml: chains[0].tokens[1].address: ...`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from eth_utils import is_address, to_checksum_address
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class ChainConfigError(ValueError):
+    """chains.yaml is missing, unreadable or invalid; the message says where."""
+
+
+class TokenConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    symbol: str = Field(min_length=1, max_length=16, pattern=r"^[A-Za-z0-9.\-_]+$")
+    address: str
+    decimals: int = Field(ge=0, le=36)
+
+    @field_validator("address")
+    @classmethod
+    def _checksum(cls, value: str) -> str:
+        if not is_address(value):
+            raise ValueError(f"not an EVM address: {value!r}")
+        return to_checksum_address(value)
+
+
+class NativeConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    symbol: str = Field("ETH", min_length=1, max_length=16, pattern=r"^[A-Za-z0-9.\-_]+$")
+    decimals: int = Field(18, ge=0, le=36)
+
+
+class ChainConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    chain_id: int = Field(gt=0)
+    name: str = Field(min_length=1, max_length=64)
+    rpc_url: str = Field(min_length=1)
+    ws_url: str = ""
+    confirmations: int = Field(ge=1, le=1000)
+    block_time_seconds: float = Field(gt=0, le=600)
+    eip1559: bool = True
+    native: NativeConfig = NativeConfig()
+    tokens: tuple[TokenConfig, ...] = ()
+
+    @field_validator("rpc_url")
+    @classmethod
+    def _http(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"must be an http(s):// URL, got {value!r}")
+        return value
+
+    @field_validator("ws_url")
+    @classmethod
+    def _ws(cls, value: str) -> str:
+        if value and not value.startswith(("ws://", "wss://")):
+            raise ValueError(f"must be a ws(s):// URL or empty, got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _unique_symbols(self) -> ChainConfig:
+        seen = {self.native.symbol.upper()}
+        for token in self.tokens:
+            if token.symbol.upper() in seen:
+                raise ValueError(f"asset symbol {token.symbol!r} appears twice on this chain")
+            seen.add(token.symbol.upper())
+        return self
+
+    def asset(self, symbol: str) -> Asset | None:
+        """The asset with this symbol (case-insensitive), or None."""
+        wanted = symbol.strip().upper()
+        if wanted == self.native.symbol.upper():
+            return Asset(self.native.symbol, None, self.native.decimals)
+        for token in self.tokens:
+            if token.symbol.upper() == wanted:
+                return Asset(token.symbol, token.address, token.decimals)
+        return None
+
+    def asset_symbols(self) -> list[str]:
+        return [self.native.symbol, *(t.symbol for t in self.tokens)]
+
+
+@dataclass(frozen=True)
+class Asset:
+    """An asset of a chain: native when token_address is None."""
+
+    symbol: str
+    token_address: str | None
+    decimals: int
+
+
+class ChainsFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    chains: tuple[ChainConfig, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> ChainsFile:
+        ids = [c.chain_id for c in self.chains]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise ValueError(f"chain_id {dupes[0]} appears more than once")
+        return self
+
+
+class Chains:
+    """The loaded chains, by id."""
+
+    def __init__(self, chains: tuple[ChainConfig, ...]) -> None:
+        self._by_id = {c.chain_id: c for c in chains}
+
+    def __iter__(self):
+        return iter(self._by_id.values())
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def get(self, chain_id: int) -> ChainConfig | None:
+        return self._by_id.get(chain_id)
+
+    def ids(self) -> list[int]:
+        return list(self._by_id)
+
+    @property
+    def max_confirmations(self) -> int:
+        return max(c.confirmations for c in self._by_id.values())
+
+
+def _expand(value: Any, where: str, env: dict[str, str]) -> Any:
+    if isinstance(value, str):
+
+        def sub(match: re.Match[str]) -> str:
+            name, default = match.group(1), match.group(2)
+            if name in env and env[name] != "":
+                return env[name]
+            if default is not None:
+                return default
+            raise ChainConfigError(f"{where}: environment variable {name} is not set")
+
+        return _ENV_REF.sub(sub, value)
+    if isinstance(value, list):
+        return [_expand(v, f"{where}[{i}]", env) for i, v in enumerate(value)]
+    if isinstance(value, dict):
+        return {k: _expand(v, f"{where}.{k}" if where else str(k), env) for k, v in value.items()}
+    return value
+
+
+def load_chains(path: Path | str, env: dict[str, str] | None = None) -> Chains:
+    """Load and validate chains.yaml; raise ChainConfigError naming file and field."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ChainConfigError(f"{path}: file not found (set PAYMESH_CHAINS_FILE)") from None
+    except yaml.YAMLError as exc:
+        raise ChainConfigError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ChainConfigError(f"{path}: expected a mapping with a 'chains' list")
+    try:
+        expanded = _expand(raw, "", dict(os.environ if env is None else env))
+    except ChainConfigError as exc:
+        raise ChainConfigError(f"{path}: {exc}") from None
+    try:
+        parsed = ChainsFile.model_validate(expanded)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in first["loc"]).lstrip(".")
+        raise ChainConfigError(f"{path}: {loc or '(top level)'}: {first['msg']}") from None
+    return Chains(parsed.chains)

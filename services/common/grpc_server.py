@@ -1,0 +1,198 @@
+"""grpc.aio server bootstrap shared by every service.
+
+Health service, reflection (so grpcurl needs no proto files), an interceptor
+that turns domain errors into gRPC statuses and counts/logs every call, and a
+graceful stop: health NOT_SERVING first, then in-flight calls drain with grace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import grpc
+import structlog
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from services.common import errors
+from services.common.metrics import GRPC_HANDLED, GRPC_LATENCY
+
+log = structlog.get_logger("grpc")
+
+STATUS_OF: dict[type[errors.DomainError], grpc.StatusCode] = {
+    errors.InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
+    errors.NotFound: grpc.StatusCode.NOT_FOUND,
+    errors.AlreadyExists: grpc.StatusCode.ALREADY_EXISTS,
+    errors.FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
+    errors.Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
+    errors.PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
+    errors.Unavailable: grpc.StatusCode.UNAVAILABLE,
+}
+
+
+def status_for(exc: errors.DomainError) -> grpc.StatusCode:
+    for cls in type(exc).__mro__:
+        if cls in STATUS_OF:
+            return STATUS_OF[cls]
+    return grpc.StatusCode.UNKNOWN
+
+
+def _split(method: str) -> tuple[str, str]:
+    service, _, name = method.lstrip("/").rpartition("/")
+    return service, name
+
+
+class ErrorAndMetricsInterceptor(grpc.aio.ServerInterceptor):
+    """Map DomainError to its status; hide unexpected errors behind a reference id."""
+
+    async def intercept_service(self, continuation, handler_call_details):
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return None
+        service, method = _split(handler_call_details.method)
+        if handler.unary_unary:
+            return grpc.unary_unary_rpc_method_handler(
+                self._wrap_unary(handler.unary_unary, service, method),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_stream:
+            return grpc.unary_stream_rpc_method_handler(
+                self._wrap_stream(handler.unary_stream, service, method),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return handler
+
+    @staticmethod
+    async def _fail(context: grpc.aio.ServicerContext, exc: BaseException, service: str, method: str):
+        if isinstance(exc, errors.DomainError):
+            code = status_for(exc)
+            GRPC_HANDLED.labels(service, method, code.name).inc()
+            await context.abort(code, exc.message)
+        ref = uuid.uuid4().hex[:12]
+        log.exception("unhandled error in rpc", rpc=f"{service}/{method}", ref=ref)
+        GRPC_HANDLED.labels(service, method, "INTERNAL").inc()
+        await context.abort(grpc.StatusCode.INTERNAL, f"internal error (reference {ref}); the operator can find it in the logs")
+
+    def _wrap_unary(self, inner: Callable, service: str, method: str):
+        async def call(request: Any, context: grpc.aio.ServicerContext):
+            started = time.perf_counter()
+            try:
+                response = await inner(request, context)
+            except grpc.aio.AbortError:
+                GRPC_HANDLED.labels(service, method, _code_name(context)).inc()
+                raise
+            except Exception as exc:  # noqa: BLE001 - every error gets a status
+                await self._fail(context, exc, service, method)
+                raise  # unreachable: abort raises
+            finally:
+                GRPC_LATENCY.labels(service, method).observe(time.perf_counter() - started)
+            GRPC_HANDLED.labels(service, method, "OK").inc()
+            return response
+
+        return call
+
+    def _wrap_stream(self, inner: Callable, service: str, method: str):
+        async def call(request: Any, context: grpc.aio.ServicerContext):
+            started = time.perf_counter()
+            first = True
+            try:
+                async for item in inner(request, context):
+                    if first:
+                        GRPC_LATENCY.labels(service, method).observe(time.perf_counter() - started)
+                        first = False
+                    yield item
+            except grpc.aio.AbortError:
+                GRPC_HANDLED.labels(service, method, _code_name(context)).inc()
+                raise
+            except asyncio.CancelledError:
+                GRPC_HANDLED.labels(service, method, "CANCELLED").inc()
+                raise
+            except Exception as exc:  # noqa: BLE001
+                await self._fail(context, exc, service, method)
+                raise
+            GRPC_HANDLED.labels(service, method, "OK").inc()
+
+        return call
+
+
+def _code_name(context: grpc.aio.ServicerContext) -> str:
+    code = context.code()
+    return code.name if isinstance(code, grpc.StatusCode) else "UNKNOWN"
+
+
+def bearer_token(context: grpc.aio.ServicerContext) -> str:
+    """The token of `authorization: Bearer <token>`; Unauthenticated if absent."""
+    for key, value in context.invocation_metadata() or ():
+        if key == "authorization":
+            scheme, _, token = value.partition(" ")
+            if scheme.lower() != "bearer" or not token.strip():
+                raise errors.Unauthenticated(
+                    "authorization metadata must be 'Bearer <token>'"
+                )
+            return token.strip()
+    raise errors.Unauthenticated(
+        "missing credentials: send gRPC metadata 'authorization: Bearer <token>'"
+    )
+
+
+class GrpcServer:
+    """A grpc.aio server with health, reflection and the interceptor, started on a port (0 = free)."""
+
+    def __init__(self, *, host: str, port: int, max_message_bytes: int = 4 * 1024 * 1024) -> None:
+        self._host = host
+        self._requested_port = port
+        self.server = grpc.aio.server(
+            interceptors=[ErrorAndMetricsInterceptor()],
+            options=[
+                ("grpc.max_receive_message_length", max_message_bytes),
+                ("grpc.max_send_message_length", 64 * 1024 * 1024),
+                ("grpc.so_reuseport", 0),
+            ],
+        )
+        self.health = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        self._service_names: list[str] = []
+        self.port: int = 0
+
+    def add(self, register: Callable[[Any, grpc.aio.Server], None], servicer: Any, full_name: str) -> None:
+        """Register a servicer, e.g. add(add_FooServicer_to_server, FooServicer(), 'pkg.FooService')."""
+        register(servicer, self.server)
+        self._service_names.append(full_name)
+
+    async def start(self) -> int:
+        names = [*self._service_names, reflection.SERVICE_NAME, health.SERVICE_NAME]
+        reflection.enable_server_reflection(names, self.server)
+        self.port = self.server.add_insecure_port(f"{self._host}:{self._requested_port}")
+        if self.port == 0:
+            raise RuntimeError(f"could not bind gRPC port {self._host}:{self._requested_port}")
+        await self.server.start()
+        await self.set_serving(True)
+        return self.port
+
+    async def set_serving(self, serving: bool, services: Iterable[str] | None = None) -> None:
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if serving
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        for name in services if services is not None else ["", *self._service_names]:
+            await self.health.set(name, status)
+
+    async def stop(self, grace: float) -> None:
+        """Report NOT_SERVING, then let in-flight calls finish for up to `grace` seconds."""
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(grace)
+
+
+def install_stop_signals(stop: asyncio.Event) -> None:
+    """SIGTERM and SIGINT set `stop` (the service then drains and exits)."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)

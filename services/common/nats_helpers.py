@@ -1,0 +1,239 @@
+"""JetStream helpers: idempotent provisioning, publish with Nats-Msg-Id, and a
+pull-consumer loop that acks only after the handler has committed.
+
+Streams (the contract in ARCHITECTURE.md):
+- CHAIN     paymesh.chain.<chain_id>.{transfer,head,reorg}   (listener -> ledger)
+- PAYMENTS  paymesh.payments.<merchant_id>.<event>            (ledger outbox -> anyone)
+- DLQ       paymesh.dlq.<durable>                              (messages a consumer gave up on)
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from enum import Enum
+
+import nats
+import structlog
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, StreamConfig
+from nats.js.errors import BadRequestError, NotFoundError
+
+from services.common.metrics import NATS_MESSAGES, NATS_PUBLISHED
+
+log = structlog.get_logger("nats")
+
+DAY = 24 * 3600.0
+
+CHAIN_STREAM = StreamConfig(
+    name="CHAIN",
+    description="Chain events from the listener: transfers into watched addresses, heads, reorgs.",
+    subjects=["paymesh.chain.>"],
+    storage=StorageType.FILE,
+    max_age=7 * DAY,
+    duplicate_window=3600.0,
+)
+PAYMENTS_STREAM = StreamConfig(
+    name="PAYMENTS",
+    description="Payment events from the ledger's outbox, for the notifier and any other subscriber.",
+    subjects=["paymesh.payments.>"],
+    storage=StorageType.FILE,
+    max_age=30 * DAY,
+    duplicate_window=3600.0,
+)
+DLQ_STREAM = StreamConfig(
+    name="DLQ",
+    description="Messages a consumer could not process, kept for operators to inspect and replay.",
+    subjects=["paymesh.dlq.>"],
+    storage=StorageType.FILE,
+    max_age=30 * DAY,
+)
+
+
+def chain_subject(chain_id: int, kind: str) -> str:
+    return f"paymesh.chain.{chain_id}.{kind}"
+
+
+def payment_subject(merchant_id: str, event: str) -> str:
+    return f"paymesh.payments.{merchant_id}.{event}"
+
+
+async def connect(url: str, name: str) -> NatsClient:
+    """Connect, retrying forever in the background once connected the first time."""
+
+    async def on_disconnect() -> None:
+        log.warning("nats disconnected", url=url)
+
+    async def on_reconnect() -> None:
+        log.info("nats reconnected", url=url)
+
+    async def on_error(exc: Exception) -> None:
+        log.warning("nats error", error=str(exc))
+
+    return await nats.connect(
+        url,
+        name=name,
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=0.5,
+        connect_timeout=5,
+        allow_reconnect=True,
+        disconnected_cb=on_disconnect,
+        reconnected_cb=on_reconnect,
+        error_cb=on_error,
+    )
+
+
+async def ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
+    """Create the stream, or update it to this config; safe to call from every process."""
+    try:
+        await js.stream_info(config.name)
+    except NotFoundError:
+        try:
+            await js.add_stream(config)
+            return
+        except BadRequestError:
+            pass  # created concurrently by another process
+    await js.update_stream(config)
+
+
+async def ensure_streams(js: JetStreamContext) -> None:
+    for config in (CHAIN_STREAM, PAYMENTS_STREAM, DLQ_STREAM):
+        await ensure_stream(js, config)
+
+
+async def ensure_pull_consumer(
+    js: JetStreamContext,
+    stream: str,
+    durable: str,
+    filter_subject: str,
+    *,
+    ack_wait: float = 30.0,
+    max_deliver: int = 50,
+    max_ack_pending: int = 10_000,
+) -> None:
+    """Create or update a durable pull consumer (explicit acks, deliver all)."""
+    config = ConsumerConfig(
+        durable_name=durable,
+        deliver_policy=DeliverPolicy.ALL,
+        ack_policy=AckPolicy.EXPLICIT,
+        ack_wait=ack_wait,
+        max_deliver=max_deliver,
+        max_ack_pending=max_ack_pending,
+        filter_subject=filter_subject,
+    )
+    await js.add_consumer(stream, config)
+
+
+async def publish(js: JetStreamContext, subject: str, payload: bytes, msg_id: str, stream: str) -> bool:
+    """Publish with a dedup id; True when JetStream already had that id (a replay)."""
+    ack = await js.publish(subject, payload, headers={"Nats-Msg-Id": msg_id}, stream=stream)
+    NATS_PUBLISHED.labels(stream, str(bool(ack.duplicate)).lower()).inc()
+    return bool(ack.duplicate)
+
+
+async def publish_many(
+    js: JetStreamContext, stream: str, items: Sequence[tuple[str, bytes, str]]
+) -> list[bool]:
+    """Publish (subject, payload, msg_id) items pipelined; all must be acked by JetStream."""
+    acks = await asyncio.gather(
+        *(js.publish(s, p, headers={"Nats-Msg-Id": i}, stream=stream) for s, p, i in items)
+    )
+    for ack in acks:
+        NATS_PUBLISHED.labels(stream, str(bool(ack.duplicate)).lower()).inc()
+    return [bool(a.duplicate) for a in acks]
+
+
+class Outcome(Enum):
+    """What the consumer loop does with a message after the handler ran."""
+
+    ACK = "ack"  # effect committed (or a harmless duplicate)
+    RETRY = "nak"  # transient failure: redeliver later
+    DEAD = "term"  # can never succeed: copy to DLQ, then stop redelivering
+
+
+@dataclass
+class Handled:
+    outcome: Outcome
+    reason: str = ""
+
+
+BatchHandler = Callable[[list[Msg]], Awaitable[list[Handled]]]
+
+
+async def dead_letter(js: JetStreamContext, durable: str, msg: Msg, reason: str) -> None:
+    headers = {
+        "Paymesh-Original-Subject": msg.subject,
+        "Paymesh-Error": reason[:512],
+        "Nats-Msg-Id": f"dlq:{durable}:{msg.metadata.stream}:{msg.metadata.sequence.stream}",
+    }
+    await js.publish(f"paymesh.dlq.{durable}", msg.data, headers=headers, stream=DLQ_STREAM.name)
+
+
+async def run_pull_consumer(
+    js: JetStreamContext,
+    *,
+    stream: str,
+    durable: str,
+    handler: BatchHandler,
+    stop: asyncio.Event,
+    batch: int = 256,
+    fetch_timeout: float = 0.5,
+    retry_delay: float = 1.0,
+    max_deliver: int = 50,
+) -> None:
+    """Fetch batches and hand them to `handler`; ack each message only after the
+    handler returned (i.e. after its DB commit). A message is dead-lettered when
+    the handler says DEAD, or when it keeps failing up to max_deliver."""
+    sub = await js.pull_subscribe_bind(durable=durable, stream=stream)
+    try:
+        while not stop.is_set():
+            try:
+                msgs = await sub.fetch(batch=batch, timeout=fetch_timeout)
+            except NatsTimeoutError:
+                continue
+            except Exception as exc:  # noqa: BLE001 - connection trouble: wait and retry
+                log.warning("fetch failed", durable=durable, error=str(exc))
+                await asyncio.sleep(retry_delay)
+                continue
+            try:
+                results = await handler(msgs)
+            except Exception:  # noqa: BLE001 - leave the batch unacked; it is redelivered
+                log.exception("batch handler failed; batch will be redelivered", durable=durable)
+                for msg in msgs:
+                    await _nak(msg, retry_delay)
+                NATS_MESSAGES.labels(durable, "nak").inc(len(msgs))
+                await asyncio.sleep(retry_delay)
+                continue
+            for msg, result in zip(msgs, results, strict=True):
+                await _settle(js, durable, msg, result, retry_delay, max_deliver)
+    finally:
+        try:
+            await sub.unsubscribe()
+        except Exception:  # noqa: BLE001 - connection may already be closed
+            pass
+
+
+async def _nak(msg: Msg, delay: float) -> None:
+    try:
+        await msg.nak(delay=delay)
+    except Exception:  # noqa: BLE001 - if the nak is lost, ack_wait redelivers anyway
+        pass
+
+
+async def _settle(js, durable: str, msg: Msg, result: Handled, delay: float, max_deliver: int) -> None:
+    outcome = result.outcome
+    if outcome is Outcome.RETRY and msg.metadata.num_delivered >= max_deliver:
+        outcome = Outcome.DEAD
+    if outcome is Outcome.ACK:
+        await msg.ack()
+    elif outcome is Outcome.RETRY:
+        await _nak(msg, delay)
+    else:
+        log.error("dead-lettering message", durable=durable, subject=msg.subject, reason=result.reason)
+        await dead_letter(js, durable, msg, result.reason)
+        await msg.term()
+    NATS_MESSAGES.labels(durable, outcome.value).inc()

@@ -1,0 +1,24 @@
+"""Settings shared by every service, from environment variables (prefix PAYMESH_)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class CommonSettings(BaseSettings):
+    """Every service has these; each service's settings class extends it."""
+
+    model_config = SettingsConfigDict(env_prefix="PAYMESH_", extra="ignore")
+
+    chains_file: Path = Field(Path("chains.yaml"), description="path of chains.yaml")
+    nats_url: str = "nats://127.0.0.1:4222"
+    grpc_host: str = "127.0.0.1"
+    grpc_port: int = Field(0, ge=0, le=65535, description="0 picks a free port")
+    metrics_port: int = Field(0, ge=0, le=65535, description="0 disables the /metrics listener")
+    log_level: str = "INFO"
+    admin_token: SecretStr = Field(SecretStr(""), description="operator bearer token")
+    internal_token: SecretStr = Field(SecretStr(""), description="service-to-service bearer token")
+    shutdown_grace_seconds: float = Field(10.0, ge=0)

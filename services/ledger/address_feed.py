@@ -1,0 +1,70 @@
+"""The watched-address feed for listeners: a snapshot, then every new address.
+
+Gap-free without polling tricks: reads run in REPEATABLE READ, and the cursor
+is the snapshot's xmin (every transaction below it has finished). Each poll
+returns the rows whose inserting transaction is at or above the cursor; rows
+already sent are remembered only until the cursor passes them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.ledger import repository as repo
+from services.ledger.domain.records import WatchedAddressRecord
+from services.ledger.domain.validation import utcnow
+
+SNAPSHOT_CHUNK = 5000
+
+
+class AddressFeed:
+    def __init__(self, engine: AsyncEngine, retention: timedelta, wakeup: asyncio.Event, poll: float = 0.25) -> None:
+        self._engine = engine
+        self._retention = retention
+        self._wakeup = wakeup
+        self._poll = poll
+
+    async def stream(self, chain_id: int) -> AsyncIterator[tuple[list[WatchedAddressRecord], bool]]:
+        """Yields (addresses, snapshot_complete) chunks until cancelled."""
+        sent: dict[int, int] = {}  # id -> txid, for rows at or above the cursor
+        async with self._engine.connect() as conn:
+            conn = await conn.execution_options(isolation_level="REPEATABLE READ")
+            async with conn.begin():
+                horizon = await repo.xmin_horizon(conn)
+                after = 0
+                active_since = utcnow() - self._retention
+                while True:
+                    rows = await repo.active_addresses(
+                        conn, chain_id, after_id=after, active_since=active_since, limit=SNAPSHOT_CHUNK
+                    )
+                    for record, txid in rows:
+                        if txid >= horizon:
+                            sent[record.id] = txid
+                    done = len(rows) < SNAPSHOT_CHUNK
+                    yield [r for r, _ in rows], done
+                    if done:
+                        break
+                    after = rows[-1][0].id
+        while True:
+            self._wakeup.clear()
+            async with self._engine.connect() as conn:
+                conn = await conn.execution_options(isolation_level="REPEATABLE READ")
+                async with conn.begin():
+                    new_horizon = await repo.xmin_horizon(conn)
+                    rows = await repo.addresses_since(conn, chain_id, horizon)
+            fresh = [r for r, txid in rows if r.id not in sent]
+            for record, txid in rows:
+                sent[record.id] = txid
+            horizon = new_horizon
+            for row_id in [i for i, txid in sent.items() if txid < horizon]:
+                del sent[row_id]
+            if fresh:
+                yield sorted(fresh, key=lambda r: r.id), True
+            try:
+                await asyncio.wait_for(self._wakeup.wait(), timeout=self._poll)
+            except TimeoutError:
+                pass

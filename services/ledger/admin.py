@@ -1,0 +1,128 @@
+"""Operator use cases for merchants."""
+
+from __future__ import annotations
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.common.chains import Chains
+from services.common.errors import InvalidArgument, NotFound
+from services.ledger import repository as repo
+from services.ledger.domain import hd, keys, paging
+from services.ledger.domain.records import MerchantRecord
+from services.ledger.domain.validation import checksum_address, page_size, validate_webhook_url
+from services.ledger.payments import Authenticator, IndexAllocator
+
+
+class AdminService:
+    def __init__(self, engine: AsyncEngine, chains: Chains, auth: Authenticator, allocator: IndexAllocator) -> None:
+        self._engine = engine
+        self._chains = chains
+        self._auth = auth
+        self._allocator = allocator
+
+    def _treasury(self, chain_id: int, address: str) -> tuple[int, str]:
+        if self._chains.get(chain_id) is None:
+            raise NotFound(f"chain {chain_id} is not configured; configured chains: {self._chains.ids()}")
+        return chain_id, checksum_address(address, "treasury.address")
+
+    async def create(
+        self, *, name: str, xpub: str, derivation_path: str, webhook_url: str, treasuries: list[tuple[int, str]]
+    ) -> tuple[MerchantRecord, str, str]:
+        name = name.strip()
+        if not 1 <= len(name) <= 128:
+            raise InvalidArgument("name must be 1 to 128 characters")
+        hd.parse_xpub(xpub)
+        path = hd.validate_derivation_path(derivation_path)
+        url = validate_webhook_url(webhook_url)
+        checked = [self._treasury(c, a) for c, a in treasuries]
+        api_key = keys.new_api_key()
+        secret = keys.new_webhook_secret()
+        merchant_id = keys.new_merchant_id()
+        async with self._engine.begin() as conn:
+            await repo.insert_merchant(
+                conn,
+                id=merchant_id,
+                name=name,
+                status="active",
+                api_key_hash=keys.hash_api_key(api_key),
+                api_key_prefix=keys.key_prefix(api_key),
+                webhook_url=url,
+                webhook_secret=secret,
+                xpub=xpub.strip(),
+                derivation_path=path,
+            )
+            for chain_id, address in checked:
+                await repo.set_treasury(conn, merchant_id, chain_id, address)
+            merchant = await repo.get_merchant(conn, merchant_id)
+        assert merchant is not None
+        return merchant, api_key, secret
+
+    async def get(self, merchant_id: str) -> MerchantRecord:
+        if not merchant_id:
+            raise InvalidArgument("merchant_id is required")
+        async with self._engine.connect() as conn:
+            merchant = await repo.get_merchant(conn, merchant_id)
+        if merchant is None:
+            raise NotFound(f"merchant {merchant_id} not found")
+        return merchant
+
+    async def list(self, size: int, token: str) -> tuple[list[MerchantRecord], str]:
+        limit = page_size(size)
+        after = paging.decode_token(token)
+        if after is not None and not isinstance(after[1], str):
+            raise InvalidArgument("page_token is not one this API returned; start again with an empty page_token")
+        async with self._engine.connect() as conn:
+            rows = await repo.list_merchants(conn, after, limit + 1)  # type: ignore[arg-type]
+        next_token = ""
+        if len(rows) > limit:
+            rows = rows[:limit]
+            next_token = paging.encode_token(rows[-1].created_at, rows[-1].id)
+        return rows, next_token
+
+    async def _update(self, merchant_id: str, **values) -> MerchantRecord:
+        if not merchant_id:
+            raise InvalidArgument("merchant_id is required")
+        async with self._engine.begin() as conn:
+            if not await repo.update_merchant(conn, merchant_id, **values):
+                raise NotFound(f"merchant {merchant_id} not found")
+            merchant = await repo.get_merchant(conn, merchant_id)
+        self._auth.forget()
+        assert merchant is not None
+        return merchant
+
+    async def set_status(self, merchant_id: str, active: bool) -> MerchantRecord:
+        return await self._update(merchant_id, status="active" if active else "disabled")
+
+    async def rotate_key(self, merchant_id: str) -> tuple[MerchantRecord, str]:
+        api_key = keys.new_api_key()
+        merchant = await self._update(
+            merchant_id, api_key_hash=keys.hash_api_key(api_key), api_key_prefix=keys.key_prefix(api_key)
+        )
+        return merchant, api_key
+
+    async def set_webhook(self, merchant_id: str, url: str, secret: str) -> tuple[MerchantRecord, str]:
+        url = validate_webhook_url(url)
+        if secret and not 16 <= len(secret) <= 256:
+            raise InvalidArgument("webhook_secret must be 16 to 256 characters (or empty to generate one)")
+        secret = secret or keys.new_webhook_secret()
+        merchant = await self._update(merchant_id, webhook_url=url, webhook_secret=secret)
+        return merchant, secret
+
+    async def set_xpub(self, merchant_id: str, xpub: str, derivation_path: str) -> MerchantRecord:
+        hd.parse_xpub(xpub)
+        path = hd.validate_derivation_path(derivation_path)
+        merchant = await self._update(merchant_id, xpub=xpub.strip(), derivation_path=path)
+        self._allocator.forget(merchant_id)
+        return merchant
+
+    async def set_treasury(self, merchant_id: str, chain_id: int, address: str) -> MerchantRecord:
+        chain_id, address = self._treasury(chain_id, address)
+        try:
+            async with self._engine.begin() as conn:
+                if await repo.get_merchant(conn, merchant_id) is None:
+                    raise NotFound(f"merchant {merchant_id} not found")
+                await repo.set_treasury(conn, merchant_id, chain_id, address)
+        except IntegrityError:
+            raise NotFound(f"merchant {merchant_id} not found") from None
+        return await self.get(merchant_id)

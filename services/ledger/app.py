@@ -1,0 +1,174 @@
+"""The ledger's composition root: builds the engine, NATS, use cases and the gRPC
+server, wires them, and runs the background loops (chain consumer, outbox
+relay, expiry, health watch)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import timedelta
+
+import structlog
+from paymesh.ledger.v1 import ledger_internal_service_pb2_grpc as igrpc
+from paymesh.ledger.v1 import merchant_admin_service_pb2_grpc as agrpc
+from paymesh.ledger.v1 import payment_service_pb2_grpc as sgrpc
+from sqlalchemy import text
+
+from services.common import nats_helpers
+from services.common.chains import load_chains
+from services.common.grpc_server import GrpcServer, install_stop_signals
+from services.common.logging import configure_logging
+from services.common.metrics import start_metrics_server
+from services.ledger.address_feed import AddressFeed
+from services.ledger.admin import AdminService
+from services.ledger.chain_events import ChainEventApplier
+from services.ledger.consumers import LEDGER_DURABLE, ChainConsumer, PaymentEventSubscriber
+from services.ledger.db import create_engine, migrate_async
+from services.ledger.grpc_api import LedgerInternalServicer, MerchantAdminServicer, PaymentServicer
+from services.ledger.outbox import Expirer, OutboxRelay
+from services.ledger.payments import Authenticator, HeadCache, IndexAllocator, PaymentsService
+from services.ledger.settings import LedgerSettings
+from services.ledger.sweeps import SweepService
+
+log = structlog.get_logger("ledger")
+
+SERVICES = (
+    "paymesh.ledger.v1.PaymentService",
+    "paymesh.ledger.v1.MerchantAdminService",
+    "paymesh.ledger.v1.LedgerInternalService",
+)
+
+
+class LedgerApp:
+    def __init__(self, settings: LedgerSettings) -> None:
+        self.settings = settings
+        self.chains = load_chains(settings.chains_file)
+        self.engine = create_engine(settings.database_url, settings.db_pool_size)
+        self.stop_event = asyncio.Event()
+        self._tasks: list[asyncio.Task] = []
+        self.grpc = GrpcServer(host=settings.grpc_host, port=settings.grpc_port)
+        self.nc = None
+        self.metrics_port: int | None = None
+
+    @property
+    def port(self) -> int:
+        return self.grpc.port
+
+    async def start(self) -> int:
+        s = self.settings
+        if s.migrate_on_start:
+            await migrate_async(s.database_url)
+        self.nc = await nats_helpers.connect(s.nats_url, "paymesh-ledger")
+        js = self.nc.jetstream()
+        await nats_helpers.ensure_streams(js)
+        await nats_helpers.ensure_pull_consumer(
+            js, nats_helpers.CHAIN_STREAM.name, LEDGER_DURABLE, "paymesh.chain.>"
+        )
+
+        async def publish(items):
+            return await nats_helpers.publish_many(js, nats_helpers.PAYMENTS_STREAM.name, items)
+
+        relay = OutboxRelay(
+            self.engine,
+            publish,
+            batch=s.relay_batch,
+            idle=s.relay_idle_seconds,
+            retention=timedelta(days=s.outbox_retention_days),
+        )
+        heads = HeadCache()
+        auth = Authenticator(self.engine, s.api_key_cache_seconds)
+        allocator = IndexAllocator(self.engine, s.address_reservation)
+        payments = PaymentsService(self.engine, self.chains, allocator, heads, relay.poke)
+        admin = AdminService(self.engine, self.chains, auth, allocator)
+        sweeps = SweepService(self.engine, relay.poke)
+        applier = ChainEventApplier(self.engine, self.chains, heads, relay.poke)
+        await applier.load_heads()
+        feed = AddressFeed(self.engine, timedelta(days=s.watch_retention_days), payments.address_added)
+        subscriber = PaymentEventSubscriber(self.nc)
+
+        self.grpc.add(
+            sgrpc.add_PaymentServiceServicer_to_server,
+            PaymentServicer(payments, auth, subscriber.subscribe),
+            SERVICES[0],
+        )
+        self.grpc.add(
+            agrpc.add_MerchantAdminServiceServicer_to_server,
+            MerchantAdminServicer(admin, s.admin_token.get_secret_value()),
+            SERVICES[1],
+        )
+        self.grpc.add(
+            igrpc.add_LedgerInternalServiceServicer_to_server,
+            LedgerInternalServicer(
+                payments, sweeps, admin, feed, s.internal_token.get_secret_value(),
+                lambda chain_id: self.chains.get(chain_id) is not None,
+            ),
+            SERVICES[2],
+        )
+        consumer = ChainConsumer(applier)
+        self._tasks = [
+            asyncio.create_task(relay.run(self.stop_event), name="outbox-relay"),
+            asyncio.create_task(Expirer(self.engine, relay.poke, interval=s.expiry_interval_seconds).run(self.stop_event), name="expiry"),
+            asyncio.create_task(
+                nats_helpers.run_pull_consumer(
+                    js,
+                    stream=nats_helpers.CHAIN_STREAM.name,
+                    durable=LEDGER_DURABLE,
+                    handler=consumer.handle,
+                    stop=self.stop_event,
+                    batch=s.consumer_batch,
+                ),
+                name="chain-consumer",
+            ),
+            asyncio.create_task(self._watch_health(), name="health"),
+        ]
+        port = await self.grpc.start()
+        self.metrics_port = start_metrics_server(s.metrics_port)
+        log.info("ledger serving", grpc_port=port, metrics_port=self.metrics_port, chains=self.chains.ids())
+        return port
+
+    async def _watch_health(self) -> None:
+        """NOT_SERVING while Postgres or NATS is unreachable."""
+        serving = True
+        while not self.stop_event.is_set():
+            ok = self.nc is not None and self.nc.is_connected
+            if ok:
+                try:
+                    async with asyncio.timeout(2):
+                        async with self.engine.connect() as conn:
+                            await conn.execute(text("SELECT 1"))
+                except Exception:  # noqa: BLE001
+                    ok = False
+            if ok != serving:
+                serving = ok
+                log.warning("health changed", serving=ok)
+                await self.grpc.set_serving(ok)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop_event.wait(), timeout=2.0)
+
+    async def stop(self) -> None:
+        log.info("ledger stopping")
+        await self.grpc.stop(self.settings.shutdown_grace_seconds)
+        self.stop_event.set()
+        for task in self._tasks:
+            try:
+                await asyncio.wait_for(task, timeout=5)
+            except (TimeoutError, asyncio.CancelledError):
+                task.cancel()
+            except Exception:  # noqa: BLE001
+                log.exception("background task failed", task=task.get_name())
+        if self.nc is not None:
+            with contextlib.suppress(Exception):
+                await self.nc.drain()
+        await self.engine.dispose()
+        log.info("ledger stopped")
+
+
+async def serve() -> None:
+    settings = LedgerSettings()
+    configure_logging("ledger", settings.log_level)
+    app = LedgerApp(settings)
+    stop = asyncio.Event()
+    install_stop_signals(stop)
+    await app.start()
+    await stop.wait()
+    await app.stop()

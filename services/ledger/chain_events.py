@@ -1,0 +1,163 @@
+"""Apply chain events (transfers, heads, reorgs) to payments.
+
+Each batch is applied in one transaction and acked after commit. Every effect
+is idempotent: a transfer has a unique identity, confirmation and orphaning
+are state transitions that a replay finds already done, and a transfer event
+that arrives after the reorg that orphaned its block is ignored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from services.common.chains import Chains
+from services.ledger import repository as repo
+from services.ledger.domain.records import PaymentEventRecord
+from services.ledger.domain.status import EventType, is_late
+from services.ledger.domain.validation import utcnow
+from services.ledger.payment_state import refresh_payment
+from services.ledger.payments import HeadCache
+
+log = structlog.get_logger("ledger.chain")
+
+
+@dataclass(frozen=True)
+class TransferEvent:
+    chain_id: int
+    block_number: int
+    block_hash: str
+    block_timestamp: datetime
+    tx_hash: str
+    log_index: int
+    from_address: str
+    to_address: str
+    token_address: str | None
+    amount: int
+
+
+@dataclass(frozen=True)
+class HeadEvent:
+    chain_id: int
+    number: int
+    hash: str
+
+
+@dataclass(frozen=True)
+class ReorgEvent:
+    chain_id: int
+    orphaned_block_hashes: tuple[str, ...]
+    new_head_number: int
+    new_head_hash: str
+
+
+ChainEvent = TransferEvent | HeadEvent | ReorgEvent
+
+
+class ChainEventApplier:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        chains: Chains,
+        heads: HeadCache,
+        on_outbox: Callable[[], None],
+        on_event: Callable[[PaymentEventRecord], None] | None = None,
+    ) -> None:
+        self._engine = engine
+        self._chains = chains
+        self._heads = heads
+        self._on_outbox = on_outbox
+        self._on_event = on_event
+
+    async def load_heads(self) -> None:
+        async with self._engine.connect() as conn:
+            for chain_id, number in (await repo.get_heads(conn)).items():
+                self._heads.update(chain_id, number)
+
+    async def apply(self, events: list[ChainEvent]) -> int:
+        """Apply events in order in one transaction; returns payment events written."""
+        written = 0
+        async with self._engine.begin() as conn:
+            heads = await repo.get_heads(conn)
+            for event in events:
+                if isinstance(event, TransferEvent):
+                    written += await self._transfer(conn, event, heads)
+                elif isinstance(event, HeadEvent):
+                    written += await self._head(conn, event, heads)
+                else:
+                    written += await self._reorg(conn, event, heads)
+        for chain_id, number in heads.items():
+            self._heads.update(chain_id, number)
+        if written:
+            self._on_outbox()
+        return written
+
+    async def _transfer(self, conn: AsyncConnection, e: TransferEvent, heads: dict[int, int]) -> int:
+        chain = self._chains.get(e.chain_id)
+        payment = await repo.lock_payment_by_address(conn, e.chain_id, e.to_address)
+        if payment is None or chain is None:
+            log.info("transfer to an address the ledger does not know", chain_id=e.chain_id, to=e.to_address, tx=e.tx_hash)
+            return 0
+        head = heads.get(e.chain_id, 0)
+        deep = head - e.block_number + 1 >= payment.confirmations_required
+        inserted = await repo.insert_transfer(
+            conn,
+            {
+                "chain_id": e.chain_id,
+                "tx_hash": e.tx_hash,
+                "log_index": e.log_index,
+                "block_hash": e.block_hash,
+                "block_number": e.block_number,
+                "block_timestamp": e.block_timestamp,
+                "from_address": e.from_address,
+                "to_address": e.to_address,
+                "token_address": e.token_address,
+                "amount": e.amount,
+                "payment_id": payment.id,
+                "state": "confirmed" if deep else "seen",
+                # Another asset than asked for is recorded (the funds are real) but not credited.
+                "credited": (e.token_address or None) == (payment.token_address or None),
+                "late": is_late(e.block_timestamp, expires_at=payment.expires_at, cancelled_at=payment.cancelled_at),
+            },
+        )
+        if not inserted:
+            return 0  # a replay, or a block already orphaned
+        events = await refresh_payment(conn, payment, utcnow(), on_event=self._on_event)
+        return len(events)
+
+    async def _head(self, conn: AsyncConnection, e: HeadEvent, heads: dict[int, int]) -> int:
+        chain = self._chains.get(e.chain_id)
+        if chain is None:
+            return 0
+        if e.number < heads.get(e.chain_id, -1):
+            return 0  # an older head replayed
+        await repo.set_head(conn, e.chain_id, e.number, e.hash)
+        heads[e.chain_id] = e.number
+        deepest = e.number - chain.confirmations + 1
+        payment_ids = await repo.confirm_transfers(conn, e.chain_id, deepest)
+        written = 0
+        now = utcnow()
+        for payment in await repo.lock_payments(conn, payment_ids):
+            written += len(await refresh_payment(conn, payment, now, on_event=self._on_event))
+        return written
+
+    async def _reorg(self, conn: AsyncConnection, e: ReorgEvent, heads: dict[int, int]) -> int:
+        payment_ids = await repo.orphan_blocks(conn, e.chain_id, list(e.orphaned_block_hashes))
+        await repo.set_head(conn, e.chain_id, e.new_head_number, e.new_head_hash, force=True)
+        heads[e.chain_id] = e.new_head_number
+        written = 0
+        now = utcnow()
+        for payment in await repo.lock_payments(conn, payment_ids):
+            events = await refresh_payment(conn, payment, now, extra_event=EventType.REORGED, on_event=self._on_event)
+            written += len(events)
+        if payment_ids:
+            log.warning("reorg rolled back transfers", chain_id=e.chain_id, payments=len(payment_ids))
+        return written
+
+
+def from_unix(seconds: int) -> datetime:
+    return datetime.fromtimestamp(seconds, tz=UTC)

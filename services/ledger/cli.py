@@ -1,0 +1,124 @@
+"""Command line of the ledger.
+
+    python -m services.ledger [serve]          run the ledger
+    python -m services.ledger migrate          upgrade the database schema
+    python -m services.ledger admin COMMAND    operator commands over gRPC
+        (PAYMESH_LEDGER_ADDR, default 127.0.0.1:50051; PAYMESH_ADMIN_TOKEN)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import grpc
+import uvloop
+from google.protobuf.json_format import MessageToJson
+from paymesh.ledger.v1 import merchant_admin_service_pb2 as apb
+from paymesh.ledger.v1 import merchant_admin_service_pb2_grpc as agrpc
+
+
+def _treasury(text: str) -> apb.Treasury:
+    chain, _, address = text.partition(":")
+    if not chain.isdigit() or not address:
+        raise argparse.ArgumentTypeError("treasury must be CHAIN_ID:ADDRESS, e.g. 31337:0xabc...")
+    return apb.Treasury(chain_id=int(chain), address=address)
+
+
+def _admin_parser(sub: argparse._SubParsersAction) -> None:
+    admin = sub.add_parser("admin", help="operator commands (MerchantAdminService)")
+    cmds = admin.add_subparsers(dest="admin_command", required=True)
+    c = cmds.add_parser("create-merchant")
+    c.add_argument("--name", required=True)
+    c.add_argument("--xpub", required=True)
+    c.add_argument("--derivation-path", default="")
+    c.add_argument("--webhook-url", default="")
+    c.add_argument("--treasury", type=_treasury, action="append", default=[], help="CHAIN_ID:ADDRESS")
+    cmds.add_parser("list-merchants")
+    for name in ("get-merchant", "disable-merchant", "enable-merchant", "rotate-api-key"):
+        cmds.add_parser(name).add_argument("merchant_id")
+    w = cmds.add_parser("set-webhook")
+    w.add_argument("merchant_id")
+    w.add_argument("--url", required=True)
+    w.add_argument("--secret", default="")
+    x = cmds.add_parser("set-xpub")
+    x.add_argument("merchant_id")
+    x.add_argument("--xpub", required=True)
+    x.add_argument("--derivation-path", default="")
+    t = cmds.add_parser("set-treasury")
+    t.add_argument("merchant_id")
+    t.add_argument("treasury", type=_treasury, help="CHAIN_ID:ADDRESS")
+
+
+def _admin_call(args: argparse.Namespace) -> int:
+    address = os.environ.get("PAYMESH_LEDGER_ADDR", "127.0.0.1:50051")
+    token = os.environ.get("PAYMESH_ADMIN_TOKEN", "")
+    metadata = (("authorization", f"Bearer {token}"),)
+    with grpc.insecure_channel(address) as channel:
+        stub = agrpc.MerchantAdminServiceStub(channel)
+        cmd = args.admin_command
+        try:
+            if cmd == "create-merchant":
+                reply = stub.CreateMerchant(
+                    apb.CreateMerchantRequest(
+                        name=args.name,
+                        xpub=args.xpub,
+                        derivation_path=args.derivation_path,
+                        webhook_url=args.webhook_url,
+                        treasuries=args.treasury,
+                    ),
+                    metadata=metadata,
+                )
+            elif cmd == "list-merchants":
+                reply = stub.ListMerchants(apb.ListMerchantsRequest(page_size=500), metadata=metadata)
+            elif cmd == "get-merchant":
+                reply = stub.GetMerchant(apb.GetMerchantRequest(merchant_id=args.merchant_id), metadata=metadata)
+            elif cmd == "disable-merchant":
+                reply = stub.DisableMerchant(apb.DisableMerchantRequest(merchant_id=args.merchant_id), metadata=metadata)
+            elif cmd == "enable-merchant":
+                reply = stub.EnableMerchant(apb.EnableMerchantRequest(merchant_id=args.merchant_id), metadata=metadata)
+            elif cmd == "rotate-api-key":
+                reply = stub.RotateApiKey(apb.RotateApiKeyRequest(merchant_id=args.merchant_id), metadata=metadata)
+            elif cmd == "set-webhook":
+                reply = stub.SetWebhook(
+                    apb.SetWebhookRequest(merchant_id=args.merchant_id, webhook_url=args.url, webhook_secret=args.secret),
+                    metadata=metadata,
+                )
+            elif cmd == "set-xpub":
+                reply = stub.SetXpub(
+                    apb.SetXpubRequest(merchant_id=args.merchant_id, xpub=args.xpub, derivation_path=args.derivation_path),
+                    metadata=metadata,
+                )
+            else:
+                reply = stub.SetTreasury(
+                    apb.SetTreasuryRequest(merchant_id=args.merchant_id, treasury=args.treasury), metadata=metadata
+                )
+        except grpc.RpcError as err:
+            print(f"error: {err.code().name}: {err.details()}", file=sys.stderr)
+            return 1
+    print(MessageToJson(reply, preserving_proto_field_name=True))
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m services.ledger", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command")
+    sub.add_parser("serve", help="run the ledger (default)")
+    sub.add_parser("migrate", help="upgrade the database schema and exit")
+    _admin_parser(sub)
+    args = parser.parse_args(argv)
+    if args.command == "admin":
+        return _admin_call(args)
+    if args.command == "migrate":
+        from services.ledger.db import migrate
+        from services.ledger.settings import LedgerSettings
+
+        migrate(LedgerSettings().database_url)
+        print("schema is up to date")
+        return 0
+    from services.ledger.app import serve
+
+    uvloop.run(serve())
+    return 0

@@ -1,0 +1,144 @@
+"""Translation between ledger records and protobuf messages (and event payloads)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from google.protobuf.timestamp_pb2 import Timestamp
+from paymesh.events.v1 import payment_events_pb2 as ev
+from paymesh.ledger.v1 import ledger_internal_service_pb2 as ipb
+from paymesh.ledger.v1 import merchant_admin_service_pb2 as apb
+from paymesh.ledger.v1 import payment_pb2 as pb
+
+from services.ledger.domain.records import (
+    MerchantRecord,
+    PaymentEventRecord,
+    PaymentRecord,
+    SweepTxRecord,
+    TransferRecord,
+)
+from services.ledger.domain.status import PaymentStatus
+
+STATUS_TO_PB = {s: pb.PaymentStatus.Value(f"PAYMENT_STATUS_{s.name}") for s in PaymentStatus}
+PB_TO_STATUS = {v: k for k, v in STATUS_TO_PB.items()}
+TRANSFER_STATE_TO_PB = {
+    "seen": pb.TRANSFER_STATE_SEEN,
+    "confirmed": pb.TRANSFER_STATE_CONFIRMED,
+    "orphaned": pb.TRANSFER_STATE_ORPHANED,
+}
+SWEEP_KIND_TO_PB = {"gas_topup": ipb.SWEEP_TRANSACTION_KIND_GAS_TOPUP, "sweep": ipb.SWEEP_TRANSACTION_KIND_SWEEP}
+PB_TO_SWEEP_KIND = {v: k for k, v in SWEEP_KIND_TO_PB.items()}
+SWEEP_STATE_TO_PB = {
+    "signed": ipb.SWEEP_TRANSACTION_STATE_SIGNED,
+    "broadcast": ipb.SWEEP_TRANSACTION_STATE_BROADCAST,
+    "mined": ipb.SWEEP_TRANSACTION_STATE_MINED,
+    "confirmed": ipb.SWEEP_TRANSACTION_STATE_CONFIRMED,
+    "failed": ipb.SWEEP_TRANSACTION_STATE_FAILED,
+    "replaced": ipb.SWEEP_TRANSACTION_STATE_REPLACED,
+}
+PB_TO_SWEEP_STATE = {v: k for k, v in SWEEP_STATE_TO_PB.items()}
+
+
+def ts(value: datetime | None) -> Timestamp | None:
+    if value is None:
+        return None
+    out = Timestamp()
+    out.FromDatetime(value.astimezone(UTC))
+    return out
+
+
+def from_ts(value: Timestamp) -> datetime:
+    return value.ToDatetime(tzinfo=UTC)
+
+
+def transfer_to_pb(t: TransferRecord) -> pb.Transfer:
+    return pb.Transfer(
+        chain_id=t.chain_id,
+        tx_hash=t.tx_hash,
+        log_index=t.log_index,
+        block_number=t.block_number,
+        block_hash=t.block_hash,
+        from_address=t.from_address,
+        amount=str(t.amount),
+        state=TRANSFER_STATE_TO_PB[t.state],
+        credited=t.credited,
+        late=t.late,
+        observed_at=ts(t.observed_at),
+    )
+
+
+def payment_to_pb(p: PaymentRecord, *, with_transfers: bool = True) -> pb.Payment:
+    return pb.Payment(
+        payment_id=p.id,
+        merchant_id=p.merchant_id,
+        chain_id=p.chain_id,
+        asset=p.asset,
+        token_address=p.token_address or "",
+        decimals=p.decimals,
+        amount_due=str(p.amount_due),
+        amount_received=str(p.amount_received),
+        amount_confirmed=str(p.amount_confirmed),
+        amount_swept=str(p.amount_swept),
+        deposit_address=p.deposit_address,
+        status=STATUS_TO_PB[p.status],
+        merchant_order_id=p.merchant_order_id,
+        metadata=p.metadata,
+        confirmations_required=p.confirmations_required,
+        created_at=ts(p.created_at),
+        expires_at=ts(p.expires_at),
+        updated_at=ts(p.updated_at),
+        transfers=[transfer_to_pb(t) for t in p.transfers] if with_transfers else [],
+        version=p.version,
+        sweep_tx_hash=p.sweep_tx_hash,
+    )
+
+
+def event_to_pb(e: PaymentEventRecord) -> ev.PaymentEvent:
+    return ev.PaymentEvent(
+        event_id=e.event_id,
+        type=ev.PaymentEventType.Value(f"PAYMENT_EVENT_TYPE_{e.event_type.upper()}"),
+        merchant_id=e.payment.merchant_id,
+        payment=payment_to_pb(e.payment),
+        created_at=ts(e.created_at),
+        previous_status=STATUS_TO_PB[e.previous_status] if e.previous_status else pb.PAYMENT_STATUS_UNSPECIFIED,
+    )
+
+
+def merchant_to_pb(m: MerchantRecord) -> apb.Merchant:
+    return apb.Merchant(
+        merchant_id=m.id,
+        name=m.name,
+        status=apb.MERCHANT_STATUS_ACTIVE if m.status == "active" else apb.MERCHANT_STATUS_DISABLED,
+        webhook_url=m.webhook_url,
+        xpub=m.xpub,
+        derivation_path=m.derivation_path,
+        treasuries=[apb.Treasury(chain_id=c, address=a) for c, a in sorted(m.treasuries.items())],
+        api_key_prefix=m.api_key_prefix,
+        created_at=ts(m.created_at),
+        next_address_index=m.next_address_index,
+    )
+
+
+def sweep_tx_to_pb(s: SweepTxRecord) -> ipb.SweepTransaction:
+    return ipb.SweepTransaction(
+        payment_id=s.payment_id,
+        merchant_id=s.merchant_id,
+        chain_id=s.chain_id,
+        kind=SWEEP_KIND_TO_PB[s.kind],
+        state=SWEEP_STATE_TO_PB[s.state],
+        tx_hash=s.tx_hash,
+        raw_tx=s.raw_tx,
+        nonce=s.nonce,
+        from_address=s.from_address,
+        to_address=s.to_address,
+        amount=str(s.amount),
+        token_address=s.token_address or "",
+        gas_limit=s.gas_limit,
+        max_fee_per_gas=str(s.max_fee_per_gas),
+        max_priority_fee_per_gas="" if s.max_priority_fee_per_gas is None else str(s.max_priority_fee_per_gas),
+        block_number=s.block_number,
+        error=s.error,
+        replaces_tx_hash=s.replaces_tx_hash,
+        created_at=ts(s.created_at),
+        updated_at=ts(s.updated_at),
+    )

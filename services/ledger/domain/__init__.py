@@ -1,0 +1,1 @@
+"""The ledger's pure domain: no grpc, nats or sqlalchemy imports here."""

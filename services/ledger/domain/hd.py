@@ -1,0 +1,74 @@
+"""Watch-only deposit addresses from an extended public key.
+
+Address i is the key at `<xpub>/0/i` (the external chain below the account
+node, as wallets do). The xpub is parsed and checked with bip-utils; the
+per-address child derivation (BIP-32 CKDpub) is done with coincurve directly,
+which is ~3x faster than going through bip-utils objects on the hot path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+
+from bip_utils import Bip32KeyError, Bip32Secp256k1
+from coincurve import PublicKey
+from eth_utils import keccak, to_checksum_address
+
+from services.common.errors import InvalidArgument
+
+DEFAULT_ACCOUNT_PATH = "m/44'/60'/0'"
+_PATH = re.compile(r"^m(/\d+'?)*$")
+_HARDENED = 0x80000000
+
+
+def _ckd_pub(pubkey: bytes, chain_code: bytes, index: int) -> tuple[bytes, bytes]:
+    if index >= _HARDENED:
+        raise ValueError("a public key cannot derive hardened children")
+    digest = hmac.new(chain_code, pubkey + index.to_bytes(4, "big"), hashlib.sha512).digest()
+    child = PublicKey(pubkey).add(digest[:32])
+    return child.format(compressed=True), digest[32:]
+
+
+def parse_xpub(xpub: str) -> tuple[bytes, bytes]:
+    """(compressed public key, chain code) of the xpub's node; InvalidArgument if not an xpub."""
+    xpub = xpub.strip()
+    if not xpub:
+        raise InvalidArgument("xpub is required: the extended public key deposit addresses derive from")
+    if xpub[1:4] == "prv":
+        raise InvalidArgument(
+            "that is an extended PRIVATE key; the ledger only takes the extended public key (xpub)"
+        )
+    try:
+        node = Bip32Secp256k1.FromExtendedKey(xpub)
+    except (Bip32KeyError, ValueError) as exc:
+        raise InvalidArgument(f"xpub is not a valid BIP-32 extended public key: {exc}") from None
+    if not node.IsPublicOnly():
+        raise InvalidArgument("that is an extended PRIVATE key; give the extended public key (xpub)")
+    return node.PublicKey().RawCompressed().ToBytes(), node.ChainCode().ToBytes()
+
+
+def validate_derivation_path(path: str) -> str:
+    path = path.strip() or DEFAULT_ACCOUNT_PATH
+    if not _PATH.match(path) or len(path) > 64:
+        raise InvalidArgument(f"derivation_path must look like \"m/44'/60'/0'\"; got {path[:64]!r}")
+    return path
+
+
+class AddressDeriver:
+    """Derives checksummed EVM addresses `<xpub>/0/i` for one xpub."""
+
+    def __init__(self, xpub: str) -> None:
+        pubkey, chain_code = parse_xpub(xpub)
+        self._external_pub, self._external_chain = _ckd_pub(pubkey, chain_code, 0)
+
+    def address(self, index: int) -> str:
+        child, _ = _ckd_pub(self._external_pub, self._external_chain, index)
+        uncompressed = PublicKey(child).format(compressed=False)
+        return to_checksum_address(keccak(uncompressed[1:])[-20:])
+
+
+def address_path(account_path: str, index: int) -> str:
+    """The full path of deposit address `index` under the operator's seed."""
+    return f"{account_path}/0/{index}"

@@ -1,0 +1,137 @@
+"""Payment status, derived from the money seen, never set by hand.
+
+The status is a pure function of the payment's amounts and flags, so replays,
+reorgs and late events always land on the same answer:
+
+    swept              all confirmed funds moved to treasury, nothing in flight
+    detected           some transfer is seen but not yet confirmed
+    pending/expired/cancelled   nothing confirmed (by expiry or cancel flags)
+    paid_after_expiry  confirmed funds include a transfer mined after expiry or cancel
+    underpaid          confirmed < due
+    confirmed          confirmed == due
+    overpaid           confirmed > due
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
+
+
+class PaymentStatus(str, Enum):
+    PENDING = "pending"
+    DETECTED = "detected"
+    CONFIRMED = "confirmed"
+    UNDERPAID = "underpaid"
+    OVERPAID = "overpaid"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+    PAID_AFTER_EXPIRY = "paid_after_expiry"
+    SWEPT = "swept"
+
+
+class EventType(str, Enum):
+    """Payment event types; the value is the NATS subject's last token."""
+
+    CREATED = "created"
+    DETECTED = "detected"
+    CONFIRMED = "confirmed"
+    UNDERPAID = "underpaid"
+    OVERPAID = "overpaid"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+    PAID_AFTER_EXPIRY = "paid_after_expiry"
+    SWEPT = "swept"
+    REORGED = "reorged"
+
+
+# A stream of changes (WatchPayment) ends at these.
+FINAL_STATUSES = frozenset({PaymentStatus.SWEPT, PaymentStatus.EXPIRED, PaymentStatus.CANCELLED})
+
+SEEN, CONFIRMED, ORPHANED = "seen", "confirmed", "orphaned"
+
+
+@dataclass(frozen=True)
+class TransferFacts:
+    """What the status needs to know about one recorded transfer."""
+
+    amount: int
+    state: str  # seen | confirmed | orphaned
+    credited: bool  # right asset for this payment
+    late: bool  # mined after expiry or cancellation
+
+
+@dataclass(frozen=True)
+class Amounts:
+    received: int
+    confirmed: int
+    late: bool
+
+
+def sum_transfers(transfers: list[TransferFacts]) -> Amounts:
+    received = confirmed = 0
+    late = False
+    for t in transfers:
+        if not t.credited or t.state == ORPHANED:
+            continue
+        received += t.amount
+        if t.state == CONFIRMED:
+            confirmed += t.amount
+            late = late or t.late
+    return Amounts(received=received, confirmed=confirmed, late=late)
+
+
+def derive_status(
+    *,
+    amount_due: int,
+    amounts: Amounts,
+    amount_swept: int,
+    expired: bool,
+    cancelled: bool,
+) -> PaymentStatus:
+    if amounts.received > amounts.confirmed:
+        return PaymentStatus.DETECTED
+    confirmed = amounts.confirmed
+    if confirmed == 0:
+        if cancelled:
+            return PaymentStatus.CANCELLED
+        return PaymentStatus.EXPIRED if expired else PaymentStatus.PENDING
+    if amount_swept >= confirmed:
+        return PaymentStatus.SWEPT
+    if amounts.late:
+        return PaymentStatus.PAID_AFTER_EXPIRY
+    if confirmed < amount_due:
+        return PaymentStatus.UNDERPAID
+    if confirmed == amount_due:
+        return PaymentStatus.CONFIRMED
+    return PaymentStatus.OVERPAID
+
+
+def is_sweepable(status: PaymentStatus, *, expired: bool, confirmed: int, swept: int) -> bool:
+    """Confirmed funds that will not change any more and are not yet swept."""
+    if confirmed <= swept:
+        return False
+    if status in (PaymentStatus.CONFIRMED, PaymentStatus.OVERPAID, PaymentStatus.PAID_AFTER_EXPIRY):
+        return True
+    # An underpaid payment may still be completed by the customer until it expires.
+    return status is PaymentStatus.UNDERPAID and expired
+
+
+def event_for_change(old: PaymentStatus | None, new: PaymentStatus) -> EventType | None:
+    """The event to emit when the status moves from old to new (None: no event)."""
+    if old == new:
+        return None
+    return EventType(new.value) if new is not PaymentStatus.PENDING else None
+
+
+def is_late(block_time: datetime, *, expires_at: datetime, cancelled_at: datetime | None) -> bool:
+    """A transfer mined after the payment expired or was cancelled is late."""
+    if block_time > expires_at:
+        return True
+    return cancelled_at is not None and block_time > cancelled_at
+
+
+def confirmations(head: int, block_number: int) -> int:
+    """Blocks on top of (and including) the transfer's block."""
+    return max(0, head - block_number + 1)

@@ -1,0 +1,346 @@
+"""gRPC servicers of the ledger: translate protobuf <-> use cases, check credentials.
+
+No business rules here; errors are domain exceptions that the shared
+interceptor maps to gRPC statuses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
+
+import grpc
+from paymesh.events.v1 import payment_events_pb2 as evpb
+from paymesh.ledger.v1 import ledger_internal_service_pb2 as ipb
+from paymesh.ledger.v1 import ledger_internal_service_pb2_grpc as igrpc
+from paymesh.ledger.v1 import merchant_admin_service_pb2 as apb
+from paymesh.ledger.v1 import merchant_admin_service_pb2_grpc as agrpc
+from paymesh.ledger.v1 import payment_service_pb2 as spb
+from paymesh.ledger.v1 import payment_service_pb2_grpc as sgrpc
+
+from services.common.errors import InvalidArgument, NotFound, PermissionDenied, Unauthenticated
+from services.common.grpc_server import bearer_token
+from services.common.money import parse_amount
+from services.ledger.address_feed import AddressFeed
+from services.ledger.admin import AdminService
+from services.ledger.convert import (
+    PB_TO_STATUS,
+    PB_TO_SWEEP_KIND,
+    PB_TO_SWEEP_STATE,
+    from_ts,
+    merchant_to_pb,
+    payment_to_pb,
+    sweep_tx_to_pb,
+    ts,
+)
+from services.ledger.domain.keys import tokens_equal
+from services.ledger.domain.status import FINAL_STATUSES
+from services.ledger.payments import Authenticator, ListFilter, PaymentsService
+from services.ledger.sweeps import NewSweepTx, SweepService
+
+# Subscribes to one merchant's payment events; yields PaymentEvent messages.
+EventSubscriber = Callable[[str], AsyncIterator[evpb.PaymentEvent]]
+
+
+def check_token(context: grpc.aio.ServicerContext, expected: str, what: str) -> None:
+    token = bearer_token(context)
+    if not expected:
+        raise PermissionDenied(f"the {what} API is disabled: the operator has not set its token")
+    if not tokens_equal(token, expected):
+        raise Unauthenticated(f"wrong {what} token")
+
+
+class PaymentServicer(sgrpc.PaymentServiceServicer):
+    def __init__(self, payments: PaymentsService, auth: Authenticator, subscribe: EventSubscriber) -> None:
+        self._payments = payments
+        self._auth = auth
+        self._subscribe = subscribe
+
+    async def _merchant(self, context: grpc.aio.ServicerContext) -> str:
+        return await self._auth.merchant_for(bearer_token(context))
+
+    async def CreatePayment(self, request: spb.CreatePaymentRequest, context) -> spb.CreatePaymentResponse:
+        merchant_id = await self._merchant(context)
+        which = request.WhichOneof("expiry")
+        expires_in = request.expires_in.ToTimedelta() if which == "expires_in" else None
+        if expires_in is not None and expires_in <= timedelta(0):
+            raise InvalidArgument("expires_in must be positive")
+        payment, created = await self._payments.create(
+            merchant_id,
+            chain_id=request.chain_id,
+            asset=request.asset,
+            amount=request.amount,
+            expires_in=expires_in,
+            expires_at=from_ts(request.expires_at) if which == "expires_at" else None,
+            merchant_order_id=request.merchant_order_id,
+            metadata=dict(request.metadata),
+            idempotency_key=request.idempotency_key,
+        )
+        return spb.CreatePaymentResponse(payment=payment_to_pb(payment), created=created)
+
+    async def GetPayment(self, request: spb.GetPaymentRequest, context) -> spb.GetPaymentResponse:
+        merchant_id = await self._merchant(context)
+        payment = await self._payments.get(merchant_id, request.payment_id)
+        return spb.GetPaymentResponse(payment=payment_to_pb(payment))
+
+    async def ListPayments(self, request: spb.ListPaymentsRequest, context) -> spb.ListPaymentsResponse:
+        merchant_id = await self._merchant(context)
+        statuses = []
+        for value in request.statuses:
+            if value not in PB_TO_STATUS:
+                raise InvalidArgument(f"statuses contains an unknown status ({value})")
+            statuses.append(PB_TO_STATUS[value])
+        flt = ListFilter(
+            statuses=statuses,
+            chain_id=request.chain_id,
+            merchant_order_id=request.merchant_order_id,
+            created_after=from_ts(request.created_after) if request.HasField("created_after") else None,
+            created_before=from_ts(request.created_before) if request.HasField("created_before") else None,
+        )
+        rows, token = await self._payments.list(merchant_id, flt, request.page_size, request.page_token)
+        return spb.ListPaymentsResponse(
+            payments=[payment_to_pb(p, with_transfers=False) for p in rows], next_page_token=token
+        )
+
+    async def CancelPayment(self, request: spb.CancelPaymentRequest, context) -> spb.CancelPaymentResponse:
+        merchant_id = await self._merchant(context)
+        payment = await self._payments.cancel(merchant_id, request.payment_id, request.reason)
+        return spb.CancelPaymentResponse(payment=payment_to_pb(payment))
+
+    async def WatchPayment(self, request: spb.WatchPaymentRequest, context) -> AsyncIterator[spb.WatchPaymentResponse]:
+        merchant_id = await self._merchant(context)
+        events = self._subscribe(merchant_id)
+        # Subscribe before reading, so no change between the two is missed.
+        first = asyncio.ensure_future(anext(events))
+        try:
+            await asyncio.sleep(0)
+            payment = await self._payments.get(merchant_id, request.payment_id)
+            version = payment.version
+            yield spb.WatchPaymentResponse(payment=payment_to_pb(payment))
+            if payment.status in FINAL_STATUSES:
+                return
+            pending = first
+            while True:
+                event = await pending
+                pending = asyncio.ensure_future(anext(events))
+                if event.payment.payment_id != request.payment_id or event.payment.version <= version:
+                    continue
+                version = event.payment.version
+                yield spb.WatchPaymentResponse(payment=event.payment)
+                if PB_TO_STATUS[event.payment.status] in FINAL_STATUSES:
+                    return
+        finally:
+            for task in [first, locals().get("pending")]:
+                if task is not None and not task.done():
+                    task.cancel()
+            await events.aclose()
+
+
+class MerchantAdminServicer(agrpc.MerchantAdminServiceServicer):
+    def __init__(self, admin: AdminService, admin_token: str) -> None:
+        self._admin = admin
+        self._token = admin_token
+
+    def _check(self, context) -> None:
+        check_token(context, self._token, "admin")
+
+    async def CreateMerchant(self, request: apb.CreateMerchantRequest, context) -> apb.CreateMerchantResponse:
+        self._check(context)
+        merchant, api_key, secret = await self._admin.create(
+            name=request.name,
+            xpub=request.xpub,
+            derivation_path=request.derivation_path,
+            webhook_url=request.webhook_url,
+            treasuries=[(t.chain_id, t.address) for t in request.treasuries],
+        )
+        return apb.CreateMerchantResponse(merchant=merchant_to_pb(merchant), api_key=api_key, webhook_secret=secret)
+
+    async def GetMerchant(self, request, context) -> apb.GetMerchantResponse:
+        self._check(context)
+        return apb.GetMerchantResponse(merchant=merchant_to_pb(await self._admin.get(request.merchant_id)))
+
+    async def ListMerchants(self, request, context) -> apb.ListMerchantsResponse:
+        self._check(context)
+        rows, token = await self._admin.list(request.page_size, request.page_token)
+        return apb.ListMerchantsResponse(merchants=[merchant_to_pb(m) for m in rows], next_page_token=token)
+
+    async def DisableMerchant(self, request, context) -> apb.DisableMerchantResponse:
+        self._check(context)
+        return apb.DisableMerchantResponse(merchant=merchant_to_pb(await self._admin.set_status(request.merchant_id, False)))
+
+    async def EnableMerchant(self, request, context) -> apb.EnableMerchantResponse:
+        self._check(context)
+        return apb.EnableMerchantResponse(merchant=merchant_to_pb(await self._admin.set_status(request.merchant_id, True)))
+
+    async def RotateApiKey(self, request, context) -> apb.RotateApiKeyResponse:
+        self._check(context)
+        merchant, key = await self._admin.rotate_key(request.merchant_id)
+        return apb.RotateApiKeyResponse(merchant=merchant_to_pb(merchant), api_key=key)
+
+    async def SetWebhook(self, request, context) -> apb.SetWebhookResponse:
+        self._check(context)
+        merchant, secret = await self._admin.set_webhook(request.merchant_id, request.webhook_url, request.webhook_secret)
+        return apb.SetWebhookResponse(merchant=merchant_to_pb(merchant), webhook_secret=secret)
+
+    async def SetXpub(self, request, context) -> apb.SetXpubResponse:
+        self._check(context)
+        merchant = await self._admin.set_xpub(request.merchant_id, request.xpub, request.derivation_path)
+        return apb.SetXpubResponse(merchant=merchant_to_pb(merchant))
+
+    async def SetTreasury(self, request, context) -> apb.SetTreasuryResponse:
+        self._check(context)
+        if not request.HasField("treasury"):
+            raise InvalidArgument("treasury is required (chain_id and address)")
+        merchant = await self._admin.set_treasury(request.merchant_id, request.treasury.chain_id, request.treasury.address)
+        return apb.SetTreasuryResponse(merchant=merchant_to_pb(merchant))
+
+
+class LedgerInternalServicer(igrpc.LedgerInternalServiceServicer):
+    def __init__(
+        self,
+        payments: PaymentsService,
+        sweeps: SweepService,
+        admin: AdminService,
+        feed: AddressFeed,
+        internal_token: str,
+        known_chain: Callable[[int], bool],
+    ) -> None:
+        self._payments = payments
+        self._sweeps = sweeps
+        self._admin = admin
+        self._feed = feed
+        self._token = internal_token
+        self._known_chain = known_chain
+
+    def _check(self, context) -> None:
+        check_token(context, self._token, "internal")
+
+    def _chain(self, chain_id: int) -> None:
+        if not self._known_chain(chain_id):
+            raise NotFound(f"chain {chain_id} is not configured")
+
+    async def WatchAddresses(self, request: ipb.WatchAddressesRequest, context) -> AsyncIterator[ipb.WatchAddressesResponse]:
+        self._check(context)
+        self._chain(request.chain_id)
+        async for rows, complete in self._feed.stream(request.chain_id):
+            yield ipb.WatchAddressesResponse(
+                addresses=[
+                    ipb.WatchedAddress(
+                        chain_id=r.chain_id,
+                        address=r.address,
+                        payment_id=r.payment_id,
+                        from_block=r.from_block,
+                        created_at=ts(r.created_at),
+                    )
+                    for r in rows
+                ],
+                snapshot_complete=complete,
+            )
+
+    async def ClaimSweeps(self, request: ipb.ClaimSweepsRequest, context) -> ipb.ClaimSweepsResponse:
+        self._check(context)
+        self._chain(request.chain_id)
+        jobs = await self._sweeps.claim(request.chain_id, request.worker_id, request.limit, request.lease_seconds)
+        return ipb.ClaimSweepsResponse(
+            jobs=[
+                ipb.SweepJob(
+                    payment_id=j.payment.id,
+                    merchant_id=j.payment.merchant_id,
+                    chain_id=j.payment.chain_id,
+                    asset=j.payment.asset,
+                    token_address=j.payment.token_address or "",
+                    deposit_address=j.payment.deposit_address,
+                    derivation_path=j.payment.derivation_path,
+                    amount=str(j.payment.amount_confirmed - j.payment.amount_swept),
+                    treasury_address=j.treasury_address,
+                    lease_expires_at=ts(j.lease_until),
+                    transactions=[sweep_tx_to_pb(t) for t in j.transactions],
+                    attempts=j.attempts,
+                )
+                for j in jobs
+            ]
+        )
+
+    async def RecordSweepTransaction(self, request: ipb.RecordSweepTransactionRequest, context) -> ipb.RecordSweepTransactionResponse:
+        self._check(context)
+        t = request.transaction
+        if t.kind not in PB_TO_SWEEP_KIND:
+            raise InvalidArgument("transaction.kind must be GAS_TOPUP or SWEEP")
+        stored = await self._sweeps.record(
+            request.worker_id,
+            NewSweepTx(
+                payment_id=t.payment_id,
+                chain_id=t.chain_id,
+                kind=PB_TO_SWEEP_KIND[t.kind],
+                tx_hash=t.tx_hash,
+                raw_tx=t.raw_tx,
+                nonce=t.nonce,
+                from_address=t.from_address,
+                to_address=t.to_address,
+                amount=parse_amount(t.amount, field="transaction.amount", allow_zero=True),
+                token_address=t.token_address or None,
+                gas_limit=t.gas_limit,
+                max_fee_per_gas=parse_amount(t.max_fee_per_gas, field="transaction.max_fee_per_gas", allow_zero=True),
+                max_priority_fee_per_gas=(
+                    parse_amount(t.max_priority_fee_per_gas, field="transaction.max_priority_fee_per_gas", allow_zero=True)
+                    if t.max_priority_fee_per_gas
+                    else None
+                ),
+                replaces_tx_hash=t.replaces_tx_hash,
+            ),
+        )
+        return ipb.RecordSweepTransactionResponse(transaction=sweep_tx_to_pb(stored))
+
+    async def UpdateSweepTransaction(self, request, context) -> ipb.UpdateSweepTransactionResponse:
+        self._check(context)
+        state = PB_TO_SWEEP_STATE.get(request.state, "")
+        stored = await self._sweeps.update(request.tx_hash, state, request.block_number, request.error)
+        return ipb.UpdateSweepTransactionResponse(transaction=sweep_tx_to_pb(stored))
+
+    async def CompleteSweep(self, request, context) -> ipb.CompleteSweepResponse:
+        self._check(context)
+        payment = await self._sweeps.complete(request.payment_id, request.tx_hash, parse_amount(request.amount))
+        return ipb.CompleteSweepResponse(payment=payment_to_pb(payment))
+
+    async def ReleaseSweep(self, request, context) -> ipb.ReleaseSweepResponse:
+        self._check(context)
+        await self._sweeps.release(request.payment_id, request.worker_id, request.error, request.retry_after_seconds)
+        return ipb.ReleaseSweepResponse()
+
+    async def ListSweepTransactions(self, request, context) -> ipb.ListSweepTransactionsResponse:
+        self._check(context)
+        states = []
+        for value in request.states:
+            if value not in PB_TO_SWEEP_STATE:
+                raise InvalidArgument(f"states contains an unknown state ({value})")
+            states.append(PB_TO_SWEEP_STATE[value])
+        rows, token = await self._sweeps.list(
+            chain_id=request.chain_id,
+            payment_id=request.payment_id,
+            merchant_id=request.merchant_id,
+            states=states,
+            size=request.page_size,
+            token=request.page_token,
+        )
+        return ipb.ListSweepTransactionsResponse(transactions=[sweep_tx_to_pb(t) for t in rows], next_page_token=token)
+
+    async def RequestSweep(self, request, context) -> ipb.RequestSweepResponse:
+        self._check(context)
+        count = await self._sweeps.request(payment_id=request.payment_id, merchant_id=request.merchant_id)
+        return ipb.RequestSweepResponse(payments_eligible=count)
+
+    async def GetWebhookTarget(self, request, context) -> ipb.GetWebhookTargetResponse:
+        self._check(context)
+        merchant = await self._admin.get(request.merchant_id)
+        return ipb.GetWebhookTargetResponse(
+            webhook_url=merchant.webhook_url,
+            webhook_secret=merchant.webhook_secret,
+            merchant_active=merchant.status == "active",
+        )
+
+    async def GetPaymentInternal(self, request, context) -> ipb.GetPaymentInternalResponse:
+        self._check(context)
+        payment = await self._payments.get(None, request.payment_id)
+        return ipb.GetPaymentInternalResponse(payment=payment_to_pb(payment))
+

@@ -1,0 +1,239 @@
+"""The ledger's Postgres schema (SQLAlchemy 2.0 typed models). Alembic migrations
+in migrations/ create it; money columns are NUMERIC(78,0) (uint256 fits)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+Money = Numeric(78, 0)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Merchant(Base):
+    __tablename__ = "merchants"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(16), server_default="active")
+    api_key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    api_key_prefix: Mapped[str] = mapped_column(String(16))
+    webhook_url: Mapped[str] = mapped_column(Text, server_default="")
+    webhook_secret: Mapped[str] = mapped_column(Text, server_default="")
+    xpub: Mapped[str] = mapped_column(Text)
+    derivation_path: Mapped[str] = mapped_column(String(64))
+    # Next unreserved BIP-32 index; ledger processes reserve small blocks of it.
+    next_address_index: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class Treasury(Base):
+    __tablename__ = "treasuries"
+
+    merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id"), primary_key=True)
+    chain_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    address: Mapped[str] = mapped_column(String(42))
+
+
+class Payment(Base):
+    __tablename__ = "payments"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id"))
+    chain_id: Mapped[int] = mapped_column(BigInteger)
+    asset: Mapped[str] = mapped_column(String(16))
+    token_address: Mapped[str | None] = mapped_column(String(42))
+    decimals: Mapped[int] = mapped_column(Integer)
+    amount_due: Mapped[Decimal] = mapped_column(Money)
+    amount_received: Mapped[Decimal] = mapped_column(Money, server_default="0")
+    amount_confirmed: Mapped[Decimal] = mapped_column(Money, server_default="0")
+    amount_swept: Mapped[Decimal] = mapped_column(Money, server_default="0")
+    status: Mapped[str] = mapped_column(String(24))
+    late: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    merchant_order_id: Mapped[str] = mapped_column(String(128), server_default="")
+    metadata_: Mapped[dict] = mapped_column("metadata", JSONB, server_default=text("'{}'::jsonb"))
+    idempotency_key: Mapped[str | None] = mapped_column(String(128))
+    request_fingerprint: Mapped[str] = mapped_column(String(64))
+    deposit_address: Mapped[str] = mapped_column(String(42))
+    derivation_index: Mapped[int] = mapped_column(BigInteger)
+    derivation_path: Mapped[str] = mapped_column(String(96))
+    confirmations_required: Mapped[int] = mapped_column(Integer)
+    version: Mapped[int] = mapped_column(BigInteger, server_default="1")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    cancelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    cancel_reason: Mapped[str] = mapped_column(String(256), server_default="")
+    # Sweeping: when the payment became eligible, who holds the lease, retries.
+    sweep_due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    sweep_claimed_by: Mapped[str | None] = mapped_column(String(128))
+    sweep_lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    sweep_attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    sweep_last_error: Mapped[str] = mapped_column(Text, server_default="")
+    sweep_tx_hash: Mapped[str] = mapped_column(String(66), server_default="")
+
+    __table_args__ = (
+        # Idempotency: one payment per (merchant, key); NULL keys are not deduplicated.
+        Index(
+            "uq_payments_merchant_idempotency",
+            "merchant_id",
+            "idempotency_key",
+            unique=True,
+            postgresql_where=text("idempotency_key IS NOT NULL"),
+        ),
+        Index("ix_payments_merchant_created", "merchant_id", text("created_at DESC"), text("id DESC")),
+        Index("ix_payments_expiry", "expires_at", postgresql_where=text("expired_at IS NULL")),
+        Index(
+            "ix_payments_sweep_due",
+            "chain_id",
+            "sweep_due_at",
+            postgresql_where=text("sweep_due_at IS NOT NULL"),
+        ),
+    )
+
+
+class DepositAddress(Base):
+    """Watched addresses; the serial id is the listener stream's cursor."""
+
+    __tablename__ = "deposit_addresses"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    chain_id: Mapped[int] = mapped_column(BigInteger)
+    address: Mapped[str] = mapped_column(String(42))
+    merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id"))
+    payment_id: Mapped[str] = mapped_column(ForeignKey("payments.id"), unique=True)
+    derivation_index: Mapped[int] = mapped_column(BigInteger)
+    from_block: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # The inserting transaction's id. The address feed reads rows above the
+    # oldest still-running transaction (the snapshot's xmin) and moves its
+    # cursor only to that horizon, so a slow commit can never be skipped.
+    txid: Mapped[int] = mapped_column(BigInteger, server_default=text("(pg_current_xact_id()::text::bigint)"))
+
+    __table_args__ = (
+        UniqueConstraint("chain_id", "address", name="uq_deposit_addresses_chain_address"),
+        Index("ix_deposit_addresses_feed", "chain_id", "txid"),
+    )
+
+
+class Transfer(Base):
+    __tablename__ = "transfers"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    chain_id: Mapped[int] = mapped_column(BigInteger)
+    tx_hash: Mapped[str] = mapped_column(String(66))
+    log_index: Mapped[int] = mapped_column(BigInteger)  # -1 for native transfers
+    block_hash: Mapped[str] = mapped_column(String(66))
+    block_number: Mapped[int] = mapped_column(BigInteger)
+    block_timestamp: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    from_address: Mapped[str] = mapped_column(String(42))
+    to_address: Mapped[str] = mapped_column(String(42))
+    token_address: Mapped[str | None] = mapped_column(String(42))
+    amount: Mapped[Decimal] = mapped_column(Money)
+    payment_id: Mapped[str | None] = mapped_column(ForeignKey("payments.id"))
+    state: Mapped[str] = mapped_column(String(16))  # seen | confirmed | orphaned
+    credited: Mapped[bool] = mapped_column(Boolean)
+    late: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    __table_args__ = (
+        # One row per (chain, tx, log, block): replays are no-ops, and the same
+        # tx re-mined in another block after a reorg is a new row.
+        UniqueConstraint("chain_id", "tx_hash", "log_index", "block_hash", name="uq_transfers_identity"),
+        Index("ix_transfers_unconfirmed", "chain_id", "block_number", postgresql_where=text("state = 'seen'")),
+        Index("ix_transfers_block_hash", "chain_id", "block_hash"),
+        Index("ix_transfers_payment", "payment_id"),
+    )
+
+
+class OrphanedBlock(Base):
+    """Blocks a reorg removed; a late transfer event from such a block is not credited."""
+
+    __tablename__ = "orphaned_blocks"
+
+    chain_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    block_hash: Mapped[str] = mapped_column(String(66), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class ChainHead(Base):
+    __tablename__ = "chain_heads"
+
+    chain_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    number: Mapped[int] = mapped_column(BigInteger)
+    hash: Mapped[str] = mapped_column(String(66))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class SweepTransaction(Base):
+    __tablename__ = "sweep_transactions"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    payment_id: Mapped[str] = mapped_column(ForeignKey("payments.id"))
+    merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id"))
+    chain_id: Mapped[int] = mapped_column(BigInteger)
+    kind: Mapped[str] = mapped_column(String(16))  # gas_topup | sweep
+    state: Mapped[str] = mapped_column(String(16))  # signed | broadcast | mined | confirmed | failed | replaced
+    tx_hash: Mapped[str] = mapped_column(String(66), unique=True)
+    raw_tx: Mapped[bytes] = mapped_column(LargeBinary)
+    nonce: Mapped[int] = mapped_column(BigInteger)
+    from_address: Mapped[str] = mapped_column(String(42))
+    to_address: Mapped[str] = mapped_column(String(42))
+    amount: Mapped[Decimal] = mapped_column(Money)
+    token_address: Mapped[str | None] = mapped_column(String(42))
+    gas_limit: Mapped[int] = mapped_column(BigInteger)
+    max_fee_per_gas: Mapped[Decimal] = mapped_column(Money)
+    max_priority_fee_per_gas: Mapped[Decimal | None] = mapped_column(Money)
+    block_number: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    error: Mapped[str] = mapped_column(Text, server_default="")
+    replaces_tx_hash: Mapped[str] = mapped_column(String(66), server_default="")
+    completed: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    __table_args__ = (
+        Index("ix_sweep_transactions_payment", "payment_id"),
+        Index("ix_sweep_transactions_created", text("created_at DESC"), text("id DESC")),
+    )
+
+
+class Outbox(Base):
+    """Payment events written in the same transaction as the change; the relay
+    publishes them to JetStream (Nats-Msg-Id = event_id) and marks them published."""
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(UUID(as_uuid=False), unique=True)
+    merchant_id: Mapped[str] = mapped_column(String(40))
+    payment_id: Mapped[str] = mapped_column(String(40))
+    event_type: Mapped[str] = mapped_column(String(24))
+    subject: Mapped[str] = mapped_column(String(160))
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (Index("ix_outbox_unpublished", "id", postgresql_where=text("published_at IS NULL")),)

@@ -1,0 +1,105 @@
+"""The outbox relay (payment events -> JetStream) and the expiry job.
+
+Relay: claim unpublished rows (SKIP LOCKED, so replicas share the work), publish
+them pipelined with Nats-Msg-Id = event_id, then mark them published in the
+same transaction. A crash after publishing and before the commit republishes
+the same ids, which JetStream drops as duplicates: each event reaches the
+stream once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.ledger import repository as repo
+from services.ledger.domain.validation import utcnow
+from services.ledger.payment_state import refresh_payment
+
+log = structlog.get_logger("ledger.outbox")
+
+Publisher = Callable[[list[tuple[str, bytes, str]]], Awaitable[object]]
+
+
+class OutboxRelay:
+    def __init__(self, engine: AsyncEngine, publish: Publisher, *, batch: int, idle: float, retention: timedelta) -> None:
+        self._engine = engine
+        self._publish = publish
+        self._batch = batch
+        self._idle = idle
+        self._retention = retention
+        self.wakeup = asyncio.Event()
+
+    def poke(self) -> None:
+        self.wakeup.set()
+
+    async def relay_once(self) -> int:
+        """Publish one batch; returns the number of events published."""
+        async with self._engine.begin() as conn:
+            rows = await repo.claim_unpublished(conn, self._batch)
+            if not rows:
+                return 0
+            await self._publish([(r.subject, r.payload, str(r.event_id)) for r in rows])
+            await repo.mark_published(conn, [r.id for r in rows], utcnow())
+        return len(rows)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        last_prune = 0.0
+        loop = asyncio.get_running_loop()
+        while not stop.is_set():
+            try:
+                published = await self.relay_once()
+                if loop.time() - last_prune > 600:
+                    async with self._engine.begin() as conn:
+                        await repo.prune_published(conn, utcnow() - self._retention)
+                    last_prune = loop.time()
+            except Exception as exc:  # noqa: BLE001 - DB or NATS down: retry, nothing is lost
+                log.warning("outbox relay failed; retrying", error=str(exc))
+                await asyncio.sleep(1.0)
+                continue
+            if published:
+                continue
+            self.wakeup.clear()
+            try:
+                await asyncio.wait_for(self.wakeup.wait(), timeout=self._idle)
+            except TimeoutError:
+                pass
+
+
+class Expirer:
+    """Marks payments past their expiry. A payment with nothing received becomes
+    EXPIRED; a partly paid one stays UNDERPAID but becomes sweepable."""
+
+    def __init__(self, engine: AsyncEngine, on_outbox: Callable[[], None], *, interval: float, batch: int = 500) -> None:
+        self._engine = engine
+        self._on_outbox = on_outbox
+        self._interval = interval
+        self._batch = batch
+
+    async def expire_once(self) -> int:
+        now = utcnow()
+        async with self._engine.begin() as conn:
+            due = await repo.payments_to_expire(conn, now, self._batch)
+            for payment in due:
+                payment.expired_at = now
+                await refresh_payment(conn, payment, now, touched=True)
+        if due:
+            self._on_outbox()
+        return len(due)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                while await self.expire_once() >= self._batch:
+                    pass
+            except Exception as exc:  # noqa: BLE001
+                log.warning("expiry job failed; retrying", error=str(exc))
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=self._interval)
+            except TimeoutError:
+                pass
+

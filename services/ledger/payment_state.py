@@ -1,0 +1,98 @@
+"""Re-derive a locked payment from its transfers and write the events its change
+causes into the outbox, in the caller's transaction. Every path that changes
+money (transfers, heads, reorgs, expiry, cancel, sweeps) goes through here, so
+the status rules live in one place (domain/status.py)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.common.nats_helpers import payment_subject
+from services.ledger import repository as repo
+from services.ledger.convert import event_to_pb
+from services.ledger.domain.records import PaymentEventRecord, PaymentRecord
+from services.ledger.domain.status import (
+    EventType,
+    TransferFacts,
+    derive_status,
+    event_for_change,
+    is_sweepable,
+    sum_transfers,
+)
+
+
+def event_row(event: PaymentEventRecord) -> dict:
+    return {
+        "event_id": event.event_id,
+        "merchant_id": event.payment.merchant_id,
+        "payment_id": event.payment.id,
+        "event_type": event.event_type,
+        "subject": payment_subject(event.payment.merchant_id, event.event_type),
+        "payload": event_to_pb(event).SerializeToString(),
+        "created_at": event.created_at,
+    }
+
+
+async def refresh_payment(
+    conn: AsyncConnection,
+    payment: PaymentRecord,
+    now: datetime,
+    *,
+    extra_event: EventType | None = None,
+    touched: bool = False,
+    on_event: Callable[[PaymentEventRecord], None] | None = None,
+) -> list[PaymentEventRecord]:
+    """Recompute amounts and status of a payment the caller has locked; save and
+    emit events if anything changed. `touched` says the caller changed a stored
+    field itself (expired_at, cancelled_at, amount_swept), so it is saved even
+    when the derived fields stay the same. Returns the events written."""
+    payment.transfers = await repo.transfers_of(conn, payment.id)
+    amounts = sum_transfers(
+        [TransferFacts(t.amount, t.state, t.credited, t.late) for t in payment.transfers]
+    )
+    expired = payment.expired_at is not None
+    status = derive_status(
+        amount_due=payment.amount_due,
+        amounts=amounts,
+        amount_swept=payment.amount_swept,
+        expired=expired,
+        cancelled=payment.cancelled_at is not None,
+    )
+    old_status = payment.status
+    changed = (
+        status != old_status
+        or amounts.received != payment.amount_received
+        or amounts.confirmed != payment.amount_confirmed
+        or amounts.late != payment.late
+        or touched
+    )
+    if not changed and extra_event is None:
+        return []
+    payment.amount_received = amounts.received
+    payment.amount_confirmed = amounts.confirmed
+    payment.late = amounts.late
+    payment.status = status
+    payment.version += 1
+    payment.updated_at = now
+    sweepable = is_sweepable(status, expired=expired, confirmed=amounts.confirmed, swept=payment.amount_swept)
+    await repo.save_payment_state(conn, payment, sweepable=sweepable)
+    types = [t for t in (extra_event, event_for_change(old_status, status)) if t is not None]
+    events = [
+        PaymentEventRecord(
+            event_id=str(uuid.uuid4()),
+            event_type=t.value,
+            payment=payment,
+            previous_status=old_status,
+            created_at=now,
+        )
+        for t in dict.fromkeys(types)
+    ]
+    await repo.insert_events(conn, [event_row(e) for e in events])
+    if on_event is not None:
+        for e in events:
+            on_event(e)
+    return events

@@ -1,0 +1,320 @@
+"""Merchant-facing use cases: authenticate, create, read, list, cancel payments."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.common.chains import Chains
+from services.common.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    Unauthenticated,
+)
+from services.common.nats_helpers import payment_subject
+from services.ledger import repository as repo
+from services.ledger.convert import event_to_pb
+from services.ledger.domain import hd, keys, paging
+from services.ledger.domain.records import PaymentEventRecord, PaymentRecord
+from services.ledger.domain.status import EventType, PaymentStatus
+from services.ledger.domain.validation import NewPayment, page_size, utcnow, validate_new_payment
+from services.ledger.payment_state import refresh_payment
+
+
+class Authenticator:
+    """API key -> merchant id, cached briefly (a disabled or rotated key stops
+    working within `ttl` seconds on every replica)."""
+
+    def __init__(self, engine: AsyncEngine, ttl: float) -> None:
+        self._engine = engine
+        self._ttl = ttl
+        self._cache: dict[str, tuple[float, str, str]] = {}
+
+    async def merchant_for(self, api_key: str) -> str:
+        digest = keys.hash_api_key(api_key)
+        hit = self._cache.get(digest)
+        now = time.monotonic()
+        if hit is None or hit[0] < now:
+            async with self._engine.connect() as conn:
+                found = await repo.merchant_auth(conn, digest)
+            if found is None:
+                self._cache.pop(digest, None)
+                raise Unauthenticated("API key not recognised; check the key or ask the operator to rotate it")
+            hit = (now + self._ttl, found[0], found[1])
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[digest] = hit
+        if hit[2] != "active":
+            raise PermissionDenied("this merchant is disabled; contact the operator")
+        return hit[1]
+
+    def forget(self) -> None:
+        self._cache.clear()
+
+
+class IndexAllocator:
+    """Hands out derivation indexes, reserving them in small blocks so CreatePayment
+    does not serialise on the merchant row. A crash leaves at most one block
+    unused, which stays within the BIP-44 gap limit of 20."""
+
+    def __init__(self, engine: AsyncEngine, block: int) -> None:
+        self._engine = engine
+        self._block = block
+        self._free: dict[str, tuple[list[int], str, str]] = {}
+        self._derivers: dict[str, hd.AddressDeriver] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def next(self, merchant_id: str) -> tuple[int, str, str]:
+        """(index, address, full derivation path) of a never-used deposit address."""
+        lock = self._locks.setdefault(merchant_id, asyncio.Lock())
+        async with lock:
+            entry = self._free.get(merchant_id)
+            if entry is None or not entry[0]:
+                async with self._engine.begin() as conn:
+                    reserved = await repo.reserve_indexes(conn, merchant_id, self._block)
+                if reserved is None:
+                    raise NotFound("merchant not found")
+                start, xpub, path = reserved
+                entry = (list(range(start, start + self._block)), xpub, path)
+                self._free[merchant_id] = entry
+            indexes, xpub, path = entry
+            index = indexes.pop(0)
+        deriver = self._derivers.get(xpub)
+        if deriver is None:
+            deriver = self._derivers[xpub] = hd.AddressDeriver(xpub)
+        return index, deriver.address(index), hd.address_path(path, index)
+
+    def forget(self, merchant_id: str) -> None:
+        """Drop reserved indexes (after the merchant's xpub changed)."""
+        self._free.pop(merchant_id, None)
+
+
+class HeadCache:
+    """Latest known head per chain (from head events), for new payments' from_block."""
+
+    def __init__(self) -> None:
+        self.heads: dict[int, int] = {}
+
+    def get(self, chain_id: int) -> int:
+        return self.heads.get(chain_id, 0)
+
+    def update(self, chain_id: int, number: int) -> None:
+        if number > self.heads.get(chain_id, -1):
+            self.heads[chain_id] = number
+
+
+def fingerprint(new: NewPayment) -> str:
+    return hashlib.sha256(json.dumps(new.fingerprint(), default=str).encode()).hexdigest()
+
+
+@dataclass
+class ListFilter:
+    statuses: list[PaymentStatus]
+    chain_id: int
+    merchant_order_id: str
+    created_after: datetime | None
+    created_before: datetime | None
+
+
+class PaymentsService:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        chains: Chains,
+        allocator: IndexAllocator,
+        heads: HeadCache,
+        on_outbox: Callable[[], None],
+    ) -> None:
+        self._engine = engine
+        self._chains = chains
+        self._allocator = allocator
+        self._heads = heads
+        self._on_outbox = on_outbox
+        self.address_added = asyncio.Event()
+
+    async def create(
+        self,
+        merchant_id: str,
+        *,
+        chain_id: int,
+        asset: str,
+        amount: str,
+        expires_in: timedelta | None,
+        expires_at: datetime | None,
+        merchant_order_id: str,
+        metadata: dict[str, str],
+        idempotency_key: str,
+    ) -> tuple[PaymentRecord, bool]:
+        now = utcnow()
+        new = validate_new_payment(
+            self._chains,
+            chain_id=chain_id,
+            asset=asset,
+            amount=amount,
+            expires_in=expires_in,
+            expires_at=expires_at,
+            merchant_order_id=merchant_order_id,
+            metadata=metadata,
+            idempotency_key=idempotency_key,
+            now=now,
+        )
+        print_ = fingerprint(new)
+        if new.idempotency_key:
+            async with self._engine.connect() as conn:
+                existing = await repo.payment_by_idempotency_key(conn, merchant_id, new.idempotency_key)
+            if existing is not None:
+                return self._same_request(existing, print_), False
+        index, address, path = await self._allocator.next(merchant_id)
+        payment_id = keys.new_payment_id()
+        record = PaymentRecord(
+            id=payment_id,
+            merchant_id=merchant_id,
+            chain_id=new.chain_id,
+            asset=new.asset.symbol,
+            token_address=new.asset.token_address,
+            decimals=new.asset.decimals,
+            amount_due=new.amount_due,
+            amount_received=0,
+            amount_confirmed=0,
+            amount_swept=0,
+            status=PaymentStatus.PENDING,
+            late=False,
+            merchant_order_id=new.merchant_order_id,
+            metadata=new.metadata,
+            deposit_address=address,
+            derivation_index=index,
+            derivation_path=path,
+            confirmations_required=new.confirmations_required,
+            version=1,
+            created_at=now,
+            updated_at=now,
+            expires_at=new.expires_at,
+            expired_at=None,
+            cancelled_at=None,
+            sweep_tx_hash="",
+        )
+        event = PaymentEventRecord(
+            event_id=str(uuid.uuid4()),
+            event_type=EventType.CREATED.value,
+            payment=record,
+            previous_status=None,
+            created_at=now,
+        )
+        values = {
+            "id": payment_id,
+            "merchant_id": merchant_id,
+            "chain_id": new.chain_id,
+            "asset": new.asset.symbol,
+            "token_address": new.asset.token_address,
+            "decimals": new.asset.decimals,
+            "amount_due": new.amount_due,
+            "merchant_order_id": new.merchant_order_id,
+            "metadata": new.metadata,
+            "idempotency_key": new.idempotency_key,
+            "request_fingerprint": print_,
+            "deposit_address": address,
+            "derivation_index": index,
+            "derivation_path": path,
+            "confirmations_required": new.confirmations_required,
+            "created_at": now,
+            "expires_at": new.expires_at,
+            "from_block": self._heads.get(new.chain_id),
+            "event_id": event.event_id,
+            "subject": payment_subject(merchant_id, EventType.CREATED.value),
+            "payload": event_to_pb(event).SerializeToString(),
+        }
+        async with self._engine.begin() as conn:
+            created = await repo.create_payment(conn, values)
+        if created is None:
+            # A concurrent request with the same idempotency key won the race.
+            async with self._engine.connect() as conn:
+                existing = await repo.payment_by_idempotency_key(conn, merchant_id, new.idempotency_key or "")
+            if existing is None:
+                raise FailedPrecondition("payment could not be created; retry the request")
+            return self._same_request(existing, print_), False
+        self._on_outbox()
+        self.address_added.set()
+        return created, True
+
+    @staticmethod
+    def _same_request(existing: PaymentRecord, print_: str) -> PaymentRecord:
+        if existing.request_fingerprint != print_:
+            raise AlreadyExists(
+                f"idempotency_key was already used for payment {existing.id} with different "
+                "parameters; use a new key for a new payment"
+            )
+        return existing
+
+    async def get(self, merchant_id: str | None, payment_id: str) -> PaymentRecord:
+        if not payment_id:
+            raise InvalidArgument("payment_id is required")
+        if len(payment_id) > 64:
+            raise InvalidArgument("payment_id is not a payment id (too long)")
+        async with self._engine.connect() as conn:
+            payment = await repo.get_payment(conn, payment_id, merchant_id=merchant_id)
+            if payment is None:
+                # The same answer whether it does not exist or belongs to someone
+                # else, so ids of other merchants cannot be probed.
+                raise NotFound(f"payment {payment_id} not found")
+            payment.transfers = await repo.transfers_of(conn, payment_id)
+        return payment
+
+    async def list(
+        self, merchant_id: str, flt: ListFilter, requested_size: int, token: str
+    ) -> tuple[list[PaymentRecord], str]:
+        size = page_size(requested_size)
+        after = paging.decode_token(token)
+        if after is not None and not isinstance(after[1], str):
+            raise InvalidArgument("page_token is not one this API returned; start again with an empty page_token")
+        async with self._engine.connect() as conn:
+            rows = await repo.list_payments(
+                conn,
+                merchant_id,
+                statuses=[s.value for s in flt.statuses],
+                chain_id=flt.chain_id,
+                merchant_order_id=flt.merchant_order_id,
+                created_after=flt.created_after,
+                created_before=flt.created_before,
+                after=after,  # type: ignore[arg-type]
+                limit=size + 1,
+            )
+        next_token = ""
+        if len(rows) > size:
+            rows = rows[:size]
+            next_token = paging.encode_token(rows[-1].created_at, rows[-1].id)
+        return rows, next_token
+
+    async def cancel(self, merchant_id: str, payment_id: str, reason: str) -> PaymentRecord:
+        if not payment_id:
+            raise InvalidArgument("payment_id is required")
+        if len(reason) > 256:
+            raise InvalidArgument("reason is longer than 256 characters")
+        now = utcnow()
+        async with self._engine.begin() as conn:
+            payment = await repo.get_payment(conn, payment_id, merchant_id=merchant_id, for_update=True)
+            if payment is None:
+                raise NotFound(f"payment {payment_id} not found")
+            if payment.status is PaymentStatus.CANCELLED:
+                payment.transfers = await repo.transfers_of(conn, payment_id)
+                return payment  # cancelling twice is harmless
+            if payment.status is not PaymentStatus.PENDING:
+                raise FailedPrecondition(
+                    f"payment {payment_id} is {payment.status.value}; only a pending payment "
+                    "(nothing received) can be cancelled"
+                )
+            payment.cancelled_at = now
+            await repo.cancel_reason(conn, payment_id, reason)
+            await refresh_payment(conn, payment, now)
+        self._on_outbox()
+        return payment

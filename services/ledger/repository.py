@@ -1,0 +1,595 @@
+"""SQL for the ledger. Every function takes the connection (the caller owns the
+transaction) and returns plain records; nothing here decides business rules."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import bindparam, delete, func, insert, select, text, update
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.ledger.domain.records import (
+    MerchantRecord,
+    PaymentRecord,
+    SweepTxRecord,
+    TransferRecord,
+    WatchedAddressRecord,
+)
+from services.ledger.domain.status import PaymentStatus
+from services.ledger.models import (
+    ChainHead,
+    DepositAddress,
+    Merchant,
+    OrphanedBlock,
+    Outbox,
+    Payment,
+    SweepTransaction,
+    Transfer,
+    Treasury,
+)
+
+M, T, P, D, X, O, H, S, OB = (
+    Merchant.__table__,
+    Treasury.__table__,
+    Payment.__table__,
+    DepositAddress.__table__,
+    Transfer.__table__,
+    Outbox.__table__,
+    ChainHead.__table__,
+    SweepTransaction.__table__,
+    OrphanedBlock.__table__,
+)
+
+
+# ---------------------------------------------------------------- merchants
+
+
+def _merchant(row: Any, treasuries: dict[int, str]) -> MerchantRecord:
+    return MerchantRecord(
+        id=row.id,
+        name=row.name,
+        status=row.status,
+        api_key_prefix=row.api_key_prefix,
+        webhook_url=row.webhook_url,
+        webhook_secret=row.webhook_secret,
+        xpub=row.xpub,
+        derivation_path=row.derivation_path,
+        next_address_index=row.next_address_index,
+        created_at=row.created_at,
+        treasuries=treasuries,
+    )
+
+
+async def insert_merchant(conn: AsyncConnection, **values: Any) -> None:
+    await conn.execute(insert(M).values(**values))
+
+
+async def get_merchant(conn: AsyncConnection, merchant_id: str) -> MerchantRecord | None:
+    row = (await conn.execute(select(M).where(M.c.id == merchant_id))).first()
+    if row is None:
+        return None
+    rows = await conn.execute(select(T.c.chain_id, T.c.address).where(T.c.merchant_id == merchant_id))
+    return _merchant(row, {r.chain_id: r.address for r in rows})
+
+
+async def list_merchants(
+    conn: AsyncConnection, after: tuple[datetime, str] | None, limit: int
+) -> list[MerchantRecord]:
+    query = select(M).order_by(M.c.created_at, M.c.id).limit(limit)
+    if after is not None:
+        query = query.where(func.row(M.c.created_at, M.c.id) > func.row(after[0], after[1]))
+    rows = (await conn.execute(query)).all()
+    ids = [r.id for r in rows]
+    treasuries: dict[str, dict[int, str]] = {i: {} for i in ids}
+    if ids:
+        for t in await conn.execute(select(T).where(T.c.merchant_id.in_(ids))):
+            treasuries[t.merchant_id][t.chain_id] = t.address
+    return [_merchant(r, treasuries[r.id]) for r in rows]
+
+
+async def merchant_auth(conn: AsyncConnection, key_hash: str) -> tuple[str, str] | None:
+    row = (
+        await conn.execute(select(M.c.id, M.c.status).where(M.c.api_key_hash == key_hash))
+    ).first()
+    return (row.id, row.status) if row else None
+
+
+async def update_merchant(conn: AsyncConnection, merchant_id: str, **values: Any) -> bool:
+    result = await conn.execute(
+        update(M).where(M.c.id == merchant_id).values(**values, updated_at=func.now())
+    )
+    return result.rowcount == 1
+
+
+async def set_treasury(conn: AsyncConnection, merchant_id: str, chain_id: int, address: str) -> None:
+    stmt = pg_insert(T).values(merchant_id=merchant_id, chain_id=chain_id, address=address)
+    await conn.execute(
+        stmt.on_conflict_do_update(index_elements=[T.c.merchant_id, T.c.chain_id], set_={"address": address})
+    )
+
+
+async def reserve_indexes(conn: AsyncConnection, merchant_id: str, count: int) -> tuple[int, str, str] | None:
+    """Reserve `count` derivation indexes; returns (first index, xpub, derivation path)."""
+    row = (
+        await conn.execute(
+            update(M)
+            .where(M.c.id == merchant_id)
+            .values(next_address_index=M.c.next_address_index + count)
+            .returning(M.c.next_address_index, M.c.xpub, M.c.derivation_path)
+        )
+    ).first()
+    if row is None:
+        return None
+    return row.next_address_index - count, row.xpub, row.derivation_path
+
+
+# ---------------------------------------------------------------- payments
+
+
+def _payment(row: Any) -> PaymentRecord:
+    metadata = row.metadata
+    if isinstance(metadata, str):
+        metadata = json.loads(metadata)
+    return PaymentRecord(
+        id=row.id,
+        merchant_id=row.merchant_id,
+        chain_id=row.chain_id,
+        asset=row.asset,
+        token_address=row.token_address,
+        decimals=row.decimals,
+        amount_due=int(row.amount_due),
+        amount_received=int(row.amount_received),
+        amount_confirmed=int(row.amount_confirmed),
+        amount_swept=int(row.amount_swept),
+        status=PaymentStatus(row.status),
+        late=row.late,
+        merchant_order_id=row.merchant_order_id,
+        metadata=metadata or {},
+        deposit_address=row.deposit_address,
+        derivation_index=row.derivation_index,
+        derivation_path=row.derivation_path,
+        confirmations_required=row.confirmations_required,
+        version=row.version,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        expires_at=row.expires_at,
+        expired_at=row.expired_at,
+        cancelled_at=row.cancelled_at,
+        sweep_tx_hash=row.sweep_tx_hash,
+        request_fingerprint=row.request_fingerprint,
+    )
+
+
+# One statement, one round trip: the payment, its deposit address and its
+# `created` outbox event are written together or not at all. ON CONFLICT makes
+# a concurrent retry with the same idempotency key wait for the first insert
+# and then write nothing.
+_CREATE_PAYMENT = text(
+    """
+WITH ins AS (
+  INSERT INTO payments (id, merchant_id, chain_id, asset, token_address, decimals, amount_due,
+      status, merchant_order_id, metadata, idempotency_key, request_fingerprint, deposit_address,
+      derivation_index, derivation_path, confirmations_required, created_at, updated_at, expires_at)
+  VALUES (:id, :merchant_id, :chain_id, :asset, :token_address, :decimals, :amount_due,
+      'pending', :merchant_order_id, :metadata, :idempotency_key, :request_fingerprint,
+      :deposit_address, :derivation_index, :derivation_path, :confirmations_required,
+      :created_at, :created_at, :expires_at)
+  ON CONFLICT (merchant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+  RETURNING *
+), addr AS (
+  INSERT INTO deposit_addresses (chain_id, address, merchant_id, payment_id, derivation_index,
+      from_block, created_at)
+  SELECT chain_id, deposit_address, merchant_id, id, derivation_index, :from_block, created_at FROM ins
+), evt AS (
+  INSERT INTO outbox (event_id, merchant_id, payment_id, event_type, subject, payload, created_at)
+  SELECT CAST(:event_id AS uuid), merchant_id, id, 'created', :subject, :payload, created_at FROM ins
+)
+SELECT * FROM ins
+"""
+).bindparams(bindparam("metadata", type_=JSONB))
+
+
+async def create_payment(conn: AsyncConnection, values: dict[str, Any]) -> PaymentRecord | None:
+    row = (await conn.execute(_CREATE_PAYMENT, values)).first()
+    return _payment(row) if row else None
+
+
+async def payment_by_idempotency_key(conn: AsyncConnection, merchant_id: str, key: str) -> PaymentRecord | None:
+    row = (
+        await conn.execute(select(P).where(P.c.merchant_id == merchant_id, P.c.idempotency_key == key))
+    ).first()
+    return _payment(row) if row else None
+
+
+async def get_payment(
+    conn: AsyncConnection, payment_id: str, *, merchant_id: str | None = None, for_update: bool = False
+) -> PaymentRecord | None:
+    query = select(P).where(P.c.id == payment_id)
+    if merchant_id is not None:
+        query = query.where(P.c.merchant_id == merchant_id)
+    if for_update:
+        query = query.with_for_update()
+    row = (await conn.execute(query)).first()
+    return _payment(row) if row else None
+
+
+async def lock_payment_by_address(conn: AsyncConnection, chain_id: int, address: str) -> PaymentRecord | None:
+    query = (
+        select(P)
+        .join(D, D.c.payment_id == P.c.id)
+        .where(D.c.chain_id == chain_id, D.c.address == address)
+        .with_for_update(of=P)
+    )
+    row = (await conn.execute(query)).first()
+    return _payment(row) if row else None
+
+
+def _transfer(row: Any) -> TransferRecord:
+    return TransferRecord(
+        chain_id=row.chain_id,
+        tx_hash=row.tx_hash,
+        log_index=row.log_index,
+        block_number=row.block_number,
+        block_hash=row.block_hash,
+        from_address=row.from_address,
+        amount=int(row.amount),
+        state=row.state,
+        credited=row.credited,
+        late=row.late,
+        observed_at=row.created_at,
+    )
+
+
+async def transfers_of(conn: AsyncConnection, payment_id: str) -> list[TransferRecord]:
+    rows = await conn.execute(select(X).where(X.c.payment_id == payment_id).order_by(X.c.id))
+    return [_transfer(r) for r in rows]
+
+
+async def list_payments(
+    conn: AsyncConnection,
+    merchant_id: str,
+    *,
+    statuses: list[str],
+    chain_id: int,
+    merchant_order_id: str,
+    created_after: datetime | None,
+    created_before: datetime | None,
+    after: tuple[datetime, str] | None,
+    limit: int,
+) -> list[PaymentRecord]:
+    query = select(P).where(P.c.merchant_id == merchant_id)
+    if statuses:
+        query = query.where(P.c.status.in_(statuses))
+    if chain_id:
+        query = query.where(P.c.chain_id == chain_id)
+    if merchant_order_id:
+        query = query.where(P.c.merchant_order_id == merchant_order_id)
+    if created_after is not None:
+        query = query.where(P.c.created_at >= created_after)
+    if created_before is not None:
+        query = query.where(P.c.created_at < created_before)
+    if after is not None:
+        query = query.where(func.row(P.c.created_at, P.c.id) < func.row(after[0], after[1]))
+    query = query.order_by(P.c.created_at.desc(), P.c.id.desc()).limit(limit)
+    return [_payment(r) for r in await conn.execute(query)]
+
+
+async def save_payment_state(conn: AsyncConnection, p: PaymentRecord, *, sweepable: bool) -> None:
+    """Write the derived fields of a payment the caller holds locked."""
+    values: dict[str, Any] = dict(
+        amount_received=p.amount_received,
+        amount_confirmed=p.amount_confirmed,
+        amount_swept=p.amount_swept,
+        status=p.status.value,
+        late=p.late,
+        version=p.version,
+        updated_at=p.updated_at,
+        expired_at=p.expired_at,
+        cancelled_at=p.cancelled_at,
+        sweep_tx_hash=p.sweep_tx_hash,
+    )
+    if sweepable:
+        values["sweep_due_at"] = func.coalesce(P.c.sweep_due_at, p.updated_at)
+    else:
+        values["sweep_due_at"] = None
+        values["sweep_claimed_by"] = None
+        values["sweep_lease_until"] = None
+    await conn.execute(update(P).where(P.c.id == p.id).values(**values))
+
+
+async def cancel_reason(conn: AsyncConnection, payment_id: str, reason: str) -> None:
+    await conn.execute(update(P).where(P.c.id == payment_id).values(cancel_reason=reason))
+
+
+async def payments_to_expire(conn: AsyncConnection, now: datetime, limit: int) -> list[PaymentRecord]:
+    query = (
+        select(P)
+        .where(P.c.expired_at.is_(None), P.c.expires_at <= now)
+        .order_by(P.c.expires_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return [_payment(r) for r in await conn.execute(query)]
+
+
+# ---------------------------------------------------------------- outbox
+
+
+async def insert_events(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        await conn.execute(insert(O), rows)
+
+
+async def claim_unpublished(conn: AsyncConnection, limit: int) -> list[Any]:
+    query = (
+        select(O.c.id, O.c.event_id, O.c.subject, O.c.payload)
+        .where(O.c.published_at.is_(None))
+        .order_by(O.c.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return list(await conn.execute(query))
+
+
+async def mark_published(conn: AsyncConnection, ids: list[int], now: datetime) -> None:
+    await conn.execute(update(O).where(O.c.id.in_(ids)).values(published_at=now))
+
+
+async def prune_published(conn: AsyncConnection, before: datetime) -> int:
+    result = await conn.execute(delete(O).where(O.c.published_at < before))
+    return result.rowcount
+
+
+# ---------------------------------------------------------------- chain state
+
+
+async def get_heads(conn: AsyncConnection) -> dict[int, int]:
+    return {r.chain_id: r.number for r in await conn.execute(select(H.c.chain_id, H.c.number))}
+
+
+async def set_head(conn: AsyncConnection, chain_id: int, number: int, block_hash: str, *, force: bool = False) -> None:
+    """Move the head forward (or anywhere with force=True, after a reorg)."""
+    stmt = pg_insert(H).values(chain_id=chain_id, number=number, hash=block_hash)
+    condition = None if force else (H.c.number <= number)
+    await conn.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[H.c.chain_id],
+            set_={"number": number, "hash": block_hash, "updated_at": func.now()},
+            where=condition,
+        )
+    )
+
+
+async def insert_transfer(conn: AsyncConnection, values: dict[str, Any]) -> bool:
+    """Insert unless already recorded or its block was orphaned; True if inserted."""
+    stmt = (
+        pg_insert(X)
+        .from_select(
+            list(values),
+            select(*(bindparam(k, v, type_=X.c[k].type) for k, v in values.items())).where(
+                ~select(OB.c.block_hash)
+                .where(OB.c.chain_id == values["chain_id"], OB.c.block_hash == values["block_hash"])
+                .exists()
+            ),
+        )
+        .on_conflict_do_nothing(constraint="uq_transfers_identity")
+        .returning(X.c.id)
+    )
+    return (await conn.execute(stmt)).first() is not None
+
+
+async def confirm_transfers(conn: AsyncConnection, chain_id: int, max_block: int) -> list[str]:
+    """Mark seen transfers at or below max_block confirmed; return their payment ids."""
+    result = await conn.execute(
+        update(X)
+        .where(X.c.chain_id == chain_id, X.c.state == "seen", X.c.block_number <= max_block)
+        .values(state="confirmed")
+        .returning(X.c.payment_id)
+    )
+    return sorted({r.payment_id for r in result if r.payment_id})
+
+
+async def orphan_blocks(conn: AsyncConnection, chain_id: int, block_hashes: list[str]) -> list[str]:
+    """Record orphaned blocks and orphan their transfers; return affected payment ids."""
+    if not block_hashes:
+        return []
+    await conn.execute(
+        pg_insert(OB).values([{"chain_id": chain_id, "block_hash": h} for h in block_hashes]).on_conflict_do_nothing()
+    )
+    result = await conn.execute(
+        update(X)
+        .where(X.c.chain_id == chain_id, X.c.block_hash.in_(block_hashes), X.c.state != "orphaned")
+        .values(state="orphaned")
+        .returning(X.c.payment_id)
+    )
+    return sorted({r.payment_id for r in result if r.payment_id})
+
+
+async def lock_payments(conn: AsyncConnection, payment_ids: list[str]) -> list[PaymentRecord]:
+    if not payment_ids:
+        return []
+    query = select(P).where(P.c.id.in_(payment_ids)).order_by(P.c.id).with_for_update()
+    return [_payment(r) for r in await conn.execute(query)]
+
+
+# ---------------------------------------------------------------- watched addresses
+
+
+_FEED_COLUMNS = (D.c.id, D.c.chain_id, D.c.address, D.c.payment_id, D.c.from_block, D.c.created_at)
+
+
+async def xmin_horizon(conn: AsyncConnection) -> int:
+    """Transactions with ids below this have all finished (committed or aborted)."""
+    return (await conn.execute(text("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint"))).scalar_one()
+
+
+async def active_addresses(
+    conn: AsyncConnection, chain_id: int, *, after_id: int, active_since: datetime, limit: int
+) -> list[tuple[WatchedAddressRecord, int]]:
+    """Addresses of payments that can still receive funds worth watching (not
+    expired before `active_since`), in id order, with their txid."""
+    query = (
+        select(*_FEED_COLUMNS, D.c.txid)
+        .join(P, P.c.id == D.c.payment_id)
+        .where(D.c.chain_id == chain_id, D.c.id > after_id, P.c.expires_at >= active_since)
+        .order_by(D.c.id)
+        .limit(limit)
+    )
+    return [(_watched(r), r.txid) for r in await conn.execute(query)]
+
+
+async def addresses_since(conn: AsyncConnection, chain_id: int, min_txid: int) -> list[tuple[WatchedAddressRecord, int]]:
+    query = select(*_FEED_COLUMNS, D.c.txid).where(D.c.chain_id == chain_id, D.c.txid >= min_txid)
+    return [(_watched(r), r.txid) for r in await conn.execute(query)]
+
+
+def _watched(r: Any) -> WatchedAddressRecord:
+    return WatchedAddressRecord(
+        id=r.id, chain_id=r.chain_id, address=r.address, payment_id=r.payment_id,
+        from_block=r.from_block, created_at=r.created_at,
+    )
+
+
+# ---------------------------------------------------------------- sweeps
+
+
+def _sweep_tx(row: Any) -> SweepTxRecord:
+    return SweepTxRecord(
+        id=row.id,
+        payment_id=row.payment_id,
+        merchant_id=row.merchant_id,
+        chain_id=row.chain_id,
+        kind=row.kind,
+        state=row.state,
+        tx_hash=row.tx_hash,
+        raw_tx=row.raw_tx,
+        nonce=row.nonce,
+        from_address=row.from_address,
+        to_address=row.to_address,
+        amount=int(row.amount),
+        token_address=row.token_address,
+        gas_limit=row.gas_limit,
+        max_fee_per_gas=int(row.max_fee_per_gas),
+        max_priority_fee_per_gas=None if row.max_priority_fee_per_gas is None else int(row.max_priority_fee_per_gas),
+        block_number=row.block_number,
+        error=row.error,
+        replaces_tx_hash=row.replaces_tx_hash,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+async def claim_sweeps(
+    conn: AsyncConnection, chain_id: int, worker_id: str, lease_until: datetime, now: datetime, limit: int
+) -> list[Any]:
+    candidates = (
+        select(P.c.id)
+        .where(
+            P.c.chain_id == chain_id,
+            P.c.sweep_due_at <= now,
+            (P.c.sweep_lease_until.is_(None)) | (P.c.sweep_lease_until < now) | (P.c.sweep_claimed_by == worker_id),
+        )
+        .order_by(P.c.sweep_due_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    result = await conn.execute(
+        update(P)
+        .where(P.c.id.in_(candidates))
+        .values(sweep_claimed_by=worker_id, sweep_lease_until=lease_until)
+        .returning(*P.c)
+    )
+    return list(result)
+
+
+async def treasury_of(conn: AsyncConnection, merchant_id: str, chain_id: int) -> str:
+    row = (
+        await conn.execute(select(T.c.address).where(T.c.merchant_id == merchant_id, T.c.chain_id == chain_id))
+    ).first()
+    return row.address if row else ""
+
+
+async def sweep_txs_of(conn: AsyncConnection, payment_id: str) -> list[SweepTxRecord]:
+    rows = await conn.execute(select(S).where(S.c.payment_id == payment_id).order_by(S.c.id))
+    return [_sweep_tx(r) for r in rows]
+
+
+async def insert_sweep_tx(conn: AsyncConnection, values: dict[str, Any]) -> None:
+    await conn.execute(pg_insert(S).values(**values).on_conflict_do_nothing(index_elements=[S.c.tx_hash]))
+
+
+async def get_sweep_tx(conn: AsyncConnection, tx_hash: str, *, for_update: bool = False) -> SweepTxRecord | None:
+    query = select(S).where(S.c.tx_hash == tx_hash)
+    if for_update:
+        query = query.with_for_update()
+    row = (await conn.execute(query)).first()
+    return _sweep_tx(row) if row else None
+
+
+async def update_sweep_tx(conn: AsyncConnection, tx_hash: str, **values: Any) -> None:
+    await conn.execute(update(S).where(S.c.tx_hash == tx_hash).values(**values, updated_at=func.now()))
+
+
+async def list_sweep_txs(
+    conn: AsyncConnection,
+    *,
+    chain_id: int,
+    payment_id: str,
+    merchant_id: str,
+    states: list[str],
+    after: tuple[datetime, int] | None,
+    limit: int,
+) -> list[SweepTxRecord]:
+    query = select(S)
+    if chain_id:
+        query = query.where(S.c.chain_id == chain_id)
+    if payment_id:
+        query = query.where(S.c.payment_id == payment_id)
+    if merchant_id:
+        query = query.where(S.c.merchant_id == merchant_id)
+    if states:
+        query = query.where(S.c.state.in_(states))
+    if after is not None:
+        query = query.where(func.row(S.c.created_at, S.c.id) < func.row(after[0], after[1]))
+    query = query.order_by(S.c.created_at.desc(), S.c.id.desc()).limit(limit)
+    return [_sweep_tx(r) for r in await conn.execute(query)]
+
+
+async def release_sweep(
+    conn: AsyncConnection, payment_id: str, worker_id: str, error: str, due_at: datetime
+) -> bool:
+    result = await conn.execute(
+        update(P)
+        .where(P.c.id == payment_id, P.c.sweep_claimed_by == worker_id)
+        .values(
+            sweep_claimed_by=None,
+            sweep_lease_until=None,
+            sweep_last_error=error,
+            sweep_attempts=P.c.sweep_attempts + 1,
+            sweep_due_at=due_at,
+        )
+    )
+    return result.rowcount == 1
+
+
+async def request_sweep(conn: AsyncConnection, now: datetime, *, payment_id: str = "", merchant_id: str = "") -> int:
+    query = update(P).where(P.c.sweep_due_at.is_not(None))
+    query = query.where(P.c.id == payment_id) if payment_id else query.where(P.c.merchant_id == merchant_id)
+    result = await conn.execute(query.values(sweep_due_at=now, sweep_lease_until=None, sweep_claimed_by=None))
+    return result.rowcount
+
+
+async def holds_lease(conn: AsyncConnection, payment_id: str, worker_id: str, now: datetime) -> bool:
+    row = (
+        await conn.execute(
+            select(P.c.id).where(
+                P.c.id == payment_id, P.c.sweep_claimed_by == worker_id, P.c.sweep_lease_until >= now
+            )
+        )
+    ).first()
+    return row is not None

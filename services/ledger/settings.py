@@ -1,0 +1,22 @@
+"""Ledger settings (environment, prefix PAYMESH_)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from services.common.settings import CommonSettings
+
+
+class LedgerSettings(CommonSettings):
+    database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/paymesh"
+    db_pool_size: int = Field(20, ge=1, le=200)
+    migrate_on_start: bool = Field(True, description="run Alembic migrations at startup")
+    api_key_cache_seconds: float = Field(1.0, ge=0, description="how long an API key lookup is cached")
+    address_reservation: int = Field(10, ge=1, le=1000, description="derivation indexes reserved per DB round trip")
+    expiry_interval_seconds: float = Field(1.0, gt=0)
+    relay_batch: int = Field(256, ge=1, le=10_000)
+    relay_idle_seconds: float = Field(0.2, gt=0, description="outbox poll interval when idle")
+    outbox_retention_days: float = Field(7.0, gt=0)
+    watch_retention_days: float = Field(7.0, gt=0, description="watch addresses this long after expiry")
+    consumer_batch: int = Field(256, ge=1, le=5000)
+    allow_private_webhooks: bool = Field(False, description="allow webhook URLs on private/loopback hosts")

@@ -1,0 +1,208 @@
+"""Sweep bookkeeping for the sweeper: leases, write-ahead transaction records,
+completion. The ledger never signs anything; it remembers what was signed so a
+crashed sweeper rebroadcasts the same transaction instead of signing a new one."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.common.errors import FailedPrecondition, InvalidArgument, NotFound
+from services.ledger import repository as repo
+from services.ledger.domain import paging
+from services.ledger.domain.records import PaymentRecord, SweepJobRecord, SweepTxRecord
+from services.ledger.domain.validation import checksum_address, page_size, utcnow
+from services.ledger.payment_state import refresh_payment
+
+TX_STATES = ("signed", "broadcast", "mined", "confirmed", "failed", "replaced")
+
+
+@dataclass
+class NewSweepTx:
+    payment_id: str
+    chain_id: int
+    kind: str
+    tx_hash: str
+    raw_tx: bytes
+    nonce: int
+    from_address: str
+    to_address: str
+    amount: int
+    token_address: str | None
+    gas_limit: int
+    max_fee_per_gas: int
+    max_priority_fee_per_gas: int | None
+    replaces_tx_hash: str
+
+
+def _tx_hash(value: str) -> str:
+    if not (value.startswith("0x") and len(value) == 66):
+        raise InvalidArgument(f"tx_hash must be 0x followed by 64 hex digits; got {value[:70]!r}")
+    try:
+        int(value, 16)
+    except ValueError:
+        raise InvalidArgument(f"tx_hash is not hexadecimal: {value[:70]!r}") from None
+    return value.lower()
+
+
+class SweepService:
+    def __init__(self, engine: AsyncEngine, on_outbox: Callable[[], None]) -> None:
+        self._engine = engine
+        self._on_outbox = on_outbox
+
+    async def claim(self, chain_id: int, worker_id: str, limit: int, lease_seconds: int) -> list[SweepJobRecord]:
+        if not worker_id:
+            raise InvalidArgument("worker_id is required")
+        if not 1 <= limit <= 500:
+            raise InvalidArgument("limit must be 1 to 500")
+        if not 10 <= lease_seconds <= 3600:
+            raise InvalidArgument("lease_seconds must be 10 to 3600")
+        now = utcnow()
+        lease_until = now + timedelta(seconds=lease_seconds)
+        jobs = []
+        async with self._engine.begin() as conn:
+            rows = await repo.claim_sweeps(conn, chain_id, worker_id, lease_until, now, limit)
+            for row in rows:
+                payment = repo._payment(row)
+                jobs.append(
+                    SweepJobRecord(
+                        payment=payment,
+                        treasury_address=await repo.treasury_of(conn, payment.merchant_id, chain_id),
+                        lease_until=lease_until,
+                        attempts=row.sweep_attempts,
+                        transactions=await repo.sweep_txs_of(conn, payment.id),
+                    )
+                )
+        return jobs
+
+    async def record(self, worker_id: str, tx: NewSweepTx) -> SweepTxRecord:
+        tx_hash = _tx_hash(tx.tx_hash)
+        if tx.kind not in ("gas_topup", "sweep"):
+            raise InvalidArgument("transaction.kind must be GAS_TOPUP or SWEEP")
+        if not tx.raw_tx:
+            raise InvalidArgument("transaction.raw_tx is required (write-ahead needs the signed bytes)")
+        now = utcnow()
+        async with self._engine.begin() as conn:
+            existing = await repo.get_sweep_tx(conn, tx_hash)
+            if existing is not None:
+                return existing  # recording twice is a no-op
+            payment = await repo.get_payment(conn, tx.payment_id)
+            if payment is None:
+                raise NotFound(f"payment {tx.payment_id} not found")
+            if not await repo.holds_lease(conn, tx.payment_id, worker_id, now):
+                raise FailedPrecondition(
+                    f"worker {worker_id!r} does not hold the sweep lease of {tx.payment_id}; claim it first"
+                )
+            await repo.insert_sweep_tx(
+                conn,
+                {
+                    "payment_id": payment.id,
+                    "merchant_id": payment.merchant_id,
+                    "chain_id": payment.chain_id,
+                    "kind": tx.kind,
+                    "state": "signed",
+                    "tx_hash": tx_hash,
+                    "raw_tx": tx.raw_tx,
+                    "nonce": tx.nonce,
+                    "from_address": checksum_address(tx.from_address, "transaction.from_address"),
+                    "to_address": checksum_address(tx.to_address, "transaction.to_address"),
+                    "amount": tx.amount,
+                    "token_address": tx.token_address or None,
+                    "gas_limit": tx.gas_limit,
+                    "max_fee_per_gas": tx.max_fee_per_gas,
+                    "max_priority_fee_per_gas": tx.max_priority_fee_per_gas,
+                    "replaces_tx_hash": tx.replaces_tx_hash,
+                },
+            )
+            if tx.replaces_tx_hash:
+                await repo.update_sweep_tx(conn, tx.replaces_tx_hash.lower(), state="replaced")
+            stored = await repo.get_sweep_tx(conn, tx_hash)
+        assert stored is not None
+        return stored
+
+    async def update(self, tx_hash: str, state: str, block_number: int, error: str) -> SweepTxRecord:
+        tx_hash = _tx_hash(tx_hash)
+        if state not in TX_STATES or state == "signed":
+            raise InvalidArgument("state must be BROADCAST, MINED, CONFIRMED, FAILED or REPLACED")
+        async with self._engine.begin() as conn:
+            existing = await repo.get_sweep_tx(conn, tx_hash, for_update=True)
+            if existing is None:
+                raise NotFound(f"sweep transaction {tx_hash} is not recorded")
+            await repo.update_sweep_tx(conn, tx_hash, state=state, block_number=block_number, error=error[:2000])
+            stored = await repo.get_sweep_tx(conn, tx_hash)
+        assert stored is not None
+        return stored
+
+    async def complete(self, payment_id: str, tx_hash: str, amount: int) -> PaymentRecord:
+        tx_hash = _tx_hash(tx_hash)
+        now = utcnow()
+        async with self._engine.begin() as conn:
+            payment = await repo.get_payment(conn, payment_id, for_update=True)
+            if payment is None:
+                raise NotFound(f"payment {payment_id} not found")
+            tx = await repo.get_sweep_tx(conn, tx_hash, for_update=True)
+            if tx is None or tx.payment_id != payment_id or tx.kind != "sweep":
+                raise FailedPrecondition(f"{tx_hash} is not a recorded sweep transaction of {payment_id}")
+            if tx.state == "confirmed" and payment.sweep_tx_hash == tx_hash:
+                payment.transfers = await repo.transfers_of(conn, payment_id)
+                return payment  # completing twice is a no-op
+            if amount <= 0 or payment.amount_swept + amount > payment.amount_confirmed:
+                raise InvalidArgument(
+                    f"amount {amount} does not fit: confirmed {payment.amount_confirmed}, already swept {payment.amount_swept}"
+                )
+            await repo.update_sweep_tx(conn, tx_hash, state="confirmed", completed=True)
+            payment.amount_swept += amount
+            payment.sweep_tx_hash = tx_hash
+            await refresh_payment(conn, payment, now, touched=True)
+        self._on_outbox()
+        return payment
+
+    async def release(self, payment_id: str, worker_id: str, error: str, retry_after: int) -> None:
+        due = utcnow() + timedelta(seconds=max(1, retry_after))
+        async with self._engine.begin() as conn:
+            if not await repo.release_sweep(conn, payment_id, worker_id, error[:2000], due):
+                raise FailedPrecondition(f"worker {worker_id!r} does not hold the sweep lease of {payment_id}")
+
+    async def request(self, *, payment_id: str = "", merchant_id: str = "") -> int:
+        if not payment_id and not merchant_id:
+            raise InvalidArgument("give payment_id or merchant_id")
+        async with self._engine.begin() as conn:
+            if payment_id:
+                payment = await repo.get_payment(conn, payment_id)
+                if payment is None:
+                    raise NotFound(f"payment {payment_id} not found")
+            elif await repo.get_merchant(conn, merchant_id) is None:
+                raise NotFound(f"merchant {merchant_id} not found")
+            count = await repo.request_sweep(conn, utcnow(), payment_id=payment_id, merchant_id=merchant_id)
+        if payment_id and count == 0:
+            raise FailedPrecondition(
+                f"payment {payment_id} is {payment.status.value}; only confirmed funds not yet swept can be swept"
+            )
+        return count
+
+    async def list(
+        self, *, chain_id: int, payment_id: str, merchant_id: str, states: list[str], size: int, token: str
+    ) -> tuple[list[SweepTxRecord], str]:
+        limit = page_size(size)
+        after = paging.decode_token(token)
+        if after is not None and not isinstance(after[1], int):
+            raise InvalidArgument("page_token is not one this API returned; start again with an empty page_token")
+        async with self._engine.connect() as conn:
+            rows = await repo.list_sweep_txs(
+                conn,
+                chain_id=chain_id,
+                payment_id=payment_id,
+                merchant_id=merchant_id,
+                states=states,
+                after=after,  # type: ignore[arg-type]
+                limit=limit + 1,
+            )
+        token_out = ""
+        if len(rows) > limit:
+            rows = rows[:limit]
+            token_out = paging.encode_token(rows[-1].created_at, rows[-1].id)
+        return rows, token_out
+

@@ -1,0 +1,176 @@
+"""The local-stack launcher starts real, working servers that survive restarts and crashes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from decimal import Decimal
+from pathlib import Path
+
+import asyncpg
+import nats
+import pytest
+from nats.js.api import StorageType
+
+from tools import devstack
+from tools.devstack import Anvil, Nats, Postgres
+
+# anvil's first dev account for the default mnemonic "test test ... junk".
+ANVIL_ACCOUNT_0 = "0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266"
+
+
+async def _nats_connect(url: str) -> nats.NATS:
+    # One bounded attempt: a test must fail, not hang, when the server is down.
+    return await nats.connect(url, connect_timeout=5, allow_reconnect=False)
+
+
+async def test_postgres_accepts_queries_and_creates_databases(postgres: Postgres) -> None:
+    conn = await asyncpg.connect(postgres.url, timeout=10)
+    try:
+        assert await conn.fetchval("SELECT 1 + 1") == 2
+        assert (await conn.fetchval("SHOW server_version")).startswith("16.")
+        assert await conn.fetchval("SHOW max_connections") == "300"
+        assert await conn.fetchval("SHOW fsync") == "off"  # the fixture runs with fast=True
+    finally:
+        await conn.close()
+
+    url = postgres.create_database("devstack_check")
+    assert url == f"postgresql://postgres@127.0.0.1:{postgres.port}/devstack_check"
+    assert postgres.create_database("devstack_check") == url  # idempotent
+    conn = await asyncpg.connect(url, timeout=10)
+    try:
+        assert await conn.fetchval("SELECT current_database()") == "devstack_check"
+    finally:
+        await conn.close()
+    postgres.drop_database("devstack_check")
+    assert not postgres.database_exists("devstack_check")
+
+
+async def test_postgres_recovers_committed_data_after_kill(
+    postgres_factory: Callable[[], Postgres],
+) -> None:
+    server = postgres_factory()
+    conn = await asyncpg.connect(server.url, timeout=10)
+    await conn.execute("CREATE TABLE money (id int PRIMARY KEY, amount NUMERIC(78, 0))")
+    await conn.execute("INSERT INTO money VALUES (1, $1)", Decimal(10**30))
+    port, old_pid = server.port, server.pid
+
+    server.kill()  # SIGKILL, mid-connection: a crash, no shutdown checkpoint
+    conn.terminate()
+    assert server.pid is None
+    server.start()
+    assert server.port == port and server.pid not in (None, old_pid)
+
+    conn = await asyncpg.connect(server.url, timeout=10)
+    try:
+        assert await conn.fetchval("SELECT amount FROM money WHERE id = 1") == Decimal(10**30)
+    finally:
+        await conn.close()
+
+    # A crash leaves postmaster.pid behind; its PID may later belong to another process
+    # (here PID 1, always alive), which Postgres itself would refuse to start over.
+    server.kill()
+    pid_file = server.data_dir / "postmaster.pid"
+    lines = pid_file.read_text().splitlines()
+    pid_file.write_text("\n".join(["1", *lines[1:]]) + "\n")
+    server.start()
+    conn = await asyncpg.connect(server.url, timeout=10)
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM money") == 1
+    finally:
+        await conn.close()
+
+
+async def test_nats_jetstream_publish_and_get(nats_server: Nats) -> None:
+    nc = await _nats_connect(nats_server.url)
+    try:
+        js = nc.jetstream(timeout=5)
+        await js.add_stream(name="DEVSTACK", subjects=["devstack.>"], storage=StorageType.FILE)
+        ack = await js.publish("devstack.check", b"hello")
+        msg = await js.get_msg("DEVSTACK", ack.seq)
+        assert (msg.subject, msg.data) == ("devstack.check", b"hello")
+        await js.delete_stream("DEVSTACK")
+    finally:
+        await nc.close()
+
+
+async def test_nats_keeps_jetstream_data_across_restart(
+    nats_factory: Callable[[], Nats],
+) -> None:
+    server = nats_factory()
+    nc = await _nats_connect(server.url)
+    try:
+        js = nc.jetstream(timeout=5)
+        await js.add_stream(name="RESTART", subjects=["restart.>"], storage=StorageType.FILE)
+        ack = await js.publish("restart.check", b"kept", headers={"Nats-Msg-Id": "m-1"})
+    finally:
+        await nc.close()
+
+    port = server.port
+    server.stop()
+    assert server.pid is None
+    server.start()
+    assert server.port == port
+
+    nc = await _nats_connect(server.url)
+    try:
+        js = nc.jetstream(timeout=5)
+        msg = await js.get_msg("RESTART", ack.seq)
+        assert msg.data == b"kept"
+        # The dedup window survives too: a republish after a restart is a no-op.
+        again = await js.publish("restart.check", b"kept", headers={"Nats-Msg-Id": "m-1"})
+        assert again.duplicate and again.seq == ack.seq
+        assert (await js.stream_info("RESTART")).state.messages == 1
+    finally:
+        await nc.close()
+
+
+def test_anvil_answers_json_rpc(anvil: Anvil) -> None:
+    assert devstack.rpc_call(anvil.http_url, "eth_chainId") == hex(31337)
+    assert anvil.ws_url == f"ws://127.0.0.1:{anvil.port}"
+    assert devstack.rpc_call(anvil.http_url, "eth_accounts")[0].lower() == ANVIL_ACCOUNT_0
+
+    before = int(devstack.rpc_call(anvil.http_url, "eth_blockNumber"), 16)
+    devstack.rpc_call(anvil.http_url, "evm_mine")
+    assert int(devstack.rpc_call(anvil.http_url, "eth_blockNumber"), 16) == before + 1
+
+
+def test_up_writes_stack_env_and_stops_everything(
+    stack_dir: Path, anvil: Anvil, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Postgres and NATS are started by up(); anvil is "already running elsewhere".
+    for name in ("PAYMESH_DATABASE_URL", "PAYMESH_NATS_URL", "PAYMESH_ANVIL_WS_URL"):
+        monkeypatch.delenv(name, raising=False)
+    for name in ("PAYMESH_PG_PORT", "PAYMESH_NATS_PORT", "PAYMESH_ANVIL_PORT"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PAYMESH_ANVIL_RPC_URL", anvil.http_url)
+
+    with devstack.postgres_scratch_dir(stack_dir / "up") as data_dir:
+        stack = devstack.up(data_dir)
+        try:
+            assert stack.anvil is None and stack.postgres and stack.nats
+            written = dict(
+                line.split("=", 1) for line in (data_dir / "stack.env").read_text().splitlines()
+            )
+            assert written == stack.env
+            assert stack.env["PAYMESH_DATABASE_URL"] == (
+                f"postgresql+asyncpg://postgres@127.0.0.1:{stack.postgres.port}/paymesh"
+            )
+            assert stack.postgres.database_exists("paymesh")
+            assert stack.env["PAYMESH_NATS_URL"] == stack.nats.url
+            assert stack.env["PAYMESH_ANVIL_RPC_URL"] == anvil.http_url
+            assert stack.env["PAYMESH_ANVIL_WS_URL"] == anvil.ws_url
+            pids = [stack.postgres.pid, stack.nats.pid]
+        finally:
+            stack.stop()
+
+        assert not (data_dir / "stack.env").exists()
+        for pid in pids:
+            assert pid is not None and not Path(f"/proc/{pid}").exists()
+
+        # A second up() reuses the cluster (and its database) from the first.
+        stack = devstack.up(data_dir)
+        try:
+            assert stack.postgres is not None and stack.postgres.database_exists("paymesh")
+        finally:
+            stack.stop()
+    assert anvil.running  # up()/stop() never touch what they did not start
