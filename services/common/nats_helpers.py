@@ -23,6 +23,7 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, StreamConfig
 from nats.js.errors import BadRequestError, NotFoundError
 
+from services.common.failpoints import failpoint
 from services.common.metrics import NATS_MESSAGES, NATS_PUBLISHED
 
 log = structlog.get_logger("nats")
@@ -208,6 +209,7 @@ async def run_pull_consumer(
                 NATS_MESSAGES.labels(durable, "nak").inc(len(msgs))
                 await asyncio.sleep(retry_delay)
                 continue
+            failpoint(f"{durable}.after_handle_before_ack")
             for msg, result in zip(msgs, results, strict=True):
                 await _settle(js, durable, msg, result, retry_delay, max_deliver)
     finally:

@@ -6,7 +6,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.common.chains import Chains
-from services.common.errors import InvalidArgument, NotFound
+from services.common.errors import AlreadyExists, InvalidArgument, NotFound
 from services.ledger import repository as repo
 from services.ledger.domain import hd, keys, paging
 from services.ledger.domain.records import MerchantRecord
@@ -40,6 +40,7 @@ class AdminService:
         secret = keys.new_webhook_secret()
         merchant_id = keys.new_merchant_id()
         async with self._engine.begin() as conn:
+            await self._xpub_unused(conn, xpub.strip(), merchant_id)
             await repo.insert_merchant(
                 conn,
                 id=merchant_id,
@@ -57,6 +58,13 @@ class AdminService:
             merchant = await repo.get_merchant(conn, merchant_id)
         assert merchant is not None
         return merchant, api_key, secret
+
+    @staticmethod
+    async def _xpub_unused(conn, xpub: str, merchant_id: str) -> None:
+        """Two merchants on one xpub would be handed the same deposit addresses."""
+        owner = await repo.merchant_with_xpub(conn, xpub)
+        if owner is not None and owner != merchant_id:
+            raise AlreadyExists(f"this xpub is already used by merchant {owner}; each merchant needs its own account xpub")
 
     async def get(self, merchant_id: str) -> MerchantRecord:
         if not merchant_id:
@@ -112,6 +120,8 @@ class AdminService:
     async def set_xpub(self, merchant_id: str, xpub: str, derivation_path: str) -> MerchantRecord:
         hd.parse_xpub(xpub)
         path = hd.validate_derivation_path(derivation_path)
+        async with self._engine.connect() as conn:
+            await self._xpub_unused(conn, xpub.strip(), merchant_id)
         merchant = await self._update(merchant_id, xpub=xpub.strip(), derivation_path=path)
         self._allocator.forget(merchant_id)
         return merchant

@@ -16,6 +16,7 @@ from datetime import timedelta
 import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.common.failpoints import failpoint
 from services.ledger import repository as repo
 from services.ledger.domain.validation import utcnow
 from services.ledger.payment_state import refresh_payment
@@ -44,6 +45,7 @@ class OutboxRelay:
             if not rows:
                 return 0
             await self._publish([(r.subject, r.payload, str(r.event_id)) for r in rows])
+            failpoint("outbox.after_publish_before_commit")
             await repo.mark_published(conn, [r.id for r in rows], utcnow())
         return len(rows)
 

@@ -91,6 +91,10 @@ async def list_merchants(
     return [_merchant(r, treasuries[r.id]) for r in rows]
 
 
+async def merchant_with_xpub(conn: AsyncConnection, xpub: str) -> str | None:
+    return (await conn.execute(select(M.c.id).where(M.c.xpub == xpub).limit(1))).scalar_one_or_none()
+
+
 async def merchant_auth(conn: AsyncConnection, key_hash: str) -> tuple[str, str] | None:
     row = (
         await conn.execute(select(M.c.id, M.c.status).where(M.c.api_key_hash == key_hash))
