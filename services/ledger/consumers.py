@@ -5,6 +5,7 @@ applier, and tells the consumer loop what to ack."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from datetime import UTC
 
@@ -104,6 +105,23 @@ class ChainConsumer:
         return [r if r is not None else Handled(Outcome.RETRY, "not processed") for r in results]
 
 
+class EventSubscription:
+    """One merchant's payment events as they are published."""
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[evpb.PaymentEvent] = asyncio.Queue(maxsize=10_000)
+        self._sub = None
+
+    async def next(self) -> evpb.PaymentEvent:
+        return await self.queue.get()
+
+    async def close(self) -> None:
+        if self._sub is not None:
+            with contextlib.suppress(Exception):
+                await self._sub.unsubscribe()
+            self._sub = None
+
+
 class PaymentEventSubscriber:
     """Core-NATS subscription to one merchant's payment events (JetStream also
     delivers published messages to plain subscribers)."""
@@ -111,20 +129,12 @@ class PaymentEventSubscriber:
     def __init__(self, nc: NatsClient) -> None:
         self._nc = nc
 
-    async def subscribe(self, merchant_id: str) -> AsyncIterator[evpb.PaymentEvent]:
-        queue: asyncio.Queue[Msg] = asyncio.Queue(maxsize=10_000)
+    async def subscribe(self, merchant_id: str) -> EventSubscription:
+        subscription = EventSubscription()
 
         async def on_msg(msg: Msg) -> None:
-            if not queue.full():
-                queue.put_nowait(msg)
+            with contextlib.suppress(DecodeError, asyncio.QueueFull):
+                subscription.queue.put_nowait(evpb.PaymentEvent.FromString(msg.data))
 
-        sub = await self._nc.subscribe(f"paymesh.payments.{merchant_id}.>", cb=on_msg)
-        try:
-            while True:
-                msg = await queue.get()
-                try:
-                    yield evpb.PaymentEvent.FromString(msg.data)
-                except DecodeError:
-                    continue
-        finally:
-            await sub.unsubscribe()
+        subscription._sub = await self._nc.subscribe(f"paymesh.payments.{merchant_id}.>", cb=on_msg)
+        return subscription

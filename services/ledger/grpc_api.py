@@ -6,12 +6,11 @@ interceptor maps to gRPC statuses.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 from datetime import timedelta
 
 import grpc
-from paymesh.events.v1 import payment_events_pb2 as evpb
 from paymesh.ledger.v1 import ledger_internal_service_pb2 as ipb
 from paymesh.ledger.v1 import ledger_internal_service_pb2_grpc as igrpc
 from paymesh.ledger.v1 import merchant_admin_service_pb2 as apb
@@ -39,8 +38,8 @@ from services.ledger.domain.status import FINAL_STATUSES
 from services.ledger.payments import Authenticator, ListFilter, PaymentsService
 from services.ledger.sweeps import NewSweepTx, SweepService
 
-# Subscribes to one merchant's payment events; yields PaymentEvent messages.
-EventSubscriber = Callable[[str], AsyncIterator[evpb.PaymentEvent]]
+# Subscribes to one merchant's payment events (see consumers.EventSubscription).
+EventSubscriber = Callable[[str], Awaitable[Any]]
 
 
 def check_token(context: grpc.aio.ServicerContext, expected: str, what: str) -> None:
@@ -110,20 +109,16 @@ class PaymentServicer(sgrpc.PaymentServiceServicer):
 
     async def WatchPayment(self, request: spb.WatchPaymentRequest, context) -> AsyncIterator[spb.WatchPaymentResponse]:
         merchant_id = await self._merchant(context)
-        events = self._subscribe(merchant_id)
         # Subscribe before reading, so no change between the two is missed.
-        first = asyncio.ensure_future(anext(events))
+        subscription = await self._subscribe(merchant_id)
         try:
-            await asyncio.sleep(0)
             payment = await self._payments.get(merchant_id, request.payment_id)
             version = payment.version
             yield spb.WatchPaymentResponse(payment=payment_to_pb(payment))
             if payment.status in FINAL_STATUSES:
                 return
-            pending = first
             while True:
-                event = await pending
-                pending = asyncio.ensure_future(anext(events))
+                event = await subscription.next()
                 if event.payment.payment_id != request.payment_id or event.payment.version <= version:
                     continue
                 version = event.payment.version
@@ -131,10 +126,7 @@ class PaymentServicer(sgrpc.PaymentServiceServicer):
                 if PB_TO_STATUS[event.payment.status] in FINAL_STATUSES:
                     return
         finally:
-            for task in [first, locals().get("pending")]:
-                if task is not None and not task.done():
-                    task.cancel()
-            await events.aclose()
+            await subscription.close()
 
 
 class MerchantAdminServicer(agrpc.MerchantAdminServiceServicer):

@@ -1,0 +1,207 @@
+"""Chain events (from NATS) applied by the ledger: transfers, confirmations,
+reorgs, duplicates, malformed messages, and the outbox's payment events."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import nats
+import pytest
+from paymesh.events.v1 import chain_events_pb2 as cpb
+from paymesh.events.v1 import payment_events_pb2 as evpb
+from paymesh.ledger.v1 import payment_pb2 as pb
+from paymesh.ledger.v1 import payment_service_pb2 as spb
+
+from tests.support.ledger import (
+    TOKEN_ADDRESS,
+    eventually,
+    publish_chain,
+    publish_head,
+    random_hash,
+    transfer_event,
+)
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+_block = iter(range(1_000, 10_000_000, 10))
+
+
+def next_block() -> int:
+    """Each test works on its own block range of the shared chain."""
+    return next(_block)
+
+
+async def status_of(merchant, payment_id):
+    return (await merchant.get(payment_id)).status
+
+
+async def wait_status(merchant, payment_id, status, timeout=15.0):
+    async def check():
+        p = await merchant.get(payment_id)
+        return p if p.status == status else None
+
+    return await eventually(check, timeout=timeout)
+
+
+async def test_transfer_detects_then_head_confirms(merchant, js):
+    payment = await merchant.create(amount="1000")
+    block = next_block()
+    await publish_chain(js, "transfer", transfer_event(payment.deposit_address, 1000, block=block))
+    detected = await wait_status(merchant, payment.payment_id, pb.PAYMENT_STATUS_DETECTED)
+    assert detected.amount_received == "1000" and detected.amount_confirmed == "0"
+    assert detected.transfers[0].state == pb.TRANSFER_STATE_SEEN
+    await publish_head(js, block + 1)  # 2 confirmations (anvil chain needs 2)
+    confirmed = await wait_status(merchant, payment.payment_id, pb.PAYMENT_STATUS_CONFIRMED)
+    assert confirmed.amount_confirmed == "1000"
+    assert confirmed.transfers[0].state == pb.TRANSFER_STATE_CONFIRMED
+
+
+async def test_same_transfer_twice_credits_once(merchant, js):
+    payment = await merchant.create(amount="1000")
+    block = next_block()
+    event = transfer_event(payment.deposit_address, 600, block=block)
+    # Once with a dedup id, once without (as after a listener crash beyond the
+    # dedup window): the ledger's unique key still applies it once.
+    await publish_chain(js, "transfer", event, msg_id=f"t-{event.tx_hash}")
+    await publish_chain(js, "transfer", event)
+    await publish_chain(js, "transfer", event)
+    await publish_head(js, block + 5)
+    p = await wait_status(merchant, payment.payment_id, pb.PAYMENT_STATUS_UNDERPAID)
+    await asyncio.sleep(0.3)
+    p = await merchant.get(payment.payment_id)
+    assert p.amount_received == "600" and len(p.transfers) == 1
+
+
+async def test_partial_payments_accumulate_and_overpay(merchant, js):
+    payment = await merchant.create(amount="1000")
+    block = next_block()
+    await publish_chain(js, "transfer", transfer_event(payment.deposit_address, 400, block=block))
+    await publish_chain(js, "transfer", transfer_event(payment.deposit_address, 400, block=block + 1))
+    await publish_head(js, block + 3)
+    p = await wait_status(merchant, payment.payment_id, pb.PAYMENT_STATUS_UNDERPAID)
+    assert p.amount_confirmed == "800"
+    await publish_chain(js, "transfer", transfer_event(payment.deposit_address, 300, block=block + 4))
+    await publish_head(js, block + 6)
+    p = await wait_status(merchant, payment.payment_id, pb.PAYMENT_STATUS_OVERPAID)
+    assert p.amount_confirmed == "1100" and len(p.transfers) == 3
+
+
+async def test_token_payment_ignores_other_assets_but_records_them(merchant, js):
+    payment = await merchant.create(asset="TUSD", amount="5000000")
+    block = next_block()
+    # Native coin sent to a token payment: recorded, not credited.
+    await publish_chain(js, "transfer", transfer_event(payment.deposit_address, 10**18, block=block))
+    await publish_chain(js, "transfer", transfer_event(payment.deposit_address, 5_000_000, block=block, log_index=3,
+                                                       token=TOKEN_ADDRESS))
+    await publish_head(js, block + 2)
+    p = await wait_status(merchant, payment.payment_id, pb.PAYMENT_STATUS_CONFIRMED)
+    assert p.amount_confirmed == "5000000"
+    assert sorted(t.credited for t in p.transfers) == [False, True]
+
+
+async def test_reorg_reverts_a_detected_payment_and_credits_the_canonical_one(merchant, js):
+    payment = await merchant.create(amount="1000")
+    block = next_block()
+    orphan_hash = random_hash()
+    tx = random_hash()
+    await publish_chain(js, "transfer", transfer_event(payment.deposit_address, 1000, block=block,
+                                                       block_hash=orphan_hash, tx_hash=tx))
+    await wait_status(merchant, payment.payment_id, pb.PAYMENT_STATUS_DETECTED)
+    await publish_chain(js, "reorg", cpb.ReorgObserved(chain_id=31337, common_ancestor_number=block - 1,
+                                                       common_ancestor_hash=random_hash(),
+                                                       orphaned_block_hashes=[orphan_hash],
+                                                       new_head_number=block, new_head_hash=random_hash()))
+    p = await wait_status(merchant, payment.payment_id, pb.PAYMENT_STATUS_PENDING)
+    assert p.amount_received == "0"
+    assert p.transfers[0].state == pb.TRANSFER_STATE_ORPHANED
+    # A late replay of the orphaned transfer changes nothing.
+    await publish_chain(js, "transfer", transfer_event(payment.deposit_address, 1000, block=block,
+                                                       block_hash=orphan_hash, tx_hash=tx))
+    # The same tx mined in the canonical block counts.
+    await publish_chain(js, "transfer", transfer_event(payment.deposit_address, 1000, block=block + 1, tx_hash=tx))
+    await publish_head(js, block + 2)
+    p = await wait_status(merchant, payment.payment_id, pb.PAYMENT_STATUS_CONFIRMED)
+    assert [t.state for t in p.transfers] == [pb.TRANSFER_STATE_ORPHANED, pb.TRANSFER_STATE_CONFIRMED]
+
+
+async def test_payment_after_expiry_is_recorded_not_dropped(merchant, js):
+    payment = await merchant.create(amount="1000")
+    block = next_block()
+    late = datetime.now(UTC) + timedelta(hours=2)  # mined after the 1 h default expiry
+    await publish_chain(js, "transfer", transfer_event(payment.deposit_address, 1000, block=block, block_time=late))
+    await publish_head(js, block + 2)
+    p = await wait_status(merchant, payment.payment_id, pb.PAYMENT_STATUS_PAID_AFTER_EXPIRY)
+    assert p.amount_confirmed == "1000" and p.transfers[0].late
+
+
+async def test_malformed_chain_event_is_dead_lettered_and_does_not_block(merchant, js):
+    payment = await merchant.create(amount="1000")
+    await js.publish("paymesh.chain.31337.transfer", b"\xff\xfe not protobuf", stream="CHAIN")
+    await publish_chain(js, "transfer", cpb.TransferObserved(chain_id=31337, block_hash="0x12", tx_hash="nope"))
+    block = next_block()
+    await publish_chain(js, "transfer", transfer_event(payment.deposit_address, 1000, block=block))
+    await wait_status(merchant, payment.payment_id, pb.PAYMENT_STATUS_DETECTED)
+
+    async def dead_lettered():
+        info = await js.stream_info("DLQ")
+        return info.state.messages >= 2
+
+    await eventually(dead_lettered)
+
+
+async def test_payment_events_reach_nats_once_each_in_order(merchant, js, nats_server):
+    nc = await nats.connect(nats_server.url)
+    received: list[evpb.PaymentEvent] = []
+
+    async def on_msg(msg):
+        received.append(evpb.PaymentEvent.FromString(msg.data))
+
+    sub = await nc.subscribe(f"paymesh.payments.{merchant.merchant_id}.>", cb=on_msg)
+    try:
+        payment = await merchant.create(amount="1000")
+        block = next_block()
+        await publish_chain(js, "transfer", transfer_event(payment.deposit_address, 1000, block=block))
+        await wait_status(merchant, payment.payment_id, pb.PAYMENT_STATUS_DETECTED)
+        await publish_head(js, block + 1)
+        await wait_status(merchant, payment.payment_id, pb.PAYMENT_STATUS_CONFIRMED)
+        await eventually(lambda: asyncio.sleep(0, result=len(received) >= 3))
+        await asyncio.sleep(0.3)
+    finally:
+        await sub.unsubscribe()
+        await nc.drain()
+    types = [evpb.PaymentEventType.Name(e.type) for e in received]
+    assert types == ["PAYMENT_EVENT_TYPE_CREATED", "PAYMENT_EVENT_TYPE_DETECTED", "PAYMENT_EVENT_TYPE_CONFIRMED"]
+    assert len({e.event_id for e in received}) == 3
+    assert [e.payment.version for e in received] == sorted(e.payment.version for e in received)
+    assert received[-1].payment.status == pb.PAYMENT_STATUS_CONFIRMED
+    assert received[-1].previous_status == pb.PAYMENT_STATUS_DETECTED
+
+
+async def test_watch_payment_streams_changes_until_final(merchant, js):
+    payment = await merchant.create(amount="1000")
+    stream = merchant.payments.WatchPayment(spb.WatchPaymentRequest(payment_id=payment.payment_id),
+                                            metadata=merchant.auth)
+    seen = []
+
+    async def read():
+        async for reply in stream:
+            seen.append(reply.payment.status)
+            if reply.payment.status == pb.PAYMENT_STATUS_CONFIRMED:
+                return
+
+    reader = asyncio.create_task(read())
+    await eventually(lambda: asyncio.sleep(0, result=len(seen) >= 1))
+    block = next_block()
+    await publish_chain(js, "transfer", transfer_event(payment.deposit_address, 1000, block=block))
+    await publish_head(js, block + 1)
+    await asyncio.wait_for(reader, timeout=15)
+    stream.cancel()
+    assert seen[0] == pb.PAYMENT_STATUS_PENDING
+    assert seen[-1] == pb.PAYMENT_STATUS_CONFIRMED
+    # Cancelled payments end the stream by themselves.
+    other = await merchant.create(amount="1")
+    await merchant.payments.CancelPayment(spb.CancelPaymentRequest(payment_id=other.payment_id), metadata=merchant.auth)
+    replies = [r async for r in merchant.payments.WatchPayment(spb.WatchPaymentRequest(payment_id=other.payment_id),
+                                                               metadata=merchant.auth)]
+    assert [r.payment.status for r in replies] == [pb.PAYMENT_STATUS_CANCELLED]
