@@ -101,6 +101,7 @@ class LedgerApp:
             LedgerInternalServicer(
                 payments, sweeps, admin, feed, s.internal_token.get_secret_value(),
                 lambda chain_id: self.chains.get(chain_id) is not None,
+                auth,
             ),
             SERVICES[2],
         )

@@ -197,7 +197,9 @@ class LedgerInternalServicer(igrpc.LedgerInternalServiceServicer):
         feed: AddressFeed,
         internal_token: str,
         known_chain: Callable[[int], bool],
+        auth: Authenticator,
     ) -> None:
+        self._auth = auth
         self._payments = payments
         self._sweeps = sweeps
         self._admin = admin
@@ -330,6 +332,11 @@ class LedgerInternalServicer(igrpc.LedgerInternalServiceServicer):
             webhook_secret=merchant.webhook_secret,
             merchant_active=merchant.status == "active",
         )
+
+    async def AuthenticateApiKey(self, request, context) -> ipb.AuthenticateApiKeyResponse:
+        self._check(context)
+        merchant_id, active = await self._auth.lookup(request.api_key)
+        return ipb.AuthenticateApiKeyResponse(merchant_id=merchant_id, active=active)
 
     async def GetPaymentInternal(self, request, context) -> ipb.GetPaymentInternalResponse:
         self._check(context)

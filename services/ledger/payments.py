@@ -42,6 +42,15 @@ class Authenticator:
         self._cache: dict[str, tuple[float, str, str]] = {}
 
     async def merchant_for(self, api_key: str) -> str:
+        merchant_id, active = await self.lookup(api_key)
+        if not active:
+            raise PermissionDenied("this merchant is disabled; contact the operator")
+        return merchant_id
+
+    async def lookup(self, api_key: str) -> tuple[str, bool]:
+        """(merchant id, active) of an API key; Unauthenticated if unknown."""
+        if not api_key or len(api_key) > 256:
+            raise Unauthenticated("API key not recognised; check the key or ask the operator to rotate it")
         digest = keys.hash_api_key(api_key)
         hit = self._cache.get(digest)
         now = time.monotonic()
@@ -55,9 +64,7 @@ class Authenticator:
             if len(self._cache) > 10_000:
                 self._cache.clear()
             self._cache[digest] = hit
-        if hit[2] != "active":
-            raise PermissionDenied("this merchant is disabled; contact the operator")
-        return hit[1]
+        return hit[1], hit[2] == "active"
 
     def forget(self) -> None:
         self._cache.clear()

@@ -284,3 +284,17 @@ class GetPaymentInternalResponse(_message.Message):
     PAYMENT_FIELD_NUMBER: _ClassVar[int]
     payment: _payment_pb2.Payment
     def __init__(self, payment: _Optional[_Union[_payment_pb2.Payment, _Mapping]] = ...) -> None: ...
+
+class AuthenticateApiKeyRequest(_message.Message):
+    __slots__ = ("api_key",)
+    API_KEY_FIELD_NUMBER: _ClassVar[int]
+    api_key: str
+    def __init__(self, api_key: _Optional[str] = ...) -> None: ...
+
+class AuthenticateApiKeyResponse(_message.Message):
+    __slots__ = ("merchant_id", "active")
+    MERCHANT_ID_FIELD_NUMBER: _ClassVar[int]
+    ACTIVE_FIELD_NUMBER: _ClassVar[int]
+    merchant_id: str
+    active: bool
+    def __init__(self, merchant_id: _Optional[str] = ..., active: _Optional[bool] = ...) -> None: ...

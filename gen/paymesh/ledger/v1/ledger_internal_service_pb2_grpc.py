@@ -87,6 +87,11 @@ class LedgerInternalServiceStub:
                 request_serializer=paymesh_dot_ledger_dot_v1_dot_ledger__internal__service__pb2.GetPaymentInternalRequest.SerializeToString,
                 response_deserializer=paymesh_dot_ledger_dot_v1_dot_ledger__internal__service__pb2.GetPaymentInternalResponse.FromString,
                 _registered_method=True)
+        self.AuthenticateApiKey = channel.unary_unary(
+                '/paymesh.ledger.v1.LedgerInternalService/AuthenticateApiKey',
+                request_serializer=paymesh_dot_ledger_dot_v1_dot_ledger__internal__service__pb2.AuthenticateApiKeyRequest.SerializeToString,
+                response_deserializer=paymesh_dot_ledger_dot_v1_dot_ledger__internal__service__pb2.AuthenticateApiKeyResponse.FromString,
+                _registered_method=True)
 
 
 class LedgerInternalServiceServicer:
@@ -171,6 +176,15 @@ class LedgerInternalServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AuthenticateApiKey(self, request, context):
+        """AuthenticateApiKey tells which merchant a merchant API key belongs to, for
+        services that accept merchant credentials (the notifier); UNAUTHENTICATED
+        when the key is unknown.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LedgerInternalServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -223,6 +237,11 @@ def add_LedgerInternalServiceServicer_to_server(servicer, server):
                     servicer.GetPaymentInternal,
                     request_deserializer=paymesh_dot_ledger_dot_v1_dot_ledger__internal__service__pb2.GetPaymentInternalRequest.FromString,
                     response_serializer=paymesh_dot_ledger_dot_v1_dot_ledger__internal__service__pb2.GetPaymentInternalResponse.SerializeToString,
+            ),
+            'AuthenticateApiKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.AuthenticateApiKey,
+                    request_deserializer=paymesh_dot_ledger_dot_v1_dot_ledger__internal__service__pb2.AuthenticateApiKeyRequest.FromString,
+                    response_serializer=paymesh_dot_ledger_dot_v1_dot_ledger__internal__service__pb2.AuthenticateApiKeyResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -498,6 +517,33 @@ class LedgerInternalService:
             '/paymesh.ledger.v1.LedgerInternalService/GetPaymentInternal',
             paymesh_dot_ledger_dot_v1_dot_ledger__internal__service__pb2.GetPaymentInternalRequest.SerializeToString,
             paymesh_dot_ledger_dot_v1_dot_ledger__internal__service__pb2.GetPaymentInternalResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AuthenticateApiKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/paymesh.ledger.v1.LedgerInternalService/AuthenticateApiKey',
+            paymesh_dot_ledger_dot_v1_dot_ledger__internal__service__pb2.AuthenticateApiKeyRequest.SerializeToString,
+            paymesh_dot_ledger_dot_v1_dot_ledger__internal__service__pb2.AuthenticateApiKeyResponse.FromString,
             options,
             channel_credentials,
             insecure,
