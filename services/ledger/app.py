@@ -62,7 +62,8 @@ class LedgerApp:
         js = self.nc.jetstream()
         await nats_helpers.ensure_streams(js)
         await nats_helpers.ensure_pull_consumer(
-            js, nats_helpers.CHAIN_STREAM.name, LEDGER_DURABLE, "paymesh.chain.>"
+            js, nats_helpers.CHAIN_STREAM.name, LEDGER_DURABLE, "paymesh.chain.>",
+            ack_wait=s.consumer_ack_wait_seconds,
         )
 
         async def publish(items):

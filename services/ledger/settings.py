@@ -19,4 +19,5 @@ class LedgerSettings(CommonSettings):
     outbox_retention_days: float = Field(7.0, gt=0)
     watch_retention_days: float = Field(7.0, gt=0, description="watch addresses this long after expiry")
     consumer_batch: int = Field(256, ge=1, le=5000)
+    consumer_ack_wait_seconds: float = Field(30.0, ge=1, description="redelivery delay of an unacked chain event")
     allow_private_webhooks: bool = Field(False, description="allow webhook URLs on private/loopback hosts")
