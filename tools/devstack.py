@@ -796,6 +796,8 @@ class Anvil(_Managed):
     chain_id: int = ANVIL_CHAIN_ID
     log_file: Path | None = None
     silent: bool = False
+    # Where anvil keeps its chain between runs (`make run`); None: in memory only.
+    state_file: Path | None = None
 
     name: ClassVar[str] = "anvil"
 
@@ -849,6 +851,9 @@ class Anvil(_Managed):
             cmd += ["--block-time", f"{self.block_time:g}"]
         if self.silent:
             cmd.append("--silent")
+        if self.state_file is not None:
+            # Loaded at start, dumped every few seconds and at exit.
+            cmd += ["--state", str(self.state_file), "--state-interval", "5"]
         return cmd
 
     def _is_ready(self) -> bool:
@@ -864,14 +869,18 @@ def start_anvil(
     chain_id: int = ANVIL_CHAIN_ID,
     log_file: Path | None = None,
     silent: bool = False,
+    state_file: Path | None = None,
 ) -> Anvil:
     """Start anvil on 127.0.0.1; `block_time=None` mines one block per transaction."""
+    if state_file is not None:
+        state_file.parent.mkdir(parents=True, exist_ok=True)
     anvil = Anvil(
         port=port or free_port(),
         block_time=block_time,
         chain_id=chain_id,
         log_file=log_file,
         silent=silent,
+        state_file=state_file,
     )
     anvil.start()
     return anvil
@@ -963,6 +972,8 @@ def up(data_dir: Path) -> Stack:
                 port=_env_port("PAYMESH_ANVIL_PORT"),
                 block_time=_env_block_time(),
                 log_file=data_dir / "anvil" / "anvil.log",
+                # The chain survives restarts, like Postgres and NATS do.
+                state_file=data_dir / "anvil" / "state.json",
             )
             stack.env["PAYMESH_ANVIL_RPC_URL"] = stack.anvil.http_url
             stack.env["PAYMESH_ANVIL_WS_URL"] = stack.anvil.ws_url

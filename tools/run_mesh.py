@@ -1,0 +1,190 @@
+"""`make run`: the local stack (Postgres, NATS, anvil) plus every paymesh service,
+a demo merchant, and ready-to-paste grpcurl commands. Ctrl-C stops it all.
+
+Everything lives under .data/ and survives restarts (the anvil chain too).
+Point PAYMESH_DATABASE_URL / PAYMESH_NATS_URL / PAYMESH_ANVIL_RPC_URL at
+existing servers to use them instead of starting local ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import signal
+import sys
+import threading
+from pathlib import Path
+
+import grpc
+from paymesh.ledger.v1 import merchant_admin_service_pb2 as apb
+from paymesh.ledger.v1 import merchant_admin_service_pb2_grpc as agrpc
+
+from tools import devstack
+from tools.services import REPO_ROOT, ServiceProcess
+
+# The demo's keys come from anvil's well-known dev mnemonic: never use it for real funds.
+DEV_MNEMONIC = "test test test test test test test test test test test junk"
+DEMO_ACCOUNT = 1  # deposit addresses at m/44'/60'/1'/0/i (not anvil's funded dev accounts)
+DEMO_TREASURY = "0xa0Ee7A142d267C1f36714E4a8F75612F20a79720"  # anvil dev account 9
+SERVICES = (("ledger", 50051), ("listener", 50052), ("sweeper", 50053), ("notifier", 50054))
+
+
+def load_env_file(path: Path) -> dict[str, str]:
+    if not path.exists():
+        return {}
+    pairs = (line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
+    return {k.strip(): v.strip() for k, v in pairs}
+
+
+def dev_secrets(data: Path) -> dict[str, str]:
+    """Tokens generated once per .data/ and kept, so restarts keep working."""
+    path = data / "secrets.env"
+    values = load_env_file(path)
+    if not values:
+        values = {
+            "PAYMESH_ADMIN_TOKEN": "adm_" + secrets.token_urlsafe(24),
+            "PAYMESH_INTERNAL_TOKEN": "int_" + secrets.token_urlsafe(24),
+            "PAYMESH_SWEEPER_MNEMONIC": DEV_MNEMONIC,
+        }
+        path.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
+        path.chmod(0o600)
+    return values
+
+
+def demo_xpub() -> str:
+    from bip_utils import Bip39SeedGenerator, Bip44, Bip44Coins
+
+    seed = Bip39SeedGenerator(DEV_MNEMONIC).Generate()
+    return Bip44.FromSeed(seed, Bip44Coins.ETHEREUM).Purpose().Coin().Account(DEMO_ACCOUNT).PublicKey().ToExtended()
+
+
+def ensure_demo_merchant(data: Path, ledger_port: int, admin_token: str) -> dict:
+    path = data / "demo_merchant.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    with grpc.insecure_channel(f"127.0.0.1:{ledger_port}") as channel:
+        reply = agrpc.MerchantAdminServiceStub(channel).CreateMerchant(
+            apb.CreateMerchantRequest(
+                name="Demo shop",
+                xpub=demo_xpub(),
+                derivation_path=f"m/44'/60'/{DEMO_ACCOUNT}'",
+                treasuries=[apb.Treasury(chain_id=31337, address=DEMO_TREASURY)],
+            ),
+            metadata=(("authorization", f"Bearer {admin_token}"),),
+            timeout=30,
+        )
+    demo = {"merchant_id": reply.merchant.merchant_id, "api_key": reply.api_key, "webhook_secret": reply.webhook_secret}
+    path.write_text(json.dumps(demo, indent=2))
+    path.chmod(0o600)
+    return demo
+
+
+def ensure_test_token(rpc_url: str) -> str:
+    """Deploy the TUSD test token on a fresh anvil (tools/pay.py knows how)."""
+    try:
+        from tools import pay
+    except ImportError:
+        return "no test token tooling yet"
+    return pay.ensure_test_token(rpc_url)
+
+
+def banner(ports: dict[str, int], demo: dict, env: dict[str, str]) -> str:
+    ledger = f"127.0.0.1:{ports['ledger']}"
+    lines = [
+        "",
+        "paymesh is running. Services: " + ", ".join(f"{n} 127.0.0.1:{p}" for n, p in ports.items()),
+        f"Chain: anvil {env['PAYMESH_ANVIL_RPC_URL']} (chain id 31337).  Logs: .data/logs/",
+        "",
+        "# In another terminal:",
+        f"export PAYMESH_API_KEY={demo['api_key']}",
+        f"export PAYMESH_ADMIN_TOKEN={env['PAYMESH_ADMIN_TOKEN']}",
+        "",
+        "# what the ledger serves (reflection)",
+        f"grpcurl -plaintext {ledger} list",
+        "# create a payment of 0.01 ETH",
+        'grpcurl -plaintext -H "authorization: Bearer $PAYMESH_API_KEY" '
+        "-d '{\"chain_id\": 31337, \"asset\": \"ETH\", \"amount\": \"10000000000000000\", "
+        "\"idempotency_key\": \"demo-1\"}' "
+        f"{ledger} paymesh.ledger.v1.PaymentService/CreatePayment",
+        "# read it back (use the payment_id printed above)",
+        'grpcurl -plaintext -H "authorization: Bearer $PAYMESH_API_KEY" '
+        "-d '{\"payment_id\": \"PAYMENT_ID\"}' "
+        f"{ledger} paymesh.ledger.v1.PaymentService/GetPayment",
+        "# list merchants as the operator",
+        'grpcurl -plaintext -H "authorization: Bearer $PAYMESH_ADMIN_TOKEN" '
+        f"{ledger} paymesh.ledger.v1.MerchantAdminService/ListMerchants",
+    ]
+    if ports.get("listener"):
+        lines += [
+            "# pay it from an anvil dev account, then watch it reach CONFIRMED",
+            f"PAYMESH_API_KEY=$PAYMESH_API_KEY .venv/bin/python -m tools.pay --ledger {ledger} --payment-id PAYMENT_ID",
+            'grpcurl -plaintext -H "authorization: Bearer $PAYMESH_API_KEY" '
+            "-d '{\"payment_id\": \"PAYMENT_ID\"}' "
+            f"{ledger} paymesh.ledger.v1.PaymentService/WatchPayment",
+        ]
+    lines += ["", "Ctrl-C stops everything.", ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=REPO_ROOT / ".data")
+    parser.add_argument("--exit-after-start", action="store_true", help="start, print, stop (for tests)")
+    args = parser.parse_args(argv)
+    data: Path = args.data.resolve()
+    data.mkdir(parents=True, exist_ok=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+
+    print("starting Postgres, NATS and anvil under", data, flush=True)
+    stack = devstack.up(data)
+    procs: list[ServiceProcess] = []
+    try:
+        env = {
+            **stack.env,
+            **dev_secrets(data),
+            "PAYMESH_CHAINS_FILE": str(REPO_ROOT / "chains.yaml"),
+            "PAYMESH_ALLOW_PRIVATE_WEBHOOKS": "true",  # local development: webhooks to localhost
+            "PAYMESH_LOG_LEVEL": os.environ.get("PAYMESH_LOG_LEVEL", "INFO"),
+        }
+        print("test token:", ensure_test_token(env["PAYMESH_ANVIL_RPC_URL"]), flush=True)
+        ports: dict[str, int] = {}
+        for name, default_port in SERVICES:
+            if not (REPO_ROOT / "services" / name / "__main__.py").exists():
+                continue
+            port = int(os.environ.get(f"PAYMESH_{name.upper()}_PORT", default_port))
+            ports[name] = port
+        service_env = {**env, **{f"PAYMESH_{n.upper()}_ADDR": f"127.0.0.1:{p}" for n, p in ports.items()}}
+        for name, port in ports.items():
+            print(f"starting {name} on 127.0.0.1:{port}", flush=True)
+            proc = ServiceProcess(f"services.{name}", service_env, data / "logs" / f"{name}.log", port)
+            procs.append(proc)
+            proc.start()
+            if name == "ledger":
+                demo = ensure_demo_merchant(data, port, env["PAYMESH_ADMIN_TOKEN"])
+        text = banner(ports, demo, env)
+        (data / "demo.txt").write_text(text)
+        print(text, flush=True)
+        if not args.exit_after_start:
+            while not stop.wait(1.0):
+                for proc in procs:
+                    if proc.proc is not None and proc.proc.poll() is not None:
+                        print(f"{proc.module} exited ({proc.proc.returncode}); see {proc.log_path}", file=sys.stderr)
+                        stop.set()
+        return 0
+    finally:
+        print("stopping...", flush=True)
+        for proc in reversed(procs):
+            try:
+                proc.terminate(timeout=20)
+            except Exception:  # noqa: BLE001 - make sure the rest still stops
+                proc.kill()
+        stack.stop()
+        print("stopped.", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
