@@ -98,6 +98,7 @@ def banner(ports: dict[str, int], demo: dict, env: dict[str, str]) -> str:
         f"Chain: anvil {env['PAYMESH_ANVIL_RPC_URL']} (chain id 31337).  Logs: .data/logs/",
         "",
         "# In another terminal:",
+        f"export PATH={REPO_ROOT / '.venv' / 'bin'}:$PATH  # grpcurl",
         f"export PAYMESH_API_KEY={demo['api_key']}",
         f"export PAYMESH_ADMIN_TOKEN={env['PAYMESH_ADMIN_TOKEN']}",
         "",

@@ -1,0 +1,54 @@
+"""The JSON body of a webhook.
+
+    {
+      "id": "<event id, also in the Paymesh-Event-Id header>",
+      "type": "payment.confirmed",
+      "created_at": "2026-01-02T03:04:05.678Z",
+      "merchant_id": "mch_...",
+      "data": {
+        "payment": { ...the Payment exactly as the gRPC API returns it, in
+                     proto JSON with the proto field names: amounts are
+                     decimal strings of base units, 64-bit integers are
+                     strings, enums are their names... },
+        "previous_status": "PAYMENT_STATUS_DETECTED"
+      }
+    }
+
+The body is built once, when the event is taken in, and stored: every attempt
+sends the same bytes (only the signature's timestamp changes).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+TYPE_PREFIX = "payment."
+TEST_EVENT_TYPE = "test"
+
+
+def webhook_type(event_type: str) -> str:
+    """'confirmed' -> 'payment.confirmed' (the `type` field of the body)."""
+    return TYPE_PREFIX + event_type
+
+
+def build_body(
+    *,
+    event_id: str,
+    event_type: str,
+    created_at: str,
+    merchant_id: str,
+    payment: dict[str, Any],
+    previous_status: str | None = None,
+) -> bytes:
+    data: dict[str, Any] = {"payment": payment}
+    if previous_status:
+        data["previous_status"] = previous_status
+    envelope = {
+        "id": event_id,
+        "type": webhook_type(event_type),
+        "created_at": created_at,
+        "merchant_id": merchant_id,
+        "data": data,
+    }
+    return json.dumps(envelope, separators=(",", ":"), ensure_ascii=False).encode()
