@@ -9,6 +9,7 @@ interfaces below, so tests and other ledgers can stand in.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 from collections.abc import Awaitable, Callable
 from typing import Generic, Protocol, TypeVar
@@ -139,4 +140,4 @@ class LedgerClient:
                 raise _unavailable("checking an API key", err) from None
             return reply.merchant_id, reply.active
 
-        return await self._keys.get(api_key, load)
+        return await self._keys.get(hashlib.sha256(api_key.encode()).hexdigest(), load)

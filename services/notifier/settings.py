@@ -57,9 +57,9 @@ class NotifierSettings(CommonSettings):
 
     @model_validator(mode="after")
     def _lease_covers_attempt(self) -> NotifierSettings:
-        if self.lease_seconds <= self.request_timeout_seconds + 1:
+        if self.lease_seconds < self.request_timeout_seconds + 2:
             raise ValueError(
-                "lease_seconds must exceed request_timeout_seconds by more than a second, "
+                "lease_seconds must exceed request_timeout_seconds by at least 2 seconds, "
                 "or attempts still running would be retried by another replica"
             )
         return self

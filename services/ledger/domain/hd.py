@@ -12,7 +12,7 @@ import hashlib
 import hmac
 import re
 
-from bip_utils import Bip32KeyError, Bip32Secp256k1
+from bip_utils import Bip32Secp256k1
 from coincurve import PublicKey
 from eth_utils import keccak, to_checksum_address
 
@@ -40,9 +40,11 @@ def parse_xpub(xpub: str) -> tuple[bytes, bytes]:
         raise InvalidArgument(
             "that is an extended PRIVATE key; the ledger only takes the extended public key (xpub)"
         )
+    if len(xpub) > 200:
+        raise InvalidArgument("xpub is too long to be a BIP-32 extended public key")
     try:
         node = Bip32Secp256k1.FromExtendedKey(xpub)
-    except (Bip32KeyError, ValueError) as exc:
+    except Exception as exc:  # noqa: BLE001 - bip-utils raises many kinds (checksum, length, key)
         raise InvalidArgument(f"xpub is not a valid BIP-32 extended public key: {exc}") from None
     if not node.IsPublicOnly():
         raise InvalidArgument("that is an extended PRIVATE key; give the extended public key (xpub)")

@@ -13,6 +13,9 @@ from __future__ import annotations
 import random
 import re
 from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from services.notifier.domain.records import DeliveryState
 
 DEFAULT_SCHEDULE = "5s,30s,2m,10m,30m,1h,2h,4h,8h,8h"
 
@@ -66,3 +69,21 @@ def retry_delay(
 def max_attempts(schedule: Sequence[float]) -> int:
     """Attempts in one cycle: the first one plus one per scheduled retry."""
     return len(schedule) + 1
+
+
+def after_attempt(
+    succeeded: bool,
+    cycle_attempts: int,
+    schedule: Sequence[float],
+    now: datetime,
+    jitter: float = 0.0,
+    rng: random.Random | None = None,
+) -> tuple[DeliveryState, datetime | None]:
+    """Where a delivery goes after an attempt: succeeded, pending until the next
+    attempt, or dead-lettered once the schedule is used up."""
+    if succeeded:
+        return DeliveryState.SUCCEEDED, None
+    delay = retry_delay(cycle_attempts, schedule, jitter, rng)
+    if delay is None:
+        return DeliveryState.DEAD_LETTERED, None
+    return DeliveryState.PENDING, now + timedelta(seconds=delay)

@@ -1,0 +1,66 @@
+"""chains.yaml loading: errors name the file and the field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from services.common.chains import ChainConfigError, load_chains
+
+REPO = Path(__file__).resolve().parents[2]
+
+GOOD = """chains:
+  - chain_id: 1
+    name: mainnet
+    rpc_url: ${RPC_URL}
+    ws_url: ${WS_URL:-}
+    confirmations: 12
+    block_time_seconds: 12
+    tokens:
+      - {symbol: USDC, address: "0xa0b86991c6218b36c1d19d4a2e9eb0ce3606eb48", decimals: 6}
+"""
+
+
+def test_repo_chains_file_loads():
+    chains = load_chains(REPO / "chains.yaml", env={})
+    anvil = chains.get(31337)
+    assert anvil is not None and anvil.asset("TUSD") is not None and anvil.rpc_url.startswith("http://127.0.0.1")
+
+
+def test_env_expansion_and_checksums(tmp_path):
+    path = tmp_path / "chains.yaml"
+    path.write_text(GOOD)
+    chains = load_chains(path, env={"RPC_URL": "https://rpc.example/key"})
+    chain = chains.get(1)
+    assert chain.rpc_url == "https://rpc.example/key" and chain.ws_url == ""
+    assert chain.asset("usdc").token_address == "0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48"
+    assert chain.asset("ETH").token_address is None
+
+
+@pytest.mark.parametrize(
+    ("text", "env", "message"),
+    [
+        (GOOD, {}, "chains[0].rpc_url: environment variable RPC_URL is not set"),
+        (GOOD.replace("confirmations: 12", "confirmations: 0"), {"RPC_URL": "http://x"}, "chains[0].confirmations"),
+        (GOOD.replace("0xa0b86991c6218b36c1d19d4a2e9eb0ce3606eb48", "0x123"), {"RPC_URL": "http://x"},
+         "chains[0].tokens[0].address"),
+        (GOOD.replace("${RPC_URL}", "ftp://x"), {}, "chains[0].rpc_url"),
+        (GOOD + "  - chain_id: 1\n    name: dup\n    rpc_url: http://y\n    confirmations: 1\n    block_time_seconds: 1\n",
+         {"RPC_URL": "http://x"}, "appears more than once"),
+        ("chains: [", {}, "not valid YAML"),
+        ("- 1\n- 2\n", {}, "expected a mapping"),
+        (GOOD.replace("name: mainnet", "name: mainnet\n    colour: blue"), {"RPC_URL": "http://x"}, "chains[0].colour"),
+    ],
+)
+def test_errors_name_file_and_field(tmp_path, text, env, message):
+    path = tmp_path / "chains.yaml"
+    path.write_text(text)
+    with pytest.raises(ChainConfigError) as err:
+        load_chains(path, env=env)
+    assert str(path) in str(err.value) and message in str(err.value)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ChainConfigError, match="file not found"):
+        load_chains(tmp_path / "nope.yaml")

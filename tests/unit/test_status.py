@@ -1,0 +1,102 @@
+"""The payment status rules (pure)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from services.ledger.domain.status import (
+    Amounts,
+    EventType,
+    PaymentStatus,
+    TransferFacts,
+    derive_status,
+    event_for_change,
+    is_late,
+    is_sweepable,
+    sum_transfers,
+)
+
+S = PaymentStatus
+
+
+def status(due=100, received=0, confirmed=0, late=False, swept=0, expired=False, cancelled=False):
+    return derive_status(amount_due=due, amounts=Amounts(received, confirmed, late), amount_swept=swept,
+                         expired=expired, cancelled=cancelled)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "expected"),
+    [
+        (dict(), S.PENDING),
+        (dict(expired=True), S.EXPIRED),
+        (dict(cancelled=True), S.CANCELLED),
+        (dict(received=100), S.DETECTED),
+        (dict(received=150, confirmed=100), S.DETECTED),
+        (dict(received=100, confirmed=100), S.CONFIRMED),
+        (dict(received=60, confirmed=60), S.UNDERPAID),
+        (dict(received=60, confirmed=60, expired=True), S.UNDERPAID),
+        (dict(received=160, confirmed=160), S.OVERPAID),
+        (dict(received=100, confirmed=100, late=True), S.PAID_AFTER_EXPIRY),
+        (dict(received=100, confirmed=100, late=True, cancelled=True), S.PAID_AFTER_EXPIRY),
+        (dict(received=100, confirmed=100, swept=100), S.SWEPT),
+        (dict(received=130, confirmed=130, swept=100), S.OVERPAID),  # more arrived after the sweep
+    ],
+)
+def test_derive_status(kwargs, expected):
+    assert status(**kwargs) is expected
+
+
+def test_sum_ignores_orphaned_and_uncredited():
+    amounts = sum_transfers([
+        TransferFacts(100, "confirmed", True, False),
+        TransferFacts(50, "seen", True, False),
+        TransferFacts(1000, "orphaned", True, False),
+        TransferFacts(7, "confirmed", False, False),
+        TransferFacts(1, "confirmed", True, True),
+    ])
+    assert amounts == Amounts(received=151, confirmed=101, late=True)
+
+
+@given(
+    due=st.integers(1, 2**256 - 1),
+    parts=st.lists(st.tuples(st.integers(0, 2**255), st.sampled_from(["seen", "confirmed", "orphaned"]),
+                             st.booleans(), st.booleans()), max_size=8),
+)
+def test_amounts_are_exact_integers_and_never_negative(due, parts):
+    facts = [TransferFacts(*p) for p in parts]
+    amounts = sum_transfers(facts)
+    assert isinstance(amounts.received, int) and isinstance(amounts.confirmed, int)
+    assert 0 <= amounts.confirmed <= amounts.received
+    expected = sum(a for a, state, credited, _ in parts if credited and state != "orphaned")
+    assert amounts.received == expected
+    result = derive_status(amount_due=due, amounts=amounts, amount_swept=0, expired=False, cancelled=False)
+    if amounts.received > amounts.confirmed:
+        assert result is S.DETECTED
+
+
+def test_sweepable_only_when_settled():
+    assert is_sweepable(S.CONFIRMED, expired=False, confirmed=10, swept=0)
+    assert is_sweepable(S.OVERPAID, expired=False, confirmed=10, swept=0)
+    assert is_sweepable(S.PAID_AFTER_EXPIRY, expired=True, confirmed=10, swept=0)
+    assert not is_sweepable(S.UNDERPAID, expired=False, confirmed=10, swept=0)  # the customer may top up
+    assert is_sweepable(S.UNDERPAID, expired=True, confirmed=10, swept=0)
+    assert not is_sweepable(S.DETECTED, expired=False, confirmed=10, swept=0)
+    assert not is_sweepable(S.CONFIRMED, expired=False, confirmed=10, swept=10)
+
+
+def test_events_follow_status_changes():
+    assert event_for_change(S.PENDING, S.DETECTED) is EventType.DETECTED
+    assert event_for_change(S.DETECTED, S.DETECTED) is None
+    assert event_for_change(S.DETECTED, S.PENDING) is None  # a reorg emits REORGED itself
+    assert event_for_change(S.CONFIRMED, S.SWEPT) is EventType.SWEPT
+
+
+def test_lateness_uses_block_time():
+    expires = datetime(2026, 1, 1, tzinfo=UTC)
+    assert not is_late(expires - timedelta(seconds=1), expires_at=expires, cancelled_at=None)
+    assert is_late(expires + timedelta(seconds=1), expires_at=expires, cancelled_at=None)
+    assert is_late(expires - timedelta(hours=1), expires_at=expires, cancelled_at=expires - timedelta(hours=2))
