@@ -239,6 +239,7 @@ class AttemptDone:
     state: DeliveryState  # pending (retry), succeeded or dead_lettered
     next_attempt_at: datetime | None
     finished_at: datetime
+    failure: str = "none"  # FailureKind value, for metrics only
 
 
 @dataclass(frozen=True)
