@@ -23,7 +23,7 @@ from services.ledger.address_feed import AddressFeed
 from services.ledger.admin import AdminService
 from services.ledger.chain_events import ChainEventApplier
 from services.ledger.consumers import LEDGER_DURABLE, ChainConsumer, PaymentEventSubscriber
-from services.ledger.db import create_engine, migrate_async
+from services.ledger.db import create_engine, create_hot_pool, migrate_async
 from services.ledger.grpc_api import LedgerInternalServicer, MerchantAdminServicer, PaymentServicer
 from services.ledger.outbox import Expirer, OutboxRelay
 from services.ledger.payments import Authenticator, HeadCache, IndexAllocator, PaymentsService
@@ -48,6 +48,7 @@ class LedgerApp:
         self._tasks: list[asyncio.Task] = []
         self.grpc = GrpcServer(host=settings.grpc_host, port=settings.grpc_port)
         self.nc = None
+        self.hot_pool = None
         self.metrics_port: int | None = None
 
     @property
@@ -58,6 +59,7 @@ class LedgerApp:
         s = self.settings
         if s.migrate_on_start:
             await migrate_async(s.database_url)
+        self.hot_pool = await create_hot_pool(s.database_url, s.db_pool_size)
         self.nc = await nats_helpers.connect(s.nats_url, "paymesh-ledger")
         js = self.nc.jetstream()
         await nats_helpers.ensure_streams(js)
@@ -79,7 +81,7 @@ class LedgerApp:
         heads = HeadCache()
         auth = Authenticator(self.engine, s.api_key_cache_seconds)
         allocator = IndexAllocator(self.engine, s.address_reservation)
-        payments = PaymentsService(self.engine, self.chains, allocator, heads, relay.poke)
+        payments = PaymentsService(self.engine, self.hot_pool, self.chains, allocator, heads, relay.poke)
         admin = AdminService(self.engine, self.chains, auth, allocator)
         sweeps = SweepService(self.engine, relay.poke)
         applier = ChainEventApplier(self.engine, self.chains, heads, relay.poke)
@@ -161,6 +163,8 @@ class LedgerApp:
         if self.nc is not None:
             with contextlib.suppress(Exception):
                 await self.nc.drain()
+        if self.hot_pool is not None:
+            await self.hot_pool.close()
         await self.engine.dispose()
         log.info("ledger stopped")
 

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.common.chains import Chains
@@ -138,12 +139,14 @@ class PaymentsService:
     def __init__(
         self,
         engine: AsyncEngine,
+        pool: asyncpg.Pool,
         chains: Chains,
         allocator: IndexAllocator,
         heads: HeadCache,
         on_outbox: Callable[[], None],
     ) -> None:
         self._engine = engine
+        self._pool = pool
         self._chains = chains
         self._allocator = allocator
         self._heads = heads
@@ -177,11 +180,9 @@ class PaymentsService:
             now=now,
         )
         print_ = fingerprint(new)
-        if new.idempotency_key:
-            async with self._engine.connect() as conn:
-                existing = await repo.payment_by_idempotency_key(conn, merchant_id, new.idempotency_key)
-            if existing is not None:
-                return self._same_request(existing, print_), False
+        # No read before the write: the insert's ON CONFLICT detects a retry. A
+        # retry costs one unused derivation index, which is harmless (the sweeper
+        # derives keys by the stored index, not by scanning).
         index, address, path = await self._allocator.next(merchant_id)
         payment_id = keys.new_payment_id()
         record = PaymentRecord(
@@ -241,18 +242,17 @@ class PaymentsService:
             "subject": payment_subject(merchant_id, EventType.CREATED.value),
             "payload": event_to_pb(event).SerializeToString(),
         }
-        async with self._engine.begin() as conn:
-            created = await repo.create_payment(conn, values)
-        if created is None:
-            # A concurrent request with the same idempotency key won the race.
-            async with self._engine.connect() as conn:
-                existing = await repo.payment_by_idempotency_key(conn, merchant_id, new.idempotency_key or "")
+        if await repo.create_payment(self._pool, values):
+            self._on_outbox()
+            self.address_added.set()
+            return record, True
+        # An earlier (or concurrent) request with the same idempotency key won.
+        async with self._engine.connect() as conn:
+            existing = await repo.payment_by_idempotency_key(conn, merchant_id, new.idempotency_key or "")
             if existing is None:
                 raise FailedPrecondition("payment could not be created; retry the request")
-            return self._same_request(existing, print_), False
-        self._on_outbox()
-        self.address_added.set()
-        return created, True
+            existing.transfers = await repo.transfers_of(conn, existing.id)
+        return self._same_request(existing, print_), False
 
     @staticmethod
     def _same_request(existing: PaymentRecord, print_: str) -> PaymentRecord:

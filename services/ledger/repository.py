@@ -7,8 +7,8 @@ import json
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, insert, select, text, update
-from sqlalchemy.dialects.postgresql import JSONB
+import asyncpg
+from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -135,71 +135,78 @@ async def reserve_indexes(conn: AsyncConnection, merchant_id: str, count: int) -
 
 
 def _payment(row: Any) -> PaymentRecord:
-    metadata = row.metadata
+    """From a SQLAlchemy Row or an asyncpg Record."""
+    row = getattr(row, "_mapping", row)
+    metadata = row["metadata"]
     if isinstance(metadata, str):
         metadata = json.loads(metadata)
     return PaymentRecord(
-        id=row.id,
-        merchant_id=row.merchant_id,
-        chain_id=row.chain_id,
-        asset=row.asset,
-        token_address=row.token_address,
-        decimals=row.decimals,
-        amount_due=int(row.amount_due),
-        amount_received=int(row.amount_received),
-        amount_confirmed=int(row.amount_confirmed),
-        amount_swept=int(row.amount_swept),
-        status=PaymentStatus(row.status),
-        late=row.late,
-        merchant_order_id=row.merchant_order_id,
+        id=row["id"],
+        merchant_id=row["merchant_id"],
+        chain_id=row["chain_id"],
+        asset=row["asset"],
+        token_address=row["token_address"],
+        decimals=row["decimals"],
+        amount_due=int(row["amount_due"]),
+        amount_received=int(row["amount_received"]),
+        amount_confirmed=int(row["amount_confirmed"]),
+        amount_swept=int(row["amount_swept"]),
+        status=PaymentStatus(row["status"]),
+        late=row["late"],
+        merchant_order_id=row["merchant_order_id"],
         metadata=metadata or {},
-        deposit_address=row.deposit_address,
-        derivation_index=row.derivation_index,
-        derivation_path=row.derivation_path,
-        confirmations_required=row.confirmations_required,
-        version=row.version,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-        expires_at=row.expires_at,
-        expired_at=row.expired_at,
-        cancelled_at=row.cancelled_at,
-        sweep_tx_hash=row.sweep_tx_hash,
-        request_fingerprint=row.request_fingerprint,
+        deposit_address=row["deposit_address"],
+        derivation_index=row["derivation_index"],
+        derivation_path=row["derivation_path"],
+        confirmations_required=row["confirmations_required"],
+        version=row["version"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        expires_at=row["expires_at"],
+        expired_at=row["expired_at"],
+        cancelled_at=row["cancelled_at"],
+        sweep_tx_hash=row["sweep_tx_hash"],
+        request_fingerprint=row["request_fingerprint"],
     )
 
 
 # One statement, one round trip: the payment, its deposit address and its
 # `created` outbox event are written together or not at all. ON CONFLICT makes
 # a concurrent retry with the same idempotency key wait for the first insert
-# and then write nothing.
-_CREATE_PAYMENT = text(
-    """
+# and then write nothing (the caller then reads the existing payment).
+CREATE_PAYMENT_SQL = """
 WITH ins AS (
   INSERT INTO payments (id, merchant_id, chain_id, asset, token_address, decimals, amount_due,
       status, merchant_order_id, metadata, idempotency_key, request_fingerprint, deposit_address,
       derivation_index, derivation_path, confirmations_required, created_at, updated_at, expires_at)
-  VALUES (:id, :merchant_id, :chain_id, :asset, :token_address, :decimals, :amount_due,
-      'pending', :merchant_order_id, :metadata, :idempotency_key, :request_fingerprint,
-      :deposit_address, :derivation_index, :derivation_path, :confirmations_required,
-      :created_at, :created_at, :expires_at)
+  VALUES ($1, $2, $3, $4, $5, $6, $7::numeric, 'pending', $8, $9::jsonb, $10, $11, $12, $13, $14, $15,
+      $16, $16, $17)
   ON CONFLICT (merchant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-  RETURNING *
+  RETURNING id, chain_id, deposit_address, merchant_id, derivation_index, created_at
 ), addr AS (
   INSERT INTO deposit_addresses (chain_id, address, merchant_id, payment_id, derivation_index,
       from_block, created_at)
-  SELECT chain_id, deposit_address, merchant_id, id, derivation_index, :from_block, created_at FROM ins
+  SELECT chain_id, deposit_address, merchant_id, id, derivation_index, $18, created_at FROM ins
 ), evt AS (
   INSERT INTO outbox (event_id, merchant_id, payment_id, event_type, subject, payload, created_at)
-  SELECT CAST(:event_id AS uuid), merchant_id, id, 'created', :subject, :payload, created_at FROM ins
+  SELECT $19::uuid, merchant_id, id, 'created', $20, $21, created_at FROM ins
 )
-SELECT * FROM ins
+SELECT count(*) FROM ins
 """
-).bindparams(bindparam("metadata", type_=JSONB))
 
 
-async def create_payment(conn: AsyncConnection, values: dict[str, Any]) -> PaymentRecord | None:
-    row = (await conn.execute(_CREATE_PAYMENT, values)).first()
-    return _payment(row) if row else None
+async def create_payment(pool: asyncpg.Pool, v: dict[str, Any]) -> bool:
+    """Insert payment + address + event (autocommit: one implicit transaction).
+    False when a payment with the same idempotency key already exists."""
+    inserted = await pool.fetchval(
+        CREATE_PAYMENT_SQL,
+        v["id"], v["merchant_id"], v["chain_id"], v["asset"], v["token_address"], v["decimals"],
+        str(v["amount_due"]), v["merchant_order_id"], json.dumps(v["metadata"]), v["idempotency_key"],
+        v["request_fingerprint"], v["deposit_address"], v["derivation_index"], v["derivation_path"],
+        v["confirmations_required"], v["created_at"], v["expires_at"], v["from_block"], v["event_id"],
+        v["subject"], v["payload"],
+    )
+    return inserted == 1
 
 
 async def payment_by_idempotency_key(conn: AsyncConnection, merchant_id: str, key: str) -> PaymentRecord | None:
@@ -221,35 +228,40 @@ async def get_payment(
     return _payment(row) if row else None
 
 
+async def driver(conn: AsyncConnection) -> asyncpg.Connection:
+    """The asyncpg connection under a SQLAlchemy one, inside the same transaction.
+    The chain-event hot path uses it to skip per-statement ORM overhead."""
+    return (await conn.get_raw_connection()).driver_connection
+
+
 async def lock_payment_by_address(conn: AsyncConnection, chain_id: int, address: str) -> PaymentRecord | None:
-    query = (
-        select(P)
-        .join(D, D.c.payment_id == P.c.id)
-        .where(D.c.chain_id == chain_id, D.c.address == address)
-        .with_for_update(of=P)
+    row = await (await driver(conn)).fetchrow(
+        "SELECT p.* FROM payments p JOIN deposit_addresses d ON d.payment_id = p.id "
+        "WHERE d.chain_id = $1 AND d.address = $2 FOR UPDATE OF p",
+        chain_id, address,
     )
-    row = (await conn.execute(query)).first()
     return _payment(row) if row else None
 
 
 def _transfer(row: Any) -> TransferRecord:
+    row = getattr(row, "_mapping", row)
     return TransferRecord(
-        chain_id=row.chain_id,
-        tx_hash=row.tx_hash,
-        log_index=row.log_index,
-        block_number=row.block_number,
-        block_hash=row.block_hash,
-        from_address=row.from_address,
-        amount=int(row.amount),
-        state=row.state,
-        credited=row.credited,
-        late=row.late,
-        observed_at=row.created_at,
+        chain_id=row["chain_id"],
+        tx_hash=row["tx_hash"],
+        log_index=row["log_index"],
+        block_number=row["block_number"],
+        block_hash=row["block_hash"],
+        from_address=row["from_address"],
+        amount=int(row["amount"]),
+        state=row["state"],
+        credited=row["credited"],
+        late=row["late"],
+        observed_at=row["created_at"],
     )
 
 
 async def transfers_of(conn: AsyncConnection, payment_id: str) -> list[TransferRecord]:
-    rows = await conn.execute(select(X).where(X.c.payment_id == payment_id).order_by(X.c.id))
+    rows = await (await driver(conn)).fetch("SELECT * FROM transfers WHERE payment_id = $1 ORDER BY id", payment_id)
     return [_transfer(r) for r in rows]
 
 
@@ -282,27 +294,24 @@ async def list_payments(
     return [_payment(r) for r in await conn.execute(query)]
 
 
+_SAVE_PAYMENT = """
+UPDATE payments SET amount_received = $2::numeric, amount_confirmed = $3::numeric,
+    amount_swept = $4::numeric, status = $5, late = $6, version = $7, updated_at = $8,
+    expired_at = $9, cancelled_at = $10, sweep_tx_hash = $11,
+    sweep_due_at = CASE WHEN $12 THEN coalesce(sweep_due_at, $8) END,
+    sweep_claimed_by = CASE WHEN $12 THEN sweep_claimed_by END,
+    sweep_lease_until = CASE WHEN $12 THEN sweep_lease_until END
+WHERE id = $1
+"""
+
+
 async def save_payment_state(conn: AsyncConnection, p: PaymentRecord, *, sweepable: bool) -> None:
-    """Write the derived fields of a payment the caller holds locked."""
-    values: dict[str, Any] = dict(
-        amount_received=p.amount_received,
-        amount_confirmed=p.amount_confirmed,
-        amount_swept=p.amount_swept,
-        status=p.status.value,
-        late=p.late,
-        version=p.version,
-        updated_at=p.updated_at,
-        expired_at=p.expired_at,
-        cancelled_at=p.cancelled_at,
-        sweep_tx_hash=p.sweep_tx_hash,
+    """Write the derived fields of a payment the caller holds locked. A payment
+    that stops being sweepable (a reorg) loses its sweep eligibility and lease."""
+    await (await driver(conn)).execute(
+        _SAVE_PAYMENT, p.id, str(p.amount_received), str(p.amount_confirmed), str(p.amount_swept),
+        p.status.value, p.late, p.version, p.updated_at, p.expired_at, p.cancelled_at, p.sweep_tx_hash, sweepable,
     )
-    if sweepable:
-        values["sweep_due_at"] = func.coalesce(P.c.sweep_due_at, p.updated_at)
-    else:
-        values["sweep_due_at"] = None
-        values["sweep_claimed_by"] = None
-        values["sweep_lease_until"] = None
-    await conn.execute(update(P).where(P.c.id == p.id).values(**values))
 
 
 async def cancel_reason(conn: AsyncConnection, payment_id: str, reason: str) -> None:
@@ -325,7 +334,12 @@ async def payments_to_expire(conn: AsyncConnection, now: datetime, limit: int) -
 
 async def insert_events(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
     if rows:
-        await conn.execute(insert(O), rows)
+        await (await driver(conn)).executemany(
+            "INSERT INTO outbox (event_id, merchant_id, payment_id, event_type, subject, payload, created_at) "
+            "VALUES ($1::uuid, $2, $3, $4, $5, $6, $7)",
+            [(r["event_id"], r["merchant_id"], r["payment_id"], r["event_type"], r["subject"], r["payload"],
+              r["created_at"]) for r in rows],
+        )
 
 
 async def claim_unpublished(conn: AsyncConnection, limit: int) -> list[Any]:
@@ -368,22 +382,25 @@ async def set_head(conn: AsyncConnection, chain_id: int, number: int, block_hash
     )
 
 
-async def insert_transfer(conn: AsyncConnection, values: dict[str, Any]) -> bool:
+_INSERT_TRANSFER = """
+INSERT INTO transfers (chain_id, tx_hash, log_index, block_hash, block_number, block_timestamp,
+    from_address, to_address, token_address, amount, payment_id, state, credited, late)
+SELECT $1::bigint, $2::varchar, $3::bigint, $4::varchar, $5::bigint, $6::timestamptz, $7::varchar,
+    $8::varchar, $9::varchar, $10::numeric, $11::varchar, $12::varchar, $13::boolean, $14::boolean
+WHERE NOT EXISTS (SELECT 1 FROM orphaned_blocks WHERE chain_id = $1::bigint AND block_hash = $4::varchar)
+ON CONFLICT ON CONSTRAINT uq_transfers_identity DO NOTHING
+RETURNING id
+"""
+
+
+async def insert_transfer(conn: AsyncConnection, v: dict[str, Any]) -> bool:
     """Insert unless already recorded or its block was orphaned; True if inserted."""
-    stmt = (
-        pg_insert(X)
-        .from_select(
-            list(values),
-            select(*(bindparam(k, v, type_=X.c[k].type) for k, v in values.items())).where(
-                ~select(OB.c.block_hash)
-                .where(OB.c.chain_id == values["chain_id"], OB.c.block_hash == values["block_hash"])
-                .exists()
-            ),
-        )
-        .on_conflict_do_nothing(constraint="uq_transfers_identity")
-        .returning(X.c.id)
+    row = await (await driver(conn)).fetchrow(
+        _INSERT_TRANSFER, v["chain_id"], v["tx_hash"], v["log_index"], v["block_hash"], v["block_number"],
+        v["block_timestamp"], v["from_address"], v["to_address"], v["token_address"], str(v["amount"]),
+        v["payment_id"], v["state"], v["credited"], v["late"],
     )
-    return (await conn.execute(stmt)).first() is not None
+    return row is not None
 
 
 async def confirm_transfers(conn: AsyncConnection, chain_id: int, max_block: int) -> list[str]:

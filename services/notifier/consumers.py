@@ -82,13 +82,13 @@ def decode(msg: Msg) -> NewDelivery:
     )
 
 
-async def ensure_consumer(js: JetStreamContext, durable: str, deliver_policy: str) -> None:
+async def ensure_consumer(js: JetStreamContext, durable: str, deliver_policy: str, ack_wait: float = 30.0) -> None:
     """Create the durable pull consumer (explicit acks) unless it exists."""
     config = ConsumerConfig(
         durable_name=durable,
         deliver_policy=DeliverPolicy.NEW if deliver_policy == "new" else DeliverPolicy.ALL,
         ack_policy=AckPolicy.EXPLICIT,
-        ack_wait=30.0,
+        ack_wait=ack_wait,
         max_deliver=50,
         max_ack_pending=10_000,
         filter_subject=SUBJECTS,

@@ -23,7 +23,6 @@ import time
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Union
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -40,7 +39,7 @@ from services.notifier.transport import WebhookSender
 
 log = structlog.get_logger("notifier.delivery")
 
-Result = Union[repo.AttemptDone, repo.AttemptVoid]
+Result = repo.AttemptDone | repo.AttemptVoid
 
 # When the ledger cannot tell where to deliver, the attempt is handed back and
 # tried again after this long (it does not count against the merchant).
@@ -60,7 +59,6 @@ class ResultWriter:
         self._max_batch = max_batch
         self._queue: asyncio.Queue[tuple[Result, asyncio.Future[None]]] = asyncio.Queue()
         self._task: asyncio.Task | None = None
-        self._busy = False
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="notifier-results")
@@ -73,15 +71,14 @@ class ResultWriter:
 
     async def _run(self) -> None:
         while True:
-            first = await self._queue.get()
-            self._busy = True
+            batch = [await self._queue.get()]
+            while len(batch) < self._max_batch and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
             try:
-                batch = [first]
-                while len(batch) < self._max_batch and not self._queue.empty():
-                    batch.append(self._queue.get_nowait())
                 await self._write(batch)
             finally:
-                self._busy = False
+                for _ in batch:
+                    self._queue.task_done()
 
     async def _write(self, batch: list[tuple[Result, asyncio.Future[None]]]) -> None:
         done = [r for r, _ in batch if isinstance(r, repo.AttemptDone)]
@@ -106,11 +103,10 @@ class ResultWriter:
                 # Unrecorded: the leases run out and the deliveries are attempted again.
                 future.set_exception(error)
 
-    async def close(self, timeout: float = 10.0) -> None:
-        """Write what is queued (for up to `timeout` seconds), then stop."""
-        deadline = time.monotonic() + timeout
-        while (not self._queue.empty() or self._busy) and time.monotonic() < deadline:
-            await asyncio.sleep(0.01)
+    async def close(self, grace: float = 10.0) -> None:
+        """Write what is queued (for up to `grace` seconds), then stop."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._queue.join(), timeout=grace)
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

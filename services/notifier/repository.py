@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, or_, select, text, tuple_, update
+from sqlalchemy import bindparam, delete, func, literal, or_, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -139,8 +139,8 @@ async def claim_due(
         return []
     claimed = [
         ClaimedDelivery(
-            id=r.id,
-            event_id=r.event_id,
+            id=str(r.id),
+            event_id=str(r.event_id),
             event_type=r.event_type,
             merchant_id=r.merchant_id,
             payment_id=r.payment_id,
@@ -152,7 +152,7 @@ async def claim_due(
         )
         for r in rows
     ]
-    relapsed = [r.id for r in rows if r.old_token is not None]
+    relapsed = [str(r.id) for r in rows if r.old_token is not None]
     await _begin_attempts(conn, claimed, relapsed, now)
     return claimed
 
@@ -413,7 +413,10 @@ async def list_deliveries(
     if flt.state is not None:
         query = query.where(D.c.state == flt.state.value)
     if after is not None:
-        query = query.where(tuple_(D.c.created_at, D.c.id) < tuple_(after[0], after[1]))
+        query = query.where(
+            tuple_(D.c.created_at, D.c.id)
+            < tuple_(literal(after[0], D.c.created_at.type), literal(after[1], D.c.id.type))
+        )
     query = query.order_by(D.c.created_at.desc(), D.c.id.desc()).limit(limit)
     return [_delivery(r) for r in await conn.execute(query)]
 

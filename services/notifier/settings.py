@@ -24,11 +24,14 @@ class NotifierSettings(CommonSettings):
     ledger_timeout_seconds: float = Field(5.0, gt=0)
 
     # Intake from JetStream.
-    durable: str = Field("notifier", pattern=r"^[A-Za-z0-9_-]{1,64}$", description="durable consumer name")
-    deliver_policy: Literal["all", "new"] = Field(
+    notifier_durable: str = Field(
+        "notifier", pattern=r"^[A-Za-z0-9_-]{1,64}$", description="durable consumer name on PAYMENTS"
+    )
+    notifier_deliver_policy: Literal["all", "new"] = Field(
         "all", description="where a new durable starts: the whole PAYMENTS stream, or new events only"
     )
     consumer_batch: int = Field(256, ge=1, le=5000)
+    consumer_ack_wait_seconds: float = Field(30.0, gt=0, description="unacked events are redelivered after this")
 
     # Delivery.
     retry_schedule: str = Field(DEFAULT_SCHEDULE, description="delays between attempts, e.g. '5s,30s,2m,1h'")

@@ -55,7 +55,7 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         self,
         host: str,
         port: int,
-        timeout: float | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - httpcore's interface
         local_address: str | None = None,
         socket_options: Any = None,
     ) -> httpcore.AsyncNetworkStream:
@@ -84,7 +84,9 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         assert last is not None
         raise last
 
-    async def connect_unix_socket(self, path: str, timeout: float | None = None, socket_options: Any = None):
+    async def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Any = None  # noqa: ASYNC109
+    ):
         raise BlockedAddress("unix sockets are not webhook targets")
 
     async def sleep(self, seconds: float) -> None:
@@ -145,7 +147,8 @@ class WebhookSender:
                 failure, error = FailureKind.TIMEOUT, f"timed out after {self._request_timeout:g}s"
         except httpx.TimeoutException as exc:
             if not status:
-                failure, error = FailureKind.TIMEOUT, f"timed out ({type(exc).__name__}) after at most {self._request_timeout:g}s"
+                failure = FailureKind.TIMEOUT
+                error = f"timed out ({type(exc).__name__}) after at most {self._request_timeout:g}s"
         except httpx.ConnectError as exc:
             if isinstance(exc.__cause__, BlockedAddress):
                 failure, error = FailureKind.BLOCKED, str(exc)

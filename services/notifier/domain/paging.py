@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import uuid
 from datetime import datetime
 
 from services.common.errors import InvalidArgument
@@ -47,6 +48,7 @@ def decode_token(token: str, fingerprint: str) -> tuple[datetime, str] | None:
         issued_for = data["f"]
         if created_at.tzinfo is None or not isinstance(row_id, str) or not isinstance(issued_for, str):
             raise ValueError
+        row_id = str(uuid.UUID(row_id))
     except (ValueError, KeyError, TypeError, UnicodeDecodeError):
         raise InvalidArgument(_BAD) from None
     if issued_for != fingerprint:

@@ -1,0 +1,206 @@
+"""The notifier's composition root: builds the engine, NATS, the ledger client,
+the HTTP sender, the delivery machinery and the gRPC server, wires them, and
+runs the background loops (intake consumer, scheduler, result writer,
+housekeeping, health watch)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import UTC, datetime, timedelta
+
+import grpc
+import structlog
+from paymesh.notifier.v1 import notifier_service_pb2_grpc as ngrpc
+from sqlalchemy import text
+
+from services.common import nats_helpers
+from services.common.grpc_server import GrpcServer, install_stop_signals
+from services.common.logging import configure_logging
+from services.common.metrics import start_metrics_server
+from services.notifier import repository as repo
+from services.notifier.consumers import PaymentEventIntake, ensure_consumer
+from services.notifier.db import create_engine, migrate_async
+from services.notifier.delivery import Dispatcher, ResultWriter
+from services.notifier.grpc_api import CallerResolver, NotifierServicer
+from services.notifier.ledger_client import LedgerClient
+from services.notifier.service import DeliveryService
+from services.notifier.settings import NotifierSettings
+from services.notifier.transport import WebhookSender
+
+log = structlog.get_logger("notifier")
+
+SERVICE_NAME = "paymesh.notifier.v1.NotifierService"
+
+
+class NotifierApp:
+    def __init__(self, settings: NotifierSettings) -> None:
+        self.settings = settings
+        self.engine = create_engine(settings.database_url, settings.db_pool_size)
+        self.stop_event = asyncio.Event()
+        self.grpc = GrpcServer(host=settings.grpc_host, port=settings.grpc_port)
+        self.nc = None
+        self.ledger_channel: grpc.aio.Channel | None = None
+        self.sender: WebhookSender | None = None
+        self.writer: ResultWriter | None = None
+        self.dispatcher: Dispatcher | None = None
+        self.metrics_port: int | None = None
+        self._intake_task: asyncio.Task | None = None
+        self._tasks: list[asyncio.Task] = []
+
+    @property
+    def port(self) -> int:
+        return self.grpc.port
+
+    async def start(self) -> int:
+        s = self.settings
+        if s.migrate_on_start:
+            await migrate_async(s.database_url)
+        self.nc = await nats_helpers.connect(s.nats_url, "paymesh-notifier")
+        js = self.nc.jetstream()
+        await nats_helpers.ensure_stream(js, nats_helpers.PAYMENTS_STREAM)
+        await nats_helpers.ensure_stream(js, nats_helpers.DLQ_STREAM)
+        await ensure_consumer(js, s.notifier_durable, s.notifier_deliver_policy, s.consumer_ack_wait_seconds)
+
+        self.ledger_channel = grpc.aio.insecure_channel(s.ledger_addr)
+        ledger = LedgerClient(
+            self.ledger_channel,
+            s.internal_token.get_secret_value(),
+            timeout=s.ledger_timeout_seconds,
+            target_ttl=s.target_cache_seconds,
+            auth_ttl=s.auth_cache_seconds,
+        )
+        self.sender = WebhookSender(
+            allow_private=s.allow_private_webhooks,
+            request_timeout=s.request_timeout_seconds,
+            connect_timeout=s.connect_timeout_seconds,
+            max_connections=s.max_concurrency,
+            max_response_bytes=s.max_response_bytes,
+            user_agent=s.user_agent,
+        )
+        self.writer = ResultWriter(self.engine)
+        self.writer.start()
+        self.dispatcher = Dispatcher(
+            self.engine,
+            ledger,
+            self.sender,
+            self.writer,
+            schedule=s.schedule,
+            jitter=s.retry_jitter,
+            per_merchant=s.per_merchant_concurrency,
+            max_concurrency=s.max_concurrency,
+            claim_batch=s.claim_batch,
+            poll_interval=s.poll_interval_seconds,
+            lease_seconds=s.lease_seconds,
+            request_timeout=s.request_timeout_seconds,
+        )
+        deliveries = DeliveryService(self.engine, self.dispatcher, ledger, s.lease_seconds)
+        self.grpc.add(
+            ngrpc.add_NotifierServiceServicer_to_server,
+            NotifierServicer(deliveries, CallerResolver(s.admin_token.get_secret_value(), ledger)),
+            SERVICE_NAME,
+        )
+        intake = PaymentEventIntake(self.engine, self.dispatcher.poke)
+        self._intake_task = asyncio.create_task(
+            nats_helpers.run_pull_consumer(
+                js,
+                stream=nats_helpers.PAYMENTS_STREAM.name,
+                durable=s.notifier_durable,
+                handler=intake.handle,
+                stop=self.stop_event,
+                batch=s.consumer_batch,
+            ),
+            name="intake",
+        )
+        self._tasks = [
+            asyncio.create_task(self.dispatcher.run(self.stop_event), name="scheduler"),
+            asyncio.create_task(self._housekeeping(), name="housekeeping"),
+            asyncio.create_task(self._watch_health(), name="health"),
+        ]
+        port = await self.grpc.start()
+        self.metrics_port = start_metrics_server(s.metrics_port)
+        log.info(
+            "notifier serving",
+            grpc_port=port,
+            metrics_port=self.metrics_port,
+            durable=s.notifier_durable,
+            ledger=s.ledger_addr,
+            allow_private_webhooks=s.allow_private_webhooks,
+            retry_schedule=s.retry_schedule,
+        )
+        return port
+
+    async def _housekeeping(self) -> None:
+        """Prune finished deliveries past the retention period, every few minutes."""
+        while not self.stop_event.is_set():
+            try:
+                before = datetime.now(UTC) - timedelta(days=self.settings.retention_days)
+                async with self.engine.begin() as conn:
+                    pruned = await repo.prune_finished(conn, before)
+                if pruned:
+                    log.info("pruned finished deliveries", count=pruned)
+            except Exception as exc:  # noqa: BLE001
+                log.warning("pruning failed", error=str(exc))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop_event.wait(), timeout=300)
+
+    async def _watch_health(self) -> None:
+        """NOT_SERVING while Postgres or NATS is unreachable."""
+        serving = True
+        while not self.stop_event.is_set():
+            ok = self.nc is not None and self.nc.is_connected
+            if ok:
+                try:
+                    async with asyncio.timeout(2):
+                        async with self.engine.connect() as conn:
+                            await conn.execute(text("SELECT 1"))
+                except Exception:  # noqa: BLE001
+                    ok = False
+            if ok != serving:
+                serving = ok
+                log.warning("health changed", serving=ok)
+                await self.grpc.set_serving(ok)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop_event.wait(), timeout=2.0)
+
+    async def stop(self) -> None:
+        """Drain: NOT_SERVING, stop taking in and claiming, let attempts in flight
+        finish (grace), record them, then close connections."""
+        log.info("notifier stopping")
+        grace = self.settings.shutdown_grace_seconds
+        self.stop_event.set()
+        drain = self.dispatcher.drain(grace) if self.dispatcher is not None else asyncio.sleep(0)
+        # RPCs in flight (SendTestEvent) and attempts in flight finish together.
+        await asyncio.gather(self.grpc.stop(grace), drain)
+        if self._intake_task is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._intake_task, timeout=5)
+        for task in self._tasks:
+            try:
+                await asyncio.wait_for(task, timeout=5)
+            except (TimeoutError, asyncio.CancelledError):
+                task.cancel()
+            except Exception:  # noqa: BLE001
+                log.exception("background task failed", task=task.get_name())
+        if self.writer is not None:
+            await self.writer.close()
+        if self.sender is not None:
+            await self.sender.aclose()
+        if self.ledger_channel is not None:
+            await self.ledger_channel.close()
+        if self.nc is not None:
+            with contextlib.suppress(Exception):
+                await self.nc.drain()
+        await self.engine.dispose()
+        log.info("notifier stopped")
+
+
+async def serve() -> None:
+    settings = NotifierSettings()
+    configure_logging("notifier", settings.log_level)
+    app = NotifierApp(settings)
+    stop = asyncio.Event()
+    install_stop_signals(stop)
+    await app.start()
+    await stop.wait()
+    await app.stop()

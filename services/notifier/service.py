@@ -1,0 +1,161 @@
+"""Use cases behind NotifierService: list, get, redeliver, send a test event.
+
+A caller is either the operator (admin token: every merchant) or one merchant
+(its API key: only its own deliveries). Another merchant's delivery is
+NOT_FOUND, exactly like one that does not exist.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from paymesh.ledger.v1 import payment_pb2 as pb
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.common.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
+from services.notifier import repository as repo
+from services.notifier.consumers import payment_json
+from services.notifier.delivery import Dispatcher
+from services.notifier.domain import paging
+from services.notifier.domain.payload import TEST_EVENT_TYPE, build_body
+from services.notifier.domain.records import DeliveryRecord, DeliveryState, ListFilter, NewDelivery
+from services.notifier.ledger_client import TargetSource
+
+_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling: a merchant, or the operator (merchant_id None)."""
+
+    merchant_id: str | None
+
+    @property
+    def is_operator(self) -> bool:
+        return self.merchant_id is None
+
+
+def parse_uuid(value: str, field: str) -> str:
+    if not value:
+        raise InvalidArgument(f"{field} is required")
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise InvalidArgument(f"{field} must be a UUID as returned by this API; got {value[:80]!r}") from None
+
+
+def parse_ref(value: str, field: str) -> str:
+    if not _ID.match(value):
+        raise InvalidArgument(f"{field} must be 1 to 64 letters, digits, '_' or '-'; got {value[:80]!r}")
+    return value
+
+
+class DeliveryService:
+    def __init__(
+        self, engine: AsyncEngine, dispatcher: Dispatcher, targets: TargetSource, lease_seconds: float
+    ) -> None:
+        self._engine = engine
+        self._dispatcher = dispatcher
+        self._targets = targets
+        self._lease = timedelta(seconds=lease_seconds)
+
+    async def list(
+        self,
+        caller: Caller,
+        *,
+        merchant_id: str,
+        payment_id: str,
+        event_id: str,
+        state: DeliveryState | None,
+        size: int,
+        token: str,
+    ) -> tuple[list[DeliveryRecord], str]:
+        if caller.is_operator:
+            scope = parse_ref(merchant_id, "merchant_id") if merchant_id else None
+        else:
+            scope = caller.merchant_id  # a merchant's own deliveries, whatever it asked
+        flt = ListFilter(
+            merchant_id=scope,
+            payment_id=parse_ref(payment_id, "payment_id") if payment_id else None,
+            event_id=parse_uuid(event_id, "event_id") if event_id else None,
+            state=state,
+        )
+        limit = paging.page_size(size)
+        fingerprint = paging.filter_fingerprint(flt.merchant_id, flt.payment_id, flt.event_id, flt.state)
+        after = paging.decode_token(token, fingerprint)
+        async with self._engine.connect() as conn:
+            rows = await repo.list_deliveries(conn, flt, limit + 1, after)
+        next_token = ""
+        if len(rows) > limit:
+            rows = rows[:limit]
+            last = rows[-1]
+            next_token = paging.encode_token(last.created_at, last.id, fingerprint)
+        return rows, next_token
+
+    async def get(self, caller: Caller, delivery_id: str) -> DeliveryRecord:
+        delivery_id = parse_uuid(delivery_id, "delivery_id")
+        async with self._engine.connect() as conn:
+            found = await repo.get_delivery(conn, delivery_id)
+        if found is None or (not caller.is_operator and found.merchant_id != caller.merchant_id):
+            raise NotFound(f"delivery {delivery_id} not found")
+        return found
+
+    async def redeliver(self, caller: Caller, *, delivery_id: str | None, merchant_id: str | None) -> int:
+        now = datetime.now(UTC)
+        if delivery_id is not None:
+            await self.get(caller, delivery_id)  # existence and ownership
+            async with self._engine.begin() as conn:
+                queued = await repo.redeliver_one(conn, parse_uuid(delivery_id, "delivery_id"), now)
+            count = 1 if queued else 0
+        elif merchant_id is not None:
+            merchant_id = parse_ref(merchant_id, "merchant_id")
+            if not caller.is_operator and merchant_id != caller.merchant_id:
+                raise PermissionDenied("a merchant API key can redeliver only its own merchant's deliveries")
+            async with self._engine.begin() as conn:
+                count = await repo.redeliver_dead_letters(conn, merchant_id, now)
+        else:
+            raise InvalidArgument("name what to redeliver: delivery_id, or merchant_id for all its dead letters")
+        if count:
+            self._dispatcher.poke()
+        return count
+
+    async def send_test_event(self, caller: Caller, merchant_id: str) -> DeliveryRecord:
+        if caller.is_operator:
+            if not merchant_id:
+                raise InvalidArgument("merchant_id is required with the admin token")
+            merchant_id = parse_ref(merchant_id, "merchant_id")
+        else:
+            merchant_id = caller.merchant_id or ""
+        target = await self._targets.webhook_target(merchant_id)  # NotFound for an unknown merchant
+        if not target.active:
+            raise FailedPrecondition(f"merchant {merchant_id} is disabled; enable it first")
+        if not target.url:
+            raise FailedPrecondition(f"merchant {merchant_id} has no webhook URL; set one with SetWebhook first")
+        now = datetime.now(UTC)
+        event_id = str(uuid.uuid4())
+        sample = pb.Payment(merchant_id=merchant_id, status=pb.PAYMENT_STATUS_PENDING)
+        body = build_body(
+            event_id=event_id,
+            event_type=TEST_EVENT_TYPE,
+            created_at=now.isoformat().replace("+00:00", "Z"),
+            merchant_id=merchant_id,
+            payment=payment_json(sample),
+        )
+        new = NewDelivery(
+            event_id=event_id,
+            event_type=TEST_EVENT_TYPE,
+            merchant_id=merchant_id,
+            payment_id="",
+            body=body,
+            event_created_at=now,
+        )
+        async with self._engine.begin() as conn:
+            claimed = await repo.insert_claimed(conn, new, now=now, lease_until=now + self._lease)
+        await self._dispatcher.deliver_now(claimed)
+        async with self._engine.connect() as conn:
+            found = await repo.get_delivery(conn, claimed.id)
+        assert found is not None
+        return found
