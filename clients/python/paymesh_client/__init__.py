@@ -1,0 +1,140 @@
+"""paymesh-client: a small typed wrapper over the generated stubs for merchants.
+
+    from paymesh_client import PaymeshClient
+
+    async with PaymeshClient("gateway.example:50051", api_key="pmk_...") as client:
+        payment = await client.create_payment(chain_id=1, asset="USDC", amount=25_000_000)
+        async for update in client.watch_payment(payment.payment_id):
+            print(update.status)
+
+- the API key goes in `authorization: Bearer ...` on every call;
+- every CreatePayment carries an idempotency key (generated if you give none),
+  so the built-in retries on UNAVAILABLE / DEADLINE_EXCEEDED never create twice;
+- amounts are Python ints in base units (never floats), sent as decimal strings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from datetime import timedelta
+from typing import TypeVar
+
+import grpc
+from google.protobuf.duration_pb2 import Duration
+from paymesh.ledger.v1 import payment_pb2 as pb
+from paymesh.ledger.v1 import payment_service_pb2 as spb
+from paymesh.ledger.v1 import payment_service_pb2_grpc as sgrpc
+
+__all__ = ["PaymeshClient", "PaymentStatus", "Payment", "RETRYABLE"]
+
+Payment = pb.Payment
+PaymentStatus = pb.PaymentStatus
+RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+T = TypeVar("T")
+
+
+class PaymeshClient:
+    def __init__(
+        self,
+        target: str,
+        api_key: str,
+        *,
+        secure: bool = False,
+        credentials: grpc.ChannelCredentials | None = None,
+        timeout: float = 10.0,
+        attempts: int = 4,
+        backoff: float = 0.2,
+    ) -> None:
+        if not api_key:
+            raise ValueError("api_key is required")
+        if secure or credentials is not None:
+            self._channel = grpc.aio.secure_channel(target, credentials or grpc.ssl_channel_credentials())
+        else:
+            self._channel = grpc.aio.insecure_channel(target)
+        self._stub = sgrpc.PaymentServiceStub(self._channel)
+        self._metadata = (("authorization", f"Bearer {api_key}"),)
+        self._timeout = timeout
+        self._attempts = attempts
+        self._backoff = backoff
+
+    async def __aenter__(self) -> PaymeshClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+    async def _call(self, rpc: Callable[..., Awaitable[T]], request: object) -> T:
+        """Retry transient failures with jittered exponential backoff; the
+        requests retried are all idempotent (reads, keyed creates, cancels)."""
+        for attempt in range(self._attempts):
+            try:
+                return await rpc(request, metadata=self._metadata, timeout=self._timeout)
+            except grpc.aio.AioRpcError as err:
+                if err.code() not in RETRYABLE or attempt == self._attempts - 1:
+                    raise
+                await asyncio.sleep(self._backoff * 2**attempt * (0.5 + random.random()))
+        raise AssertionError("unreachable")
+
+    async def create_payment(
+        self,
+        *,
+        chain_id: int,
+        asset: str,
+        amount: int,
+        expires_in: timedelta | None = None,
+        merchant_order_id: str = "",
+        metadata: dict[str, str] | None = None,
+        idempotency_key: str | None = None,
+    ) -> pb.Payment:
+        if isinstance(amount, bool) or not isinstance(amount, int):
+            raise TypeError("amount must be an int of base units (wei, token units), never a float")
+        request = spb.CreatePaymentRequest(
+            chain_id=chain_id,
+            asset=asset,
+            amount=str(amount),
+            merchant_order_id=merchant_order_id,
+            metadata=metadata or {},
+            idempotency_key=idempotency_key or str(uuid.uuid4()),
+        )
+        if expires_in is not None:
+            request.expires_in.CopyFrom(Duration(seconds=int(expires_in.total_seconds())))
+        return (await self._call(self._stub.CreatePayment, request)).payment
+
+    async def get_payment(self, payment_id: str) -> pb.Payment:
+        return (await self._call(self._stub.GetPayment, spb.GetPaymentRequest(payment_id=payment_id))).payment
+
+    async def list_payments(
+        self, *, statuses: Sequence[int] = (), chain_id: int = 0, merchant_order_id: str = "", page_size: int = 100
+    ) -> AsyncIterator[pb.Payment]:
+        """Every matching payment, newest first, following page tokens."""
+        token = ""
+        while True:
+            reply = await self._call(
+                self._stub.ListPayments,
+                spb.ListPaymentsRequest(statuses=list(statuses), chain_id=chain_id, merchant_order_id=merchant_order_id,
+                                        page_size=page_size, page_token=token),
+            )
+            for payment in reply.payments:
+                yield payment
+            token = reply.next_page_token
+            if not token:
+                return
+
+    async def cancel_payment(self, payment_id: str, reason: str = "") -> pb.Payment:
+        return (await self._call(self._stub.CancelPayment,
+                                 spb.CancelPaymentRequest(payment_id=payment_id, reason=reason))).payment
+
+    async def watch_payment(self, payment_id: str) -> AsyncIterator[pb.Payment]:
+        """The payment now, then after every change until a final status."""
+        call = self._stub.WatchPayment(spb.WatchPaymentRequest(payment_id=payment_id), metadata=self._metadata)
+        try:
+            async for reply in call:
+                yield reply.payment
+        finally:
+            call.cancel()
