@@ -20,6 +20,7 @@ from services.ledger import repository as repo
 from services.ledger.domain.records import PaymentEventRecord
 from services.ledger.domain.status import EventType, is_late
 from services.ledger.domain.validation import utcnow
+from services.ledger.metrics import CHAIN_EVENTS_APPLIED
 from services.ledger.payment_state import refresh_payment
 from services.ledger.payments import HeadCache
 
@@ -92,6 +93,8 @@ class ChainEventApplier:
                     written += await self._reorg(conn, event, heads)
         for chain_id, number in heads.items():
             self._heads.update(chain_id, number)
+        for event in events:
+            CHAIN_EVENTS_APPLIED.labels(type(event).__name__.removesuffix("Event").lower()).inc()
         if written:
             self._on_outbox()
         return written

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.common.failpoints import failpoint
 from services.ledger import repository as repo
+from services.ledger.metrics import OUTBOX_PUBLISHED
 from services.ledger.domain.validation import utcnow
 from services.ledger.payment_state import refresh_payment
 
@@ -47,6 +48,7 @@ class OutboxRelay:
             await self._publish([(r.subject, r.payload, str(r.event_id)) for r in rows])
             failpoint("outbox.after_publish_before_commit")
             await repo.mark_published(conn, [r.id for r in rows], utcnow())
+        OUTBOX_PUBLISHED.inc(len(rows))
         return len(rows)
 
     async def run(self, stop: asyncio.Event) -> None:

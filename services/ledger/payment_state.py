@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from services.common.nats_helpers import payment_subject
 from services.ledger import repository as repo
 from services.ledger.convert import event_to_pb
+from services.ledger.metrics import PAYMENT_EVENTS
 from services.ledger.domain.records import PaymentEventRecord, PaymentRecord
 from services.ledger.domain.status import (
     EventType,
@@ -92,6 +93,8 @@ async def refresh_payment(
         for t in dict.fromkeys(types)
     ]
     await repo.insert_events(conn, [event_row(e) for e in events])
+    for e in events:
+        PAYMENT_EVENTS.labels(e.event_type).inc()
     if on_event is not None:
         for e in events:
             on_event(e)

@@ -30,6 +30,7 @@ from services.ledger.domain import hd, keys, paging
 from services.ledger.domain.records import PaymentEventRecord, PaymentRecord
 from services.ledger.domain.status import EventType, PaymentStatus
 from services.ledger.domain.validation import NewPayment, page_size, utcnow, validate_new_payment
+from services.ledger.metrics import PAYMENT_EVENTS, PAYMENTS_CREATED
 from services.ledger.payment_state import refresh_payment
 
 
@@ -243,6 +244,8 @@ class PaymentsService:
             "payload": event_to_pb(event).SerializeToString(),
         }
         if await repo.create_payment(self._pool, values):
+            PAYMENTS_CREATED.labels(str(new.chain_id), new.asset.symbol).inc()
+            PAYMENT_EVENTS.labels(EventType.CREATED.value).inc()
             self._on_outbox()
             self.address_added.set()
             return record, True
