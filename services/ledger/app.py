@@ -17,6 +17,7 @@ from sqlalchemy import text
 from services.common import nats_helpers
 from services.common.chains import load_chains
 from services.common.grpc_server import GrpcServer, install_stop_signals
+from services.common.lifecycle import stop_tasks, watch_health
 from services.common.logging import configure_logging
 from services.common.metrics import start_metrics_server
 from services.ledger.address_feed import AddressFeed
@@ -123,43 +124,26 @@ class LedgerApp:
                 ),
                 name="chain-consumer",
             ),
-            asyncio.create_task(self._watch_health(), name="health"),
+            asyncio.create_task(watch_health(self.grpc, self._dependencies_ok, self.stop_event), name="health"),
         ]
         port = await self.grpc.start()
         self.metrics_port = start_metrics_server(s.metrics_port)
         log.info("ledger serving", grpc_port=port, metrics_port=self.metrics_port, chains=self.chains.ids())
         return port
 
-    async def _watch_health(self) -> None:
-        """NOT_SERVING while Postgres or NATS is unreachable."""
-        serving = True
-        while not self.stop_event.is_set():
-            ok = self.nc is not None and self.nc.is_connected
-            if ok:
-                try:
-                    async with asyncio.timeout(2):
-                        async with self.engine.connect() as conn:
-                            await conn.execute(text("SELECT 1"))
-                except Exception:  # noqa: BLE001
-                    ok = False
-            if ok != serving:
-                serving = ok
-                log.warning("health changed", serving=ok)
-                await self.grpc.set_serving(ok)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.stop_event.wait(), timeout=2.0)
+    async def _dependencies_ok(self) -> bool:
+        """Postgres answers and NATS is connected."""
+        if self.nc is None or not self.nc.is_connected:
+            return False
+        async with self.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+        return True
 
     async def stop(self) -> None:
         log.info("ledger stopping")
         await self.grpc.stop(self.settings.shutdown_grace_seconds)
         self.stop_event.set()
-        for task in self._tasks:
-            try:
-                await asyncio.wait_for(task, timeout=5)
-            except (TimeoutError, asyncio.CancelledError):
-                task.cancel()
-            except Exception:  # noqa: BLE001
-                log.exception("background task failed", task=task.get_name())
+        await stop_tasks(self._tasks)
         if self.nc is not None:
             with contextlib.suppress(Exception):
                 await self.nc.drain()

@@ -1,0 +1,43 @@
+"""Background-loop plumbing every service's app.py needs."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+
+import structlog
+
+from services.common.grpc_server import GrpcServer
+
+log = structlog.get_logger("lifecycle")
+
+
+async def watch_health(
+    grpc: GrpcServer, checks: Callable[[], Awaitable[bool]], stop: asyncio.Event, interval: float = 2.0
+) -> None:
+    """Report NOT_SERVING while `checks()` fails (a dependency is down), SERVING again when it passes."""
+    serving = True
+    while not stop.is_set():
+        try:
+            async with asyncio.timeout(interval):
+                ok = await checks()
+        except Exception:  # noqa: BLE001 - a failing check is an unhealthy dependency
+            ok = False
+        if ok != serving:
+            serving = ok
+            log.warning("health changed", serving=ok)
+            await grpc.set_serving(ok)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=interval)
+
+
+async def stop_tasks(tasks: list[asyncio.Task], timeout: float = 5.0) -> None:
+    """Wait for background loops that watch a stop event; cancel the ones that do not end in time."""
+    for task in tasks:
+        try:
+            await asyncio.wait_for(task, timeout=timeout)
+        except (TimeoutError, asyncio.CancelledError):
+            task.cancel()
+        except Exception:  # noqa: BLE001
+            log.exception("background task failed", task=task.get_name())
