@@ -194,11 +194,13 @@ async def run_pull_consumer(
         while not stop.is_set():
             try:
                 msgs = await sub.fetch(batch=batch, timeout=fetch_timeout)
-            except NatsTimeoutError:
-                continue
+            except (NatsTimeoutError, TimeoutError):
+                continue  # nothing to do (nats.py raises either kind when idle)
             except Exception as exc:  # noqa: BLE001 - connection trouble: wait and retry
-                log.warning("fetch failed", durable=durable, error=str(exc))
+                log.warning("fetch failed", durable=durable, error=repr(exc))
                 await asyncio.sleep(retry_delay)
+                continue
+            if not msgs:
                 continue
             try:
                 results = await handler(msgs)

@@ -61,7 +61,9 @@ async def _stream_messages(nats_url: str, subject: str) -> list:
         for _ in range(50):
             try:
                 msgs = await sub.fetch(100, timeout=0.5)
-            except nats.errors.TimeoutError:
+            except (nats.errors.TimeoutError, TimeoutError):
+                break
+            if not msgs:
                 break
             out += msgs
             for m in msgs:
