@@ -151,6 +151,11 @@ def main(argv: list[str]) -> int:
             "PAYMESH_ALLOW_PRIVATE_WEBHOOKS": "true",  # local development: webhooks to localhost
             "PAYMESH_LOG_LEVEL": os.environ.get("PAYMESH_LOG_LEVEL", "INFO"),
         }
+        if stack.postgres is not None:
+            # The notifier gets its own database: only the ledger holds payment state.
+            env["PAYMESH_NOTIFIER_DATABASE_URL"] = stack.postgres.create_database("paymesh_notifier")
+        elif os.environ.get("PAYMESH_NOTIFIER_DATABASE_URL"):
+            env["PAYMESH_NOTIFIER_DATABASE_URL"] = os.environ["PAYMESH_NOTIFIER_DATABASE_URL"]
         print("test token:", ensure_test_token(env["PAYMESH_ANVIL_RPC_URL"]), flush=True)
         ports: dict[str, int] = {}
         for name, default_port in SERVICES:

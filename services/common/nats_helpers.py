@@ -115,11 +115,12 @@ async def ensure_pull_consumer(
     ack_wait: float = 30.0,
     max_deliver: int = 50,
     max_ack_pending: int = 10_000,
+    deliver_policy: DeliverPolicy = DeliverPolicy.ALL,
 ) -> None:
-    """Create or update a durable pull consumer (explicit acks, deliver all)."""
+    """Create or update a durable pull consumer (explicit acks; by default from the stream's start)."""
     config = ConsumerConfig(
         durable_name=durable,
-        deliver_policy=DeliverPolicy.ALL,
+        deliver_policy=deliver_policy,
         ack_policy=AckPolicy.EXPLICIT,
         ack_wait=ack_wait,
         max_deliver=max_deliver,
@@ -193,9 +194,7 @@ async def run_pull_consumer(
     try:
         while not stop.is_set():
             try:
-                msgs = await sub.fetch(batch=batch, timeout=fetch_timeout)
-            except (NatsTimeoutError, TimeoutError):
-                continue  # nothing to do (nats.py raises either kind when idle)
+                msgs = await _fetch_ready(sub, batch, fetch_timeout)
             except Exception as exc:  # noqa: BLE001 - connection trouble: wait and retry
                 log.warning("fetch failed", durable=durable, error=repr(exc))
                 await asyncio.sleep(retry_delay)
@@ -219,6 +218,22 @@ async def run_pull_consumer(
             await sub.unsubscribe()
         except Exception:  # noqa: BLE001 - connection may already be closed
             pass
+
+
+async def _fetch_ready(sub, batch: int, wait: float) -> list[Msg]:
+    """Wait up to `wait` for one message, then take what else is ready at once.
+    (A plain fetch(batch) keeps waiting for the batch to fill once the first
+    message arrived, which adds up to `wait` of latency when traffic is light.)"""
+    try:
+        msgs = await sub.fetch(batch=1, timeout=wait)
+    except (NatsTimeoutError, TimeoutError):
+        return []  # idle (nats.py raises either kind)
+    if msgs and batch > 1:
+        try:
+            msgs += await sub.fetch(batch=batch - 1, timeout=0.005)
+        except (NatsTimeoutError, TimeoutError):
+            pass
+    return msgs
 
 
 async def _nak(msg: Msg, delay: float) -> None:

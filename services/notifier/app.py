@@ -74,7 +74,7 @@ class NotifierApp:
             allow_private=s.allow_private_webhooks,
             request_timeout=s.request_timeout_seconds,
             connect_timeout=s.connect_timeout_seconds,
-            max_connections=s.max_concurrency,
+            connections_per_merchant=s.per_merchant_concurrency,
             max_response_bytes=s.max_response_bytes,
             user_agent=s.user_agent,
         )
@@ -109,6 +109,7 @@ class NotifierApp:
                 handler=intake.handle,
                 stop=self.stop_event,
                 batch=s.consumer_batch,
+                fetch_timeout=s.consumer_fetch_wait_seconds,
             ),
             name="intake",
         )

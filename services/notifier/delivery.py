@@ -201,8 +201,9 @@ class Dispatcher:
         return task
 
     async def deliver_now(self, claimed: ClaimedDelivery) -> None:
-        """Attempt a delivery the caller has just leased (SendTestEvent) and wait for the record."""
-        await self._start(claimed)
+        """Attempt a delivery the caller has just leased (SendTestEvent) and wait for the record.
+        A caller that goes away (RPC cancelled) does not cut the attempt short."""
+        await asyncio.shield(self._start(claimed))
 
     # ------------------------------------------------------------ one delivery
 
@@ -224,8 +225,8 @@ class Dispatcher:
                 self._outstanding.pop(c.merchant_id, None)
             else:
                 self._outstanding[c.merchant_id] = left
-            if left == self._per_merchant - 1:
-                self.wakeup.set()  # the merchant may be claimed again
+            if left == self._per_merchant - 1 or self._total == self._max_outstanding - 1:
+                self.wakeup.set()  # room again: for this merchant, or for anyone
 
     def _void(self, c: ClaimedDelivery, state: DeliveryState, reason: str, delay: float = 0.0) -> repo.AttemptVoid:
         now = utcnow()
@@ -270,7 +271,7 @@ class Dispatcher:
                 signing.DELIVERY_ID_HEADER: c.id,
                 signing.ATTEMPT_HEADER: str(c.attempt_number),
             }
-            result = await self._sender.send(target.url, c.body, headers)
+            result = await self._sender.send(target.url, c.body, headers, key=c.merchant_id)
         failpoint("notifier.after_send_before_record")
         return self._done(c, result)
 

@@ -32,6 +32,9 @@ class NotifierSettings(CommonSettings):
     )
     consumer_batch: int = Field(256, ge=1, le=5000)
     consumer_ack_wait_seconds: float = Field(30.0, gt=0, description="unacked events are redelivered after this")
+    # run_pull_consumer's fetch waits this long for a full batch once the stream
+    # is idle, so it bounds the intake delay of an event arriving on a quiet stream.
+    consumer_fetch_wait_seconds: float = Field(0.05, gt=0, le=5)
 
     # Delivery.
     retry_schedule: str = Field(DEFAULT_SCHEDULE, description="delays between attempts, e.g. '5s,30s,2m,1h'")

@@ -33,7 +33,12 @@ def known_env_vars() -> set[str]:
         for value in vars(module).values():
             if isinstance(value, type) and issubclass(value, CommonSettings):
                 prefix = value.model_config.get("env_prefix", "")
-                names |= {f"{prefix}{field}".upper() for field in value.model_fields}
+                for field, info in value.model_fields.items():
+                    names.add(f"{prefix}{field}".upper())
+                    alias = info.validation_alias
+                    for choice in getattr(alias, "choices", [alias] if isinstance(alias, str) else []):
+                        if isinstance(choice, str):
+                            names.add(choice.upper())
     for chains in [ROOT / "chains.yaml", *ROOT.glob("deploy/**/chains*.yaml")]:
         names |= set(re.findall(r"\$\{(PAYMESH_[A-Z0-9_]+)", chains.read_text()))
     return names

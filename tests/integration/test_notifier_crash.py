@@ -67,7 +67,7 @@ async def start(proc: ServiceProcess, **extra_env: str) -> None:
     await asyncio.to_thread(proc.start, extra_env or None)
 
 
-async def all_succeeded(proc: ServiceProcess, api_key: str, count: int, timeout: float = 30.0) -> list[npb.Delivery]:
+async def all_succeeded(proc: ServiceProcess, api_key: str, count: int, within: float = 30.0) -> list[npb.Delivery]:
     async with grpc.aio.insecure_channel(f"127.0.0.1:{proc.port}") as channel:
         client = NotifierClient(channel, api_key)
 
@@ -75,7 +75,7 @@ async def all_succeeded(proc: ServiceProcess, api_key: str, count: int, timeout:
             reply = await client.list(state=SUCCEEDED, page_size=500)
             return reply.deliveries if len(reply.deliveries) == count else None
 
-        found = await eventually(check, timeout=timeout)
+        found = await eventually(check, timeout=within)
         return [await client.get(d.delivery_id) for d in found]
 
 
@@ -95,7 +95,7 @@ async def test_sigkill_mid_delivery_loses_nothing(notifier_process, ledger_chann
         await receiver.wait_for(
             lambda: {r.json()["data"]["payment"]["payment_id"] for r in receiver.succeeded()}
             == {p.payment_id for p in payments},
-            timeout=40,
+            within=40,
         )
         deliveries = await all_succeeded(proc, merchant.api_key, 20)
 
@@ -122,7 +122,7 @@ async def test_killed_after_send_before_record_resends_same_event(notifier_proce
         assert [r.status for r in receiver.requests] == [200]  # the merchant got it, we did not record it
 
         await start(proc)
-        await receiver.wait_for(lambda: len(receiver.requests) == 2, timeout=20)
+        await receiver.wait_for(lambda: len(receiver.requests) == 2, within=20)
         (delivery,) = await all_succeeded(proc, merchant.api_key, 1)
     first, second = receiver.requests
     assert first.event_id == second.event_id == delivery.event_id and first.body == second.body
@@ -133,6 +133,9 @@ async def test_killed_after_send_before_record_resends_same_event(notifier_proce
 async def test_killed_after_intake_commit_before_ack_takes_the_event_in_once(notifier_process, ledger_channel):
     proc = notifier_process
     durable = proc.env["PAYMESH_NOTIFIER_DURABLE"]
+    # A long fetch wait: nats-py can return an empty batch when a short pull
+    # expires, and the shared consumer loop passes the failpoint even then.
+    proc.env["PAYMESH_CONSUMER_FETCH_WAIT_SECONDS"] = "5"
     await start(proc, PAYMESH_FAILPOINTS=f"{durable}.after_handle_before_ack")
     async with WebhookReceiver(ok()) as receiver:
         merchant = await hooked_merchant(ledger_channel, receiver.url)
@@ -160,7 +163,7 @@ async def test_sigterm_drains_attempts_in_flight(notifier_process, ledger_channe
         assert [r.status for r in receiver.requests] == [200, 200, 200]
 
         await start(proc)
-        deliveries = await all_succeeded(proc, merchant.api_key, 3, timeout=10)
+        deliveries = await all_succeeded(proc, merchant.api_key, 3, within=10)
         # Finished during the drain and recorded: nothing interrupted, nothing sent twice.
         assert all(d.attempt_count == 1 and d.attempts[0].status_code == 200 for d in deliveries)
         await asyncio.sleep(0.5)

@@ -16,7 +16,7 @@ import secrets
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
@@ -146,11 +146,11 @@ class WebhookReceiver:
     def event_ids(self, *, answered_ok: bool = False) -> set[str]:
         return {r.event_id for r in (self.succeeded() if answered_ok else self.requests)}
 
-    async def wait_for(self, check: Callable[[], Any], timeout: float = 15.0) -> Any:
+    async def wait_for(self, check: Callable[[], Any], within: float = 15.0) -> Any:
         async def probe() -> Any:
             return check()
 
-        return await eventually(probe, timeout=timeout, interval=0.02)
+        return await eventually(probe, timeout=within, interval=0.02)
 
     # ---------------------------------------------------------------- HTTP
 
@@ -280,10 +280,10 @@ class NotifierClient:
         reply = await self.list(event_id=event_id)
         return reply.deliveries[0] if reply.deliveries else None
 
-    async def wait_state(self, event_id: str, state: int, timeout: float = 15.0) -> npb.Delivery:
+    async def wait_state(self, event_id: str, state: int, within: float = 15.0) -> npb.Delivery:
         async def check() -> npb.Delivery | None:
             found = await self.by_event(event_id)
             return found if found is not None and found.state == state else None
 
-        found = await eventually(check, timeout=timeout)
+        found = await eventually(check, timeout=within)
         return await self.get(found.delivery_id)
