@@ -7,8 +7,8 @@ interceptor maps to gRPC statuses.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
 from datetime import timedelta
+from typing import Any
 
 import grpc
 from paymesh.ledger.v1 import ledger_internal_service_pb2 as ipb

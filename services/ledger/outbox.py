@@ -18,8 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.common.failpoints import failpoint
 from services.ledger import repository as repo
-from services.ledger.metrics import OUTBOX_PUBLISHED
 from services.ledger.domain.validation import utcnow
+from services.ledger.metrics import OUTBOX_PUBLISHED
 from services.ledger.payment_state import refresh_payment
 
 log = structlog.get_logger("ledger.outbox")

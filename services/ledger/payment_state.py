@@ -14,7 +14,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from services.common.nats_helpers import payment_subject
 from services.ledger import repository as repo
 from services.ledger.convert import event_to_pb
-from services.ledger.metrics import PAYMENT_EVENTS
 from services.ledger.domain.records import PaymentEventRecord, PaymentRecord
 from services.ledger.domain.status import (
     EventType,
@@ -24,6 +23,7 @@ from services.ledger.domain.status import (
     is_sweepable,
     sum_transfers,
 )
+from services.ledger.metrics import PAYMENT_EVENTS
 
 
 def event_row(event: PaymentEventRecord) -> dict:
