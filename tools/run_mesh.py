@@ -15,6 +15,7 @@ import secrets
 import signal
 import sys
 import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
@@ -129,20 +130,50 @@ def banner(ports: dict[str, int], demo: dict, env: dict[str, str]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=REPO_ROOT / ".data")
-    parser.add_argument("--exit-after-start", action="store_true", help="start, print, stop (for tests)")
-    args = parser.parse_args(argv)
-    data: Path = args.data.resolve()
-    data.mkdir(parents=True, exist_ok=True)
-    stop = threading.Event()
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+@dataclass
+class LocalMesh:
+    """The local stack plus every service as its own OS process. `make run` and
+    the end-to-end tests both use this, so the tests run what users run."""
 
-    print("starting Postgres, NATS and anvil under", data, flush=True)
+    data: Path
+    stack: devstack.Stack
+    env: dict[str, str]
+    ports: dict[str, int]
+    procs: dict[str, ServiceProcess] = field(default_factory=dict)
+    demo: dict = field(default_factory=dict)
+
+    def addr(self, name: str) -> str:
+        return f"127.0.0.1:{self.ports[name]}"
+
+    def start_service(self, name: str, extra_env: dict[str, str] | None = None, wait: bool = True) -> ServiceProcess:
+        proc = self.procs.get(name)
+        if proc is None:
+            env = {**self.env, **{f"PAYMESH_{n.upper()}_ADDR": self.addr(n) for n in self.ports}}
+            proc = self.procs[name] = ServiceProcess(f"services.{name}", env, self.data / "logs" / f"{name}.log",
+                                                     self.ports[name])
+        proc.start(extra_env=extra_env, wait=wait)
+        return proc
+
+    def stop(self) -> None:
+        for proc in reversed(list(self.procs.values())):
+            try:
+                proc.terminate(timeout=20)
+            except Exception:  # noqa: BLE001 - make sure the rest still stops
+                proc.kill()
+        self.stack.stop()
+
+
+def available_services() -> list[tuple[str, int]]:
+    return [(n, p) for n, p in SERVICES if (REPO_ROOT / "services" / n / "__main__.py").exists()]
+
+
+def start_mesh(data: Path, *, ports: dict[str, int] | None = None, extra_env: dict[str, str] | None = None,
+               log=print) -> LocalMesh:
+    """Start Postgres, NATS and anvil (unless the environment names existing
+    ones), deploy the test token, then every service, and the demo merchant."""
+    log("starting Postgres, NATS and anvil under", data)
     stack = devstack.up(data)
-    procs: list[ServiceProcess] = []
+    mesh = LocalMesh(data=data, stack=stack, env={}, ports={})
     try:
         env = {
             **stack.env,
@@ -156,39 +187,48 @@ def main(argv: list[str]) -> int:
             env["PAYMESH_NOTIFIER_DATABASE_URL"] = stack.postgres.create_database("paymesh_notifier")
         elif os.environ.get("PAYMESH_NOTIFIER_DATABASE_URL"):
             env["PAYMESH_NOTIFIER_DATABASE_URL"] = os.environ["PAYMESH_NOTIFIER_DATABASE_URL"]
-        print("test token:", ensure_test_token(env["PAYMESH_ANVIL_RPC_URL"]), flush=True)
-        ports: dict[str, int] = {}
-        for name, default_port in SERVICES:
-            if not (REPO_ROOT / "services" / name / "__main__.py").exists():
-                continue
-            port = int(os.environ.get(f"PAYMESH_{name.upper()}_PORT", default_port))
-            ports[name] = port
-        service_env = {**env, **{f"PAYMESH_{n.upper()}_ADDR": f"127.0.0.1:{p}" for n, p in ports.items()}}
-        for name, port in ports.items():
-            print(f"starting {name} on 127.0.0.1:{port}", flush=True)
-            proc = ServiceProcess(f"services.{name}", service_env, data / "logs" / f"{name}.log", port)
-            procs.append(proc)
-            proc.start()
+        env.update(extra_env or {})
+        mesh.env = env
+        log("test token:", ensure_test_token(env["PAYMESH_ANVIL_RPC_URL"]))
+        for name, default_port in available_services():
+            mesh.ports[name] = (ports or {}).get(name) or int(os.environ.get(f"PAYMESH_{name.upper()}_PORT", default_port))
+        for name in mesh.ports:
+            log(f"starting {name} on {mesh.addr(name)}")
+            mesh.start_service(name)
             if name == "ledger":
-                demo = ensure_demo_merchant(data, port, env["PAYMESH_ADMIN_TOKEN"])
-        text = banner(ports, demo, env)
+                mesh.demo = ensure_demo_merchant(data, mesh.ports["ledger"], env["PAYMESH_ADMIN_TOKEN"])
+        return mesh
+    except BaseException:
+        mesh.stop()
+        raise
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=REPO_ROOT / ".data")
+    parser.add_argument("--exit-after-start", action="store_true", help="start, print, stop (for tests)")
+    args = parser.parse_args(argv)
+    data: Path = args.data.resolve()
+    data.mkdir(parents=True, exist_ok=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+
+    mesh = start_mesh(data, log=lambda *a: print(*a, flush=True))
+    try:
+        text = banner(mesh.ports, mesh.demo, mesh.env)
         (data / "demo.txt").write_text(text)
         print(text, flush=True)
         if not args.exit_after_start:
             while not stop.wait(1.0):
-                for proc in procs:
+                for proc in mesh.procs.values():
                     if proc.proc is not None and proc.proc.poll() is not None:
                         print(f"{proc.module} exited ({proc.proc.returncode}); see {proc.log_path}", file=sys.stderr)
                         stop.set()
         return 0
     finally:
         print("stopping...", flush=True)
-        for proc in reversed(procs):
-            try:
-                proc.terminate(timeout=20)
-            except Exception:  # noqa: BLE001 - make sure the rest still stops
-                proc.kill()
-        stack.stop()
+        mesh.stop()
         print("stopped.", flush=True)
 
 

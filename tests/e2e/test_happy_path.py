@@ -1,0 +1,86 @@
+"""Scenario 1: create → pay → detected → confirmed → webhook → swept, for the
+native coin and an ERC-20 token, with an extra NATS subscriber watching."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+
+import grpc
+import nats
+import pytest
+from eth_utils import to_checksum_address
+from paymesh.events.v1 import payment_events_pb2 as evpb
+from paymesh.ledger.v1 import merchant_admin_service_pb2 as apb
+from paymesh.ledger.v1 import payment_pb2 as pb
+
+from services.notifier.verify import verify
+from tests.support.ledger import create_merchant, eventually, fresh_xpub
+from tests.support.webhooks import SIGNATURE, WebhookReceiver, ok
+from tools.pay import TOKEN_ADDRESS
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+ETH_AMOUNT = 10**16  # 0.01 ETH
+TUSD_AMOUNT = 25_000_000  # 25 TUSD (6 decimals)
+
+
+async def balance(chain, address: str, token: str | None = None) -> int:
+    if token is None:
+        return int(await chain.rpc("eth_getBalance", address, "latest"), 16)
+    data = "0x70a08231" + address[2:].lower().rjust(64, "0")
+    return int(await chain.rpc("eth_call", {"to": token, "data": data}, "latest"), 16)
+
+
+async def test_native_and_token_payments_end_to_end(mesh, chain):
+    treasury = to_checksum_address("0x" + secrets.token_hex(20))  # a fresh, empty address
+    async with WebhookReceiver(ok()) as receiver, grpc.aio.insecure_channel(mesh.addr("ledger")) as channel:
+        xpub, account = fresh_xpub()
+        merchant = await create_merchant(channel, xpub, derivation_path=f"m/44'/60'/{account}'",
+                                         webhook_url=receiver.url,
+                                         treasuries=[apb.Treasury(chain_id=31337, address=treasury)])
+        seen: list[evpb.PaymentEvent] = []
+        nc = await nats.connect(mesh.env["PAYMESH_NATS_URL"])
+
+        async def on_event(msg):
+            seen.append(evpb.PaymentEvent.FromString(msg.data))
+
+        await nc.subscribe(f"paymesh.payments.{merchant.merchant_id}.>", cb=on_event)
+        try:
+            native = await merchant.create(asset="ETH", amount=str(ETH_AMOUNT), idempotency_key="e2e-eth")
+            token = await merchant.create(asset="TUSD", amount=str(TUSD_AMOUNT), idempotency_key="e2e-tusd")
+            await chain.send_eth(native.deposit_address, ETH_AMOUNT)
+            await chain.send_token(token.deposit_address, TUSD_AMOUNT)
+
+            async def final(payment_id):
+                p = await merchant.get(payment_id)
+                return p if p.status == pb.PAYMENT_STATUS_SWEPT else None
+
+            swept_native = await eventually(lambda: final(native.payment_id), timeout=90)
+            swept_token = await eventually(lambda: final(token.payment_id), timeout=90)
+        finally:
+            await asyncio.sleep(0.5)
+            await nc.drain()
+
+        # Money: the treasury got the token amount exactly and the native amount
+        # minus the sweep's fee; both deposit addresses are empty.
+        assert await balance(chain, treasury, TOKEN_ADDRESS) == TUSD_AMOUNT
+        native_received = await balance(chain, treasury)
+        assert 0 < native_received < ETH_AMOUNT
+        assert await balance(chain, native.deposit_address) == 0
+        assert await balance(chain, token.deposit_address, TOKEN_ADDRESS) == 0
+        assert swept_native.amount_swept == str(ETH_AMOUNT) and swept_token.amount_swept == str(TUSD_AMOUNT)
+
+        # NATS: every status step, in order per payment.
+        for payment in (native, token):
+            mine = [e for e in seen if e.payment.payment_id == payment.payment_id]
+            kinds = [evpb.PaymentEventType.Name(e.type).removeprefix("PAYMENT_EVENT_TYPE_") for e in mine]
+            assert kinds[0] == "CREATED" and kinds[-1] == "SWEPT" and "CONFIRMED" in kinds, kinds
+            versions = [e.payment.version for e in mine]
+            assert versions == sorted(versions) and len(set(versions)) == len(versions)
+
+        # Webhooks: every event delivered, signed with the merchant's secret.
+        expected = {e.event_id for e in seen}
+        await receiver.wait_for(lambda: expected <= receiver.event_ids(answered_ok=True), within=60)
+        for request in receiver.succeeded():
+            verify(request.body, request.headers[SIGNATURE], merchant.webhook_secret)
