@@ -149,6 +149,8 @@ class LocalMesh:
         proc = self.procs.get(name)
         if proc is None:
             env = {**self.env, **{f"PAYMESH_{n.upper()}_ADDR": self.addr(n) for n in self.ports}}
+            if name != "sweeper":
+                env.pop("PAYMESH_SWEEPER_MNEMONIC", None)  # the seed goes to the sweeper alone
             proc = self.procs[name] = ServiceProcess(f"services.{name}", env, self.data / "logs" / f"{name}.log",
                                                      self.ports[name])
         proc.start(extra_env=extra_env, wait=wait)

@@ -26,6 +26,8 @@ class ServiceProcess:
 
     def start(self, extra_env: dict[str, str] | None = None, wait: bool = True) -> ServiceProcess:
         env = {**os.environ, **self.env, **(extra_env or {}), "PAYMESH_GRPC_PORT": str(self.port)}
+        if "PAYMESH_SWEEPER_MNEMONIC" not in {**self.env, **(extra_env or {})}:
+            env.pop("PAYMESH_SWEEPER_MNEMONIC", None)
         if "PAYMESH_FAILPOINTS" not in (extra_env or {}):
             env.pop("PAYMESH_FAILPOINTS", None)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)

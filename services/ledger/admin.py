@@ -22,9 +22,18 @@ class AdminService:
         self._allocator = allocator
 
     def _treasury(self, chain_id: int, address: str) -> tuple[int, str]:
-        if self._chains.get(chain_id) is None:
+        chain = self._chains.get(chain_id)
+        if chain is None:
             raise NotFound(f"chain {chain_id} is not configured; configured chains: {self._chains.ids()}")
-        return chain_id, checksum_address(address, "treasury.address")
+        address = checksum_address(address, "treasury.address")
+        if int(address, 16) == 0:
+            raise InvalidArgument("treasury.address is the zero address: funds sent there are burnt")
+        if any(t.address == address for t in chain.tokens):
+            raise InvalidArgument(
+                f"treasury.address is the {next(t.symbol for t in chain.tokens if t.address == address)} token "
+                "contract itself: tokens sent there are lost"
+            )
+        return chain_id, address
 
     async def create(
         self, *, name: str, xpub: str, derivation_path: str, webhook_url: str, treasuries: list[tuple[int, str]]

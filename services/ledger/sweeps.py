@@ -131,6 +131,8 @@ class SweepService:
             existing = await repo.get_sweep_tx(conn, tx_hash, for_update=True)
             if existing is None:
                 raise NotFound(f"sweep transaction {tx_hash} is not recorded")
+            if existing.state == "confirmed" and state != "confirmed":
+                raise FailedPrecondition(f"sweep transaction {tx_hash} is confirmed; its state cannot go back to {state}")
             await repo.update_sweep_tx(conn, tx_hash, state=state, block_number=block_number, error=error[:2000])
             stored = await repo.get_sweep_tx(conn, tx_hash)
         assert stored is not None

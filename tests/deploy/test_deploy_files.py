@@ -123,7 +123,8 @@ def test_manifests_follow_the_rules(overlay):
         assert container["resources"]["requests"] and container["resources"]["limits"]
         security = container["securityContext"]
         assert security["readOnlyRootFilesystem"] and not security["allowPrivilegeEscalation"]
-        mounts_seed = any(v.get("secret", {}).get("secretName") == "sweeper-seed" for v in pod.get("volumes", []))
+        mounts_seed = any(v.get("secret", {}).get("secretName", "").startswith("sweeper-seed")
+                          for v in pod.get("volumes", []))
         assert mounts_seed == (service == "sweeper"), "only the sweeper mounts the seed"
         assert service in by_kind["Service"] and service in by_kind["PodDisruptionBudget"]
         config = by_kind["ConfigMap"][f"{service}-config"]["data"]

@@ -1,0 +1,1 @@
+"""The sweeper: moves confirmed funds from deposit addresses to merchants' treasuries."""

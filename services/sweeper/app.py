@@ -1,0 +1,224 @@
+"""The sweeper's composition root: loads the seed and chains.yaml, builds NATS
+(signer lease bucket), the ledger channel, and per chain the JSON-RPC client,
+gateway, signer lease and worker; wires them into the gRPC server."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import grpc
+import structlog
+from paymesh.events.v1 import payment_events_pb2 as evpb
+from paymesh.sweeper.v1 import sweeper_service_pb2_grpc as pgrpc
+from pydantic import ValidationError
+
+from services.common import nats_helpers
+from services.common.chains import load_chains
+from services.common.evm_rpc import EvmRpc
+from services.common.grpc_server import GrpcServer, install_stop_signals
+from services.common.lease import KvLease, LeaseKeeper, effective_ttl, ensure_bucket
+from services.common.logging import configure_logging
+from services.common.metrics import start_metrics_server
+from services.sweeper.chain import ChainGateway, FeeSettings
+from services.sweeper.grpc_api import SweeperServicer
+from services.sweeper.keys import KeyStore
+from services.sweeper.ledger_client import LedgerClient
+from services.sweeper.settings import SweeperSettings
+from services.sweeper.worker import ChainSweeper, WorkerConfig
+
+log = structlog.get_logger("sweeper")
+
+SERVICE = "paymesh.sweeper.v1.SweeperService"
+
+
+def chain_health_name(chain_id: int) -> str:
+    """Health service name of one chain: NOT_SERVING while its RPC is unreachable
+    (the process itself, service "", stays SERVING: its operator API still answers)."""
+    return f"{SERVICE}/chain/{chain_id}"
+
+
+# Payment events after which a payment may have become sweepable.
+WAKE_EVENTS = ("confirmed", "overpaid", "underpaid", "paid_after_expiry", "expired")
+
+
+class SweeperApp:
+    def __init__(self, settings: SweeperSettings) -> None:
+        self.settings = settings
+        chains = load_chains(settings.chains_file)
+        wanted = set(settings.sweeper_chain_ids) or set(chains.ids())
+        unknown = wanted - set(chains.ids())
+        if unknown:
+            raise ValueError(f"PAYMESH_SWEEPER_CHAIN_IDS names chains not in {settings.chains_file}: {sorted(unknown)}")
+        self.chains = [c for c in chains if c.chain_id in wanted]
+        self.keys = KeyStore(settings.mnemonic(), settings.sweeper_mnemonic_passphrase)
+        self.gas_key = self.keys.derive(settings.sweeper_gas_wallet_path)
+        self.grpc = GrpcServer(host=settings.grpc_host, port=settings.grpc_port)
+        self.sweepers: dict[int, ChainSweeper] = {}
+        self.stop_event = asyncio.Event()
+        self.nc = None
+        self.ledger_channel: grpc.aio.Channel | None = None
+        self._rpcs: list[EvmRpc] = []
+        self._tasks: list[asyncio.Task] = []
+        self._subscriptions: list = []
+        self.metrics_port: int | None = None
+
+    @property
+    def port(self) -> int:
+        return self.grpc.port
+
+    @property
+    def worker_id(self) -> str:
+        return self.settings.sweeper_worker_id
+
+    async def start(self) -> int:
+        s = self.settings
+        if not s.internal_token.get_secret_value():
+            log.warning("PAYMESH_INTERNAL_TOKEN is empty: the ledger will refuse the sweeper's calls")
+        self.nc = await nats_helpers.connect(s.nats_url, f"paymesh-sweeper-{s.sweeper_worker_id}")
+        js = self.nc.jetstream()
+        lease_kv = await ensure_bucket(
+            js, s.sweeper_signer_lease_bucket, ttl=s.sweeper_signer_lease_ttl_seconds,
+            description="sweeper signer leases: one active signer per chain",
+        )
+        lease_ttl = await effective_ttl(lease_kv, s.sweeper_signer_lease_ttl_seconds, s.sweeper_signer_lease_bucket)
+        self.ledger_channel = grpc.aio.insecure_channel(
+            s.ledger_addr, options=[("grpc.max_receive_message_length", 64 * 1024 * 1024)]
+        )
+        ledger = LedgerClient(self.ledger_channel, s.internal_token.get_secret_value(), s.ledger_timeout_seconds)
+        fees = FeeSettings(
+            base_fee_multiplier_percent=s.sweeper_base_fee_multiplier_percent,
+            min_priority_fee=s.sweeper_min_priority_fee_wei,
+            legacy_gas_price_percent=s.sweeper_legacy_gas_price_percent,
+            max_fee_per_gas=s.sweeper_max_fee_per_gas_wei,
+        )
+        policy = s.policy()
+        for chain in self.chains:
+            rpc = EvmRpc(
+                chain.rpc_url, chain_id=chain.chain_id, caller="sweeper", timeout=s.sweeper_rpc_timeout_seconds,
+                attempts=s.sweeper_rpc_attempts, trust_env=s.sweeper_rpc_trust_env,
+            )
+            self._rpcs.append(rpc)
+            keeper = LeaseKeeper(
+                KvLease(lease_kv, f"chain-{chain.chain_id}", s.sweeper_worker_id),
+                lease_ttl,
+                name=f"sweeper signer of chain {chain.chain_id}",
+            )
+            poll = s.sweeper_poll_seconds or min(1.0, chain.block_time_seconds / 2)
+            config = WorkerConfig(
+                worker_id=s.sweeper_worker_id,
+                batch_size=s.sweeper_batch_size,
+                concurrency=s.sweeper_concurrency,
+                interval=s.sweeper_interval_seconds,
+                claim_lease_seconds=s.sweeper_claim_lease_seconds,
+                poll=poll,
+                settle_timeout=s.sweeper_settle_timeout_seconds,
+                stuck_after=s.sweeper_stuck_after_seconds,
+                fee_bump_bps=s.fee_bump_bps,
+                max_replacements=s.sweeper_max_replacements,
+                token_gas_buffer_percent=s.sweeper_token_gas_buffer_percent,
+                dust_retry=s.sweeper_dust_retry_seconds,
+                config_retry=s.sweeper_config_retry_seconds,
+                gas_wallet_retry=s.sweeper_gas_wallet_retry_seconds,
+                error_retry=s.sweeper_error_retry_seconds,
+                drain_seconds=s.shutdown_grace_seconds,
+            )
+            self.sweepers[chain.chain_id] = ChainSweeper(
+                chain=chain,
+                gateway=ChainGateway(chain, rpc, fees),
+                ledger=ledger,
+                keys=self.keys,
+                gas_key=self.gas_key,
+                keeper=keeper,
+                policy=policy,
+                config=config,
+                on_health=self._health_setter(chain.chain_id),
+            )
+        if s.sweeper_wake_on_events:
+            # Sweep as soon as the ledger says funds are confirmed, not at the next interval.
+            for event in WAKE_EVENTS:
+                self._subscriptions.append(
+                    await self.nc.subscribe(nats_helpers.payment_subject("*", event), cb=self._on_payment_event)
+                )
+        self.grpc.add(
+            pgrpc.add_SweeperServiceServicer_to_server,
+            SweeperServicer(lambda: self.sweepers, ledger, s.admin_token.get_secret_value()),
+            SERVICE,
+        )
+        self._tasks = [
+            asyncio.create_task(sweeper.run(self.stop_event), name=f"sweeper-{chain_id}")
+            for chain_id, sweeper in self.sweepers.items()
+        ]
+        port = await self.grpc.start()
+        self.metrics_port = start_metrics_server(s.metrics_port)
+        log.info(
+            "sweeper serving",
+            grpc_port=port,
+            metrics_port=self.metrics_port,
+            chains=sorted(self.sweepers),
+            worker_id=s.sweeper_worker_id,
+            gas_wallet=self.gas_key.address,
+            gas_wallet_path=self.gas_key.path,
+        )
+        return port
+
+    def _health_setter(self, chain_id: int):
+        name = chain_health_name(chain_id)
+
+        async def set_health(ok: bool) -> None:
+            await self.grpc.set_serving(ok, [name])
+
+        return set_health
+
+    async def _on_payment_event(self, msg) -> None:
+        try:
+            chain_id = evpb.PaymentEvent.FromString(msg.data).payment.chain_id
+        except Exception:  # noqa: BLE001 - a malformed event only costs an extra round
+            chain_id = 0
+        for sweeper_chain, sweeper in self.sweepers.items():
+            if not chain_id or sweeper_chain == chain_id:
+                sweeper.wake.set()
+
+    async def stop(self) -> None:
+        log.info("sweeper stopping")
+        for sub in self._subscriptions:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+        await self.grpc.stop(self.settings.shutdown_grace_seconds)
+        self.stop_event.set()
+        if self._tasks:
+            _done, pending = await asyncio.wait(self._tasks, timeout=self.settings.shutdown_grace_seconds + 15)
+            for task in pending:
+                task.cancel()
+        for rpc in self._rpcs:
+            with contextlib.suppress(Exception):
+                await rpc.aclose()
+        if self.ledger_channel is not None:
+            await self.ledger_channel.close()
+        if self.nc is not None:
+            with contextlib.suppress(Exception):
+                await self.nc.drain()
+        log.info("sweeper stopped")
+
+
+async def serve() -> None:
+    try:
+        settings = SweeperSettings()
+    except ValidationError as exc:
+        configure_logging("sweeper")
+        first = exc.errors()[0]
+        field = "PAYMESH_" + "_".join(str(p) for p in first["loc"]).upper()
+        # input values are left out on purpose: the field may be the seed
+        log.error("sweeper cannot start: invalid setting", setting=field, error=first["msg"])
+        raise SystemExit(2) from None
+    configure_logging("sweeper", settings.log_level)
+    try:
+        app = SweeperApp(settings)
+    except ValueError as exc:  # configuration: say what is wrong, no trace (never the seed)
+        log.error("sweeper cannot start", error=str(exc))
+        raise SystemExit(2) from None
+    stop = asyncio.Event()
+    install_stop_signals(stop)
+    await app.start()
+    await stop.wait()
+    await app.stop()

@@ -1,0 +1,170 @@
+"""The sweeper's view of one chain, on top of the shared JSON-RPC client: fees,
+balances, nonces, ERC-20 calls, broadcasting with the node's answer classified."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+from eth_utils import keccak, to_checksum_address
+
+from services.common.chains import ChainConfig
+from services.common.evm_rpc import EvmRpc, MalformedResponse, RpcError
+from services.sweeper.domain.fees import FeeQuote, quote_eip1559, quote_legacy
+from services.sweeper.domain.send_errors import SendOutcome, classify_send_error
+
+TRANSFER_TOPIC = "0x" + keccak(text="Transfer(address,address,uint256)").hex()
+_BALANCE_OF = bytes.fromhex("70a08231")
+_TRANSFER = bytes.fromhex("a9059cbb")
+
+
+class FeeCapExceeded(Exception):
+    """The market fee is above the operator's cap (PAYMESH_SWEEPER_MAX_FEE_PER_GAS_WEI)."""
+
+
+def _word_address(address: str) -> bytes:
+    return bytes(12) + bytes.fromhex(address[2:])
+
+
+def encode_transfer(to: str, amount: int) -> bytes:
+    """Calldata of ERC-20 transfer(to, amount)."""
+    return _TRANSFER + _word_address(to) + amount.to_bytes(32, "big")
+
+
+@dataclass(frozen=True)
+class FeeSettings:
+    base_fee_multiplier_percent: int = 200
+    min_priority_fee: int = 0
+    legacy_gas_price_percent: int = 110
+    max_fee_per_gas: int = 0  # 0: no cap
+    history_blocks: int = 10
+
+
+class _Cached:
+    """One value shared by the chain's concurrent sweeps for a short while (head, fees)."""
+
+    def __init__(self, ttl: float) -> None:
+        self.ttl = ttl
+        self._value = None
+        self._at = -1e9
+        self._lock = asyncio.Lock()
+
+    async def get(self, load, fresh: bool = False):
+        if not fresh and time.monotonic() - self._at < self.ttl:
+            return self._value
+        async with self._lock:
+            if not fresh and time.monotonic() - self._at < self.ttl:
+                return self._value
+            value = await load()
+            self._value, self._at = value, time.monotonic()
+            return value
+
+
+class ChainGateway:
+    def __init__(self, config: ChainConfig, rpc: EvmRpc, fees: FeeSettings, cache_seconds: float | None = None) -> None:
+        self.config = config
+        self.rpc = rpc
+        self.fees = fees
+        ttl = min(0.5, config.block_time_seconds / 4) if cache_seconds is None else cache_seconds
+        self._head = _Cached(ttl)
+        self._base_fee = _Cached(ttl)
+        self._quote = _Cached(ttl)
+
+    @property
+    def chain_id(self) -> int:
+        return self.config.chain_id
+
+    async def head(self, fresh: bool = False) -> int:
+        return await self._head.get(self.rpc.block_number, fresh)
+
+    async def next_base_fee(self) -> int:
+        """The next block's base fee (0 on legacy chains)."""
+        if not self.config.eip1559:
+            return 0
+
+        async def load() -> int:
+            history = await self.rpc.fee_history(1, "latest", [])
+            return history["base_fee_per_gas"][-1]
+
+        return await self._base_fee.get(load)
+
+    async def fee_quote(self) -> FeeQuote:
+        quote = await self._quote.get(self._fee_quote)
+        if self.fees.max_fee_per_gas and quote.max_fee_per_gas > self.fees.max_fee_per_gas:
+            raise FeeCapExceeded(
+                f"fees on chain {self.chain_id} are {quote.max_fee_per_gas} wei per gas, above the cap of "
+                f"{self.fees.max_fee_per_gas} (PAYMESH_SWEEPER_MAX_FEE_PER_GAS_WEI); waiting for cheaper gas"
+            )
+        return quote
+
+    async def _fee_quote(self) -> FeeQuote:
+        if self.config.eip1559:
+            history = await self.rpc.fee_history(self.fees.history_blocks, "latest", [50])
+            rewards = [row[0] for row in history["reward"] if row]
+            quote = quote_eip1559(
+                history["base_fee_per_gas"][-1],
+                rewards,
+                base_fee_multiplier_percent=self.fees.base_fee_multiplier_percent,
+                min_priority_fee=self.fees.min_priority_fee,
+            )
+        else:
+            quote = quote_legacy(await self.rpc.gas_price(), multiplier_percent=self.fees.legacy_gas_price_percent)
+        return quote
+
+    async def balance(self, address: str, block: str = "latest") -> int:
+        return await self.rpc.get_balance(address, block)
+
+    async def nonce(self, address: str, block: str = "latest") -> int:
+        return await self.rpc.get_transaction_count(address, block)
+
+    async def is_contract(self, address: str) -> bool:
+        return (await self.rpc.get_code(address)) not in ("0x", "0x0")
+
+    async def token_balance(self, token: str, owner: str) -> int:
+        data = await self.rpc.eth_call({"to": token, "data": "0x" + (_BALANCE_OF + _word_address(owner)).hex()})
+        raw = bytes.fromhex(data[2:]) if len(data) > 2 else b""
+        if len(raw) < 32:
+            raise MalformedResponse(f"balanceOf of {token}: expected 32 bytes, got {len(raw)} (is it an ERC-20?)")
+        return int.from_bytes(raw[:32], "big")
+
+    async def estimate_gas(self, sender: str, to: str, data: bytes = b"", value: int = 0) -> int:
+        return await self.rpc.estimate_gas(
+            {"from": sender, "to": to, "data": "0x" + data.hex(), "value": hex(value)}
+        )
+
+    async def send(self, raw_tx: bytes) -> tuple[SendOutcome, str]:
+        """Broadcast; the node's answer classified. RpcUnavailable propagates (state unknown)."""
+        try:
+            await self.rpc.send_raw_transaction(raw_tx)
+        except RpcError as exc:
+            return classify_send_error(exc.message), exc.message
+        return SendOutcome.ACCEPTED, ""
+
+    async def known(self, tx_hash: str) -> bool:
+        return (await self.rpc.get_transaction(tx_hash)) is not None
+
+    async def receipt(self, tx_hash: str) -> dict | None:
+        receipt = await self.rpc.get_receipt(tx_hash)
+        if receipt is None or not receipt.get("blockNumber"):
+            return None
+        return receipt
+
+
+def transferred(receipt: dict, token: str, sender: str, recipient: str) -> int:
+    """The amount of `token` a mined receipt's Transfer logs moved from sender to recipient."""
+    total = 0
+    for entry in receipt.get("logs") or []:
+        try:
+            if to_checksum_address(entry["address"]) != to_checksum_address(token):
+                continue
+            topics = [t.lower() for t in entry.get("topics") or []]
+            if len(topics) != 3 or topics[0] != TRANSFER_TOPIC:
+                continue
+            src = to_checksum_address("0x" + topics[1][-40:])
+            dst = to_checksum_address("0x" + topics[2][-40:])
+            if src == to_checksum_address(sender) and dst == to_checksum_address(recipient):
+                total += int(entry.get("data") or "0x0", 16)
+        except (KeyError, ValueError, TypeError):
+            continue
+    return total

@@ -1,0 +1,117 @@
+"""SweeperService: the operator's view of the sweeper (admin token only).
+
+Translates protobuf <-> the worker and the ledger client; errors are domain
+exceptions that the shared interceptor maps to gRPC statuses.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable
+
+from google.protobuf.timestamp_pb2 import Timestamp
+from paymesh.sweeper.v1 import sweeper_service_pb2 as pb
+from paymesh.sweeper.v1 import sweeper_service_pb2_grpc as pgrpc
+
+from services.common.errors import InvalidArgument, NotFound, PermissionDenied, Unauthenticated
+from services.common.grpc_server import bearer_token
+from services.sweeper.ledger_client import LedgerClient
+from services.sweeper.worker import ChainSweeper
+
+
+def check_token(context, expected: str, what: str) -> None:
+    token = bearer_token(context)
+    if not expected:
+        raise PermissionDenied(f"the {what} API is disabled: the operator has not set its token (PAYMESH_ADMIN_TOKEN)")
+    if not hmac.compare_digest(token.encode(), expected.encode()):
+        raise Unauthenticated(f"wrong {what} token")
+
+
+def _page_size(value: int) -> int:
+    if value == 0:
+        return 50
+    if not 1 <= value <= 500:
+        raise InvalidArgument("page_size must be 1 to 500 (0 means 50)")
+    return value
+
+
+def _id(value: str, field: str) -> str:
+    value = value.strip()
+    if not value:
+        raise InvalidArgument(f"{field} is required")
+    if len(value) > 64:
+        raise InvalidArgument(f"{field} is longer than 64 characters; got {value[:64]!r}...")
+    return value
+
+
+class SweeperServicer(pgrpc.SweeperServiceServicer):
+    def __init__(
+        self,
+        sweepers: Callable[[], dict[int, ChainSweeper]],
+        ledger: LedgerClient,
+        admin_token: str,
+    ) -> None:
+        self._sweepers = sweepers
+        self._ledger = ledger
+        self._token = admin_token
+
+    def _check(self, context) -> None:
+        check_token(context, self._token, "sweeper operator")
+
+    def _wake(self) -> None:
+        for sweeper in self._sweepers().values():
+            sweeper.wake.set()
+
+    async def GetStatus(self, request: pb.GetStatusRequest, context) -> pb.GetStatusResponse:
+        self._check(context)
+        sweepers = self._sweepers()
+        if request.chain_id and request.chain_id not in sweepers:
+            raise NotFound(f"chain {request.chain_id} is not swept by this sweeper; it sweeps {sorted(sweepers)}")
+        chains = []
+        for chain_id, sweeper in sorted(sweepers.items()):
+            if request.chain_id and chain_id != request.chain_id:
+                continue
+            balance = await sweeper.gas_wallet_balance()
+            status = pb.ChainSweepStatus(
+                chain_id=chain_id,
+                leader=sweeper.leader,
+                gas_wallet_address=sweeper.gas_key.address,
+                gas_wallet_balance="" if balance is None else str(balance),
+                in_flight=len(sweeper.in_flight),
+                last_error=sweeper.last_error,
+            )
+            if sweeper.last_run_at is not None:
+                stamp = Timestamp()
+                stamp.FromDatetime(sweeper.last_run_at)
+                status.last_run_at.CopyFrom(stamp)
+            chains.append(status)
+        return pb.GetStatusResponse(chains=chains)
+
+    async def ListSweeps(self, request: pb.ListSweepsRequest, context) -> pb.ListSweepsResponse:
+        self._check(context)
+        reply = await self._ledger.list_transactions(
+            chain_id=request.chain_id,
+            payment_id=request.payment_id.strip(),
+            merchant_id=request.merchant_id.strip(),
+            page_size=_page_size(request.page_size),
+            page_token=request.page_token,
+        )
+        return pb.ListSweepsResponse(transactions=reply.transactions, next_page_token=reply.next_page_token)
+
+    async def SweepNow(self, request: pb.SweepNowRequest, context) -> pb.SweepNowResponse:
+        self._check(context)
+        target = request.WhichOneof("target")
+        if target == "payment_id":
+            count = await self._ledger.request_sweep(payment_id=_id(request.payment_id, "payment_id"))
+        elif target == "merchant_id":
+            count = await self._ledger.request_sweep(merchant_id=_id(request.merchant_id, "merchant_id"))
+        else:
+            raise InvalidArgument("give payment_id or merchant_id")
+        self._wake()
+        return pb.SweepNowResponse(payments_queued=count)
+
+    async def RetrySweep(self, request: pb.RetrySweepRequest, context) -> pb.RetrySweepResponse:
+        self._check(context)
+        count = await self._ledger.request_sweep(payment_id=_id(request.payment_id, "payment_id"))
+        self._wake()
+        return pb.RetrySweepResponse(payments_queued=min(count, 1))

@@ -1,0 +1,224 @@
+"""The sweeper's view of the ledger (LedgerInternalService, internal token):
+translate protobuf <-> the domain's plain types and gRPC failures <-> domain errors.
+
+Every call has a deadline. A gRPC failure becomes a domain error whose message
+says what the sweeper was doing, so the worker can release, retry or give up
+with a reason a person can act on.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+from paymesh.ledger.v1 import ledger_internal_service_pb2 as ipb
+from paymesh.ledger.v1 import ledger_internal_service_pb2_grpc as igrpc
+
+from services.common.errors import (
+    DomainError,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    Unavailable,
+)
+from services.sweeper.domain.model import Job, RecordedTx, SignedTx, TxKind, TxState
+
+KIND_TO_PB = {TxKind.GAS_TOPUP: ipb.SWEEP_TRANSACTION_KIND_GAS_TOPUP, TxKind.SWEEP: ipb.SWEEP_TRANSACTION_KIND_SWEEP}
+PB_TO_KIND = {v: k for k, v in KIND_TO_PB.items()}
+STATE_TO_PB = {
+    TxState.SIGNED: ipb.SWEEP_TRANSACTION_STATE_SIGNED,
+    TxState.BROADCAST: ipb.SWEEP_TRANSACTION_STATE_BROADCAST,
+    TxState.MINED: ipb.SWEEP_TRANSACTION_STATE_MINED,
+    TxState.CONFIRMED: ipb.SWEEP_TRANSACTION_STATE_CONFIRMED,
+    TxState.FAILED: ipb.SWEEP_TRANSACTION_STATE_FAILED,
+    TxState.REPLACED: ipb.SWEEP_TRANSACTION_STATE_REPLACED,
+}
+PB_TO_STATE = {v: k for k, v in STATE_TO_PB.items()}
+
+
+class LedgerUnavailable(Unavailable):
+    """The ledger could not be reached (or refused our token)."""
+
+
+def _error(what: str, err: grpc.aio.AioRpcError) -> DomainError:
+    code = err.code()
+    detail = f"ledger {what}: {err.details() or code.name}"
+    if code == grpc.StatusCode.NOT_FOUND:
+        return NotFound(detail)
+    if code == grpc.StatusCode.FAILED_PRECONDITION:
+        return FailedPrecondition(detail)
+    if code == grpc.StatusCode.INVALID_ARGUMENT:
+        return InvalidArgument(detail)
+    if code in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
+        return PermissionDenied(
+            f"the ledger refused the sweeper's internal token ({code.name}) while {what}; "
+            "check PAYMESH_INTERNAL_TOKEN on both"
+        )
+    detail = err.details() or ""
+    return LedgerUnavailable(f"the ledger is unavailable ({code.name}) while {what}: {detail}".rstrip(": "))
+
+
+def _dt(ts: Timestamp) -> datetime | None:
+    if not ts.seconds and not ts.nanos:
+        return None
+    return ts.ToDatetime(tzinfo=UTC)
+
+
+def _int(text: str) -> int:
+    return int(text) if text else 0
+
+
+def tx_from_pb(t: ipb.SweepTransaction) -> RecordedTx:
+    return RecordedTx(
+        payment_id=t.payment_id,
+        chain_id=t.chain_id,
+        kind=PB_TO_KIND.get(t.kind, TxKind.SWEEP),
+        state=PB_TO_STATE.get(t.state, TxState.SIGNED),
+        tx_hash=t.tx_hash.lower(),
+        raw_tx=bytes(t.raw_tx),
+        nonce=t.nonce,
+        from_address=t.from_address,
+        to_address=t.to_address,
+        amount=_int(t.amount),
+        token_address=t.token_address,
+        gas_limit=t.gas_limit,
+        max_fee_per_gas=_int(t.max_fee_per_gas),
+        max_priority_fee_per_gas=_int(t.max_priority_fee_per_gas) if t.max_priority_fee_per_gas else None,
+        block_number=t.block_number,
+        error=t.error,
+        replaces_tx_hash=t.replaces_tx_hash.lower(),
+        created_at=_dt(t.created_at),
+        updated_at=_dt(t.updated_at),
+        merchant_id=t.merchant_id,
+    )
+
+
+def job_from_pb(j: ipb.SweepJob) -> Job:
+    return Job(
+        payment_id=j.payment_id,
+        merchant_id=j.merchant_id,
+        chain_id=j.chain_id,
+        asset=j.asset,
+        token_address=j.token_address,
+        deposit_address=j.deposit_address,
+        derivation_path=j.derivation_path,
+        amount=_int(j.amount),
+        treasury_address=j.treasury_address,
+        attempts=j.attempts,
+        transactions=[tx_from_pb(t) for t in j.transactions],
+    )
+
+
+class LedgerClient:
+    def __init__(self, channel: grpc.aio.Channel, internal_token: str, timeout: float = 15.0) -> None:
+        self._stub = igrpc.LedgerInternalServiceStub(channel)
+        self._metadata = (("authorization", f"Bearer {internal_token}"),)
+        self._timeout = timeout
+
+    async def _call(self, what: str, method, request):
+        try:
+            return await method(request, metadata=self._metadata, timeout=self._timeout)
+        except grpc.aio.AioRpcError as err:
+            raise _error(what, err) from None
+
+    async def claim(self, chain_id: int, worker_id: str, limit: int, lease_seconds: int) -> list[Job]:
+        reply = await self._call(
+            "claiming sweeps",
+            self._stub.ClaimSweeps,
+            ipb.ClaimSweepsRequest(chain_id=chain_id, limit=limit, worker_id=worker_id, lease_seconds=lease_seconds),
+        )
+        return [job_from_pb(j) for j in reply.jobs]
+
+    async def record(self, worker_id: str, payment_id: str, chain_id: int, tx: SignedTx) -> RecordedTx:
+        reply = await self._call(
+            f"recording transaction {tx.tx_hash}",
+            self._stub.RecordSweepTransaction,
+            ipb.RecordSweepTransactionRequest(
+                worker_id=worker_id,
+                transaction=ipb.SweepTransaction(
+                    payment_id=payment_id,
+                    chain_id=chain_id,
+                    kind=KIND_TO_PB[tx.kind],
+                    state=ipb.SWEEP_TRANSACTION_STATE_SIGNED,
+                    tx_hash=tx.tx_hash,
+                    raw_tx=tx.raw_tx,
+                    nonce=tx.nonce,
+                    from_address=tx.from_address,
+                    to_address=tx.to_address,
+                    amount=str(tx.amount),
+                    token_address=tx.token_address,
+                    gas_limit=tx.gas_limit,
+                    max_fee_per_gas=str(tx.max_fee_per_gas),
+                    max_priority_fee_per_gas=(
+                        "" if tx.max_priority_fee_per_gas is None else str(tx.max_priority_fee_per_gas)
+                    ),
+                    replaces_tx_hash=tx.replaces_tx_hash,
+                ),
+            ),
+        )
+        return tx_from_pb(reply.transaction)
+
+    async def update(self, tx_hash: str, state: TxState, block_number: int = 0, error: str = "") -> RecordedTx:
+        reply = await self._call(
+            f"updating transaction {tx_hash} to {state.value}",
+            self._stub.UpdateSweepTransaction,
+            ipb.UpdateSweepTransactionRequest(
+                tx_hash=tx_hash, state=STATE_TO_PB[state], block_number=block_number, error=error[:2000]
+            ),
+        )
+        return tx_from_pb(reply.transaction)
+
+    async def complete(self, payment_id: str, tx_hash: str, amount: int) -> str:
+        """Mark the payment swept; returns its new status name."""
+        reply = await self._call(
+            f"completing the sweep of {payment_id}",
+            self._stub.CompleteSweep,
+            ipb.CompleteSweepRequest(payment_id=payment_id, tx_hash=tx_hash, amount=str(amount)),
+        )
+        return str(reply.payment.status)
+
+    async def release(self, payment_id: str, worker_id: str, error: str, retry_after_seconds: int) -> None:
+        await self._call(
+            f"releasing {payment_id}",
+            self._stub.ReleaseSweep,
+            ipb.ReleaseSweepRequest(
+                payment_id=payment_id,
+                worker_id=worker_id,
+                error=error[:2000],
+                retry_after_seconds=max(1, min(int(retry_after_seconds), 2**32 - 1)),
+            ),
+        )
+
+    async def list_transactions(
+        self,
+        *,
+        chain_id: int = 0,
+        payment_id: str = "",
+        merchant_id: str = "",
+        states: list[TxState] | None = None,
+        page_size: int = 50,
+        page_token: str = "",
+    ) -> ipb.ListSweepTransactionsResponse:
+        return await self._call(
+            "listing sweep transactions",
+            self._stub.ListSweepTransactions,
+            ipb.ListSweepTransactionsRequest(
+                chain_id=chain_id,
+                payment_id=payment_id,
+                merchant_id=merchant_id,
+                states=[STATE_TO_PB[s] for s in states or []],
+                page_size=page_size,
+                page_token=page_token,
+            ),
+        )
+
+    async def request_sweep(self, *, payment_id: str = "", merchant_id: str = "") -> int:
+        request = (
+            ipb.RequestSweepRequest(payment_id=payment_id)
+            if payment_id
+            else ipb.RequestSweepRequest(merchant_id=merchant_id)
+        )
+        reply = await self._call("requesting a sweep", self._stub.RequestSweep, request)
+        return reply.payments_eligible
