@@ -14,6 +14,7 @@ import pytest
 import pytest_asyncio
 
 from tests.support.chain import Chain
+from tests.support.ledger import ADMIN_TOKEN, INTERNAL_TOKEN
 from tools import devstack
 from tools.run_mesh import SERVICES, LocalMesh, start_mesh
 
@@ -27,6 +28,8 @@ FAST_ENV = {
     # Not anvil's account 0: tests mint and send the test token from it.
     "PAYMESH_SWEEPER_GAS_WALLET_PATH": "m/44'/60'/0'/0/5",
     "PAYMESH_LOG_LEVEL": "INFO",
+    "PAYMESH_ADMIN_TOKEN": ADMIN_TOKEN,
+    "PAYMESH_INTERNAL_TOKEN": INTERNAL_TOKEN,
 }
 
 
