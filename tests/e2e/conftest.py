@@ -18,6 +18,8 @@ from tests.support.ledger import ADMIN_TOKEN, INTERNAL_TOKEN
 from tools import devstack
 from tools.run_mesh import SERVICES, LocalMesh, start_mesh
 
+ROOT = Path(__file__).resolve().parents[2]
+
 # Short timers so scenarios finish in seconds, not the production defaults.
 FAST_ENV = {
     "PAYMESH_EXPIRY_INTERVAL_SECONDS": "0.5",
@@ -46,16 +48,29 @@ def clean_environment(**overrides: str) -> Iterator[None]:
         os.environ.update(saved)
 
 
-@pytest.fixture(scope="module")
-def mesh(stack_dir: Path) -> Iterator[LocalMesh]:
+@contextlib.contextmanager
+def local_mesh(stack_dir: Path, *, block_time: str = "0.5", confirmations: int | None = None,
+               **env: str) -> Iterator[LocalMesh]:
+    """A whole mesh in its own folder; `confirmations` overrides chains.yaml's depth."""
     with devstack.postgres_scratch_dir(stack_dir / f"e2e-{devstack.free_port()}") as data:
-        with clean_environment(PAYMESH_ANVIL_BLOCK_TIME="0.5"):
+        extra = {**FAST_ENV, **env}
+        if confirmations is not None:
+            chains = (ROOT / "chains.yaml").read_text().replace("confirmations: 2", f"confirmations: {confirmations}")
+            (data / "chains.yaml").write_text(chains)
+            extra["PAYMESH_CHAINS_FILE"] = str(data / "chains.yaml")
+        with clean_environment(PAYMESH_ANVIL_BLOCK_TIME=block_time):
             local = start_mesh(data, ports={name: devstack.free_port() for name, _ in SERVICES},
-                               extra_env=FAST_ENV, log=lambda *a: None)
+                               extra_env=extra, log=lambda *a: None)
         try:
             yield local
         finally:
             local.stop()
+
+
+@pytest.fixture(scope="module")
+def mesh(stack_dir: Path) -> Iterator[LocalMesh]:
+    with local_mesh(stack_dir) as local:
+        yield local
 
 
 @pytest_asyncio.fixture(loop_scope="session")
