@@ -47,8 +47,29 @@ def _split(method: str) -> tuple[str, str]:
     return service, name
 
 
+class _Undecodable:
+    """Stands in for a request whose bytes are not the method's protobuf message."""
+
+    def __init__(self, error: str) -> None:
+        self.error = error
+
+
+def _tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    if deserializer is None:
+        return None
+
+    def parse(data: bytes) -> Any:
+        try:
+            return deserializer(data)
+        except Exception as exc:  # noqa: BLE001 - answered as INVALID_ARGUMENT by the handler
+            return _Undecodable(str(exc) or type(exc).__name__)
+
+    return parse
+
+
 class ErrorAndMetricsInterceptor(grpc.aio.ServerInterceptor):
-    """Map DomainError to its status; hide unexpected errors behind a reference id."""
+    """Map DomainError to its status; hide unexpected errors behind a reference id;
+    answer undecodable requests with INVALID_ARGUMENT instead of grpc's INTERNAL."""
 
     async def intercept_service(self, continuation, handler_call_details):
         handler = await continuation(handler_call_details)
@@ -58,13 +79,13 @@ class ErrorAndMetricsInterceptor(grpc.aio.ServerInterceptor):
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
                 self._wrap_unary(handler.unary_unary, service, method),
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=_tolerant(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream:
             return grpc.unary_stream_rpc_method_handler(
                 self._wrap_stream(handler.unary_stream, service, method),
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=_tolerant(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
         return handler
@@ -84,6 +105,7 @@ class ErrorAndMetricsInterceptor(grpc.aio.ServerInterceptor):
         async def call(request: Any, context: grpc.aio.ServicerContext):
             started = time.perf_counter()
             try:
+                _check_decoded(request, method)
                 response = await inner(request, context)
             except grpc.aio.AbortError:
                 GRPC_HANDLED.labels(service, method, _code_name(context)).inc()
@@ -103,6 +125,7 @@ class ErrorAndMetricsInterceptor(grpc.aio.ServerInterceptor):
             started = time.perf_counter()
             first = True
             try:
+                _check_decoded(request, method)
                 async for item in inner(request, context):
                     if first:
                         GRPC_LATENCY.labels(service, method).observe(time.perf_counter() - started)
@@ -120,6 +143,14 @@ class ErrorAndMetricsInterceptor(grpc.aio.ServerInterceptor):
             GRPC_HANDLED.labels(service, method, "OK").inc()
 
         return call
+
+
+def _check_decoded(request: Any, method: str) -> None:
+    if isinstance(request, _Undecodable):
+        raise errors.InvalidArgument(
+            f"the request is not a valid protobuf message for {method} ({request.error}); "
+            "check the client's generated code matches this server's protos"
+        )
 
 
 def _code_name(context: grpc.aio.ServicerContext) -> str:
