@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PROTOS := $(shell find protos -name '*.proto' | sort)
 
-.PHONY: help install gen check-gen lint test test-fast run bench clean
+.PHONY: help install gen check-gen lint test run bench chaos clean
 
 help:
 	@echo "make run        start the local stack (Postgres, NATS, anvil) and the mesh"
@@ -15,6 +15,7 @@ help:
 	@echo "make check-gen  fail if gen/ drifts from protos/"
 	@echo "make lint       buf lint + ruff"
 	@echo "make bench      run the benchmarks and update docs/BENCHMARKS.md"
+	@echo "make chaos      the long chaos run (1,000 payments, a kill every 3 s), three times"
 
 # The virtualenv, the project with its dev extras, and anvil from npm.
 $(STAMP): pyproject.toml package.json
@@ -46,6 +47,12 @@ run: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m bench
+
+chaos: $(STAMP)
+	for run in 1 2 3; do \
+	  PAYMESH_CHAOS_PAYMENTS=$${PAYMESH_CHAOS_PAYMENTS:-1000} PAYMESH_CHAOS_KILL_EVERY=$${PAYMESH_CHAOS_KILL_EVERY:-3} \
+	    $(PY) -m pytest -q tests/e2e/test_chaos.py -p no:randomly || exit 1; \
+	done
 
 clean:
 	rm -rf .data

@@ -13,6 +13,7 @@ import json
 import os
 import secrets
 import signal
+import socket
 import sys
 import threading
 from dataclasses import dataclass, field
@@ -183,6 +184,9 @@ def start_mesh(data: Path, *, ports: dict[str, int] | None = None, extra_env: di
             "PAYMESH_CHAINS_FILE": str(REPO_ROOT / "chains.yaml"),
             "PAYMESH_ALLOW_PRIVATE_WEBHOOKS": "true",  # local development: webhooks to localhost
             "PAYMESH_LOG_LEVEL": os.environ.get("PAYMESH_LOG_LEVEL", "INFO"),
+            # One sweeper here, so a stable id: restarted, it takes its own leases
+            # back at once (Kubernetes uses the pod name the same way).
+            "PAYMESH_SWEEPER_WORKER_ID": f"sweeper-{socket.gethostname()}-{data.name}",
         }
         if stack.postgres is not None:
             # The notifier gets its own database: only the ledger holds payment state.

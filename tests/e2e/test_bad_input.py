@@ -20,7 +20,6 @@ from paymesh.sweeper.v1 import sweeper_service_pb2 as wpb
 
 from tests.support.ledger import ADMIN_TOKEN, bearer, create_merchant, fresh_xpub
 
-pytestmark = pytest.mark.asyncio(loop_scope="session")
 C = grpc.StatusCode
 
 # service, method path, request type, who may call it
@@ -79,6 +78,7 @@ async def snapshot(merchant):
     return [(p.payment_id, p.status, p.amount_due, p.version) for p in listed.payments]
 
 
+@pytest.mark.asyncio(loop_scope="session")
 async def test_every_rpc_checks_credentials_and_input(mesh, channels):
     merchant = await create_merchant(channels["ledger"], fresh_xpub()[0])
     other = await create_merchant(channels["ledger"], fresh_xpub()[0])
