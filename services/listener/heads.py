@@ -69,12 +69,17 @@ class HeadFollower:
     def reachable(self) -> bool:
         return self.ws_up or self.http_ok
 
-    def observe(self, header: BlockHeader) -> None:
-        """A head from any source: keep it if it is new (higher, or a different
-        block at the same height, as after a reorg)."""
+    def observe(self, header: BlockHeader, *, polled: bool = False) -> None:
+        """A head from any source: keep it if it is new (higher, or another block at
+        the same height, as after a reorg). A lower head (the chain was rewound)
+        is believed only from a poll, and only when the current one is not fresh
+        (a poll answered after a newer newHeads message is merely late)."""
         current = self.latest
-        if current is not None and (header.number < current.number or header.hash == current.hash):
-            return
+        if current is not None:
+            if header.hash == current.hash:
+                return
+            if header.number < current.number and not (polled and time.time() - self.latest_at > 1.0):
+                return
         self.latest = header
         self.latest_at = time.time()
         metrics.HEAD.labels(str(self.chain_id)).set(header.number)
@@ -92,7 +97,9 @@ class HeadFollower:
         if not self.http_ok:
             log.info("chain reachable over HTTP again", chain_id=self.chain_id)
         self.http_ok = True
-        self.observe(header)
+        if self.ws_up or self._ws is None:
+            self.last_error = ""
+        self.observe(header, polled=True)
         return header
 
     async def run(self) -> None:
@@ -125,6 +132,8 @@ class HeadFollower:
             def subscribed() -> None:
                 nonlocal delay
                 self.ws_up = True
+                if self.http_ok:
+                    self.last_error = ""
                 delay = self._backoff_initial
                 set_mode_metric(self.chain_id, self.mode)
                 log.info("following heads over websocket", chain_id=self.chain_id, url=self._ws.url)

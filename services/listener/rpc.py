@@ -133,7 +133,7 @@ class HttpRpc:
     async def _retrying(self, label: str, attempt_fn):
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self._attempts),
-            wait=wait_exponential_jitter(initial=0.05, max=1.0),
+            wait=wait_exponential_jitter(multiplier=0.05, max=1.0, jitter=0.05),
             retry=retry_if_exception(_transient),
             reraise=True,
         )
@@ -154,6 +154,7 @@ class HttpRpc:
                     )
                     raise
                 self.last_ok_at = time.monotonic()
+                self.last_error = ""
                 return result
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -182,7 +183,10 @@ class HttpRpc:
 
         async def once() -> list[Any]:
             ids = [next(self._ids) for _ in params_list]
-            body = [{"jsonrpc": "2.0", "id": i, "method": method, "params": list(p)} for i, p in zip(ids, params_list, strict=True)]
+            body = [
+                {"jsonrpc": "2.0", "id": i, "method": method, "params": list(p)}
+                for i, p in zip(ids, params_list, strict=True)
+            ]
             reply = await self._post(body, label)
             if isinstance(reply, dict):  # the whole batch was refused
                 _check_reply(reply, method, -1)

@@ -7,7 +7,9 @@ either case) and formatted back with the EIP-55 checksum only for matches.
 
 from __future__ import annotations
 
-from eth_utils import to_checksum_address
+from functools import lru_cache
+
+from eth_hash.auto import keccak
 
 _HEX = frozenset("0123456789abcdefABCDEF")
 
@@ -26,9 +28,12 @@ def address_bytes(text: str) -> bytes:
         raise BadAddress(f"not a hex address: {text!r}") from None
 
 
+@lru_cache(maxsize=65_536)
 def checksum(address: bytes) -> str:
-    """20 bytes -> EIP-55 checksummed `0x...` string."""
-    return to_checksum_address(address)
+    """20 bytes -> EIP-55 checksummed `0x...` string (cached: senders repeat)."""
+    text = address.hex()
+    digest = keccak(text.encode()).hex()
+    return "0x" + "".join(c.upper() if d in "89abcdef" else c for c, d in zip(text, digest[:40], strict=True))
 
 
 class WatchedSet:

@@ -46,13 +46,21 @@ def suggested_range(message: str) -> tuple[int, int] | None:
 @dataclass
 class AdaptiveRange:
     """How many blocks one eth_getLogs call covers: halves (or takes the provider's
-    suggestion) on a range error, doubles after calls that were cheap."""
+    suggestion) on a range error, doubles after calls that were cheap.
+
+    A range error also sets a ceiling (the largest size known to work), so the
+    size does not grow straight back into the provider's limit; after
+    `probe_after` cheap calls at the ceiling, growth past it is tried again
+    (result-count limits depend on how busy the blocks are)."""
 
     size: int
     minimum: int = 1
     maximum: int = 10_000
     cheap_results: int = 2_000
     cheap_seconds: float = 1.0
+    probe_after: int = 100
+    ceiling: int | None = None
+    _at_ceiling: int = 0
 
     def __post_init__(self) -> None:
         if not 1 <= self.minimum <= self.maximum:
@@ -69,12 +77,22 @@ class AdaptiveRange:
         else:
             new = current // 2
         self.size = max(self.minimum, min(new, self.maximum))
+        self.ceiling = self.size
+        self._at_ceiling = 0
         return self.size
 
     def observe(self, blocks: int, results: int, seconds: float) -> int:
         """After a successful call: grow when it was cheap and used the full size."""
-        if blocks >= self.size and results < self.cheap_results and seconds < self.cheap_seconds:
-            self.size = min(self.maximum, self.size * 2)
+        if blocks < self.size or results >= self.cheap_results or seconds >= self.cheap_seconds:
+            return self.size
+        if self.ceiling is not None and self.size >= self.ceiling:
+            self._at_ceiling += 1
+            if self._at_ceiling < self.probe_after:
+                return self.size
+            self.ceiling = None  # probe beyond the old limit again
+        self.size = min(self.maximum, self.size * 2)
+        if self.ceiling is not None:
+            self.size = min(self.size, self.ceiling)
         return self.size
 
     @property

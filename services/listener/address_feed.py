@@ -1,0 +1,95 @@
+"""The watched addresses, from the ledger's LedgerInternalService.WatchAddresses
+stream: a snapshot, then each new address. Reconnects with backoff (and takes
+the snapshot again; addresses already known are ignored)."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable
+
+import grpc
+import structlog
+from paymesh.ledger.v1 import ledger_internal_service_pb2 as ipb
+from paymesh.ledger.v1 import ledger_internal_service_pb2_grpc as igrpc
+
+from services.listener import metrics
+from services.listener.domain.addresses import BadAddress, address_bytes
+
+log = structlog.get_logger("listener.addresses")
+
+# (address, from_block, created_at as unix seconds)
+NewAddress = tuple[bytes, int, float]
+
+
+class AddressFeed:
+    def __init__(
+        self,
+        channel: grpc.aio.Channel,
+        token: str,
+        chain_id: int,
+        sink: Callable[[list[NewAddress]], None],
+        on_snapshot: Callable[[], None],
+        *,
+        backoff_initial: float = 0.2,
+        backoff_max: float = 10.0,
+    ) -> None:
+        self._stub = igrpc.LedgerInternalServiceStub(channel)
+        self._metadata = (("authorization", f"Bearer {token}"),)
+        self.chain_id = chain_id
+        self._sink = sink
+        self._on_snapshot = on_snapshot
+        self._backoff_initial = backoff_initial
+        self._backoff_max = backoff_max
+        self.connected = False
+        self.snapshot_done = False
+        self.last_error = ""
+
+    async def run(self) -> None:
+        delay = self._backoff_initial
+        while True:
+            call = self._stub.WatchAddresses(ipb.WatchAddressesRequest(chain_id=self.chain_id), metadata=self._metadata)
+            try:
+                async for reply in call:
+                    if not self.connected:
+                        self.connected = True
+                        self.last_error = ""
+                    delay = self._backoff_initial
+                    self._sink(self._parse(reply))
+                    if reply.snapshot_complete and not self.snapshot_done:
+                        self.snapshot_done = True
+                        log.info("watched addresses loaded", chain_id=self.chain_id)
+                        self._on_snapshot()
+                error = "stream ended"
+            except asyncio.CancelledError:
+                call.cancel()
+                raise
+            except grpc.aio.AioRpcError as exc:
+                error = f"{exc.code().name}: {exc.details()}"
+                if exc.code() in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
+                    error += " (check PAYMESH_INTERNAL_TOKEN: it must be the ledger's)"
+            except Exception as exc:  # noqa: BLE001 - never give up on the feed
+                error = f"{type(exc).__name__}: {exc}"
+            self.connected = False
+            self.last_error = error[:500]
+            metrics.RECONNECTS.labels(str(self.chain_id), "address_feed").inc()
+            log.warning(
+                "address feed from the ledger lost; reconnecting",
+                chain_id=self.chain_id, error=self.last_error, retry_in=round(delay, 2),
+            )
+            await asyncio.sleep(delay * (0.5 + random.random() / 2))
+            delay = min(delay * 2, self._backoff_max)
+
+    def _parse(self, reply: ipb.WatchAddressesResponse) -> list[NewAddress]:
+        out: list[NewAddress] = []
+        for item in reply.addresses:
+            if item.chain_id and item.chain_id != self.chain_id:
+                continue
+            try:
+                address = address_bytes(item.address)
+            except BadAddress as exc:
+                log.error("ledger sent a malformed address; ignored", chain_id=self.chain_id, error=str(exc))
+                continue
+            created = item.created_at.seconds + item.created_at.nanos / 1e9
+            out.append((address, item.from_block, created))
+        return out

@@ -1,0 +1,190 @@
+"""The listener's composition root: builds NATS (stream, KV buckets), the
+ledger channel, and per chain the RPC clients, head follower, scanner, address
+feed and lease; wires them into chain workers and the gRPC server; keeps the
+health service in step with each chain's RPC."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import grpc
+import structlog
+from paymesh.listener.v1 import listener_service_pb2_grpc as lgrpc
+
+from services.common import nats_helpers
+from services.common.chains import ChainConfig, load_chains
+from services.common.grpc_server import GrpcServer, install_stop_signals
+from services.common.logging import configure_logging
+from services.common.metrics import start_metrics_server
+from services.listener import kv
+from services.listener.address_feed import AddressFeed
+from services.listener.domain.addresses import WatchedSet
+from services.listener.domain.backfill import LateAddresses
+from services.listener.grpc_api import ListenerServicer
+from services.listener.heads import HeadFollower
+from services.listener.publisher import ChainPublisher
+from services.listener.rpc import HttpRpc, WsHeads
+from services.listener.scanner import ChainScanner, ScanConfig
+from services.listener.settings import ListenerSettings
+from services.listener.worker import ChainWorker
+
+log = structlog.get_logger("listener")
+
+SERVICE = "paymesh.listener.v1.ListenerService"
+
+
+def chain_health_name(chain_id: int) -> str:
+    """Health service name of one chain: NOT_SERVING while its RPC is unreachable."""
+    return f"{SERVICE}/chain/{chain_id}"
+
+
+class ConfigError(ValueError):
+    """The settings or chains.yaml do not make a working listener; the message says why."""
+
+
+def watched_chains(settings: ListenerSettings) -> list[ChainConfig]:
+    """The chains this listener follows, after checking the settings against chains.yaml."""
+    chains = load_chains(settings.chains_file)
+    if settings.history_blocks <= chains.max_confirmations:
+        raise ConfigError(
+            f"PAYMESH_HISTORY_BLOCKS ({settings.history_blocks}) must exceed the deepest confirmation depth in "
+            f"{settings.chains_file} ({chains.max_confirmations})"
+        )
+    wanted = set(settings.chain_ids) or set(chains.ids())
+    unknown = wanted - set(chains.ids())
+    if unknown:
+        raise ConfigError(f"PAYMESH_CHAIN_IDS names chains not in {settings.chains_file}: {sorted(unknown)}")
+    return [c for c in chains if c.chain_id in wanted]
+
+
+class ListenerApp:
+    def __init__(self, settings: ListenerSettings) -> None:
+        self.settings = settings
+        self.chains = watched_chains(settings)
+        self.grpc = GrpcServer(host=settings.grpc_host, port=settings.grpc_port)
+        self.workers: dict[int, ChainWorker] = {}
+        self.nc = None
+        self.ledger_channel: grpc.aio.Channel | None = None
+        self._tasks: list[asyncio.Task] = []
+        self._rpcs: list[HttpRpc] = []
+        self.metrics_port: int | None = None
+
+    @property
+    def port(self) -> int:
+        return self.grpc.port
+
+    async def start(self) -> int:
+        s = self.settings
+        self.nc = await nats_helpers.connect(s.nats_url, f"paymesh-listener-{s.replica_id}")
+        js = self.nc.jetstream()
+        await nats_helpers.ensure_streams(js)
+        state_kv = await kv.ensure_bucket(js, s.state_bucket, description="listener cursors and recent block hashes")
+        lease_kv = await kv.ensure_bucket(js, s.lease_bucket, ttl=s.lease_ttl_seconds,
+                                          description="listener leader leases per chain")
+        self.ledger_channel = grpc.aio.insecure_channel(
+            s.ledger_addr, options=[("grpc.max_receive_message_length", 64 * 1024 * 1024)]
+        )
+        publisher = ChainPublisher(js)
+        token = s.internal_token.get_secret_value()
+        for chain in self.chains:
+            rpc = HttpRpc(chain.rpc_url, chain_id=chain.chain_id, timeout=s.rpc_timeout_seconds,
+                          attempts=s.rpc_attempts, max_batch=s.block_batch, trust_env=s.rpc_trust_env)
+            self._rpcs.append(rpc)
+            ws = WsHeads(chain.ws_url, chain_id=chain.chain_id, trust_env=s.rpc_trust_env) if chain.ws_url else None
+            poll = s.poll_interval_seconds or min(max(chain.block_time_seconds / 2, 0.05), 5.0)
+            follower = HeadFollower(chain.chain_id, rpc, ws, poll_interval=poll,
+                                    ws_poll_interval=max(s.ws_poll_interval_seconds, poll),
+                                    backoff_max=s.ws_backoff_max_seconds)
+            scanner = ChainScanner(
+                chain, rpc, follower, publisher,
+                kv.StateStore(state_kv, chain.chain_id, s.replica_id),
+                WatchedSet(),
+                LateAddresses(s.address_margin_seconds),
+                ScanConfig(
+                    history_blocks=s.history_blocks,
+                    lag_blocks=s.lag_for(chain.chain_id),
+                    start_block=s.start_block,
+                    block_batch=s.block_batch,
+                    block_concurrency=s.block_concurrency,
+                    max_step_blocks=s.max_step_blocks,
+                    logs_range_initial=s.logs_range_initial,
+                    logs_range_min=s.logs_range_min,
+                    logs_range_max=max(s.logs_range_max, s.logs_range_min),
+                    max_backfill_blocks=s.max_backfill_blocks,
+                    idle_wait_seconds=max(poll, 0.5),
+                ),
+            )
+            feed = AddressFeed(
+                self.ledger_channel, token, chain.chain_id, scanner.add_addresses, scanner.snapshot_loaded
+            )
+            lease = kv.Lease(lease_kv, chain.chain_id, s.replica_id)
+            self.workers[chain.chain_id] = ChainWorker(
+                chain, rpc, follower, scanner, feed, lease, s.lease_ttl_seconds
+            )
+
+        self.grpc.add(
+            lgrpc.add_ListenerServiceServicer_to_server,
+            ListenerServicer(self.workers, s.admin_token.get_secret_value(), s.max_rescan_blocks),
+            SERVICE,
+        )
+        port = await self.grpc.start()
+        self._tasks = [asyncio.create_task(w.run(), name=f"chain-{cid}") for cid, w in self.workers.items()]
+        self._tasks.append(asyncio.create_task(self._watch_health(), name="health"))
+        self.metrics_port = start_metrics_server(s.metrics_port)
+        log.info("listener serving", grpc_port=port, metrics_port=self.metrics_port, replica=s.replica_id,
+                 chains=[c.chain_id for c in self.chains], ledger=s.ledger_addr)
+        return port
+
+    async def _watch_health(self) -> None:
+        """Per chain: NOT_SERVING while its RPC is unreachable. Overall: NOT_SERVING
+        while NATS is down or any chain is unhealthy."""
+        state: dict[str, bool] = {}
+        while True:
+            nats_ok = self.nc is not None and self.nc.is_connected
+            chains_ok = True
+            for chain_id, worker in self.workers.items():
+                ok = worker.healthy
+                chains_ok = chains_ok and ok
+                await self._set(state, chain_health_name(chain_id), ok)
+            overall = nats_ok and chains_ok
+            await self._set(state, "", overall)
+            await self._set(state, SERVICE, overall)
+            await asyncio.sleep(0.5)
+
+    async def _set(self, state: dict[str, bool], name: str, ok: bool) -> None:
+        if state.get(name) is ok:
+            return
+        if name in state:
+            log.warning("health changed", service=name or "(overall)", serving=ok)
+        state[name] = ok
+        await self.grpc.set_serving(ok, [name])
+
+    async def stop(self) -> None:
+        log.info("listener stopping")
+        await self.grpc.health.enter_graceful_shutdown()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(task, timeout=5)
+        await self.grpc.stop(self.settings.shutdown_grace_seconds)
+        for rpc in self._rpcs:
+            with contextlib.suppress(Exception):
+                await rpc.aclose()
+        if self.ledger_channel is not None:
+            await self.ledger_channel.close()
+        if self.nc is not None:
+            with contextlib.suppress(Exception):
+                await self.nc.drain()
+        log.info("listener stopped")
+
+
+async def serve(settings: ListenerSettings) -> None:
+    configure_logging("listener", settings.log_level)
+    app = ListenerApp(settings)
+    stop = asyncio.Event()
+    install_stop_signals(stop)
+    await app.start()
+    await stop.wait()
+    await app.stop()

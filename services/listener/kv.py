@@ -1,0 +1,174 @@
+"""NATS key-value state of the listener: per-chain cursor + recent block hashes
+(fenced by revision), and the per-chain leader lease (a key in a bucket whose
+TTL expires it when the leader stops renewing).
+
+Buckets: `listener-state` (key `chain-<id>`, JSON) and `listener-leases`
+(key `chain-<id>`, value: the holder's replica id).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+
+import structlog
+from nats.js import JetStreamContext
+from nats.js.api import KeyValueConfig, StorageType
+from nats.js.errors import BucketNotFoundError, KeyDeletedError, KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.kv import KeyValue
+
+log = structlog.get_logger("listener.kv")
+
+
+async def ensure_bucket(
+    js: JetStreamContext, name: str, *, ttl: float | None = None, description: str = ""
+) -> KeyValue:
+    try:
+        return await js.key_value(name)
+    except BucketNotFoundError:
+        pass
+    try:
+        return await js.create_key_value(
+            KeyValueConfig(bucket=name, history=1, ttl=ttl, storage=StorageType.FILE, description=description)
+        )
+    except Exception:  # noqa: BLE001 - created concurrently by another replica
+        return await js.key_value(name)
+
+
+class StateConflict(Exception):
+    """Someone else wrote the chain's state since we read it."""
+
+
+@dataclass
+class ChainState:
+    cursor: int
+    hashes: list[tuple[int, str]] = field(default_factory=list)
+    head: int = 0
+    address_mark: float | None = None  # see domain/backfill.py
+    writer: str = ""
+    saved_at: float = 0.0
+
+    def encode(self) -> bytes:
+        return json.dumps(
+            {
+                "v": 1,
+                "cursor": self.cursor,
+                "hashes": [[n, h] for n, h in self.hashes],
+                "head": self.head,
+                "address_mark": self.address_mark,
+                "writer": self.writer,
+                "saved_at": self.saved_at,
+            },
+            separators=(",", ":"),
+        ).encode()
+
+    @classmethod
+    def decode(cls, raw: bytes) -> ChainState:
+        data = json.loads(raw)
+        return cls(
+            cursor=int(data["cursor"]),
+            hashes=[(int(n), str(h)) for n, h in data.get("hashes", [])],
+            head=int(data.get("head", 0)),
+            address_mark=None if data.get("address_mark") is None else float(data["address_mark"]),
+            writer=str(data.get("writer", "")),
+            saved_at=float(data.get("saved_at", 0.0)),
+        )
+
+
+class StateStore:
+    """One chain's state. `save` only succeeds over the revision last read or
+    written by this store (compare-and-set), so two writers cannot interleave
+    silently."""
+
+    def __init__(self, kv: KeyValue, chain_id: int, writer: str) -> None:
+        self._kv = kv
+        self.key = f"chain-{chain_id}"
+        self._writer = writer
+        self._revision: int | None = None  # 0: known absent
+
+    async def load(self) -> ChainState | None:
+        try:
+            entry = await self._kv.get(self.key)
+        except (KeyNotFoundError, KeyDeletedError):
+            self._revision = 0
+            return None
+        self._revision = entry.revision
+        try:
+            return ChainState.decode(entry.value or b"")
+        except (ValueError, KeyError, TypeError) as exc:
+            log.error("stored listener state is unreadable; starting over from the head", key=self.key, error=str(exc))
+            return None
+
+    async def peek(self) -> ChainState | None:
+        """Read without taking the revision (for standby replicas and status)."""
+        try:
+            entry = await self._kv.get(self.key)
+            return ChainState.decode(entry.value or b"")
+        except (KeyNotFoundError, KeyDeletedError):
+            return None
+        except (ValueError, KeyError, TypeError):
+            return None
+
+    async def save(self, state: ChainState) -> None:
+        state.writer = self._writer
+        state.saved_at = time.time()
+        value = state.encode()
+        try:
+            if not self._revision:
+                self._revision = await self._kv.create(self.key, value)
+            else:
+                self._revision = await self._kv.update(self.key, value, last=self._revision)
+        except KeyWrongLastSequenceError:
+            self._revision = None
+            raise StateConflict(f"{self.key} was written by another replica") from None
+
+
+class Lease:
+    """Leadership of one chain: a key only one replica can create; it lives while
+    the holder renews it (update at its revision) and expires with the bucket's TTL."""
+
+    def __init__(self, kv: KeyValue, chain_id: int, holder: str) -> None:
+        self._kv = kv
+        self.key = f"chain-{chain_id}"
+        self.holder = holder
+        self._revision: int | None = None
+
+    @property
+    def held(self) -> bool:
+        return self._revision is not None
+
+    async def try_acquire(self) -> bool:
+        try:
+            self._revision = await self._kv.create(self.key, self.holder.encode())
+            return True
+        except KeyWrongLastSequenceError:
+            self._revision = None
+            return False
+
+    async def renew(self) -> bool:
+        """False when the lease was lost (expired and taken, or deleted)."""
+        if self._revision is None:
+            return False
+        try:
+            self._revision = await self._kv.update(self.key, self.holder.encode(), last=self._revision)
+            return True
+        except KeyWrongLastSequenceError:
+            self._revision = None
+            return False
+
+    async def release(self) -> None:
+        if self._revision is None:
+            return
+        revision, self._revision = self._revision, None
+        try:
+            await self._kv.delete(self.key, last=revision)
+        except KeyWrongLastSequenceError:
+            pass
+
+    async def current_holder(self) -> str:
+        try:
+            entry = await self._kv.get(self.key)
+            return (entry.value or b"").decode(errors="replace")
+        except (KeyNotFoundError, KeyDeletedError):
+            return ""
