@@ -122,7 +122,8 @@ def banner(ports: dict[str, int], demo: dict, env: dict[str, str]) -> str:
     if ports.get("listener"):
         lines += [
             "# pay it from an anvil dev account, then watch it reach CONFIRMED",
-            f"PAYMESH_API_KEY=$PAYMESH_API_KEY .venv/bin/python -m tools.pay --ledger {ledger} --payment-id PAYMENT_ID",
+            f"{REPO_ROOT / '.venv' / 'bin' / 'python'} -m tools.pay --rpc {env['PAYMESH_ANVIL_RPC_URL']} "
+            f"--ledger {ledger} --payment-id PAYMENT_ID",
             'grpcurl -plaintext -H "authorization: Bearer $PAYMESH_API_KEY" '
             "-d '{\"payment_id\": \"PAYMENT_ID\"}' "
             f"{ledger} paymesh.ledger.v1.PaymentService/WatchPayment",
