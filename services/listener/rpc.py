@@ -110,6 +110,8 @@ class HttpRpc:
         )
         self.last_error: str = ""
         self.last_ok_at: float = 0.0
+        self._failures_in_row = 0
+        self.batching = True  # off once the node refuses a batch
 
     async def aclose(self) -> None:
         if self._own_client:
@@ -143,18 +145,25 @@ class HttpRpc:
                     result = await attempt_fn()
                 except Exception as exc:
                     self.last_error = str(exc)[:500]
+                    self._failures_in_row += 1
                     metrics.RPC_ERRORS.labels(self._label, label, _kind(exc)).inc()
-                    log.warning(
+                    # Every failure is counted; a long outage logs its first few and then every 100th.
+                    n = self._failures_in_row
+                    (log.warning if n <= 3 or n % 100 == 0 else log.debug)(
                         "rpc call failed",
                         chain_id=self.chain_id,
                         method=label,
                         attempt=attempt.retry_state.attempt_number,
                         error=self.last_error,
                         will_retry=_transient(exc) and attempt.retry_state.attempt_number < self._attempts,
+                        failures_in_row=n,
                     )
                     raise
                 self.last_ok_at = time.monotonic()
                 self.last_error = ""
+                if self._failures_in_row:
+                    log.info("rpc calls succeed again", chain_id=self.chain_id, after_failures=self._failures_in_row)
+                    self._failures_in_row = 0
                 return result
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -177,8 +186,8 @@ class HttpRpc:
     async def _batch_once(self, method: str, params_list: Sequence[Sequence[Any]]) -> list[Any]:
         if not params_list:
             return []
-        if len(params_list) == 1:
-            return [await self.call(method, params_list[0])]
+        if len(params_list) == 1 or not self.batching:
+            return list(await asyncio.gather(*(self.call(method, p) for p in params_list)))
         label = f"batch:{method}"
 
         async def once() -> list[Any]:
@@ -188,8 +197,9 @@ class HttpRpc:
                 for i, p in zip(ids, params_list, strict=True)
             ]
             reply = await self._post(body, label)
-            if isinstance(reply, dict):  # the whole batch was refused
-                _check_reply(reply, method, -1)
+            if isinstance(reply, dict) and isinstance(reply.get("error"), dict):
+                raise _BatchRefused(str(reply["error"].get("message", ""))[:200])
+            if isinstance(reply, dict):
                 raise MalformedResponse(f"{label}: expected a list of replies, got one object")
             if not isinstance(reply, list):
                 raise MalformedResponse(f"{label}: expected a list of replies, got {type(reply).__name__}")
@@ -201,7 +211,17 @@ class HttpRpc:
                 out.append(_check_reply(by_id[i], method, i))
             return out
 
-        return await self._retrying(label, once)
+        try:
+            return await self._retrying(label, once)
+        except _BatchRefused as exc:
+            log.warning("the node refuses JSON-RPC batches; sending calls one by one", chain_id=self.chain_id,
+                        error=str(exc))
+            self.batching = False
+            return await self._batch_once(method, params_list)
+
+
+class _BatchRefused(Exception):
+    """The node answered a batch with a single error object: it does not do batches."""
 
 
 class WsHeads:
