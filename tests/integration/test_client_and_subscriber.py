@@ -12,7 +12,7 @@ import pytest
 from paymesh.ledger.v1 import payment_pb2 as pb
 
 from paymesh_client import PaymeshClient
-from tests.support.ledger import publish_chain, publish_head, transfer_event
+from tests.support.ledger import next_block, publish_chain, publish_head, transfer_event
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 ROOT = Path(__file__).resolve().parents[2]
@@ -51,8 +51,9 @@ async def test_client_retries_unavailable_then_reports_it():
 async def test_example_subscriber_sees_each_event_once_in_order(ledger, merchant, js, nats_server):
     example = load_example()
     payment = await merchant.create(amount="1000")
-    await publish_chain(js, "transfer", transfer_event(payment.deposit_address, 1000, block=9_000_000))
-    await publish_head(js, 9_000_001)
+    block = next_block()
+    await publish_chain(js, "transfer", transfer_event(payment.deposit_address, 1000, block=block))
+    await publish_head(js, block + 1)
     stop = asyncio.Event()
     events = await asyncio.wait_for(
         example.consume(nats_server.url, f"example-{merchant.merchant_id}", merchant.merchant_id, stop, limit=3),

@@ -16,6 +16,7 @@ from paymesh.ledger.v1 import payment_service_pb2 as spb
 from tests.support.ledger import (
     TOKEN_ADDRESS,
     eventually,
+    next_block,
     publish_chain,
     publish_head,
     random_hash,
@@ -23,14 +24,6 @@ from tests.support.ledger import (
 )
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
-
-_block = iter(range(1_000, 10_000_000, 10))
-
-
-def next_block() -> int:
-    """Each test works on its own block range of the shared chain."""
-    return next(_block)
-
 
 async def status_of(merchant, payment_id):
     return (await merchant.get(payment_id)).status

@@ -70,6 +70,15 @@ def write_chains_file(path: Path, rpc_url: str = "http://127.0.0.1:9", ws_url: s
     return path
 
 
+_blocks = itertools.count(1_000, 10)
+
+
+def next_block() -> int:
+    """Block numbers for tests that share the session ledger: always increasing, so
+    one test's heads never make another test's transfers look deep already."""
+    return next(_blocks)
+
+
 def bearer(token: str) -> tuple[tuple[str, str], ...]:
     return (("authorization", f"Bearer {token}"),)
 
