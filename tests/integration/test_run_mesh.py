@@ -57,6 +57,19 @@ def test_make_run_then_readme_commands(tmp_path: Path):
             out = subprocess.run(["bash", "-c", shell], capture_output=True, text=True, env=env, timeout=60)
             assert out.returncode == 0, out.stderr
             assert json.loads(out.stdout)["payment"]["status"] == "PAYMENT_STATUS_PENDING"
+            # Pay it with the printed tools.pay line, then watch it confirm with grpcurl.
+            pay = next(line for line in text.splitlines() if "-m tools.pay" in line)
+            shell = "\n".join([*exports, "set -e", pay.replace("PAYMENT_ID", payment_id)])
+            out = subprocess.run(["bash", "-c", shell], capture_output=True, text=True, env=env, timeout=120)
+            assert out.returncode == 0, out.stdout + out.stderr
+            status = ""
+            deadline = time.monotonic() + 90
+            while time.monotonic() < deadline and status not in ("PAYMENT_STATUS_CONFIRMED", "PAYMENT_STATUS_SWEPT"):
+                time.sleep(0.5)
+                shell = "\n".join([*exports, get.replace("PAYMENT_ID", payment_id)])
+                out = subprocess.run(["bash", "-c", shell], capture_output=True, text=True, env=env, timeout=60)
+                status = json.loads(out.stdout)["payment"]["status"] if out.returncode == 0 else ""
+            assert status in ("PAYMENT_STATUS_CONFIRMED", "PAYMENT_STATUS_SWEPT"), status
         finally:
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C sends to the terminal's process group
