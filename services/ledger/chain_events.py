@@ -21,7 +21,7 @@ from services.ledger.domain.records import PaymentEventRecord
 from services.ledger.domain.status import EventType, is_late
 from services.ledger.domain.validation import utcnow
 from services.ledger.metrics import CHAIN_EVENTS_APPLIED
-from services.ledger.payment_state import refresh_payment
+from services.ledger.payment_state import refresh_payments
 from services.ledger.payments import HeadCache
 
 log = structlog.get_logger("ledger.chain")
@@ -80,17 +80,28 @@ class ChainEventApplier:
                 self._heads.update(chain_id, number)
 
     async def apply(self, events: list[ChainEvent]) -> int:
-        """Apply events in order in one transaction; returns payment events written."""
+        """Apply events in order in one transaction; returns payment events written.
+        Runs of consecutive transfers of a chain are applied set-wise (a few
+        statements per run, not per transfer)."""
         written = 0
         async with self._engine.begin() as conn:
             heads = await repo.get_heads(conn)
-            for event in events:
+            i = 0
+            while i < len(events):
+                event = events[i]
                 if isinstance(event, TransferEvent):
-                    written += await self._transfer(conn, event, heads)
-                elif isinstance(event, HeadEvent):
+                    run = [event]
+                    while (i + len(run) < len(events) and isinstance(events[i + len(run)], TransferEvent)
+                           and events[i + len(run)].chain_id == event.chain_id):
+                        run.append(events[i + len(run)])
+                    written += await self._transfers(conn, run, heads)
+                    i += len(run)
+                    continue
+                if isinstance(event, HeadEvent):
                     written += await self._head(conn, event, heads)
                 else:
                     written += await self._reorg(conn, event, heads)
+                i += 1
         for chain_id, number in heads.items():
             self._heads.update(chain_id, number)
         for event in events:
@@ -99,18 +110,22 @@ class ChainEventApplier:
             self._on_outbox()
         return written
 
-    async def _transfer(self, conn: AsyncConnection, e: TransferEvent, heads: dict[int, int]) -> int:
-        chain = self._chains.get(e.chain_id)
-        payment = await repo.lock_payment_by_address(conn, e.chain_id, e.to_address)
-        if payment is None or chain is None:
-            log.info("transfer to an address the ledger does not know", chain_id=e.chain_id, to=e.to_address, tx=e.tx_hash)
+    async def _transfers(self, conn: AsyncConnection, run: list[TransferEvent], heads: dict[int, int]) -> int:
+        chain_id = run[0].chain_id
+        if self._chains.get(chain_id) is None:
+            log.warning("transfers on a chain not in chains.yaml", chain_id=chain_id, count=len(run))
             return 0
-        head = heads.get(e.chain_id, 0)
-        deep = head - e.block_number + 1 >= payment.confirmations_required
-        inserted = await repo.insert_transfer(
-            conn,
-            {
-                "chain_id": e.chain_id,
+        payments = await repo.lock_payments_by_address(conn, chain_id, sorted({e.to_address for e in run}))
+        head = heads.get(chain_id, 0)
+        rows = []
+        for e in run:
+            payment = payments.get(e.to_address)
+            if payment is None:
+                log.info("transfer to an address the ledger does not know", chain_id=chain_id, to=e.to_address,
+                         tx=e.tx_hash)
+                continue
+            rows.append({
+                "chain_id": chain_id,
                 "tx_hash": e.tx_hash,
                 "log_index": e.log_index,
                 "block_hash": e.block_hash,
@@ -121,16 +136,14 @@ class ChainEventApplier:
                 "token_address": e.token_address,
                 "amount": e.amount,
                 "payment_id": payment.id,
-                "state": "confirmed" if deep else "seen",
+                "state": "confirmed" if head - e.block_number + 1 >= payment.confirmations_required else "seen",
                 # Another asset than asked for is recorded (the funds are real) but not credited.
                 "credited": (e.token_address or None) == (payment.token_address or None),
                 "late": is_late(e.block_timestamp, expires_at=payment.expires_at, cancelled_at=payment.cancelled_at),
-            },
-        )
-        if not inserted:
-            return 0  # a replay, or a block already orphaned
-        events = await refresh_payment(conn, payment, utcnow(), on_event=self._on_event)
-        return len(events)
+            })
+        touched = await repo.insert_transfers(conn, rows)  # replays and orphaned blocks are skipped
+        changed = [p for p in payments.values() if p.id in touched]
+        return len(await refresh_payments(conn, changed, utcnow(), on_event=self._on_event))
 
     async def _head(self, conn: AsyncConnection, e: HeadEvent, heads: dict[int, int]) -> int:
         chain = self._chains.get(e.chain_id)
@@ -142,21 +155,16 @@ class ChainEventApplier:
         heads[e.chain_id] = e.number
         deepest = e.number - chain.confirmations + 1
         payment_ids = await repo.confirm_transfers(conn, e.chain_id, deepest)
-        written = 0
-        now = utcnow()
-        for payment in await repo.lock_payments(conn, payment_ids):
-            written += len(await refresh_payment(conn, payment, now, on_event=self._on_event))
-        return written
+        payments = await repo.lock_payments(conn, payment_ids)
+        return len(await refresh_payments(conn, payments, utcnow(), on_event=self._on_event))
 
     async def _reorg(self, conn: AsyncConnection, e: ReorgEvent, heads: dict[int, int]) -> int:
         payment_ids = await repo.orphan_blocks(conn, e.chain_id, list(e.orphaned_block_hashes))
         await repo.set_head(conn, e.chain_id, e.new_head_number, e.new_head_hash, force=True)
         heads[e.chain_id] = e.new_head_number
-        written = 0
-        now = utcnow()
-        for payment in await repo.lock_payments(conn, payment_ids):
-            events = await refresh_payment(conn, payment, now, extra_event=EventType.REORGED, on_event=self._on_event)
-            written += len(events)
+        payments = await repo.lock_payments(conn, payment_ids)
+        written = len(await refresh_payments(conn, payments, utcnow(), extra_event=EventType.REORGED,
+                                             on_event=self._on_event))
         if payment_ids:
             log.warning("reorg rolled back transfers", chain_id=e.chain_id, payments=len(payment_ids))
         return written

@@ -38,23 +38,18 @@ def event_row(event: PaymentEventRecord) -> dict:
     }
 
 
-async def refresh_payment(
-    conn: AsyncConnection,
+def derive_change(
     payment: PaymentRecord,
     now: datetime,
     *,
     extra_event: EventType | None = None,
     touched: bool = False,
-    on_event: Callable[[PaymentEventRecord], None] | None = None,
-) -> list[PaymentEventRecord]:
-    """Recompute amounts and status of a payment the caller has locked; save and
-    emit events if anything changed. `touched` says the caller changed a stored
-    field itself (expired_at, cancelled_at, amount_swept), so it is saved even
-    when the derived fields stay the same. Returns the events written."""
-    payment.transfers = await repo.transfers_of(conn, payment.id)
-    amounts = sum_transfers(
-        [TransferFacts(t.amount, t.state, t.credited, t.late) for t in payment.transfers]
-    )
+) -> tuple[bool, list[PaymentEventRecord]]:
+    """Recompute amounts and status from `payment.transfers` (pure). Returns
+    (save it?, events to write); updates the record in place when it changed.
+    `touched` says the caller changed a stored field itself (expired_at,
+    cancelled_at, amount_swept), so it is saved even when the derived fields stay."""
+    amounts = sum_transfers([TransferFacts(t.amount, t.state, t.credited, t.late) for t in payment.transfers])
     expired = payment.expired_at is not None
     status = derive_status(
         amount_due=payment.amount_due,
@@ -72,30 +67,82 @@ async def refresh_payment(
         or touched
     )
     if not changed and extra_event is None:
-        return []
+        return False, []
     payment.amount_received = amounts.received
     payment.amount_confirmed = amounts.confirmed
     payment.late = amounts.late
     payment.status = status
     payment.version += 1
     payment.updated_at = now
-    sweepable = is_sweepable(status, expired=expired, confirmed=amounts.confirmed, swept=payment.amount_swept)
-    await repo.save_payment_state(conn, payment, sweepable=sweepable)
     types = [t for t in (extra_event, event_for_change(old_status, status)) if t is not None]
     events = [
         PaymentEventRecord(
-            event_id=str(uuid.uuid4()),
-            event_type=t.value,
-            payment=payment,
-            previous_status=old_status,
-            created_at=now,
+            event_id=str(uuid.uuid4()), event_type=t.value, payment=payment, previous_status=old_status, created_at=now
         )
         for t in dict.fromkeys(types)
     ]
+    return True, events
+
+
+def _sweepable(payment: PaymentRecord) -> bool:
+    return is_sweepable(
+        payment.status, expired=payment.expired_at is not None,
+        confirmed=payment.amount_confirmed, swept=payment.amount_swept,
+    )
+
+
+async def write_changes(
+    conn: AsyncConnection,
+    changed: list[PaymentRecord],
+    events: list[PaymentEventRecord],
+    on_event: Callable[[PaymentEventRecord], None] | None = None,
+) -> None:
+    """Save re-derived payments and their events (one round trip each, whatever the count)."""
+    await repo.save_payment_states(conn, [(p, _sweepable(p)) for p in changed])
     await repo.insert_events(conn, [event_row(e) for e in events])
     for e in events:
         PAYMENT_EVENTS.labels(e.event_type).inc()
-    if on_event is not None:
-        for e in events:
+        if on_event is not None:
             on_event(e)
+
+
+async def refresh_payments(
+    conn: AsyncConnection,
+    payments: list[PaymentRecord],
+    now: datetime,
+    *,
+    extra_event: EventType | None = None,
+    on_event: Callable[[PaymentEventRecord], None] | None = None,
+) -> list[PaymentEventRecord]:
+    """refresh_payment for many locked payments at once (the chain-event batches)."""
+    if not payments:
+        return []
+    by_payment = await repo.transfers_of_many(conn, [p.id for p in payments])
+    changed: list[PaymentRecord] = []
+    events: list[PaymentEventRecord] = []
+    for payment in payments:
+        payment.transfers = by_payment.get(payment.id, [])
+        save, new_events = derive_change(payment, now, extra_event=extra_event)
+        if save:
+            changed.append(payment)
+            events += new_events
+    await write_changes(conn, changed, events, on_event)
+    return events
+
+
+async def refresh_payment(
+    conn: AsyncConnection,
+    payment: PaymentRecord,
+    now: datetime,
+    *,
+    extra_event: EventType | None = None,
+    touched: bool = False,
+    on_event: Callable[[PaymentEventRecord], None] | None = None,
+) -> list[PaymentEventRecord]:
+    """Recompute amounts and status of a payment the caller has locked; save and
+    emit events if anything changed. Returns the events written."""
+    payment.transfers = await repo.transfers_of(conn, payment.id)
+    save, events = derive_change(payment, now, extra_event=extra_event, touched=touched)
+    if save:
+        await write_changes(conn, [payment], events, on_event)
     return events

@@ -260,6 +260,51 @@ def _transfer(row: Any) -> TransferRecord:
     )
 
 
+async def transfers_of_many(conn: AsyncConnection, payment_ids: list[str]) -> dict[str, list[TransferRecord]]:
+    rows = await (await driver(conn)).fetch(
+        "SELECT * FROM transfers WHERE payment_id = ANY($1::varchar[]) ORDER BY id", payment_ids
+    )
+    out: dict[str, list[TransferRecord]] = {}
+    for r in rows:
+        out.setdefault(r["payment_id"], []).append(_transfer(r))
+    return out
+
+
+async def lock_payments_by_address(conn: AsyncConnection, chain_id: int, addresses: list[str]) -> dict[str, PaymentRecord]:
+    """Lock the payments of these deposit addresses (in id order, so batches never deadlock)."""
+    rows = await (await driver(conn)).fetch(
+        "SELECT p.* FROM payments p JOIN deposit_addresses d ON d.payment_id = p.id "
+        "WHERE d.chain_id = $1 AND d.address = ANY($2::varchar[]) ORDER BY p.id FOR UPDATE OF p",
+        chain_id, addresses,
+    )
+    return {r["deposit_address"]: _payment(r) for r in rows}
+
+
+_INSERT_TRANSFERS = """
+INSERT INTO transfers (chain_id, tx_hash, log_index, block_hash, block_number, block_timestamp,
+    from_address, to_address, token_address, amount, payment_id, state, credited, late)
+SELECT t.* FROM unnest($1::bigint[], $2::varchar[], $3::bigint[], $4::varchar[], $5::bigint[], $6::timestamptz[],
+    $7::varchar[], $8::varchar[], $9::varchar[], $10::numeric[], $11::varchar[], $12::varchar[], $13::boolean[],
+    $14::boolean[]) AS t(chain_id, tx_hash, log_index, block_hash, block_number, block_timestamp, from_address,
+    to_address, token_address, amount, payment_id, state, credited, late)
+WHERE NOT EXISTS (SELECT 1 FROM orphaned_blocks o WHERE o.chain_id = t.chain_id AND o.block_hash = t.block_hash)
+ON CONFLICT ON CONSTRAINT uq_transfers_identity DO NOTHING
+RETURNING payment_id
+"""
+
+
+async def insert_transfers(conn: AsyncConnection, rows: list[dict[str, Any]]) -> set[str]:
+    """Insert many transfers in one statement (replays and orphaned blocks are
+    skipped); returns the payment ids that got a new transfer."""
+    if not rows:
+        return set()
+    columns = ["chain_id", "tx_hash", "log_index", "block_hash", "block_number", "block_timestamp", "from_address",
+               "to_address", "token_address", "amount", "payment_id", "state", "credited", "late"]
+    arrays = [[str(r[c]) if c == "amount" else r[c] for r in rows] for c in columns]
+    result = await (await driver(conn)).fetch(_INSERT_TRANSFERS, *arrays)
+    return {r["payment_id"] for r in result}
+
+
 async def transfers_of(conn: AsyncConnection, payment_id: str) -> list[TransferRecord]:
     rows = await (await driver(conn)).fetch("SELECT * FROM transfers WHERE payment_id = $1 ORDER BY id", payment_id)
     return [_transfer(r) for r in rows]
@@ -306,12 +351,18 @@ WHERE id = $1
 
 
 async def save_payment_state(conn: AsyncConnection, p: PaymentRecord, *, sweepable: bool) -> None:
-    """Write the derived fields of a payment the caller holds locked. A payment
+    await save_payment_states(conn, [(p, sweepable)])
+
+
+async def save_payment_states(conn: AsyncConnection, rows: list[tuple[PaymentRecord, bool]]) -> None:
+    """Write the derived fields of payments the caller holds locked. A payment
     that stops being sweepable (a reorg) loses its sweep eligibility and lease."""
-    await (await driver(conn)).execute(
-        _SAVE_PAYMENT, p.id, str(p.amount_received), str(p.amount_confirmed), str(p.amount_swept),
-        p.status.value, p.late, p.version, p.updated_at, p.expired_at, p.cancelled_at, p.sweep_tx_hash, sweepable,
-    )
+    if rows:
+        await (await driver(conn)).executemany(_SAVE_PAYMENT, [
+            (p.id, str(p.amount_received), str(p.amount_confirmed), str(p.amount_swept), p.status.value, p.late,
+             p.version, p.updated_at, p.expired_at, p.cancelled_at, p.sweep_tx_hash, sweepable)
+            for p, sweepable in rows
+        ])
 
 
 async def cancel_reason(conn: AsyncConnection, payment_id: str, reason: str) -> None:
