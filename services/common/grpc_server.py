@@ -8,6 +8,7 @@ graceful stop: health NOT_SERVING first, then in-flight calls drain with grace.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import signal
 import time
 import uuid
@@ -171,6 +172,16 @@ def bearer_token(context: grpc.aio.ServicerContext) -> str:
     raise errors.Unauthenticated(
         "missing credentials: send gRPC metadata 'authorization: Bearer <token>'"
     )
+
+
+def check_token(context: grpc.aio.ServicerContext, expected: str, what: str) -> None:
+    """The caller's bearer token must equal `expected` (compared in constant time).
+    An empty `expected` means the operator did not set it: the API refuses everyone."""
+    token = bearer_token(context)
+    if not expected:
+        raise errors.PermissionDenied(f"the {what} API is disabled: the operator has not set its token")
+    if not hmac.compare_digest(token.encode(), expected.encode()):
+        raise errors.Unauthenticated(f"wrong {what} token")
 
 
 class GrpcServer:

@@ -18,8 +18,8 @@ from paymesh.ledger.v1 import merchant_admin_service_pb2_grpc as agrpc
 from paymesh.ledger.v1 import payment_service_pb2 as spb
 from paymesh.ledger.v1 import payment_service_pb2_grpc as sgrpc
 
-from services.common.errors import InvalidArgument, NotFound, PermissionDenied, Unauthenticated
-from services.common.grpc_server import bearer_token
+from services.common.errors import InvalidArgument, NotFound
+from services.common.grpc_server import bearer_token, check_token
 from services.common.money import parse_amount
 from services.ledger.address_feed import AddressFeed
 from services.ledger.admin import AdminService
@@ -33,21 +33,12 @@ from services.ledger.convert import (
     sweep_tx_to_pb,
     ts,
 )
-from services.ledger.domain.keys import tokens_equal
 from services.ledger.domain.status import FINAL_STATUSES
 from services.ledger.payments import Authenticator, ListFilter, PaymentsService
 from services.ledger.sweeps import NewSweepTx, SweepService
 
 # Subscribes to one merchant's payment events (see consumers.EventSubscription).
 EventSubscriber = Callable[[str], Awaitable[Any]]
-
-
-def check_token(context: grpc.aio.ServicerContext, expected: str, what: str) -> None:
-    token = bearer_token(context)
-    if not expected:
-        raise PermissionDenied(f"the {what} API is disabled: the operator has not set its token")
-    if not tokens_equal(token, expected):
-        raise Unauthenticated(f"wrong {what} token")
 
 
 class PaymentServicer(sgrpc.PaymentServiceServicer):

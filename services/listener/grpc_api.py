@@ -4,10 +4,8 @@ maps to gRPC statuses."""
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Mapping
 
-import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 from paymesh.listener.v1 import listener_service_pb2 as lpb
 from paymesh.listener.v1 import listener_service_pb2_grpc as lgrpc
@@ -16,11 +14,9 @@ from services.common.errors import (
     FailedPrecondition,
     InvalidArgument,
     NotFound,
-    PermissionDenied,
-    Unauthenticated,
     Unavailable,
 )
-from services.common.grpc_server import bearer_token
+from services.common.grpc_server import check_token
 from services.listener.heads import Mode
 from services.listener.worker import ChainWorker
 
@@ -30,15 +26,6 @@ MODE_TO_PB = {
     Mode.DISCONNECTED: lpb.CONNECTION_MODE_DISCONNECTED,
     Mode.STANDBY: lpb.CONNECTION_MODE_STANDBY,
 }
-
-
-def check_token(context: grpc.aio.ServicerContext, expected: str, what: str) -> None:
-    """Same scheme as the ledger's (services/ledger/grpc_api.py)."""
-    token = bearer_token(context)
-    if not expected:
-        raise PermissionDenied(f"the {what} API is disabled: the operator has not set its token")
-    if not hmac.compare_digest(token.encode(), expected.encode()):
-        raise Unauthenticated(f"wrong {what} token")
 
 
 def _ts(seconds: float) -> Timestamp | None:

@@ -6,25 +6,16 @@ exceptions that the shared interceptor maps to gRPC statuses.
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Callable
 
 from google.protobuf.timestamp_pb2 import Timestamp
 from paymesh.sweeper.v1 import sweeper_service_pb2 as pb
 from paymesh.sweeper.v1 import sweeper_service_pb2_grpc as pgrpc
 
-from services.common.errors import InvalidArgument, NotFound, PermissionDenied, Unauthenticated
-from services.common.grpc_server import bearer_token
+from services.common.errors import InvalidArgument, NotFound
+from services.common.grpc_server import check_token
 from services.sweeper.ledger_client import LedgerClient
 from services.sweeper.worker import ChainSweeper
-
-
-def check_token(context, expected: str, what: str) -> None:
-    token = bearer_token(context)
-    if not expected:
-        raise PermissionDenied(f"the {what} API is disabled: the operator has not set its token (PAYMESH_ADMIN_TOKEN)")
-    if not hmac.compare_digest(token.encode(), expected.encode()):
-        raise Unauthenticated(f"wrong {what} token")
 
 
 def _page_size(value: int) -> int:

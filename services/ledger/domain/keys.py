@@ -4,7 +4,6 @@ fast hash is the right tool: lookup is by hash, and brute force is hopeless)."""
 from __future__ import annotations
 
 import hashlib
-import hmac
 import secrets
 import uuid
 
@@ -34,6 +33,3 @@ def new_merchant_id() -> str:
 def new_payment_id() -> str:
     return "pay_" + uuid.uuid4().hex
 
-
-def tokens_equal(a: str, b: str) -> bool:
-    return bool(a) and bool(b) and hmac.compare_digest(a.encode(), b.encode())
