@@ -172,7 +172,7 @@ def available_services() -> list[tuple[str, int]]:
 
 
 def start_mesh(data: Path, *, ports: dict[str, int] | None = None, extra_env: dict[str, str] | None = None,
-               log=print) -> LocalMesh:
+               log=print, only: tuple[str, ...] | None = None) -> LocalMesh:
     """Start Postgres, NATS and anvil (unless the environment names existing
     ones), deploy the test token, then every service, and the demo merchant."""
     log("starting Postgres, NATS and anvil under", data)
@@ -198,6 +198,8 @@ def start_mesh(data: Path, *, ports: dict[str, int] | None = None, extra_env: di
         mesh.env = env
         log("test token:", ensure_test_token(env["PAYMESH_ANVIL_RPC_URL"]))
         for name, default_port in available_services():
+            if only is not None and name not in only:
+                continue
             mesh.ports[name] = (ports or {}).get(name) or int(os.environ.get(f"PAYMESH_{name.upper()}_PORT", default_port))
         for name in mesh.ports:
             log(f"starting {name} on {mesh.addr(name)}")
