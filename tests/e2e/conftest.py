@@ -27,6 +27,10 @@ FAST_ENV = {
     "PAYMESH_SHUTDOWN_GRACE_SECONDS": "2",
     "PAYMESH_RETRY_SCHEDULE": "1s,2s,4s,8s",
     "PAYMESH_LEASE_TTL_SECONDS": "3",
+    # Notice an unreachable node within seconds (defaults: 10 s x 3 attempts).
+    "PAYMESH_RPC_TIMEOUT_SECONDS": "2",
+    "PAYMESH_RPC_ATTEMPTS": "2",
+    "PAYMESH_WS_POLL_INTERVAL_SECONDS": "1",
     # Not anvil's account 0: tests mint and send the test token from it.
     "PAYMESH_SWEEPER_GAS_WALLET_PATH": "m/44'/60'/0'/0/5",
     "PAYMESH_LOG_LEVEL": "INFO",
