@@ -16,6 +16,7 @@ from sqlalchemy import text
 
 from services.common import nats_helpers
 from services.common.grpc_server import GrpcServer, install_stop_signals
+from services.common.lifecycle import stop_tasks, watch_health
 from services.common.logging import configure_logging
 from services.common.metrics import start_metrics_server
 from services.notifier import repository as repo
@@ -116,7 +117,7 @@ class NotifierApp:
         self._tasks = [
             asyncio.create_task(self.dispatcher.run(self.stop_event), name="scheduler"),
             asyncio.create_task(self._housekeeping(), name="housekeeping"),
-            asyncio.create_task(self._watch_health(), name="health"),
+            asyncio.create_task(watch_health(self.grpc, self._dependencies_ok, self.stop_event), name="health"),
         ]
         port = await self.grpc.start()
         self.metrics_port = start_metrics_server(s.metrics_port)
@@ -145,24 +146,13 @@ class NotifierApp:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stop_event.wait(), timeout=300)
 
-    async def _watch_health(self) -> None:
-        """NOT_SERVING while Postgres or NATS is unreachable."""
-        serving = True
-        while not self.stop_event.is_set():
-            ok = self.nc is not None and self.nc.is_connected
-            if ok:
-                try:
-                    async with asyncio.timeout(2):
-                        async with self.engine.connect() as conn:
-                            await conn.execute(text("SELECT 1"))
-                except Exception:  # noqa: BLE001
-                    ok = False
-            if ok != serving:
-                serving = ok
-                log.warning("health changed", serving=ok)
-                await self.grpc.set_serving(ok)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.stop_event.wait(), timeout=2.0)
+    async def _dependencies_ok(self) -> bool:
+        """Postgres answers and NATS is connected."""
+        if self.nc is None or not self.nc.is_connected:
+            return False
+        async with self.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+        return True
 
     async def stop(self) -> None:
         """Drain: NOT_SERVING, stop taking in and claiming, let attempts in flight
@@ -176,13 +166,7 @@ class NotifierApp:
         if self._intake_task is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._intake_task, timeout=5)
-        for task in self._tasks:
-            try:
-                await asyncio.wait_for(task, timeout=5)
-            except (TimeoutError, asyncio.CancelledError):
-                task.cancel()
-            except Exception:  # noqa: BLE001
-                log.exception("background task failed", task=task.get_name())
+        await stop_tasks(self._tasks)
         if self.writer is not None:
             await self.writer.close()
         if self.sender is not None:

@@ -1,46 +1,30 @@
-"""Engine creation and migrations for the notifier's Postgres tables."""
+"""The notifier's Postgres tables: engine and migrations (own Alembic history,
+version table alembic_version_notifier), on the shared helpers of services.common.db."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
-from alembic import command
 from alembic.config import Config
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.common import db
 
 HERE = Path(__file__).resolve().parent
-
-
-def async_url(url: str) -> str:
-    """Accept postgresql:// or postgres:// and use the asyncpg driver."""
-    for prefix in ("postgresql://", "postgres://"):
-        if url.startswith(prefix):
-            return "postgresql+asyncpg://" + url[len(prefix):]
-    return url
+async_url = db.async_url
 
 
 def create_engine(url: str, pool_size: int = 10) -> AsyncEngine:
-    return create_async_engine(
-        async_url(url),
-        pool_size=pool_size,
-        max_overflow=pool_size,
-        pool_pre_ping=True,
-        pool_recycle=1800,
-    )
+    return db.create_engine(url, pool_size)
 
 
 def alembic_config(url: str) -> Config:
-    config = Config(str(HERE / "alembic.ini"))
-    config.set_main_option("script_location", str(HERE / "migrations"))
-    config.set_main_option("sqlalchemy.url", async_url(url).replace("%", "%%"))
-    return config
+    return db.alembic_config(HERE, url)
 
 
 def migrate(url: str, revision: str = "head") -> None:
-    """Upgrade the schema (blocking; call from a thread inside an event loop)."""
-    command.upgrade(alembic_config(url), revision)
+    db.migrate(HERE, url, revision)
 
 
 async def migrate_async(url: str) -> None:
-    await asyncio.to_thread(migrate, url)
+    await db.migrate_async(HERE, url)
