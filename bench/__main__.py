@@ -14,7 +14,7 @@ BENCHES = ["bench.bench_ledger", "bench.bench_listener", "bench.bench_notifier",
 
 
 def assemble() -> Path:
-    order = ["ledger", "listener", "notifier", "sweeper", "load"]
+    order = ["ledger", "listener", "notifier", "sweeper", "load", "chaos"]
     sections = sorted(SECTIONS.glob("*.md"), key=lambda p: (order.index(p.stem) if p.stem in order else 99, p.stem))
     body = "\n\n".join(p.read_text().rstrip() for p in sections)
     out = ROOT / "docs" / "BENCHMARKS.md"
