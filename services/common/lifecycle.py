@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 import structlog
 
-from services.common.grpc_server import GrpcServer
+from services.common.grpc_server import GrpcServer, install_stop_signals
 
 log = structlog.get_logger("lifecycle")
 
@@ -41,3 +42,18 @@ async def stop_tasks(tasks: list[asyncio.Task], timeout: float = 5.0) -> None:
             task.cancel()
         except Exception:  # noqa: BLE001
             log.exception("background task failed", task=task.get_name())
+
+
+class Service(Protocol):
+    async def start(self) -> object: ...
+
+    async def stop(self) -> None: ...
+
+
+async def run_until_stopped(app: Service) -> None:
+    """Start the service, serve until SIGTERM or SIGINT, then stop it gracefully."""
+    stop = asyncio.Event()
+    install_stop_signals(stop)
+    await app.start()
+    await stop.wait()
+    await app.stop()

@@ -16,8 +16,8 @@ from sqlalchemy import text
 
 from services.common import nats_helpers
 from services.common.chains import load_chains
-from services.common.grpc_server import GrpcServer, install_stop_signals
-from services.common.lifecycle import stop_tasks, watch_health
+from services.common.grpc_server import GrpcServer
+from services.common.lifecycle import run_until_stopped, stop_tasks, watch_health
 from services.common.logging import configure_logging
 from services.common.metrics import start_metrics_server
 from services.ledger.address_feed import AddressFeed
@@ -157,8 +157,4 @@ async def serve() -> None:
     settings = LedgerSettings()
     configure_logging("ledger", settings.log_level)
     app = LedgerApp(settings)
-    stop = asyncio.Event()
-    install_stop_signals(stop)
-    await app.start()
-    await stop.wait()
-    await app.stop()
+    await run_until_stopped(app)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -169,6 +169,3 @@ class ChainEventApplier:
             log.warning("reorg rolled back transfers", chain_id=e.chain_id, payments=len(payment_ids))
         return written
 
-
-def from_unix(seconds: int) -> datetime:
-    return datetime.fromtimestamp(seconds, tz=UTC)

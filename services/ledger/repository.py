@@ -234,15 +234,6 @@ async def driver(conn: AsyncConnection) -> asyncpg.Connection:
     return (await conn.get_raw_connection()).driver_connection
 
 
-async def lock_payment_by_address(conn: AsyncConnection, chain_id: int, address: str) -> PaymentRecord | None:
-    row = await (await driver(conn)).fetchrow(
-        "SELECT p.* FROM payments p JOIN deposit_addresses d ON d.payment_id = p.id "
-        "WHERE d.chain_id = $1 AND d.address = $2 FOR UPDATE OF p",
-        chain_id, address,
-    )
-    return _payment(row) if row else None
-
-
 def _transfer(row: Any) -> TransferRecord:
     row = getattr(row, "_mapping", row)
     return TransferRecord(
@@ -350,10 +341,6 @@ WHERE id = $1
 """
 
 
-async def save_payment_state(conn: AsyncConnection, p: PaymentRecord, *, sweepable: bool) -> None:
-    await save_payment_states(conn, [(p, sweepable)])
-
-
 async def save_payment_states(conn: AsyncConnection, rows: list[tuple[PaymentRecord, bool]]) -> None:
     """Write the derived fields of payments the caller holds locked. A payment
     that stops being sweepable (a reorg) loses its sweep eligibility and lease."""
@@ -431,27 +418,6 @@ async def set_head(conn: AsyncConnection, chain_id: int, number: int, block_hash
             where=condition,
         )
     )
-
-
-_INSERT_TRANSFER = """
-INSERT INTO transfers (chain_id, tx_hash, log_index, block_hash, block_number, block_timestamp,
-    from_address, to_address, token_address, amount, payment_id, state, credited, late)
-SELECT $1::bigint, $2::varchar, $3::bigint, $4::varchar, $5::bigint, $6::timestamptz, $7::varchar,
-    $8::varchar, $9::varchar, $10::numeric, $11::varchar, $12::varchar, $13::boolean, $14::boolean
-WHERE NOT EXISTS (SELECT 1 FROM orphaned_blocks WHERE chain_id = $1::bigint AND block_hash = $4::varchar)
-ON CONFLICT ON CONSTRAINT uq_transfers_identity DO NOTHING
-RETURNING id
-"""
-
-
-async def insert_transfer(conn: AsyncConnection, v: dict[str, Any]) -> bool:
-    """Insert unless already recorded or its block was orphaned; True if inserted."""
-    row = await (await driver(conn)).fetchrow(
-        _INSERT_TRANSFER, v["chain_id"], v["tx_hash"], v["log_index"], v["block_hash"], v["block_number"],
-        v["block_timestamp"], v["from_address"], v["to_address"], v["token_address"], str(v["amount"]),
-        v["payment_id"], v["state"], v["credited"], v["late"],
-    )
-    return row is not None
 
 
 async def confirm_transfers(conn: AsyncConnection, chain_id: int, max_block: int) -> list[str]:

@@ -14,7 +14,8 @@ from paymesh.listener.v1 import listener_service_pb2_grpc as lgrpc
 
 from services.common import nats_helpers
 from services.common.chains import ChainConfig, load_chains
-from services.common.grpc_server import GrpcServer, install_stop_signals
+from services.common.grpc_server import GrpcServer
+from services.common.lifecycle import run_until_stopped
 from services.common.logging import configure_logging
 from services.common.metrics import start_metrics_server
 from services.listener import kv
@@ -183,8 +184,4 @@ class ListenerApp:
 async def serve(settings: ListenerSettings) -> None:
     configure_logging("listener", settings.log_level)
     app = ListenerApp(settings)
-    stop = asyncio.Event()
-    install_stop_signals(stop)
-    await app.start()
-    await stop.wait()
-    await app.stop()
+    await run_until_stopped(app)

@@ -15,8 +15,8 @@ from paymesh.notifier.v1 import notifier_service_pb2_grpc as ngrpc
 from sqlalchemy import text
 
 from services.common import nats_helpers
-from services.common.grpc_server import GrpcServer, install_stop_signals
-from services.common.lifecycle import stop_tasks, watch_health
+from services.common.grpc_server import GrpcServer
+from services.common.lifecycle import run_until_stopped, stop_tasks, watch_health
 from services.common.logging import configure_logging
 from services.common.metrics import start_metrics_server
 from services.notifier import repository as repo
@@ -184,8 +184,4 @@ async def serve() -> None:
     settings = NotifierSettings()
     configure_logging("notifier", settings.log_level)
     app = NotifierApp(settings)
-    stop = asyncio.Event()
-    install_stop_signals(stop)
-    await app.start()
-    await stop.wait()
-    await app.stop()
+    await run_until_stopped(app)

@@ -11,7 +11,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from services.common import db
 
 HERE = Path(__file__).resolve().parent
-async_url = db.async_url
 
 
 def create_engine(url: str, pool_size: int = 10) -> AsyncEngine:

@@ -16,8 +16,9 @@ from pydantic import ValidationError
 from services.common import nats_helpers
 from services.common.chains import load_chains
 from services.common.evm_rpc import EvmRpc
-from services.common.grpc_server import GrpcServer, install_stop_signals
+from services.common.grpc_server import GrpcServer
 from services.common.lease import KvLease, LeaseKeeper, effective_ttl, ensure_bucket
+from services.common.lifecycle import run_until_stopped
 from services.common.logging import configure_logging
 from services.common.metrics import start_metrics_server
 from services.sweeper.chain import ChainGateway, FeeSettings
@@ -217,8 +218,4 @@ async def serve() -> None:
     except ValueError as exc:  # configuration: say what is wrong, no trace (never the seed)
         log.error("sweeper cannot start", error=str(exc))
         raise SystemExit(2) from None
-    stop = asyncio.Event()
-    install_stop_signals(stop)
-    await app.start()
-    await stop.wait()
-    await app.stop()
+    await run_until_stopped(app)
