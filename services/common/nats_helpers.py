@@ -138,12 +138,24 @@ async def publish(js: JetStreamContext, subject: str, payload: bytes, msg_id: st
 
 
 async def publish_many(
-    js: JetStreamContext, stream: str, items: Sequence[tuple[str, bytes, str]]
+    js: JetStreamContext, stream: str, items: Sequence[tuple[str, bytes, str]], *, timeout: float = 10.0
 ) -> list[bool]:
-    """Publish (subject, payload, msg_id) items pipelined; all must be acked by JetStream."""
-    acks = await asyncio.gather(
-        *(js.publish(s, p, headers={"Nats-Msg-Id": i}, stream=stream) for s, p, i in items)
-    )
+    """Publish (subject, payload, msg_id) items pipelined; every one must be acked
+    by JetStream within `timeout`, else this raises and the caller retries (the
+    message ids make the retry harmless). Returns which were duplicates."""
+    futures: list[asyncio.Future] = []
+    try:
+        for subject, payload, msg_id in items:
+            # publish_async writes to the socket buffer and returns the ack's future:
+            # no task and no inbox per message, unlike awaiting js.publish for each.
+            futures.append(
+                await js.publish_async(subject, payload, headers={"Nats-Msg-Id": msg_id}, stream=stream)
+            )
+        acks = await asyncio.wait_for(asyncio.gather(*futures), timeout)
+    except BaseException:
+        for future in futures:
+            future.cancel()  # frees its slot in the client's pending-ack window
+        raise
     for ack in acks:
         NATS_PUBLISHED.labels(stream, str(bool(ack.duplicate)).lower()).inc()
     return [bool(a.duplicate) for a in acks]

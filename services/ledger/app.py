@@ -74,9 +74,11 @@ class LedgerApp:
 
         relay = OutboxRelay(
             self.engine,
+            self.hot_pool,
             publish,
             batch=s.relay_batch,
             idle=s.relay_idle_seconds,
+            linger=s.relay_linger_seconds,
             retention=timedelta(days=s.outbox_retention_days),
         )
         heads = HeadCache()

@@ -380,19 +380,22 @@ async def insert_events(conn: AsyncConnection, rows: list[dict[str, Any]]) -> No
         )
 
 
-async def claim_unpublished(conn: AsyncConnection, limit: int) -> list[Any]:
-    query = (
-        select(O.c.id, O.c.event_id, O.c.subject, O.c.payload)
-        .where(O.c.published_at.is_(None))
-        .order_by(O.c.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
-    return list(await conn.execute(query))
+# Claim and mark in one statement, inside the relay's transaction: the marks
+# commit only after JetStream acked every event (see outbox.OutboxRelay).
+CLAIM_OUTBOX_SQL = """
+UPDATE outbox SET published_at = $1
+WHERE id IN (
+    SELECT id FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED
+)
+RETURNING id, event_id::text, subject, payload
+"""
 
 
-async def mark_published(conn: AsyncConnection, ids: list[int], now: datetime) -> None:
-    await conn.execute(update(O).where(O.c.id.in_(ids)).values(published_at=now))
+async def claim_unpublished(conn: asyncpg.Connection, limit: int, now: datetime) -> list[asyncpg.Record]:
+    """Up to `limit` unpublished events, oldest first, marked published in the
+    caller's (still open) transaction."""
+    rows = await conn.fetch(CLAIM_OUTBOX_SQL, now, limit)
+    return sorted(rows, key=lambda r: r["id"])
 
 
 async def prune_published(conn: AsyncConnection, before: datetime) -> int:

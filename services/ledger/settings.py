@@ -16,6 +16,9 @@ class LedgerSettings(CommonSettings):
     expiry_interval_seconds: float = Field(1.0, gt=0)
     relay_batch: int = Field(256, ge=1, le=10_000)
     relay_idle_seconds: float = Field(0.2, gt=0, description="outbox poll interval when idle")
+    relay_linger_seconds: float = Field(
+        0.005, ge=0, le=1, description="pause between partial outbox batches, so one round trip carries many events"
+    )
     outbox_retention_days: float = Field(7.0, gt=0)
     watch_retention_days: float = Field(7.0, gt=0, description="watch addresses this long after expiry")
     consumer_batch: int = Field(256, ge=1, le=5000)

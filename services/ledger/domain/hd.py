@@ -26,7 +26,7 @@ _HARDENED = 0x80000000
 def _ckd_pub(pubkey: bytes, chain_code: bytes, index: int) -> tuple[bytes, bytes]:
     if index >= _HARDENED:
         raise ValueError("a public key cannot derive hardened children")
-    digest = hmac.new(chain_code, pubkey + index.to_bytes(4, "big"), hashlib.sha512).digest()
+    digest = hmac.digest(chain_code, pubkey + index.to_bytes(4, "big"), hashlib.sha512)
     child = PublicKey(pubkey).add(digest[:32])
     return child.format(compressed=True), digest[32:]
 
@@ -64,10 +64,15 @@ class AddressDeriver:
     def __init__(self, xpub: str) -> None:
         pubkey, chain_code = parse_xpub(xpub)
         self._external_pub, self._external_chain = _ckd_pub(pubkey, chain_code, 0)
+        self._external_key = PublicKey(self._external_pub)  # parsed once, not per address
 
     def address(self, index: int) -> str:
-        child, _ = _ckd_pub(self._external_pub, self._external_chain, index)
-        uncompressed = PublicKey(child).format(compressed=False)
+        # CKDpub as in _ckd_pub, but the child point goes straight to its
+        # uncompressed form (no compress / re-parse round trip).
+        if not 0 <= index < _HARDENED:
+            raise ValueError("address index must be a non-hardened index (0 <= i < 2^31)")
+        digest = hmac.digest(self._external_chain, self._external_pub + index.to_bytes(4, "big"), hashlib.sha512)
+        uncompressed = self._external_key.add(digest[:32]).format(compressed=False)
         return to_checksum_address(keccak(uncompressed[1:])[-20:])
 
 
