@@ -24,6 +24,7 @@ from services.ledger.address_feed import AddressFeed
 from services.ledger.admin import AdminService
 from services.ledger.chain_events import ChainEventApplier
 from services.ledger.consumers import LEDGER_DURABLE, ChainConsumer, PaymentEventSubscriber
+from services.ledger.create_batch import CreatePaymentBatcher
 from services.ledger.db import create_engine, create_hot_pool, migrate_async
 from services.ledger.grpc_api import LedgerInternalServicer, MerchantAdminServicer, PaymentServicer
 from services.ledger.outbox import Expirer, OutboxRelay
@@ -84,7 +85,8 @@ class LedgerApp:
         heads = HeadCache()
         auth = Authenticator(self.engine, s.api_key_cache_seconds)
         allocator = IndexAllocator(self.engine, s.address_reservation)
-        payments = PaymentsService(self.engine, self.hot_pool, self.chains, allocator, heads, relay.poke)
+        inserter = CreatePaymentBatcher(self.hot_pool, max_batch=s.create_batch)
+        payments = PaymentsService(self.engine, inserter, self.chains, allocator, heads, relay.poke)
         admin = AdminService(self.engine, self.chains, auth, allocator)
         sweeps = SweepService(self.engine, relay.poke)
         applier = ChainEventApplier(self.engine, self.chains, heads, relay.poke)

@@ -11,7 +11,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.common.chains import Chains
@@ -26,6 +25,7 @@ from services.common.errors import (
 from services.common.nats_helpers import payment_subject
 from services.ledger import repository as repo
 from services.ledger.convert import event_to_pb
+from services.ledger.create_batch import CreatePaymentBatcher
 from services.ledger.domain import hd, keys, paging
 from services.ledger.domain.records import PaymentEventRecord, PaymentRecord
 from services.ledger.domain.status import EventType, PaymentStatus
@@ -140,14 +140,14 @@ class PaymentsService:
     def __init__(
         self,
         engine: AsyncEngine,
-        pool: asyncpg.Pool,
+        inserter: CreatePaymentBatcher,
         chains: Chains,
         allocator: IndexAllocator,
         heads: HeadCache,
         on_outbox: Callable[[], None],
     ) -> None:
         self._engine = engine
-        self._pool = pool
+        self._inserter = inserter
         self._chains = chains
         self._allocator = allocator
         self._heads = heads
@@ -243,7 +243,7 @@ class PaymentsService:
             "subject": payment_subject(merchant_id, EventType.CREATED.value),
             "payload": event_to_pb(event).SerializeToString(),
         }
-        if await repo.create_payment(self._pool, values):
+        if await self._inserter.insert(values):
             PAYMENTS_CREATED.labels(str(new.chain_id), new.asset.symbol).inc()
             PAYMENT_EVENTS.labels(EventType.CREATED.value).inc()
             self._on_outbox()

@@ -170,43 +170,71 @@ def _payment(row: Any) -> PaymentRecord:
     )
 
 
-# One statement, one round trip: the payment, its deposit address and its
-# `created` outbox event are written together or not at all. ON CONFLICT makes
-# a concurrent retry with the same idempotency key wait for the first insert
-# and then write nothing (the caller then reads the existing payment).
-CREATE_PAYMENT_SQL = """
-WITH ins AS (
+# One statement, one round trip for a batch of new payments (create_batch.py):
+# each payment, its deposit address and its `created` outbox event are written
+# together or not at all. Rows are unnested from one array per column.
+# ON CONFLICT makes a concurrent retry with the same idempotency key wait for
+# the first insert and then write nothing (the caller then reads the existing
+# payment); a key repeated inside one batch inserts once, the same way.
+# ORDER BY: every batch takes the idempotency-key index entries in the same
+# order, so two batches sharing keys (retries racing on two replicas) wait for
+# each other instead of deadlocking.
+CREATE_PAYMENTS_SQL = """
+WITH input AS (
+  SELECT * FROM unnest(
+      $1::varchar[], $2::varchar[], $3::bigint[], $4::varchar[], $5::varchar[], $6::int[], $7::numeric[],
+      $8::varchar[], $9::jsonb[], $10::varchar[], $11::varchar[], $12::varchar[], $13::bigint[],
+      $14::varchar[], $15::int[], $16::timestamptz[], $17::timestamptz[], $18::bigint[], $19::uuid[],
+      $20::varchar[], $21::bytea[])
+    AS t(id, merchant_id, chain_id, asset, token_address, decimals, amount_due, merchant_order_id,
+         metadata, idempotency_key, request_fingerprint, deposit_address, derivation_index,
+         derivation_path, confirmations_required, created_at, expires_at, from_block, event_id,
+         subject, payload)
+), ins AS (
   INSERT INTO payments (id, merchant_id, chain_id, asset, token_address, decimals, amount_due,
       status, merchant_order_id, metadata, idempotency_key, request_fingerprint, deposit_address,
       derivation_index, derivation_path, confirmations_required, created_at, updated_at, expires_at)
-  VALUES ($1, $2, $3, $4, $5, $6, $7::numeric, 'pending', $8, $9::jsonb, $10, $11, $12, $13, $14, $15,
-      $16, $16, $17)
+  SELECT id, merchant_id, chain_id, asset, token_address, decimals, amount_due, 'pending',
+      merchant_order_id, metadata, idempotency_key, request_fingerprint, deposit_address,
+      derivation_index, derivation_path, confirmations_required, created_at, created_at, expires_at
+  FROM input ORDER BY merchant_id, idempotency_key, id
   ON CONFLICT (merchant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-  RETURNING id, chain_id, deposit_address, merchant_id, derivation_index, created_at
+  RETURNING id
 ), addr AS (
   INSERT INTO deposit_addresses (chain_id, address, merchant_id, payment_id, derivation_index,
       from_block, created_at)
-  SELECT chain_id, deposit_address, merchant_id, id, derivation_index, $18, created_at FROM ins
+  SELECT i.chain_id, i.deposit_address, i.merchant_id, i.id, i.derivation_index, i.from_block, i.created_at
+  FROM input i JOIN ins USING (id)
 ), evt AS (
   INSERT INTO outbox (event_id, merchant_id, payment_id, event_type, subject, payload, created_at)
-  SELECT $19::uuid, merchant_id, id, 'created', $20, $21, created_at FROM ins
+  SELECT i.event_id, i.merchant_id, i.id, 'created', i.subject, i.payload, i.created_at
+  FROM input i JOIN ins USING (id) ORDER BY i.created_at, i.id
 )
-SELECT count(*) FROM ins
+SELECT id FROM ins
 """
 
+_CREATE_COLUMNS = (
+    "id", "merchant_id", "chain_id", "asset", "token_address", "decimals", "amount_due",
+    "merchant_order_id", "metadata", "idempotency_key", "request_fingerprint", "deposit_address",
+    "derivation_index", "derivation_path", "confirmations_required", "created_at", "expires_at",
+    "from_block", "event_id", "subject", "payload",
+)
 
-async def create_payment(pool: asyncpg.Pool, v: dict[str, Any]) -> bool:
-    """Insert payment + address + event (autocommit: one implicit transaction).
-    False when a payment with the same idempotency key already exists."""
-    inserted = await pool.fetchval(
-        CREATE_PAYMENT_SQL,
-        v["id"], v["merchant_id"], v["chain_id"], v["asset"], v["token_address"], v["decimals"],
-        str(v["amount_due"]), v["merchant_order_id"], json.dumps(v["metadata"]), v["idempotency_key"],
-        v["request_fingerprint"], v["deposit_address"], v["derivation_index"], v["derivation_path"],
-        v["confirmations_required"], v["created_at"], v["expires_at"], v["from_block"], v["event_id"],
-        v["subject"], v["payload"],
-    )
-    return inserted == 1
+
+def _create_column(rows: list[dict[str, Any]], name: str) -> list[Any]:
+    if name == "amount_due":
+        return [str(r[name]) for r in rows]
+    if name == "metadata":
+        return [json.dumps(r[name]) for r in rows]
+    return [r[name] for r in rows]
+
+
+async def create_payments(pool: asyncpg.Pool, rows: list[dict[str, Any]]) -> set[str]:
+    """Insert payments, each with its deposit address and `created` outbox event,
+    in one statement (autocommit: one implicit transaction). Returns the ids
+    inserted; a row whose idempotency key already exists is not among them."""
+    found = await pool.fetch(CREATE_PAYMENTS_SQL, *(_create_column(rows, name) for name in _CREATE_COLUMNS))
+    return {r["id"] for r in found}
 
 
 async def payment_by_idempotency_key(conn: AsyncConnection, merchant_id: str, key: str) -> PaymentRecord | None:

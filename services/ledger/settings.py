@@ -14,6 +14,9 @@ class LedgerSettings(CommonSettings):
     api_key_cache_seconds: float = Field(1.0, ge=0, description="how long an API key lookup is cached")
     address_reservation: int = Field(10, ge=1, le=1000, description="derivation indexes reserved per DB round trip")
     expiry_interval_seconds: float = Field(1.0, gt=0)
+    create_batch: int = Field(
+        128, ge=1, le=1000, description="most CreatePayment requests that share one statement and commit"
+    )
     relay_batch: int = Field(256, ge=1, le=10_000)
     relay_idle_seconds: float = Field(0.2, gt=0, description="outbox poll interval when idle")
     relay_linger_seconds: float = Field(

@@ -1,0 +1,104 @@
+"""Group commit of CreatePayment (services/ledger/create_batch.py) on a real
+Postgres: concurrent inserts share statements, every payment still gets its own
+deposit address and outbox event, idempotency keys repeated inside one batch
+insert once, and one bad row does not fail the rows batched with it."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import pytest
+import pytest_asyncio
+
+from services.common.db import plain_url
+from services.ledger.create_batch import CreatePaymentBatcher
+from services.ledger.db import migrate_async
+from services.ledger.domain import keys
+from services.ledger.metrics import CREATE_BATCH_SIZE
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def pool(postgres):
+    url = postgres.create_database(f"create_batch_{secrets.token_hex(4)}")
+    await migrate_async(url)
+    pool = await asyncpg.create_pool(plain_url(url), min_size=1, max_size=4)
+    await pool.execute(
+        "INSERT INTO merchants (id, name, api_key_hash, api_key_prefix, xpub, derivation_path) "
+        "VALUES ('m_batch', 'batch shop', $1, 'pk_test', 'xpub-test', 'm/44''/60''/0''')",
+        secrets.token_hex(32),
+    )
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+def row(merchant_id: str = "m_batch", key: str | None = None) -> dict:
+    now = datetime.now(UTC)
+    return {
+        "id": keys.new_payment_id(), "merchant_id": merchant_id, "chain_id": 31337, "asset": "ETH",
+        "token_address": None, "decimals": 18, "amount_due": 10**18 + secrets.randbelow(10**6),
+        "merchant_order_id": "", "metadata": {"k": "v"}, "idempotency_key": key, "request_fingerprint": "f" * 64,
+        "deposit_address": "0x" + secrets.token_hex(20), "derivation_index": secrets.randbelow(2**31),
+        "derivation_path": "m/44'/60'/0'/0/1", "confirmations_required": 2, "created_at": now,
+        "expires_at": now + timedelta(hours=1), "from_block": 7, "event_id": str(uuid.uuid4()),
+        "subject": "paymesh.payments.m_batch.created", "payload": b"\x08\x01",
+    }
+
+
+def batch_counts() -> tuple[float, float]:
+    samples = {s.name: s.value for s in CREATE_BATCH_SIZE.collect()[0].samples}
+    return samples["paymesh_ledger_create_batch_size_count"], samples["paymesh_ledger_create_batch_size_sum"]
+
+
+async def test_concurrent_inserts_share_statements_and_each_gets_address_and_event(pool):
+    batcher = CreatePaymentBatcher(pool, max_batch=16)
+    rows = [row() for _ in range(100)]
+    count_before, sum_before = batch_counts()
+    results = await asyncio.gather(*(batcher.insert(r) for r in rows))
+    count_after, sum_after = batch_counts()
+    assert results == [True] * 100
+    assert sum_after - sum_before == 100
+    assert count_after - count_before < 100, "no two inserts shared a statement"
+    ids = [r["id"] for r in rows]
+    stored = await pool.fetch(
+        "SELECT p.id, p.amount_due, p.metadata, d.address, d.from_block, o.event_id::text AS event_id "
+        "FROM payments p JOIN deposit_addresses d ON d.payment_id = p.id JOIN outbox o ON o.payment_id = p.id "
+        "WHERE p.id = ANY($1::varchar[])",
+        ids,
+    )
+    by_id = {s["id"]: s for s in stored}
+    assert len(stored) == 100 and set(by_id) == set(ids)
+    for r in rows:
+        s = by_id[r["id"]]
+        assert int(s["amount_due"]) == r["amount_due"]
+        assert (s["address"], s["from_block"], s["event_id"]) == (r["deposit_address"], 7, r["event_id"])
+
+
+async def test_a_key_repeated_inside_one_batch_inserts_once(pool):
+    batcher = CreatePaymentBatcher(pool, max_batch=64)
+    key = f"dup-{secrets.token_hex(4)}"
+    rows = [row(key=key) for _ in range(10)] + [row() for _ in range(5)]
+    results = await asyncio.gather(*(batcher.insert(r) for r in rows))
+    assert results[:10].count(True) == 1 and results[10:] == [True] * 5
+    assert await pool.fetchval("SELECT count(*) FROM payments WHERE idempotency_key = $1", key) == 1
+    winner = rows[results.index(True)]["id"]
+    assert await pool.fetchval("SELECT count(*) FROM outbox WHERE payment_id = $1", winner) == 1
+    assert await pool.fetchval("SELECT count(*) FROM deposit_addresses WHERE payment_id = $1", winner) == 1
+
+
+async def test_one_bad_row_fails_alone(pool):
+    batcher = CreatePaymentBatcher(pool, max_batch=64)
+    good = [row() for _ in range(6)]
+    bad = row(merchant_id="m_does_not_exist")  # foreign key violation
+    outcomes = await asyncio.gather(*(batcher.insert(r) for r in [*good[:3], bad, *good[3:]]), return_exceptions=True)
+    assert isinstance(outcomes[3], asyncpg.ForeignKeyViolationError)
+    assert [o for i, o in enumerate(outcomes) if i != 3] == [True] * 6
+    ids = [r["id"] for r in good] + [bad["id"]]
+    assert await pool.fetchval("SELECT count(*) FROM payments WHERE id = ANY($1::varchar[])", ids) == 6
