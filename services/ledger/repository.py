@@ -358,14 +358,20 @@ async def list_payments(
     return [_payment(r) for r in await conn.execute(query)]
 
 
-_SAVE_PAYMENT = """
-UPDATE payments SET amount_received = $2::numeric, amount_confirmed = $3::numeric,
-    amount_swept = $4::numeric, status = $5, late = $6, version = $7, updated_at = $8,
-    expired_at = $9, cancelled_at = $10, sweep_tx_hash = $11,
-    sweep_due_at = CASE WHEN $12 THEN coalesce(sweep_due_at, $8) END,
-    sweep_claimed_by = CASE WHEN $12 THEN sweep_claimed_by END,
-    sweep_lease_until = CASE WHEN $12 THEN sweep_lease_until END
-WHERE id = $1
+# One statement for any number of payments (unnest: one array per column).
+_SAVE_PAYMENTS = """
+UPDATE payments p SET amount_received = u.amount_received, amount_confirmed = u.amount_confirmed,
+    amount_swept = u.amount_swept, status = u.status, late = u.late, version = u.version,
+    updated_at = u.updated_at, expired_at = u.expired_at, cancelled_at = u.cancelled_at,
+    sweep_tx_hash = u.sweep_tx_hash,
+    sweep_due_at = CASE WHEN u.sweepable THEN coalesce(p.sweep_due_at, u.updated_at) END,
+    sweep_claimed_by = CASE WHEN u.sweepable THEN p.sweep_claimed_by END,
+    sweep_lease_until = CASE WHEN u.sweepable THEN p.sweep_lease_until END
+FROM unnest($1::varchar[], $2::numeric[], $3::numeric[], $4::numeric[], $5::varchar[], $6::bool[],
+            $7::bigint[], $8::timestamptz[], $9::timestamptz[], $10::timestamptz[], $11::varchar[], $12::bool[])
+    AS u(id, amount_received, amount_confirmed, amount_swept, status, late, version, updated_at,
+         expired_at, cancelled_at, sweep_tx_hash, sweepable)
+WHERE p.id = u.id
 """
 
 
@@ -373,11 +379,21 @@ async def save_payment_states(conn: AsyncConnection, rows: list[tuple[PaymentRec
     """Write the derived fields of payments the caller holds locked. A payment
     that stops being sweepable (a reorg) loses its sweep eligibility and lease."""
     if rows:
-        await (await driver(conn)).executemany(_SAVE_PAYMENT, [
-            (p.id, str(p.amount_received), str(p.amount_confirmed), str(p.amount_swept), p.status.value, p.late,
-             p.version, p.updated_at, p.expired_at, p.cancelled_at, p.sweep_tx_hash, sweepable)
-            for p, sweepable in rows
-        ])
+        await (await driver(conn)).execute(
+            _SAVE_PAYMENTS,
+            [p.id for p, _ in rows],
+            [str(p.amount_received) for p, _ in rows],
+            [str(p.amount_confirmed) for p, _ in rows],
+            [str(p.amount_swept) for p, _ in rows],
+            [p.status.value for p, _ in rows],
+            [p.late for p, _ in rows],
+            [p.version for p, _ in rows],
+            [p.updated_at for p, _ in rows],
+            [p.expired_at for p, _ in rows],
+            [p.cancelled_at for p, _ in rows],
+            [p.sweep_tx_hash for p, _ in rows],
+            [sweepable for _, sweepable in rows],
+        )
 
 
 async def cancel_reason(conn: AsyncConnection, payment_id: str, reason: str) -> None:
@@ -399,12 +415,16 @@ async def payments_to_expire(conn: AsyncConnection, now: datetime, limit: int) -
 
 
 async def insert_events(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+    """Write payment events to the outbox, in order, in one statement."""
     if rows:
-        await (await driver(conn)).executemany(
+        await (await driver(conn)).execute(
             "INSERT INTO outbox (event_id, merchant_id, payment_id, event_type, subject, payload, created_at) "
-            "VALUES ($1::uuid, $2, $3, $4, $5, $6, $7)",
-            [(r["event_id"], r["merchant_id"], r["payment_id"], r["event_type"], r["subject"], r["payload"],
-              r["created_at"]) for r in rows],
+            "SELECT event_id, merchant_id, payment_id, event_type, subject, payload, created_at "
+            "FROM unnest($1::uuid[], $2::varchar[], $3::varchar[], $4::varchar[], $5::varchar[], $6::bytea[], "
+            "$7::timestamptz[]) WITH ORDINALITY "
+            "AS e(event_id, merchant_id, payment_id, event_type, subject, payload, created_at, n) ORDER BY n",
+            *([r[c] for r in rows] for c in ("event_id", "merchant_id", "payment_id", "event_type", "subject",
+                                             "payload", "created_at")),
         )
 
 
@@ -479,10 +499,13 @@ async def orphan_blocks(conn: AsyncConnection, chain_id: int, block_hashes: list
 
 
 async def lock_payments(conn: AsyncConnection, payment_ids: list[str]) -> list[PaymentRecord]:
+    """Lock payments in id order (so concurrent batches never deadlock)."""
     if not payment_ids:
         return []
-    query = select(P).where(P.c.id.in_(payment_ids)).order_by(P.c.id).with_for_update()
-    return [_payment(r) for r in await conn.execute(query)]
+    rows = await (await driver(conn)).fetch(
+        "SELECT * FROM payments WHERE id = ANY($1::varchar[]) ORDER BY id FOR UPDATE", payment_ids
+    )
+    return [_payment(r) for r in rows]
 
 
 # ---------------------------------------------------------------- watched addresses

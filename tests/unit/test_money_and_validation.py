@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from bip_utils import Bip39SeedGenerator, Bip44, Bip44Changes, Bip44Coins
+from eth_utils import to_checksum_address
+from google.protobuf.timestamp_pb2 import Timestamp
 from hypothesis import given
 from hypothesis import strategies as st
 
 from services.common.errors import InvalidArgument, NotFound
 from services.common.money import MAX_UINT256, parse_amount
+from services.ledger.convert import ts
 from services.ledger.domain import hd, paging
-from services.ledger.domain.validation import validate_metadata, validate_new_payment, validate_webhook_url
+from services.ledger.domain.validation import (
+    checksum_address,
+    validate_metadata,
+    validate_new_payment,
+    validate_webhook_url,
+)
 from tests.support.ledger import ANVIL_MNEMONIC
 
 
@@ -101,3 +109,32 @@ def test_private_keys_and_garbage_are_refused_as_xpub():
     assert hd.validate_derivation_path("") == "m/44'/60'/0'"
     with pytest.raises(InvalidArgument):
         hd.validate_derivation_path("m/44'/60'/x")
+
+
+@given(st.binary(min_size=20, max_size=20), st.lists(st.booleans(), min_size=40, max_size=40))
+def test_checksum_address_accepts_one_case_or_the_right_checksum(raw, upper):
+    lower = "0x" + raw.hex()
+    right = to_checksum_address(lower)
+    for accepted in (lower, "0x" + raw.hex().upper(), right, raw.hex()):
+        assert checksum_address(accepted, "to") == right
+    mixed = "0x" + "".join(c.upper() if u else c for c, u in zip(raw.hex(), upper, strict=True))
+    digits = mixed[2:]
+    if digits in (digits.lower(), digits.upper()) or mixed == right:
+        assert checksum_address(mixed, "to") == right
+    else:
+        with pytest.raises(InvalidArgument, match="wrong EIP-55 checksum"):
+            checksum_address(mixed, "to")
+
+
+@pytest.mark.parametrize("bad", ["", "0x", "0x" + "g" * 40, "0x" + "a" * 39, "0x" + "a" * 41, " 0x" + "a" * 40])
+def test_checksum_address_refuses_what_is_not_an_address(bad):
+    with pytest.raises(InvalidArgument, match="not an EVM address"):
+        checksum_address(bad, "treasury.address")
+
+
+@given(st.datetimes(min_value=datetime(1970, 1, 1), max_value=datetime(9999, 12, 31)), st.integers(-12, 12))
+def test_timestamps_are_exact(when, offset_hours):
+    aware = when.replace(tzinfo=UTC).astimezone(timezone(timedelta(hours=offset_hours)))
+    expected = Timestamp()
+    expected.FromDatetime(aware.astimezone(UTC))
+    assert ts(aware) == expected

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from urllib.parse import urlsplit
 
-from eth_utils import is_address, to_checksum_address
+from eth_utils import to_checksum_address
 
 from services.common.chains import Asset, Chains
 from services.common.errors import InvalidArgument, NotFound
@@ -122,10 +124,21 @@ def page_size(requested: int) -> int:
     return requested
 
 
+_HEX_ADDRESS = re.compile(r"^(0[xX])?[0-9a-fA-F]{40}$")
+
+
+@lru_cache(maxsize=65_536)
 def checksum_address(value: str, field: str) -> str:
-    if not is_address(value):
+    """The EIP-55 form of an EVM address; InvalidArgument if it is not one, or
+    if it is mixed-case with a wrong checksum. Cached: the chain-event consumer
+    sees the same senders, tokens and deposit addresses again and again."""
+    if not _HEX_ADDRESS.match(value):
         raise InvalidArgument(f"{field} is not an EVM address: {value[:64]!r}")
-    return to_checksum_address(value)
+    checksummed = to_checksum_address(value)  # one keccak; eth_utils.is_address would add another
+    digits = value[-40:]
+    if digits not in (digits.lower(), digits.upper()) and digits != checksummed[2:]:
+        raise InvalidArgument(f"{field} has a wrong EIP-55 checksum (mixed case that does not match): {value!r}")
+    return checksummed
 
 
 def validate_webhook_url(url: str) -> str:
