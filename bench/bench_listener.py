@@ -39,8 +39,10 @@ from paymesh.ledger.v1 import ledger_internal_service_pb2_grpc as igrpc
 from paymesh.ledger.v1 import payment_service_pb2 as spb
 from paymesh.listener.v1 import listener_service_pb2 as lpb
 from paymesh.listener.v1 import listener_service_pb2_grpc as lgrpc
+from prometheus_client.parser import text_string_to_metric_families
 
 from bench.common import summary_ms, write_section
+from services.ledger.consumers import LEDGER_DURABLE
 from tests.support.ledger import ADMIN_TOKEN, INTERNAL_TOKEN, create_merchant, fresh_xpub, write_chains_file
 from tools import devstack, pay
 from tools.services import ServiceProcess
@@ -221,6 +223,21 @@ async def throughput_phase(node: Node, listener: Listener, events: Events, ledge
             "ledger_rate": n / ledger_done, "ledger_s": ledger_done}
 
 
+def consumer_batches(metrics_port: int) -> tuple[float, float]:
+    """(batches, messages) the ledger's chain-event consumer has handled so far."""
+    text = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
+    batches = messages = 0.0
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.labels.get("durable") != LEDGER_DURABLE:
+                continue
+            if sample.name == "paymesh_nats_batch_size_count":
+                batches = sample.value
+            elif sample.name == "paymesh_nats_batch_size_sum":
+                messages = sample.value
+    return batches, messages
+
+
 def _log_events(path: Path, offset: int) -> list[dict]:
     out = []
     with path.open("rb") as f:
@@ -352,7 +369,8 @@ async def main(args) -> str:
             }
             ledger = ServiceProcess("services.ledger", env, work / "ledger.log", devstack.free_port())
             procs.append(ledger)
-            await asyncio.to_thread(ledger.start)
+            ledger_metrics = devstack.free_port()
+            await asyncio.to_thread(ledger.start, {"PAYMESH_METRICS_PORT": str(ledger_metrics)})
             env["PAYMESH_LEDGER_ADDR"] = f"127.0.0.1:{ledger.port}"
             proc = ServiceProcess("services.listener", env, work / "listener.log", devstack.free_port())
             procs.append(proc)
@@ -371,9 +389,13 @@ async def main(args) -> str:
                   f"p99 {lat_listener['p99']:.1f} ms")
             print(f"detection latency, block mined -> ledger DETECTED event: p50 {lat_ledger['p50']:.1f} ms, "
                   f"p99 {lat_ledger['p99']:.1f} ms")
+            batches_before = await asyncio.to_thread(consumer_batches, ledger_metrics)
             tp = await throughput_phase(node, listener, events, ledger.port, merchant, args.transfers)
+            batches_after = await asyncio.to_thread(consumer_batches, ledger_metrics)
+            tp["mean_batch"] = ((batches_after[1] - batches_before[1]) / max(1, batches_after[0] - batches_before[0]))
             print(f"throughput: {tp['transfers']} transfers in {tp['blocks']} blocks: listener published "
-                  f"{tp['listener_rate']:.0f}/s, ledger detected {tp['ledger_rate']:.0f}/s end to end")
+                  f"{tp['listener_rate']:.0f}/s, ledger detected {tp['ledger_rate']:.0f}/s end to end "
+                  f"(ledger consumer batches of {tp['mean_batch']:.1f} events on average)")
             cu = await catchup_phase(node, listener, args.catchup_blocks)
             print(f"catch-up over {cu['blocks']} empty blocks: {cu['step_rate']:.0f} blocks/s while scanning, "
                   f"{cu['wall_rate']:.0f} blocks/s wall clock from resuming; caught up {cu['from_serving_s']:.2f} s "

@@ -24,6 +24,15 @@ def plain_url(url: str) -> str:
     return async_url(url).replace("postgresql+asyncpg://", "postgresql://", 1)
 
 
+# Prepared statements (asyncpg prepares every statement) switch to a cached
+# generic plan after five runs, and keep it until the table is next analyzed.
+# A generic plan made while a table was small scans it sequentially for every
+# key of a batch lookup once it has grown (measured: 0.7 ms per key at 10,000
+# payments, so 180 ms per 256-event batch). Custom plans look at the table's
+# current size each time, for ~0.1 ms of planning.
+CUSTOM_PLANS = {"plan_cache_mode": "force_custom_plan"}
+
+
 def create_engine(url: str, pool_size: int) -> AsyncEngine:
     return create_async_engine(
         async_url(url),
@@ -33,6 +42,7 @@ def create_engine(url: str, pool_size: int) -> AsyncEngine:
         # fails its statement, is discarded, and the caller's retry gets a new one.
         pool_pre_ping=False,
         pool_recycle=1800,
+        connect_args={"server_settings": CUSTOM_PLANS},
     )
 
 

@@ -20,6 +20,12 @@ NATS_MESSAGES = Counter(
     "JetStream messages handled by a consumer, by durable name and outcome (ack, nak, term).",
     ["durable", "outcome"],
 )
+NATS_BATCH_SIZE = Histogram(
+    "paymesh_nats_batch_size",
+    "Messages per batch handed to a consumer's handler, by durable name (large batches: a backlog).",
+    ["durable"],
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
+)
 NATS_PUBLISHED = Counter(
     "paymesh_nats_published_total",
     "Messages published to JetStream, by stream and whether JetStream saw a duplicate id.",

@@ -24,7 +24,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, S
 from nats.js.errors import BadRequestError, NotFoundError
 
 from services.common.failpoints import failpoint
-from services.common.metrics import NATS_MESSAGES, NATS_PUBLISHED
+from services.common.metrics import NATS_BATCH_SIZE, NATS_MESSAGES, NATS_PUBLISHED
 
 log = structlog.get_logger("nats")
 
@@ -203,6 +203,7 @@ async def run_pull_consumer(
     handler returned (i.e. after its DB commit). A message is dead-lettered when
     the handler says DEAD, or when it keeps failing up to max_deliver."""
     sub = await js.pull_subscribe_bind(durable=durable, stream=stream)
+    batch_size = NATS_BATCH_SIZE.labels(durable)
     try:
         while not stop.is_set():
             try:
@@ -213,6 +214,7 @@ async def run_pull_consumer(
                 continue
             if not msgs:
                 continue
+            batch_size.observe(len(msgs))
             try:
                 results = await handler(msgs)
             except Exception:  # noqa: BLE001 - leave the batch unacked; it is redelivered

@@ -279,9 +279,18 @@ def _transfer(row: Any) -> TransferRecord:
     )
 
 
+# Batch lookups by key are written as one index probe per key (LATERAL ...
+# OFFSET 0 keeps the planner from flattening them into a join). With `= ANY`,
+# tables that grew since the last ANALYZE (a new deployment, a burst) get
+# estimates from default selectivities and a sequential scan per batch, which
+# slows every batch as the table grows.
+
+
 async def transfers_of_many(conn: AsyncConnection, payment_ids: list[str]) -> dict[str, list[TransferRecord]]:
     rows = await (await driver(conn)).fetch(
-        "SELECT * FROM transfers WHERE payment_id = ANY($1::varchar[]) ORDER BY id", payment_ids
+        "SELECT t.* FROM unnest($1::varchar[]) AS k(payment_id) CROSS JOIN LATERAL "
+        "(SELECT * FROM transfers x WHERE x.payment_id = k.payment_id OFFSET 0) t ORDER BY t.id",
+        sorted(set(payment_ids)),  # each key once: a repeated key would repeat its rows
     )
     out: dict[str, list[TransferRecord]] = {}
     for r in rows:
@@ -292,9 +301,10 @@ async def transfers_of_many(conn: AsyncConnection, payment_ids: list[str]) -> di
 async def lock_payments_by_address(conn: AsyncConnection, chain_id: int, addresses: list[str]) -> dict[str, PaymentRecord]:
     """Lock the payments of these deposit addresses (in id order, so batches never deadlock)."""
     rows = await (await driver(conn)).fetch(
-        "SELECT p.* FROM payments p JOIN deposit_addresses d ON d.payment_id = p.id "
-        "WHERE d.chain_id = $1 AND d.address = ANY($2::varchar[]) ORDER BY p.id FOR UPDATE OF p",
-        chain_id, addresses,
+        "SELECT p.* FROM unnest($2::varchar[]) AS k(address) CROSS JOIN LATERAL "
+        "(SELECT payment_id FROM deposit_addresses d WHERE d.chain_id = $1 AND d.address = k.address OFFSET 0) d "
+        "JOIN payments p ON p.id = d.payment_id ORDER BY p.id FOR UPDATE OF p",
+        chain_id, sorted(set(addresses)),
     )
     return {r["deposit_address"]: _payment(r) for r in rows}
 
