@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
@@ -50,10 +51,21 @@ class Service(Protocol):
     async def stop(self) -> None: ...
 
 
+def tune_gc() -> None:
+    """Once started: move everything built so far (modules, descriptors, config)
+    out of the collector's sight, and collect young objects less often. Almost
+    all request garbage is freed by reference counting; the cyclic collector
+    re-scanning it every 700 allocations cost ~5 % of CreatePayment throughput."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(10_000, 20, 20)
+
+
 async def run_until_stopped(app: Service) -> None:
     """Start the service, serve until SIGTERM or SIGINT, then stop it gracefully."""
     stop = asyncio.Event()
     install_stop_signals(stop)
     await app.start()
+    tune_gc()
     await stop.wait()
     await app.stop()
