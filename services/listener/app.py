@@ -15,6 +15,7 @@ from paymesh.listener.v1 import listener_service_pb2_grpc as lgrpc
 from services.common import nats_helpers
 from services.common.chains import ChainConfig, load_chains
 from services.common.grpc_server import GrpcServer
+from services.common.lease import KvLease, ensure_bucket
 from services.common.lifecycle import run_until_stopped
 from services.common.logging import configure_logging
 from services.common.metrics import start_metrics_server
@@ -80,8 +81,8 @@ class ListenerApp:
         self.nc = await nats_helpers.connect(s.nats_url, f"paymesh-listener-{s.replica_id}")
         js = self.nc.jetstream()
         await nats_helpers.ensure_streams(js)
-        state_kv = await kv.ensure_bucket(js, s.state_bucket, description="listener cursors and recent block hashes")
-        lease_kv = await kv.ensure_bucket(js, s.lease_bucket, ttl=s.lease_ttl_seconds,
+        state_kv = await ensure_bucket(js, s.state_bucket, description="listener cursors and recent block hashes")
+        lease_kv = await ensure_bucket(js, s.lease_bucket, ttl=s.lease_ttl_seconds,
                                           description="listener leader leases per chain")
         self.ledger_channel = grpc.aio.insecure_channel(
             s.ledger_addr, options=[("grpc.max_receive_message_length", 64 * 1024 * 1024)]
@@ -119,7 +120,7 @@ class ListenerApp:
             feed = AddressFeed(
                 self.ledger_channel, token, chain.chain_id, scanner.add_addresses, scanner.snapshot_loaded
             )
-            lease = kv.Lease(lease_kv, chain.chain_id, s.replica_id)
+            lease = KvLease(lease_kv, f"chain-{chain.chain_id}", s.replica_id)
             self.workers[chain.chain_id] = ChainWorker(
                 chain, rpc, follower, scanner, feed, lease, s.lease_ttl_seconds
             )

@@ -1,9 +1,8 @@
-"""NATS key-value state of the listener: per-chain cursor + recent block hashes
-(fenced by revision), and the per-chain leader lease (a key in a bucket whose
-TTL expires it when the leader stops renewing).
+"""NATS key-value state of the listener: per-chain cursor + recent block hashes,
+fenced by revision. Bucket `listener-state`, key `chain-<id>`, JSON.
 
-Buckets: `listener-state` (key `chain-<id>`, JSON) and `listener-leases`
-(key `chain-<id>`, value: the holder's replica id).
+The per-chain leader lease (bucket `listener-leases`, key `chain-<id>`, value:
+the holder's replica id) is services.common.lease.KvLease, shared with the sweeper.
 """
 
 from __future__ import annotations
@@ -13,27 +12,10 @@ import time
 from dataclasses import dataclass, field
 
 import structlog
-from nats.js import JetStreamContext
-from nats.js.api import KeyValueConfig, StorageType
-from nats.js.errors import BucketNotFoundError, KeyDeletedError, KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.errors import KeyDeletedError, KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
 log = structlog.get_logger("listener.kv")
-
-
-async def ensure_bucket(
-    js: JetStreamContext, name: str, *, ttl: float | None = None, description: str = ""
-) -> KeyValue:
-    try:
-        return await js.key_value(name)
-    except BucketNotFoundError:
-        pass
-    try:
-        return await js.create_key_value(
-            KeyValueConfig(bucket=name, history=1, ttl=ttl, storage=StorageType.FILE, description=description)
-        )
-    except Exception:  # noqa: BLE001 - created concurrently by another replica
-        return await js.key_value(name)
 
 
 class StateConflict(Exception):
@@ -122,53 +104,3 @@ class StateStore:
         except KeyWrongLastSequenceError:
             self._revision = None
             raise StateConflict(f"{self.key} was written by another replica") from None
-
-
-class Lease:
-    """Leadership of one chain: a key only one replica can create; it lives while
-    the holder renews it (update at its revision) and expires with the bucket's TTL."""
-
-    def __init__(self, kv: KeyValue, chain_id: int, holder: str) -> None:
-        self._kv = kv
-        self.key = f"chain-{chain_id}"
-        self.holder = holder
-        self._revision: int | None = None
-
-    @property
-    def held(self) -> bool:
-        return self._revision is not None
-
-    async def try_acquire(self) -> bool:
-        try:
-            self._revision = await self._kv.create(self.key, self.holder.encode())
-            return True
-        except KeyWrongLastSequenceError:
-            self._revision = None
-            return False
-
-    async def renew(self) -> bool:
-        """False when the lease was lost (expired and taken, or deleted)."""
-        if self._revision is None:
-            return False
-        try:
-            self._revision = await self._kv.update(self.key, self.holder.encode(), last=self._revision)
-            return True
-        except KeyWrongLastSequenceError:
-            self._revision = None
-            return False
-
-    async def release(self) -> None:
-        if self._revision is None:
-            return
-        revision, self._revision = self._revision, None
-        try:
-            await self._kv.delete(self.key, last=revision)
-        except KeyWrongLastSequenceError:
-            pass
-
-    async def current_holder(self) -> str:
-        try:
-            entry = await self._kv.get(self.key)
-            return (entry.value or b"").decode(errors="replace")
-        except (KeyNotFoundError, KeyDeletedError):
-            return ""

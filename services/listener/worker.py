@@ -14,10 +14,10 @@ import time
 import structlog
 
 from services.common.chains import ChainConfig
+from services.common.lease import KvLease
 from services.listener import metrics
 from services.listener.address_feed import AddressFeed
 from services.listener.heads import HeadFollower, Mode, set_mode_metric
-from services.listener.kv import Lease
 from services.listener.rpc import HttpRpc
 from services.listener.scanner import ChainScanner
 
@@ -32,7 +32,7 @@ class ChainWorker:
         follower: HeadFollower,
         scanner: ChainScanner,
         feed: AddressFeed,
-        lease: Lease,
+        lease: KvLease,
         lease_ttl: float,
     ) -> None:
         self.chain = chain
@@ -100,7 +100,7 @@ class ChainWorker:
             feed.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await feed
-            if self.lease.held:
+            if self.lease.revision is not None:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(self.lease.release(), timeout=2)
                 log.info("lease released", chain_id=self.chain_id)
@@ -131,7 +131,7 @@ class ChainWorker:
             metrics.LEADER.labels(label).set(0)
             set_mode_metric(self.chain_id, Mode.STANDBY)
         log.warning("no longer leading chain", chain_id=self.chain_id)
-        if self.lease.held:  # stopped for another reason than a lost lease: let another replica lead
+        if self.lease.revision is not None:  # stopped for another reason than a lost lease: let another replica lead
             with contextlib.suppress(Exception):
                 await self.lease.release()
 
