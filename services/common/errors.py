@@ -41,3 +41,9 @@ class PermissionDenied(DomainError):
 
 class Unavailable(DomainError):
     """A dependency is down; retrying later may succeed (UNAVAILABLE)."""
+
+
+class MalformedResponse(ValueError):
+    """Untrusted data from outside (an RPC node's answer) is not the shape that was
+    asked for. Not a DomainError: it never reaches a caller of our APIs; the code
+    that talks to the outside logs it and retries."""

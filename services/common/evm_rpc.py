@@ -15,22 +15,30 @@ from it (nonce too low, insufficient funds, already known, ...) is the caller's
 to interpret and is never retried here.
 
 Quantities are returned as Python ints; hashes and data as 0x-hex strings.
+`batch` sends one method with many parameter lists as JSON-RPC batches (and
+falls back to single calls for nodes that refuse batches). A service adapts
+the client by subclassing: its own metrics (`_observe`, `_count_error`), error
+class (`error_class`) and what counts as transient (`is_transient`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import time
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
 import httpx
 import structlog
 from prometheus_client import Counter, Histogram
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
+from services.common.errors import MalformedResponse
+
 log = structlog.get_logger("evm_rpc")
+T = TypeVar("T")
 
 RPC_SECONDS = Histogram(
     "paymesh_evm_rpc_seconds",
@@ -54,10 +62,6 @@ class RpcUnavailable(Exception):
     """The node could not be reached or answered with an HTTP error."""
 
 
-class MalformedResponse(Exception):
-    """The node's answer is not the JSON-RPC shape that was asked for."""
-
-
 class RpcError(Exception):
     """The node answered with a JSON-RPC error object."""
 
@@ -69,38 +73,26 @@ class RpcError(Exception):
         self.data = data
 
 
-def _transient(exc: BaseException) -> bool:
-    if isinstance(exc, RpcUnavailable | MalformedResponse):
-        return True
-    if isinstance(exc, RpcError):
-        return exc.method not in _NO_RETRY_ON_ERROR and exc.code not in _PERMANENT_CODES
-    return False
-
-
-def _kind(exc: BaseException) -> str:
-    if isinstance(exc, RpcError):
-        return "rpc_error"
-    if isinstance(exc, MalformedResponse):
-        return "malformed"
-    return "unavailable"
-
-
-def _check_reply(reply: Any, method: str, expected_id: int) -> Any:
+def check_reply(reply: Any, method: str, expected_id: int, error_class: type[RpcError] = RpcError) -> Any:
     if not isinstance(reply, dict):
         raise MalformedResponse(f"{method}: expected a JSON-RPC object, got {type(reply).__name__}")
     error = reply.get("error")
     if error is not None:
         if isinstance(error, dict):
             code = error.get("code")
-            raise RpcError(
+            raise error_class(
                 method, code if isinstance(code, int) else None, str(error.get("message", ""))[:500], error.get("data")
             )
-        raise RpcError(method, None, str(error)[:500])
+        raise error_class(method, None, str(error)[:500])
     if reply.get("id") != expected_id:
         raise MalformedResponse(f"{method}: reply id {reply.get('id')!r} does not match request id {expected_id}")
     if "result" not in reply:
         raise MalformedResponse(f"{method}: reply has neither result nor error")
     return reply["result"]
+
+
+class _BatchRefused(Exception):
+    """The node answered a batch with a single error object: it does not do batches."""
 
 
 def quantity(value: Any, what: str) -> int:
@@ -120,6 +112,8 @@ def hex_quantity(value: int) -> str:
 class EvmRpc:
     """JSON-RPC over HTTP to one chain's node, with retries of transient failures."""
 
+    error_class: type[RpcError] = RpcError  # what a JSON-RPC error object raises
+
     def __init__(
         self,
         url: str,
@@ -128,6 +122,7 @@ class EvmRpc:
         caller: str = "",
         timeout: float = 10.0,
         attempts: int = 3,
+        max_batch: int = 100,
         trust_env: bool = False,
         client: httpx.AsyncClient | None = None,
     ) -> None:
@@ -135,6 +130,7 @@ class EvmRpc:
         self.chain_id = chain_id
         self._labels = (str(chain_id), caller or "-")
         self._attempts = max(1, attempts)
+        self.max_batch = max(1, max_batch)
         self._ids = itertools.count(1)
         self._own_client = client is None
         self._client = client or httpx.AsyncClient(
@@ -145,60 +141,147 @@ class EvmRpc:
         )
         self.last_error: str = ""
         self.last_ok_at: float = 0.0
+        self._failures_in_row = 0
+        self.batching = True  # off once the node refuses a batch
 
     async def aclose(self) -> None:
         if self._own_client:
             await self._client.aclose()
 
+    # ------------------------------------------------------------------ what subclasses adapt
+
+    def is_transient(self, exc: BaseException) -> bool:
+        """Whether another attempt can succeed."""
+        if isinstance(exc, RpcUnavailable | MalformedResponse):
+            return True
+        if isinstance(exc, RpcError):
+            return exc.method not in _NO_RETRY_ON_ERROR and exc.code not in _PERMANENT_CODES
+        return False
+
+    def error_kind(self, exc: BaseException) -> str:
+        if isinstance(exc, RpcError):
+            return "rpc_error"
+        if isinstance(exc, MalformedResponse):
+            return "malformed"
+        return "unavailable"
+
+    def _observe(self, label: str, seconds: float) -> None:
+        RPC_SECONDS.labels(self._labels[0], label, self._labels[1]).observe(seconds)
+
+    def _count_error(self, label: str, exc: BaseException) -> None:
+        RPC_ERRORS.labels(self._labels[0], label, self._labels[1], self.error_kind(exc)).inc()
+
     # ------------------------------------------------------------------ transport
 
-    async def _post(self, body: Any, method: str) -> Any:
+    async def _post(self, body: Any, label: str) -> Any:
         started = time.perf_counter()
         try:
             response = await self._client.post(self.url, content=json.dumps(body, separators=(",", ":")))
         except httpx.HTTPError as exc:
-            raise RpcUnavailable(f"{method}: {type(exc).__name__}: {exc or 'no answer'}") from None
+            raise RpcUnavailable(f"{label}: {type(exc).__name__}: {exc or 'no answer'}") from None
         finally:
-            RPC_SECONDS.labels(*self._labels[:1], method, self._labels[1]).observe(time.perf_counter() - started)
+            self._observe(label, time.perf_counter() - started)
         if response.status_code != 200:
-            raise RpcUnavailable(f"{method}: HTTP {response.status_code}: {response.text[:200]!r}")
+            raise RpcUnavailable(f"{label}: HTTP {response.status_code}: {response.text[:200]!r}")
         try:
             return json.loads(response.content)
         except ValueError:
-            raise MalformedResponse(f"{method}: not JSON: {response.content[:120]!r}") from None
+            raise MalformedResponse(f"{label}: not JSON: {response.content[:120]!r}") from None
 
-    async def call(self, method: str, params: Sequence[Any] = ()) -> Any:
-        """One JSON-RPC call; transient failures are retried `attempts` times in all."""
+    async def _retrying(self, label: str, once: Callable[[], Awaitable[T]]) -> T:
+        """Run `once` until it succeeds, fails for good, or `attempts` are used up."""
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self._attempts),
             wait=wait_exponential_jitter(multiplier=0.05, max=1.0, jitter=0.05),
-            retry=retry_if_exception(_transient),
+            retry=retry_if_exception(self.is_transient),
             reraise=True,
         )
         async for attempt in retrying:
             with attempt:
-                request_id = next(self._ids)
                 try:
-                    reply = await self._post(
-                        {"jsonrpc": "2.0", "id": request_id, "method": method, "params": list(params)}, method
-                    )
-                    result = _check_reply(reply, method, request_id)
+                    result = await once()
                 except Exception as exc:
-                    self.last_error = str(exc)[:500]
-                    RPC_ERRORS.labels(self._labels[0], method, self._labels[1], _kind(exc)).inc()
-                    if not (isinstance(exc, RpcError) and method in _NO_RETRY_ON_ERROR):
-                        log.warning(
-                            "rpc call failed",
-                            chain_id=self.chain_id,
-                            method=method,
-                            attempt=attempt.retry_state.attempt_number,
-                            error=self.last_error,
-                            will_retry=_transient(exc) and attempt.retry_state.attempt_number < self._attempts,
-                        )
+                    self._failed(label, exc, attempt.retry_state.attempt_number)
                     raise
                 self.last_ok_at = time.monotonic()
+                self.last_error = ""
+                if self._failures_in_row:
+                    log.info("rpc calls succeed again", chain_id=self.chain_id, after_failures=self._failures_in_row)
+                    self._failures_in_row = 0
                 return result
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _failed(self, label: str, exc: Exception, attempt: int) -> None:
+        self.last_error = str(exc)[:500]
+        self._count_error(label, exc)
+        if isinstance(exc, RpcError) and exc.method in _NO_RETRY_ON_ERROR:
+            return  # an answer (nonce too low, revert, ...) for the caller, not a fault
+        # Every failure is counted; a long outage logs its first few and then every 100th.
+        self._failures_in_row += 1
+        n = self._failures_in_row
+        (log.warning if n <= 3 or n % 100 == 0 else log.debug)(
+            "rpc call failed",
+            chain_id=self.chain_id,
+            method=label,
+            attempt=attempt,
+            error=self.last_error,
+            will_retry=self.is_transient(exc) and attempt < self._attempts,
+            failures_in_row=n,
+        )
+
+    async def call(self, method: str, params: Sequence[Any] = ()) -> Any:
+        """One JSON-RPC call; transient failures are retried `attempts` times in all."""
+
+        async def once() -> Any:
+            request_id = next(self._ids)
+            reply = await self._post({"jsonrpc": "2.0", "id": request_id, "method": method, "params": list(params)},
+                                     method)
+            return check_reply(reply, method, request_id, self.error_class)
+
+        return await self._retrying(method, once)
+
+    async def batch(self, method: str, params_list: Sequence[Sequence[Any]]) -> list[Any]:
+        """The same method with many parameter lists, `max_batch` per HTTP request
+        (requests sent concurrently); results in order."""
+        chunks = [params_list[i : i + self.max_batch] for i in range(0, len(params_list), self.max_batch)]
+        parts = await asyncio.gather(*(self._batch_once(method, chunk) for chunk in chunks))
+        return [r for part in parts for r in part]
+
+    async def _batch_once(self, method: str, params_list: Sequence[Sequence[Any]]) -> list[Any]:
+        if not params_list:
+            return []
+        if len(params_list) == 1 or not self.batching:
+            return list(await asyncio.gather(*(self.call(method, p) for p in params_list)))
+        label = f"batch:{method}"
+
+        async def once() -> list[Any]:
+            ids = [next(self._ids) for _ in params_list]
+            body = [
+                {"jsonrpc": "2.0", "id": i, "method": method, "params": list(p)}
+                for i, p in zip(ids, params_list, strict=True)
+            ]
+            reply = await self._post(body, label)
+            if isinstance(reply, dict) and isinstance(reply.get("error"), dict):
+                raise _BatchRefused(str(reply["error"].get("message", ""))[:200])
+            if isinstance(reply, dict):
+                raise MalformedResponse(f"{label}: expected a list of replies, got one object")
+            if not isinstance(reply, list):
+                raise MalformedResponse(f"{label}: expected a list of replies, got {type(reply).__name__}")
+            by_id = {r.get("id"): r for r in reply if isinstance(r, dict)}
+            out = []
+            for i in ids:
+                if i not in by_id:
+                    raise MalformedResponse(f"{label}: no reply for request id {i} ({len(reply)} replies)")
+                out.append(check_reply(by_id[i], method, i, self.error_class))
+            return out
+
+        try:
+            return await self._retrying(label, once)
+        except _BatchRefused as exc:
+            log.warning("the node refuses JSON-RPC batches; sending calls one by one", chain_id=self.chain_id,
+                        error=str(exc))
+            self.batching = False
+            return await self._batch_once(method, params_list)
 
     # ------------------------------------------------------------------ typed helpers
 

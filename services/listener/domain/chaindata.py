@@ -11,11 +11,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from services.common.errors import MalformedResponse
 from services.listener.domain.addresses import BadAddress, address_bytes
-
-
-class MalformedResponse(ValueError):
-    """The node answered something that is not a valid JSON-RPC result."""
 
 
 def quantity(value: Any, field: str) -> int:
