@@ -70,8 +70,10 @@ class LedgerApp:
             ack_wait=s.consumer_ack_wait_seconds,
         )
 
+        publisher = nats_helpers.JetStreamPublisher(self.nc)
+
         async def publish(items):
-            return await nats_helpers.publish_many(js, nats_helpers.PAYMENTS_STREAM.name, items)
+            return await publisher.publish_many(nats_helpers.PAYMENTS_STREAM.name, items)
 
         relay = OutboxRelay(
             self.engine,

@@ -87,7 +87,7 @@ class ListenerApp:
         self.ledger_channel = grpc.aio.insecure_channel(
             s.ledger_addr, options=[("grpc.max_receive_message_length", 64 * 1024 * 1024)]
         )
-        publisher = ChainPublisher(js)
+        publisher = ChainPublisher(nats_helpers.JetStreamPublisher(self.nc))
         token = s.internal_token.get_secret_value()
         for chain in self.chains:
             rpc = HttpRpc(chain.rpc_url, chain_id=chain.chain_id, timeout=s.rpc_timeout_seconds,

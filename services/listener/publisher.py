@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from google.protobuf.timestamp_pb2 import Timestamp
-from nats.js import JetStreamContext
 from paymesh.events.v1 import chain_events_pb2 as cpb
 
 from services.common import nats_helpers
@@ -56,8 +55,8 @@ class ChainPublisher:
     """Publishes pipelined, in order (one connection, one stream: JetStream
     stores them in the order sent), and returns when all are acknowledged."""
 
-    def __init__(self, js: JetStreamContext, chunk: int = 1000) -> None:
-        self._js = js
+    def __init__(self, jetstream: nats_helpers.JetStreamPublisher, chunk: int = 1000) -> None:
+        self._jetstream = jetstream
         self._chunk = chunk
 
     async def publish(self, events: Sequence[ChainEvent]) -> int:
@@ -66,6 +65,6 @@ class ChainPublisher:
         for start in range(0, len(events), self._chunk):
             part = events[start : start + self._chunk]
             items = [(subject(e.chain_id, e.kind), encode(e), e.msg_id) for e in part]
-            duplicates = await nats_helpers.publish_many(self._js, nats_helpers.CHAIN_STREAM.name, items)
+            duplicates = await self._jetstream.publish_many(nats_helpers.CHAIN_STREAM.name, items)
             fresh += sum(1 for d in duplicates if not d)
         return fresh

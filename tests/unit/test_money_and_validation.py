@@ -126,7 +126,9 @@ def test_checksum_address_accepts_one_case_or_the_right_checksum(raw, upper):
             checksum_address(mixed, "to")
 
 
-@pytest.mark.parametrize("bad", ["", "0x", "0x" + "g" * 40, "0x" + "a" * 39, "0x" + "a" * 41, " 0x" + "a" * 40])
+@pytest.mark.parametrize(
+    "bad", ["", "0x", "0x" + "g" * 40, "0x" + "a" * 39, "0x" + "a" * 41, " 0x" + "a" * 40, "0x" + "a" * 40 + "\n"]
+)
 def test_checksum_address_refuses_what_is_not_an_address(bad):
     with pytest.raises(InvalidArgument, match="not an EVM address"):
         checksum_address(bad, "treasury.address")

@@ -124,7 +124,7 @@ def page_size(requested: int) -> int:
     return requested
 
 
-_HEX_ADDRESS = re.compile(r"^(0[xX])?[0-9a-fA-F]{40}$")
+_HEX_ADDRESS = re.compile(r"(0[xX])?[0-9a-fA-F]{40}")
 
 
 @lru_cache(maxsize=65_536)
@@ -132,7 +132,7 @@ def checksum_address(value: str, field: str) -> str:
     """The EIP-55 form of an EVM address; InvalidArgument if it is not one, or
     if it is mixed-case with a wrong checksum. Cached: the chain-event consumer
     sees the same senders, tokens and deposit addresses again and again."""
-    if not _HEX_ADDRESS.match(value):
+    if not _HEX_ADDRESS.fullmatch(value):
         raise InvalidArgument(f"{field} is not an EVM address: {value[:64]!r}")
     checksummed = to_checksum_address(value)  # one keccak; eth_utils.is_address would add another
     digits = value[-40:]
