@@ -157,7 +157,7 @@ transaction). Target: ≥ 2,000/s.
 Where the time went (py-spy on the ledger at 16 clients; each step measured
 alone): the outbox relay cost a fifth of the ledger's CPU while it took one
 event per round trip through SQLAlchemy and a task per publish; it now claims
-and marks a batch in one asyncpg statement, publishes with `publish_async` and
+and marks a batch in one asyncpg statement, publishes pipelined (one inbox, no task per message) and
 lingers 5 ms between partial batches (~1,050 → ~1,530/s). Group commit (requests
 that arrive together share one insert and one fsync) took it to ~1,700/s;
 freezing startup objects out of the garbage collector added ~5 %. The
