@@ -21,8 +21,7 @@ async def create_hot_pool(url: str, size: int) -> asyncpg.Pool:
     """A raw asyncpg pool for the hot paths (CreatePayment, the outbox relay): one
     statement, one round trip, no ORM overhead. Everything else goes through SQLAlchemy."""
     return await asyncpg.create_pool(
-        db.plain_url(url), min_size=1, max_size=size, command_timeout=30, reset=_keep_session,
-        server_settings=db.CUSTOM_PLANS,  # the relay's claim must keep using its partial index as the outbox grows
+        db.plain_url(url), min_size=1, max_size=size, command_timeout=30, reset=_keep_session
     )
 
 

@@ -452,6 +452,11 @@ RETURNING id, event_id::text, subject, payload
 async def claim_unpublished(conn: asyncpg.Connection, limit: int, now: datetime) -> list[asyncpg.Record]:
     """Up to `limit` unpublished events, oldest first, marked published in the
     caller's (still open) transaction."""
+    # A custom plan for this transaction: a generic plan cached while the outbox was
+    # small would scan it whole once it holds days of published events (see
+    # services/common/db.py). Not pool-wide: planning CreatePayment's statement
+    # afresh every time would cost more than it saves.
+    await conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
     rows = await conn.fetch(CLAIM_OUTBOX_SQL, now, limit)
     return sorted(rows, key=lambda r: r["id"])
 
