@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-from collections.abc import Awaitable, Callable
-from typing import Protocol
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, Protocol
 
 import structlog
 
@@ -43,6 +43,20 @@ async def stop_tasks(tasks: list[asyncio.Task], timeout: float = 5.0) -> None:
             task.cancel()
         except Exception:  # noqa: BLE001
             log.exception("background task failed", task=task.get_name())
+
+
+async def close_connections(*, rpcs: Iterable[Any] = (), ledger_channel: Any = None, nc: Any = None) -> None:
+    """Close what a service opened to the outside, last thing on the way out: chain
+    RPC clients, its gRPC channel to the ledger, and NATS (drained, so what was
+    published is flushed). A client that fails to close is ignored: the process ends."""
+    for rpc in rpcs:
+        with contextlib.suppress(Exception):
+            await rpc.aclose()
+    if ledger_channel is not None:
+        await ledger_channel.close()
+    if nc is not None:
+        with contextlib.suppress(Exception):
+            await nc.drain()
 
 
 class Service(Protocol):

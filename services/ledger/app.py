@@ -5,7 +5,6 @@ relay, expiry, health watch)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from datetime import timedelta
 
 import structlog
@@ -17,7 +16,7 @@ from sqlalchemy import text
 from services.common import nats_helpers
 from services.common.chains import load_chains
 from services.common.grpc_server import GrpcServer
-from services.common.lifecycle import run_until_stopped, stop_tasks, watch_health
+from services.common.lifecycle import close_connections, run_until_stopped, stop_tasks, watch_health
 from services.common.logging import configure_logging
 from services.common.metrics import start_metrics_server
 from services.ledger.address_feed import AddressFeed
@@ -150,9 +149,7 @@ class LedgerApp:
         await self.grpc.stop(self.settings.shutdown_grace_seconds)
         self.stop_event.set()
         await stop_tasks(self._tasks)
-        if self.nc is not None:
-            with contextlib.suppress(Exception):
-                await self.nc.drain()
+        await close_connections(nc=self.nc)
         if self.hot_pool is not None:
             await self.hot_pool.close()
         await self.engine.dispose()

@@ -16,7 +16,7 @@ from sqlalchemy import text
 
 from services.common import nats_helpers
 from services.common.grpc_server import GrpcServer
-from services.common.lifecycle import run_until_stopped, stop_tasks, watch_health
+from services.common.lifecycle import close_connections, run_until_stopped, stop_tasks, watch_health
 from services.common.logging import configure_logging
 from services.common.metrics import start_metrics_server
 from services.notifier import repository as repo
@@ -171,11 +171,7 @@ class NotifierApp:
             await self.writer.close()
         if self.sender is not None:
             await self.sender.aclose()
-        if self.ledger_channel is not None:
-            await self.ledger_channel.close()
-        if self.nc is not None:
-            with contextlib.suppress(Exception):
-                await self.nc.drain()
+        await close_connections(ledger_channel=self.ledger_channel, nc=self.nc)
         await self.engine.dispose()
         log.info("notifier stopped")
 

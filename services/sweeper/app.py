@@ -18,7 +18,7 @@ from services.common.chains import load_chains
 from services.common.evm_rpc import EvmRpc
 from services.common.grpc_server import GrpcServer
 from services.common.lease import KvLease, LeaseKeeper, effective_ttl, ensure_bucket
-from services.common.lifecycle import run_until_stopped
+from services.common.lifecycle import close_connections, run_until_stopped
 from services.common.logging import configure_logging
 from services.common.metrics import start_metrics_server
 from services.sweeper.chain import ChainGateway, FeeSettings
@@ -191,14 +191,7 @@ class SweeperApp:
             _done, pending = await asyncio.wait(self._tasks, timeout=self.settings.shutdown_grace_seconds + 15)
             for task in pending:
                 task.cancel()
-        for rpc in self._rpcs:
-            with contextlib.suppress(Exception):
-                await rpc.aclose()
-        if self.ledger_channel is not None:
-            await self.ledger_channel.close()
-        if self.nc is not None:
-            with contextlib.suppress(Exception):
-                await self.nc.drain()
+        await close_connections(rpcs=self._rpcs, ledger_channel=self.ledger_channel, nc=self.nc)
         log.info("sweeper stopped")
 
 
