@@ -16,7 +16,7 @@ from services.common import nats_helpers
 from services.common.chains import ChainConfig, load_chains
 from services.common.grpc_server import GrpcServer
 from services.common.lease import KvLease, ensure_bucket
-from services.common.lifecycle import run_until_stopped
+from services.common.lifecycle import close_connections, run_until_stopped
 from services.common.logging import configure_logging
 from services.common.metrics import start_metrics_server
 from services.listener import kv
@@ -91,7 +91,8 @@ class ListenerApp:
         token = s.internal_token.get_secret_value()
         for chain in self.chains:
             rpc = HttpRpc(chain.rpc_url, chain_id=chain.chain_id, timeout=s.rpc_timeout_seconds,
-                          attempts=s.rpc_attempts, max_batch=s.block_batch, trust_env=s.rpc_trust_env)
+                          attempts=s.rpc_attempts, max_batch=s.block_batch, trust_env=s.rpc_trust_env,
+                          caller="listener")
             self._rpcs.append(rpc)
             ws = WsHeads(chain.ws_url, chain_id=chain.chain_id, trust_env=s.rpc_trust_env) if chain.ws_url else None
             poll = s.poll_interval_seconds or min(max(chain.block_time_seconds / 2, 0.05), 5.0)
@@ -171,14 +172,7 @@ class ListenerApp:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(task, timeout=5)
         await self.grpc.stop(self.settings.shutdown_grace_seconds)
-        for rpc in self._rpcs:
-            with contextlib.suppress(Exception):
-                await rpc.aclose()
-        if self.ledger_channel is not None:
-            await self.ledger_channel.close()
-        if self.nc is not None:
-            with contextlib.suppress(Exception):
-                await self.nc.drain()
+        await close_connections(rpcs=self._rpcs, ledger_channel=self.ledger_channel, nc=self.nc)
         log.info("listener stopped")
 
 

@@ -15,7 +15,6 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
 
-import httpx
 import structlog
 from websockets.asyncio.client import connect as ws_connect
 
@@ -44,21 +43,6 @@ class HttpRpc(evm_rpc.EvmRpc):
 
     error_class = RpcError
 
-    def __init__(
-        self,
-        url: str,
-        *,
-        chain_id: int,
-        timeout: float = 10.0,
-        attempts: int = 3,
-        max_batch: int = 100,
-        trust_env: bool = False,
-        client: httpx.AsyncClient | None = None,
-    ) -> None:
-        super().__init__(url, chain_id=chain_id, caller="listener", timeout=timeout, attempts=attempts,
-                         max_batch=max_batch, trust_env=trust_env, client=client)
-        self._label = str(chain_id)
-
     def is_transient(self, exc: BaseException) -> bool:
         if isinstance(exc, RpcError) and exc.is_range_error:
             return False
@@ -70,10 +54,10 @@ class HttpRpc(evm_rpc.EvmRpc):
         return super().error_kind(exc)
 
     def _observe(self, label: str, seconds: float) -> None:
-        metrics.RPC_SECONDS.labels(self._label, label).observe(seconds)
+        metrics.RPC_SECONDS.labels(self._labels[0], label).observe(seconds)
 
     def _count_error(self, label: str, exc: BaseException) -> None:
-        metrics.RPC_ERRORS.labels(self._label, label, self.error_kind(exc)).inc()
+        metrics.RPC_ERRORS.labels(self._labels[0], label, self.error_kind(exc)).inc()
 
 
 class WsHeads:
