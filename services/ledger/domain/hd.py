@@ -23,12 +23,17 @@ _PATH = re.compile(r"^m(/\d+'?)*$")
 _HARDENED = 0x80000000
 
 
-def _ckd_pub(pubkey: bytes, chain_code: bytes, index: int) -> tuple[bytes, bytes]:
-    if index >= _HARDENED:
-        raise ValueError("a public key cannot derive hardened children")
+def _ckd_tweak(pubkey: bytes, chain_code: bytes, index: int) -> tuple[bytes, bytes]:
+    """BIP-32 CKDpub's HMAC: (tweak to add to the parent point, child chain code)."""
+    if not 0 <= index < _HARDENED:
+        raise ValueError("a public key derives only non-hardened children (0 <= index < 2^31)")
     digest = hmac.digest(chain_code, pubkey + index.to_bytes(4, "big"), hashlib.sha512)
-    child = PublicKey(pubkey).add(digest[:32])
-    return child.format(compressed=True), digest[32:]
+    return digest[:32], digest[32:]
+
+
+def _ckd_pub(pubkey: bytes, chain_code: bytes, index: int) -> tuple[bytes, bytes]:
+    tweak, child_chain = _ckd_tweak(pubkey, chain_code, index)
+    return PublicKey(pubkey).add(tweak).format(compressed=True), child_chain
 
 
 def parse_xpub(xpub: str) -> tuple[bytes, bytes]:
@@ -67,12 +72,10 @@ class AddressDeriver:
         self._external_key = PublicKey(self._external_pub)  # parsed once, not per address
 
     def address(self, index: int) -> str:
-        # CKDpub as in _ckd_pub, but the child point goes straight to its
-        # uncompressed form (no compress / re-parse round trip).
-        if not 0 <= index < _HARDENED:
-            raise ValueError("address index must be a non-hardened index (0 <= i < 2^31)")
-        digest = hmac.digest(self._external_chain, self._external_pub + index.to_bytes(4, "big"), hashlib.sha512)
-        uncompressed = self._external_key.add(digest[:32]).format(compressed=False)
+        # CKDpub with the child point going straight to its uncompressed form
+        # (no compress / re-parse round trip).
+        tweak, _ = _ckd_tweak(self._external_pub, self._external_chain, index)
+        uncompressed = self._external_key.add(tweak).format(compressed=False)
         return to_checksum_address(keccak(uncompressed[1:])[-20:])
 
 
