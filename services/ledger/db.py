@@ -26,9 +26,10 @@ async def create_hot_pool(url: str, size: int) -> asyncpg.Pool:
 
 
 async def _keep_session(conn: asyncpg.Connection) -> None:
-    """Pool release hook. The hot paths change no session state (no SET, LISTEN,
-    advisory locks or cursors), so asyncpg's default reset, an extra round trip
-    per release, is skipped; an open transaction is still rolled back by asyncpg."""
+    """Pool release hook. The hot paths change no session state (no session-level
+    SET, LISTEN, advisory locks or cursors; the relay's SET LOCAL ends with its
+    transaction), so asyncpg's default reset, an extra round trip per release,
+    is skipped; an open transaction is still rolled back by asyncpg."""
 
 
 def alembic_config(url: str) -> Config:

@@ -4,6 +4,7 @@ transaction) and returns plain records; nothing here decides business rules."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -170,6 +171,15 @@ def _payment(row: Any) -> PaymentRecord:
     )
 
 
+def _arrays(
+    rows: list[dict[str, Any]], columns: Sequence[str], convert: dict[str, Callable[[Any], Any]] | None = None
+) -> list[list[Any]]:
+    """One array per column (`convert` applied where given), for the
+    `unnest($1::type[], ...)` statements that write many rows at once."""
+    convert = convert or {}
+    return [[convert[c](r[c]) for r in rows] if c in convert else [r[c] for r in rows] for c in columns]
+
+
 # One statement, one round trip for a batch of new payments (create_batch.py):
 # each payment, its deposit address and its `created` outbox event are written
 # together or not at all. Rows are unnested from one array per column.
@@ -221,19 +231,12 @@ _CREATE_COLUMNS = (
 )
 
 
-def _create_column(rows: list[dict[str, Any]], name: str) -> list[Any]:
-    if name == "amount_due":
-        return [str(r[name]) for r in rows]
-    if name == "metadata":
-        return [json.dumps(r[name]) for r in rows]
-    return [r[name] for r in rows]
-
-
 async def create_payments(pool: asyncpg.Pool, rows: list[dict[str, Any]]) -> set[str]:
     """Insert payments, each with its deposit address and `created` outbox event,
     in one statement (autocommit: one implicit transaction). Returns the ids
     inserted; a row whose idempotency key already exists is not among them."""
-    found = await pool.fetch(CREATE_PAYMENTS_SQL, *(_create_column(rows, name) for name in _CREATE_COLUMNS))
+    arrays = _arrays(rows, _CREATE_COLUMNS, {"amount_due": str, "metadata": json.dumps})
+    found = await pool.fetch(CREATE_PAYMENTS_SQL, *arrays)
     return {r["id"] for r in found}
 
 
@@ -329,8 +332,7 @@ async def insert_transfers(conn: AsyncConnection, rows: list[dict[str, Any]]) ->
         return set()
     columns = ["chain_id", "tx_hash", "log_index", "block_hash", "block_number", "block_timestamp", "from_address",
                "to_address", "token_address", "amount", "payment_id", "state", "credited", "late"]
-    arrays = [[str(r[c]) if c == "amount" else r[c] for r in rows] for c in columns]
-    result = await (await driver(conn)).fetch(_INSERT_TRANSFERS, *arrays)
+    result = await (await driver(conn)).fetch(_INSERT_TRANSFERS, *_arrays(rows, columns, {"amount": str}))
     return {r["payment_id"] for r in result}
 
 
@@ -433,8 +435,7 @@ async def insert_events(conn: AsyncConnection, rows: list[dict[str, Any]]) -> No
             "FROM unnest($1::uuid[], $2::varchar[], $3::varchar[], $4::varchar[], $5::varchar[], $6::bytea[], "
             "$7::timestamptz[]) WITH ORDINALITY "
             "AS e(event_id, merchant_id, payment_id, event_type, subject, payload, created_at, n) ORDER BY n",
-            *([r[c] for r in rows] for c in ("event_id", "merchant_id", "payment_id", "event_type", "subject",
-                                             "payload", "created_at")),
+            *_arrays(rows, ("event_id", "merchant_id", "payment_id", "event_type", "subject", "payload", "created_at")),
         )
 
 
