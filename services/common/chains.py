@@ -11,7 +11,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from eth_utils import is_address, to_checksum_address
@@ -58,6 +58,18 @@ class ChainConfig(BaseModel):
     eip1559: bool = True
     native: NativeConfig = NativeConfig()
     tokens: tuple[TokenConfig, ...] = ()
+    # How the listener sees native coin moved by contracts (a smart-contract wallet,
+    # an exchange's batch withdrawal): "" (not at all), "debug_trace"
+    # (debug_traceBlockByHash with callTracer: geth, reth, erigon, nethermind and most
+    # providers' debug add-ons) or "trace_block" (Parity-style traces: erigon, reth,
+    # nethermind). Costs one trace per non-empty block while addresses are watched.
+    internal_transfers: Literal["", "debug_trace", "trace_block"] = ""
+
+    @field_validator("internal_transfers", mode="before")
+    @classmethod
+    def _off(cls, value: Any) -> Any:
+        # YAML 1.1 reads a bare `off`/`no`/`false` as False; all mean "not at all".
+        return "" if value is False or value is None else value
 
     @field_validator("rpc_url")
     @classmethod

@@ -145,7 +145,7 @@ class Transfer(Base):
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     chain_id: Mapped[int] = mapped_column(BigInteger)
     tx_hash: Mapped[str] = mapped_column(String(66))
-    log_index: Mapped[int] = mapped_column(BigInteger)  # -1 for native transfers
+    log_index: Mapped[int] = mapped_column(BigInteger)  # native: -1, or <= -2 for an internal transfer
     block_hash: Mapped[str] = mapped_column(String(66))
     block_number: Mapped[int] = mapped_column(BigInteger)
     block_timestamp: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -32,8 +32,8 @@ RPC_SECONDS = Histogram(
 )
 BLOCKS = Counter("paymesh_listener_blocks_scanned_total", "Blocks scanned, by purpose (live, backfill, rescan).",
                  ["chain_id", "purpose"])
-TRANSFERS = Counter("paymesh_listener_transfers_published_total", "Transfer events published (native, token).",
-                    ["chain_id", "asset"])
+TRANSFERS = Counter("paymesh_listener_transfers_published_total",
+                    "Transfer events published (asset: native, internal, token).", ["chain_id", "asset"])
 REORGS = Counter("paymesh_listener_reorgs_total", "Reorgs seen (and published).", ["chain_id"])
 REORG_DEPTH = Histogram("paymesh_listener_reorg_depth_blocks", "Blocks orphaned per reorg.", ["chain_id"],
                         buckets=(1, 2, 3, 5, 8, 13, 21, 34, 64, 128))

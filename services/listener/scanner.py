@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass
 
 import structlog
@@ -31,14 +32,27 @@ from services.listener.domain.chaindata import (
     BlockHeader,
     MalformedResponse,
     Receipt,
+    hash32,
     parse_block,
     parse_header,
     parse_receipt,
 )
-from services.listener.domain.events import Head, Reorg, Transfer
-from services.listener.domain.matching import in_chain_order, match_logs, native_transfer, token_transfer
+from services.listener.domain.events import NATIVE_LOG_INDEX, Head, Reorg, Transfer
+from services.listener.domain.matching import (
+    in_chain_order,
+    internal_transfer,
+    match_logs,
+    native_transfer,
+    token_transfer,
+)
 from services.listener.domain.ranges import AdaptiveRange, split_range
 from services.listener.domain.reorg import BlockHistory, find_common_ancestor
+from services.listener.domain.traces import (
+    InternalTransfer,
+    TraceOfAnotherBlock,
+    match_call_traces,
+    match_parity_traces,
+)
 from services.listener.heads import HeadFollower
 from services.listener.kv import ChainState, StateConflict, StateStore
 from services.listener.publisher import ChainPublisher
@@ -57,6 +71,10 @@ class BlockUnavailable(Exception):
 
 class ReorgDetected(Exception):
     """A new block's parent is not the block we stored at that height."""
+
+
+class TracingUnavailable(Exception):
+    """The chain is configured with `internal_transfers`, and the node refuses the trace method."""
 
 
 class RangeTooLarge(Exception):
@@ -89,6 +107,7 @@ class ScanConfig:
     start_block: int = -1
     block_batch: int = 100
     block_concurrency: int = 4
+    trace_batch: int = 10  # block traces per JSON-RPC batch (a busy block's trace is large)
     max_step_blocks: int = 1000
     logs_range_initial: int = 1000
     logs_range_min: int = 1
@@ -369,11 +388,12 @@ class ChainScanner:
 
     def _count(self, transfers: list[Transfer], blocks: int, purpose: str) -> None:
         metrics.BLOCKS.labels(self._label, purpose).inc(blocks)
-        native = sum(1 for t in transfers if not t.token_address)
-        if native:
-            metrics.TRANSFERS.labels(self._label, "native").inc(native)
-        if len(transfers) > native:
-            metrics.TRANSFERS.labels(self._label, "token").inc(len(transfers) - native)
+        kinds = Counter(
+            "token" if t.token_address else "native" if t.log_index == NATIVE_LOG_INDEX else "internal"
+            for t in transfers
+        )
+        for kind, count in kinds.items():
+            metrics.TRANSFERS.labels(self._label, kind).inc(count)
 
     async def _check_reorg(self, head: BlockHeader) -> bool:
         """Walk back to the common ancestor; publish the reorg; move the cursor
@@ -551,7 +571,78 @@ class ChainScanner:
             if blk.header.hash != entry.block_hash:
                 raise ChainMoved(f"log of block {entry.block_number} has another block hash (reorg while reading)")
             transfers.append(token_transfer(self.chain_id, blk.header, entry))
+        if watching and self.chain.internal_transfers:
+            transfers.extend(internal_transfer(self.chain_id, header, t) for header, t in await self._internal(blocks))
         return headers, in_chain_order(transfers)
+
+    async def _internal(self, blocks: list[Block]) -> list[tuple[BlockHeader, InternalTransfer]]:
+        """Native coin moved by contract calls into watched addresses (chains with
+        `internal_transfers`): one trace per block that has transactions, `trace_batch`
+        blocks per JSON-RPC batch, a few batches in flight. Blocks are traced by hash
+        (debug_traceBlockByHash) or checked against it (trace_block), so a reorg while
+        reading cannot mix two branches."""
+        busy = [blk for blk in blocks if blk.tx_count]
+        if not busy:
+            return []
+        by_hash = self.chain.internal_transfers == "debug_trace"
+        method = "debug_traceBlockByHash" if by_hash else "trace_block"
+        size = self._config.trace_batch
+        semaphore = asyncio.Semaphore(self._config.block_concurrency)
+        watched = self.watched.contains_hex
+
+        async def fetch(chunk: list[Block]) -> list[tuple[BlockHeader, InternalTransfer]]:
+            if by_hash:
+                params = [[blk.header.hash, {"tracer": "callTracer"}] for blk in chunk]
+            else:
+                params = [[hex(blk.header.number)] for blk in chunk]
+            async with semaphore:
+                try:
+                    raws = await self._rpc.batch(method, params)
+                except RpcError as exc:
+                    if exc.code in (-32601, -32604) or "not supported" in exc.message.lower():
+                        raise TracingUnavailable(
+                            f"chains.yaml asks for internal transfers with {method} (internal_transfers: "
+                            f"{self.chain.internal_transfers}), but the node refuses it: {exc.message}; use a node "
+                            f"or plan with tracing, switch to the other method, or set internal_transfers to ''"
+                        ) from None
+                    raise
+            out = []
+            for blk, raw in zip(chunk, raws, strict=True):
+                where = f"{method}(block {blk.header.number})"
+                if raw is None:
+                    raise ChainMoved(f"no trace for block {blk.header.number} (reorg while reading?)")
+                try:
+                    if by_hash:
+                        found = match_call_traces(raw, blk.tx_count, watched, where)
+                    else:
+                        found = match_parity_traces(raw, blk.header.hash, watched, where)
+                except TraceOfAnotherBlock as exc:
+                    raise ChainMoved(str(exc)) from None
+                out.extend((blk.header, t) for t in found)
+            return out
+
+        parts = await gather_or_cancel([fetch(busy[i : i + size]) for i in range(0, len(busy), size)])
+        found = [item for part in parts for item in part]
+        return await self._with_tx_hashes(found)
+
+    async def _with_tx_hashes(
+        self, found: list[tuple[BlockHeader, InternalTransfer]]
+    ) -> list[tuple[BlockHeader, InternalTransfer]]:
+        """Fill in transaction hashes a node's callTracer result left out, by block hash and index."""
+        missing = [(h, t) for h, t in found if not t.tx_hash]
+        if not missing:
+            return found
+        raws = await self._rpc.batch(
+            "eth_getTransactionByBlockHashAndIndex", [[h.hash, hex(t.tx_index)] for h, t in missing]
+        )
+        hashes = {}
+        for (header, t), raw in zip(missing, raws, strict=True):
+            if not isinstance(raw, dict) or raw.get("blockHash", "").lower() != header.hash:
+                raise ChainMoved(f"transaction {t.tx_index} of block {header.number} is gone (reorg while reading?)")
+            hashes[(header.hash, t.tx_index)] = hash32(raw.get("hash"), f"block {header.number} tx {t.tx_index}.hash")
+        return [
+            (h, t if t.tx_hash else dataclasses.replace(t, tx_hash=hashes[(h.hash, t.tx_index)])) for h, t in found
+        ]
 
     async def _receipts(self, blocks: list[Block]) -> dict[str, Receipt]:
         """Receipts of the candidate transactions, by hash: one eth_getBlockReceipts

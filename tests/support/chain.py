@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import secrets
 import socket
 import threading
@@ -19,10 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import eth_abi
 import grpc
 import httpx
 import nats
 from eth_account import Account
+from eth_utils import function_signature_to_4byte_selector, to_checksum_address
 from paymesh.ledger.v1 import payment_pb2 as pb
 from paymesh.listener.v1 import listener_service_pb2 as lpb
 from paymesh.listener.v1 import listener_service_pb2_grpc as lgrpc
@@ -45,6 +48,7 @@ from tools import devstack, pay
 from tools.pay import DEV_ADDRESSES, DEV_KEYS, TOKEN_ADDRESS, sign, transfer_calldata
 
 CHAIN_ID = 31337
+FORWARDER_ARTIFACT = Path(pay.__file__).resolve().parent / "contracts" / "TestForwarder.json"
 
 
 class Chain:
@@ -139,6 +143,25 @@ class Chain:
             assert int(receipt["status"], 16) == 1, receipt
         return tx_hash
 
+    async def deploy_forwarder(self, key_index: int = 7) -> str:
+        """Deploy tools/contracts/TestForwarder.sol (internal transfers); its address."""
+        bytecode = json.loads(FORWARDER_ARTIFACT.read_text())["bytecode"]
+        raw, tx_hash = await self.signed(key_index, to=None, data=bytecode, gas=2_000_000)
+        await self.send_raw(raw)
+        receipt = await self.receipt(tx_hash)
+        assert int(receipt["status"], 16) == 1, receipt
+        return to_checksum_address(receipt["contractAddress"])
+
+    async def call(self, contract: str, signature: str, *args: Any, value: int = 0, key_index: int = 7,
+                   gas: int = 500_000) -> dict[str, Any]:
+        """Send a call of `signature` (e.g. "split(address[],uint256[])") and wait for
+        its receipt, whether it succeeded or reverted."""
+        types = signature[signature.index("(") + 1 : -1].split(",") if not signature.endswith("()") else []
+        data = "0x" + function_signature_to_4byte_selector(signature).hex() + eth_abi.encode(types, list(args)).hex()
+        raw, tx_hash = await self.signed(key_index, to=contract, value=value, data=data, gas=gas)
+        await self.send_raw(raw)
+        return await self.receipt(tx_hash)
+
     async def deploy_token(self) -> str:
         return await asyncio.to_thread(pay.ensure_test_token, self.url)
 
@@ -201,6 +224,7 @@ class FaultyRpc:
     every: int = 3
     enabled: bool = True
     logs_range_limit: int | None = None  # refuse larger eth_getLogs ranges, as providers do
+    refuse_methods: frozenset[str] = frozenset()  # answered "method not found", as nodes without them do
     range_errors: int = 0
     served: int = 0
     injected: dict[str, int] = field(default_factory=dict)
@@ -238,6 +262,13 @@ class FaultyRpc:
                     fault = proxy.FAULTS[(proxy.served // proxy.every) % len(proxy.FAULTS)]
                     proxy.injected[fault] = proxy.injected.get(fault, 0) + 1
                 request = json.loads(body)
+                calls = request if isinstance(request, list) else [request]
+                if any(isinstance(r, dict) and r.get("method") in proxy.refuse_methods for r in calls):
+                    def missing(r):
+                        message = f"the method {r.get('method')} does not exist/is not available"
+                        return {"jsonrpc": "2.0", "id": r.get("id"), "error": {"code": -32601, "message": message}}
+                    out = [missing(r) for r in calls] if isinstance(request, list) else missing(request)
+                    return self._reply(200, json.dumps(out).encode())
                 limit = proxy.logs_range_limit
                 if limit and isinstance(request, dict) and request.get("method") == "eth_getLogs":
                     query = request["params"][0]
@@ -335,8 +366,9 @@ class Mesh:
     def js(self):
         return self.nc.jetstream()
 
-    def write_chains(self, name: str, rpc_url: str, ws_url: str = "") -> Path:
-        return write_chains_file(self.root / name, rpc_url=rpc_url, ws_url=ws_url)
+    def write_chains(self, name: str, rpc_url: str, ws_url: str = "", internal_transfers: str = "") -> Path:
+        return write_chains_file(self.root / name, rpc_url=rpc_url, ws_url=ws_url,
+                                 internal_transfers=internal_transfers)
 
     async def new_merchant(self) -> MerchantHandle:
         xpub, account = fresh_xpub()

@@ -47,7 +47,8 @@ def fresh_xpub() -> tuple[str, int]:
     return account_xpub(account), account
 
 
-def write_chains_file(path: Path, rpc_url: str = "http://127.0.0.1:9", ws_url: str = "", confirmations: int = 2) -> Path:
+def write_chains_file(path: Path, rpc_url: str = "http://127.0.0.1:9", ws_url: str = "", confirmations: int = 2,
+                      internal_transfers: str = "") -> Path:
     path.write_text(
         f"""chains:
   - chain_id: 31337
@@ -55,6 +56,7 @@ def write_chains_file(path: Path, rpc_url: str = "http://127.0.0.1:9", ws_url: s
     rpc_url: {rpc_url}
     ws_url: "{ws_url}"
     confirmations: {confirmations}
+    internal_transfers: "{internal_transfers}"
     block_time_seconds: 1
     native: {{symbol: ETH, decimals: 18}}
     tokens:

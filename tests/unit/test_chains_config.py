@@ -38,6 +38,17 @@ def test_env_expansion_and_checksums(tmp_path):
     assert chain.asset("ETH").token_address is None
 
 
+@pytest.mark.parametrize(("value", "expected"), [
+    ("", ""), ("off", ""), ("false", ""), ("debug_trace", "debug_trace"), ("trace_block", "trace_block"),
+])
+def test_internal_transfers_methods(tmp_path, value, expected):
+    path = tmp_path / "chains.yaml"
+    path.write_text(GOOD.replace("name: mainnet", f"name: mainnet\n    internal_transfers: {value}"))
+    assert load_chains(path, env={"RPC_URL": "http://x"}).get(1).internal_transfers == expected
+    path.write_text(GOOD)
+    assert load_chains(path, env={"RPC_URL": "http://x"}).get(1).internal_transfers == ""
+
+
 @pytest.mark.parametrize(
     ("text", "env", "message"),
     [
@@ -51,6 +62,8 @@ def test_env_expansion_and_checksums(tmp_path):
         ("chains: [", {}, "not valid YAML"),
         ("- 1\n- 2\n", {}, "expected a mapping"),
         (GOOD.replace("name: mainnet", "name: mainnet\n    colour: blue"), {"RPC_URL": "http://x"}, "chains[0].colour"),
+        (GOOD.replace("name: mainnet", "name: mainnet\n    internal_transfers: tracing"), {"RPC_URL": "http://x"},
+         "chains[0].internal_transfers"),
     ],
 )
 def test_errors_name_file_and_field(tmp_path, text, env, message):

@@ -42,7 +42,7 @@ def address(value: Any, field: str) -> bytes:
         raise MalformedResponse(f"{field}: {exc}") from None
 
 
-def _get(obj: Any, key: str, where: str) -> Any:
+def field_of(obj: Any, key: str, where: str) -> Any:
     if not isinstance(obj, Mapping):
         raise MalformedResponse(f"{where}: expected an object, got {type(obj).__name__}")
     if key not in obj:
@@ -102,10 +102,10 @@ class Receipt:
 
 def parse_header(obj: Any, where: str = "block") -> BlockHeader:
     return BlockHeader(
-        number=quantity(_get(obj, "number", where), f"{where}.number"),
-        hash=hash32(_get(obj, "hash", where), f"{where}.hash"),
-        parent_hash=hash32(_get(obj, "parentHash", where), f"{where}.parentHash"),
-        timestamp=quantity(_get(obj, "timestamp", where), f"{where}.timestamp"),
+        number=quantity(field_of(obj, "number", where), f"{where}.number"),
+        hash=hash32(field_of(obj, "hash", where), f"{where}.hash"),
+        parent_hash=hash32(field_of(obj, "parentHash", where), f"{where}.parentHash"),
+        timestamp=quantity(field_of(obj, "timestamp", where), f"{where}.timestamp"),
     )
 
 
@@ -114,7 +114,7 @@ def parse_block(obj: Any, is_watched, where: str = "block") -> Block:
     asked for each transaction's `to`; only matches are parsed fully, so a block
     of thousands of transactions costs one set lookup per transaction."""
     header = parse_header(obj, where)
-    txs = _get(obj, "transactions", where)
+    txs = field_of(obj, "transactions", where)
     if not isinstance(txs, Sequence) or isinstance(txs, str):
         raise MalformedResponse(f"{where}.transactions: expected a list")
     candidates = []
@@ -127,14 +127,14 @@ def parse_block(obj: Any, is_watched, where: str = "block") -> Block:
         if to is None or not is_watched(to):
             continue
         here = f"{where}.transactions[{i}]"
-        value = quantity(_get(tx, "value", here), f"{here}.value")
+        value = quantity(field_of(tx, "value", here), f"{here}.value")
         if value == 0:
             continue
         candidates.append(
             NativeCandidate(
-                tx_hash=hash32(_get(tx, "hash", here), f"{here}.hash"),
+                tx_hash=hash32(field_of(tx, "hash", here), f"{here}.hash"),
                 tx_index=quantity(tx.get("transactionIndex", hex(i)), f"{here}.transactionIndex"),
-                from_address=address(_get(tx, "from", here), f"{here}.from"),
+                from_address=address(field_of(tx, "from", here), f"{here}.from"),
                 to_address=address(to, f"{here}.to"),
                 value=value,
             )
@@ -148,12 +148,12 @@ TRANSFER_TOPIC = "0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523
 def parse_transfer_log(obj: Any, where: str = "log") -> TransferLog | None:
     """An eth_getLogs entry -> TransferLog; None for a log that is not a standard
     ERC-20 Transfer (e.g. ERC-721's, which indexes the token id as a 4th topic)."""
-    topics = _get(obj, "topics", where)
+    topics = field_of(obj, "topics", where)
     if not isinstance(topics, Sequence) or isinstance(topics, str):
         raise MalformedResponse(f"{where}.topics: expected a list")
     if len(topics) != 3 or not isinstance(topics[0], str) or topics[0].lower() != TRANSFER_TOPIC:
         return None
-    data = _get(obj, "data", where)
+    data = field_of(obj, "data", where)
     if not isinstance(data, str) or not data.startswith("0x"):
         raise MalformedResponse(f"{where}.data: expected 0x hex")
     if len(data) != 66:
@@ -163,12 +163,12 @@ def parse_transfer_log(obj: Any, where: str = "log") -> TransferLog | None:
     except ValueError:
         raise MalformedResponse(f"{where}.data: not hex") from None
     return TransferLog(
-        block_number=quantity(_get(obj, "blockNumber", where), f"{where}.blockNumber"),
-        block_hash=hash32(_get(obj, "blockHash", where), f"{where}.blockHash"),
-        tx_hash=hash32(_get(obj, "transactionHash", where), f"{where}.transactionHash"),
-        tx_index=quantity(_get(obj, "transactionIndex", where), f"{where}.transactionIndex"),
-        log_index=quantity(_get(obj, "logIndex", where), f"{where}.logIndex"),
-        token=address(_get(obj, "address", where), f"{where}.address"),
+        block_number=quantity(field_of(obj, "blockNumber", where), f"{where}.blockNumber"),
+        block_hash=hash32(field_of(obj, "blockHash", where), f"{where}.blockHash"),
+        tx_hash=hash32(field_of(obj, "transactionHash", where), f"{where}.transactionHash"),
+        tx_index=quantity(field_of(obj, "transactionIndex", where), f"{where}.transactionIndex"),
+        log_index=quantity(field_of(obj, "logIndex", where), f"{where}.logIndex"),
+        token=address(field_of(obj, "address", where), f"{where}.address"),
         from_address=_topic_address(topics[1], f"{where}.topics[1]"),
         to_address=_topic_address(topics[2], f"{where}.topics[2]"),
         amount=amount,
@@ -184,8 +184,8 @@ def _topic_address(topic: Any, field: str) -> bytes:
 def parse_receipt(obj: Any, where: str = "receipt") -> Receipt:
     status = obj.get("status") if isinstance(obj, Mapping) else None
     return Receipt(
-        tx_hash=hash32(_get(obj, "transactionHash", where), f"{where}.transactionHash"),
-        block_hash=hash32(_get(obj, "blockHash", where), f"{where}.blockHash"),
+        tx_hash=hash32(field_of(obj, "transactionHash", where), f"{where}.transactionHash"),
+        block_hash=hash32(field_of(obj, "blockHash", where), f"{where}.blockHash"),
         # Receipts before Byzantium have no status; those transactions succeeded
         # unless they ran out of gas, which we cannot tell: count them.
         succeeded=True if status is None else quantity(status, f"{where}.status") == 1,

@@ -28,7 +28,7 @@ class Transfer:
     block_timestamp: int  # unix seconds
     tx_hash: str
     tx_index: int
-    log_index: int  # NATIVE_LOG_INDEX for a native transfer
+    log_index: int  # NATIVE_LOG_INDEX for a transaction's own value, <= -2 for an internal transfer
     from_address: str  # checksummed
     to_address: str  # checksummed
     token_address: str  # checksummed, "" for the native coin
@@ -42,7 +42,10 @@ class Transfer:
 
     @property
     def order(self) -> tuple[int, int, int]:
-        """Chain order: block, transaction, then the log (a native value transfer first)."""
+        """Chain order: block, transaction, then within it the native value (the
+        transaction's own, then its internal transfers in call order), then the logs."""
+        if self.log_index < 0:
+            return (self.block_number, self.tx_index, (-1 - self.log_index) - 2**62)
         return (self.block_number, self.tx_index, self.log_index)
 
 

@@ -16,6 +16,7 @@ from services.listener.domain.chaindata import (
     parse_transfer_log,
 )
 from services.listener.domain.events import NATIVE_LOG_INDEX, Transfer
+from services.listener.domain.traces import InternalTransfer
 
 
 def watched_log(raw: Any, watched: WatchedSet) -> bool:
@@ -65,6 +66,23 @@ def native_transfer(chain_id: int, header: BlockHeader, c: NativeCandidate) -> T
     )
 
 
+def internal_transfer(chain_id: int, header: BlockHeader, t: InternalTransfer) -> Transfer:
+    """Native coin a contract call inside the transaction moved (see domain/traces.py)."""
+    return Transfer(
+        chain_id=chain_id,
+        block_number=header.number,
+        block_hash=header.hash,
+        block_timestamp=header.timestamp,
+        tx_hash=t.tx_hash,
+        tx_index=t.tx_index,
+        log_index=t.log_index,
+        from_address=checksum(t.from_address),
+        to_address=checksum(t.to_address),
+        token_address="",
+        amount=t.value,
+    )
+
+
 def token_transfer(chain_id: int, header: BlockHeader, log: TransferLog) -> Transfer:
     return Transfer(
         chain_id=chain_id,
@@ -88,6 +106,7 @@ def in_chain_order(transfers: Iterable[Transfer]) -> list[Transfer]:
 __all__ = [
     "TRANSFER_TOPIC",
     "in_chain_order",
+    "internal_transfer",
     "match_logs",
     "native_transfer",
     "token_transfer",
