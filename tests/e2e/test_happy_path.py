@@ -84,3 +84,29 @@ async def test_native_and_token_payments_end_to_end(mesh, chain):
         await receiver.wait_for(lambda: expected <= receiver.event_ids(answered_ok=True), within=60)
         for request in receiver.succeeded():
             verify(request.body, request.headers[SIGNATURE], merchant.webhook_secret)
+
+
+async def test_payment_sent_by_a_contract_is_detected_and_swept(mesh, chain):
+    """A smart-contract wallet or an exchange's batch withdrawal pays with an
+    internal transfer (chains.yaml: internal_transfers): seen, confirmed, swept."""
+    treasury = to_checksum_address("0x" + secrets.token_hex(20))
+    async with grpc.aio.insecure_channel(mesh.addr("ledger")) as channel:
+        xpub, account = fresh_xpub()
+        merchant = await create_merchant(channel, xpub, derivation_path=f"m/44'/60'/{account}'",
+                                         treasuries=[apb.Treasury(chain_id=31337, address=treasury)])
+        payment = await merchant.create(asset="ETH", amount=str(ETH_AMOUNT), idempotency_key="e2e-internal")
+        forwarder = await chain.deploy_forwarder()
+        receipt = await chain.call(forwarder, "split(address[],uint256[])", [payment.deposit_address],
+                                   [ETH_AMOUNT], value=ETH_AMOUNT)
+        assert int(receipt["status"], 16) == 1
+
+        async def swept():
+            p = await merchant.get(payment.payment_id)
+            return p if p.status == pb.PAYMENT_STATUS_SWEPT else None
+
+        done = await eventually(swept, timeout=90)
+    (transfer,) = done.transfers
+    assert transfer.tx_hash == receipt["transactionHash"] and transfer.log_index <= -2
+    assert transfer.from_address.lower() == forwarder.lower()
+    assert done.amount_swept == str(ETH_AMOUNT) and await balance(chain, payment.deposit_address) == 0
+    assert 0 < await balance(chain, treasury) < ETH_AMOUNT  # the amount minus the sweep's fee
