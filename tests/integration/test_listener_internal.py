@@ -6,13 +6,29 @@ stops the chain's scan with an error that says what to change, never a silent sk
 
 from __future__ import annotations
 
+import eth_abi
+import grpc
 import pytest
 import pytest_asyncio
+from eth_utils import function_signature_to_4byte_selector
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from paymesh.ledger.v1 import payment_pb2 as pb
+from paymesh.listener.v1 import listener_service_pb2 as lpb
 
+from services.listener.app import chain_health_name
 from services.listener.domain.traces import internal_log_index
-from tests.support.chain import FaultyRpc, TransferTap, mesh, status, wait_cursor, wait_status, wait_watching_all
-from tests.support.ledger import eventually
+from tests.support.chain import (
+    CHAIN_ID,
+    FaultyRpc,
+    TransferTap,
+    listener_stub,
+    mesh,
+    status,
+    wait_cursor,
+    wait_status,
+    wait_watching_all,
+)
+from tests.support.ledger import ADMIN_TOKEN, bearer, eventually
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -138,6 +154,7 @@ async def test_a_node_without_the_trace_method_gets_a_clear_error_not_a_silent_s
             assert "trace_block" in s.last_error and "refuses" in s.last_error
             assert s.cursor < int(receipt["blockNumber"], 16)  # the block with the transfer is not passed over
             assert (await net.merchant.get(payment.payment_id)).status == PENDING
+            await eventually(lambda: _chain_serving(app.port, False), timeout=20)
         # The operator switches to the method the node has: the listener resumes
         # from its saved cursor and finds the transfer.
         chains = net.write_chains("with-trace.yaml", net.anvil.http_url, internal_transfers="debug_trace")
@@ -151,10 +168,14 @@ async def test_a_node_without_the_trace_method_gets_a_clear_error_not_a_silent_s
 # ---------------------------------------------------------------- helpers
 
 
-def _calldata(net, signature: str, *args) -> bytes:
-    import eth_abi
-    from eth_utils import function_signature_to_4byte_selector
+async def _chain_serving(port: int, serving: bool) -> bool:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        reply = await health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(service=chain_health_name(CHAIN_ID)), timeout=5)
+    return (reply.status == health_pb2.HealthCheckResponse.SERVING) == serving
 
+
+def _calldata(net, signature: str, *args) -> bytes:
     types = signature[signature.index("(") + 1 : -1].split(",")
     return function_signature_to_4byte_selector(signature) + eth_abi.encode(types, list(args))
 
@@ -172,11 +193,6 @@ async def _first_block_seen(tap: TransferTap, address: str) -> int:
 
 
 async def _rescan(port: int, block: int) -> None:
-    from paymesh.listener.v1 import listener_service_pb2 as lpb
-
-    from tests.support.chain import CHAIN_ID, listener_stub
-    from tests.support.ledger import ADMIN_TOKEN, bearer
-
     channel, stub = listener_stub(port)
     async with channel:
         await stub.Rescan(lpb.RescanRequest(chain_id=CHAIN_ID, from_block=block, to_block=block),
