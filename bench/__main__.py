@@ -9,12 +9,12 @@ from pathlib import Path
 
 from bench.common import ROOT, SECTIONS, machine
 
-BENCHES = ["bench.bench_ledger", "bench.bench_listener", "bench.bench_notifier", "bench.bench_sweeper",
-           "bench.bench_load"]
+BENCHES = ["bench.bench_ledger", "bench.bench_listener", "bench.bench_internal", "bench.bench_notifier",
+           "bench.bench_sweeper", "bench.bench_load"]
 
 
 def assemble() -> Path:
-    order = ["ledger", "listener", "notifier", "sweeper", "load", "chaos"]
+    order = ["ledger", "listener", "internal", "notifier", "sweeper", "load", "chaos"]
     sections = sorted(SECTIONS.glob("*.md"), key=lambda p: (order.index(p.stem) if p.stem in order else 99, p.stem))
     body = "\n\n".join(p.read_text().rstrip() for p in sections)
     out = ROOT / "docs" / "BENCHMARKS.md"
