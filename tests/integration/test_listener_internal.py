@@ -135,6 +135,35 @@ async def test_both_trace_methods_give_the_same_event_ids(net):
     assert len(done.transfers) == 1
 
 
+async def test_a_node_that_leaves_out_tx_hashes_in_call_traces(net):
+    """Some nodes' callTracer results carry no `txHash`: the listener looks it up."""
+
+    def strip_tx_hashes(request, reply):
+        for req, rep in zip(_as_list(request), _as_list(reply), strict=True):
+            if req.get("method") == "debug_traceBlockByHash" and isinstance(rep.get("result"), list):
+                for entry in rep["result"]:
+                    entry.pop("txHash", None)
+        return reply
+
+    proxy = FaultyRpc(net.anvil.http_url, enabled=False, rewrite=strip_tx_hashes).start()
+    try:
+        chains = net.write_chains("no-tx-hash.yaml", proxy.url, internal_transfers="debug_trace")
+        async with net.listener(chains_file=chains, **isolated()) as app:
+            payment = await net.merchant.create(amount="2500")
+            await wait_watching_all(app.port, net.database_url)
+            receipt = await net.chain.call(net.forwarder, "split(address[],uint256[])", [payment.deposit_address],
+                                           [2500], value=2500)
+            await net.chain.mine(1)
+            done = await wait_status(net.merchant, payment.payment_id, CONFIRMED)
+            assert [t.tx_hash for t in done.transfers] == [receipt["transactionHash"]]
+    finally:
+        proxy.stop()
+
+
+def _as_list(value):
+    return value if isinstance(value, list) else [value]
+
+
 async def test_a_node_without_the_trace_method_gets_a_clear_error_not_a_silent_skip(net):
     proxy = FaultyRpc(net.anvil.http_url, enabled=False, refuse_methods=frozenset({"trace_block"})).start()
     buckets = isolated()

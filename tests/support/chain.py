@@ -225,6 +225,8 @@ class FaultyRpc:
     enabled: bool = True
     logs_range_limit: int | None = None  # refuse larger eth_getLogs ranges, as providers do
     refuse_methods: frozenset[str] = frozenset()  # answered "method not found", as nodes without them do
+    # Rewrites the node's reply (request, reply) -> reply, e.g. to answer as another node would.
+    rewrite: Callable[[Any, Any], Any] | None = None
     range_errors: int = 0
     served: int = 0
     injected: dict[str, int] = field(default_factory=dict)
@@ -296,6 +298,8 @@ class FaultyRpc:
                                                   headers={"Content-Type": "application/json"})
                 with opener.open(upstream, timeout=30) as response:
                     data = response.read()
+                if proxy.rewrite is not None:
+                    data = json.dumps(proxy.rewrite(request, json.loads(data))).encode()
                 if fault == "truncated":
                     return self._reply(200, data[: len(data) // 2])
                 if fault in ("no_result", "batch_missing", "wrong_type"):
