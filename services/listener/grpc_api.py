@@ -50,6 +50,7 @@ def chain_status(worker: ChainWorker) -> lpb.ChainStatus:
         leader=worker.leader,
         last_error=worker.errors(),
         last_head_at=_ts(worker.follower.latest_at if worker.leader else 0.0),
+        internal_transfers=worker.chain.internal_transfers,
     )
 
 

@@ -102,7 +102,8 @@ async def test_internal_transfers_credited_and_reverted_ones_never(net, method):
             assert reverted.status == PENDING and not reverted.transfers
             assert tap.to(undone.deposit_address)[0].tx_hash == own and len(tap.to(undone.deposit_address)) == 1
             assert tap.to(top_reverted.deposit_address) == []
-            assert (await status(app.port)).last_error == ""
+            s = await status(app.port)
+            assert s.last_error == "" and s.internal_transfers == method
     finally:
         await tap.stop()
 

@@ -24,7 +24,7 @@ CONNECTION_MODE_DISCONNECTED: ConnectionMode
 CONNECTION_MODE_STANDBY: ConnectionMode
 
 class ChainStatus(_message.Message):
-    __slots__ = ("chain_id", "name", "head", "cursor", "lag", "watched_addresses", "mode", "leader", "last_error", "last_head_at")
+    __slots__ = ("chain_id", "name", "head", "cursor", "lag", "watched_addresses", "mode", "leader", "last_error", "last_head_at", "internal_transfers")
     CHAIN_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     HEAD_FIELD_NUMBER: _ClassVar[int]
@@ -35,6 +35,7 @@ class ChainStatus(_message.Message):
     LEADER_FIELD_NUMBER: _ClassVar[int]
     LAST_ERROR_FIELD_NUMBER: _ClassVar[int]
     LAST_HEAD_AT_FIELD_NUMBER: _ClassVar[int]
+    INTERNAL_TRANSFERS_FIELD_NUMBER: _ClassVar[int]
     chain_id: int
     name: str
     head: int
@@ -45,7 +46,8 @@ class ChainStatus(_message.Message):
     leader: bool
     last_error: str
     last_head_at: _timestamp_pb2.Timestamp
-    def __init__(self, chain_id: _Optional[int] = ..., name: _Optional[str] = ..., head: _Optional[int] = ..., cursor: _Optional[int] = ..., lag: _Optional[int] = ..., watched_addresses: _Optional[int] = ..., mode: _Optional[_Union[ConnectionMode, str]] = ..., leader: _Optional[bool] = ..., last_error: _Optional[str] = ..., last_head_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    internal_transfers: str
+    def __init__(self, chain_id: _Optional[int] = ..., name: _Optional[str] = ..., head: _Optional[int] = ..., cursor: _Optional[int] = ..., lag: _Optional[int] = ..., watched_addresses: _Optional[int] = ..., mode: _Optional[_Union[ConnectionMode, str]] = ..., leader: _Optional[bool] = ..., last_error: _Optional[str] = ..., last_head_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., internal_transfers: _Optional[str] = ...) -> None: ...
 
 class GetStatusRequest(_message.Message):
     __slots__ = ("chain_id",)
