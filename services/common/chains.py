@@ -64,8 +64,12 @@ class ChainConfig(BaseModel):
     # providers' debug add-ons) or "trace_block" (Parity-style traces: erigon, reth,
     # nethermind). Costs one trace per non-empty block while addresses are watched.
     internal_transfers: Literal["", "debug_trace", "trace_block"] = ""
+    # The L1 data fee a rollup charges on top of gas, which the sweeper must leave
+    # for: "" (none) or "op_stack" (OP Mainnet, Base and other OP-stack chains: the
+    # GasPriceOracle predeploy's getL1Fee, with headroom).
+    l1_data_fee: Literal["", "op_stack"] = ""
 
-    @field_validator("internal_transfers", mode="before")
+    @field_validator("internal_transfers", "l1_data_fee", mode="before")
     @classmethod
     def _off(cls, value: Any) -> Any:
         # YAML 1.1 reads a bare `off`/`no`/`false` as False; all mean "not at all".

@@ -4,6 +4,7 @@ balances, nonces, ERC-20 calls, broadcasting with the node's answer classified."
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from dataclasses import dataclass
 
@@ -11,7 +12,7 @@ from eth_utils import keccak, to_checksum_address
 
 from services.common.chains import ChainConfig
 from services.common.evm_rpc import EvmRpc, MalformedResponse, RpcError
-from services.sweeper.domain.fees import FeeQuote, quote_eip1559, quote_legacy
+from services.sweeper.domain.fees import FeeQuote, ceil_div, quote_eip1559, quote_legacy
 from services.sweeper.domain.send_errors import SendOutcome, classify_send_error
 
 TRANSFER_TOPIC = "0x" + keccak(text="Transfer(address,address,uint256)").hex()
@@ -21,6 +22,26 @@ _TRANSFER = bytes.fromhex("a9059cbb")
 
 class FeeCapExceeded(Exception):
     """The market fee is above the operator's cap (PAYMESH_SWEEPER_MAX_FEE_PER_GAS_WEI)."""
+
+
+class L1FeeUnavailable(Exception):
+    """chains.yaml says the chain charges an L1 data fee, and the chain cannot tell how much."""
+
+
+# OP stack: the GasPriceOracle predeploy, asked for the L1 fee of a transaction of
+# L1_FEE_PROBE_BYTES incompressible bytes. Every sweep transaction is smaller (a
+# native transfer ~110 bytes, an ERC-20 transfer ~180), and incompressible bytes are
+# the worst case under both fee formulas (Ecotone counts bytes, Fjord estimates the
+# compressed size), so the answer bounds what any sweep pays at this L1 price. The
+# headroom covers the L1 price rising before the transaction is included.
+OP_GAS_PRICE_ORACLE = "0x420000000000000000000000000000000000000F"
+L1_FEE_PROBE_BYTES = 256
+L1_FEE_HEADROOM_PERCENT = 150
+_GET_L1_FEE = keccak(text="getL1Fee(bytes)")[:4]
+_PROBE = b"".join(keccak(i.to_bytes(32, "big")) for i in range(L1_FEE_PROBE_BYTES // 32))
+_GET_L1_FEE_CALL = "0x" + (
+    _GET_L1_FEE + (32).to_bytes(32, "big") + len(_PROBE).to_bytes(32, "big") + _PROBE
+).hex()
 
 
 def _word_address(address: str) -> bytes:
@@ -110,7 +131,27 @@ class ChainGateway:
             )
         else:
             quote = quote_legacy(await self.rpc.gas_price(), multiplier_percent=self.fees.legacy_gas_price_percent)
+        if self.config.l1_data_fee == "op_stack":
+            quote = dataclasses.replace(quote, l1_fee=await self._op_l1_fee_reserve())
         return quote
+
+    async def _op_l1_fee_reserve(self) -> int:
+        """An upper bound of the L1 data fee of any sweep transaction right now, with headroom."""
+        where = f"chain {self.chain_id} (chains.yaml l1_data_fee: op_stack)"
+        try:
+            data = await self.rpc.eth_call({"to": OP_GAS_PRICE_ORACLE, "data": _GET_L1_FEE_CALL})
+        except RpcError as exc:
+            raise L1FeeUnavailable(
+                f"{where}: the GasPriceOracle at {OP_GAS_PRICE_ORACLE} refused getL1Fee: {exc}; is this an "
+                "OP-stack chain?"
+            ) from None
+        raw = bytes.fromhex(data[2:]) if isinstance(data, str) and data.startswith("0x") else b""
+        if len(raw) != 32:
+            raise L1FeeUnavailable(
+                f"{where}: no GasPriceOracle answers at {OP_GAS_PRICE_ORACLE} (got {len(raw)} bytes); is this an "
+                "OP-stack chain? Set l1_data_fee to '' for chains without an L1 data fee"
+            )
+        return ceil_div(int.from_bytes(raw, "big") * L1_FEE_HEADROOM_PERCENT, 100)
 
     async def balance(self, address: str, block: str = "latest") -> int:
         return await self.rpc.get_balance(address, block)

@@ -36,7 +36,7 @@ from services.common.evm_rpc import MalformedResponse, RpcError, RpcUnavailable
 from services.common.failpoints import failpoint
 from services.common.lease import LeaseKeeper
 from services.sweeper import metrics
-from services.sweeper.chain import ChainGateway, FeeCapExceeded, encode_transfer, transferred
+from services.sweeper.chain import ChainGateway, FeeCapExceeded, L1FeeUnavailable, encode_transfer, transferred
 from services.sweeper.domain.fees import (
     NATIVE_TRANSFER_GAS,
     FeeQuote,
@@ -301,6 +301,8 @@ class ChainSweeper:
             raise
         except FeeCapExceeded as exc:
             await self._release(job, str(exc), self.cfg.error_retry, "fees", log_)
+        except L1FeeUnavailable as exc:
+            await self._release(job, str(exc), self.cfg.config_retry, "config", log_)
         except (RpcUnavailable, MalformedResponse) as exc:
             await self._release(
                 job, f"chain {job.chain_id} RPC failed, will retry: {exc}", self.cfg.error_retry, "error", log_
@@ -656,7 +658,7 @@ class JobRunner:
         """The same transaction with fees bumped (native sweeps keep the exact-zero math)."""
         fee = bump(tx.max_fee_per_gas, market, self.cfg.fee_bump_bps)
         if tx.max_priority_fee_per_gas is None and not market.legacy:
-            fee = FeeQuote(fee.max_fee_per_gas, None, fee.base_fee)  # keep a legacy tx legacy
+            fee = fee.with_price(fee.max_fee_per_gas, legacy=True)  # keep a legacy tx legacy
         key = self._signer_of(tx)
         job = self.job
         if tx.kind is TxKind.GAS_TOPUP:
@@ -664,8 +666,10 @@ class JobRunner:
                               gas=tx.gas_limit, fee=fee, recipient=tx.to_address, amount=tx.amount,
                               replaces=tx.tx_hash)
         if job.is_native:
-            spend = tx.amount + tx.fee_cost  # what the original spends in all: keep it, to the wei
-            value = spend - fee.cost(tx.gas_limit)
+            # What the original spends on value and gas: keep it, to the wei (an L1 data
+            # fee reserve the original left aside stays aside).
+            spend = tx.amount + tx.fee_cost
+            value = spend - fee.gas_cost(tx.gas_limit)
             if value <= 0:
                 self.log.warning("cannot bump the sweep's fee further: nothing would be left to send",
                                  tx_hash=tx.tx_hash)

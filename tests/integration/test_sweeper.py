@@ -19,6 +19,7 @@ from paymesh.sweeper.v1 import sweeper_service_pb2 as swpb
 from sqlalchemy import text
 
 from services.sweeper.app import chain_health_name
+from services.sweeper.chain import L1_FEE_HEADROOM_PERCENT, OP_GAS_PRICE_ORACLE
 from tests.support.ledger import ADMIN_TOKEN, TOKEN_ADDRESS, account_xpub, bearer, eventually
 from tests.support.sweeper_chain import (
     ANVIL_KEYS,
@@ -114,6 +115,54 @@ async def test_legacy_chain_uses_gas_price_and_still_leaves_zero(stack):
     assert tx["raw_tx"][0] >= 0xC0 and tx["max_priority_fee_per_gas"] is None  # a legacy (EIP-155) transaction
     assert await stack.chain.balance(paid.deposit) == 0
     assert await stack.chain.balance(treasury) == int(tx["amount"]) == ETHER - 21_000 * int(tx["max_fee_per_gas"])
+
+
+async def test_op_stack_chain_leaves_the_l1_data_fee_aside(stack):
+    """l1_data_fee: op_stack: the sweeper asks the GasPriceOracle predeploy for the L1
+    data fee and leaves a reserve for it. anvil has no predeploy and charges no L1 fee,
+    so a stand-in answering a fixed fee sits at the predeploy's address: this proves
+    the sweeper's side (it asks, reserves, and the native and token math hold)."""
+    l1_fee = 123_456_789
+    stand_in = "0x63" + l1_fee.to_bytes(4, "big").hex() + "600052" + "60206000f3"  # return l1_fee for any call
+    reserve = -(-l1_fee * L1_FEE_HEADROOM_PERCENT // 100)
+    chains = write_sweeper_chains_file(stack.dir / "op-stack.yaml", stack.anvil.http_url, l1_data_fee="op_stack",
+                                       block_time=stack.block_time)
+    merchant, treasury = await stack.merchant()
+    native = await stack.pay(merchant, treasury, ETHER)
+    token = await stack.pay(merchant, treasury, 5 * TUSD, token=True)
+    await stack.chain.rpc("anvil_setCode", [OP_GAS_PRICE_ORACLE, stand_in])
+    try:
+        async with stack.sweeper(chains_file=chains):
+            await stack.wait_swept(native, token)
+    finally:
+        await stack.chain.rpc("anvil_setCode", [OP_GAS_PRICE_ORACLE, "0x"])
+    (sweep,) = await stack.sweep_txs(native.payment_id)
+    gas_cost = 21_000 * int(sweep["max_fee_per_gas"])
+    assert int(sweep["amount"]) == ETHER - gas_cost - reserve
+    assert await stack.chain.balance(native.deposit) == reserve  # the reserve: unused here, as anvil charges none
+    assert await stack.chain.balance(treasury) == int(sweep["amount"])
+    topup, token_sweep = await stack.sweep_txs(token.payment_id)
+    assert int(topup["amount"]) == token_sweep["gas_limit"] * int(token_sweep["max_fee_per_gas"]) + reserve
+    receipt = await stack.chain.wait_receipt(token_sweep["tx_hash"])
+    used = int(receipt["gasUsed"], 16) * int(receipt["effectiveGasPrice"], 16)
+    assert await stack.chain.balance(token.deposit) == int(topup["amount"]) - used >= reserve
+    assert await stack.chain.token_balance(TOKEN_ADDRESS, treasury) == 5 * TUSD
+
+
+async def test_op_stack_setting_on_a_chain_without_the_oracle_is_a_clear_error(stack):
+    chains = write_sweeper_chains_file(stack.dir / "not-op.yaml", stack.anvil.http_url, l1_data_fee="op_stack",
+                                       block_time=stack.block_time)
+    merchant, treasury = await stack.merchant()
+    paid = await stack.pay(merchant, treasury, ETHER)
+    async with stack.sweeper(chains_file=chains):
+        row = await stack.wait_released(paid, "GasPriceOracle")
+    assert "l1_data_fee" in row["sweep_last_error"] and "OP-stack" in row["sweep_last_error"]
+    assert row["status"] == "confirmed" and await stack.chain.balance(paid.deposit) == ETHER  # nothing sent
+    async with stack.sweeper() as app:  # the operator fixes chains.yaml and asks for the sweep now
+        stub, channel = stack.operator(app)
+        async with channel:
+            await stub.SweepNow(swpb.SweepNowRequest(payment_id=paid.payment_id), metadata=bearer(ADMIN_TOKEN))
+        await stack.wait_swept(paid, within=60)
 
 
 async def test_dust_is_left_and_reported_not_swept_at_a_loss(stack):

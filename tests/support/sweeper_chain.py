@@ -248,7 +248,7 @@ class RpcProxy:
 
 
 def write_sweeper_chains_file(path: Path, rpc_url: str, *, confirmations: int = 2, eip1559: bool = True,
-                              block_time: float = 0.25) -> Path:
+                              block_time: float = 0.25, l1_data_fee: str = "") -> Path:
     path.write_text(
         f"""chains:
   - chain_id: 31337
@@ -257,6 +257,7 @@ def write_sweeper_chains_file(path: Path, rpc_url: str, *, confirmations: int = 
     confirmations: {confirmations}
     block_time_seconds: {block_time}
     eip1559: {"true" if eip1559 else "false"}
+    l1_data_fee: "{l1_data_fee}"
     native: {{symbol: ETH, decimals: 18}}
     tokens:
       - {{symbol: TUSD, address: "{TOKEN_ADDRESS}", decimals: 6}}

@@ -49,6 +49,14 @@ def test_internal_transfers_methods(tmp_path, value, expected):
     assert load_chains(path, env={"RPC_URL": "http://x"}).get(1).internal_transfers == ""
 
 
+def test_l1_data_fee(tmp_path):
+    path = tmp_path / "chains.yaml"
+    path.write_text(GOOD.replace("name: mainnet", "name: mainnet\n    l1_data_fee: op_stack"))
+    assert load_chains(path, env={"RPC_URL": "http://x"}).get(1).l1_data_fee == "op_stack"
+    path.write_text(GOOD)
+    assert load_chains(path, env={"RPC_URL": "http://x"}).get(1).l1_data_fee == ""
+
+
 @pytest.mark.parametrize(
     ("text", "env", "message"),
     [
@@ -64,6 +72,8 @@ def test_internal_transfers_methods(tmp_path, value, expected):
         (GOOD.replace("name: mainnet", "name: mainnet\n    colour: blue"), {"RPC_URL": "http://x"}, "chains[0].colour"),
         (GOOD.replace("name: mainnet", "name: mainnet\n    internal_transfers: tracing"), {"RPC_URL": "http://x"},
          "chains[0].internal_transfers"),
+        (GOOD.replace("name: mainnet", "name: mainnet\n    l1_data_fee: arbitrum"), {"RPC_URL": "http://x"},
+         "chains[0].l1_data_fee"),
     ],
 )
 def test_errors_name_file_and_field(tmp_path, text, env, message):

@@ -72,6 +72,26 @@ def test_topup_and_spend_all():
     assert fees.with_buffer(50_000, 10) == 55_000 and fees.with_buffer(3, 10) == 4
 
 
+def test_an_l1_data_fee_reserve_is_left_aside_everywhere():
+    """OP stack: the L1 data fee comes out of the sender's balance on top of gas."""
+    quote = fees.FeeQuote(10, 10, 5, l1_fee=7_000)
+    assert quote.gas_cost(21_000) == 210_000 and quote.cost(21_000) == 217_000
+    balance = 10**18
+    value = fees.native_sweep_value(balance, 21_000, quote)
+    assert balance - value - quote.gas_cost(21_000) == 7_000  # the reserve stays on the deposit address
+    assert fees.topup_needed(0, 50_000, quote) == 507_000  # a token sweep's gas and its L1 fee
+    # Spending the balance on a higher fee per gas never spends the reserve.
+    assert fees.spend_all_fee(507_000, 50_000, quote).max_fee_per_gas == 10
+    assert fees.spend_all_fee(1_007_000, 50_000, quote).max_fee_per_gas == 20
+    # Replacements and legacy re-pricing keep the reserve.
+    bumped = fees.bump(10, quote, 1250)
+    assert bumped.l1_fee == 7_000 and bumped.max_fee_per_gas == 12
+    assert quote.with_price(11, legacy=True) == fees.FeeQuote(11, None, 5, 7_000)
+    dust = policy.native_decision(amount=210_000 + 7_000, gas_limit=21_000, fee=quote,
+                                  policy=policy.SweepPolicy(), chain_id=8453, symbol="ETH")
+    assert not dust.sweep and "7000 reserved for the L1 data fee" in dust.reason
+
+
 def _native(amount, fee=10 * GWEI, gas=21_000, p=None):
     return policy.native_decision(amount=amount, gas_limit=gas, fee=fees.FeeQuote(fee, fee),
                                   policy=p or policy.SweepPolicy(), chain_id=31337, symbol="ETH")

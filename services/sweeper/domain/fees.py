@@ -6,6 +6,12 @@ exactly maxFee (baseFee > 0), so the transaction costs exactly gas x maxFee: a
 native sweep can send balance - gas x maxFee and leave the deposit address at
 zero wei. The price for that certainty is overpaying the tip a little; the
 operator sets how much headroom over the base fee (base_fee_multiplier_percent).
+
+Rollups of the OP stack (OP Mainnet, Base, ...) also charge an L1 data fee, taken
+from the sender's balance on top of gas and not known to the wei in advance (it
+follows the L1 fee when the block is built). There a quote carries a reserve for
+it (an upper bound with headroom); a native sweep leaves what the reserve did not
+use on the deposit address.
 """
 
 from __future__ import annotations
@@ -26,14 +32,24 @@ class FeeQuote:
     max_fee_per_gas: int
     max_priority_fee_per_gas: int | None
     base_fee: int = 0  # the next block's base fee the quote was made for (0 for legacy)
+    l1_fee: int = 0  # the reserve for a rollup's L1 data fee (0 on chains without one)
 
     @property
     def legacy(self) -> bool:
         return self.max_priority_fee_per_gas is None
 
-    def cost(self, gas_limit: int) -> int:
+    def gas_cost(self, gas_limit: int) -> int:
         """The exact (EIP-1559 with maxFee == tip, or legacy) cost of gas_limit gas."""
         return gas_limit * self.max_fee_per_gas
+
+    def cost(self, gas_limit: int) -> int:
+        """What a transaction of gas_limit gas may take from its sender: the gas, and
+        the L1 data fee reserve where the chain charges one."""
+        return self.gas_cost(gas_limit) + self.l1_fee
+
+    def with_price(self, max_fee_per_gas: int, legacy: bool) -> FeeQuote:
+        """The same quote (base fee, L1 reserve) at another price per gas."""
+        return FeeQuote(max_fee_per_gas, None if legacy else max_fee_per_gas, self.base_fee, self.l1_fee)
 
 
 def median(values: list[int]) -> int:
@@ -70,11 +86,7 @@ def bump(old_fee: int, market: FeeQuote, bump_bps: int) -> FeeQuote:
     if bump_bps < 1_000:
         raise ValueError("a replacement must bump fees by at least 10 % (1000 bps)")
     bumped = max(ceil_div(old_fee * (10_000 + bump_bps), 10_000), old_fee + 1, market.max_fee_per_gas)
-    return FeeQuote(
-        max_fee_per_gas=bumped,
-        max_priority_fee_per_gas=None if market.legacy else bumped,
-        base_fee=market.base_fee,
-    )
+    return market.with_price(bumped, market.legacy)
 
 
 def is_bump_enough(old_fee: int, new_fee: int, bump_bps: int) -> bool:
@@ -99,6 +111,6 @@ def spend_all_fee(native_balance: int, gas_limit: int, market: FeeQuote, max_mul
     """For a token sweep after a top-up: pay at least the market, and up to
     max_multiple x the market when the balance allows, so little native dust stays
     behind on the deposit address."""
-    best = native_balance // gas_limit if gas_limit else 0
+    best = max(0, native_balance - market.l1_fee) // gas_limit if gas_limit else 0  # the L1 reserve stays
     fee = max(market.max_fee_per_gas, min(best, market.max_fee_per_gas * max_multiple))
-    return FeeQuote(fee, None if market.legacy else fee, market.base_fee)
+    return market.with_price(fee, market.legacy)

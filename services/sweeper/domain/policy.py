@@ -48,7 +48,7 @@ def native_decision(
             False,
             reason=(
                 f"dust: {amount} base units of {symbol} are below the sweep fee of {cost} "
-                f"({gas_limit} gas x {fee.max_fee_per_gas} per gas); left in place, not swept at a loss"
+                f"({gas_limit} gas x {fee.max_fee_per_gas} per gas{_l1(fee)}); left in place, not swept at a loss"
             ),
         )
     if amount < minimum:
@@ -68,6 +68,10 @@ def native_decision(
             ),
         )
     return Decision(True, value=value)
+
+
+def _l1(fee: FeeQuote) -> str:
+    return f" + {fee.l1_fee} reserved for the L1 data fee" if fee.l1_fee else ""
 
 
 def token_decision(*, amount: int, policy: SweepPolicy, chain_id: int, symbol: str) -> Decision:
