@@ -30,7 +30,7 @@ import grpc
 from paymesh.listener.v1 import listener_service_pb2 as lpb
 
 from bench.bench_listener import AUTH, CHAIN_ID, Listener, Node, create_payments
-from bench.common import write_section
+from bench.common import stop_all, write_section
 from tests.support.ledger import ADMIN_TOKEN, INTERNAL_TOKEN, create_merchant, fresh_xpub, write_chains_file
 from tools import devstack, pay
 from tools.services import ServiceProcess
@@ -196,14 +196,7 @@ async def main(args) -> str:
                 procs.remove(proc)
         finally:
             await node.client.aclose()
-            for p in reversed(procs):
-                try:
-                    p.terminate(timeout=20)
-                except Exception:  # noqa: BLE001
-                    p.kill()
-            anvil.stop()
-            nats_server.stop()
-            pg.stop()
+            stop_all(procs, anvil, nats_server, pg)
 
     blocks = last - first + 1
     rows = []

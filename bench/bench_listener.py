@@ -41,7 +41,7 @@ from paymesh.listener.v1 import listener_service_pb2 as lpb
 from paymesh.listener.v1 import listener_service_pb2_grpc as lgrpc
 from prometheus_client.parser import text_string_to_metric_families
 
-from bench.common import summary_ms, write_section
+from bench.common import stop_all, summary_ms, write_section
 from services.ledger.consumers import LEDGER_DURABLE
 from tests.support.ledger import ADMIN_TOKEN, INTERNAL_TOKEN, create_merchant, fresh_xpub, write_chains_file
 from tools import devstack, pay
@@ -410,14 +410,7 @@ async def main(args) -> str:
             if nc is not None:
                 await nc.drain()
             await node.client.aclose()
-            for p in reversed(procs):
-                try:
-                    p.terminate(timeout=20)
-                except Exception:  # noqa: BLE001
-                    p.kill()
-            anvil.stop()
-            nats_server.stop()
-            pg.stop()
+            stop_all(procs, anvil, nats_server, pg)
 
     def ok(value: float, target: float, lower_is_better: bool = False) -> str:
         good = value <= target if lower_is_better else value >= target

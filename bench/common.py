@@ -64,3 +64,15 @@ def write_section(name: str, markdown: str) -> Path:
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     path.write_text(f"{markdown.rstrip()}\n\n_Measured {stamp} on {machine()}._\n")
     return path
+
+
+def stop_all(procs: list, *servers) -> None:
+    """Stop service processes (newest first; killed if they do not stop in time), then
+    the local stack's servers (anvil, NATS, Postgres: anything with `stop()`)."""
+    for proc in reversed(procs):
+        try:
+            proc.terminate(timeout=20)
+        except Exception:  # noqa: BLE001 - shutting down a benchmark: kill what does not stop
+            proc.kill()
+    for server in servers:
+        server.stop()

@@ -20,6 +20,7 @@ from tests.support.chain import (
     CHAIN_ID,
     FaultyRpc,
     TcpProxy,
+    isolated_buckets,
     listener_stub,
     mesh,
     status,
@@ -34,13 +35,8 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 DETECTED = pb.PAYMENT_STATUS_DETECTED
 CONFIRMED = pb.PAYMENT_STATUS_CONFIRMED
-_buckets = iter(range(1, 1000))
-
-
 def isolated() -> dict[str, str]:
-    """Own KV buckets: each test's listener starts fresh and leads at once."""
-    n = next(_buckets)
-    return {"state_bucket": f"faults-state-{n}", "lease_bucket": f"faults-leases-{n}"}
+    return isolated_buckets("faults")
 
 
 def metric(name: str, **labels: str) -> float:

@@ -21,6 +21,7 @@ from tests.support.chain import (
     CHAIN_ID,
     FaultyRpc,
     TransferTap,
+    isolated_buckets,
     listener_stub,
     mesh,
     status,
@@ -34,12 +35,8 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 CONFIRMED = pb.PAYMENT_STATUS_CONFIRMED
 PENDING = pb.PAYMENT_STATUS_PENDING
-_buckets = iter(range(1, 1000))
-
-
 def isolated() -> dict[str, str]:
-    n = next(_buckets)
-    return {"state_bucket": f"internal-state-{n}", "lease_bucket": f"internal-leases-{n}"}
+    return isolated_buckets("internal")
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")

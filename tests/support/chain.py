@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import secrets
 import socket
@@ -523,6 +524,15 @@ class TransferTap:
 
     def to(self, address: str) -> list[Any]:
         return [e for e in self.events if e.to_address.lower() == address.lower()]
+
+
+_bucket_numbers = itertools.count(1)
+
+
+def isolated_buckets(prefix: str) -> dict[str, str]:
+    """Listener settings for its own KV buckets: a test's listener starts fresh and leads at once."""
+    n = next(_bucket_numbers)
+    return {"state_bucket": f"{prefix}-state-{n}", "lease_bucket": f"{prefix}-leases-{n}"}
 
 
 def account(index: int) -> str:

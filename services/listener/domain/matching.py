@@ -51,35 +51,29 @@ def match_logs(raw_logs: Any, watched: WatchedSet, tokens: frozenset[bytes]) -> 
 
 
 def native_transfer(chain_id: int, header: BlockHeader, c: NativeCandidate) -> Transfer:
-    return Transfer(
-        chain_id=chain_id,
-        block_number=header.number,
-        block_hash=header.hash,
-        block_timestamp=header.timestamp,
-        tx_hash=c.tx_hash,
-        tx_index=c.tx_index,
-        log_index=NATIVE_LOG_INDEX,
-        from_address=checksum(c.from_address),
-        to_address=checksum(c.to_address),
-        token_address="",
-        amount=c.value,
-    )
+    """The value a transaction itself carried into a watched address."""
+    return _native(chain_id, header, c.tx_hash, c.tx_index, NATIVE_LOG_INDEX, c.from_address, c.to_address, c.value)
 
 
 def internal_transfer(chain_id: int, header: BlockHeader, t: InternalTransfer) -> Transfer:
     """Native coin a contract call inside the transaction moved (see domain/traces.py)."""
+    return _native(chain_id, header, t.tx_hash, t.tx_index, t.log_index, t.from_address, t.to_address, t.value)
+
+
+def _native(chain_id: int, header: BlockHeader, tx_hash: str, tx_index: int, log_index: int, sender: bytes,
+            recipient: bytes, value: int) -> Transfer:
     return Transfer(
         chain_id=chain_id,
         block_number=header.number,
         block_hash=header.hash,
         block_timestamp=header.timestamp,
-        tx_hash=t.tx_hash,
-        tx_index=t.tx_index,
-        log_index=t.log_index,
-        from_address=checksum(t.from_address),
-        to_address=checksum(t.to_address),
+        tx_hash=tx_hash,
+        tx_index=tx_index,
+        log_index=log_index,
+        from_address=checksum(sender),
+        to_address=checksum(recipient),
         token_address="",
-        amount=t.value,
+        amount=value,
     )
 
 
