@@ -35,8 +35,6 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 CONFIRMED = pb.PAYMENT_STATUS_CONFIRMED
 PENDING = pb.PAYMENT_STATUS_PENDING
-def isolated() -> dict[str, str]:
-    return isolated_buckets("internal")
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
@@ -52,7 +50,7 @@ async def test_internal_transfers_credited_and_reverted_ones_never(net, method):
     fwd = net.forwarder
     tap = await TransferTap().start(net.nc)
     try:
-        async with net.listener(chains_file=chains, **isolated()) as app:
+        async with net.listener(chains_file=chains, **isolated_buckets("internal")) as app:
             split_a, split_b, undone, bombed, top_reverted = [
                 await net.merchant.create(amount=str(amount)) for amount in (5000, 7000, 9000, 11000, 13000)
             ]
@@ -114,7 +112,7 @@ async def test_both_trace_methods_give_the_same_event_ids(net):
         chains = net.write_chains(f"same-{method}.yaml", net.anvil.http_url, internal_transfers=method)
         tap = await TransferTap().start(net.nc)
         try:
-            async with net.listener(chains_file=chains, **isolated()) as app:
+            async with net.listener(chains_file=chains, **isolated_buckets("internal")) as app:
                 await wait_watching_all(app.port, net.database_url)
                 if block is None:
                     await net.chain.call(net.forwarder, "split(address[],uint256[])", [payment.deposit_address],
@@ -146,7 +144,7 @@ async def test_a_node_that_leaves_out_tx_hashes_in_call_traces(net):
     proxy = FaultyRpc(net.anvil.http_url, enabled=False, rewrite=strip_tx_hashes).start()
     try:
         chains = net.write_chains("no-tx-hash.yaml", proxy.url, internal_transfers="debug_trace")
-        async with net.listener(chains_file=chains, **isolated()) as app:
+        async with net.listener(chains_file=chains, **isolated_buckets("internal")) as app:
             payment = await net.merchant.create(amount="2500")
             await wait_watching_all(app.port, net.database_url)
             receipt = await net.chain.call(net.forwarder, "split(address[],uint256[])", [payment.deposit_address],
@@ -164,7 +162,7 @@ def _as_list(value):
 
 async def test_a_node_without_the_trace_method_gets_a_clear_error_not_a_silent_skip(net):
     proxy = FaultyRpc(net.anvil.http_url, enabled=False, refuse_methods=frozenset({"trace_block"})).start()
-    buckets = isolated()
+    buckets = isolated_buckets("internal")
     try:
         chains = net.write_chains("no-trace.yaml", proxy.url, internal_transfers="trace_block")
         async with net.listener(chains_file=chains, **buckets) as app:
