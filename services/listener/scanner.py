@@ -615,7 +615,7 @@ class ChainScanner:
                     if by_hash:
                         found = match_call_traces(raw, blk.tx_count, watched, where)
                     else:
-                        found = match_parity_traces(raw, blk.header.hash, watched, where)
+                        found = match_parity_traces(raw, blk.header.hash, blk.tx_count, watched, where)
                 except TraceOfAnotherBlock as exc:
                     raise ChainMoved(str(exc)) from None
                 out.extend((blk.header, t) for t in found)

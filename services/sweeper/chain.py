@@ -141,8 +141,10 @@ class ChainGateway:
         try:
             data = await self.rpc.eth_call({"to": OP_GAS_PRICE_ORACLE, "data": _GET_L1_FEE_CALL})
         except RpcError as exc:
+            if exc.code != 3 and "revert" not in exc.message.lower():
+                raise  # the node's trouble (rate limit, unknown block, ...): the normal error retry
             raise L1FeeUnavailable(
-                f"{where}: the GasPriceOracle at {OP_GAS_PRICE_ORACLE} refused getL1Fee: {exc}; is this an "
+                f"{where}: the GasPriceOracle at {OP_GAS_PRICE_ORACLE} reverted getL1Fee: {exc}; is this an "
                 "OP-stack chain?"
             ) from None
         raw = bytes.fromhex(data[2:]) if isinstance(data, str) and data.startswith("0x") else b""

@@ -149,13 +149,19 @@ async def test_op_stack_chain_leaves_the_l1_data_fee_aside(stack):
     assert await stack.chain.token_balance(TOKEN_ADDRESS, treasury) == 5 * TUSD
 
 
-async def test_op_stack_setting_on_a_chain_without_the_oracle_is_a_clear_error(stack):
+@pytest.mark.parametrize(("oracle_code", "says"), [("0x", "no GasPriceOracle answers"),
+                                                  ("0x600080fd", "reverted getL1Fee")])
+async def test_op_stack_setting_on_a_chain_without_the_oracle_is_a_clear_error(stack, oracle_code, says):
     chains = write_sweeper_chains_file(stack.dir / "not-op.yaml", stack.anvil.http_url, l1_data_fee="op_stack",
                                        block_time=stack.block_time)
     merchant, treasury = await stack.merchant()
     paid = await stack.pay(merchant, treasury, ETHER)
-    async with stack.sweeper(chains_file=chains):
-        row = await stack.wait_released(paid, "GasPriceOracle")
+    await stack.chain.rpc("anvil_setCode", [OP_GAS_PRICE_ORACLE, oracle_code])
+    try:
+        async with stack.sweeper(chains_file=chains):
+            row = await stack.wait_released(paid, says)
+    finally:
+        await stack.chain.rpc("anvil_setCode", [OP_GAS_PRICE_ORACLE, "0x"])
     assert "l1_data_fee" in row["sweep_last_error"] and "OP-stack" in row["sweep_last_error"]
     assert row["status"] == "confirmed" and await stack.chain.balance(paid.deposit) == ETHER  # nothing sent
     async with stack.sweeper() as app:  # the operator fixes chains.yaml and asks for the sweep now

@@ -5,6 +5,9 @@ read from a block's call traces.
 A transaction's own value is matched from the block body (log index -1); here
 only the calls below the top call count. A call moved value only if neither it
 nor any call above it reverted (a reverted frame undoes its children too).
+CALL frames and SELFDESTRUCT (value forced into an address) move value;
+DELEGATECALL, STATICCALL and CALLCODE never send value to their target, and a
+CREATE's target is a new contract, never a deposit address.
 
 Two trace formats, one result:
 - `debug_traceBlockByHash` with `callTracer` (geth and most nodes): per
@@ -15,36 +18,44 @@ Two trace formats, one result:
   path in the tree), `type` ("call", "create", "suicide", "reward"), `action`,
   `error`?, `blockHash`.
 
-Both list a transaction's frames depth first, the top call first, so a frame's
-position in that order identifies it in both formats; the transfer's log index
-is `-1 - position` (always <= -2, never a log's index nor the native -1).
+Identity. The formats do not list the same frames (trace_block leaves out calls
+to precompiles, callTracer keeps them; some nodes list a self-destruct before its
+earlier siblings), so a frame's position in either list is no stable name. What
+every correct tracer agrees on is the money: the value transfers that took
+effect, in execution order (depth first; trace_block's entries sorted by
+`traceAddress`). A transfer is named by its place among its transaction's
+successful internal value transfers (`ordinal`, from 0; calls to the precompile
+range 0x01..0x1ff are not counted) and gets the log index `-2 - ordinal`: always
+<= -2, never a log's index nor the native -1, the same from either method.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from services.listener.domain.chaindata import MalformedResponse, address, field_of, hash32, quantity
+
+PRECOMPILE_MAX = 0x1FF  # 0x01..0x11 on Ethereum (Prague), 0x100 (P256VERIFY) on many L2s
 
 
 @dataclass(frozen=True, slots=True)
 class InternalTransfer:
     tx_hash: str
     tx_index: int
-    position: int  # the frame's place in its transaction's call tree, depth first; the top call is 0
+    ordinal: int  # its place among the transaction's successful internal value transfers, from 0
     from_address: bytes
     to_address: bytes
     value: int
 
     @property
     def log_index(self) -> int:
-        return internal_log_index(self.position)
+        return internal_log_index(self.ordinal)
 
 
-def internal_log_index(position: int) -> int:
-    return -1 - position
+def internal_log_index(ordinal: int) -> int:
+    return -2 - ordinal
 
 
 class TraceOfAnotherBlock(Exception):
@@ -53,11 +64,30 @@ class TraceOfAnotherBlock(Exception):
 
 IsWatched = Callable[[str], bool]
 
+# (sender, recipient, value, where) of a frame below the top call that took effect.
+_Move = tuple[Any, Any, Any, str]
+
 
 def _list(value: Any, where: str) -> Sequence[Any]:
     if not isinstance(value, Sequence) or isinstance(value, str):
         raise MalformedResponse(f"{where}: expected a list, got {type(value).__name__}")
     return value
+
+
+def _number(tx_hash: str, tx_index: int, moves: Iterator[_Move], is_watched: IsWatched,
+            out: list[InternalTransfer]) -> None:
+    """Count the transaction's value transfers in order; keep those into watched addresses."""
+    ordinal = 0
+    for sender, to, raw_value, at in moves:
+        value = quantity(raw_value, f"{at}.value")
+        if value == 0:
+            continue
+        recipient = address(to, f"{at}.to")
+        if int.from_bytes(recipient, "big") <= PRECOMPILE_MAX:
+            continue  # not listed by every tracer; never a deposit address
+        if is_watched(to):
+            out.append(InternalTransfer(tx_hash, tx_index, ordinal, address(sender, f"{at}.from"), recipient, value))
+        ordinal += 1
 
 
 # ---------------------------------------------------------------- callTracer
@@ -81,44 +111,36 @@ def match_call_traces(raw: Any, tx_count: int, is_watched: IsWatched,
         if entry.get("error") and "result" not in entry:
             reason = str(entry["error"])[:200]
             raise MalformedResponse(f"{at}: the node could not trace transaction {tx_index}: {reason}")
-        _walk_frames(field_of(entry, "result", at), tx_hash, tx_index, is_watched, f"{at}.result", out)
+        _number(tx_hash, tx_index, _frame_moves(field_of(entry, "result", at), f"{at}.result"), is_watched, out)
     return out
 
 
-def _walk_frames(top: Any, tx_hash: str, tx_index: int, is_watched: IsWatched, where: str,
-                 out: list[InternalTransfer]) -> None:
-    position = 0
-    # Depth first, children in order: (frame, its path for messages, reverted above it).
-    stack: list[tuple[Any, str, bool]] = [(top, where, False)]
+def _frame_moves(top: Any, where: str) -> Iterator[_Move]:
+    """The frames below the top call that moved value and took effect, depth first."""
+    # (frame, its path for messages, reverted above it, is the top call)
+    stack: list[tuple[Any, str, bool, bool]] = [(top, where, False, True)]
     while stack:
-        frame, at, reverted_above = stack.pop()
+        frame, at, reverted_above, is_top = stack.pop()
         if not isinstance(frame, Mapping):
             raise MalformedResponse(f"{at}: expected a call frame object, got {type(frame).__name__}")
         reverted = reverted_above or bool(frame.get("error"))
-        kind = frame.get("type")
-        if position > 0 and not reverted and kind in ("CALL", "SELFDESTRUCT"):
-            value = quantity(frame.get("value", "0x0"), f"{at}.value")
-            to = field_of(frame, "to", at)
-            if value > 0 and isinstance(to, str) and is_watched(to):
-                sender = address(field_of(frame, "from", at), f"{at}.from")
-                out.append(InternalTransfer(tx_hash, tx_index, position, sender, address(to, f"{at}.to"), value))
-        position += 1
+        if not is_top and not reverted and frame.get("type") in ("CALL", "SELFDESTRUCT"):
+            yield field_of(frame, "from", at), field_of(frame, "to", at), frame.get("value", "0x0"), at
         children = _list(frame.get("calls", ()), f"{at}.calls")
         for i in range(len(children) - 1, -1, -1):
-            stack.append((children[i], f"{at}.calls[{i}]", reverted))
+            stack.append((children[i], f"{at}.calls[{i}]", reverted, False))
 
 
 # ---------------------------------------------------------------- trace_block
 
 
-def match_parity_traces(raw: Any, block_hash: str, is_watched: IsWatched,
+def match_parity_traces(raw: Any, block_hash: str, tx_count: int, is_watched: IsWatched,
                         where: str = "trace_block") -> list[InternalTransfer]:
-    """Internal transfers into watched addresses from one block's `trace_block` result."""
+    """Internal transfers into watched addresses from one block's `trace_block`
+    result, which must hold the top call of each of the block's `tx_count`
+    transactions (a partial answer would pass payments over)."""
     traces = _list(raw, where)
-    out: list[InternalTransfer] = []
-    current_tx: str | None = None
-    position = 0
-    failed_paths: list[tuple[int, ...]] = []  # reverted frames of the current transaction
+    by_tx: dict[str, list[tuple[tuple[int, ...], int, Mapping[str, Any], str]]] = {}
     for i, trace in enumerate(traces):
         at = f"{where}[{i}]"
         if not isinstance(trace, Mapping):
@@ -128,39 +150,50 @@ def match_parity_traces(raw: Any, block_hash: str, is_watched: IsWatched,
         if hash32(field_of(trace, "blockHash", at), f"{at}.blockHash") != block_hash:
             raise TraceOfAnotherBlock(f"{at} is of block {trace['blockHash']}, not {block_hash}")
         tx_hash = hash32(trace["transactionHash"], f"{at}.transactionHash")
-        if tx_hash != current_tx:
-            current_tx, position, failed_paths = tx_hash, 0, []
-        path = tuple(_list(field_of(trace, "traceAddress", at), f"{at}.traceAddress"))
-        if trace.get("error"):
-            failed_paths.append(path)
-        reverted = any(path[: len(p)] == p for p in failed_paths)
-        if position > 0 and not reverted:
-            found = _parity_transfer(trace, at, is_watched)
-            if found is not None:
-                sender, to, value = found
-                tx_index = _index(field_of(trace, "transactionPosition", at), f"{at}.transactionPosition")
-                out.append(InternalTransfer(tx_hash, tx_index, position, sender, to, value))
-        position += 1
-    return out
+        path = _path(field_of(trace, "traceAddress", at), f"{at}.traceAddress")
+        tx_index = _index(field_of(trace, "transactionPosition", at), f"{at}.transactionPosition")
+        by_tx.setdefault(tx_hash, []).append((path, tx_index, trace, at))
+
+    tops = sorted(tx_index for group in by_tx.values() for path, tx_index, _t, _a in group if not path)
+    if tops != list(range(tx_count)):
+        raise MalformedResponse(
+            f"{where}: top-level traces for {len(tops)} transactions ({_brief(tops)}), but the block has {tx_count}"
+        )
+    out: list[InternalTransfer] = []
+    for tx_hash, group in by_tx.items():
+        group.sort(key=lambda item: item[0])  # traceAddress order is depth-first order
+        failed = [path for path, _i, trace, _a in group if trace.get("error")]
+        moves = (
+            move
+            for path, _i, trace, at in group
+            if path and not any(path[: len(f)] == f for f in failed)
+            for move in _parity_move(trace, at)
+        )
+        _number(tx_hash, group[0][1], moves, is_watched, out)
+    return sorted(out, key=lambda t: (t.tx_index, t.ordinal))
 
 
-def _parity_transfer(trace: Mapping[str, Any], at: str, is_watched: IsWatched) -> tuple[bytes, bytes, int] | None:
+def _parity_move(trace: Mapping[str, Any], at: str) -> Iterator[_Move]:
     action = field_of(trace, "action", at)
     if not isinstance(action, Mapping):
         raise MalformedResponse(f"{at}.action: expected an object")
     kind = trace.get("type")
     if kind == "call" and action.get("callType") == "call":
-        sender_key, to_key, value_key = "from", "to", "value"
+        yield field_of(action, "from", at), field_of(action, "to", at), action.get("value", "0x0"), f"{at}.action"
     elif kind == "suicide":
-        sender_key, to_key, value_key = "address", "refundAddress", "balance"
-    else:
-        return None  # delegatecall / staticcall / callcode move no value to `to`; a create's target is new
-    to = action.get(to_key)
-    value = quantity(action.get(value_key, "0x0"), f"{at}.action.{value_key}")
-    if value == 0 or not isinstance(to, str) or not is_watched(to):
-        return None
-    return address(field_of(action, sender_key, f"{at}.action"), f"{at}.action.{sender_key}"), \
-        address(to, f"{at}.action.{to_key}"), value
+        yield (field_of(action, "address", at), field_of(action, "refundAddress", at), action.get("balance", "0x0"),
+               f"{at}.action")
+
+
+def _path(value: Any, field: str) -> tuple[int, ...]:
+    items = _list(value, field)
+    if not all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in items):
+        raise MalformedResponse(f"{field}: expected a list of indexes, got {str(value)[:60]!r}")
+    return tuple(items)
+
+
+def _brief(numbers: list[int]) -> str:
+    return ", ".join(map(str, numbers[:5])) + (", ..." if len(numbers) > 5 else "") if numbers else "none"
 
 
 def _index(value: Any, field: str) -> int:
