@@ -16,7 +16,9 @@ import contextlib
 import dataclasses
 import time
 from collections import Counter, deque
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import structlog
 
@@ -59,6 +61,8 @@ from services.listener.publisher import ChainPublisher
 from services.listener.rpc import HttpRpc, RpcError
 
 log = structlog.get_logger("listener.scanner")
+P = TypeVar("P")
+R = TypeVar("R")
 
 
 class ChainMoved(Exception):
@@ -587,7 +591,6 @@ class ChainScanner:
         by_hash = self.chain.internal_transfers == "debug_trace"
         method = "debug_traceBlockByHash" if by_hash else "trace_block"
         size = self._config.trace_batch
-        semaphore = asyncio.Semaphore(self._config.block_concurrency)
         watched = self.watched.contains_hex
 
         async def fetch(chunk: list[Block]) -> list[tuple[BlockHeader, InternalTransfer]]:
@@ -595,17 +598,16 @@ class ChainScanner:
                 params = [[blk.header.hash, {"tracer": "callTracer"}] for blk in chunk]
             else:
                 params = [[hex(blk.header.number)] for blk in chunk]
-            async with semaphore:
-                try:
-                    raws = await self._rpc.batch(method, params)
-                except RpcError as exc:
-                    if exc.code in (-32601, -32604) or "not supported" in exc.message.lower():
-                        raise TracingUnavailable(
-                            f"chains.yaml asks for internal transfers with {method} (internal_transfers: "
-                            f"{self.chain.internal_transfers}), but the node refuses it: {exc.message}; use a node "
-                            f"or plan with tracing, switch to the other method, or set internal_transfers to ''"
-                        ) from None
-                    raise
+            try:
+                raws = await self._rpc.batch(method, params)
+            except RpcError as exc:
+                if exc.code in (-32601, -32604) or "not supported" in exc.message.lower():
+                    raise TracingUnavailable(
+                        f"chains.yaml asks for internal transfers with {method} (internal_transfers: "
+                        f"{self.chain.internal_transfers}), but the node refuses it: {exc.message}; use a node "
+                        f"or plan with tracing, switch to the other method, or set internal_transfers to ''"
+                    ) from None
+                raise
             out = []
             for blk, raw in zip(chunk, raws, strict=True):
                 where = f"{method}(block {blk.header.number})"
@@ -621,8 +623,7 @@ class ChainScanner:
                 out.extend((blk.header, t) for t in found)
             return out
 
-        parts = await gather_or_cancel([fetch(busy[i : i + size]) for i in range(0, len(busy), size)])
-        found = [item for part in parts for item in part]
+        found = await self._bounded([busy[i : i + size] for i in range(0, len(busy), size)], fetch)
         return await self._with_tx_hashes(found)
 
     async def _with_tx_hashes(
@@ -679,12 +680,10 @@ class ChainScanner:
         numbers = list(range(a, b + 1))
         size = self._config.block_batch
         chunks = [numbers[i : i + size] for i in range(0, len(numbers), size)]
-        semaphore = asyncio.Semaphore(self._config.block_concurrency)
         watched = self.watched.contains_hex
 
         async def fetch(chunk: list[int]) -> list[Block]:
-            async with semaphore:
-                raws = await self._rpc.batch("eth_getBlockByNumber", [[hex(n), full] for n in chunk])
+            raws = await self._rpc.batch("eth_getBlockByNumber", [[hex(n), full] for n in chunk])
             out = []
             for n, raw in zip(chunk, raws, strict=True):
                 if raw is None:
@@ -695,22 +694,25 @@ class ChainScanner:
                 out.append(blk)
             return out
 
-        parts = await gather_or_cancel([fetch(c) for c in chunks])
-        return [blk for part in parts for blk in part]
+        return await self._bounded(chunks, fetch)
 
     async def _logs(self, a: int, b: int) -> list:
         """Transfer logs of a..b into watched addresses: one eth_getLogs per
         sub-range of the adaptive size (all tokens, all addresses in one call),
         a few in flight."""
-        ranges = split_range(a, b, self._logs_range.size)
+        return await self._bounded(split_range(a, b, self._logs_range.size), lambda r: self._logs_once(*r))
+
+    async def _bounded(self, parts: Sequence[P], fetch: Callable[[P], Awaitable[list[R]]]) -> list[R]:
+        """fetch(part) for every part, at most `block_concurrency` at once (the first
+        failure cancels the rest); their results joined, in the parts' order."""
         semaphore = asyncio.Semaphore(self._config.block_concurrency)
 
-        async def one(first: int, last: int) -> list:
+        async def one(part: P) -> list[R]:
             async with semaphore:
-                return await self._logs_once(first, last)
+                return await fetch(part)
 
-        parts = await gather_or_cancel([one(first, last) for first, last in ranges])
-        return [entry for part in parts for entry in part]
+        results = await gather_or_cancel([one(part) for part in parts])
+        return [item for result in results for item in result]
 
     async def _logs_once(self, a: int, b: int) -> list:
         params = [{"fromBlock": hex(a), "toBlock": hex(b), "address": self._token_filter, "topics": [TRANSFER_TOPIC]}]
