@@ -638,7 +638,7 @@ class ChainScanner:
         )
         hashes = {}
         for (header, t), raw in zip(missing, raws, strict=True):
-            if not isinstance(raw, dict) or raw.get("blockHash", "").lower() != header.hash:
+            if not isinstance(raw, dict) or str(raw.get("blockHash") or "").lower() != header.hash:
                 raise ChainMoved(f"transaction {t.tx_index} of block {header.number} is gone (reorg while reading?)")
             hashes[(header.hash, t.tx_index)] = hash32(raw.get("hash"), f"block {header.number} tx {t.tx_index}.hash")
         return [
