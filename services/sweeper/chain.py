@@ -44,6 +44,16 @@ _GET_L1_FEE_CALL = "0x" + (
 ).hex()
 
 
+def _return_data(data: object) -> bytes:
+    """An eth_call result (0x-hex) as bytes; empty when the node returned nothing usable."""
+    if not isinstance(data, str) or not data.startswith("0x"):
+        return b""
+    try:
+        return bytes.fromhex(data[2:])
+    except ValueError:
+        raise MalformedResponse(f"eth_call returned no hex: {data[:80]!r}") from None
+
+
 def _word_address(address: str) -> bytes:
     return bytes(12) + bytes.fromhex(address[2:])
 
@@ -147,7 +157,7 @@ class ChainGateway:
                 f"{where}: the GasPriceOracle at {OP_GAS_PRICE_ORACLE} reverted getL1Fee: {exc}; is this an "
                 "OP-stack chain?"
             ) from None
-        raw = bytes.fromhex(data[2:]) if isinstance(data, str) and data.startswith("0x") else b""
+        raw = _return_data(data)
         if len(raw) != 32:
             raise L1FeeUnavailable(
                 f"{where}: no GasPriceOracle answers at {OP_GAS_PRICE_ORACLE} (got {len(raw)} bytes); is this an "
@@ -166,7 +176,7 @@ class ChainGateway:
 
     async def token_balance(self, token: str, owner: str) -> int:
         data = await self.rpc.eth_call({"to": token, "data": "0x" + (_BALANCE_OF + _word_address(owner)).hex()})
-        raw = bytes.fromhex(data[2:]) if len(data) > 2 else b""
+        raw = _return_data(data)
         if len(raw) < 32:
             raise MalformedResponse(f"balanceOf of {token}: expected 32 bytes, got {len(raw)} (is it an ERC-20?)")
         return int.from_bytes(raw[:32], "big")
