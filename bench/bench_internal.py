@@ -31,21 +31,13 @@ from paymesh.listener.v1 import listener_service_pb2 as lpb
 
 from bench.bench_listener import AUTH, CHAIN_ID, Listener, Node, create_payments
 from bench.common import stop_all, write_section
+from tests.support.chain import calldata
 from tests.support.ledger import ADMIN_TOKEN, INTERNAL_TOKEN, create_merchant, fresh_xpub, write_chains_file
 from tools import devstack, pay
 from tools.services import ServiceProcess
 
 FORWARDER = Path(pay.__file__).resolve().parent / "contracts" / "TestForwarder.json"
 SETTINGS = ("", "debug_trace", "trace_block")
-
-
-def split_calldata(recipients: list[str], amounts: list[int]) -> str:
-    import eth_abi
-    from eth_utils import function_signature_to_4byte_selector
-
-    signature = "split(address[],uint256[])"
-    return "0x" + (function_signature_to_4byte_selector(signature)
-                   + eth_abi.encode(["address[]", "uint256[]"], [recipients, amounts])).hex()
 
 
 async def deploy_forwarder(node: Node) -> str:
@@ -72,7 +64,8 @@ async def mine_busy_blocks(node: Node, forwarder: str, payments: list, txs: int,
                 sender = pay.DEV_ADDRESSES[1 + (t % 8)]
                 calls.append(("eth_sendTransaction", [{
                     "from": sender, "to": forwarder, "value": hex(1000 * len(group)), "gas": hex(60_000 * fanout),
-                    "data": split_calldata([p.deposit_address for p in group], [1000] * len(group)),
+                    "data": "0x" + calldata("split(address[],uint256[])", [p.deposit_address for p in group],
+                                            [1000] * len(group)).hex(),
                 }]))
             await node.batch(calls)
             await node("evm_mine")

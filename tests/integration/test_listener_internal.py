@@ -6,11 +6,9 @@ stops the chain's scan with an error that says what to change, never a silent sk
 
 from __future__ import annotations
 
-import eth_abi
 import grpc
 import pytest
 import pytest_asyncio
-from eth_utils import function_signature_to_4byte_selector
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from paymesh.ledger.v1 import payment_pb2 as pb
 from paymesh.listener.v1 import listener_service_pb2 as lpb
@@ -21,6 +19,7 @@ from tests.support.chain import (
     CHAIN_ID,
     FaultyRpc,
     TransferTap,
+    calldata,
     isolated_buckets,
     listener_stub,
     mesh,
@@ -64,7 +63,7 @@ async def test_internal_transfers_credited_and_reverted_ones_never(net, method):
             )
             # A call that pays `undone`, inside a call that then reverts: the
             # transaction succeeds, the payment never happened.
-            inner = _calldata(net, "sendThenRevert(address)", undone.deposit_address)
+            inner = calldata("sendThenRevert(address)", undone.deposit_address)
             nested = await net.chain.call(fwd, "tryCall(address,bytes)", fwd, inner, value=9000)
             # Value forced in by a self-destruct (no call to the address at all).
             bomb = await net.chain.call(fwd, "destroyTo(address)", bombed.deposit_address, value=11_000)
@@ -198,11 +197,6 @@ async def _chain_serving(port: int, serving: bool) -> bool:
         reply = await health_pb2_grpc.HealthStub(channel).Check(
             health_pb2.HealthCheckRequest(service=chain_health_name(CHAIN_ID)), timeout=5)
     return (reply.status == health_pb2.HealthCheckResponse.SERVING) == serving
-
-
-def _calldata(net, signature: str, *args) -> bytes:
-    types = signature[signature.index("(") + 1 : -1].split(",")
-    return function_signature_to_4byte_selector(signature) + eth_abi.encode(types, list(args))
 
 
 async def _balance(net, address: str) -> int:

@@ -52,6 +52,12 @@ CHAIN_ID = 31337
 FORWARDER_ARTIFACT = Path(pay.__file__).resolve().parent / "contracts" / "TestForwarder.json"
 
 
+def calldata(signature: str, *args: Any) -> bytes:
+    """ABI calldata of a call of `signature`, e.g. calldata("split(address[],uint256[])", to, amounts)."""
+    types = signature[signature.index("(") + 1 : -1].split(",") if not signature.endswith("()") else []
+    return function_signature_to_4byte_selector(signature) + eth_abi.encode(types, list(args))
+
+
 class Chain:
     """An anvil node, driven over JSON-RPC."""
 
@@ -157,8 +163,7 @@ class Chain:
                    gas: int = 500_000) -> dict[str, Any]:
         """Send a call of `signature` (e.g. "split(address[],uint256[])") and wait for
         its receipt, whether it succeeded or reverted."""
-        types = signature[signature.index("(") + 1 : -1].split(",") if not signature.endswith("()") else []
-        data = "0x" + function_signature_to_4byte_selector(signature).hex() + eth_abi.encode(types, list(args)).hex()
+        data = "0x" + calldata(signature, *args).hex()
         raw, tx_hash = await self.signed(key_index, to=contract, value=value, data=data, gas=gas)
         await self.send_raw(raw)
         return await self.receipt(tx_hash)
