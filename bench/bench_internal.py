@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import tempfile
 import time
@@ -31,24 +30,12 @@ from paymesh.listener.v1 import listener_service_pb2 as lpb
 
 from bench.bench_listener import AUTH, CHAIN_ID, Listener, Node, create_payments
 from bench.common import stop_all, write_section
-from tests.support.chain import calldata
+from tests.support.chain import Chain, calldata
 from tests.support.ledger import ADMIN_TOKEN, INTERNAL_TOKEN, create_merchant, fresh_xpub, write_chains_file
 from tools import devstack, pay
 from tools.services import ServiceProcess
 
-FORWARDER = Path(pay.__file__).resolve().parent / "contracts" / "TestForwarder.json"
 SETTINGS = ("", "debug_trace", "trace_block")
-
-
-async def deploy_forwarder(node: Node) -> str:
-    tx = await node("eth_sendTransaction", {"from": pay.DEV_ADDRESSES[7], "gas": hex(2_000_000),
-                                            "data": json.loads(FORWARDER.read_text())["bytecode"]})
-    for _ in range(100):
-        receipt = await node("eth_getTransactionReceipt", tx)
-        if receipt:
-            return receipt["contractAddress"]
-        await asyncio.sleep(0.05)
-    raise TimeoutError("the forwarder was not deployed")
 
 
 async def mine_busy_blocks(node: Node, forwarder: str, payments: list, txs: int, fanout: int) -> tuple[int, int]:
@@ -149,7 +136,11 @@ async def main(args) -> str:
             payments = [p for p in await create_payments(ledger.port, merchant, count * 3 // 2, "int")
                         if p.asset == "ETH"][:count]
             assert len(payments) == count, (len(payments), count)
-            forwarder = await deploy_forwarder(node)
+            chain = Chain(anvil.http_url)
+            try:
+                forwarder = await chain.deploy_forwarder()
+            finally:
+                await chain.aclose()
 
             live_proc, live = await start_listener(env, work, "debug_trace", "live")
             procs.append(live_proc)
