@@ -1,13 +1,16 @@
 """Postgres plumbing shared by the services that own a database (ledger, notifier):
-URL normalisation, the SQLAlchemy async engine, Alembic from a package folder."""
+URL normalisation, the SQLAlchemy async engine, Alembic from a package folder,
+and the service's own signing keys."""
 
 from __future__ import annotations
 
 import asyncio
+import secrets
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import Column, DateTime, LargeBinary, MetaData, String, Table, func, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 
@@ -61,3 +64,31 @@ def migrate(package_dir: Path, url: str, revision: str = "head") -> None:
 
 async def migrate_async(package_dir: Path, url: str) -> None:
     await asyncio.to_thread(migrate, package_dir, url)
+
+
+# ---------------------------------------------------------------- signing keys
+# Secrets a service generates for itself and every replica must share (the page
+# token key): kept in the service's own database, made on first use.
+
+
+def signing_keys_table(metadata: MetaData, table: str) -> Table:
+    """A service's signing keys table (named `table`), for its models and so its migrations."""
+    return Table(
+        table,
+        metadata,
+        Column("name", String(64), primary_key=True),
+        Column("secret", LargeBinary, nullable=False),
+        Column("created_at", DateTime(timezone=True), server_default=func.now(), nullable=False),
+    )
+
+
+async def signing_key(engine: AsyncEngine, table: str, name: str) -> bytes:
+    """The service's key called `name` in `table`: created once (32 random bytes) by
+    whichever replica comes first, then the same for all of them."""
+    async with engine.begin() as conn:
+        await conn.execute(
+            text(f"INSERT INTO {table} (name, secret) VALUES (:name, :secret) ON CONFLICT (name) DO NOTHING"),
+            {"name": name, "secret": secrets.token_bytes(32)},
+        )
+        row = await conn.execute(text(f"SELECT secret FROM {table} WHERE name = :name"), {"name": name})
+        return bytes(row.scalar_one())

@@ -7,16 +7,28 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.common.chains import Chains
 from services.common.errors import AlreadyExists, InvalidArgument, NotFound
+from services.common.page_tokens import PageTokens, page_size
 from services.ledger import repository as repo
-from services.ledger.domain import hd, keys, paging
+from services.ledger.domain import hd, keys
 from services.ledger.domain.records import MerchantRecord
-from services.ledger.domain.validation import checksum_address, page_size, validate_webhook_url
+from services.ledger.domain.validation import checksum_address, validate_webhook_url
 from services.ledger.payments import Authenticator, IndexAllocator
 
 
 class AdminService:
-    def __init__(self, engine: AsyncEngine, chains: Chains, auth: Authenticator, allocator: IndexAllocator) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        chains: Chains,
+        auth: Authenticator,
+        allocator: IndexAllocator,
+        tokens: PageTokens,
+        *,
+        allow_private_webhooks: bool,
+    ) -> None:
         self._engine = engine
+        self._allow_private = allow_private_webhooks
+        self._tokens = tokens
         self._chains = chains
         self._auth = auth
         self._allocator = allocator
@@ -43,7 +55,7 @@ class AdminService:
             raise InvalidArgument("name must be 1 to 128 characters")
         hd.parse_xpub(xpub)
         path = hd.validate_derivation_path(derivation_path)
-        url = validate_webhook_url(webhook_url)
+        url = validate_webhook_url(webhook_url, allow_private=self._allow_private)
         checked = [self._treasury(c, a) for c, a in treasuries]
         api_key = keys.new_api_key()
         secret = keys.new_webhook_secret()
@@ -86,15 +98,13 @@ class AdminService:
 
     async def list(self, size: int, token: str) -> tuple[list[MerchantRecord], str]:
         limit = page_size(size)
-        after = paging.decode_token(token)
-        if after is not None and not isinstance(after[1], str):
-            raise InvalidArgument("page_token is not one this API returned; start again with an empty page_token")
+        after = self._tokens.read("ListMerchants|operator", token, str)
         async with self._engine.connect() as conn:
             rows = await repo.list_merchants(conn, after, limit + 1)  # type: ignore[arg-type]
         next_token = ""
         if len(rows) > limit:
             rows = rows[:limit]
-            next_token = paging.encode_token(rows[-1].created_at, rows[-1].id)
+            next_token = self._tokens.issue("ListMerchants|operator", rows[-1].created_at, rows[-1].id)
         return rows, next_token
 
     async def _update(self, merchant_id: str, **values) -> MerchantRecord:
@@ -119,7 +129,7 @@ class AdminService:
         return merchant, api_key
 
     async def set_webhook(self, merchant_id: str, url: str, secret: str) -> tuple[MerchantRecord, str]:
-        url = validate_webhook_url(url)
+        url = validate_webhook_url(url, allow_private=self._allow_private)
         if secret and not 16 <= len(secret) <= 256:
             raise InvalidArgument("webhook_secret must be 16 to 256 characters (or empty to generate one)")
         secret = secret or keys.new_webhook_secret()

@@ -15,10 +15,12 @@ from sqlalchemy import text
 
 from services.common import nats_helpers
 from services.common.chains import load_chains
+from services.common.db import signing_key
 from services.common.grpc_server import GrpcServer
 from services.common.lifecycle import close_connections, run_until_stopped, stop_tasks, watch_health
 from services.common.logging import configure_logging
 from services.common.metrics import start_metrics_server
+from services.common.page_tokens import PageTokens
 from services.ledger.address_feed import AddressFeed
 from services.ledger.admin import AdminService
 from services.ledger.chain_events import ChainEventApplier
@@ -26,6 +28,7 @@ from services.ledger.consumers import LEDGER_DURABLE, ChainConsumer, PaymentEven
 from services.ledger.create_batch import CreatePaymentBatcher
 from services.ledger.db import create_engine, create_hot_pool, migrate_async
 from services.ledger.grpc_api import LedgerInternalServicer, MerchantAdminServicer, PaymentServicer
+from services.ledger.models import SIGNING_KEYS
 from services.ledger.outbox import Expirer, OutboxRelay
 from services.ledger.payments import Authenticator, HeadCache, IndexAllocator, PaymentsService
 from services.ledger.settings import LedgerSettings
@@ -84,12 +87,15 @@ class LedgerApp:
             retention=timedelta(days=s.outbox_retention_days),
         )
         heads = HeadCache()
+        tokens = PageTokens(await signing_key(self.engine, SIGNING_KEYS, "page_tokens"))
         auth = Authenticator(self.engine, s.api_key_cache_seconds)
         allocator = IndexAllocator(self.engine, s.address_reservation)
         inserter = CreatePaymentBatcher(self.hot_pool, max_batch=s.create_batch)
-        payments = PaymentsService(self.engine, inserter, self.chains, allocator, heads, relay.poke)
-        admin = AdminService(self.engine, self.chains, auth, allocator)
-        sweeps = SweepService(self.engine, relay.poke)
+        payments = PaymentsService(self.engine, inserter, self.chains, allocator, heads, relay.poke, tokens)
+        admin = AdminService(
+            self.engine, self.chains, auth, allocator, tokens, allow_private_webhooks=s.allow_private_webhooks
+        )
+        sweeps = SweepService(self.engine, relay.poke, tokens)
         applier = ChainEventApplier(self.engine, self.chains, heads, relay.poke)
         await applier.load_heads()
         feed = AddressFeed(self.engine, timedelta(days=s.watch_retention_days), payments.address_added)

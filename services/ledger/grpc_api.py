@@ -6,6 +6,7 @@ interceptor maps to gRPC statuses.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from typing import Any
@@ -99,7 +100,8 @@ class PaymentServicer(sgrpc.PaymentServiceServicer):
         return spb.CancelPaymentResponse(payment=payment_to_pb(payment))
 
     async def WatchPayment(self, request: spb.WatchPaymentRequest, context) -> AsyncIterator[spb.WatchPaymentResponse]:
-        merchant_id = await self._merchant(context)
+        api_key = bearer_token(context)
+        merchant_id = await self._auth.merchant_for(api_key)
         # Subscribe before reading, so no change between the two is missed.
         subscription = await self._subscribe(merchant_id)
         try:
@@ -109,7 +111,16 @@ class PaymentServicer(sgrpc.PaymentServiceServicer):
             if payment.status in FINAL_STATUSES:
                 return
             while True:
-                event = await subscription.next()
+                # The key is checked again at least once per key-cache period, so a
+                # merchant disabled (PERMISSION_DENIED) or a key rotated away
+                # (UNAUTHENTICATED) while the stream is open loses it within that time.
+                try:
+                    event = await asyncio.wait_for(subscription.next(), timeout=max(self._auth.ttl, 0.25))
+                except TimeoutError:
+                    event = None
+                await self._auth.merchant_for(api_key)
+                if event is None:
+                    continue
                 if event.payment.payment_id != request.payment_id or event.payment.version <= version:
                     continue
                 version = event.payment.version

@@ -24,6 +24,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from services.common.db import signing_keys_table
+
 Money = Numeric(78, 0)
 
 
@@ -237,3 +239,8 @@ class Outbox(Base):
     published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (Index("ix_outbox_unpublished", "id", postgresql_where=text("published_at IS NULL")),)
+
+
+# Keys the ledger made for itself, shared by its replicas (the page token key).
+SIGNING_KEYS = "signing_keys"
+SigningKeys = signing_keys_table(Base.metadata, SIGNING_KEYS)

@@ -23,13 +23,14 @@ from services.common.errors import (
     Unauthenticated,
 )
 from services.common.nats_helpers import payment_subject
+from services.common.page_tokens import PageTokens, filter_fingerprint, page_size
 from services.ledger import repository as repo
 from services.ledger.convert import event_to_pb
 from services.ledger.create_batch import CreatePaymentBatcher
-from services.ledger.domain import hd, keys, paging
+from services.ledger.domain import hd, keys
 from services.ledger.domain.records import PaymentEventRecord, PaymentRecord
 from services.ledger.domain.status import EventType, PaymentStatus
-from services.ledger.domain.validation import NewPayment, page_size, utcnow, validate_new_payment
+from services.ledger.domain.validation import NewPayment, utcnow, validate_new_payment
 from services.ledger.metrics import PAYMENT_EVENTS, PAYMENTS_CREATED
 from services.ledger.payment_state import refresh_payment
 
@@ -40,7 +41,7 @@ class Authenticator:
 
     def __init__(self, engine: AsyncEngine, ttl: float) -> None:
         self._engine = engine
-        self._ttl = ttl
+        self.ttl = ttl
         self._cache: dict[str, tuple[float, str, str]] = {}
 
     async def merchant_for(self, api_key: str) -> str:
@@ -62,7 +63,7 @@ class Authenticator:
             if found is None:
                 self._cache.pop(digest, None)
                 raise Unauthenticated("API key not recognised; check the key or ask the operator to rotate it")
-            hit = (now + self._ttl, found[0], found[1])
+            hit = (now + self.ttl, found[0], found[1])
             if len(self._cache) > 10_000:
                 self._cache.clear()
             self._cache[digest] = hit
@@ -145,8 +146,10 @@ class PaymentsService:
         allocator: IndexAllocator,
         heads: HeadCache,
         on_outbox: Callable[[], None],
+        tokens: PageTokens,
     ) -> None:
         self._engine = engine
+        self._tokens = tokens
         self._inserter = inserter
         self._chains = chains
         self._allocator = allocator
@@ -284,9 +287,12 @@ class PaymentsService:
         self, merchant_id: str, flt: ListFilter, requested_size: int, token: str
     ) -> tuple[list[PaymentRecord], str]:
         size = page_size(requested_size)
-        after = paging.decode_token(token)
-        if after is not None and not isinstance(after[1], str):
-            raise InvalidArgument("page_token is not one this API returned; start again with an empty page_token")
+        scope = f"ListPayments|{merchant_id}"
+        filters = filter_fingerprint(
+            sorted(s.value for s in flt.statuses), flt.chain_id, flt.merchant_order_id, flt.created_after,
+            flt.created_before,
+        )
+        after = self._tokens.read(scope, token, str, filters)
         async with self._engine.connect() as conn:
             rows = await repo.list_payments(
                 conn,
@@ -302,7 +308,7 @@ class PaymentsService:
         next_token = ""
         if len(rows) > size:
             rows = rows[:size]
-            next_token = paging.encode_token(rows[-1].created_at, rows[-1].id)
+            next_token = self._tokens.issue(scope, rows[-1].created_at, rows[-1].id, filters)
         return rows, next_token
 
     async def cancel(self, merchant_id: str, payment_id: str, reason: str) -> PaymentRecord:

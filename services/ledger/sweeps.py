@@ -11,10 +11,10 @@ from datetime import timedelta
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.common.errors import FailedPrecondition, InvalidArgument, NotFound
+from services.common.page_tokens import PageTokens, filter_fingerprint, page_size
 from services.ledger import repository as repo
-from services.ledger.domain import paging
 from services.ledger.domain.records import PaymentRecord, SweepJobRecord, SweepTxRecord
-from services.ledger.domain.validation import checksum_address, page_size, utcnow
+from services.ledger.domain.validation import checksum_address, utcnow
 from services.ledger.payment_state import refresh_payment
 
 TX_STATES = ("signed", "broadcast", "mined", "confirmed", "failed", "replaced")
@@ -49,8 +49,9 @@ def _tx_hash(value: str) -> str:
 
 
 class SweepService:
-    def __init__(self, engine: AsyncEngine, on_outbox: Callable[[], None]) -> None:
+    def __init__(self, engine: AsyncEngine, on_outbox: Callable[[], None], tokens: PageTokens) -> None:
         self._engine = engine
+        self._tokens = tokens
         self._on_outbox = on_outbox
 
     async def claim(self, chain_id: int, worker_id: str, limit: int, lease_seconds: int) -> list[SweepJobRecord]:
@@ -189,9 +190,9 @@ class SweepService:
         self, *, chain_id: int, payment_id: str, merchant_id: str, states: list[str], size: int, token: str
     ) -> tuple[list[SweepTxRecord], str]:
         limit = page_size(size)
-        after = paging.decode_token(token)
-        if after is not None and not isinstance(after[1], int):
-            raise InvalidArgument("page_token is not one this API returned; start again with an empty page_token")
+        scope = "ListSweepTransactions|internal"
+        filters = filter_fingerprint(chain_id, payment_id, merchant_id, sorted(states))
+        after = self._tokens.read(scope, token, int, filters)
         async with self._engine.connect() as conn:
             rows = await repo.list_sweep_txs(
                 conn,
@@ -205,6 +206,6 @@ class SweepService:
         token_out = ""
         if len(rows) > limit:
             rows = rows[:limit]
-            token_out = paging.encode_token(rows[-1].created_at, rows[-1].id)
+            token_out = self._tokens.issue(scope, rows[-1].created_at, rows[-1].id, filters)
         return rows, token_out
 

@@ -15,16 +15,19 @@ from paymesh.notifier.v1 import notifier_service_pb2_grpc as ngrpc
 from sqlalchemy import text
 
 from services.common import nats_helpers
+from services.common.db import signing_key
 from services.common.grpc_server import GrpcServer
 from services.common.lifecycle import close_connections, run_until_stopped, stop_tasks, watch_health
 from services.common.logging import configure_logging
 from services.common.metrics import start_metrics_server
+from services.common.page_tokens import PageTokens
 from services.notifier import repository as repo
 from services.notifier.consumers import PaymentEventIntake, ensure_consumer
 from services.notifier.db import create_engine, migrate_async
 from services.notifier.delivery import Dispatcher, ResultWriter
 from services.notifier.grpc_api import CallerResolver, NotifierServicer
 from services.notifier.ledger_client import LedgerClient
+from services.notifier.models import SIGNING_KEYS
 from services.notifier.service import DeliveryService
 from services.notifier.settings import NotifierSettings
 from services.notifier.transport import WebhookSender
@@ -95,7 +98,10 @@ class NotifierApp:
             lease_seconds=s.lease_seconds,
             request_timeout=s.request_timeout_seconds,
         )
-        deliveries = DeliveryService(self.engine, self.dispatcher, ledger, s.lease_seconds)
+        deliveries = DeliveryService(
+            self.engine, self.dispatcher, ledger, s.lease_seconds,
+            PageTokens(await signing_key(self.engine, SIGNING_KEYS, "page_tokens")),
+        )
         self.grpc.add(
             ngrpc.add_NotifierServiceServicer_to_server,
             NotifierServicer(deliveries, CallerResolver(s.admin_token.get_secret_value(), ledger)),

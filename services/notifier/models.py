@@ -21,6 +21,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from services.common.db import signing_keys_table
+
 VERSION_TABLE = "alembic_version_notifier"
 
 
@@ -90,3 +92,8 @@ class Attempt(Base):
 
 deliveries = Delivery.__table__
 attempts = Attempt.__table__
+
+
+# Keys the notifier made for itself, shared by its replicas (the page token key).
+SIGNING_KEYS = "notifier_signing_keys"
+SigningKeys = signing_keys_table(Base.metadata, SIGNING_KEYS)

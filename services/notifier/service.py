@@ -16,10 +16,10 @@ from paymesh.ledger.v1 import payment_pb2 as pb
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.common.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
+from services.common.page_tokens import PageTokens, filter_fingerprint, page_size
 from services.notifier import repository as repo
 from services.notifier.consumers import payment_json
 from services.notifier.delivery import Dispatcher
-from services.notifier.domain import paging
 from services.notifier.domain.payload import TEST_EVENT_TYPE, build_body
 from services.notifier.domain.records import DeliveryRecord, DeliveryState, ListFilter, NewDelivery
 from services.notifier.ledger_client import TargetSource
@@ -55,9 +55,15 @@ def parse_ref(value: str, field: str) -> str:
 
 class DeliveryService:
     def __init__(
-        self, engine: AsyncEngine, dispatcher: Dispatcher, targets: TargetSource, lease_seconds: float
+        self,
+        engine: AsyncEngine,
+        dispatcher: Dispatcher,
+        targets: TargetSource,
+        lease_seconds: float,
+        tokens: PageTokens,
     ) -> None:
         self._engine = engine
+        self._tokens = tokens
         self._dispatcher = dispatcher
         self._targets = targets
         self._lease = timedelta(seconds=lease_seconds)
@@ -83,16 +89,17 @@ class DeliveryService:
             event_id=parse_uuid(event_id, "event_id") if event_id else None,
             state=state,
         )
-        limit = paging.page_size(size)
-        fingerprint = paging.filter_fingerprint(flt.merchant_id, flt.payment_id, flt.event_id, flt.state)
-        after = paging.decode_token(token, fingerprint)
+        limit = page_size(size)
+        issued_to = f"ListDeliveries|{caller.merchant_id or 'operator'}"
+        fingerprint = filter_fingerprint(flt.merchant_id, flt.payment_id, flt.event_id, flt.state)
+        after = self._tokens.read(issued_to, token, str, fingerprint)
         async with self._engine.connect() as conn:
             rows = await repo.list_deliveries(conn, flt, limit + 1, after)
         next_token = ""
         if len(rows) > limit:
             rows = rows[:limit]
             last = rows[-1]
-            next_token = paging.encode_token(last.created_at, last.id, fingerprint)
+            next_token = self._tokens.issue(issued_to, last.created_at, last.id, fingerprint)
         return rows, next_token
 
     async def get(self, caller: Caller, delivery_id: str) -> DeliveryRecord:

@@ -28,7 +28,7 @@ import httpcore
 import httpx
 
 from services.notifier.domain.records import FailureKind, SendResult
-from services.notifier.domain.ssrf import blocked_reason, parse_ip
+from services.common.ssrf import blocked_reason, parse_ip
 
 try:
     import sniffio  # noqa: F401

@@ -14,16 +14,9 @@ from paymesh.sweeper.v1 import sweeper_service_pb2_grpc as pgrpc
 
 from services.common.errors import InvalidArgument, NotFound
 from services.common.grpc_server import check_token
+from services.common.page_tokens import page_size
 from services.sweeper.ledger_client import LedgerClient
 from services.sweeper.worker import ChainSweeper
-
-
-def _page_size(value: int) -> int:
-    if value == 0:
-        return 50
-    if not 1 <= value <= 500:
-        raise InvalidArgument("page_size must be 1 to 500 (0 means 50)")
-    return value
 
 
 def _id(value: str, field: str) -> str:
@@ -84,7 +77,7 @@ class SweeperServicer(pgrpc.SweeperServiceServicer):
             chain_id=request.chain_id,
             payment_id=request.payment_id.strip(),
             merchant_id=request.merchant_id.strip(),
-            page_size=_page_size(request.page_size),
+            page_size=page_size(request.page_size),
             page_token=request.page_token,
         )
         return pb.ListSweepsResponse(transactions=reply.transactions, next_page_token=reply.next_page_token)

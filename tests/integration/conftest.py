@@ -30,6 +30,7 @@ def ledger_settings(database_url: str, nats_url: str, chains_file: Path, **extra
         internal_token=INTERNAL_TOKEN,
         expiry_interval_seconds=0.2,
         shutdown_grace_seconds=1.0,
+        allow_private_webhooks=True,  # test receivers listen on loopback
         **extra,
     )
 

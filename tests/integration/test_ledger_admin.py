@@ -97,3 +97,79 @@ async def test_rotate_disable_enable_and_settings(ledger_channel, merchant):
                  apb.GetMerchantRequest(merchant_id="mch_nope"))
     await expect(grpc.StatusCode.INVALID_ARGUMENT, "treasury is required", admin.SetTreasury,
                  apb.SetTreasuryRequest(merchant_id=merchant.merchant_id))
+
+
+@pytest.mark.parametrize(("url", "reason"), [
+    ("https://exa mple.com/", "space or control character"),
+    ("https://example.com:99999/", "port is not a number from 1 to 65535"),
+    ("https://example.com/\r\nX-Injected: 1", "control character (U+000D)"),
+    ("http://169.254.169.254/latest/meta-data/", "cloud metadata address"),
+    ("http://metadata.google.internal/", "cloud metadata service"),
+])
+async def test_set_webhook_refuses_urls_that_can_never_be_delivered(ledger_channel, merchant, url, reason):
+    """The merchant hears about it when setting it, not as silent dead letters; nothing is stored."""
+    admin = agrpc.MerchantAdminServiceStub(ledger_channel)
+    md = bearer(ADMIN_TOKEN)
+    before = (await admin.GetMerchant(apb.GetMerchantRequest(merchant_id=merchant.merchant_id), metadata=md)).merchant
+    await expect(grpc.StatusCode.INVALID_ARGUMENT, reason, admin.SetWebhook,
+                 apb.SetWebhookRequest(merchant_id=merchant.merchant_id, webhook_url=url))
+    xpub, _ = fresh_xpub()
+    await expect(grpc.StatusCode.INVALID_ARGUMENT, reason, admin.CreateMerchant,
+                 apb.CreateMerchantRequest(name="hooked", xpub=xpub, webhook_url=url))
+    after = (await admin.GetMerchant(apb.GetMerchantRequest(merchant_id=merchant.merchant_id), metadata=md)).merchant
+    assert after == before
+
+
+async def _watch_ends_with(merchant, payment_id: str, key: str, change) -> grpc.aio.AioRpcError:
+    """Open WatchPayment, wait for its first message, apply `change`, and return how the stream ended."""
+    stream = merchant.payments.WatchPayment(spb.WatchPaymentRequest(payment_id=payment_id), metadata=bearer(key),
+                                            timeout=30)
+    first = await stream.read()
+    assert first.payment.payment_id == payment_id
+    await change()
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        while True:
+            message = await stream.read()
+            assert message is not grpc.aio.EOF, "the stream ended without an error"
+    return err.value
+
+
+async def test_watch_payment_ends_when_the_merchant_is_disabled_or_its_key_rotated(ledger_channel, merchant):
+    admin = agrpc.MerchantAdminServiceStub(ledger_channel)
+    md = bearer(ADMIN_TOKEN)
+    payment = await merchant.create(amount="1")
+
+    async def disable():
+        await admin.DisableMerchant(apb.DisableMerchantRequest(merchant_id=merchant.merchant_id), metadata=md)
+
+    err = await _watch_ends_with(merchant, payment.payment_id, merchant.api_key, disable)
+    assert err.code() == grpc.StatusCode.PERMISSION_DENIED and "disabled" in err.details()
+    await admin.EnableMerchant(apb.EnableMerchantRequest(merchant_id=merchant.merchant_id), metadata=md)
+
+    async def rotate():
+        await admin.RotateApiKey(apb.RotateApiKeyRequest(merchant_id=merchant.merchant_id), metadata=md)
+
+    err = await _watch_ends_with(merchant, payment.payment_id, merchant.api_key, rotate)
+    assert err.code() == grpc.StatusCode.UNAUTHENTICATED and "not recognised" in err.details()
+
+
+async def test_page_tokens_are_bound_to_the_method_and_the_caller(ledger_channel, merchant, other_merchant):
+    admin = agrpc.MerchantAdminServiceStub(ledger_channel)
+    for _ in range(3):
+        await merchant.create(amount="1")
+        await other_merchant.create(amount="1")
+    merchants = await admin.ListMerchants(apb.ListMerchantsRequest(page_size=1), metadata=bearer(ADMIN_TOKEN))
+    mine = await merchant.payments.ListPayments(spb.ListPaymentsRequest(page_size=1), metadata=merchant.auth)
+    assert merchants.next_page_token and mine.next_page_token
+    # A genuine token, used for another listing, by another caller, or with other filters.
+    for who, token in [(merchant, merchants.next_page_token), (other_merchant, mine.next_page_token)]:
+        await expect(grpc.StatusCode.INVALID_ARGUMENT, "not one this API returned", who.payments.ListPayments,
+                     spb.ListPaymentsRequest(page_token=token), metadata=who.auth)
+    await expect(grpc.StatusCode.INVALID_ARGUMENT, "different filters", merchant.payments.ListPayments,
+                 spb.ListPaymentsRequest(page_token=mine.next_page_token, chain_id=31337), metadata=merchant.auth)
+    await expect(grpc.StatusCode.INVALID_ARGUMENT, "not one this API returned", admin.ListMerchants,
+                 apb.ListMerchantsRequest(page_token=mine.next_page_token))
+    # And the genuine use still pages on.
+    page2 = await merchant.payments.ListPayments(spb.ListPaymentsRequest(page_size=1, page_token=mine.next_page_token),
+                                                 metadata=merchant.auth)
+    assert page2.payments and page2.payments[0].payment_id != mine.payments[0].payment_id

@@ -62,6 +62,31 @@ async def test_same_key_other_parameters_is_refused(merchant):
     assert "different parameters" in err.value.details()
 
 
+async def test_same_key_other_expiry_is_refused(merchant):
+    """The expiry is a parameter like the others: a retry repeats it as it was given."""
+    at = timestamp(datetime.now(UTC) + timedelta(hours=2))
+    first = {
+        "k-in": dict(expires_in=Duration(seconds=600)),
+        "k-at": dict(expires_at=at),
+        "k-default": {},
+    }
+    other = {
+        "k-in": [dict(expires_in=Duration(seconds=601)), dict(expires_at=at), {}],
+        "k-at": [dict(expires_at=timestamp(datetime.now(UTC) + timedelta(hours=3))),
+                 dict(expires_in=Duration(seconds=7200))],
+        "k-default": [dict(expires_in=Duration(seconds=3600))],  # the default's length, asked for explicitly
+    }
+    for key, expiry in first.items():
+        created = await merchant.create(amount="100", idempotency_key=key, **expiry)
+        again = await merchant.create(amount="100", idempotency_key=key, **expiry)
+        assert again.payment_id == created.payment_id  # the same request is a retry
+        for changed in other[key]:
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await merchant.create(amount="100", idempotency_key=key, **changed)
+            assert err.value.code() == grpc.StatusCode.ALREADY_EXISTS, (key, changed)
+            assert created.payment_id in err.value.details()
+
+
 async def test_merchants_are_isolated(merchant, other_merchant):
     mine = await merchant.create(amount="5")
     for call, request in [
@@ -112,7 +137,12 @@ BAD_CREATES = [
     (dict(amount=""), grpc.StatusCode.INVALID_ARGUMENT, "required"),
     (dict(amount="0"), grpc.StatusCode.INVALID_ARGUMENT, "greater than zero"),
     (dict(amount=str(2**256)), grpc.StatusCode.INVALID_ARGUMENT, "2^256"),
-    (dict(amount="1" * 100), grpc.StatusCode.INVALID_ARGUMENT, "digits only"),
+    (dict(amount="1" * 100), grpc.StatusCode.INVALID_ARGUMENT, "has 100 digits; the largest EVM amount (2^256-1) has 78"),
+    (dict(amount="1" * 100_000), grpc.StatusCode.INVALID_ARGUMENT, "has 100000 digits"),
+    (dict(amount="007"), grpc.StatusCode.INVALID_ARGUMENT, "must not start with a zero; write '7'"),
+    (dict(amount="00"), grpc.StatusCode.INVALID_ARGUMENT, "must not start with a zero"),
+    (dict(asset="ETH "), grpc.StatusCode.INVALID_ARGUMENT, "spaces around it"),
+    (dict(asset=" TUSD"), grpc.StatusCode.INVALID_ARGUMENT, "spaces around it"),
     (dict(chain_id=999), grpc.StatusCode.NOT_FOUND, "chain 999 is not configured"),
     (dict(chain_id=0), grpc.StatusCode.INVALID_ARGUMENT, "chain_id is required"),
     (dict(asset="DOGE"), grpc.StatusCode.NOT_FOUND, "not configured on chain 31337"),

@@ -415,7 +415,7 @@ async def mesh(postgres: devstack.Postgres, root: Path, *, database: str) -> Asy
         ledger = LedgerApp(LedgerSettings(
             database_url=url, nats_url=nats_server.url, chains_file=chains_file, grpc_port=0,
             admin_token=ADMIN_TOKEN, internal_token=INTERNAL_TOKEN, expiry_interval_seconds=0.5,
-            shutdown_grace_seconds=0.5,
+            shutdown_grace_seconds=0.5, allow_private_webhooks=True,
         ))
         await ledger.start()
         nc = await nats.connect(nats_server.url)

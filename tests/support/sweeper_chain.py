@@ -477,7 +477,7 @@ async def start_stack(directory: Path, postgres, *, block_time: float = 0.25, co
             LedgerSettings(
                 database_url=database_url, nats_url=nats_server.url, chains_file=chains_file, grpc_port=0,
                 admin_token=ADMIN_TOKEN, internal_token=INTERNAL_TOKEN, expiry_interval_seconds=0.5,
-                shutdown_grace_seconds=1.0,
+                shutdown_grace_seconds=1.0, allow_private_webhooks=True,
             )
         )
         await ledger.start()

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from services.common.errors import InvalidArgument, NotFound
 from services.common.money import MAX_UINT256, parse_amount
 from services.ledger.convert import ts
-from services.ledger.domain import hd, paging
+from services.ledger.domain import hd
 from services.ledger.domain.validation import (
     checksum_address,
     validate_metadata,
@@ -76,15 +76,48 @@ def test_metadata_limits():
 
 
 def test_webhook_url_shape():
-    assert validate_webhook_url("https://shop.example/hooks") == "https://shop.example/hooks"
+    for good in ["https://shop.example/hooks", "http://shop.example:8080/h?x=1", "https://xn--bcher-kva.example/",
+                 "https://bücher.example/", "https://[2606:4700::1111]/hook", "https://1.1.1.1:443/"]:
+        assert validate_webhook_url(good, allow_private=False) == good
     for bad in ["ftp://x", "not a url", "https://user:pw@x.example/", "/relative"]:
         with pytest.raises(InvalidArgument):
-            validate_webhook_url(bad)
+            validate_webhook_url(bad, allow_private=False)
 
 
-@given(st.datetimes(timezones=st.just(UTC)), st.text(min_size=1, max_size=40))
-def test_page_tokens_round_trip(when, row_id):
-    assert paging.decode_token(paging.encode_token(when, row_id)) == (when, row_id)
+@pytest.mark.parametrize(("url", "reason"), [
+    ("https://exa mple.com/", "space or control character (U+0020)"),
+    ("https://example.com/\r\nX-Injected: 1", "control character (U+000D)"),
+    ("https://example.com/\x00", "control character (U+0000)"),
+    ("https://example.com:99999/", "port is not a number from 1 to 65535"),
+    ("https://example.com:0/", "port is not a number from 1 to 65535"),
+    ("https://example.com:http/", "port is not a number"),
+    ("https://exa_mple.com/", "not a valid host name"),
+    ("https://-bad.example/", "not a valid host name"),
+    ("https://" + "a" * 64 + ".example/", "not a valid host name"),
+    ("https:///path", "absolute http"),
+    ("https://example.com/#frag", "#fragment"),
+    ("http://169.254.169.254/latest/meta-data/", "cloud metadata address"),
+    ("http://[fd00:ec2::254]/", "cloud metadata address"),
+    ("http://[::ffff:169.254.169.254]/", "cloud metadata address"),
+    ("http://metadata.google.internal/computeMetadata/v1/", "cloud metadata service"),
+    ("http://127.0.0.1:8080/", "loopback address"),
+    ("http://10.0.0.5/", "private address"),
+    ("http://localhost/", "this machine"),
+    ("http://app.localhost/", "this machine"),
+    ("https://x.example/" + "a" * 2100, "longer than 2048"),
+])
+def test_webhook_urls_that_can_never_be_delivered_are_refused(url, reason):
+    with pytest.raises(InvalidArgument) as err:
+        validate_webhook_url(url, allow_private=False)
+    assert reason in err.value.message
+
+
+def test_private_webhooks_when_the_operator_allows_them_but_never_metadata():
+    for url in ["http://127.0.0.1:8080/", "http://localhost/", "http://10.0.0.5/", "http://[::1]:9/"]:
+        assert validate_webhook_url(url, allow_private=True) == url
+    for url in ["http://169.254.169.254/", "http://metadata.google.internal/"]:
+        with pytest.raises(InvalidArgument, match="metadata"):
+            validate_webhook_url(url, allow_private=True)
 
 
 def test_hd_derivation_matches_bip44_for_many_indexes():

@@ -14,7 +14,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from services.common.errors import InvalidArgument
-from services.notifier.domain import paging
 from services.notifier.domain.backoff import (
     DEFAULT_SCHEDULE,
     after_attempt,
@@ -26,7 +25,7 @@ from services.notifier.domain.backoff import (
 from services.notifier.domain.payload import build_body
 from services.notifier.domain.records import DeliveryState
 from services.notifier.domain.signing import compute_signature, signature_header
-from services.notifier.domain.ssrf import blocked_reason, classify, parse_ip
+from services.common.ssrf import blocked_reason, classify, parse_ip
 from services.notifier.settings import NotifierSettings
 from services.notifier.verify import WebhookVerificationError, verify, verify_signature
 
@@ -209,20 +208,3 @@ def test_body_shape():
         },
     }
     assert b" " not in body  # compact: the signed bytes are exactly what is sent
-
-
-def test_page_tokens_round_trip_and_are_bound_to_filters():
-    now = datetime.now(UTC)
-    row = str(uuid.uuid4())
-    fp = paging.filter_fingerprint("mch_1", None, None, None)
-    token = paging.encode_token(now, row, fp)
-    assert paging.decode_token(token, fp) == (now, row)
-    assert paging.decode_token("", fp) is None
-    with pytest.raises(InvalidArgument, match="different filters"):
-        paging.decode_token(token, paging.filter_fingerprint("mch_2", None, None, None))
-    for bad in ("!!", "x" * 600, paging.encode_token(now, "not-a-uuid", fp), "eyJ0IjoxfQ"):
-        with pytest.raises(InvalidArgument, match="page_token"):
-            paging.decode_token(bad, fp)
-    assert paging.page_size(0) == 50 and paging.page_size(500) == 500
-    with pytest.raises(InvalidArgument, match="page_size"):
-        paging.page_size(501)

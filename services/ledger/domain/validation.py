@@ -6,13 +6,13 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
-from urllib.parse import urlsplit
 
 from eth_utils import to_checksum_address
 
 from services.common.chains import Asset, Chains
 from services.common.errors import InvalidArgument, NotFound
 from services.common.money import parse_amount
+from services.common.ssrf import webhook_url_problem
 
 MAX_ORDER_ID = 128
 MAX_IDEMPOTENCY_KEY = 128
@@ -23,8 +23,6 @@ MAX_METADATA_BYTES = 8 * 1024
 MIN_EXPIRY = timedelta(minutes=1)
 MAX_EXPIRY = timedelta(days=30)
 DEFAULT_EXPIRY = timedelta(hours=1)
-MAX_PAGE_SIZE = 500
-DEFAULT_PAGE_SIZE = 50
 
 
 @dataclass(frozen=True)
@@ -37,15 +35,20 @@ class NewPayment:
     metadata: dict[str, str]
     idempotency_key: str | None
     confirmations_required: int
+    # The expiry as asked for: ("in", microseconds), ("at", ISO time) or ("default",).
+    # A retry repeats the request, so a relative expiry is compared as given, not
+    # as the absolute time it produced.
+    expiry_requested: tuple = ("default",)
 
     def fingerprint(self) -> tuple:
-        """What must match for an idempotent retry (expiry is relative, so it is left out)."""
+        """Every parameter of the request: a retry with the same idempotency key must repeat them all."""
         return (
             self.chain_id,
             self.asset.symbol,
             self.amount_due,
             self.merchant_order_id,
             tuple(sorted(self.metadata.items())),
+            self.expiry_requested,
         )
 
 
@@ -69,6 +72,10 @@ def validate_new_payment(
         raise NotFound(f"chain {chain_id} is not configured; configured chains: {chains.ids()}")
     if not asset.strip():
         raise InvalidArgument(f"asset is required; chain {chain_id} accepts {chain.asset_symbols()}")
+    if asset != asset.strip():
+        raise InvalidArgument(
+            f"asset {asset[:32]!r} has spaces around it; send the symbol alone, e.g. {asset.strip()[:32]!r}"
+        )
     found = chain.asset(asset)
     if found is None:
         raise NotFound(f"asset {asset[:32]!r} is not configured on chain {chain_id}; it accepts {chain.asset_symbols()}")
@@ -79,8 +86,13 @@ def validate_new_payment(
         if expires_at <= now:
             raise InvalidArgument(f"expires_at {expires_at.isoformat()} is in the past")
         expiry = expires_at - now
+        requested: tuple = ("at", expires_at.isoformat())
+    elif expires_in is not None:
+        expiry = expires_in
+        requested = ("in", expires_in // timedelta(microseconds=1))
     else:
-        expiry = expires_in if expires_in is not None else DEFAULT_EXPIRY
+        expiry = DEFAULT_EXPIRY
+        requested = ("default",)
     if expiry < MIN_EXPIRY or expiry > MAX_EXPIRY:
         raise InvalidArgument(
             f"expiry must be between 1 minute and 30 days from now; got {int(expiry.total_seconds())} s"
@@ -99,6 +111,7 @@ def validate_new_payment(
         metadata=dict(metadata),
         idempotency_key=idempotency_key or None,
         confirmations_required=chain.confirmations,
+        expiry_requested=requested,
     )
 
 
@@ -114,14 +127,6 @@ def validate_metadata(metadata: dict[str, str]) -> None:
         total += len(key.encode()) + len(value.encode())
     if total > MAX_METADATA_BYTES:
         raise InvalidArgument(f"metadata is {total} bytes; at most {MAX_METADATA_BYTES} are allowed")
-
-
-def page_size(requested: int) -> int:
-    if requested == 0:
-        return DEFAULT_PAGE_SIZE
-    if requested > MAX_PAGE_SIZE:
-        raise InvalidArgument(f"page_size must be at most {MAX_PAGE_SIZE}; got {requested}")
-    return requested
 
 
 _HEX_ADDRESS = re.compile(r"(0[xX])?[0-9a-fA-F]{40}")
@@ -141,17 +146,14 @@ def checksum_address(value: str, field: str) -> str:
     return checksummed
 
 
-def validate_webhook_url(url: str) -> str:
-    """Shape only; whether the host may be reached is decided at delivery (SSRF guard)."""
+def validate_webhook_url(url: str, *, allow_private: bool) -> str:
+    """The URL, if a webhook can ever be delivered to it (services/common/ssrf.py);
+    the address a host name resolves to is checked again at each delivery."""
     if not url:
         return ""
-    if len(url) > 2048:
-        raise InvalidArgument("webhook_url is longer than 2048 characters")
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InvalidArgument(f"webhook_url must be an absolute http(s) URL; got {url[:80]!r}")
-    if parts.username or parts.password:
-        raise InvalidArgument("webhook_url must not carry credentials; the HMAC signature authenticates us")
+    problem = webhook_url_problem(url, allow_private)
+    if problem:
+        raise InvalidArgument(f"webhook_url {url[:80]!r} cannot receive webhooks: {problem}")
     return url
 
 
