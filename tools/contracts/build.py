@@ -1,4 +1,4 @@
-"""Rebuild the test contracts' artifacts (TestToken.json, TestForwarder.json) from
+"""Rebuild the test contracts' artifacts (TestToken.json, TestForwarder.json, TestPriceFeed.json) from
 their Solidity sources with solcjs (npm `solc`, WebAssembly).
 
     python tools/contracts/build.py            # write the .json artifacts
@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-CONTRACTS = ("TestToken", "TestForwarder")  # each in <name>.sol, built into <name>.json
+CONTRACTS = ("TestToken", "TestForwarder", "TestPriceFeed")  # each in <name>.sol, built into <name>.json
 SOLC = "0.8.24"
 SETTINGS = {"optimizer": {"enabled": True, "runs": 200}, "evmVersion": "cancun"}
 
