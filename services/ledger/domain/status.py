@@ -130,8 +130,3 @@ def is_late(block_time: datetime, *, expires_at: datetime, cancelled_at: datetim
     if block_time > expires_at:
         return True
     return cancelled_at is not None and block_time > cancelled_at
-
-
-def confirmations(head: int, block_number: int) -> int:
-    """Blocks on top of (and including) the transfer's block."""
-    return max(0, head - block_number + 1)
