@@ -6,7 +6,10 @@ are state transitions that a replay finds already done, and a transfer event
 that arrives after the reorg that orphaned its block is ignored.
 
 A transfer counts (state confirmed) once it has the payment's `confirmations`:
-its block is the first (services/common/confirmations.py).
+its block is the first (services/common/confirmations.py). A transfer recorded
+after the payment's cancel or expiry committed is late (domain/status.py
+is_late): recording locks the payment row, as cancel and expiry do, so the
+ledger's own order decides, never a block timestamp against the ledger's clock.
 """
 
 from __future__ import annotations
@@ -143,7 +146,9 @@ class ChainEventApplier:
                 "state": "confirmed" if is_confirmed(head, e.block_number, payment.confirmations_required) else "seen",
                 # Another asset than asked for is recorded (the funds are real) but not credited.
                 "credited": (e.token_address or None) == (payment.token_address or None),
-                "late": is_late(e.block_timestamp, expires_at=payment.expires_at, cancelled_at=payment.cancelled_at),
+                # From the row locked above: a cancel or expiry that committed first makes it late.
+                "late": is_late(e.block_timestamp, expires_at=payment.expires_at, cancelled_at=payment.cancelled_at,
+                                expired_at=payment.expired_at),
             })
         touched = await repo.insert_transfers(conn, rows)  # replays and orphaned blocks are skipped
         changed = [p for p in payments.values() if p.id in touched]
