@@ -2,7 +2,8 @@
 
 `${VAR}` and `${VAR:-default}` in string values are expanded from the
 environment, so RPC URLs (which often carry API keys) stay out of the file.
-Errors name the file and the field, e.g. `chains.yaml: chains[0].tokens[1].address: ...`.
+Errors name the file, the field and the chain, e.g.
+`chains.yaml: chains[0].tokens[1].address (chain 8453, base): ...`.
 """
 
 from __future__ import annotations
@@ -53,7 +54,8 @@ class ChainConfig(BaseModel):
     name: str = Field(min_length=1, max_length=64)
     rpc_url: str = Field(min_length=1)
     ws_url: str = ""
-    confirmations: int = Field(ge=1, le=1000)
+    # The block that includes a transfer is its first confirmation (services/common/confirmations.py).
+    confirmations: int = Field(le=1000)
     block_time_seconds: float = Field(gt=0, le=600)
     eip1559: bool = True
     native: NativeConfig = NativeConfig()
@@ -74,6 +76,17 @@ class ChainConfig(BaseModel):
     def _off(cls, value: Any) -> Any:
         # YAML 1.1 reads a bare `off`/`no`/`false` as False; all mean "not at all".
         return "" if value is False or value is None else value
+
+    @field_validator("confirmations")
+    @classmethod
+    def _depth(cls, value: int) -> int:
+        if value < 1:
+            raise ValueError(
+                f"must be 1 or more, got {value}: the block that includes a transfer is its first confirmation, "
+                "so 1 counts a transfer as soon as it is mined (no reorg protection: only for chains with "
+                "instant finality); N survives any reorg that replaces at most N-1 blocks"
+            )
+        return value
 
     @field_validator("rpc_url")
     @classmethod
@@ -197,5 +210,19 @@ def load_chains(path: Path | str, env: dict[str, str] | None = None) -> Chains:
     except ValidationError as exc:
         first = exc.errors()[0]
         loc = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in first["loc"]).lstrip(".")
-        raise ChainConfigError(f"{path}: {loc or '(top level)'}: {first['msg']}") from None
+        message = first["msg"].removeprefix("Value error, ")
+        where = f"{loc or '(top level)'}{_chain_named(expanded, first['loc'])}"
+        raise ChainConfigError(f"{path}: {where}: {message}") from None
     return Chains(parsed.chains)
+
+
+def _chain_named(raw: Any, loc: tuple[Any, ...]) -> str:
+    """` (chain 1, mainnet)` for an error inside chains[i], from what the file says."""
+    if len(loc) < 2 or loc[0] != "chains" or not isinstance(loc[1], int) or not isinstance(raw.get("chains"), list):
+        return ""
+    entries = raw["chains"]
+    entry = entries[loc[1]] if loc[1] < len(entries) else None
+    if not isinstance(entry, dict):
+        return ""
+    named = [str(entry[k]) for k in ("chain_id", "name") if isinstance(entry.get(k), (int, str)) and entry.get(k) != ""]
+    return f" (chain {', '.join(named)})" if named else ""

@@ -4,6 +4,12 @@ Each batch is applied in one transaction and acked after commit. Every effect
 is idempotent: a transfer has a unique identity, confirmation and orphaning
 are state transitions that a replay finds already done, and a transfer event
 that arrives after the reorg that orphaned its block is ignored.
+
+A transfer counts (state confirmed) once it has the payment's `confirmations`:
+its block is the first (services/common/confirmations.py). A transfer recorded
+after the payment's cancel or expiry committed is late (domain/status.py
+is_late): recording locks the payment row, as cancel and expiry do, so the
+ledger's own order decides, never a block timestamp against the ledger's clock.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.common.chains import Chains
+from services.common.confirmations import is_confirmed, last_confirmed_block
 from services.ledger import repository as repo
 from services.ledger.domain.records import PaymentEventRecord
 from services.ledger.domain.status import EventType, is_late
@@ -136,10 +143,12 @@ class ChainEventApplier:
                 "token_address": e.token_address,
                 "amount": e.amount,
                 "payment_id": payment.id,
-                "state": "confirmed" if head - e.block_number + 1 >= payment.confirmations_required else "seen",
+                "state": "confirmed" if is_confirmed(head, e.block_number, payment.confirmations_required) else "seen",
                 # Another asset than asked for is recorded (the funds are real) but not credited.
                 "credited": (e.token_address or None) == (payment.token_address or None),
-                "late": is_late(e.block_timestamp, expires_at=payment.expires_at, cancelled_at=payment.cancelled_at),
+                # From the row locked above: a cancel or expiry that committed first makes it late.
+                "late": is_late(e.block_timestamp, expires_at=payment.expires_at, cancelled_at=payment.cancelled_at,
+                                expired_at=payment.expired_at),
             })
         touched = await repo.insert_transfers(conn, rows)  # replays and orphaned blocks are skipped
         changed = [p for p in payments.values() if p.id in touched]
@@ -153,7 +162,7 @@ class ChainEventApplier:
             return 0  # an older head replayed
         await repo.set_head(conn, e.chain_id, e.number, e.hash)
         heads[e.chain_id] = e.number
-        deepest = e.number - chain.confirmations + 1
+        deepest = last_confirmed_block(e.number, chain.confirmations)
         payment_ids = await repo.confirm_transfers(conn, e.chain_id, deepest)
         payments = await repo.lock_payments(conn, payment_ids)
         return len(await refresh_payments(conn, payments, utcnow(), on_event=self._on_event))

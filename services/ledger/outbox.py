@@ -97,7 +97,9 @@ class OutboxRelay:
 
 class Expirer:
     """Marks payments past their expiry. A payment with nothing received becomes
-    EXPIRED; a partly paid one stays UNDERPAID but becomes sweepable."""
+    EXPIRED; a partly paid one stays UNDERPAID but becomes sweepable. Either way,
+    once `expired_at` commits, every transfer recorded for the payment afterwards
+    is late (chain_events locks the same row), whatever its block's timestamp."""
 
     def __init__(self, engine: AsyncEngine, on_outbox: Callable[[], None], *, interval: float, batch: int = 500) -> None:
         self._engine = engine

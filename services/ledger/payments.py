@@ -312,6 +312,10 @@ class PaymentsService:
         return rows, next_token
 
     async def cancel(self, merchant_id: str, payment_id: str, reason: str) -> PaymentRecord:
+        """Cancel a PENDING payment (nothing received), under its row lock. Once this
+        commits the cancel stands: chain_events records every later transfer for the
+        payment as late (it takes the same lock), so it can end PAID_AFTER_EXPIRY but
+        never CONFIRMED, whatever the block's timestamp says."""
         if not payment_id:
             raise InvalidArgument("payment_id is required")
         if len(reason) > 256:

@@ -31,6 +31,7 @@ import structlog
 from eth_utils import is_checksum_address
 
 from services.common.chains import Asset, ChainConfig
+from services.common.confirmations import is_confirmed
 from services.common.errors import DomainError, FailedPrecondition, NotFound
 from services.common.evm_rpc import MalformedResponse, RpcError, RpcUnavailable
 from services.common.failpoints import failpoint
@@ -47,7 +48,7 @@ from services.sweeper.domain.fees import (
 )
 from services.sweeper.domain.model import Job, RecordedTx, SignedTx, TxKind, TxState
 from services.sweeper.domain.policy import SweepPolicy, native_decision, token_decision, treasury_problem
-from services.sweeper.domain.recovery import TxGroup, confirmations, open_groups, should_replace
+from services.sweeper.domain.recovery import TxGroup, open_groups, should_replace
 from services.sweeper.domain.send_errors import SendOutcome
 from services.sweeper.keys import DerivedKey, KeyError_, KeyStore
 from services.sweeper.ledger_client import LedgerClient, LedgerUnavailable, tx_from_pb
@@ -817,8 +818,9 @@ class JobRunner:
     async def _finish_mined(
         self, group: TxGroup, tx: RecordedTx, receipt: dict, deadline: float, depth: int
     ) -> Settled | None:
-        """tx is in a block: record it, wait for the confirmation depth. None when it
-        left the chain meanwhile (reorg): the caller keeps settling the group."""
+        """tx is in a block: record it, wait for the chain's confirmations (its block is
+        the first, services/common/confirmations.py). None when it left the chain
+        meanwhile (reorg): the caller keeps settling the group."""
         block = int(receipt["blockNumber"], 16)
         block_hash = receipt.get("blockHash")
         if tx.state is not TxState.MINED or tx.block_number != block:
@@ -840,7 +842,7 @@ class JobRunner:
                 return Settled(None, receipt, reason)
         while True:
             head = await self.gw.head()
-            if confirmations(head, block) >= depth:
+            if is_confirmed(head, block, depth):
                 again = await self.gw.receipt(tx.tx_hash)
                 if again is None or again.get("blockHash") != block_hash:
                     self.log.warning("transaction left its block (reorg); settling again", tx_hash=tx.tx_hash)
@@ -849,8 +851,8 @@ class JobRunner:
                 return Settled(tx, again)
             if time.monotonic() > deadline:
                 raise Release(
-                    f"transaction {tx.tx_hash} is mined in block {block} but not yet {depth} "
-                    "blocks deep; the sweep resumes later",
+                    f"transaction {tx.tx_hash} is mined in block {block} but has fewer than {depth} "
+                    "confirmations yet (its block is the first); the sweep resumes later",
                     self.cfg.error_retry,
                     "error",
                 )

@@ -397,8 +397,10 @@ class Mesh:
 
 
 @contextlib.asynccontextmanager
-async def mesh(postgres: devstack.Postgres, root: Path, *, database: str) -> AsyncIterator[Mesh]:
-    """Private NATS + anvil (TUSD deployed) + a ledger on its own database."""
+async def mesh(postgres: devstack.Postgres, root: Path, *, database: str, confirmations: int = 2
+               ) -> AsyncIterator[Mesh]:
+    """Private NATS + anvil (TUSD deployed) + a ledger on its own database; anvil's
+    chain is configured with `confirmations`."""
     root.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - test setup
     nats_server = devstack.start_nats(root / "nats")
     anvil = None
@@ -410,7 +412,8 @@ async def mesh(postgres: devstack.Postgres, root: Path, *, database: str) -> Asy
         anvil = devstack.start_anvil(log_file=root / "anvil.log", silent=True)
         chain = Chain(anvil.http_url)
         await chain.deploy_token()
-        chains_file = write_chains_file(root / "chains.yaml", rpc_url=anvil.http_url, ws_url=anvil.ws_url)
+        chains_file = write_chains_file(root / "chains.yaml", rpc_url=anvil.http_url, ws_url=anvil.ws_url,
+                                        confirmations=confirmations)
         url = postgres.create_database(database)
         ledger = LedgerApp(LedgerSettings(
             database_url=url, nats_url=nats_server.url, chains_file=chains_file, grpc_port=0,

@@ -87,3 +87,21 @@ def test_errors_name_file_and_field(tmp_path, text, env, message):
 def test_missing_file(tmp_path):
     with pytest.raises(ChainConfigError, match="file not found"):
         load_chains(tmp_path / "nope.yaml")
+
+
+@pytest.mark.parametrize("value", ["0", "-2"])
+def test_confirmations_below_one_is_refused_saying_what_one_means(tmp_path, value):
+    path = tmp_path / "chains.yaml"
+    path.write_text(GOOD.replace("confirmations: 12", f"confirmations: {value}"))
+    with pytest.raises(ChainConfigError) as err:
+        load_chains(path, env={"RPC_URL": "http://x"})
+    message = str(err.value)
+    assert message.startswith(f"{path}: chains[0].confirmations (chain 1, mainnet): must be 1 or more, got {value}")
+    assert "the block that includes a transfer is its first confirmation" in message
+    assert "1 counts a transfer as soon as it is mined" in message and "instant finality" in message
+
+
+def test_one_confirmation_is_accepted(tmp_path):
+    path = tmp_path / "chains.yaml"
+    path.write_text(GOOD.replace("confirmations: 12", "confirmations: 1"))
+    assert load_chains(path, env={"RPC_URL": "http://x"}).get(1).confirmations == 1

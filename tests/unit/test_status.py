@@ -97,6 +97,23 @@ def test_events_follow_status_changes():
 
 def test_lateness_uses_block_time():
     expires = datetime(2026, 1, 1, tzinfo=UTC)
-    assert not is_late(expires - timedelta(seconds=1), expires_at=expires, cancelled_at=None)
-    assert is_late(expires + timedelta(seconds=1), expires_at=expires, cancelled_at=None)
-    assert is_late(expires - timedelta(hours=1), expires_at=expires, cancelled_at=expires - timedelta(hours=2))
+    assert not is_late(expires - timedelta(seconds=1), expires_at=expires, cancelled_at=None, expired_at=None)
+    assert is_late(expires + timedelta(seconds=1), expires_at=expires, cancelled_at=None, expired_at=None)
+    assert is_late(expires - timedelta(hours=1), expires_at=expires, cancelled_at=expires - timedelta(hours=2),
+                   expired_at=None)
+
+
+def test_recorded_after_the_cancel_or_expiry_committed_is_late_whatever_the_block_time():
+    """Issue 12, item 3: the ledger's order (the payment row lock) decides, not clocks."""
+    expires = datetime(2026, 1, 1, 12, tzinfo=UTC)
+    cancelled = datetime(2026, 1, 1, 11, 0, 0, 700_000, tzinfo=UTC)  # microseconds, the ledger's clock
+    same_second = datetime(2026, 1, 1, 11, 0, 0, tzinfo=UTC)  # a block timestamp: whole seconds
+    # The cancel committed before the ledger recorded the transfer: late, although its
+    # block's timestamp reads 0.7 s before the cancel (or an hour, from a lagging producer).
+    assert is_late(same_second, expires_at=expires, cancelled_at=cancelled, expired_at=None)
+    assert is_late(cancelled - timedelta(hours=1), expires_at=expires, cancelled_at=cancelled, expired_at=None)
+    # The expiry job committed: late, although the block says it was mined before expires_at.
+    assert is_late(expires - timedelta(minutes=5), expires_at=expires, cancelled_at=None, expired_at=expires)
+    # Neither committed yet: only the chain's word counts, and it may already say too late.
+    assert not is_late(expires, expires_at=expires, cancelled_at=None, expired_at=None)
+    assert is_late(expires + timedelta(seconds=1), expires_at=expires, cancelled_at=None, expired_at=None)

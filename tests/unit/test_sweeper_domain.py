@@ -200,4 +200,3 @@ def test_should_replace():
     assert recovery.should_replace(current_fee=40, next_base_fee=50, age_seconds=1, **kw)  # below base fee
     assert not recovery.should_replace(current_fee=40, next_base_fee=50, age_seconds=100,
                                        stuck_after_seconds=60, replacements=3, max_replacements=3)
-    assert recovery.confirmations(10, 10) == 1 and recovery.confirmations(9, 10) == 0

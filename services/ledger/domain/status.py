@@ -6,7 +6,8 @@ reorgs and late events always land on the same answer:
     swept              all confirmed funds moved to treasury, nothing in flight
     detected           some transfer is seen but not yet confirmed
     pending/expired/cancelled   nothing confirmed (by expiry or cancel flags)
-    paid_after_expiry  confirmed funds include a transfer mined after expiry or cancel
+    paid_after_expiry  confirmed funds include a late transfer (is_late: recorded after the
+                       cancel or expiry committed, or mined after expires_at)
     underpaid          confirmed < due
     confirmed          confirmed == due
     overpaid           confirmed > due
@@ -59,7 +60,7 @@ class TransferFacts:
     amount: int
     state: str  # seen | confirmed | orphaned
     credited: bool  # right asset for this payment
-    late: bool  # mined after expiry or cancellation
+    late: bool  # recorded after the cancel/expiry committed, or mined after expires_at
 
 
 @dataclass(frozen=True)
@@ -125,13 +126,20 @@ def event_for_change(old: PaymentStatus | None, new: PaymentStatus) -> EventType
     return EventType(new.value) if new is not PaymentStatus.PENDING else None
 
 
-def is_late(block_time: datetime, *, expires_at: datetime, cancelled_at: datetime | None) -> bool:
-    """A transfer mined after the payment expired or was cancelled is late."""
-    if block_time > expires_at:
+def is_late(
+    block_time: datetime, *, expires_at: datetime, cancelled_at: datetime | None, expired_at: datetime | None
+) -> bool:
+    """Whether a transfer the ledger is recording now, for a payment it holds
+    locked, is late (the payment then ends PAID_AFTER_EXPIRY, never CONFIRMED).
+
+    Once the payment's cancel or expiry has committed (`cancelled_at` or
+    `expired_at` set on the locked row), every transfer recorded afterwards is
+    late, whatever its block's timestamp says: the order is the ledger's row
+    lock, not clocks (a block timestamp is whole seconds, set by the block
+    producer). Before that, a transfer whose block timestamp is after
+    `expires_at` is late too: the chain says it came too late, even if the
+    expiry job has not run yet. A transfer recorded before the cancel or expiry
+    keeps the flag it was recorded with."""
+    if cancelled_at is not None or expired_at is not None:
         return True
-    return cancelled_at is not None and block_time > cancelled_at
-
-
-def confirmations(head: int, block_number: int) -> int:
-    """Blocks on top of (and including) the transfer's block."""
-    return max(0, head - block_number + 1)
+    return block_time > expires_at

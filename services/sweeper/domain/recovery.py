@@ -80,8 +80,3 @@ def should_replace(
     if next_base_fee and current_fee < next_base_fee:
         return True
     return age_seconds >= stuck_after_seconds
-
-
-def confirmations(head: int, block_number: int) -> int:
-    """How many confirmations a transaction in block_number has at head (1 = in the head block)."""
-    return max(0, head - block_number + 1)

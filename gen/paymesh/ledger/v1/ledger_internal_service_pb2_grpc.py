@@ -111,9 +111,11 @@ class LedgerInternalServiceServicer:
 
     def ClaimSweeps(self, request, context):
         """ClaimSweeps leases up to `limit` confirmed, unswept payments of one chain to
-        the calling sweeper. A payment is leased to one sweeper at a time; claiming
-        again with the same worker_id also returns (and renews the lease of) the
-        payments that worker already holds, which is how a sweeper keeps its leases.
+        the calling sweeper (a payment is claimable only once its transfers have
+        their confirmations_required confirmations, so nothing is signed before
+        that). A payment is leased to one sweeper at a time; claiming again with the
+        same worker_id also returns (and renews the lease of) the payments that
+        worker already holds, which is how a sweeper keeps its leases.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -94,7 +94,11 @@ class PaymentServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def CancelPayment(self, request, context):
-        """CancelPayment cancels a payment that has received nothing yet.
+        """CancelPayment cancels a PENDING payment (nothing received yet; any other
+        status fails with FAILED_PRECONDITION). Once it has answered CANCELLED the
+        cancel stands: any transfer the ledger records for the payment afterwards is
+        late, so the payment can become PAID_AFTER_EXPIRY but never CONFIRMED,
+        whatever the block's timestamp says.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
