@@ -22,7 +22,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.common.chains import Chains
-from services.common.confirmations import is_confirmed, last_confirmed_block
+from services.common.confirmations import is_confirmed
 from services.ledger import repository as repo
 from services.ledger.domain.records import PaymentEventRecord
 from services.ledger.domain.status import EventType, is_late
@@ -162,8 +162,7 @@ class ChainEventApplier:
             return 0  # an older head replayed
         await repo.set_head(conn, e.chain_id, e.number, e.hash)
         heads[e.chain_id] = e.number
-        deepest = last_confirmed_block(e.number, chain.confirmations)
-        payment_ids = await repo.confirm_transfers(conn, e.chain_id, deepest)
+        payment_ids = await repo.confirm_transfers(conn, e.chain_id, e.number)
         payments = await repo.lock_payments(conn, payment_ids)
         return len(await refresh_payments(conn, payments, utcnow(), on_event=self._on_event))
 

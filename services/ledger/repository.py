@@ -487,15 +487,24 @@ async def set_head(conn: AsyncConnection, chain_id: int, number: int, block_hash
     )
 
 
-async def confirm_transfers(conn: AsyncConnection, chain_id: int, max_block: int) -> list[str]:
-    """Mark seen transfers at or below max_block confirmed; return their payment ids."""
-    result = await conn.execute(
-        update(X)
-        .where(X.c.chain_id == chain_id, X.c.state == "seen", X.c.block_number <= max_block)
-        .values(state="confirmed")
-        .returning(X.c.payment_id)
-    )
-    return sorted({r.payment_id for r in result if r.payment_id})
+# The rule of services/common/confirmations.py (last_confirmed_block) in SQL, per
+# payment: each keeps the depth it was created with (confirmations_required), so a
+# change of chains.yaml applies to new payments only. The partial index on seen
+# transfers keeps this to the few that wait.
+_CONFIRM_TRANSFERS = """
+UPDATE transfers x SET state = 'confirmed'
+FROM payments p
+WHERE p.id = x.payment_id AND x.chain_id = $1 AND x.state = 'seen'
+  AND x.block_number <= $2 - p.confirmations_required + 1
+RETURNING x.payment_id
+"""
+
+
+async def confirm_transfers(conn: AsyncConnection, chain_id: int, head: int) -> list[str]:
+    """Mark confirmed the seen transfers that have their payment's confirmations at
+    `head`; return their payment ids."""
+    rows = await (await driver(conn)).fetch(_CONFIRM_TRANSFERS, chain_id, head)
+    return sorted({r["payment_id"] for r in rows if r["payment_id"]})
 
 
 async def orphan_blocks(conn: AsyncConnection, chain_id: int, block_hashes: list[str]) -> list[str]:

@@ -198,3 +198,26 @@ async def test_watch_payment_streams_changes_until_final(merchant, js):
     replies = [r async for r in merchant.payments.WatchPayment(spb.WatchPaymentRequest(payment_id=other.payment_id),
                                                                metadata=merchant.auth)]
     assert [r.payment.status for r in replies] == [pb.PAYMENT_STATUS_CANCELLED]
+
+
+async def test_head_events_confirm_at_the_depth_each_payment_was_created_with(merchant, js, ledger):
+    """A payment keeps its confirmations_required when chains.yaml changes later:
+    here one was created when the chain needed 4 (set in its row), the other 2 (now)."""
+    from sqlalchemy import text
+
+    deep = await merchant.create(amount="1000")
+    shallow = await merchant.create(amount="1000")
+    async with ledger.engine.begin() as conn:
+        await conn.execute(text("UPDATE payments SET confirmations_required = 4 WHERE id = :id"),
+                           {"id": deep.payment_id})
+    block = next_block()
+    for p in (deep, shallow):
+        await publish_chain(js, "transfer", transfer_event(p.deposit_address, 1000, block=block))
+    await wait_status(merchant, deep.payment_id, pb.PAYMENT_STATUS_DETECTED)
+    await publish_head(js, block + 1)  # 2 confirmations
+    await wait_status(merchant, shallow.payment_id, pb.PAYMENT_STATUS_CONFIRMED)
+    assert await status_of(merchant, deep.payment_id) == pb.PAYMENT_STATUS_DETECTED  # same commit as shallow's
+    await publish_head(js, block + 2)  # 3
+    await publish_head(js, block + 3)  # 4
+    confirmed = await wait_status(merchant, deep.payment_id, pb.PAYMENT_STATUS_CONFIRMED)
+    assert confirmed.confirmations_required == 4
