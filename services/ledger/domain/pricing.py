@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Context, Decimal
 from fractions import Fraction
 
 import iso4217
@@ -30,6 +30,9 @@ import iso4217
 MAX_PRICE_DIGITS = 18  # before the decimal point: a quadrillion in any currency is not a price
 MAX_TOLERANCE_BPS = 10_000
 _DECIMAL = re.compile(r"(0|[1-9][0-9]*)(?:\.([0-9]+))?")
+# Decimal arithmetic rounds to the context's precision (28 digits by default); every
+# operation here runs in this context, wide enough for any uint256 at any scale.
+EXACT = Context(prec=200)
 
 
 class PricingError(ValueError):
@@ -109,7 +112,7 @@ def amount_due(price: Price, rate: Decimal, decimals: int) -> int:
 def fiat_value(units: int, decimals: int, rate: Decimal, minor_units: int) -> Decimal:
     """What `units` base units are worth at `rate`, rounded down to the minor unit."""
     exact = Fraction(units, 10**decimals) * Fraction(rate) * 10**minor_units
-    return Decimal(exact.numerator // exact.denominator).scaleb(-minor_units)
+    return scaled(exact.numerator // exact.denominator, minor_units)
 
 
 def minimum_accepted(due: int, tolerance_bps: int) -> int:
@@ -121,9 +124,14 @@ def minimum_accepted(due: int, tolerance_bps: int) -> int:
     return -(-scaled // MAX_TOLERANCE_BPS)
 
 
+def scaled(units: int, places: int) -> Decimal:
+    """units × 10^-places, exactly."""
+    return Decimal(units).scaleb(-places, EXACT)
+
+
 def format_decimal(value: Decimal, places: int) -> str:
     """A decimal written with exactly `places` decimals (no exponent)."""
-    return f"{value.quantize(Decimal(1).scaleb(-places)):f}" if places else f"{value.quantize(Decimal(1)):f}"
+    return f"{value.quantize(Decimal(1).scaleb(-places, EXACT), context=EXACT):f}"
 
 
 def deviation_bps(price: Decimal, reference: Decimal) -> int:

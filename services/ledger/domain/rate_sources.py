@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from services.ledger.domain.pricing import PricingError, parse_rate
+from services.ledger.domain.pricing import PricingError, parse_rate, scaled
 
 # keccak256 selectors of AggregatorV3Interface.
 LATEST_ROUND_DATA = "0xfeaf968c"
@@ -83,7 +83,7 @@ def chainlink_rate(round_data: RoundData, decimals: int, *, now: datetime, max_a
     age = (now - updated).total_seconds()
     if age > max_age_seconds:
         raise RateSourceError(f"the feed was last updated {age:.0f} s ago, more than its max age of {max_age_seconds:.0f} s")
-    return Decimal(round_data.answer).scaleb(-decimals), updated
+    return scaled(round_data.answer, decimals), updated
 
 
 def _rate(text: Any, what: str) -> Decimal:
