@@ -96,6 +96,8 @@ def payment_to_pb(p: PaymentRecord, *, with_transfers: bool = True) -> pb.Paymen
         transfers=[transfer_to_pb(t) for t in p.transfers] if with_transfers else [],
         version=p.version,
         sweep_tx_hash=p.sweep_tx_hash,
+        sweep_fee=str(p.sweep_fee),
+        sweep_dust=str(p.sweep_dust),
     )
 
 
@@ -147,4 +149,6 @@ def sweep_tx_to_pb(s: SweepTxRecord) -> ipb.SweepTransaction:
         replaces_tx_hash=s.replaces_tx_hash,
         created_at=ts(s.created_at),
         updated_at=ts(s.updated_at),
+        fee="" if s.fee is None else str(s.fee),
+        l1_fee_reserve=str(s.l1_fee_reserve),
     )

@@ -94,6 +94,11 @@ class Payment(Base):
     sweep_attempts: Mapped[int] = mapped_column(Integer, server_default="0")
     sweep_last_error: Mapped[str] = mapped_column(Text, server_default="")
     sweep_tx_hash: Mapped[str] = mapped_column(String(66), server_default="")
+    # Native coin the completed sweeps paid the network (from their receipts), and, for
+    # native payments, coin they set aside for that fee but did not use (left at the
+    # deposit address). amount_swept is what reached the treasury.
+    sweep_fee: Mapped[Decimal] = mapped_column(Money, server_default="0")
+    sweep_dust: Mapped[Decimal] = mapped_column(Money, server_default="0")
 
     __table_args__ = (
         # Idempotency: one payment per (merchant, key); NULL keys are not deduplicated.
@@ -213,6 +218,10 @@ class SweepTransaction(Base):
     completed: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # What it paid the network per its receipt (NULL until mined), and the native coin
+    # the sweeper left aside for an OP-stack L1 data fee when it signed it.
+    fee: Mapped[Decimal | None] = mapped_column(Money)
+    l1_fee_reserve: Mapped[Decimal] = mapped_column(Money, server_default="0")
 
     __table_args__ = (
         Index("ix_sweep_transactions_payment", "payment_id"),

@@ -168,6 +168,8 @@ def _payment(row: Any) -> PaymentRecord:
         cancelled_at=row["cancelled_at"],
         sweep_tx_hash=row["sweep_tx_hash"],
         request_fingerprint=row["request_fingerprint"],
+        sweep_fee=int(row["sweep_fee"]),
+        sweep_dust=int(row["sweep_dust"]),
     )
 
 
@@ -375,14 +377,15 @@ _SAVE_PAYMENTS = """
 UPDATE payments p SET amount_received = u.amount_received, amount_confirmed = u.amount_confirmed,
     amount_swept = u.amount_swept, status = u.status, late = u.late, version = u.version,
     updated_at = u.updated_at, expired_at = u.expired_at, cancelled_at = u.cancelled_at,
-    sweep_tx_hash = u.sweep_tx_hash,
+    sweep_tx_hash = u.sweep_tx_hash, sweep_fee = u.sweep_fee, sweep_dust = u.sweep_dust,
     sweep_due_at = CASE WHEN u.sweepable THEN coalesce(p.sweep_due_at, u.updated_at) END,
     sweep_claimed_by = CASE WHEN u.sweepable THEN p.sweep_claimed_by END,
     sweep_lease_until = CASE WHEN u.sweepable THEN p.sweep_lease_until END
 FROM unnest($1::varchar[], $2::numeric[], $3::numeric[], $4::numeric[], $5::varchar[], $6::bool[],
-            $7::bigint[], $8::timestamptz[], $9::timestamptz[], $10::timestamptz[], $11::varchar[], $12::bool[])
+            $7::bigint[], $8::timestamptz[], $9::timestamptz[], $10::timestamptz[], $11::varchar[], $12::bool[],
+            $13::numeric[], $14::numeric[])
     AS u(id, amount_received, amount_confirmed, amount_swept, status, late, version, updated_at,
-         expired_at, cancelled_at, sweep_tx_hash, sweepable)
+         expired_at, cancelled_at, sweep_tx_hash, sweepable, sweep_fee, sweep_dust)
 WHERE p.id = u.id
 """
 
@@ -405,6 +408,8 @@ async def save_payment_states(conn: AsyncConnection, rows: list[tuple[PaymentRec
             [p.cancelled_at for p, _ in rows],
             [p.sweep_tx_hash for p, _ in rows],
             [sweepable for _, sweepable in rows],
+            [str(p.sweep_fee) for p, _ in rows],
+            [str(p.sweep_dust) for p, _ in rows],
         )
 
 
@@ -588,6 +593,8 @@ def _sweep_tx(row: Any) -> SweepTxRecord:
         replaces_tx_hash=row.replaces_tx_hash,
         created_at=row.created_at,
         updated_at=row.updated_at,
+        fee=None if row.fee is None else int(row.fee),
+        l1_fee_reserve=int(row.l1_fee_reserve),
     )
 
 
