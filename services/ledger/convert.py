@@ -21,6 +21,7 @@ from services.ledger.domain.status import PaymentStatus
 
 STATUS_TO_PB = {s: pb.PaymentStatus.Value(f"PAYMENT_STATUS_{s.name}") for s in PaymentStatus}
 PB_TO_STATUS = {v: k for k, v in STATUS_TO_PB.items()}
+TRANSFER_KIND_TO_PB = {"payment": pb.TRANSFER_KIND_PAYMENT, "gas_topup": pb.TRANSFER_KIND_GAS_TOPUP}
 TRANSFER_STATE_TO_PB = {
     "seen": pb.TRANSFER_STATE_SEEN,
     "confirmed": pb.TRANSFER_STATE_CONFIRMED,
@@ -70,6 +71,9 @@ def transfer_to_pb(t: TransferRecord) -> pb.Transfer:
         credited=t.credited,
         late=t.late,
         observed_at=ts(t.observed_at),
+        token_address=t.token_address or "",
+        asset=t.asset,
+        kind=TRANSFER_KIND_TO_PB[t.kind],
     )
 
 

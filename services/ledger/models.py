@@ -163,6 +163,10 @@ class Transfer(Base):
     credited: Mapped[bool] = mapped_column(Boolean)
     late: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # The symbol of the asset moved (chains.yaml, when recorded), and payment | gas_topup:
+    # a native transfer whose tx is one of the payment's recorded gas top-ups.
+    asset: Mapped[str] = mapped_column(String(16), server_default="")
+    kind: Mapped[str] = mapped_column(String(16), server_default="payment")
 
     __table_args__ = (
         # One row per (chain, tx, log, block): replays are no-ops, and the same

@@ -281,6 +281,9 @@ def _transfer(row: Any) -> TransferRecord:
         credited=row["credited"],
         late=row["late"],
         observed_at=row["created_at"],
+        token_address=row["token_address"],
+        asset=row["asset"],
+        kind=row["kind"],
     )
 
 
@@ -316,11 +319,11 @@ async def lock_payments_by_address(conn: AsyncConnection, chain_id: int, address
 
 _INSERT_TRANSFERS = """
 INSERT INTO transfers (chain_id, tx_hash, log_index, block_hash, block_number, block_timestamp,
-    from_address, to_address, token_address, amount, payment_id, state, credited, late)
+    from_address, to_address, token_address, amount, payment_id, state, credited, late, asset, kind)
 SELECT t.* FROM unnest($1::bigint[], $2::varchar[], $3::bigint[], $4::varchar[], $5::bigint[], $6::timestamptz[],
     $7::varchar[], $8::varchar[], $9::varchar[], $10::numeric[], $11::varchar[], $12::varchar[], $13::boolean[],
-    $14::boolean[]) AS t(chain_id, tx_hash, log_index, block_hash, block_number, block_timestamp, from_address,
-    to_address, token_address, amount, payment_id, state, credited, late)
+    $14::boolean[], $15::varchar[], $16::varchar[]) AS t(chain_id, tx_hash, log_index, block_hash, block_number,
+    block_timestamp, from_address, to_address, token_address, amount, payment_id, state, credited, late, asset, kind)
 WHERE NOT EXISTS (SELECT 1 FROM orphaned_blocks o WHERE o.chain_id = t.chain_id AND o.block_hash = t.block_hash)
 ON CONFLICT ON CONSTRAINT uq_transfers_identity DO NOTHING
 RETURNING payment_id
@@ -333,9 +336,32 @@ async def insert_transfers(conn: AsyncConnection, rows: list[dict[str, Any]]) ->
     if not rows:
         return set()
     columns = ["chain_id", "tx_hash", "log_index", "block_hash", "block_number", "block_timestamp", "from_address",
-               "to_address", "token_address", "amount", "payment_id", "state", "credited", "late"]
+               "to_address", "token_address", "amount", "payment_id", "state", "credited", "late", "asset", "kind"]
     result = await (await driver(conn)).fetch(_INSERT_TRANSFERS, *_arrays(rows, columns, {"amount": str}))
     return {r["payment_id"] for r in result}
+
+
+async def gas_topups_among(conn: AsyncConnection, tx_hashes: list[str]) -> set[tuple[str, str]]:
+    """(tx hash, payment id) of the recorded gas top-ups among these transaction hashes.
+    Top-ups are recorded before they are broadcast (write-ahead), so before any
+    listener can report them."""
+    if not tx_hashes:
+        return set()
+    rows = await (await driver(conn)).fetch(
+        "SELECT tx_hash, payment_id FROM sweep_transactions WHERE tx_hash = ANY($1::varchar[]) AND kind = 'gas_topup'",
+        sorted(set(tx_hashes)),
+    )
+    return {(r["tx_hash"], r["payment_id"]) for r in rows}
+
+
+async def mark_gas_topup_transfers(conn: AsyncConnection, payment_id: str, tx_hash: str) -> None:
+    """Transfers of this payment in a just-recorded gas top-up are top-ups (for a
+    transfer recorded first: a restored database, a hand-made top-up recorded late)."""
+    await conn.execute(
+        update(X)
+        .where(X.c.payment_id == payment_id, X.c.tx_hash == tx_hash, X.c.token_address.is_(None))
+        .values(kind="gas_topup")
+    )
 
 
 async def transfers_of(conn: AsyncConnection, payment_id: str) -> list[TransferRecord]:

@@ -122,6 +122,8 @@ class SweepService:
             )
             if tx.replaces_tx_hash:
                 await repo.update_sweep_tx(conn, tx.replaces_tx_hash.lower(), state="replaced")
+            if tx.kind == "gas_topup":
+                await repo.mark_gas_topup_transfers(conn, payment.id, tx_hash)
             stored = await repo.get_sweep_tx(conn, tx_hash)
         assert stored is not None
         return stored

@@ -76,6 +76,18 @@ async def test_native_and_token_payments_end_to_end(mesh, chain):
         assert swept_native.sweep_dust == "0"
         assert swept_token.amount_swept == str(TUSD_AMOUNT) and int(swept_token.sweep_fee) > 0
 
+        # Transfers name their asset: the customer's TUSD, and the sweeper's gas top-up in
+        # ETH (the listener reports it like any native transfer), labelled as such.
+        async def with_topup():
+            p = await merchant.get(token.payment_id)
+            return p if any(t.kind == pb.TRANSFER_KIND_GAS_TOPUP for t in p.transfers) else None
+
+        topped_up = await eventually(with_topup, timeout=30)
+        shown = sorted((t.kind, t.asset, t.token_address, t.credited) for t in topped_up.transfers)
+        assert shown == [(pb.TRANSFER_KIND_PAYMENT, "TUSD", TOKEN_ADDRESS, True),
+                         (pb.TRANSFER_KIND_GAS_TOPUP, "ETH", "", False)], topped_up.transfers
+        assert [(t.kind, t.asset) for t in swept_native.transfers] == [(pb.TRANSFER_KIND_PAYMENT, "ETH")]
+
         # NATS: every status step, in order per payment.
         for payment in (native, token):
             mine = [e for e in seen if e.payment.payment_id == payment.payment_id]

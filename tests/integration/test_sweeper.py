@@ -22,7 +22,16 @@ from sqlalchemy import text
 
 from services.sweeper.app import chain_health_name
 from services.sweeper.chain import L1_FEE_HEADROOM_PERCENT, OP_GAS_PRICE_ORACLE
-from tests.support.ledger import ADMIN_TOKEN, INTERNAL_TOKEN, TOKEN_ADDRESS, account_xpub, bearer, eventually
+from tests.support.ledger import (
+    ADMIN_TOKEN,
+    INTERNAL_TOKEN,
+    TOKEN_ADDRESS,
+    account_xpub,
+    bearer,
+    eventually,
+    publish_chain,
+    transfer_event,
+)
 from tests.support.sweeper_chain import (
     ANVIL_KEYS,
     ETHER,
@@ -151,6 +160,28 @@ async def test_token_sweep_tops_up_gas_first(stack):
         assert await stack.chain.balance(p.deposit) == int(topup["amount"]) - used
         spent_on_topups += int(topup["amount"]) + 21_000 * int(topup["max_fee_per_gas"])
     assert gas_before - await stack.chain.balance(GAS_WALLET) == spent_on_topups
+
+    # The listener reports the top-up as native coin into the deposit address (here the
+    # test does, from the real receipt): it shows as the sweeper's ETH top-up, not as TUSD.
+    for p in paid:
+        topup, _sweep = await stack.sweep_txs(p.payment_id)
+        receipt = await stack.chain.wait_receipt(topup["tx_hash"])
+        event = transfer_event(p.deposit, int(topup["amount"]), block=int(receipt["blockNumber"], 16),
+                               block_hash=receipt["blockHash"], tx_hash=topup["tx_hash"])
+        event.from_address = GAS_WALLET
+        await publish_chain(stack.js, "transfer", event)
+
+        async def both(p=p):
+            payment = await p.merchant.get(p.payment_id)
+            return payment if len(payment.transfers) == 2 else None
+
+        payment = await eventually(both)
+        shown = [(t.asset, t.token_address, t.kind, t.credited, t.amount) for t in payment.transfers]
+        assert shown == [
+            ("TUSD", TOKEN_ADDRESS, pb.TRANSFER_KIND_PAYMENT, True, str(p.amount)),
+            ("ETH", "", pb.TRANSFER_KIND_GAS_TOPUP, False, str(int(topup["amount"]))),
+        ]
+        assert payment.status == pb.PAYMENT_STATUS_SWEPT and payment.amount_swept == str(p.amount)
 
 
 async def test_legacy_chain_uses_gas_price_and_still_leaves_zero(stack):

@@ -21,6 +21,9 @@ class TransferRecord:
     credited: bool
     late: bool
     observed_at: datetime
+    token_address: str | None = None  # None: the native coin
+    asset: str = ""  # the symbol of the asset moved ("" only on rows older than migration 0003 that did not credit)
+    kind: str = "payment"  # payment | gas_topup (the sweeper's own top-up of a token payment's address)
 
 
 @dataclass

@@ -10,8 +10,8 @@
                      proto JSON with the proto field names: amounts are
                      decimal strings of base units, 64-bit integers are
                      strings, enums are their names; every field is
-                     present, e.g. amount_swept, sweep_fee and
-                     sweep_dust... },
+                     present, e.g. amount_swept, sweep_fee, sweep_dust,
+                     and each transfer's asset and kind... },
         "previous_status": "PAYMENT_STATUS_DETECTED"
       }
     }
