@@ -121,6 +121,14 @@ class ChainConfig(BaseModel):
                 return Asset(token.symbol, token.address, token.decimals)
         return None
 
+    def symbol_of(self, token_address: str | None) -> str:
+        """The symbol of the native coin (None) or of a configured token; "" for a token
+        chains.yaml does not list."""
+        if not token_address:
+            return self.native.symbol
+        wanted = token_address.lower()
+        return next((t.symbol for t in self.tokens if t.address.lower() == wanted), "")
+
     def asset_symbols(self) -> list[str]:
         return [self.native.symbol, *(t.symbol for t in self.tokens)]
 

@@ -119,7 +119,8 @@ class ChainEventApplier:
 
     async def _transfers(self, conn: AsyncConnection, run: list[TransferEvent], heads: dict[int, int]) -> int:
         chain_id = run[0].chain_id
-        if self._chains.get(chain_id) is None:
+        chain = self._chains.get(chain_id)
+        if chain is None:
             log.warning("transfers on a chain not in chains.yaml", chain_id=chain_id, count=len(run))
             return 0
         payments = await repo.lock_payments_by_address(conn, chain_id, sorted({e.to_address for e in run}))
@@ -149,7 +150,17 @@ class ChainEventApplier:
                 # From the row locked above: a cancel or expiry that committed first makes it late.
                 "late": is_late(e.block_timestamp, expires_at=payment.expires_at, cancelled_at=payment.cancelled_at,
                                 expired_at=payment.expired_at),
+                "asset": chain.symbol_of(e.token_address),
+                "kind": "payment",
             })
+        # Native coin into a token payment's address may be the sweeper's own gas top-up:
+        # recorded (write-ahead) before it was broadcast, so already known here.
+        maybe_topups = [r for r in rows if r["token_address"] is None and not r["credited"]]
+        if maybe_topups:
+            topups = await repo.gas_topups_among(conn, [r["tx_hash"] for r in maybe_topups])
+            for r in maybe_topups:
+                if (r["tx_hash"], r["payment_id"]) in topups:
+                    r["kind"] = "gas_topup"
         touched = await repo.insert_transfers(conn, rows)  # replays and orphaned blocks are skipped
         changed = [p for p in payments.values() if p.id in touched]
         return len(await refresh_payments(conn, changed, utcnow(), on_event=self._on_event))

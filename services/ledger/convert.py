@@ -21,6 +21,7 @@ from services.ledger.domain.status import PaymentStatus
 
 STATUS_TO_PB = {s: pb.PaymentStatus.Value(f"PAYMENT_STATUS_{s.name}") for s in PaymentStatus}
 PB_TO_STATUS = {v: k for k, v in STATUS_TO_PB.items()}
+TRANSFER_KIND_TO_PB = {"payment": pb.TRANSFER_KIND_PAYMENT, "gas_topup": pb.TRANSFER_KIND_GAS_TOPUP}
 TRANSFER_STATE_TO_PB = {
     "seen": pb.TRANSFER_STATE_SEEN,
     "confirmed": pb.TRANSFER_STATE_CONFIRMED,
@@ -70,6 +71,9 @@ def transfer_to_pb(t: TransferRecord) -> pb.Transfer:
         credited=t.credited,
         late=t.late,
         observed_at=ts(t.observed_at),
+        token_address=t.token_address or "",
+        asset=t.asset,
+        kind=TRANSFER_KIND_TO_PB[t.kind],
     )
 
 
@@ -96,6 +100,8 @@ def payment_to_pb(p: PaymentRecord, *, with_transfers: bool = True) -> pb.Paymen
         transfers=[transfer_to_pb(t) for t in p.transfers] if with_transfers else [],
         version=p.version,
         sweep_tx_hash=p.sweep_tx_hash,
+        sweep_fee=str(p.sweep_fee),
+        sweep_dust=str(p.sweep_dust),
     )
 
 
@@ -147,4 +153,6 @@ def sweep_tx_to_pb(s: SweepTxRecord) -> ipb.SweepTransaction:
         replaces_tx_hash=s.replaces_tx_hash,
         created_at=ts(s.created_at),
         updated_at=ts(s.updated_at),
+        fee="" if s.fee is None else str(s.fee),
+        l1_fee_reserve=str(s.l1_fee_reserve),
     )

@@ -248,7 +248,7 @@ class LedgerInternalServicer(igrpc.LedgerInternalServiceServicer):
                     token_address=j.payment.token_address or "",
                     deposit_address=j.payment.deposit_address,
                     derivation_path=j.payment.derivation_path,
-                    amount=str(j.payment.amount_confirmed - j.payment.amount_swept),
+                    amount=str(j.payment.amount_confirmed - j.payment.amount_accounted),
                     treasury_address=j.treasury_address,
                     lease_expires_at=ts(j.lease_until),
                     transactions=[sweep_tx_to_pb(t) for t in j.transactions],
@@ -284,6 +284,11 @@ class LedgerInternalServicer(igrpc.LedgerInternalServiceServicer):
                     else None
                 ),
                 replaces_tx_hash=t.replaces_tx_hash,
+                l1_fee_reserve=(
+                    parse_amount(t.l1_fee_reserve, field="transaction.l1_fee_reserve", allow_zero=True)
+                    if t.l1_fee_reserve
+                    else 0
+                ),
             ),
         )
         return ipb.RecordSweepTransactionResponse(transaction=sweep_tx_to_pb(stored))
@@ -291,12 +296,18 @@ class LedgerInternalServicer(igrpc.LedgerInternalServiceServicer):
     async def UpdateSweepTransaction(self, request, context) -> ipb.UpdateSweepTransactionResponse:
         self._check(context)
         state = PB_TO_SWEEP_STATE.get(request.state, "")
-        stored = await self._sweeps.update(request.tx_hash, state, request.block_number, request.error)
+        fee = parse_amount(request.fee, field="fee", allow_zero=True) if request.fee else None
+        stored = await self._sweeps.update(request.tx_hash, state, request.block_number, request.error, fee)
         return ipb.UpdateSweepTransactionResponse(transaction=sweep_tx_to_pb(stored))
 
     async def CompleteSweep(self, request, context) -> ipb.CompleteSweepResponse:
         self._check(context)
-        payment = await self._sweeps.complete(request.payment_id, request.tx_hash, parse_amount(request.amount))
+        payment = await self._sweeps.complete(
+            request.payment_id,
+            request.tx_hash,
+            parse_amount(request.amount, field="amount"),
+            parse_amount(request.fee, field="fee", allow_zero=True),
+        )
         return ipb.CompleteSweepResponse(payment=payment_to_pb(payment))
 
     async def ReleaseSweep(self, request, context) -> ipb.ReleaseSweepResponse:

@@ -96,6 +96,11 @@ class Payment(Base):
     sweep_attempts: Mapped[int] = mapped_column(Integer, server_default="0")
     sweep_last_error: Mapped[str] = mapped_column(Text, server_default="")
     sweep_tx_hash: Mapped[str] = mapped_column(String(66), server_default="")
+    # Native coin the completed sweeps paid the network (from their receipts), and, for
+    # native payments, coin they set aside for that fee but did not use (left at the
+    # deposit address). amount_swept is what reached the treasury.
+    sweep_fee: Mapped[Decimal] = mapped_column(Money, server_default="0")
+    sweep_dust: Mapped[Decimal] = mapped_column(Money, server_default="0")
 
     __table_args__ = (
         # Idempotency: one payment per (merchant, key); NULL keys are not deduplicated.
@@ -160,6 +165,10 @@ class Transfer(Base):
     credited: Mapped[bool] = mapped_column(Boolean)
     late: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # The symbol of the asset moved (chains.yaml, when recorded), and payment | gas_topup:
+    # a native transfer whose tx is one of the payment's recorded gas top-ups.
+    asset: Mapped[str] = mapped_column(String(16), server_default="")
+    kind: Mapped[str] = mapped_column(String(16), server_default="payment")
 
     __table_args__ = (
         # One row per (chain, tx, log, block): replays are no-ops, and the same
@@ -215,6 +224,10 @@ class SweepTransaction(Base):
     completed: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # What it paid the network per its receipt (NULL until mined), and the native coin
+    # the sweeper left aside for an OP-stack L1 data fee when it signed it.
+    fee: Mapped[Decimal | None] = mapped_column(Money)
+    l1_fee_reserve: Mapped[Decimal] = mapped_column(Money, server_default="0")
 
     __table_args__ = (
         Index("ix_sweep_transactions_payment", "payment_id"),

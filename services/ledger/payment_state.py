@@ -48,13 +48,13 @@ def derive_change(
     """Recompute amounts and status from `payment.transfers` (pure). Returns
     (save it?, events to write); updates the record in place when it changed.
     `touched` says the caller changed a stored field itself (expired_at,
-    cancelled_at, amount_swept), so it is saved even when the derived fields stay."""
+    cancelled_at, the sweep figures), so it is saved even when the derived fields stay."""
     amounts = sum_transfers([TransferFacts(t.amount, t.state, t.credited, t.late) for t in payment.transfers])
     expired = payment.expired_at is not None
     status = derive_status(
         amount_due=payment.amount_due,
         amounts=amounts,
-        amount_swept=payment.amount_swept,
+        amount_accounted=payment.amount_accounted,
         expired=expired,
         cancelled=payment.cancelled_at is not None,
     )
@@ -87,7 +87,7 @@ def derive_change(
 def _sweepable(payment: PaymentRecord) -> bool:
     return is_sweepable(
         payment.status, expired=payment.expired_at is not None,
-        confirmed=payment.amount_confirmed, swept=payment.amount_swept,
+        confirmed=payment.amount_confirmed, accounted=payment.amount_accounted,
     )
 
 

@@ -168,6 +168,8 @@ def _payment(row: Any) -> PaymentRecord:
         cancelled_at=row["cancelled_at"],
         sweep_tx_hash=row["sweep_tx_hash"],
         request_fingerprint=row["request_fingerprint"],
+        sweep_fee=int(row["sweep_fee"]),
+        sweep_dust=int(row["sweep_dust"]),
     )
 
 
@@ -279,6 +281,9 @@ def _transfer(row: Any) -> TransferRecord:
         credited=row["credited"],
         late=row["late"],
         observed_at=row["created_at"],
+        token_address=row["token_address"],
+        asset=row["asset"],
+        kind=row["kind"],
     )
 
 
@@ -314,11 +319,11 @@ async def lock_payments_by_address(conn: AsyncConnection, chain_id: int, address
 
 _INSERT_TRANSFERS = """
 INSERT INTO transfers (chain_id, tx_hash, log_index, block_hash, block_number, block_timestamp,
-    from_address, to_address, token_address, amount, payment_id, state, credited, late)
+    from_address, to_address, token_address, amount, payment_id, state, credited, late, asset, kind)
 SELECT t.* FROM unnest($1::bigint[], $2::varchar[], $3::bigint[], $4::varchar[], $5::bigint[], $6::timestamptz[],
     $7::varchar[], $8::varchar[], $9::varchar[], $10::numeric[], $11::varchar[], $12::varchar[], $13::boolean[],
-    $14::boolean[]) AS t(chain_id, tx_hash, log_index, block_hash, block_number, block_timestamp, from_address,
-    to_address, token_address, amount, payment_id, state, credited, late)
+    $14::boolean[], $15::varchar[], $16::varchar[]) AS t(chain_id, tx_hash, log_index, block_hash, block_number,
+    block_timestamp, from_address, to_address, token_address, amount, payment_id, state, credited, late, asset, kind)
 WHERE NOT EXISTS (SELECT 1 FROM orphaned_blocks o WHERE o.chain_id = t.chain_id AND o.block_hash = t.block_hash)
 ON CONFLICT ON CONSTRAINT uq_transfers_identity DO NOTHING
 RETURNING payment_id
@@ -331,9 +336,32 @@ async def insert_transfers(conn: AsyncConnection, rows: list[dict[str, Any]]) ->
     if not rows:
         return set()
     columns = ["chain_id", "tx_hash", "log_index", "block_hash", "block_number", "block_timestamp", "from_address",
-               "to_address", "token_address", "amount", "payment_id", "state", "credited", "late"]
+               "to_address", "token_address", "amount", "payment_id", "state", "credited", "late", "asset", "kind"]
     result = await (await driver(conn)).fetch(_INSERT_TRANSFERS, *_arrays(rows, columns, {"amount": str}))
     return {r["payment_id"] for r in result}
+
+
+async def gas_topups_among(conn: AsyncConnection, tx_hashes: list[str]) -> set[tuple[str, str]]:
+    """(tx hash, payment id) of the recorded gas top-ups among these transaction hashes.
+    Top-ups are recorded before they are broadcast (write-ahead), so before any
+    listener can report them."""
+    if not tx_hashes:
+        return set()
+    rows = await (await driver(conn)).fetch(
+        "SELECT tx_hash, payment_id FROM sweep_transactions WHERE tx_hash = ANY($1::varchar[]) AND kind = 'gas_topup'",
+        sorted(set(tx_hashes)),
+    )
+    return {(r["tx_hash"], r["payment_id"]) for r in rows}
+
+
+async def mark_gas_topup_transfers(conn: AsyncConnection, payment_id: str, tx_hash: str) -> None:
+    """Transfers of this payment in a just-recorded gas top-up are top-ups (for a
+    transfer recorded first: a restored database, a hand-made top-up recorded late)."""
+    await conn.execute(
+        update(X)
+        .where(X.c.payment_id == payment_id, X.c.tx_hash == tx_hash, X.c.token_address.is_(None))
+        .values(kind="gas_topup")
+    )
 
 
 async def transfers_of(conn: AsyncConnection, payment_id: str) -> list[TransferRecord]:
@@ -375,14 +403,15 @@ _SAVE_PAYMENTS = """
 UPDATE payments p SET amount_received = u.amount_received, amount_confirmed = u.amount_confirmed,
     amount_swept = u.amount_swept, status = u.status, late = u.late, version = u.version,
     updated_at = u.updated_at, expired_at = u.expired_at, cancelled_at = u.cancelled_at,
-    sweep_tx_hash = u.sweep_tx_hash,
+    sweep_tx_hash = u.sweep_tx_hash, sweep_fee = u.sweep_fee, sweep_dust = u.sweep_dust,
     sweep_due_at = CASE WHEN u.sweepable THEN coalesce(p.sweep_due_at, u.updated_at) END,
     sweep_claimed_by = CASE WHEN u.sweepable THEN p.sweep_claimed_by END,
     sweep_lease_until = CASE WHEN u.sweepable THEN p.sweep_lease_until END
 FROM unnest($1::varchar[], $2::numeric[], $3::numeric[], $4::numeric[], $5::varchar[], $6::bool[],
-            $7::bigint[], $8::timestamptz[], $9::timestamptz[], $10::timestamptz[], $11::varchar[], $12::bool[])
+            $7::bigint[], $8::timestamptz[], $9::timestamptz[], $10::timestamptz[], $11::varchar[], $12::bool[],
+            $13::numeric[], $14::numeric[])
     AS u(id, amount_received, amount_confirmed, amount_swept, status, late, version, updated_at,
-         expired_at, cancelled_at, sweep_tx_hash, sweepable)
+         expired_at, cancelled_at, sweep_tx_hash, sweepable, sweep_fee, sweep_dust)
 WHERE p.id = u.id
 """
 
@@ -405,6 +434,8 @@ async def save_payment_states(conn: AsyncConnection, rows: list[tuple[PaymentRec
             [p.cancelled_at for p, _ in rows],
             [p.sweep_tx_hash for p, _ in rows],
             [sweepable for _, sweepable in rows],
+            [str(p.sweep_fee) for p, _ in rows],
+            [str(p.sweep_dust) for p, _ in rows],
         )
 
 
@@ -597,6 +628,8 @@ def _sweep_tx(row: Any) -> SweepTxRecord:
         replaces_tx_hash=row.replaces_tx_hash,
         created_at=row.created_at,
         updated_at=row.updated_at,
+        fee=None if row.fee is None else int(row.fee),
+        l1_fee_reserve=int(row.l1_fee_reserve),
     )
 
 

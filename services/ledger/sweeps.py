@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from services.common.errors import FailedPrecondition, InvalidArgument, NotFound
 from services.common.page_tokens import PageTokens, filter_fingerprint, page_size
 from services.ledger import repository as repo
+from services.ledger.domain.accounting import SweepFigures, complete_sweep, sweep_allowance
 from services.ledger.domain.records import PaymentRecord, SweepJobRecord, SweepTxRecord
 from services.ledger.domain.validation import checksum_address, utcnow
 from services.ledger.payment_state import refresh_payment
@@ -36,6 +37,7 @@ class NewSweepTx:
     max_fee_per_gas: int
     max_priority_fee_per_gas: int | None
     replaces_tx_hash: str
+    l1_fee_reserve: int = 0
 
 
 def _tx_hash(value: str) -> str:
@@ -116,15 +118,22 @@ class SweepService:
                     "max_fee_per_gas": tx.max_fee_per_gas,
                     "max_priority_fee_per_gas": tx.max_priority_fee_per_gas,
                     "replaces_tx_hash": tx.replaces_tx_hash,
+                    "l1_fee_reserve": tx.l1_fee_reserve,
                 },
             )
             if tx.replaces_tx_hash:
                 await repo.update_sweep_tx(conn, tx.replaces_tx_hash.lower(), state="replaced")
+            if tx.kind == "gas_topup":
+                await repo.mark_gas_topup_transfers(conn, payment.id, tx_hash)
             stored = await repo.get_sweep_tx(conn, tx_hash)
         assert stored is not None
         return stored
 
-    async def update(self, tx_hash: str, state: str, block_number: int, error: str) -> SweepTxRecord:
+    async def update(
+        self, tx_hash: str, state: str, block_number: int, error: str, fee: int | None = None
+    ) -> SweepTxRecord:
+        """`fee`: what the transaction paid per its receipt (None: keep the recorded one).
+        Back to BROADCAST (its block left the chain) forgets the fee of that block."""
         tx_hash = _tx_hash(tx_hash)
         if state not in TX_STATES or state == "signed":
             raise InvalidArgument("state must be BROADCAST, MINED, CONFIRMED, FAILED or REPLACED")
@@ -134,12 +143,19 @@ class SweepService:
                 raise NotFound(f"sweep transaction {tx_hash} is not recorded")
             if existing.state == "confirmed" and state != "confirmed":
                 raise FailedPrecondition(f"sweep transaction {tx_hash} is confirmed; its state cannot go back to {state}")
-            await repo.update_sweep_tx(conn, tx_hash, state=state, block_number=block_number, error=error[:2000])
+            values: dict = {"state": state, "block_number": block_number, "error": error[:2000]}
+            if fee is not None:
+                values["fee"] = fee
+            elif state == "broadcast":
+                values["fee"] = None
+            await repo.update_sweep_tx(conn, tx_hash, **values)
             stored = await repo.get_sweep_tx(conn, tx_hash)
         assert stored is not None
         return stored
 
-    async def complete(self, payment_id: str, tx_hash: str, amount: int) -> PaymentRecord:
+    async def complete(self, payment_id: str, tx_hash: str, amount: int, fee: int) -> PaymentRecord:
+        """The sweep transaction is confirmed: it moved `amount` to the treasury and paid
+        `fee` (its receipt). The payment's figures follow domain/accounting.py."""
         tx_hash = _tx_hash(tx_hash)
         now = utcnow()
         async with self._engine.begin() as conn:
@@ -152,12 +168,19 @@ class SweepService:
             if tx.state == "confirmed" and payment.sweep_tx_hash == tx_hash:
                 payment.transfers = await repo.transfers_of(conn, payment_id)
                 return payment  # completing twice is a no-op
-            if amount <= 0 or payment.amount_swept + amount > payment.amount_confirmed:
-                raise InvalidArgument(
-                    f"amount {amount} does not fit: confirmed {payment.amount_confirmed}, already swept {payment.amount_swept}"
-                )
-            await repo.update_sweep_tx(conn, tx_hash, state="confirmed", completed=True)
-            payment.amount_swept += amount
+            native = payment.is_native
+            after = complete_sweep(
+                SweepFigures(payment.amount_swept, payment.sweep_fee, payment.sweep_dust),
+                native=native,
+                confirmed=payment.amount_confirmed,
+                allowance=sweep_allowance(native=native, amount=tx.amount, gas_limit=tx.gas_limit,
+                                          max_fee_per_gas=tx.max_fee_per_gas, l1_fee_reserve=tx.l1_fee_reserve),
+                recorded_amount=tx.amount,
+                amount=amount,
+                fee=fee,
+            )
+            await repo.update_sweep_tx(conn, tx_hash, state="confirmed", completed=True, fee=fee)
+            payment.amount_swept, payment.sweep_fee, payment.sweep_dust = after.swept, after.fee, after.dust
             payment.sweep_tx_hash = tx_hash
             await refresh_payment(conn, payment, now, touched=True)
         self._on_outbox()

@@ -204,6 +204,22 @@ class ChainGateway:
         return receipt
 
 
+def fee_paid(receipt: dict, gas_price: int) -> int:
+    """What a mined transaction paid the network, in wei, per its receipt: gasUsed x
+    effectiveGasPrice (`gas_price`, the transaction's own, where a pre-London node
+    leaves it out), plus l1Fee where the receipt has one (OP-stack chains charge the
+    L1 data fee on top of gas, out of the sender's balance)."""
+    try:
+        used = int(receipt["gasUsed"], 16)
+        price = int(receipt["effectiveGasPrice"], 16) if receipt.get("effectiveGasPrice") else gas_price
+        l1_fee = int(receipt["l1Fee"], 16) if receipt.get("l1Fee") else 0
+    except (KeyError, TypeError, ValueError):
+        raise MalformedResponse(
+            f"receipt of {receipt.get('transactionHash')} has no usable gasUsed / effectiveGasPrice / l1Fee"
+        ) from None
+    return used * price + l1_fee
+
+
 def transferred(receipt: dict, token: str, sender: str, recipient: str) -> int:
     """The amount of `token` a mined receipt's Transfer logs moved from sender to recipient."""
     total = 0

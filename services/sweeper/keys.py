@@ -78,6 +78,7 @@ class DerivedKey:
             max_fee_per_gas=fee.max_fee_per_gas,
             max_priority_fee_per_gas=fee.max_priority_fee_per_gas,
             replaces_tx_hash=replaces_tx_hash,
+            l1_fee_reserve=fee.l1_fee,
         )
 
 

@@ -92,6 +92,8 @@ def tx_from_pb(t: ipb.SweepTransaction) -> RecordedTx:
         created_at=_dt(t.created_at),
         updated_at=_dt(t.updated_at),
         merchant_id=t.merchant_id,
+        fee=_int(t.fee) if t.fee else None,
+        l1_fee_reserve=_int(t.l1_fee_reserve),
     )
 
 
@@ -155,27 +157,33 @@ class LedgerClient:
                         "" if tx.max_priority_fee_per_gas is None else str(tx.max_priority_fee_per_gas)
                     ),
                     replaces_tx_hash=tx.replaces_tx_hash,
+                    l1_fee_reserve=str(tx.l1_fee_reserve),
                 ),
             ),
         )
         return tx_from_pb(reply.transaction)
 
-    async def update(self, tx_hash: str, state: TxState, block_number: int = 0, error: str = "") -> RecordedTx:
+    async def update(
+        self, tx_hash: str, state: TxState, block_number: int = 0, error: str = "", fee: int | None = None
+    ) -> RecordedTx:
+        """`fee`: what the transaction paid per its receipt (None: leave the recorded one)."""
         reply = await self._call(
             f"updating transaction {tx_hash} to {state.value}",
             self._stub.UpdateSweepTransaction,
             ipb.UpdateSweepTransactionRequest(
-                tx_hash=tx_hash, state=STATE_TO_PB[state], block_number=block_number, error=error[:2000]
+                tx_hash=tx_hash, state=STATE_TO_PB[state], block_number=block_number, error=error[:2000],
+                fee="" if fee is None else str(fee),
             ),
         )
         return tx_from_pb(reply.transaction)
 
-    async def complete(self, payment_id: str, tx_hash: str, amount: int) -> str:
-        """Mark the payment swept; returns its new status name."""
+    async def complete(self, payment_id: str, tx_hash: str, amount: int, fee: int) -> str:
+        """Mark the payment swept: `amount` reached the treasury, the transaction paid
+        `fee` (its receipt). Returns the payment's new status name."""
         reply = await self._call(
             f"completing the sweep of {payment_id}",
             self._stub.CompleteSweep,
-            ipb.CompleteSweepRequest(payment_id=payment_id, tx_hash=tx_hash, amount=str(amount)),
+            ipb.CompleteSweepRequest(payment_id=payment_id, tx_hash=tx_hash, amount=str(amount), fee=str(fee)),
         )
         return str(reply.payment.status)
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -37,7 +38,14 @@ from services.common.evm_rpc import MalformedResponse, RpcError, RpcUnavailable
 from services.common.failpoints import failpoint
 from services.common.lease import LeaseKeeper
 from services.sweeper import metrics
-from services.sweeper.chain import ChainGateway, FeeCapExceeded, L1FeeUnavailable, encode_transfer, transferred
+from services.sweeper.chain import (
+    ChainGateway,
+    FeeCapExceeded,
+    L1FeeUnavailable,
+    encode_transfer,
+    fee_paid,
+    transferred,
+)
 from services.sweeper.domain.fees import (
     NATIVE_TRANSFER_GAS,
     FeeQuote,
@@ -377,7 +385,7 @@ class JobRunner:
                           state=group.latest.state.value)
             settled = await self.settle(group)
             if settled.mined is not None:
-                await self._complete(settled.mined)
+                await self._complete(settled)
                 return
             self.log.warning("recorded sweep will not be mined; signing a new one", reason=settled.reason)
         if job.is_native:
@@ -456,7 +464,7 @@ class JobRunner:
         settled = await self.settle(TxGroup(recorded.from_address, recorded.nonce, [recorded]))
         if settled.mined is None:
             raise Release(f"sweep transaction failed: {settled.reason}", self.cfg.error_retry, "error")
-        await self._complete(settled.mined)
+        await self._complete(settled)
 
     # ------------------------------------------------------------------ ERC-20
 
@@ -491,7 +499,7 @@ class JobRunner:
         settled = await self.settle(TxGroup(recorded.from_address, recorded.nonce, [recorded]))
         if settled.mined is None:
             raise Release(f"token sweep failed: {settled.reason}", self.cfg.error_retry, "error")
-        await self._complete(settled.mined)
+        await self._complete(settled)
 
     async def _ensure_gas(self, deposit: str, gas: int, market: FeeQuote) -> int:
         """Top the deposit address up until it can pay `gas` at the market fee; its balance."""
@@ -622,22 +630,32 @@ class JobRunner:
                 await self._update(tx, TxState.BROADCAST)
         return outcome, message
 
-    async def _update(self, tx: RecordedTx, state: TxState, block_number: int = 0, error: str = "") -> None:
-        await self.s.ledger.update(tx.tx_hash, state, block_number, error)
+    async def _update(self, tx: RecordedTx, state: TxState, block_number: int = 0, error: str = "",
+                      fee: int | None = None) -> None:
+        await self.s.ledger.update(tx.tx_hash, state, block_number, error, fee)
         tx.state = state
         if block_number:
             tx.block_number = block_number
         if error:
             tx.error = error
+        if fee is not None:
+            tx.fee = fee
 
-    async def _complete(self, tx: RecordedTx) -> None:
+    async def _complete(self, settled: Settled) -> None:
+        """The sweep is deep enough: tell the ledger what reached the treasury (the
+        transaction's amount: a native sweep's value, the tokens its Transfer log showed)
+        and the fee its receipt shows. The ledger accounts for the rest (dust)."""
+        tx, receipt = settled.mined, settled.receipt
+        assert tx is not None and receipt is not None
         for topup in self.job.transactions:
             if topup.kind is TxKind.GAS_TOPUP and topup.state is TxState.MINED:
                 await self._update(topup, TxState.CONFIRMED, topup.block_number)  # below the deep sweep
-        status = await self.s.ledger.complete(self.job.payment_id, tx.tx_hash, self.job.amount)
+        fee = fee_paid(receipt, tx.max_fee_per_gas)
+        status = await self.s.ledger.complete(self.job.payment_id, tx.tx_hash, tx.amount, fee)
         tx.state = TxState.CONFIRMED
-        self.log.info("payment swept", tx_hash=tx.tx_hash, amount=str(self.job.amount),
-                      to_treasury=str(tx.amount), status=status)
+        tx.fee = fee
+        self.log.info("payment swept", tx_hash=tx.tx_hash, confirmed_unswept=str(self.job.amount),
+                      to_treasury=str(tx.amount), fee=str(fee), status=status)
 
     # ------------------------------------------------------------------ settling
 
@@ -668,7 +686,8 @@ class JobRunner:
                               replaces=tx.tx_hash)
         if job.is_native:
             # What the original spends on value and gas: keep it, to the wei (an L1 data
-            # fee reserve the original left aside stays aside).
+            # fee reserve the original left aside stays aside, and is recorded as such).
+            fee = dataclasses.replace(fee, l1_fee=tx.l1_fee_reserve)
             spend = tx.amount + tx.fee_cost
             value = spend - fee.gas_cost(tx.gas_limit)
             if value <= 0:
@@ -823,8 +842,9 @@ class JobRunner:
         meanwhile (reorg): the caller keeps settling the group."""
         block = int(receipt["blockNumber"], 16)
         block_hash = receipt.get("blockHash")
-        if tx.state is not TxState.MINED or tx.block_number != block:
-            await self._update(tx, TxState.MINED, block)
+        fee = fee_paid(receipt, tx.max_fee_per_gas)
+        if tx.state is not TxState.MINED or tx.block_number != block or tx.fee != fee:
+            await self._update(tx, TxState.MINED, block, fee=fee)
         for other in group.members:
             if other is not tx and other.state in (TxState.SIGNED, TxState.BROADCAST):
                 await self._update(other, TxState.FAILED,

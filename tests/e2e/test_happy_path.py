@@ -69,7 +69,24 @@ async def test_native_and_token_payments_end_to_end(mesh, chain):
         assert 0 < native_received < ETH_AMOUNT
         assert await balance(chain, native.deposit_address) == 0
         assert await balance(chain, token.deposit_address, TOKEN_ADDRESS) == 0
-        assert swept_native.amount_swept == str(ETH_AMOUNT) and swept_token.amount_swept == str(TUSD_AMOUNT)
+        # The API's figures are the chain's: amount_swept is what the treasury got; for the
+        # native coin the sweep's fee is the rest (nothing left at the deposit address).
+        assert swept_native.amount_swept == str(native_received)
+        assert int(swept_native.amount_swept) + int(swept_native.sweep_fee) == ETH_AMOUNT
+        assert swept_native.sweep_dust == "0"
+        assert swept_token.amount_swept == str(TUSD_AMOUNT) and int(swept_token.sweep_fee) > 0
+
+        # Transfers name their asset: the customer's TUSD, and the sweeper's gas top-up in
+        # ETH (the listener reports it like any native transfer), labelled as such.
+        async def with_topup():
+            p = await merchant.get(token.payment_id)
+            return p if any(t.kind == pb.TRANSFER_KIND_GAS_TOPUP for t in p.transfers) else None
+
+        topped_up = await eventually(with_topup, timeout=30)
+        shown = sorted((t.kind, t.asset, t.token_address, t.credited) for t in topped_up.transfers)
+        assert shown == [(pb.TRANSFER_KIND_PAYMENT, "TUSD", TOKEN_ADDRESS, True),
+                         (pb.TRANSFER_KIND_GAS_TOPUP, "ETH", "", False)], topped_up.transfers
+        assert [(t.kind, t.asset) for t in swept_native.transfers] == [(pb.TRANSFER_KIND_PAYMENT, "ETH")]
 
         # NATS: every status step, in order per payment.
         for payment in (native, token):
@@ -84,6 +101,14 @@ async def test_native_and_token_payments_end_to_end(mesh, chain):
         await receiver.wait_for(lambda: expected <= receiver.event_ids(answered_ok=True), within=60)
         for request in receiver.succeeded():
             verify(request.body, request.headers[SIGNATURE], merchant.webhook_secret)
+        # The swept webhooks show the same figures as the API, fee and dust included.
+        for payment in (swept_native, swept_token):
+            (body,) = {request.body: request.json() for request in receiver.succeeded()
+                       if request.json()["type"] == "payment.swept"
+                       and request.json()["data"]["payment"]["payment_id"] == payment.payment_id}.values()
+            shown = body["data"]["payment"]
+            assert (shown["amount_swept"], shown["sweep_fee"], shown["sweep_dust"]) == (
+                payment.amount_swept, payment.sweep_fee, payment.sweep_dust)
 
 
 async def test_payment_sent_by_a_contract_is_detected_and_swept(mesh, chain):
@@ -108,5 +133,6 @@ async def test_payment_sent_by_a_contract_is_detected_and_swept(mesh, chain):
     (transfer,) = done.transfers
     assert transfer.tx_hash == receipt["transactionHash"] and transfer.log_index <= -2
     assert transfer.from_address.lower() == forwarder.lower()
-    assert done.amount_swept == str(ETH_AMOUNT) and await balance(chain, payment.deposit_address) == 0
-    assert 0 < await balance(chain, treasury) < ETH_AMOUNT  # the amount minus the sweep's fee
+    assert await balance(chain, payment.deposit_address) == 0
+    assert done.amount_swept == str(await balance(chain, treasury))  # the amount minus the sweep's fee
+    assert int(done.amount_swept) + int(done.sweep_fee) == ETH_AMOUNT and done.sweep_dust == "0"

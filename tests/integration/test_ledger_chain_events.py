@@ -10,11 +10,15 @@ import nats
 import pytest
 from paymesh.events.v1 import chain_events_pb2 as cpb
 from paymesh.events.v1 import payment_events_pb2 as evpb
+from paymesh.ledger.v1 import ledger_internal_service_pb2 as ipb
+from paymesh.ledger.v1 import ledger_internal_service_pb2_grpc as igrpc
 from paymesh.ledger.v1 import payment_pb2 as pb
 from paymesh.ledger.v1 import payment_service_pb2 as spb
 
 from tests.support.ledger import (
+    INTERNAL_TOKEN,
     TOKEN_ADDRESS,
+    bearer,
     eventually,
     next_block,
     publish_chain,
@@ -221,3 +225,81 @@ async def test_head_events_confirm_at_the_depth_each_payment_was_created_with(me
     await publish_head(js, block + 3)  # 4
     confirmed = await wait_status(merchant, deep.payment_id, pb.PAYMENT_STATUS_CONFIRMED)
     assert confirmed.confirmations_required == 4
+
+
+GAS_WALLET = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"  # anvil account 0, the sweeper's default gas wallet
+
+
+async def test_gas_topups_are_labelled_in_either_order(merchant, js, ledger_channel):
+    """The sweeper's gas top-up (native coin from its gas wallet to a token payment's
+    deposit address) is a transfer in ETH of its own kind, never read as TUSD. The
+    ledger knows it by tx hash: recorded before broadcast (write-ahead), it is known
+    when the listener reports it; reported first (a restored database, a top-up
+    recorded late), it is relabelled when recorded."""
+    payment = await merchant.create(asset="TUSD", amount="25000000")
+    deposit = payment.deposit_address
+    block = next_block()
+    await publish_chain(js, "transfer", transfer_event(deposit, 25_000_000, block=block, token=TOKEN_ADDRESS,
+                                                       log_index=0))
+    await publish_head(js, block + 1)
+    await wait_status(merchant, payment.payment_id, pb.PAYMENT_STATUS_CONFIRMED)
+    internal = igrpc.LedgerInternalServiceStub(ledger_channel)
+    auth = bearer(INTERNAL_TOKEN)
+    worker = "test-topup-labels"
+    jobs = (await internal.ClaimSweeps(ipb.ClaimSweepsRequest(chain_id=31337, limit=500, worker_id=worker,
+                                                               lease_seconds=600), metadata=auth)).jobs
+    assert payment.payment_id in {j.payment_id for j in jobs}
+    for job in jobs:  # other tests' payments: give them back at once
+        if job.payment_id != payment.payment_id:
+            await internal.ReleaseSweep(ipb.ReleaseSweepRequest(payment_id=job.payment_id, worker_id=worker,
+                                                                error="test", retry_after_seconds=1), metadata=auth)
+
+    async def record_topup(tx_hash: str, nonce: int) -> None:
+        await internal.RecordSweepTransaction(ipb.RecordSweepTransactionRequest(
+            worker_id=worker,
+            transaction=ipb.SweepTransaction(
+                payment_id=payment.payment_id, chain_id=31337, kind=ipb.SWEEP_TRANSACTION_KIND_GAS_TOPUP,
+                state=ipb.SWEEP_TRANSACTION_STATE_SIGNED, tx_hash=tx_hash, raw_tx=b"\x02signed", nonce=nonce,
+                from_address=GAS_WALLET, to_address=deposit, amount="113000000000000", gas_limit=21_000,
+                max_fee_per_gas="1000000000", max_priority_fee_per_gas="1000000000")), metadata=auth)
+
+    async def transfers(count: int) -> list[pb.Transfer]:
+        async def check():
+            found = (await merchant.get(payment.payment_id)).transfers
+            return found if len(found) == count else None
+
+        return list(await eventually(check))
+
+    def topup_event(tx_hash: str, at: int) -> cpb.TransferObserved:
+        event = transfer_event(deposit, 113_000_000_000_000, block=at, tx_hash=tx_hash)  # native: log_index -1
+        event.from_address = GAS_WALLET
+        return event
+
+    # Reported before it was recorded: a payment-kind ETH transfer until the record says otherwise.
+    early = random_hash()
+    await publish_chain(js, "transfer", topup_event(early, block + 2))
+    _, seen = await transfers(2)
+    assert (seen.asset, seen.token_address, seen.kind, seen.credited) == ("ETH", "", pb.TRANSFER_KIND_PAYMENT, False)
+    await record_topup(early, 0)
+    _, relabelled = await transfers(2)
+    assert relabelled.tx_hash == early and relabelled.kind == pb.TRANSFER_KIND_GAS_TOPUP
+
+    # Recorded first, as the sweeper does: labelled as it arrives.
+    later = random_hash()
+    await record_topup(later, 1)
+    await publish_chain(js, "transfer", topup_event(later, block + 3))
+    paid, first, second = await transfers(3)
+    assert (paid.asset, paid.token_address, paid.kind, paid.credited) == (
+        "TUSD", TOKEN_ADDRESS, pb.TRANSFER_KIND_PAYMENT, True)
+    for topup in (first, second):
+        assert (topup.asset, topup.token_address, topup.kind, topup.credited) == (
+            "ETH", "", pb.TRANSFER_KIND_GAS_TOPUP, False)
+        assert topup.from_address == GAS_WALLET
+    p = await merchant.get(payment.payment_id)
+    assert p.status == pb.PAYMENT_STATUS_CONFIRMED and p.amount_confirmed == "25000000"  # top-ups count for nothing
+
+    for tx_hash in (early, later):  # nothing will ever mine these: out of any sweeper's way
+        await internal.UpdateSweepTransaction(ipb.UpdateSweepTransactionRequest(
+            tx_hash=tx_hash, state=ipb.SWEEP_TRANSACTION_STATE_FAILED, error="test"), metadata=auth)
+    await internal.ReleaseSweep(ipb.ReleaseSweepRequest(payment_id=payment.payment_id, worker_id=worker,
+                                                        error="test", retry_after_seconds=1), metadata=auth)

@@ -13,14 +13,25 @@ from eth_account import Account
 from eth_account.typed_transactions import TypedTransaction
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from hexbytes import HexBytes
+from paymesh.events.v1 import payment_events_pb2 as evpb
 from paymesh.ledger.v1 import ledger_internal_service_pb2 as ipb
+from paymesh.ledger.v1 import ledger_internal_service_pb2_grpc as igrpc
 from paymesh.ledger.v1 import payment_pb2 as pb
 from paymesh.sweeper.v1 import sweeper_service_pb2 as swpb
 from sqlalchemy import text
 
 from services.sweeper.app import chain_health_name
 from services.sweeper.chain import L1_FEE_HEADROOM_PERCENT, OP_GAS_PRICE_ORACLE
-from tests.support.ledger import ADMIN_TOKEN, TOKEN_ADDRESS, account_xpub, bearer, eventually
+from tests.support.ledger import (
+    ADMIN_TOKEN,
+    INTERNAL_TOKEN,
+    TOKEN_ADDRESS,
+    account_xpub,
+    bearer,
+    eventually,
+    publish_chain,
+    transfer_event,
+)
 from tests.support.sweeper_chain import (
     ANVIL_KEYS,
     ETHER,
@@ -63,12 +74,14 @@ async def test_native_sweep_leaves_exactly_zero(stack):
         swept = await stack.wait_swept(*paid)
     total_to_treasury = 0
     for p, payment in zip(paid, swept, strict=True):
-        assert payment.amount_swept == str(p.amount)
         assert await stack.chain.balance(p.deposit) == 0  # not one wei left behind
         txs = await stack.sweep_txs(p.payment_id)
         assert [(t["kind"], t["state"]) for t in txs] == [("sweep", "confirmed")]
         tx = txs[0]
         assert payment.sweep_tx_hash == tx["tx_hash"]
+        # The treasury got the value; the rest of the payment paid the gas, to the wei.
+        assert payment.amount_swept == str(int(tx["amount"])) and payment.sweep_dust == "0"
+        assert int(payment.amount_swept) + int(payment.sweep_fee) == p.amount == int(payment.amount_confirmed)
         fields = decode(tx["raw_tx"])
         assert fields["maxFeePerGas"] == fields["maxPriorityFeePerGas"] == int(tx["max_fee_per_gas"])
         assert fields["gas"] == 21_000 and fields["to"] == HexBytes(treasury)
@@ -77,6 +90,51 @@ async def test_native_sweep_leaves_exactly_zero(stack):
         assert int(receipt["effectiveGasPrice"], 16) == fields["maxFeePerGas"]  # cost exactly gas x maxFee
         total_to_treasury += int(tx["amount"])
     assert await stack.chain.balance(treasury) == total_to_treasury
+
+
+async def test_api_figures_reconcile_with_the_chain(stack):
+    """What the API says reached the treasury is what the treasury's balance gained, to
+    the wei; for the native coin the sweep's fee (from its receipt) and what is left at
+    the deposit address (read from the chain) make up the rest of the confirmed amount.
+    For a token the treasury gains exactly the amount paid, and the fee (native coin,
+    paid from the gas top-up) is reported apart. Events carry the same figures, and the
+    swept payment is never claimed again for the coin its own sweep paid as gas."""
+    merchant, treasury = await stack.merchant()  # a fresh, empty treasury
+    native = await stack.pay(merchant, treasury, 10**16)
+    token = await stack.pay(merchant, treasury, 25 * TUSD, token=True)
+    async with stack.sweeper():
+        swept_native, swept_token = await stack.wait_swept(native, token)
+
+    # Native: the treasury's balance change is amount_swept; fee and dust are the rest.
+    assert int(swept_native.amount_swept) == await stack.chain.balance(treasury)
+    (sweep,) = await stack.sweep_txs(native.payment_id)
+    receipt = await stack.chain.wait_receipt(sweep["tx_hash"])
+    paid_fee = int(receipt["gasUsed"], 16) * int(receipt["effectiveGasPrice"], 16)
+    assert int(swept_native.sweep_fee) == paid_fee == int(sweep["fee"])
+    left = await stack.chain.balance(native.deposit)
+    assert int(swept_native.amount_swept) + int(swept_native.sweep_fee) == int(swept_native.amount_confirmed) - left
+    assert int(swept_native.sweep_dust) == left
+    assert int(swept_native.amount_confirmed) == 10**16
+
+    # Token: the treasury gained exactly what was paid; the fee is the sweep's, in native coin.
+    assert await stack.chain.token_balance(TOKEN_ADDRESS, treasury) == int(swept_token.amount_swept) == 25 * TUSD
+    topup, token_sweep = await stack.sweep_txs(token.payment_id)
+    receipt = await stack.chain.wait_receipt(token_sweep["tx_hash"])
+    paid_fee = int(receipt["gasUsed"], 16) * int(receipt["effectiveGasPrice"], 16)
+    assert int(swept_token.sweep_fee) == paid_fee == int(token_sweep["fee"]) > 0
+    assert swept_token.sweep_dust == "0"
+    topup_receipt = await stack.chain.wait_receipt(topup["tx_hash"])  # the gas wallet paid this one
+    assert int(topup["fee"]) == int(topup_receipt["gasUsed"], 16) * int(topup_receipt["effectiveGasPrice"], 16)
+
+    for paid, payment in ((native, swept_native), (token, swept_token)):
+        events = await stack.events(paid.payment_id)
+        swept_events = [evpb.PaymentEvent.FromString(payload) for kind, payload in events if kind == "swept"]
+        assert len(swept_events) == 1  # SWEPT exactly once
+        (event,) = swept_events
+        assert (event.payment.amount_swept, event.payment.sweep_fee, event.payment.sweep_dust) == (
+            payment.amount_swept, payment.sweep_fee, payment.sweep_dust)
+        row = await stack.sweep_row(paid.payment_id)
+        assert row["sweep_due_at"] is None  # not sweepable: nothing left to claim
 
 
 async def test_token_sweep_tops_up_gas_first(stack):
@@ -102,6 +160,28 @@ async def test_token_sweep_tops_up_gas_first(stack):
         assert await stack.chain.balance(p.deposit) == int(topup["amount"]) - used
         spent_on_topups += int(topup["amount"]) + 21_000 * int(topup["max_fee_per_gas"])
     assert gas_before - await stack.chain.balance(GAS_WALLET) == spent_on_topups
+
+    # The listener reports the top-up as native coin into the deposit address (here the
+    # test does, from the real receipt): it shows as the sweeper's ETH top-up, not as TUSD.
+    for p in paid:
+        topup, _sweep = await stack.sweep_txs(p.payment_id)
+        receipt = await stack.chain.wait_receipt(topup["tx_hash"])
+        event = transfer_event(p.deposit, int(topup["amount"]), block=int(receipt["blockNumber"], 16),
+                               block_hash=receipt["blockHash"], tx_hash=topup["tx_hash"])
+        event.from_address = GAS_WALLET
+        await publish_chain(stack.js, "transfer", event)
+
+        async def both(p=p):
+            payment = await p.merchant.get(p.payment_id)
+            return payment if len(payment.transfers) == 2 else None
+
+        payment = await eventually(both)
+        shown = [(t.asset, t.token_address, t.kind, t.credited, t.amount) for t in payment.transfers]
+        assert shown == [
+            ("TUSD", TOKEN_ADDRESS, pb.TRANSFER_KIND_PAYMENT, True, str(p.amount)),
+            ("ETH", "", pb.TRANSFER_KIND_GAS_TOPUP, False, str(int(topup["amount"]))),
+        ]
+        assert payment.status == pb.PAYMENT_STATUS_SWEPT and payment.amount_swept == str(p.amount)
 
 
 async def test_legacy_chain_uses_gas_price_and_still_leaves_zero(stack):
@@ -138,9 +218,15 @@ async def test_op_stack_chain_leaves_the_l1_data_fee_aside(stack):
         await stack.chain.rpc("anvil_setCode", [OP_GAS_PRICE_ORACLE, "0x"])
     (sweep,) = await stack.sweep_txs(native.payment_id)
     gas_cost = 21_000 * int(sweep["max_fee_per_gas"])
-    assert int(sweep["amount"]) == ETHER - gas_cost - reserve
+    assert int(sweep["amount"]) == ETHER - gas_cost - reserve and int(sweep["l1_fee_reserve"]) == reserve
     assert await stack.chain.balance(native.deposit) == reserve  # the reserve: unused here, as anvil charges none
     assert await stack.chain.balance(treasury) == int(sweep["amount"])
+    # The books: the value reached the treasury, the gas went to the network, the unused
+    # reserve is the dust left at the deposit address; together, the confirmed amount.
+    payment = await native.merchant.get(native.payment_id)
+    assert payment.status == pb.PAYMENT_STATUS_SWEPT
+    assert (payment.amount_swept, payment.sweep_fee, payment.sweep_dust) == (
+        str(int(sweep["amount"])), str(gas_cost), str(reserve))
     topup, token_sweep = await stack.sweep_txs(token.payment_id)
     assert int(topup["amount"]) == token_sweep["gas_limit"] * int(token_sweep["max_fee_per_gas"]) + reserve
     receipt = await stack.chain.wait_receipt(token_sweep["tx_hash"])
@@ -323,6 +409,7 @@ async def test_rpc_down_at_broadcast_resends_the_recorded_transaction(stack):
             (recorded,) = await stack.sweep_txs(paid.payment_id)
             assert recorded["state"] == "signed" and "eth_sendRawTransaction" in proxy.refused
             assert await stack.chain.balance(paid.deposit) == 2 * ETHER
+            await assert_complete_sweep_refuses_wrong_figures(stack, paid, recorded)
             proxy.refuse_sends = False
             await stack.wait_swept(paid)
     finally:
@@ -332,6 +419,30 @@ async def test_rpc_down_at_broadcast_resends_the_recorded_transaction(stack):
     assert [(t["tx_hash"], t["state"]) for t in txs] == [(recorded["tx_hash"], "confirmed")]
     assert await stack.chain.balance(paid.deposit) == 0
     assert await stack.chain.balance(treasury) == int(recorded["amount"])
+
+
+async def assert_complete_sweep_refuses_wrong_figures(stack, paid, recorded) -> None:
+    """CompleteSweep takes what reached the treasury (the recorded transaction's amount,
+    not the payment's) and the fee as a decimal string; anything else is refused and
+    changes nothing."""
+    internal = igrpc.LedgerInternalServiceStub(stack.channel)
+    fee = str(21_000 * int(recorded["max_fee_per_gas"]))
+    for amount, fee_text, says in [
+        (str(paid.amount), fee, "not what the recorded sweep transaction moves"),  # the gross amount
+        (str(int(recorded["amount"])), "", "fee is required"),
+        (str(int(recorded["amount"])), "-1", "fee must be a whole number"),
+        (str(int(recorded["amount"])), "1.5", "fee must be a whole number"),
+        ("0", fee, "amount must be greater than zero"),
+    ]:
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await internal.CompleteSweep(
+                ipb.CompleteSweepRequest(payment_id=paid.payment_id, tx_hash=recorded["tx_hash"], amount=amount,
+                                         fee=fee_text),
+                metadata=bearer(INTERNAL_TOKEN))
+        assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and says in info.value.details(), (
+            amount, fee_text, info.value.details())
+    row = await stack.sweep_row(paid.payment_id)
+    assert row["status"] == "confirmed" and row["amount_swept"] == 0 and row["sweep_fee"] == 0
 
 
 async def test_stuck_transaction_is_replaced_with_bumped_fees(stack):

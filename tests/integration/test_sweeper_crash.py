@@ -65,7 +65,9 @@ async def assert_native_swept_once(stack, paid, expected_hash: str | None = None
     assert await stack.chain.balance(paid.deposit) == 0
     assert await stack.chain.balance(paid.treasury) == int(txs[0]["amount"])
     row = await stack.sweep_row(paid.payment_id)
-    assert int(row["amount_swept"]) == paid.amount and row["sweep_tx_hash"] == txs[0]["tx_hash"]
+    # amount_swept is what reached the treasury; with the sweep's fee, the whole payment.
+    assert int(row["amount_swept"]) == int(txs[0]["amount"]) and row["sweep_tx_hash"] == txs[0]["tx_hash"]
+    assert int(row["amount_swept"]) + int(row["sweep_fee"]) == paid.amount and row["sweep_dust"] == 0
 
 
 @pytest.mark.parametrize("failpoint", ["sweeper.after_record_before_broadcast", "sweeper.after_broadcast"])
@@ -160,7 +162,9 @@ async def test_two_processes_never_double_sweep_and_take_over_from_a_dead_one(st
     assert await stack.chain.token_balance(TOKEN_ADDRESS, treasury) == 13 * TUSD
     for p in natives + tokens:
         row = await stack.sweep_row(p.payment_id)
-        assert int(row["amount_swept"]) == p.amount
+        # Tokens: all of it reached the treasury. Native: the value did, the gas paid the rest.
+        to_network = 0 if p.token else int(row["sweep_fee"])
+        assert int(row["amount_swept"]) + to_network == p.amount and row["sweep_dust"] == 0
 
 
 async def _status(proc: ServiceProcess):

@@ -428,8 +428,8 @@ class SweeperStack:
         conn = await asyncpg.connect(self.database_url.replace("postgresql+asyncpg://", "postgresql://"))
         try:
             return await conn.fetchrow(
-                "SELECT status, amount_swept, sweep_tx_hash, sweep_due_at, sweep_claimed_by, sweep_last_error, "
-                "sweep_attempts FROM payments WHERE id = $1",
+                "SELECT status, amount_swept, sweep_fee, sweep_dust, sweep_tx_hash, sweep_due_at, sweep_claimed_by, "
+                "sweep_last_error, sweep_attempts FROM payments WHERE id = $1",
                 payment_id,
             )
         finally:
@@ -440,12 +440,22 @@ class SweeperStack:
         try:
             return await conn.fetch(
                 "SELECT kind, state, tx_hash, nonce, from_address, to_address, amount, max_fee_per_gas, "
-                "max_priority_fee_per_gas, gas_limit, raw_tx, error, replaces_tx_hash, block_number "
-                "FROM sweep_transactions WHERE payment_id = $1 ORDER BY id",
+                "max_priority_fee_per_gas, gas_limit, raw_tx, error, replaces_tx_hash, block_number, fee, "
+                "l1_fee_reserve FROM sweep_transactions WHERE payment_id = $1 ORDER BY id",
                 payment_id,
             )
         finally:
             await conn.close()
+
+    async def events(self, payment_id: str) -> list[tuple[str, bytes]]:
+        """(event type, PaymentEvent payload) of the payment's outbox events, oldest first."""
+        conn = await asyncpg.connect(self.database_url.replace("postgresql+asyncpg://", "postgresql://"))
+        try:
+            rows = await conn.fetch("SELECT event_type, payload FROM outbox WHERE payment_id = $1 ORDER BY id",
+                                    payment_id)
+        finally:
+            await conn.close()
+        return [(r["event_type"], bytes(r["payload"])) for r in rows]
 
     async def wait_released(self, paid: Paid, needle: str, within: float = 30.0) -> asyncpg.Record:
         async def check():

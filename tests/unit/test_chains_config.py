@@ -36,6 +36,9 @@ def test_env_expansion_and_checksums(tmp_path):
     assert chain.rpc_url == "https://rpc.example/key" and chain.ws_url == ""
     assert chain.asset("usdc").token_address == "0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48"
     assert chain.asset("ETH").token_address is None
+    # The symbol of what a transfer moved, by token address (any case), "" when not listed.
+    assert chain.symbol_of(None) == "ETH" and chain.symbol_of("0xa0b86991c6218b36c1d19d4a2e9eb0ce3606eb48") == "USDC"
+    assert chain.symbol_of("0x0000000000000000000000000000000000000001") == ""
 
 
 @pytest.mark.parametrize(("value", "expected"), [

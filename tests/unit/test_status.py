@@ -15,6 +15,7 @@ from services.ledger.domain.status import (
     TransferFacts,
     derive_status,
     event_for_change,
+    funds_accounted,
     is_late,
     is_sweepable,
     sum_transfers,
@@ -24,7 +25,7 @@ S = PaymentStatus
 
 
 def status(due=100, received=0, confirmed=0, late=False, swept=0, expired=False, cancelled=False):
-    return derive_status(amount_due=due, amounts=Amounts(received, confirmed, late), amount_swept=swept,
+    return derive_status(amount_due=due, amounts=Amounts(received, confirmed, late), amount_accounted=swept,
                          expired=expired, cancelled=cancelled)
 
 
@@ -73,19 +74,40 @@ def test_amounts_are_exact_integers_and_never_negative(due, parts):
     assert 0 <= amounts.confirmed <= amounts.received
     expected = sum(a for a, state, credited, _ in parts if credited and state != "orphaned")
     assert amounts.received == expected
-    result = derive_status(amount_due=due, amounts=amounts, amount_swept=0, expired=False, cancelled=False)
+    result = derive_status(amount_due=due, amounts=amounts, amount_accounted=0, expired=False, cancelled=False)
     if amounts.received > amounts.confirmed:
         assert result is S.DETECTED
 
 
 def test_sweepable_only_when_settled():
-    assert is_sweepable(S.CONFIRMED, expired=False, confirmed=10, swept=0)
-    assert is_sweepable(S.OVERPAID, expired=False, confirmed=10, swept=0)
-    assert is_sweepable(S.PAID_AFTER_EXPIRY, expired=True, confirmed=10, swept=0)
-    assert not is_sweepable(S.UNDERPAID, expired=False, confirmed=10, swept=0)  # the customer may top up
-    assert is_sweepable(S.UNDERPAID, expired=True, confirmed=10, swept=0)
-    assert not is_sweepable(S.DETECTED, expired=False, confirmed=10, swept=0)
-    assert not is_sweepable(S.CONFIRMED, expired=False, confirmed=10, swept=10)
+    assert is_sweepable(S.CONFIRMED, expired=False, confirmed=10, accounted=0)
+    assert is_sweepable(S.OVERPAID, expired=False, confirmed=10, accounted=0)
+    assert is_sweepable(S.PAID_AFTER_EXPIRY, expired=True, confirmed=10, accounted=0)
+    assert not is_sweepable(S.UNDERPAID, expired=False, confirmed=10, accounted=0)  # the customer may top up
+    assert is_sweepable(S.UNDERPAID, expired=True, confirmed=10, accounted=0)
+    assert not is_sweepable(S.DETECTED, expired=False, confirmed=10, accounted=0)
+    assert not is_sweepable(S.CONFIRMED, expired=False, confirmed=10, accounted=10)
+
+
+def test_a_native_sweep_accounts_for_its_fee_and_dust():
+    """1e16 wei confirmed: 9.916e15 reached the treasury, 8.4e13 went to the network,
+    nothing was left. The payment is SWEPT and not sweepable again (its own gas is not
+    swept a second time); with an unused L1 fee reserve left as dust, the same."""
+    confirmed = 10**16
+    for swept, fee, dust in [(9_916 * 10**12, 84 * 10**12, 0), (9_916 * 10**12, 83 * 10**12, 10**12)]:
+        accounted = funds_accounted(native=True, swept=swept, fee=fee, dust=dust)
+        assert accounted == confirmed
+        assert status(due=confirmed, received=confirmed, confirmed=confirmed, swept=accounted) is S.SWEPT
+        assert not is_sweepable(S.SWEPT, expired=False, confirmed=confirmed, accounted=accounted)
+    # What reached the treasury alone is not all of it: counted that way, the payment
+    # would stay CONFIRMED and be claimed again for the 8.4e13 wei the network took.
+    assert status(due=confirmed, received=confirmed, confirmed=confirmed, swept=9_916 * 10**12) is S.CONFIRMED
+
+
+def test_a_token_sweeps_fee_is_not_the_payments_funds():
+    # The fee is native coin from the gas top-up: the tokens moved are what counts.
+    assert funds_accounted(native=False, swept=25_000_000, fee=3 * 10**14, dust=0) == 25_000_000
+    assert status(due=25_000_000, received=25_000_000, confirmed=25_000_000, swept=25_000_000) is S.SWEPT
 
 
 def test_events_follow_status_changes():

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from services.ledger.domain.status import PaymentStatus
+from services.ledger.domain.status import PaymentStatus, funds_accounted
 
 
 @dataclass
@@ -21,6 +21,9 @@ class TransferRecord:
     credited: bool
     late: bool
     observed_at: datetime
+    token_address: str | None = None  # None: the native coin
+    asset: str = ""  # the symbol of the asset moved ("" only on rows older than migration 0003 that did not credit)
+    kind: str = "payment"  # payment | gas_topup (the sweeper's own top-up of a token payment's address)
 
 
 @dataclass
@@ -52,6 +55,18 @@ class PaymentRecord:
     sweep_tx_hash: str
     request_fingerprint: str = ""
     transfers: list[TransferRecord] = field(default_factory=list)
+    sweep_fee: int = 0  # native coin the completed sweeps paid the network
+    sweep_dust: int = 0  # native payments: coin set aside for sweep fees, unused, left at the deposit address
+
+    @property
+    def is_native(self) -> bool:
+        return self.token_address is None
+
+    @property
+    def amount_accounted(self) -> int:
+        """Confirmed funds the completed sweeps dealt with (domain/status.funds_accounted)."""
+        return funds_accounted(native=self.is_native, swept=self.amount_swept, fee=self.sweep_fee,
+                               dust=self.sweep_dust)
 
 
 @dataclass
@@ -92,6 +107,8 @@ class SweepTxRecord:
     created_at: datetime
     updated_at: datetime
     id: int = 0
+    fee: int | None = None  # what it paid the network per its receipt; None until mined
+    l1_fee_reserve: int = 0  # native coin left aside for an OP-stack L1 data fee when signed
 
 
 @dataclass

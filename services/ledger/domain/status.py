@@ -3,7 +3,7 @@
 The status is a pure function of the payment's amounts and flags, so replays,
 reorgs and late events always land on the same answer:
 
-    swept              all confirmed funds moved to treasury, nothing in flight
+    swept              all confirmed funds accounted for by sweeps (see funds_accounted)
     detected           some transfer is seen but not yet confirmed
     pending/expired/cancelled   nothing confirmed (by expiry or cancel flags)
     paid_after_expiry  confirmed funds include a late transfer (is_late: recorded after the
@@ -83,14 +83,27 @@ def sum_transfers(transfers: list[TransferFacts]) -> Amounts:
     return Amounts(received=received, confirmed=confirmed, late=late)
 
 
+def funds_accounted(*, native: bool, swept: int, fee: int, dust: int) -> int:
+    """The confirmed funds the payment's completed sweeps have dealt with.
+
+    A token sweep moves the tokens themselves: `swept` (its fee is native coin from
+    the gas wallet's top-up, not the payment's funds). A native sweep spends the
+    payment's own coin: what reached the treasury (`swept`), what the network took
+    as fee (`fee`), and what it set aside for the fee without using (`dust`, left at
+    the deposit address). So after a native sweep
+    confirmed == swept + fee + dust + what is not swept yet."""
+    return swept + fee + dust if native else swept
+
+
 def derive_status(
     *,
     amount_due: int,
     amounts: Amounts,
-    amount_swept: int,
+    amount_accounted: int,
     expired: bool,
     cancelled: bool,
 ) -> PaymentStatus:
+    """`amount_accounted` is funds_accounted(...) of the payment's sweeps."""
     if amounts.received > amounts.confirmed:
         return PaymentStatus.DETECTED
     confirmed = amounts.confirmed
@@ -98,7 +111,7 @@ def derive_status(
         if cancelled:
             return PaymentStatus.CANCELLED
         return PaymentStatus.EXPIRED if expired else PaymentStatus.PENDING
-    if amount_swept >= confirmed:
+    if amount_accounted >= confirmed:
         return PaymentStatus.SWEPT
     if amounts.late:
         return PaymentStatus.PAID_AFTER_EXPIRY
@@ -109,9 +122,11 @@ def derive_status(
     return PaymentStatus.OVERPAID
 
 
-def is_sweepable(status: PaymentStatus, *, expired: bool, confirmed: int, swept: int) -> bool:
-    """Confirmed funds that will not change any more and are not yet swept."""
-    if confirmed <= swept:
+def is_sweepable(status: PaymentStatus, *, expired: bool, confirmed: int, accounted: int) -> bool:
+    """Confirmed funds that will not change any more and that no sweep has accounted
+    for yet (`accounted`: funds_accounted(...)). A native payment whose sweep paid a
+    fee or left dust is done: that coin is accounted for, not to be swept again."""
+    if confirmed <= accounted:
         return False
     if status in (PaymentStatus.CONFIRMED, PaymentStatus.OVERPAID, PaymentStatus.PAID_AFTER_EXPIRY):
         return True

@@ -9,7 +9,9 @@
         "payment": { ...the Payment exactly as the gRPC API returns it, in
                      proto JSON with the proto field names: amounts are
                      decimal strings of base units, 64-bit integers are
-                     strings, enums are their names... },
+                     strings, enums are their names; every field is
+                     present, e.g. amount_swept, sweep_fee, sweep_dust,
+                     and each transfer's asset and kind... },
         "previous_status": "PAYMENT_STATUS_DETECTED"
       }
     }

@@ -49,6 +49,8 @@ class RecordedTx:
     created_at: datetime | None = None
     updated_at: datetime | None = None
     merchant_id: str = ""
+    fee: int | None = None  # what it paid the network per its receipt, once mined
+    l1_fee_reserve: int = 0  # native coin left aside for an OP-stack L1 data fee
 
     @property
     def is_open(self) -> bool:
@@ -97,6 +99,7 @@ class SignedTx:
     max_fee_per_gas: int
     max_priority_fee_per_gas: int | None
     replaces_tx_hash: str = ""
+    l1_fee_reserve: int = 0  # the quote's L1 data fee reserve the transaction was priced with
 
     def as_recorded(self, payment_id: str, chain_id: int) -> RecordedTx:
         return RecordedTx(
@@ -115,4 +118,5 @@ class SignedTx:
             max_fee_per_gas=self.max_fee_per_gas,
             max_priority_fee_per_gas=self.max_priority_fee_per_gas,
             replaces_tx_hash=self.replaces_tx_hash,
+            l1_fee_reserve=self.l1_fee_reserve,
         )

@@ -94,7 +94,7 @@ class SweepJob(_message.Message):
     def __init__(self, payment_id: _Optional[str] = ..., merchant_id: _Optional[str] = ..., chain_id: _Optional[int] = ..., asset: _Optional[str] = ..., token_address: _Optional[str] = ..., deposit_address: _Optional[str] = ..., derivation_path: _Optional[str] = ..., amount: _Optional[str] = ..., treasury_address: _Optional[str] = ..., lease_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., transactions: _Optional[_Iterable[_Union[SweepTransaction, _Mapping]]] = ..., attempts: _Optional[int] = ...) -> None: ...
 
 class SweepTransaction(_message.Message):
-    __slots__ = ("payment_id", "chain_id", "kind", "state", "tx_hash", "raw_tx", "nonce", "from_address", "to_address", "amount", "token_address", "gas_limit", "max_fee_per_gas", "max_priority_fee_per_gas", "block_number", "error", "replaces_tx_hash", "created_at", "updated_at", "merchant_id")
+    __slots__ = ("payment_id", "chain_id", "kind", "state", "tx_hash", "raw_tx", "nonce", "from_address", "to_address", "amount", "token_address", "gas_limit", "max_fee_per_gas", "max_priority_fee_per_gas", "block_number", "error", "replaces_tx_hash", "created_at", "updated_at", "merchant_id", "fee", "l1_fee_reserve")
     PAYMENT_ID_FIELD_NUMBER: _ClassVar[int]
     CHAIN_ID_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
@@ -115,6 +115,8 @@ class SweepTransaction(_message.Message):
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
     MERCHANT_ID_FIELD_NUMBER: _ClassVar[int]
+    FEE_FIELD_NUMBER: _ClassVar[int]
+    L1_FEE_RESERVE_FIELD_NUMBER: _ClassVar[int]
     payment_id: str
     chain_id: int
     kind: SweepTransactionKind
@@ -135,7 +137,9 @@ class SweepTransaction(_message.Message):
     created_at: _timestamp_pb2.Timestamp
     updated_at: _timestamp_pb2.Timestamp
     merchant_id: str
-    def __init__(self, payment_id: _Optional[str] = ..., chain_id: _Optional[int] = ..., kind: _Optional[_Union[SweepTransactionKind, str]] = ..., state: _Optional[_Union[SweepTransactionState, str]] = ..., tx_hash: _Optional[str] = ..., raw_tx: _Optional[bytes] = ..., nonce: _Optional[int] = ..., from_address: _Optional[str] = ..., to_address: _Optional[str] = ..., amount: _Optional[str] = ..., token_address: _Optional[str] = ..., gas_limit: _Optional[int] = ..., max_fee_per_gas: _Optional[str] = ..., max_priority_fee_per_gas: _Optional[str] = ..., block_number: _Optional[int] = ..., error: _Optional[str] = ..., replaces_tx_hash: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., merchant_id: _Optional[str] = ...) -> None: ...
+    fee: str
+    l1_fee_reserve: str
+    def __init__(self, payment_id: _Optional[str] = ..., chain_id: _Optional[int] = ..., kind: _Optional[_Union[SweepTransactionKind, str]] = ..., state: _Optional[_Union[SweepTransactionState, str]] = ..., tx_hash: _Optional[str] = ..., raw_tx: _Optional[bytes] = ..., nonce: _Optional[int] = ..., from_address: _Optional[str] = ..., to_address: _Optional[str] = ..., amount: _Optional[str] = ..., token_address: _Optional[str] = ..., gas_limit: _Optional[int] = ..., max_fee_per_gas: _Optional[str] = ..., max_priority_fee_per_gas: _Optional[str] = ..., block_number: _Optional[int] = ..., error: _Optional[str] = ..., replaces_tx_hash: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., merchant_id: _Optional[str] = ..., fee: _Optional[str] = ..., l1_fee_reserve: _Optional[str] = ...) -> None: ...
 
 class ClaimSweepsRequest(_message.Message):
     __slots__ = ("chain_id", "limit", "worker_id", "lease_seconds")
@@ -170,16 +174,18 @@ class RecordSweepTransactionResponse(_message.Message):
     def __init__(self, transaction: _Optional[_Union[SweepTransaction, _Mapping]] = ...) -> None: ...
 
 class UpdateSweepTransactionRequest(_message.Message):
-    __slots__ = ("tx_hash", "state", "block_number", "error")
+    __slots__ = ("tx_hash", "state", "block_number", "error", "fee")
     TX_HASH_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     BLOCK_NUMBER_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    FEE_FIELD_NUMBER: _ClassVar[int]
     tx_hash: str
     state: SweepTransactionState
     block_number: int
     error: str
-    def __init__(self, tx_hash: _Optional[str] = ..., state: _Optional[_Union[SweepTransactionState, str]] = ..., block_number: _Optional[int] = ..., error: _Optional[str] = ...) -> None: ...
+    fee: str
+    def __init__(self, tx_hash: _Optional[str] = ..., state: _Optional[_Union[SweepTransactionState, str]] = ..., block_number: _Optional[int] = ..., error: _Optional[str] = ..., fee: _Optional[str] = ...) -> None: ...
 
 class UpdateSweepTransactionResponse(_message.Message):
     __slots__ = ("transaction",)
@@ -188,14 +194,16 @@ class UpdateSweepTransactionResponse(_message.Message):
     def __init__(self, transaction: _Optional[_Union[SweepTransaction, _Mapping]] = ...) -> None: ...
 
 class CompleteSweepRequest(_message.Message):
-    __slots__ = ("payment_id", "tx_hash", "amount")
+    __slots__ = ("payment_id", "tx_hash", "amount", "fee")
     PAYMENT_ID_FIELD_NUMBER: _ClassVar[int]
     TX_HASH_FIELD_NUMBER: _ClassVar[int]
     AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    FEE_FIELD_NUMBER: _ClassVar[int]
     payment_id: str
     tx_hash: str
     amount: str
-    def __init__(self, payment_id: _Optional[str] = ..., tx_hash: _Optional[str] = ..., amount: _Optional[str] = ...) -> None: ...
+    fee: str
+    def __init__(self, payment_id: _Optional[str] = ..., tx_hash: _Optional[str] = ..., amount: _Optional[str] = ..., fee: _Optional[str] = ...) -> None: ...
 
 class CompleteSweepResponse(_message.Message):
     __slots__ = ("payment",)

@@ -137,8 +137,9 @@ class LedgerInternalServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def CompleteSweep(self, request, context):
-        """CompleteSweep marks the payment's swept amount once its sweep transaction is
-        confirmed, and emits the swept event. Completing twice is a no-op.
+        """CompleteSweep marks the payment's swept amount and the sweep's fee once its
+        sweep transaction is confirmed, and emits the swept event once all confirmed
+        funds are accounted for. Completing twice is a no-op.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

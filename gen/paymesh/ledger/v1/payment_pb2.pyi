@@ -29,6 +29,12 @@ class TransferState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     TRANSFER_STATE_SEEN: _ClassVar[TransferState]
     TRANSFER_STATE_CONFIRMED: _ClassVar[TransferState]
     TRANSFER_STATE_ORPHANED: _ClassVar[TransferState]
+
+class TransferKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    TRANSFER_KIND_UNSPECIFIED: _ClassVar[TransferKind]
+    TRANSFER_KIND_PAYMENT: _ClassVar[TransferKind]
+    TRANSFER_KIND_GAS_TOPUP: _ClassVar[TransferKind]
 PAYMENT_STATUS_UNSPECIFIED: PaymentStatus
 PAYMENT_STATUS_PENDING: PaymentStatus
 PAYMENT_STATUS_DETECTED: PaymentStatus
@@ -43,9 +49,12 @@ TRANSFER_STATE_UNSPECIFIED: TransferState
 TRANSFER_STATE_SEEN: TransferState
 TRANSFER_STATE_CONFIRMED: TransferState
 TRANSFER_STATE_ORPHANED: TransferState
+TRANSFER_KIND_UNSPECIFIED: TransferKind
+TRANSFER_KIND_PAYMENT: TransferKind
+TRANSFER_KIND_GAS_TOPUP: TransferKind
 
 class Transfer(_message.Message):
-    __slots__ = ("chain_id", "tx_hash", "log_index", "block_number", "block_hash", "from_address", "amount", "state", "credited", "late", "observed_at")
+    __slots__ = ("chain_id", "tx_hash", "log_index", "block_number", "block_hash", "from_address", "amount", "state", "credited", "late", "observed_at", "token_address", "asset", "kind")
     CHAIN_ID_FIELD_NUMBER: _ClassVar[int]
     TX_HASH_FIELD_NUMBER: _ClassVar[int]
     LOG_INDEX_FIELD_NUMBER: _ClassVar[int]
@@ -57,6 +66,9 @@ class Transfer(_message.Message):
     CREDITED_FIELD_NUMBER: _ClassVar[int]
     LATE_FIELD_NUMBER: _ClassVar[int]
     OBSERVED_AT_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    ASSET_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
     chain_id: int
     tx_hash: str
     log_index: int
@@ -68,10 +80,13 @@ class Transfer(_message.Message):
     credited: bool
     late: bool
     observed_at: _timestamp_pb2.Timestamp
-    def __init__(self, chain_id: _Optional[int] = ..., tx_hash: _Optional[str] = ..., log_index: _Optional[int] = ..., block_number: _Optional[int] = ..., block_hash: _Optional[str] = ..., from_address: _Optional[str] = ..., amount: _Optional[str] = ..., state: _Optional[_Union[TransferState, str]] = ..., credited: _Optional[bool] = ..., late: _Optional[bool] = ..., observed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    token_address: str
+    asset: str
+    kind: TransferKind
+    def __init__(self, chain_id: _Optional[int] = ..., tx_hash: _Optional[str] = ..., log_index: _Optional[int] = ..., block_number: _Optional[int] = ..., block_hash: _Optional[str] = ..., from_address: _Optional[str] = ..., amount: _Optional[str] = ..., state: _Optional[_Union[TransferState, str]] = ..., credited: _Optional[bool] = ..., late: _Optional[bool] = ..., observed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., token_address: _Optional[str] = ..., asset: _Optional[str] = ..., kind: _Optional[_Union[TransferKind, str]] = ...) -> None: ...
 
 class Payment(_message.Message):
-    __slots__ = ("payment_id", "merchant_id", "chain_id", "asset", "token_address", "decimals", "amount_due", "amount_received", "amount_confirmed", "amount_swept", "deposit_address", "status", "merchant_order_id", "metadata", "confirmations_required", "created_at", "expires_at", "updated_at", "transfers", "version", "sweep_tx_hash")
+    __slots__ = ("payment_id", "merchant_id", "chain_id", "asset", "token_address", "decimals", "amount_due", "amount_received", "amount_confirmed", "amount_swept", "deposit_address", "status", "merchant_order_id", "metadata", "confirmations_required", "created_at", "expires_at", "updated_at", "transfers", "version", "sweep_tx_hash", "sweep_fee", "sweep_dust")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -100,6 +115,8 @@ class Payment(_message.Message):
     TRANSFERS_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     SWEEP_TX_HASH_FIELD_NUMBER: _ClassVar[int]
+    SWEEP_FEE_FIELD_NUMBER: _ClassVar[int]
+    SWEEP_DUST_FIELD_NUMBER: _ClassVar[int]
     payment_id: str
     merchant_id: str
     chain_id: int
@@ -121,4 +138,6 @@ class Payment(_message.Message):
     transfers: _containers.RepeatedCompositeFieldContainer[Transfer]
     version: int
     sweep_tx_hash: str
-    def __init__(self, payment_id: _Optional[str] = ..., merchant_id: _Optional[str] = ..., chain_id: _Optional[int] = ..., asset: _Optional[str] = ..., token_address: _Optional[str] = ..., decimals: _Optional[int] = ..., amount_due: _Optional[str] = ..., amount_received: _Optional[str] = ..., amount_confirmed: _Optional[str] = ..., amount_swept: _Optional[str] = ..., deposit_address: _Optional[str] = ..., status: _Optional[_Union[PaymentStatus, str]] = ..., merchant_order_id: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., confirmations_required: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., transfers: _Optional[_Iterable[_Union[Transfer, _Mapping]]] = ..., version: _Optional[int] = ..., sweep_tx_hash: _Optional[str] = ...) -> None: ...
+    sweep_fee: str
+    sweep_dust: str
+    def __init__(self, payment_id: _Optional[str] = ..., merchant_id: _Optional[str] = ..., chain_id: _Optional[int] = ..., asset: _Optional[str] = ..., token_address: _Optional[str] = ..., decimals: _Optional[int] = ..., amount_due: _Optional[str] = ..., amount_received: _Optional[str] = ..., amount_confirmed: _Optional[str] = ..., amount_swept: _Optional[str] = ..., deposit_address: _Optional[str] = ..., status: _Optional[_Union[PaymentStatus, str]] = ..., merchant_order_id: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., confirmations_required: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., transfers: _Optional[_Iterable[_Union[Transfer, _Mapping]]] = ..., version: _Optional[int] = ..., sweep_tx_hash: _Optional[str] = ..., sweep_fee: _Optional[str] = ..., sweep_dust: _Optional[str] = ...) -> None: ...
