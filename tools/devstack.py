@@ -3,7 +3,10 @@
 Used three ways:
   * `python -m tools.devstack up --data .data`  - start the stack, write `.data/stack.env`,
     block until SIGINT/SIGTERM, then stop everything;
-  * `up(data_dir)` - the same, in-process, for the `make run` orchestrator;
+  * `up(data_dir)` - the same, in-process, for the `make run` orchestrator: anvil on
+    127.0.0.1:8545 and NATS on :4222 unless PAYMESH_ANVIL_PORT / PAYMESH_NATS_PORT say
+    otherwise (a free port, with a message, when the usual one is taken), Postgres on a
+    free port (or PAYMESH_PG_PORT);
   * `start_postgres` / `start_nats` / `start_anvil` - single components on random ports,
     for the pytest fixtures in `tests/conftest.py` (including kill/restart fault tests).
 
@@ -35,7 +38,7 @@ import tempfile
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -67,6 +70,18 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((LOOPBACK, 0))
         return int(sock.getsockname()[1])
+
+
+def port_in_use(port: int, host: str = LOOPBACK) -> bool:
+    """Whether a server could not listen on host:port now (something else holds it).
+    SO_REUSEADDR as servers set it: connections of an earlier run in TIME_WAIT do not count."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+        return False
 
 
 def rpc_call(url: str, method: str, params: list[Any] | None = None, timeout: float = 5.0) -> Any:
@@ -934,22 +949,67 @@ def _env_block_time() -> float | None:
     return seconds if seconds > 0 else None  # 0 or empty: automine
 
 
-def up(data_dir: Path) -> Stack:
+# The ports users copy into commands stay the same from one run to the next:
+# anvil's (tools.pay --rpc, wallets) and NATS's (examples/nats_subscriber.py).
+# Postgres is only ever reached through the URLs we hand out, so it takes a free port.
+STABLE_PORTS = {"anvil": ("PAYMESH_ANVIL_PORT", 8545), "nats": ("PAYMESH_NATS_PORT", 4222)}
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def component_port(component: str, log: Callable[[str], None] = _stderr) -> int | None:
+    """The port `component` (postgres, nats, anvil) of the local stack listens on.
+
+    Its variable (PAYMESH_PG_PORT, PAYMESH_NATS_PORT, PAYMESH_ANVIL_PORT) wins, and
+    must name a free port. Otherwise NATS and anvil take their usual port (4222,
+    8545) and, when something else holds it, a free one this time, with a message
+    that says so; Postgres (None) takes a free one.
+    """
+    variable, default = STABLE_PORTS.get(component, ("PAYMESH_PG_PORT", None))
+    port = _env_port(variable)
+    if port is not None:
+        if port_in_use(port):
+            raise RuntimeError(
+                f"{variable}={port}, but port {port} on {LOOPBACK} is in use by another program: "
+                f"free it, or set {variable} to another port (or unset it)"
+            )
+        return port
+    if default is None:
+        return None
+    if not port_in_use(default):
+        return default
+    port = free_port()
+    log(
+        f"devstack: port {default} on {LOOPBACK} is in use, so {component} listens on {port} this time "
+        f"(set {variable} to choose its port)"
+    )
+    return port
+
+
+def up(data_dir: Path, log: Callable[[str], None] = _stderr) -> Stack:
     """Start the local stack under `data_dir` and write `data_dir/stack.env`.
 
     A component is skipped when the environment already points at one
-    (PAYMESH_DATABASE_URL, PAYMESH_NATS_URL, PAYMESH_ANVIL_RPC_URL).
+    (PAYMESH_DATABASE_URL, PAYMESH_NATS_URL, PAYMESH_ANVIL_RPC_URL). Every port is
+    settled (component_port) before anything starts, so a port that cannot be had
+    stops the start with nothing started.
     """
     data_dir = Path(data_dir).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
+    ports = {
+        component: component_port(component, log)
+        for component, url_variable in (("postgres", "PAYMESH_DATABASE_URL"), ("nats", "PAYMESH_NATS_URL"),
+                                        ("anvil", "PAYMESH_ANVIL_RPC_URL"))
+        if not os.environ.get(url_variable)
+    }
     stack = Stack(env={}, env_file=data_dir / "stack.env")
     try:
         if url := os.environ.get("PAYMESH_DATABASE_URL"):
             stack.env["PAYMESH_DATABASE_URL"] = url
         else:
-            stack.postgres = start_postgres(
-                data_dir / "postgres", port=_env_port("PAYMESH_PG_PORT")
-            )
+            stack.postgres = start_postgres(data_dir / "postgres", port=ports["postgres"])
             plain_url = stack.postgres.create_database("paymesh")
             stack.env["PAYMESH_DATABASE_URL"] = plain_url.replace(
                 "postgresql://", "postgresql+asyncpg://", 1
@@ -958,7 +1018,7 @@ def up(data_dir: Path) -> Stack:
         if url := os.environ.get("PAYMESH_NATS_URL"):
             stack.env["PAYMESH_NATS_URL"] = url
         else:
-            stack.nats = start_nats(data_dir / "nats", port=_env_port("PAYMESH_NATS_PORT"))
+            stack.nats = start_nats(data_dir / "nats", port=ports["nats"])
             stack.env["PAYMESH_NATS_URL"] = stack.nats.url
 
         if url := os.environ.get("PAYMESH_ANVIL_RPC_URL"):
@@ -969,7 +1029,7 @@ def up(data_dir: Path) -> Stack:
             )
         else:
             stack.anvil = start_anvil(
-                port=_env_port("PAYMESH_ANVIL_PORT"),
+                port=ports["anvil"],
                 block_time=_env_block_time(),
                 log_file=data_dir / "anvil" / "anvil.log",
                 # The chain survives restarts, like Postgres and NATS do.
@@ -1051,7 +1111,9 @@ __all__ = [
     "Postgres",
     "Stack",
     "anvil_binary",
+    "component_port",
     "free_port",
+    "port_in_use",
     "nats_server_binary",
     "postgres_scratch_dir",
     "rpc_call",

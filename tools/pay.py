@@ -20,6 +20,12 @@ counting transfers seen but not yet confirmed) is paid in its asset:
     extra payments).
 
 Exit codes: 0 paid (or nothing due), 1 an error (ledger, node, input), 3 refused.
+
+With `make run` going, no flags are needed: the running mesh's state
+(.data/mesh.json, or under PAYMESH_DATA_DIR; services/common/local_mesh.py)
+gives anvil's URL and the ledger's address, and its demo merchant's API key
+reads the payment. Flags, then PAYMESH_ANVIL_RPC_URL / PAYMESH_LEDGER_ADDR /
+PAYMESH_API_KEY, win over what the running mesh says.
 TUSD is the
 test token of tools/contracts, deployed (if it is not yet) by anvil's first dev
 account at nonce 0, hence always at 0x5FbDB2315678afecb367f032d93F642f64180aa3
@@ -237,7 +243,8 @@ def payment_from_ledger(ledger: str, payment_id: str, api_key: str | None = None
     """The payment as the ledger has it (paymesh.ledger.v1.Payment)."""
     import grpc  # only this mode needs the ledger
 
-    api_key = os.environ.get("PAYMESH_API_KEY", "") if api_key is None else api_key
+    if api_key is None:
+        api_key = os.environ.get("PAYMESH_API_KEY", "") or _local_demo_key()
     internal = os.environ.get("PAYMESH_INTERNAL_TOKEN", "") if internal is None else internal
     try:
         return _read_payment(grpc, ledger, payment_id, api_key, internal)
@@ -263,7 +270,24 @@ def _read_payment(grpc, ledger: str, payment_id: str, api_key: str, internal: st
                 ipb.GetPaymentInternalRequest(payment_id=payment_id),
                 metadata=(("authorization", f"Bearer {internal}"),), timeout=10,
             ).payment
-    raise RuntimeError("set PAYMESH_API_KEY (the merchant's) or PAYMESH_INTERNAL_TOKEN to read the payment")
+    raise RuntimeError(
+        "no API key to read the payment with: set PAYMESH_API_KEY (the merchant's) or PAYMESH_INTERNAL_TOKEN "
+        "(no running `make run` was found to take the demo merchant's key from)")
+
+
+def _local_mesh() -> dict[str, Any]:
+    """The running `make run`'s state, or {} (services/common/local_mesh.py)."""
+    from services.common import local_mesh
+
+    return local_mesh.running() or {}
+
+
+def _local_demo_key() -> str:
+    from services.common import local_mesh
+
+    mesh = _local_mesh()
+    demo = local_mesh.load_demo(Path(mesh["data_dir"])) if mesh else None
+    return str((demo or {}).get("api_key", ""))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -275,8 +299,11 @@ def main(argv: list[str] | None = None) -> int:
     what.add_argument("--deploy-token", action="store_true", help="deploy TUSD if it is not deployed yet")
     parser.add_argument("--asset", default="ETH", help="ETH or TUSD (with --to)")
     parser.add_argument("--amount", type=int, help="base units (wei, or TUSD units of 10^-6)")
-    parser.add_argument("--rpc", default=os.environ.get("PAYMESH_ANVIL_RPC_URL", DEFAULT_RPC))
-    parser.add_argument("--ledger", default=os.environ.get("PAYMESH_LEDGER_ADDR", "127.0.0.1:50051"))
+    mesh = _local_mesh()
+    parser.add_argument("--rpc", default=os.environ.get("PAYMESH_ANVIL_RPC_URL") or mesh.get("anvil_rpc_url")
+                        or DEFAULT_RPC, help="anvil's JSON-RPC URL (default: the running make run's)")
+    parser.add_argument("--ledger", default=os.environ.get("PAYMESH_LEDGER_ADDR") or mesh.get("ledger")
+                        or "127.0.0.1:50051", help="the ledger's gRPC address (default: the running make run's)")
     parser.add_argument("--from-account", type=int, default=0, choices=range(len(DEV_KEYS)),
                         help="anvil dev account index to pay from (TUSD is held by 0)")
     args = parser.parse_args(argv)

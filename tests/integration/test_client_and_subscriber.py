@@ -64,8 +64,8 @@ async def test_example_subscriber_sees_each_event_once_in_order(ledger, merchant
     assert len({e.event_id for e in events}) == 3
 
 
-async def _line_with(stream: asyncio.StreamReader, predicate, what: str, timeout: float = 30) -> str:
-    """The first line from `stream` that satisfies `predicate`, within `timeout` s."""
+async def _line_with(stream: asyncio.StreamReader, predicate, what: str, within: float = 30) -> str:
+    """The first line from `stream` that satisfies `predicate`, within `within` s."""
     seen: list[str] = []
 
     async def scan() -> str:
@@ -75,7 +75,7 @@ async def _line_with(stream: asyncio.StreamReader, predicate, what: str, timeout
             seen.append(line)
         raise AssertionError(f"the subscriber's output ended before {what}:\n" + "".join(seen[-15:]))
 
-    return await asyncio.wait_for(scan(), timeout=timeout)
+    return await asyncio.wait_for(scan(), timeout=within)
 
 
 async def _collect(stream: asyncio.StreamReader, into: list[str]) -> None:
@@ -99,7 +99,7 @@ async def test_example_subscriber_stays_up_while_idle(ledger, merchant, nats_ser
     )
     try:
         await _line_with(proc.stderr, lambda line: f"({idle_waits} in a row)" in line,
-                         f"{idle_waits} empty waits", timeout=90)
+                         f"{idle_waits} empty waits", within=90)
         assert proc.returncode is None
         # Keep reading its stderr (a full pipe would block it), and see it still waiting idle.
         stderr_lines: list[str] = []

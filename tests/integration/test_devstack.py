@@ -174,3 +174,47 @@ def test_up_writes_stack_env_and_stops_everything(
         finally:
             stack.stop()
     assert anvil.running  # up()/stop() never touch what they did not start
+
+
+def test_up_keeps_anvils_port_across_restarts_and_says_when_it_cannot(
+    stack_dir: Path, postgres: Postgres, nats_server: Nats, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """anvil's port is the same on every start (tools.pay commands and wallets keep
+    working); taken by another program, anvil gets a free one and a message says so."""
+    import socket
+
+    monkeypatch.setenv("PAYMESH_DATABASE_URL", postgres.url)
+    monkeypatch.setenv("PAYMESH_NATS_URL", nats_server.url)
+    for name in ("PAYMESH_ANVIL_RPC_URL", "PAYMESH_ANVIL_WS_URL", "PAYMESH_ANVIL_PORT"):
+        monkeypatch.delenv(name, raising=False)
+    usual = devstack.free_port()  # stands in for 8545, which another checkout here may hold
+    monkeypatch.setitem(devstack.STABLE_PORTS, "anvil", ("PAYMESH_ANVIL_PORT", usual))
+    data_dir = stack_dir / "stable-anvil"
+    messages: list[str] = []
+
+    urls = []
+    for _ in range(2):
+        stack = devstack.up(data_dir, log=messages.append)
+        try:
+            urls.append(stack.env["PAYMESH_ANVIL_RPC_URL"])
+            assert devstack.rpc_call(urls[-1], "eth_chainId") == hex(31337)
+        finally:
+            stack.stop()
+    assert urls == [f"http://127.0.0.1:{usual}"] * 2 and messages == []
+
+    with socket.socket() as holder:
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # our own connections linger in TIME_WAIT
+        holder.bind(("127.0.0.1", usual))
+        holder.listen()
+        stack = devstack.up(data_dir, log=messages.append)
+        try:
+            assert stack.anvil is not None and stack.anvil.port != usual
+            assert messages == [f"devstack: port {usual} on 127.0.0.1 is in use, so anvil listens on "
+                                f"{stack.anvil.port} this time (set PAYMESH_ANVIL_PORT to choose its port)"]
+        finally:
+            stack.stop()
+
+        # Asked for by name, a taken port is an error that names the variable, and nothing starts.
+        monkeypatch.setenv("PAYMESH_ANVIL_PORT", str(usual))
+        with pytest.raises(RuntimeError, match=f"PAYMESH_ANVIL_PORT={usual}, but port {usual} on 127.0.0.1 is in use"):
+            devstack.up(data_dir, log=messages.append)
