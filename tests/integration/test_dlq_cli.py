@@ -11,11 +11,10 @@ import sys
 
 import nats
 import pytest
-
 from nats.js.api import DeliverPolicy
 
 from services.common.nats_helpers import Handled, Outcome, ensure_pull_consumer, ensure_streams, run_pull_consumer
-from tests.support.ledger import next_block, transfer_event
+from tests.support.ledger import eventually, next_block, transfer_event
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 SUBJECT = "paymesh.chain.31337.transfer"
@@ -43,10 +42,11 @@ async def dead_letter_via_consumer(js, durable: str, payloads: list[bytes], reas
 
     task = asyncio.create_task(run_pull_consumer(js, stream="CHAIN", durable=durable, handler=give_up, stop=stop,
                                                  fetch_timeout=0.1))
+    async def all_there():
+        return (await js.stream_info("DLQ")).state.messages >= before + len(payloads)
+
     try:
-        async with asyncio.timeout(20):
-            while (await js.stream_info("DLQ")).state.messages < before + len(payloads):
-                await asyncio.sleep(0.05)
+        assert await eventually(all_there, timeout=20), "the consumer did not dead-letter them in time"
     finally:
         stop.set()
         await asyncio.wait_for(task, timeout=10)
