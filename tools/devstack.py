@@ -24,6 +24,7 @@ import argparse
 import contextlib
 import ctypes
 import fcntl
+import hashlib
 import http.client
 import importlib.util
 import json
@@ -32,6 +33,7 @@ import pwd
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import tempfile
@@ -382,6 +384,8 @@ class _Managed:
 
 
 def _pg_bin_dir() -> Path:
+    if env_dir := os.environ.get("PAYMESH_PG_BIN_DIR"):  # another Postgres 16 build's bin/
+        return Path(env_dir).resolve()
     # Locate the package without importing it: its import has side effects (platformdirs
     # warnings) and we only need its bundled binaries.
     spec = importlib.util.find_spec("pgserver")
@@ -428,6 +432,116 @@ def _pg_system_user() -> pwd.struct_passwd | None:
         ) from None
 
 
+# As root, where Postgres's files go when PG_SYSTEM_USER cannot reach them where they are
+# (a checkout in root's home, mode 0700): a directory of their own under here, named after
+# the path they stand for, so each checkout keeps its own cluster from run to run.
+RELOCATION_ROOT = Path("/var/tmp")
+
+
+def _can_reach(path: Path, user: pwd.struct_passwd) -> bool:
+    """Whether `user` (with only its primary group, as we run it) can search every
+    directory from / down to `path`'s parent."""
+    for parent in reversed(Path(path).absolute().parents):
+        try:
+            st = parent.stat()
+        except OSError:
+            return False
+        if st.st_uid == user.pw_uid:
+            bit = stat.S_IXUSR
+        elif st.st_gid == user.pw_gid:
+            bit = stat.S_IXGRP
+        else:
+            bit = stat.S_IXOTH
+        if not st.st_mode & bit:
+            return False
+    return True
+
+
+def _path_key(path: Path) -> str:
+    return hashlib.sha256(str(Path(path).absolute()).encode()).hexdigest()[:16]
+
+
+def _own_dir(path: Path, uid: int, gid: int, mode: int) -> None:
+    """Create `path` (a directory in a world-writable place) for uid:gid, or accept it only if
+    it is already a real directory of uid's (or root's) that nobody else can write."""
+    try:
+        os.mkdir(path, mode)
+    except FileExistsError:
+        st = os.lstat(path)
+        if (not stat.S_ISDIR(st.st_mode) or st.st_uid not in (uid, 0)
+                or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)):
+            raise RuntimeError(
+                f"{path} exists but is not a private directory of uid {uid}: remove it, then start again"
+            ) from None
+        return
+    os.chown(path, uid, gid)
+    os.chmod(path, mode)
+
+
+def _reachable_pg_install(bin_dir: Path, user: pwd.struct_passwd) -> Path:
+    """pgserver's Postgres where `user` can execute it: where it is, or a copy under
+    RELOCATION_ROOT made once per installation (root-owned, read-only to others). The copy
+    keeps the wheel's layout - pgserver/pginstall/{bin,lib,share} beside pgserver.libs -
+    because the binaries find their bundled libraries at $ORIGIN/../../../pgserver.libs."""
+    if _can_reach(bin_dir / "postgres", user):
+        return bin_dir
+    install = bin_dir.parent  # .../pgserver/pginstall
+    libs = install.parent.parent / "pgserver.libs"
+    postgres = (bin_dir / "postgres").stat()
+    key = _path_key(install) + f"-{postgres.st_size:x}-{int(postgres.st_mtime):x}"
+    target = RELOCATION_ROOT / f"paymesh-pgbin-{key}"
+    copied_bin = target / "pgserver" / "pginstall" / "bin"
+    if (copied_bin / "postgres").exists():
+        _own_dir(target, 0, 0, 0o755)  # the same checks as when it was made
+        return copied_bin
+    staging = Path(tempfile.mkdtemp(prefix=f"{target.name}.", dir=RELOCATION_ROOT))
+    try:
+        for part in ("bin", "lib", "share"):
+            if (install / part).exists():
+                shutil.copytree(install / part, staging / "pgserver" / "pginstall" / part, symlinks=True)
+        if libs.is_dir():
+            shutil.copytree(libs, staging / "pgserver.libs", symlinks=True)
+        for root, dirs, _files in os.walk(staging):
+            for name in dirs:
+                os.chmod(os.path.join(root, name), 0o755)
+        staging.chmod(0o755)
+        try:
+            staging.rename(target)
+        except OSError:  # made meanwhile by another start: use that one
+            shutil.rmtree(staging, ignore_errors=True)
+            _own_dir(target, 0, 0, 0o755)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return copied_bin
+
+
+def _reachable_data_dir(data_dir: Path, user: pwd.struct_passwd) -> Path:
+    """Where the cluster of `data_dir` lives so that `user` can reach it: `data_dir` itself,
+    or a directory of `user`'s under RELOCATION_ROOT to which `data_dir` is a symlink."""
+    data_dir = Path(data_dir).absolute()
+    if data_dir.is_symlink():
+        target = data_dir.resolve()
+        if target.parent == RELOCATION_ROOT:  # ours, from an earlier start (maybe cleaned away since)
+            _own_dir(target, user.pw_uid, user.pw_gid, 0o700)
+        return target
+    if _can_reach(data_dir, user):
+        return data_dir.resolve()
+    if data_dir.exists():
+        if any(data_dir.iterdir()):
+            raise RuntimeError(
+                f"as root, Postgres runs as user {PG_SYSTEM_USER!r}, which cannot reach {data_dir} (a parent "
+                f"directory is private), and it already holds files: move them elsewhere, or make every parent "
+                f"directory searchable (chmod o+x)"
+            )
+        data_dir.rmdir()
+    target = RELOCATION_ROOT / f"paymesh-pgdata-{_path_key(data_dir)}"
+    _own_dir(target, user.pw_uid, user.pw_gid, 0o700)
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    data_dir.symlink_to(target, target_is_directory=True)
+    return target
+
+
 def _run_as(user: pwd.struct_passwd | None) -> dict[str, Any]:
     """Popen/run keyword arguments that drop root to `user` (no-op when not root)."""
     if user is None:
@@ -451,7 +565,14 @@ def _pg_env() -> dict[str, str]:
 
 @dataclass(eq=False)
 class Postgres(_Managed):
-    """A Postgres 16 server from pgserver, on 127.0.0.1 only (TCP, trust auth, user `postgres`)."""
+    """A Postgres 16 server from pgserver, on 127.0.0.1 only (TCP, trust auth, user `postgres`).
+
+    As root it runs as PG_SYSTEM_USER, wherever the checkout is: when that user cannot
+    reach pgserver's binaries (a venv in root's private home) they are copied once to
+    /var/tmp/paymesh-pgbin-<key>; when it cannot reach `data_dir`, the cluster lives in
+    /var/tmp/paymesh-pgdata-<key of data_dir's path> (that user's, mode 0700) and
+    `data_dir` becomes a symlink to it, so the same checkout finds its data again.
+    """
 
     data_dir: Path
     port: int
@@ -466,9 +587,15 @@ class Postgres(_Managed):
     _user: pwd.struct_passwd | None = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self.data_dir = Path(self.data_dir).resolve()
-        self._bin_dir = _pg_bin_dir()
         self._user = _pg_system_user()
+        self._bin_dir = _pg_bin_dir()
+        if self._user is None:
+            self.data_dir = Path(self.data_dir).resolve()
+        else:
+            # Root's checkout may sit in a private directory (root's home, mode 0700) that the
+            # Postgres user cannot enter: then its binaries and its cluster live under /var/tmp.
+            self._bin_dir = _reachable_pg_install(self._bin_dir, self._user)
+            self.data_dir = _reachable_data_dir(Path(self.data_dir), self._user)
 
     @property
     def url(self) -> str:

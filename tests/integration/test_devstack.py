@@ -218,3 +218,51 @@ def test_up_keeps_anvils_port_across_restarts_and_says_when_it_cannot(
         monkeypatch.setenv("PAYMESH_ANVIL_PORT", str(usual))
         with pytest.raises(RuntimeError, match=f"PAYMESH_ANVIL_PORT={usual}, but port {usual} on 127.0.0.1 is in use"):
             devstack.up(data_dir, log=messages.append)
+
+
+def test_postgres_as_root_in_a_private_directory(tmp_path: Path) -> None:
+    """A root user's checkout in a private directory (root's home, mode 0700): the
+    unprivileged Postgres user cannot enter it, yet Postgres starts, keeps its data
+    across a restart and stops - its binaries and cluster live where it can reach them."""
+    import os
+    import shutil
+    import stat
+
+    if os.geteuid() != 0:
+        pytest.skip("only root runs Postgres as another user (PG_SYSTEM_USER); this machine's user is not root")
+    home = tmp_path / "root-home"
+    home.mkdir(mode=0o700)
+    home.chmod(0o700)
+    # The checkout's venv lives in the private directory too: pgserver's binaries with it,
+    # laid out as the wheel installs them (the binaries find ../../../pgserver.libs).
+    installed = devstack._pg_bin_dir().parent
+    install = home / "venv" / "pgserver" / "pginstall"
+    shutil.copytree(installed, install, symlinks=True, ignore=shutil.ignore_patterns("include"))
+    if (installed.parent.parent / "pgserver.libs").is_dir():
+        shutil.copytree(installed.parent.parent / "pgserver.libs", home / "venv" / "pgserver.libs", symlinks=True)
+    data_dir = home / "checkout" / ".data" / "postgres"
+    pg = None
+    old = os.environ.get("PAYMESH_PG_BIN_DIR")
+    os.environ["PAYMESH_PG_BIN_DIR"] = str(install / "bin")
+    try:
+        pg = devstack.start_postgres(data_dir, fast=True)
+        assert data_dir.is_symlink() and pg.data_dir == data_dir.resolve()
+        assert pg.data_dir.parent == devstack.RELOCATION_ROOT and pg._bin_dir.parents[3] == devstack.RELOCATION_ROOT
+        assert stat.S_IMODE(pg.data_dir.stat().st_mode) == 0o700
+        pg.psql("CREATE TABLE kept (x int)")
+        pg.psql("INSERT INTO kept VALUES (42)")
+        pg.stop()
+        pg = devstack.start_postgres(data_dir, fast=True)  # the same checkout: the same cluster
+        assert pg.psql("SELECT x FROM kept") == "42"
+        pg.stop()
+        assert pg.pid is None
+    finally:
+        if old is None:
+            os.environ.pop("PAYMESH_PG_BIN_DIR", None)
+        else:
+            os.environ["PAYMESH_PG_BIN_DIR"] = old
+        if pg is not None:
+            pg.stop()
+            for path in (pg.data_dir, pg._bin_dir.parents[2]):
+                if path.parent == devstack.RELOCATION_ROOT:
+                    shutil.rmtree(path, ignore_errors=True)
