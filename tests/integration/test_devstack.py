@@ -140,8 +140,9 @@ def test_up_writes_stack_env_and_stops_everything(
     # Postgres and NATS are started by up(); anvil is "already running elsewhere".
     for name in ("PAYMESH_DATABASE_URL", "PAYMESH_NATS_URL", "PAYMESH_ANVIL_WS_URL"):
         monkeypatch.delenv(name, raising=False)
-    for name in ("PAYMESH_PG_PORT", "PAYMESH_NATS_PORT", "PAYMESH_ANVIL_PORT"):
+    for name in ("PAYMESH_PG_PORT", "PAYMESH_ANVIL_PORT"):
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PAYMESH_NATS_PORT", str(devstack.free_port()))  # not 4222: a make run here may hold it
     monkeypatch.setenv("PAYMESH_ANVIL_RPC_URL", anvil.http_url)
 
     with devstack.postgres_scratch_dir(stack_dir / "up") as data_dir:
