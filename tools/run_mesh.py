@@ -115,7 +115,9 @@ def banner(ports: dict[str, int], demo: dict, env: dict[str, str], data: Path | 
     lines = [
         "",
         "paymesh is running. Services: " + ", ".join(f"{n} 127.0.0.1:{p}" for n, p in ports.items()),
-        f"Chain: anvil {env['PAYMESH_ANVIL_RPC_URL']} (chain id 31337).  Logs: .data/logs/",
+        f"Chain: anvil {env['PAYMESH_ANVIL_RPC_URL']} (chain id 31337).  Logs: {(data or Path('.data')) / 'logs'}/",
+        f"Events: NATS {env['PAYMESH_NATS_URL']} (examples/nats_subscriber.py --nats {env['PAYMESH_NATS_URL']}; "
+        "dead letters: .venv/bin/python -m services.common.dlq list)",
         "",
         "# In another terminal:",
         f"export PATH={REPO_ROOT / '.venv' / 'bin'}:$PATH  # grpcurl",
