@@ -4,7 +4,6 @@ with it against the real ledger."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 import subprocess
@@ -12,6 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from tests.support.procs import run_command
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -45,13 +46,11 @@ def test_the_package_stands_alone(client_venv: Path):
 async def test_example_runs_against_the_ledger(client_venv: Path, ledger, merchant):
     env = {k: v for k, v in os.environ.items() if not k.startswith("PAYMESH_") and k != "PYTHONPATH"}
     env["PAYMESH_API_KEY"] = merchant.api_key
-    proc = await asyncio.create_subprocess_exec(
+    code, out, err = await run_command(
         str(client_venv / "bin" / "python"), str(ROOT / "examples" / "client_example.py"),
-        "--ledger", f"127.0.0.1:{ledger.port}", "--amount", "12345", env=env, cwd=str(client_venv.parent),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
-    assert proc.returncode == 0, err.decode()
-    lines = out.decode().splitlines()
+        "--ledger", f"127.0.0.1:{ledger.port}", "--amount", "12345", env=env, cwd=str(client_venv.parent))
+    assert code == 0, err
+    lines = out.splitlines()
     assert len(lines) == 4, lines
     created = re.fullmatch(r"created (pay_[0-9a-f]{32}) for order (example-[0-9a-f]{8}): send 12345 wei to "
                            r"(0x[0-9a-fA-F]{40}) on chain 31337 \(PAYMENT_STATUS_PENDING\)", lines[0])
@@ -63,9 +62,7 @@ async def test_example_runs_against_the_ledger(client_venv: Path, ledger, mercha
     assert (await merchant.get(payment_id)).merchant_order_id == order
 
     env["PAYMESH_API_KEY"] = "pmk_wrong"
-    proc = await asyncio.create_subprocess_exec(
+    code, out, err = await run_command(
         str(client_venv / "bin" / "python"), str(ROOT / "examples" / "client_example.py"),
-        "--ledger", f"127.0.0.1:{ledger.port}", env=env, cwd=str(client_venv.parent),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
-    assert proc.returncode == 1 and err.decode().startswith("error: UNAUTHENTICATED: ") and b"Traceback" not in err
+        "--ledger", f"127.0.0.1:{ledger.port}", env=env, cwd=str(client_venv.parent))
+    assert code == 1 and err.startswith("error: UNAUTHENTICATED: ") and "Traceback" not in err

@@ -15,6 +15,7 @@ from nats.js.api import DeliverPolicy
 
 from services.common.nats_helpers import Handled, Outcome, ensure_pull_consumer, ensure_streams, run_pull_consumer
 from tests.support.ledger import eventually, next_block, transfer_event
+from tests.support.procs import run_command
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 SUBJECT = "paymesh.chain.31337.transfer"
@@ -23,10 +24,7 @@ SUBJECT = "paymesh.chain.31337.transfer"
 async def dlq(url: str, *args: str) -> tuple[int, str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PAYMESH_")}
     env["PAYMESH_NATS_URL"] = url
-    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "services.common.dlq", *args, env=env,
-                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
-    return proc.returncode, out.decode(), err.decode()
+    return await run_command(sys.executable, "-m", "services.common.dlq", *args, env=env)
 
 
 async def dead_letter_via_consumer(js, durable: str, payloads: list[bytes], reason: str) -> None:

@@ -5,7 +5,6 @@ the local mesh a rotated API key or secret of the demo merchant reaches
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import sys
@@ -19,6 +18,7 @@ from paymesh.ledger.v1 import payment_service_pb2 as spb
 
 from services.common import local_mesh
 from tests.support.ledger import ADMIN_TOKEN, INTERNAL_TOKEN, bearer
+from tests.support.procs import run_command
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 HOOK = "http://127.0.0.1:9/hook"
@@ -27,11 +27,7 @@ HOOK = "http://127.0.0.1:9/hook"
 async def admin(*args: str, **env_vars: str) -> tuple[int, str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PAYMESH_")}
     env.update(env_vars)
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "services.ledger", "admin", *args, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
-    return proc.returncode, out.decode(), err.decode()
+    return await run_command(sys.executable, "-m", "services.ledger", "admin", *args, env=env)
 
 
 async def secret_in_force(ledger_channel, merchant_id: str) -> str:

@@ -4,7 +4,6 @@ a cancelled payment is refused (exit 3) and nothing is sent."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import sys
@@ -14,6 +13,7 @@ from paymesh.ledger.v1 import payment_pb2 as pb
 from paymesh.ledger.v1 import payment_service_pb2 as spb
 
 from tests.support.ledger import eventually, next_block, publish_chain, publish_head, transfer_event
+from tests.support.procs import run_command
 from tools import devstack
 from tools.pay import DEV_ADDRESSES
 
@@ -23,11 +23,8 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 async def run_pay(ledger, anvil, api_key: str, payment_id: str) -> tuple[int, str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PAYMESH_")}
     env["PAYMESH_API_KEY"] = api_key
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tools.pay", "--ledger", f"127.0.0.1:{ledger.port}", "--rpc", anvil.http_url,
-        "--payment-id", payment_id, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
-    return proc.returncode, out.decode(), err.decode()
+    return await run_command(sys.executable, "-m", "tools.pay", "--ledger", f"127.0.0.1:{ledger.port}", "--rpc",
+                             anvil.http_url, "--payment-id", payment_id, env=env)
 
 
 def balance(anvil, address: str) -> int:
