@@ -54,5 +54,8 @@ chaos: $(STAMP)
 	    $(PY) -m pytest -q tests/e2e/test_chaos.py || exit 1; \
 	done
 
+# As root in a private directory, the Postgres cluster lives under /var/tmp and
+# .data/postgres links to it (tools/devstack.py): remove both.
 clean:
+	if [ -L .data/postgres ]; then rm -rf "$$(readlink -f .data/postgres)"; fi
 	rm -rf .data

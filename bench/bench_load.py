@@ -55,7 +55,8 @@ async def create_all(addr: str, merchant, payments: int, clients: int) -> tuple[
 async def main(payments: int, clients: int, burst: int) -> str:
     work = Path(tempfile.mkdtemp(prefix="paymesh-load-"))
     with devstack.postgres_scratch_dir(work / "data") as data:
-        with clean_environment(PAYMESH_ANVIL_BLOCK_TIME="1"):
+        with clean_environment(PAYMESH_ANVIL_BLOCK_TIME="1", PAYMESH_ANVIL_PORT=str(devstack.free_port()),
+                               PAYMESH_NATS_PORT=str(devstack.free_port())):
             mesh = start_mesh(data, ports={n: devstack.free_port() for n, _ in SERVICES},
                               extra_env={**FAST_ENV, "PAYMESH_LOG_LEVEL": "WARNING"}, log=lambda *a: None,
                               only=("ledger", "listener", "notifier"))

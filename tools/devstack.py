@@ -3,7 +3,10 @@
 Used three ways:
   * `python -m tools.devstack up --data .data`  - start the stack, write `.data/stack.env`,
     block until SIGINT/SIGTERM, then stop everything;
-  * `up(data_dir)` - the same, in-process, for the `make run` orchestrator;
+  * `up(data_dir)` - the same, in-process, for the `make run` orchestrator: anvil on
+    127.0.0.1:8545 and NATS on :4222 unless PAYMESH_ANVIL_PORT / PAYMESH_NATS_PORT say
+    otherwise (a free port, with a message, when the usual one is taken), Postgres on a
+    free port (or PAYMESH_PG_PORT);
   * `start_postgres` / `start_nats` / `start_anvil` - single components on random ports,
     for the pytest fixtures in `tests/conftest.py` (including kill/restart fault tests).
 
@@ -21,6 +24,7 @@ import argparse
 import contextlib
 import ctypes
 import fcntl
+import hashlib
 import http.client
 import importlib.util
 import json
@@ -29,13 +33,14 @@ import pwd
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -67,6 +72,18 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((LOOPBACK, 0))
         return int(sock.getsockname()[1])
+
+
+def port_in_use(port: int, host: str = LOOPBACK) -> bool:
+    """Whether a server could not listen on host:port now (something else holds it).
+    SO_REUSEADDR as servers set it: connections of an earlier run in TIME_WAIT do not count."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+        return False
 
 
 def rpc_call(url: str, method: str, params: list[Any] | None = None, timeout: float = 5.0) -> Any:
@@ -367,6 +384,8 @@ class _Managed:
 
 
 def _pg_bin_dir() -> Path:
+    if env_dir := os.environ.get("PAYMESH_PG_BIN_DIR"):  # another Postgres 16 build's bin/
+        return Path(env_dir).resolve()
     # Locate the package without importing it: its import has side effects (platformdirs
     # warnings) and we only need its bundled binaries.
     spec = importlib.util.find_spec("pgserver")
@@ -413,6 +432,116 @@ def _pg_system_user() -> pwd.struct_passwd | None:
         ) from None
 
 
+# As root, where Postgres's files go when PG_SYSTEM_USER cannot reach them where they are
+# (a checkout in root's home, mode 0700): a directory of their own under here, named after
+# the path they stand for, so each checkout keeps its own cluster from run to run.
+RELOCATION_ROOT = Path("/var/tmp")
+
+
+def _can_reach(path: Path, user: pwd.struct_passwd) -> bool:
+    """Whether `user` (with only its primary group, as we run it) can search every
+    directory from / down to `path`'s parent."""
+    for parent in reversed(Path(path).absolute().parents):
+        try:
+            st = parent.stat()
+        except OSError:
+            return False
+        if st.st_uid == user.pw_uid:
+            bit = stat.S_IXUSR
+        elif st.st_gid == user.pw_gid:
+            bit = stat.S_IXGRP
+        else:
+            bit = stat.S_IXOTH
+        if not st.st_mode & bit:
+            return False
+    return True
+
+
+def _path_key(path: Path) -> str:
+    return hashlib.sha256(str(Path(path).absolute()).encode()).hexdigest()[:16]
+
+
+def _own_dir(path: Path, uid: int, gid: int, mode: int) -> None:
+    """Create `path` (a directory in a world-writable place) for uid:gid, or accept it only if
+    it is already a real directory of uid's (or root's) that nobody else can write."""
+    try:
+        os.mkdir(path, mode)
+    except FileExistsError:
+        st = os.lstat(path)
+        if (not stat.S_ISDIR(st.st_mode) or st.st_uid not in (uid, 0)
+                or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)):
+            raise RuntimeError(
+                f"{path} exists but is not a private directory of uid {uid}: remove it, then start again"
+            ) from None
+        return
+    os.chown(path, uid, gid)
+    os.chmod(path, mode)
+
+
+def _reachable_pg_install(bin_dir: Path, user: pwd.struct_passwd) -> Path:
+    """pgserver's Postgres where `user` can execute it: where it is, or a copy under
+    RELOCATION_ROOT made once per installation (root-owned, read-only to others). The copy
+    keeps the wheel's layout - pgserver/pginstall/{bin,lib,share} beside pgserver.libs -
+    because the binaries find their bundled libraries at $ORIGIN/../../../pgserver.libs."""
+    if _can_reach(bin_dir / "postgres", user):
+        return bin_dir
+    install = bin_dir.parent  # .../pgserver/pginstall
+    libs = install.parent.parent / "pgserver.libs"
+    postgres = (bin_dir / "postgres").stat()
+    key = _path_key(install) + f"-{postgres.st_size:x}-{int(postgres.st_mtime):x}"
+    target = RELOCATION_ROOT / f"paymesh-pgbin-{key}"
+    copied_bin = target / "pgserver" / "pginstall" / "bin"
+    if (copied_bin / "postgres").exists():
+        _own_dir(target, 0, 0, 0o755)  # the same checks as when it was made
+        return copied_bin
+    staging = Path(tempfile.mkdtemp(prefix=f"{target.name}.", dir=RELOCATION_ROOT))
+    try:
+        for part in ("bin", "lib", "share"):
+            if (install / part).exists():
+                shutil.copytree(install / part, staging / "pgserver" / "pginstall" / part, symlinks=True)
+        if libs.is_dir():
+            shutil.copytree(libs, staging / "pgserver.libs", symlinks=True)
+        for root, dirs, _files in os.walk(staging):
+            for name in dirs:
+                os.chmod(os.path.join(root, name), 0o755)
+        staging.chmod(0o755)
+        try:
+            staging.rename(target)
+        except OSError:  # made meanwhile by another start: use that one
+            shutil.rmtree(staging, ignore_errors=True)
+            _own_dir(target, 0, 0, 0o755)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return copied_bin
+
+
+def _reachable_data_dir(data_dir: Path, user: pwd.struct_passwd) -> Path:
+    """Where the cluster of `data_dir` lives so that `user` can reach it: `data_dir` itself,
+    or a directory of `user`'s under RELOCATION_ROOT to which `data_dir` is a symlink."""
+    data_dir = Path(data_dir).absolute()
+    if data_dir.is_symlink():
+        target = data_dir.resolve()
+        if target.parent == RELOCATION_ROOT:  # ours, from an earlier start (maybe cleaned away since)
+            _own_dir(target, user.pw_uid, user.pw_gid, 0o700)
+        return target
+    if _can_reach(data_dir, user):
+        return data_dir.resolve()
+    if data_dir.exists():
+        if any(data_dir.iterdir()):
+            raise RuntimeError(
+                f"as root, Postgres runs as user {PG_SYSTEM_USER!r}, which cannot reach {data_dir} (a parent "
+                f"directory is private), and it already holds files: move them elsewhere, or make every parent "
+                f"directory searchable (chmod o+x)"
+            )
+        data_dir.rmdir()
+    target = RELOCATION_ROOT / f"paymesh-pgdata-{_path_key(data_dir)}"
+    _own_dir(target, user.pw_uid, user.pw_gid, 0o700)
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    data_dir.symlink_to(target, target_is_directory=True)
+    return target
+
+
 def _run_as(user: pwd.struct_passwd | None) -> dict[str, Any]:
     """Popen/run keyword arguments that drop root to `user` (no-op when not root)."""
     if user is None:
@@ -436,7 +565,14 @@ def _pg_env() -> dict[str, str]:
 
 @dataclass(eq=False)
 class Postgres(_Managed):
-    """A Postgres 16 server from pgserver, on 127.0.0.1 only (TCP, trust auth, user `postgres`)."""
+    """A Postgres 16 server from pgserver, on 127.0.0.1 only (TCP, trust auth, user `postgres`).
+
+    As root it runs as PG_SYSTEM_USER, wherever the checkout is: when that user cannot
+    reach pgserver's binaries (a venv in root's private home) they are copied once to
+    /var/tmp/paymesh-pgbin-<key>; when it cannot reach `data_dir`, the cluster lives in
+    /var/tmp/paymesh-pgdata-<key of data_dir's path> (that user's, mode 0700) and
+    `data_dir` becomes a symlink to it, so the same checkout finds its data again.
+    """
 
     data_dir: Path
     port: int
@@ -451,9 +587,15 @@ class Postgres(_Managed):
     _user: pwd.struct_passwd | None = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self.data_dir = Path(self.data_dir).resolve()
-        self._bin_dir = _pg_bin_dir()
         self._user = _pg_system_user()
+        self._bin_dir = _pg_bin_dir()
+        if self._user is None:
+            self.data_dir = Path(self.data_dir).resolve()
+        else:
+            # Root's checkout may sit in a private directory (root's home, mode 0700) that the
+            # Postgres user cannot enter: then its binaries and its cluster live under /var/tmp.
+            self._bin_dir = _reachable_pg_install(self._bin_dir, self._user)
+            self.data_dir = _reachable_data_dir(Path(self.data_dir), self._user)
 
     @property
     def url(self) -> str:
@@ -934,22 +1076,67 @@ def _env_block_time() -> float | None:
     return seconds if seconds > 0 else None  # 0 or empty: automine
 
 
-def up(data_dir: Path) -> Stack:
+# The ports users copy into commands stay the same from one run to the next:
+# anvil's (tools.pay --rpc, wallets) and NATS's (examples/nats_subscriber.py).
+# Postgres is only ever reached through the URLs we hand out, so it takes a free port.
+STABLE_PORTS = {"anvil": ("PAYMESH_ANVIL_PORT", 8545), "nats": ("PAYMESH_NATS_PORT", 4222)}
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def component_port(component: str, log: Callable[[str], None] = _stderr) -> int | None:
+    """The port `component` (postgres, nats, anvil) of the local stack listens on.
+
+    Its variable (PAYMESH_PG_PORT, PAYMESH_NATS_PORT, PAYMESH_ANVIL_PORT) wins, and
+    must name a free port. Otherwise NATS and anvil take their usual port (4222,
+    8545) and, when something else holds it, a free one this time, with a message
+    that says so; Postgres (None) takes a free one.
+    """
+    variable, default = STABLE_PORTS.get(component, ("PAYMESH_PG_PORT", None))
+    port = _env_port(variable)
+    if port is not None:
+        if port_in_use(port):
+            raise RuntimeError(
+                f"{variable}={port}, but port {port} on {LOOPBACK} is in use by another program: "
+                f"free it, or set {variable} to another port (or unset it)"
+            )
+        return port
+    if default is None:
+        return None
+    if not port_in_use(default):
+        return default
+    port = free_port()
+    log(
+        f"devstack: port {default} on {LOOPBACK} is in use, so {component} listens on {port} this time "
+        f"(set {variable} to choose its port)"
+    )
+    return port
+
+
+def up(data_dir: Path, log: Callable[[str], None] = _stderr) -> Stack:
     """Start the local stack under `data_dir` and write `data_dir/stack.env`.
 
     A component is skipped when the environment already points at one
-    (PAYMESH_DATABASE_URL, PAYMESH_NATS_URL, PAYMESH_ANVIL_RPC_URL).
+    (PAYMESH_DATABASE_URL, PAYMESH_NATS_URL, PAYMESH_ANVIL_RPC_URL). Every port is
+    settled (component_port) before anything starts, so a port that cannot be had
+    stops the start with nothing started.
     """
     data_dir = Path(data_dir).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
+    ports = {
+        component: component_port(component, log)
+        for component, url_variable in (("postgres", "PAYMESH_DATABASE_URL"), ("nats", "PAYMESH_NATS_URL"),
+                                        ("anvil", "PAYMESH_ANVIL_RPC_URL"))
+        if not os.environ.get(url_variable)
+    }
     stack = Stack(env={}, env_file=data_dir / "stack.env")
     try:
         if url := os.environ.get("PAYMESH_DATABASE_URL"):
             stack.env["PAYMESH_DATABASE_URL"] = url
         else:
-            stack.postgres = start_postgres(
-                data_dir / "postgres", port=_env_port("PAYMESH_PG_PORT")
-            )
+            stack.postgres = start_postgres(data_dir / "postgres", port=ports["postgres"])
             plain_url = stack.postgres.create_database("paymesh")
             stack.env["PAYMESH_DATABASE_URL"] = plain_url.replace(
                 "postgresql://", "postgresql+asyncpg://", 1
@@ -958,7 +1145,7 @@ def up(data_dir: Path) -> Stack:
         if url := os.environ.get("PAYMESH_NATS_URL"):
             stack.env["PAYMESH_NATS_URL"] = url
         else:
-            stack.nats = start_nats(data_dir / "nats", port=_env_port("PAYMESH_NATS_PORT"))
+            stack.nats = start_nats(data_dir / "nats", port=ports["nats"])
             stack.env["PAYMESH_NATS_URL"] = stack.nats.url
 
         if url := os.environ.get("PAYMESH_ANVIL_RPC_URL"):
@@ -969,7 +1156,7 @@ def up(data_dir: Path) -> Stack:
             )
         else:
             stack.anvil = start_anvil(
-                port=_env_port("PAYMESH_ANVIL_PORT"),
+                port=ports["anvil"],
                 block_time=_env_block_time(),
                 log_file=data_dir / "anvil" / "anvil.log",
                 # The chain survives restarts, like Postgres and NATS do.
@@ -1051,7 +1238,9 @@ __all__ = [
     "Postgres",
     "Stack",
     "anvil_binary",
+    "component_port",
     "free_port",
+    "port_in_use",
     "nats_server_binary",
     "postgres_scratch_dir",
     "rpc_call",

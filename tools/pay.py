@@ -6,7 +6,27 @@
 
 With --payment-id the payment is read from the ledger (PaymentService.GetPayment
 with PAYMESH_API_KEY, or LedgerInternalService.GetPaymentInternal with
-PAYMESH_INTERNAL_TOKEN) and what is still due is paid in its asset. TUSD is the
+PAYMESH_INTERNAL_TOKEN) and what is still due (amount_due - amount_received,
+counting transfers seen but not yet confirmed) is paid in its asset:
+
+  * nothing received yet: the whole amount;   partly paid: only the remainder;
+  * paid in full already (any status, PAYMENT_STATUS_SWEPT included): nothing
+    is sent; it says so and exits 0;
+  * the payment takes no more money (PAYMENT_STATUS_CANCELLED, _EXPIRED, or
+    past its expires_at, or PAYMENT_STATUS_PAID_AFTER_EXPIRY short of the due):
+    nothing is sent; it says why and exits 3 (money sent now would only be
+    recorded as paid after expiry);
+  * --amount N pays exactly N whatever the payment's state (to try out late or
+    extra payments).
+
+Exit codes: 0 paid (or nothing due), 1 an error (ledger, node, input), 3 refused.
+
+With `make run` going, no flags are needed: the running mesh's state
+(.data/mesh.json, or under PAYMESH_DATA_DIR; services/common/local_mesh.py)
+gives anvil's URL and the ledger's address, and its demo merchant's API key
+reads the payment. Flags, then PAYMESH_ANVIL_RPC_URL / PAYMESH_LEDGER_ADDR /
+PAYMESH_API_KEY, win over what the running mesh says.
+TUSD is the
 test token of tools/contracts, deployed (if it is not yet) by anvil's first dev
 account at nonce 0, hence always at 0x5FbDB2315678afecb367f032d93F642f64180aa3
 on a fresh anvil. Transactions are signed locally with eth-account and sent
@@ -23,6 +43,8 @@ import os
 import sys
 import time
 import urllib.request
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -172,40 +194,100 @@ def pay(rpc_url: str, to: str, asset: str, amount: int, key: str = DEV_KEYS[0], 
 # ---------------------------------------------------------------- reading the payment
 
 
-def payment_from_ledger(ledger: str, payment_id: str) -> tuple[str, str, int, int]:
-    """(deposit address, asset symbol, amount still due, chain id) of a payment."""
+EXIT_REFUSED = 3
+
+
+class PaymentClosed(Exception):
+    """The payment takes no more money; the message says why."""
+
+
+@dataclass(frozen=True)
+class Due:
+    """What paying a payment means now: `amount` 0 means nothing is due, `note` says why."""
+
+    address: str
+    asset: str
+    chain_id: int
+    amount: int
+    note: str
+
+
+def what_is_due(payment: Any, now: datetime | None = None) -> Due:
+    """The amount a customer still owes on `payment` (a paymesh.ledger.v1.Payment).
+
+    Raises PaymentClosed when the payment no longer takes money."""
+    from paymesh.ledger.v1 import payment_pb2 as pb
+
+    status = pb.PaymentStatus.Name(payment.status)
+    due = int(payment.amount_due)
+    received = int(payment.amount_received or "0")
+    remaining = due - received
+    what = f"payment {payment.payment_id} ({status}) has received {received} of {due} {payment.asset} base units"
+    if remaining <= 0 or payment.status == pb.PAYMENT_STATUS_SWEPT:
+        return Due(payment.deposit_address, payment.asset, payment.chain_id, 0, f"nothing to pay: {what}")
+    now = now or datetime.now(UTC)
+    expired = payment.HasField("expires_at") and payment.expires_at.ToDatetime(tzinfo=UTC) <= now
+    if payment.status in (pb.PAYMENT_STATUS_CANCELLED, pb.PAYMENT_STATUS_EXPIRED, pb.PAYMENT_STATUS_PAID_AFTER_EXPIRY) \
+            or expired:
+        reason = "was cancelled" if payment.status == pb.PAYMENT_STATUS_CANCELLED else (
+            f"expired at {payment.expires_at.ToDatetime(tzinfo=UTC).isoformat(timespec='seconds')}")
+        raise PaymentClosed(
+            f"not paying: {what} and {reason}, so it takes no more money (anything sent now would count as "
+            "PAYMENT_STATUS_PAID_AFTER_EXPIRY); pass --amount N to send N anyway")
+    note = f"paying the remaining {remaining}: {what}" if received else f"paying {remaining}: {what}"
+    return Due(payment.deposit_address, payment.asset, payment.chain_id, remaining, note)
+
+
+def payment_from_ledger(ledger: str, payment_id: str, api_key: str | None = None,
+                        internal: str | None = None) -> Any:
+    """The payment as the ledger has it (paymesh.ledger.v1.Payment)."""
     import grpc  # only this mode needs the ledger
 
-    api_key = os.environ.get("PAYMESH_API_KEY", "")
-    internal = os.environ.get("PAYMESH_INTERNAL_TOKEN", "")
+    if api_key is None:
+        api_key = os.environ.get("PAYMESH_API_KEY", "") or _local_demo_key()
+    internal = os.environ.get("PAYMESH_INTERNAL_TOKEN", "") if internal is None else internal
     try:
         return _read_payment(grpc, ledger, payment_id, api_key, internal)
     except grpc.RpcError as exc:
         raise RuntimeError(f"ledger {ledger}: {exc.code().name}: {exc.details()}") from None
 
 
-def _read_payment(grpc, ledger: str, payment_id: str, api_key: str, internal: str) -> tuple[str, str, int, int]:
+def _read_payment(grpc, ledger: str, payment_id: str, api_key: str, internal: str) -> Any:
     with grpc.insecure_channel(ledger) as channel:
         if api_key:
             from paymesh.ledger.v1 import payment_service_pb2 as spb
             from paymesh.ledger.v1 import payment_service_pb2_grpc as sgrpc
 
-            payment = sgrpc.PaymentServiceStub(channel).GetPayment(
+            return sgrpc.PaymentServiceStub(channel).GetPayment(
                 spb.GetPaymentRequest(payment_id=payment_id), metadata=(("authorization", f"Bearer {api_key}"),),
                 timeout=10,
             ).payment
-        elif internal:
+        if internal:
             from paymesh.ledger.v1 import ledger_internal_service_pb2 as ipb
             from paymesh.ledger.v1 import ledger_internal_service_pb2_grpc as igrpc
 
-            payment = igrpc.LedgerInternalServiceStub(channel).GetPaymentInternal(
+            return igrpc.LedgerInternalServiceStub(channel).GetPaymentInternal(
                 ipb.GetPaymentInternalRequest(payment_id=payment_id),
                 metadata=(("authorization", f"Bearer {internal}"),), timeout=10,
             ).payment
-        else:
-            raise SystemExit("set PAYMESH_API_KEY (the merchant's) or PAYMESH_INTERNAL_TOKEN to read the payment")
-    due = int(payment.amount_due) - int(payment.amount_received or "0")
-    return payment.deposit_address, payment.asset, due if due > 0 else int(payment.amount_due), payment.chain_id
+    raise RuntimeError(
+        "no API key to read the payment with: set PAYMESH_API_KEY (the merchant's) or PAYMESH_INTERNAL_TOKEN "
+        "(no running `make run` was found to take the demo merchant's key from)")
+
+
+def _local_mesh() -> dict[str, Any]:
+    """The running `make run`'s state, or {} (services/common/local_mesh.py)."""
+    from services.common import local_mesh
+
+    return local_mesh.running() or {}
+
+
+def _local_demo_key() -> str:
+    from services.common import local_mesh
+
+    mesh = _local_mesh()
+    demo = local_mesh.load_demo(Path(mesh["data_dir"])) if mesh else None
+    return str((demo or {}).get("api_key", ""))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -217,8 +299,11 @@ def main(argv: list[str] | None = None) -> int:
     what.add_argument("--deploy-token", action="store_true", help="deploy TUSD if it is not deployed yet")
     parser.add_argument("--asset", default="ETH", help="ETH or TUSD (with --to)")
     parser.add_argument("--amount", type=int, help="base units (wei, or TUSD units of 10^-6)")
-    parser.add_argument("--rpc", default=os.environ.get("PAYMESH_ANVIL_RPC_URL", DEFAULT_RPC))
-    parser.add_argument("--ledger", default=os.environ.get("PAYMESH_LEDGER_ADDR", "127.0.0.1:50051"))
+    mesh = _local_mesh()
+    parser.add_argument("--rpc", default=os.environ.get("PAYMESH_ANVIL_RPC_URL") or mesh.get("anvil_rpc_url")
+                        or DEFAULT_RPC, help="anvil's JSON-RPC URL (default: the running make run's)")
+    parser.add_argument("--ledger", default=os.environ.get("PAYMESH_LEDGER_ADDR") or mesh.get("ledger")
+                        or "127.0.0.1:50051", help="the ledger's gRPC address (default: the running make run's)")
     parser.add_argument("--from-account", type=int, default=0, choices=range(len(DEV_KEYS)),
                         help="anvil dev account index to pay from (TUSD is held by 0)")
     args = parser.parse_args(argv)
@@ -227,17 +312,28 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps({"token": ensure_test_token(args.rpc)}))
             return 0
         if args.payment_id:
-            to, asset, amount, chain_id = payment_from_ledger(args.ledger, args.payment_id)
+            payment = payment_from_ledger(args.ledger, args.payment_id)
+            if args.amount is not None:
+                if args.amount <= 0:
+                    parser.error("--amount must be a positive number of base units")
+                to, asset, chain_id, amount = payment.deposit_address, payment.asset, payment.chain_id, args.amount
+            else:
+                due = what_is_due(payment)
+                to, asset, chain_id, amount = due.address, due.asset, due.chain_id, due.amount
+                print(due.note, file=sys.stderr if amount else sys.stdout, flush=True)
+                if not amount:
+                    return 0
             rpc_chain = int(Rpc(args.rpc)("eth_chainId"), 16)
             if chain_id != rpc_chain:
-                raise SystemExit(f"the payment is on chain {chain_id} but {args.rpc} is chain {rpc_chain}")
-            if args.amount is not None:
-                amount = args.amount
+                raise RuntimeError(f"the payment is on chain {chain_id} but {args.rpc} is chain {rpc_chain}")
         else:
             if args.amount is None or args.amount <= 0:
                 parser.error("--amount (a positive number of base units) is required with --to")
             to, asset, amount = args.to, args.asset, args.amount
         receipt = pay(args.rpc, to, asset, amount, DEV_KEYS[args.from_account])
+    except PaymentClosed as exc:
+        print(f"pay: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
     except (OSError, RuntimeError, ValueError, TimeoutError) as exc:
         print(f"pay: error: {exc}", file=sys.stderr)
         return 1

@@ -1,14 +1,28 @@
 """`make run`: the local stack (Postgres, NATS, anvil) plus every paymesh service,
 a demo merchant, and ready-to-paste grpcurl commands. Ctrl-C stops it all.
 
-Everything lives under .data/ and survives restarts (the anvil chain too).
-Point PAYMESH_DATABASE_URL / PAYMESH_NATS_URL / PAYMESH_ANVIL_RPC_URL at
-existing servers to use them instead of starting local ones.
+Everything lives under .data/ (PAYMESH_DATA_DIR, or --data) and survives
+restarts (the anvil chain too). Point PAYMESH_DATABASE_URL / PAYMESH_NATS_URL /
+PAYMESH_ANVIL_RPC_URL at existing servers to use them instead of starting local ones.
+
+The addresses stay the same from run to run: ledger 127.0.0.1:50051, listener
+:50052, sweeper :50053, notifier :50054 (PAYMESH_LEDGER_PORT, PAYMESH_LISTENER_PORT,
+PAYMESH_SWEEPER_PORT, PAYMESH_NOTIFIER_PORT move them), anvil :8545 and NATS :4222
+(PAYMESH_ANVIL_PORT, PAYMESH_NATS_PORT; tools/devstack.py).
+
+Guarantees: one mesh per data directory - a second `make run` on it says which
+process runs it and exits 1, touching nothing (mesh.lock, held for the mesh's whole
+life); a service port that is taken stops the start before anything runs, naming
+the port and the variable that moves it; every failure ends in a message, not a
+traceback, with nothing left running. While the mesh serves, .data/mesh.json tells
+the tools beside it (tools.pay, the ledger's admin CLI, the DLQ CLI) where it is
+(services/common/local_mesh.py); it is removed when the mesh stops.
 """
 
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import secrets
@@ -17,12 +31,14 @@ import socket
 import sys
 import threading
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import grpc
 from paymesh.ledger.v1 import merchant_admin_service_pb2 as apb
 from paymesh.ledger.v1 import merchant_admin_service_pb2_grpc as agrpc
 
+from services.common import local_mesh
 from tools import devstack
 from tools.services import REPO_ROOT, ServiceProcess
 
@@ -78,8 +94,7 @@ def ensure_demo_merchant(data: Path, ledger_port: int, admin_token: str) -> dict
             timeout=30,
         )
     demo = {"merchant_id": reply.merchant.merchant_id, "api_key": reply.api_key, "webhook_secret": reply.webhook_secret}
-    path.write_text(json.dumps(demo, indent=2))
-    path.chmod(0o600)
+    local_mesh.save_demo(data, demo)
     return demo
 
 
@@ -92,17 +107,23 @@ def ensure_test_token(rpc_url: str) -> str:
     return pay.ensure_test_token(rpc_url)
 
 
-def banner(ports: dict[str, int], demo: dict, env: dict[str, str]) -> str:
+def banner(ports: dict[str, int], demo: dict, env: dict[str, str], data: Path | None = None) -> str:
     ledger = f"127.0.0.1:{ports['ledger']}"
+    # The tools find this mesh through its data directory: say which, unless it is the usual one.
+    data_export = ([f"export PAYMESH_DATA_DIR={data}"]
+                   if data is not None and data.resolve() != local_mesh.DEFAULT_DATA_DIR else [])
     lines = [
         "",
         "paymesh is running. Services: " + ", ".join(f"{n} 127.0.0.1:{p}" for n, p in ports.items()),
-        f"Chain: anvil {env['PAYMESH_ANVIL_RPC_URL']} (chain id 31337).  Logs: .data/logs/",
+        f"Chain: anvil {env['PAYMESH_ANVIL_RPC_URL']} (chain id 31337).  Logs: {(data or Path('.data')) / 'logs'}/",
+        f"Events: NATS {env['PAYMESH_NATS_URL']} (examples/nats_subscriber.py --nats {env['PAYMESH_NATS_URL']}; "
+        "dead letters: .venv/bin/python -m services.common.dlq list)",
         "",
         "# In another terminal:",
         f"export PATH={REPO_ROOT / '.venv' / 'bin'}:$PATH  # grpcurl",
         f"export PAYMESH_API_KEY={demo['api_key']}",
         f"export PAYMESH_ADMIN_TOKEN={env['PAYMESH_ADMIN_TOKEN']}",
+        *data_export,
         "",
         "# what the ledger serves (reflection)",
         f"grpcurl -plaintext {ledger} list",
@@ -121,9 +142,8 @@ def banner(ports: dict[str, int], demo: dict, env: dict[str, str]) -> str:
     ]
     if ports.get("listener"):
         lines += [
-            "# pay it from an anvil dev account, then watch it reach CONFIRMED",
-            f"{REPO_ROOT / '.venv' / 'bin' / 'python'} -m tools.pay --rpc {env['PAYMESH_ANVIL_RPC_URL']} "
-            f"--ledger {ledger} --payment-id PAYMENT_ID",
+            "# pay it from an anvil dev account (it finds this mesh by itself), then watch it reach CONFIRMED",
+            f"{REPO_ROOT / '.venv' / 'bin' / 'python'} -m tools.pay --payment-id PAYMENT_ID",
             'grpcurl -plaintext -H "authorization: Bearer $PAYMESH_API_KEY" '
             "-d '{\"payment_id\": \"PAYMENT_ID\"}' "
             f"{ledger} paymesh.ledger.v1.PaymentService/WatchPayment",
@@ -171,12 +191,40 @@ def available_services() -> list[tuple[str, int]]:
     return [(n, p) for n, p in SERVICES if (REPO_ROOT / "services" / n / "__main__.py").exists()]
 
 
+def service_ports(ports: dict[str, int] | None = None, only: tuple[str, ...] | None = None) -> dict[str, int]:
+    """Each service's gRPC port: `ports`, else PAYMESH_<SERVICE>_PORT, else its usual one."""
+    chosen: dict[str, int] = {}
+    for name, default_port in available_services():
+        if only is not None and name not in only:
+            continue
+        chosen[name] = (ports or {}).get(name) or devstack._env_port(f"PAYMESH_{name.upper()}_PORT") or default_port
+    return chosen
+
+
+def check_ports_free(ports: dict[str, int]) -> None:
+    """Refuse, before anything starts, service ports that are taken or shared."""
+    by_port: dict[int, str] = {}
+    for name, port in ports.items():
+        variable = f"PAYMESH_{name.upper()}_PORT"
+        if port in by_port:
+            raise RuntimeError(f"{by_port[port]} and {name} are both set to port {port}: give {variable} another port")
+        by_port[port] = name
+        if devstack.port_in_use(port):
+            raise RuntimeError(
+                f"port {port} on 127.0.0.1, where the {name} listens, is in use by another program. "
+                f"Free it, or move the {name}: {variable}=<port> make run "
+                f"(the ports are set by {', '.join(f'PAYMESH_{n.upper()}_PORT' for n in ports)})"
+            )
+
+
 def start_mesh(data: Path, *, ports: dict[str, int] | None = None, extra_env: dict[str, str] | None = None,
                log=print, only: tuple[str, ...] | None = None) -> LocalMesh:
     """Start Postgres, NATS and anvil (unless the environment names existing
     ones), deploy the test token, then every service, and the demo merchant."""
+    chosen = service_ports(ports, only)
+    check_ports_free(chosen)
     log("starting Postgres, NATS and anvil under", data)
-    stack = devstack.up(data)
+    stack = devstack.up(data, log=lambda message: log(message))
     mesh = LocalMesh(data=data, stack=stack, env={}, ports={})
     try:
         env = {
@@ -197,10 +245,7 @@ def start_mesh(data: Path, *, ports: dict[str, int] | None = None, extra_env: di
         env.update(extra_env or {})
         mesh.env = env
         log("test token:", ensure_test_token(env["PAYMESH_ANVIL_RPC_URL"]))
-        for name, default_port in available_services():
-            if only is not None and name not in only:
-                continue
-            mesh.ports[name] = (ports or {}).get(name) or int(os.environ.get(f"PAYMESH_{name.upper()}_PORT", default_port))
+        mesh.ports.update(chosen)
         for name in mesh.ports:
             log(f"starting {name} on {mesh.addr(name)}")
             mesh.start_service(name)
@@ -212,20 +257,72 @@ def start_mesh(data: Path, *, ports: dict[str, int] | None = None, extra_env: di
         raise
 
 
+def take_lock(data: Path) -> int:
+    """Lock the data directory for this process's life (the fd), or explain who holds it."""
+    fd = os.open(data / local_mesh.LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        try:
+            holder = json.loads(os.pread(fd, 4096, 0) or b"{}")
+        except ValueError:
+            holder = {}
+        os.close(fd)
+        pid = holder.get("pid", "?")
+        raise AlreadyRunning(
+            f"paymesh is already running (pid {pid}, started at {holder.get('started_at', '?')}) with the data in "
+            f"{data}; stop it with Ctrl-C in its terminal or kill {pid}"
+        ) from None
+    record = {"pid": os.getpid(), "pid_start": local_mesh.process_start(os.getpid()),
+              "started_at": datetime.now(UTC).astimezone().isoformat(timespec="seconds")}
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, json.dumps(record).encode(), 0)
+    return fd
+
+
+class AlreadyRunning(RuntimeError):
+    pass
+
+
+def mesh_state(mesh: LocalMesh, lock_record: dict) -> dict:
+    return {
+        **lock_record,
+        "data_dir": str(mesh.data),
+        "services": {name: mesh.addr(name) for name in mesh.ports},
+        "ledger": mesh.addr("ledger") if "ledger" in mesh.ports else "",
+        "anvil_rpc_url": mesh.env.get("PAYMESH_ANVIL_RPC_URL", ""),
+        "nats_url": mesh.env.get("PAYMESH_NATS_URL", ""),
+        "demo_merchant_id": mesh.demo.get("merchant_id", ""),
+    }
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=REPO_ROOT / ".data")
+    parser.add_argument("--data", type=Path, default=None, help="state directory (default: PAYMESH_DATA_DIR or .data)")
     parser.add_argument("--exit-after-start", action="store_true", help="start, print, stop (for tests)")
     args = parser.parse_args(argv)
-    data: Path = args.data.resolve()
-    data.mkdir(parents=True, exist_ok=True)
+    data: Path = (args.data or local_mesh.data_dir()).resolve()
+    try:
+        data.mkdir(parents=True, exist_ok=True)
+        lock = take_lock(data)
+    except (OSError, RuntimeError) as exc:
+        print(f"make run: {exc}", file=sys.stderr, flush=True)
+        return 1
+    lock_record = json.loads(os.pread(lock, 4096, 0))
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
 
-    mesh = start_mesh(data, log=lambda *a: print(*a, flush=True))
     try:
-        text = banner(mesh.ports, mesh.demo, mesh.env)
+        mesh = start_mesh(data, log=lambda *a: print(*a, flush=True))
+    except (RuntimeError, ValueError, OSError, grpc.RpcError) as exc:
+        # Written for people (start_mesh stopped whatever it had started); a traceback would bury it.
+        detail = f"{exc.code().name}: {exc.details()}" if isinstance(exc, grpc.RpcError) else str(exc)
+        print(f"make run: error: {detail}", file=sys.stderr, flush=True)
+        return 1
+    try:
+        local_mesh.write_state(data, mesh_state(mesh, lock_record))
+        text = banner(mesh.ports, mesh.demo, mesh.env, data)
         (data / "demo.txt").write_text(text)
         print(text, flush=True)
         if not args.exit_after_start:
@@ -237,6 +334,7 @@ def main(argv: list[str]) -> int:
         return 0
     finally:
         print("stopping...", flush=True)
+        local_mesh.remove_state(data)
         mesh.stop()
         print("stopped.", flush=True)
 

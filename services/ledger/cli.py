@@ -4,6 +4,16 @@
     python -m services.ledger migrate          upgrade the database schema
     python -m services.ledger admin COMMAND    operator commands over gRPC
         (PAYMESH_LEDGER_ADDR, default 127.0.0.1:50051; PAYMESH_ADMIN_TOKEN)
+
+Secrets change only when asked: `admin set-webhook` keeps the merchant's current
+signing secret (read over LedgerInternalService.GetWebhookTarget, so it needs
+PAYMESH_INTERNAL_TOKEN) unless --secret gives one or --rotate-secret asks for a
+new one; `admin rotate-api-key` replaces the API key, as its name says.
+
+Against a running `make run` (services/common/local_mesh.py) the ledger address
+and the tokens default to the local mesh's, and a new API key or webhook secret
+of its demo merchant is written to .data/demo_merchant.json too, so the next
+`make run` and tools.pay use the key that works.
 """
 
 from __future__ import annotations
@@ -11,12 +21,15 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 
 import grpc
 import uvloop
 from google.protobuf.json_format import MessageToJson
 from paymesh.ledger.v1 import merchant_admin_service_pb2 as apb
 from paymesh.ledger.v1 import merchant_admin_service_pb2_grpc as agrpc
+
+from services.common import local_mesh
 
 
 def _treasury(text: str) -> apb.Treasury:
@@ -40,8 +53,12 @@ def _admin_parser(sub: argparse._SubParsersAction) -> None:
         cmds.add_parser(name).add_argument("merchant_id")
     w = cmds.add_parser("set-webhook")
     w.add_argument("merchant_id")
-    w.add_argument("--url", required=True)
-    w.add_argument("--secret", default="")
+    w.add_argument("--url", required=True, help="the webhook URL; empty removes the webhook")
+    secret = w.add_mutually_exclusive_group()
+    secret.add_argument("--secret", default="", help="sign deliveries with this secret (16 to 256 characters)")
+    secret.add_argument("--rotate-secret", action="store_true",
+                        help="generate a new signing secret (printed once); without this or --secret the current "
+                             "secret is kept")
     x = cmds.add_parser("set-xpub")
     x.add_argument("merchant_id")
     x.add_argument("--xpub", required=True)
@@ -51,9 +68,62 @@ def _admin_parser(sub: argparse._SubParsersAction) -> None:
     t.add_argument("treasury", type=_treasury, help="CHAIN_ID:ADDRESS")
 
 
+class _Refused(Exception):
+    """The command cannot be done as asked; the message says what to do instead."""
+
+
+def _target() -> tuple[str, str, str, dict | None]:
+    """(ledger address, admin token, internal token, the local mesh or None): the
+    environment wins; a running `make run` fills in what it leaves unset."""
+    mesh = local_mesh.running()
+    address = os.environ.get("PAYMESH_LEDGER_ADDR", "")
+    if mesh is not None and address and address != mesh.get("ledger"):
+        mesh = None  # another ledger than the local mesh's: its files are not this ledger's
+    local = local_mesh.load_secrets(Path(mesh["data_dir"])) if mesh else {}
+    return (address or (mesh or {}).get("ledger") or "127.0.0.1:50051",
+            os.environ.get("PAYMESH_ADMIN_TOKEN", "") or local.get("PAYMESH_ADMIN_TOKEN", ""),
+            os.environ.get("PAYMESH_INTERNAL_TOKEN", "") or local.get("PAYMESH_INTERNAL_TOKEN", ""),
+            mesh)
+
+
+def _current_secret(channel: grpc.Channel, merchant_id: str, internal_token: str) -> str:
+    from paymesh.ledger.v1 import ledger_internal_service_pb2 as ipb
+    from paymesh.ledger.v1 import ledger_internal_service_pb2_grpc as igrpc
+
+    if not internal_token:
+        raise _Refused(
+            "set-webhook keeps the merchant's current signing secret, and reading it needs the internal token: "
+            "set PAYMESH_INTERNAL_TOKEN, or pass --secret SECRET to set one, or --rotate-secret to generate a new "
+            "one (merchants must then verify with the new secret)")
+    reply = igrpc.LedgerInternalServiceStub(channel).GetWebhookTarget(
+        ipb.GetWebhookTargetRequest(merchant_id=merchant_id),
+        metadata=(("authorization", f"Bearer {internal_token}"),), timeout=30)
+    if not reply.webhook_secret:
+        raise _Refused(f"merchant {merchant_id} has no signing secret to keep: pass --secret or --rotate-secret")
+    return reply.webhook_secret
+
+
+def _keep_demo_in_step(mesh: dict | None, merchant_id: str, field: str, value: str) -> None:
+    """The local mesh's demo merchant got a new secret: write it to its demo file too."""
+    if mesh is None or not value:
+        return
+    data = Path(mesh["data_dir"])
+    demo = local_mesh.load_demo(data)
+    if not demo or demo.get("merchant_id") != merchant_id or demo.get(field) == value:
+        return
+    old = demo.get(field, "")
+    demo[field] = value
+    path = local_mesh.save_demo(data, demo)
+    banner = data / "demo.txt"
+    if old and banner.exists():  # the commands make run printed, as tests and people copy them
+        banner.write_text(banner.read_text().replace(old, value))
+    hint = f"; in your shell: export PAYMESH_API_KEY={value}" if field == "api_key" else ""
+    print(f"the local mesh's demo merchant: {path} now holds the new {field.replace('_', ' ')}{hint}",
+          file=sys.stderr)
+
+
 def _admin_call(args: argparse.Namespace) -> int:
-    address = os.environ.get("PAYMESH_LEDGER_ADDR", "127.0.0.1:50051")
-    token = os.environ.get("PAYMESH_ADMIN_TOKEN", "")
+    address, token, internal_token, mesh = _target()
     metadata = (("authorization", f"Bearer {token}"),)
     with grpc.insecure_channel(address) as channel:
         stub = agrpc.MerchantAdminServiceStub(channel)
@@ -80,11 +150,18 @@ def _admin_call(args: argparse.Namespace) -> int:
                 reply = stub.EnableMerchant(apb.EnableMerchantRequest(merchant_id=args.merchant_id), metadata=metadata)
             elif cmd == "rotate-api-key":
                 reply = stub.RotateApiKey(apb.RotateApiKeyRequest(merchant_id=args.merchant_id), metadata=metadata)
+                _keep_demo_in_step(mesh, args.merchant_id, "api_key", reply.api_key)
             elif cmd == "set-webhook":
+                # The RPC generates a new secret when given none: only --rotate-secret may send none.
+                secret = args.secret
+                if not secret and not args.rotate_secret:
+                    stub.GetMerchant(apb.GetMerchantRequest(merchant_id=args.merchant_id), metadata=metadata)
+                    secret = _current_secret(channel, args.merchant_id, internal_token)
                 reply = stub.SetWebhook(
-                    apb.SetWebhookRequest(merchant_id=args.merchant_id, webhook_url=args.url, webhook_secret=args.secret),
+                    apb.SetWebhookRequest(merchant_id=args.merchant_id, webhook_url=args.url, webhook_secret=secret),
                     metadata=metadata,
                 )
+                _keep_demo_in_step(mesh, args.merchant_id, "webhook_secret", reply.webhook_secret)
             elif cmd == "set-xpub":
                 reply = stub.SetXpub(
                     apb.SetXpubRequest(merchant_id=args.merchant_id, xpub=args.xpub, derivation_path=args.derivation_path),
@@ -97,6 +174,9 @@ def _admin_call(args: argparse.Namespace) -> int:
         except grpc.RpcError as err:
             print(f"error: {err.code().name}: {err.details()}", file=sys.stderr)
             return 1
+        except _Refused as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     print(MessageToJson(reply, preserving_proto_field_name=True))
     return 0
 

@@ -62,7 +62,9 @@ def local_mesh(stack_dir: Path, *, block_time: str = "0.5", confirmations: int |
             chains = (ROOT / "chains.yaml").read_text().replace("confirmations: 2", f"confirmations: {confirmations}")
             (data / "chains.yaml").write_text(chains)
             extra["PAYMESH_CHAINS_FILE"] = str(data / "chains.yaml")
-        with clean_environment(PAYMESH_ANVIL_BLOCK_TIME=block_time):
+        # Free ports, not anvil's and NATS's usual 8545 / 4222: a `make run` may want those.
+        with clean_environment(PAYMESH_ANVIL_BLOCK_TIME=block_time, PAYMESH_ANVIL_PORT=str(devstack.free_port()),
+                               PAYMESH_NATS_PORT=str(devstack.free_port())):
             local = start_mesh(data, ports={name: devstack.free_port() for name, _ in SERVICES},
                                extra_env=extra, log=lambda *a: None)
         try:

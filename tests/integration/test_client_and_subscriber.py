@@ -62,3 +62,58 @@ async def test_example_subscriber_sees_each_event_once_in_order(ledger, merchant
     assert [e.payment.status for e in events] == [pb.PAYMENT_STATUS_PENDING, pb.PAYMENT_STATUS_DETECTED,
                                                  pb.PAYMENT_STATUS_CONFIRMED]
     assert len({e.event_id for e in events}) == 3
+
+
+async def _line_with(stream: asyncio.StreamReader, predicate, what: str, within: float = 30) -> str:
+    """The first line from `stream` that satisfies `predicate`, within `within` s."""
+    seen: list[str] = []
+
+    async def scan() -> str:
+        while line := (await stream.readline()).decode():
+            if predicate(line):
+                return line
+            seen.append(line)
+        raise AssertionError(f"the subscriber's output ended before {what}:\n" + "".join(seen[-15:]))
+
+    return await asyncio.wait_for(scan(), timeout=within)
+
+
+async def _collect(stream: asyncio.StreamReader, into: list[str]) -> None:
+    while line := (await stream.readline()).decode():
+        into.append(line)
+
+
+async def test_example_subscriber_stays_up_while_idle(ledger, merchant, nats_server):
+    """Run as a user would: the example sits idle through many empty fetches
+    (nats-py reports some of them as a bare asyncio.TimeoutError), then still
+    handles the next event and stops cleanly on SIGINT."""
+    import signal
+    import sys
+
+    idle_waits = 200  # at 0.02 s each; the unfixed example died within 1-60 of them
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, str(ROOT / "examples" / "nats_subscriber.py"), "--nats", nats_server.url,
+        "--durable", f"idle-{merchant.merchant_id}", "--merchant", merchant.merchant_id,
+        "--fetch-timeout", "0.02", "--verbose",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        await _line_with(proc.stderr, lambda line: f"({idle_waits} in a row)" in line,
+                         f"{idle_waits} empty waits", within=90)
+        assert proc.returncode is None
+        # Keep reading its stderr (a full pipe would block it), and see it still waiting idle.
+        stderr_lines: list[str] = []
+        drain = asyncio.create_task(_collect(proc.stderr, stderr_lines))
+        payment = await merchant.create(amount="1000")
+        line = await _line_with(proc.stdout, lambda line: payment.payment_id in line, "the created event")
+        assert line.split()[0] == "created" and "PENDING" in line
+        assert proc.returncode is None
+        proc.send_signal(signal.SIGINT)
+        assert await asyncio.wait_for(proc.wait(), timeout=30) == 0
+        await asyncio.wait_for(drain, timeout=10)
+        assert stderr_lines[-1] == "stopped.\n", stderr_lines[-5:]
+        assert not any("Traceback" in line for line in stderr_lines)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()

@@ -140,8 +140,9 @@ def test_up_writes_stack_env_and_stops_everything(
     # Postgres and NATS are started by up(); anvil is "already running elsewhere".
     for name in ("PAYMESH_DATABASE_URL", "PAYMESH_NATS_URL", "PAYMESH_ANVIL_WS_URL"):
         monkeypatch.delenv(name, raising=False)
-    for name in ("PAYMESH_PG_PORT", "PAYMESH_NATS_PORT", "PAYMESH_ANVIL_PORT"):
+    for name in ("PAYMESH_PG_PORT", "PAYMESH_ANVIL_PORT"):
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PAYMESH_NATS_PORT", str(devstack.free_port()))  # not 4222: a make run here may hold it
     monkeypatch.setenv("PAYMESH_ANVIL_RPC_URL", anvil.http_url)
 
     with devstack.postgres_scratch_dir(stack_dir / "up") as data_dir:
@@ -174,3 +175,95 @@ def test_up_writes_stack_env_and_stops_everything(
         finally:
             stack.stop()
     assert anvil.running  # up()/stop() never touch what they did not start
+
+
+def test_up_keeps_anvils_port_across_restarts_and_says_when_it_cannot(
+    stack_dir: Path, postgres: Postgres, nats_server: Nats, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """anvil's port is the same on every start (tools.pay commands and wallets keep
+    working); taken by another program, anvil gets a free one and a message says so."""
+    import socket
+
+    monkeypatch.setenv("PAYMESH_DATABASE_URL", postgres.url)
+    monkeypatch.setenv("PAYMESH_NATS_URL", nats_server.url)
+    for name in ("PAYMESH_ANVIL_RPC_URL", "PAYMESH_ANVIL_WS_URL", "PAYMESH_ANVIL_PORT"):
+        monkeypatch.delenv(name, raising=False)
+    usual = devstack.free_port()  # stands in for 8545, which another checkout here may hold
+    monkeypatch.setitem(devstack.STABLE_PORTS, "anvil", ("PAYMESH_ANVIL_PORT", usual))
+    data_dir = stack_dir / "stable-anvil"
+    messages: list[str] = []
+
+    urls = []
+    for _ in range(2):
+        stack = devstack.up(data_dir, log=messages.append)
+        try:
+            urls.append(stack.env["PAYMESH_ANVIL_RPC_URL"])
+            assert devstack.rpc_call(urls[-1], "eth_chainId") == hex(31337)
+        finally:
+            stack.stop()
+    assert urls == [f"http://127.0.0.1:{usual}"] * 2 and messages == []
+
+    with socket.socket() as holder:
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # our own connections linger in TIME_WAIT
+        holder.bind(("127.0.0.1", usual))
+        holder.listen()
+        stack = devstack.up(data_dir, log=messages.append)
+        try:
+            assert stack.anvil is not None and stack.anvil.port != usual
+            assert messages == [f"devstack: port {usual} on 127.0.0.1 is in use, so anvil listens on "
+                                f"{stack.anvil.port} this time (set PAYMESH_ANVIL_PORT to choose its port)"]
+        finally:
+            stack.stop()
+
+        # Asked for by name, a taken port is an error that names the variable, and nothing starts.
+        monkeypatch.setenv("PAYMESH_ANVIL_PORT", str(usual))
+        with pytest.raises(RuntimeError, match=f"PAYMESH_ANVIL_PORT={usual}, but port {usual} on 127.0.0.1 is in use"):
+            devstack.up(data_dir, log=messages.append)
+
+
+def test_postgres_as_root_in_a_private_directory(tmp_path: Path) -> None:
+    """A root user's checkout in a private directory (root's home, mode 0700): the
+    unprivileged Postgres user cannot enter it, yet Postgres starts, keeps its data
+    across a restart and stops - its binaries and cluster live where it can reach them."""
+    import os
+    import shutil
+    import stat
+
+    if os.geteuid() != 0:
+        pytest.skip("only root runs Postgres as another user (PG_SYSTEM_USER); this machine's user is not root")
+    home = tmp_path / "root-home"
+    home.mkdir(mode=0o700)
+    home.chmod(0o700)
+    # The checkout's venv lives in the private directory too: pgserver's binaries with it,
+    # laid out as the wheel installs them (the binaries find ../../../pgserver.libs).
+    installed = devstack._pg_bin_dir().parent
+    install = home / "venv" / "pgserver" / "pginstall"
+    shutil.copytree(installed, install, symlinks=True, ignore=shutil.ignore_patterns("include"))
+    if (installed.parent.parent / "pgserver.libs").is_dir():
+        shutil.copytree(installed.parent.parent / "pgserver.libs", home / "venv" / "pgserver.libs", symlinks=True)
+    data_dir = home / "checkout" / ".data" / "postgres"
+    pg = None
+    old = os.environ.get("PAYMESH_PG_BIN_DIR")
+    os.environ["PAYMESH_PG_BIN_DIR"] = str(install / "bin")
+    try:
+        pg = devstack.start_postgres(data_dir, fast=True)
+        assert data_dir.is_symlink() and pg.data_dir == data_dir.resolve()
+        assert pg.data_dir.parent == devstack.RELOCATION_ROOT and pg._bin_dir.parents[3] == devstack.RELOCATION_ROOT
+        assert stat.S_IMODE(pg.data_dir.stat().st_mode) == 0o700
+        pg.psql("CREATE TABLE kept (x int)")
+        pg.psql("INSERT INTO kept VALUES (42)")
+        pg.stop()
+        pg = devstack.start_postgres(data_dir, fast=True)  # the same checkout: the same cluster
+        assert pg.psql("SELECT x FROM kept") == "42"
+        pg.stop()
+        assert pg.pid is None
+    finally:
+        if old is None:
+            os.environ.pop("PAYMESH_PG_BIN_DIR", None)
+        else:
+            os.environ["PAYMESH_PG_BIN_DIR"] = old
+        if pg is not None:
+            pg.stop()
+            for path in (pg.data_dir, pg._bin_dir.parents[2]):
+                if path.parent == devstack.RELOCATION_ROOT:
+                    shutil.rmtree(path, ignore_errors=True)

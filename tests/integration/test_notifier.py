@@ -38,6 +38,19 @@ async def hooked_merchant(ledger_channel, url: str = "") -> MerchantHandle:
     return await create_merchant(ledger_channel, xpub, derivation_path=f"m/44'/60'/{account}'", webhook_url=url)
 
 
+async def merchant_with_stored_url(ledger, ledger_channel, url: str) -> MerchantHandle:
+    """A merchant whose webhook URL is in the ledger's row although the API refuses
+    it today: as after an upgrade from a version that did not check URLs, or a name
+    that resolved elsewhere when it was set. The notifier's guard must still hold."""
+    from sqlalchemy import text
+
+    merchant = await hooked_merchant(ledger_channel)
+    async with ledger.engine.begin() as conn:
+        await conn.execute(text("UPDATE merchants SET webhook_url = :url WHERE id = :id"),
+                           {"url": url, "id": merchant.merchant_id})
+    return merchant
+
+
 @pytest_asyncio.fixture(loop_scope="session")
 async def notifier(postgres, nats_server, ledger) -> AsyncIterator:
     async with running_notifier(postgres, nats_server.url, ledger.port) as app:
@@ -219,7 +232,7 @@ async def test_private_address_is_refused_unless_allowed(postgres, nats_server, 
             assert "PAYMESH_ALLOW_PRIVATE_WEBHOOKS" in delivery.last_error
 
             # A cloud metadata address is refused too (whatever the setting, see below).
-            metadata = await hooked_merchant(ledger_channel, "http://169.254.169.254/latest/meta-data/")
+            metadata = await merchant_with_stored_url(ledger, ledger_channel, "http://169.254.169.254/latest/meta-data/")
             meta_client = NotifierClient(channel, metadata.api_key)
             await metadata.create()
             found = await eventually(lambda: _dead(meta_client, 1), timeout=10)
@@ -231,8 +244,10 @@ async def _dead(client: NotifierClient, n: int):
     return reply.deliveries if len(reply.deliveries) >= n else None
 
 
-async def test_metadata_address_is_refused_even_when_private_addresses_are_allowed(ledger_channel, notifier_channel):
-    merchant = await hooked_merchant(ledger_channel, "http://[fd00:ec2::254]/latest/")
+async def test_metadata_address_is_refused_even_when_private_addresses_are_allowed(
+    ledger, ledger_channel, notifier_channel
+):
+    merchant = await merchant_with_stored_url(ledger, ledger_channel, "http://[fd00:ec2::254]/latest/")
     mine = NotifierClient(notifier_channel, merchant.api_key)
     await merchant.create()
     found = await eventually(lambda: _dead(mine, 1), timeout=10)
