@@ -1,0 +1,339 @@
+"""Bad input that would reach Postgres or the converters: every public RPC of every
+service, against the whole mesh (separate OS processes, real Postgres, NATS, anvil).
+
+1. A matrix of the cases issue 12 found (NUL in strings, Timestamps and
+   Durations out of range, uint64 above BIGINT): each is INVALID_ARGUMENT with
+   a message naming the field, and stores nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import os
+import pkgutil
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import grpc
+import paymesh
+import pytest_asyncio
+from google.protobuf import message_factory
+from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
+from google.protobuf.duration_pb2 import Duration
+from google.protobuf.timestamp_pb2 import Timestamp
+from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
+from paymesh.ledger.v1 import ledger_internal_service_pb2 as ipb
+from paymesh.ledger.v1 import merchant_admin_service_pb2 as apb
+from paymesh.ledger.v1 import payment_service_pb2 as spb
+from paymesh.listener.v1 import listener_service_pb2 as lpb
+from paymesh.notifier.v1 import notifier_service_pb2 as npb
+from paymesh.sweeper.v1 import sweeper_service_pb2 as wpb
+
+from tests.support.ledger import (
+    ADMIN_TOKEN,
+    INTERNAL_TOKEN,
+    TOKEN_ADDRESS,
+    bearer,
+    create_merchant,
+    eventually,
+    fresh_xpub,
+    random_hash,
+)
+from tests.support.proto_strategies import Hints
+
+C = grpc.StatusCode
+NEVER = {C.INTERNAL, C.UNKNOWN, C.UNIMPLEMENTED, C.UNAVAILABLE, C.DATA_LOSS}
+UNARY_DEADLINE = 10.0  # seconds: a unary call that takes longer hangs
+STREAM_WAIT = 2.0  # seconds for a stream's first message; a stream may wait for news
+EXAMPLES = int(os.environ.get("PAYMESH_FUZZ_EXAMPLES", "40"))
+
+
+def generated_services() -> list[ServiceDescriptor]:
+    """Every service in the generated code under gen/paymesh (imported, so new ones count)."""
+    found: dict[str, ServiceDescriptor] = {}
+    for module in pkgutil.walk_packages(paymesh.__path__, "paymesh."):
+        if module.name.endswith("_pb2"):
+            for service in importlib.import_module(module.name).DESCRIPTOR.services_by_name.values():
+                found[service.full_name] = service
+    return [found[name] for name in sorted(found)]
+
+
+SERVICES = generated_services()
+RPCS = [(s, m) for s in SERVICES for m in s.methods]
+
+
+def test_every_package_is_fuzzed():
+    """The enumeration really finds the services (guards against an import path change)."""
+    names = {s.full_name for s in SERVICES}
+    assert {"paymesh.ledger.v1.PaymentService", "paymesh.ledger.v1.MerchantAdminService",
+            "paymesh.ledger.v1.LedgerInternalService", "paymesh.listener.v1.ListenerService",
+            "paymesh.sweeper.v1.SweeperService", "paymesh.notifier.v1.NotifierService"} <= names
+    assert len(RPCS) >= 35
+
+
+# ------------------------------------------------------------------ stored state
+
+LEDGER_FINGERPRINT = """
+WITH volatile AS (SELECT id FROM payments WHERE expires_at < $1)
+SELECT
+  (SELECT count(*) FROM payments) AS payments,
+  (SELECT md5(coalesce(string_agg(p::text, '|' ORDER BY p.id), '')) FROM payments p WHERE p.expires_at >= $1)
+    AS payment_rows,
+  (SELECT md5(coalesce(string_agg(row(m.id, m.name, m.status, m.api_key_hash, m.api_key_prefix, m.webhook_url,
+                                      m.webhook_secret, m.xpub, m.derivation_path, m.updated_at)::text,
+                                  '|' ORDER BY m.id), '')) FROM merchants m) AS merchants,
+  (SELECT md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) FROM treasuries t) AS treasuries,
+  (SELECT md5(coalesce(string_agg(s::text, '|' ORDER BY s.id), '')) FROM sweep_transactions s) AS sweeps,
+  (SELECT count(*) FROM transfers) AS transfers,
+  (SELECT count(*) FROM deposit_addresses) AS addresses,
+  (SELECT count(*) FROM outbox o WHERE o.payment_id NOT IN (SELECT id FROM volatile)) AS events,
+  (SELECT coalesce(array_agg(id ORDER BY id), '{}') FROM volatile) AS volatile
+"""
+NOTIFIER_FINGERPRINT = """
+SELECT
+  count(*) FILTER (WHERE NOT d.payment_id = ANY($1::text[])) AS deliveries,
+  md5(coalesce(string_agg(row(d.id, d.state, d.attempt_count, d.cycle_attempts, d.next_attempt_at, d.url,
+                              d.last_status_code, d.last_error, d.updated_at)::text, '|' ORDER BY d.id)
+               FILTER (WHERE NOT d.payment_id = ANY($1::text[])), '')) AS delivery_rows,
+  (SELECT count(*) FROM notifier_attempts a JOIN notifier_deliveries x ON x.id = a.delivery_id
+    WHERE NOT x.payment_id = ANY($1::text[])) AS attempts
+FROM notifier_deliveries d
+"""
+
+
+@dataclass
+class Harness:
+    """The mesh as the fuzzer sees it: a channel per process, which process serves
+    which service, the credentials each method accepts, and the databases."""
+
+    mesh: Any
+    channels: dict[str, grpc.aio.Channel]
+    ledger_db: asyncpg.Connection
+    notifier_db: asyncpg.Connection
+    horizon: datetime  # payments expiring before it may change in the background: left out
+    process_of: dict[str, str] = field(default_factory=dict)  # service full name -> mesh process
+    hints: Hints = field(default_factory=Hints)
+    caller: Any = None  # the merchant whose API key the fuzzer uses
+    caller_payment: str = ""
+    target: Any = None  # a merchant whose ids are offered as hints (may be disabled, rotated)
+    credentials: dict[str, dict[str, tuple]] = field(default_factory=dict)  # full method -> name -> metadata
+
+    async def fingerprint(self) -> tuple:
+        row = await self.ledger_db.fetchrow(LEDGER_FINGERPRINT, self.horizon)
+        volatile = list(row["volatile"])
+        notes = await self.notifier_db.fetchrow(NOTIFIER_FINGERPRINT, volatile)
+        return tuple(v for k, v in row.items() if k != "volatile") + tuple(notes.values())
+
+    async def settle(self) -> None:
+        """Wait until the outbox is published and the notifier has finished with every event."""
+
+        async def quiet() -> bool:
+            unpublished, events = await self.ledger_db.fetchrow(
+                "SELECT count(*) FILTER (WHERE published_at IS NULL), count(*) FROM outbox")
+            deliveries, pending = await self.notifier_db.fetchrow(
+                "SELECT count(*) FILTER (WHERE event_type <> 'test'), count(*) FILTER (WHERE state = 'pending') "
+                "FROM notifier_deliveries")
+            return unpublished == 0 and deliveries == events and pending == 0
+
+        await eventually(quiet, timeout=30)
+
+    async def call(self, service: ServiceDescriptor, method: MethodDescriptor, request: Any,
+                   metadata: tuple) -> tuple[C, str]:
+        channel = self.channels[self.process_of[service.full_name]]
+        path = f"/{service.full_name}/{method.name}"
+        output = message_factory.GetMessageClass(method.output_type)
+        try:
+            if method.server_streaming:
+                stream = channel.unary_stream(path, request_serializer=type(request).SerializeToString,
+                                              response_deserializer=output.FromString)(
+                    request, metadata=metadata, timeout=STREAM_WAIT)
+                try:
+                    async for _ in stream:
+                        break  # the first message is enough
+                finally:
+                    stream.cancel()
+            else:
+                await channel.unary_unary(path, request_serializer=type(request).SerializeToString,
+                                          response_deserializer=output.FromString)(
+                    request, metadata=metadata, timeout=UNARY_DEADLINE)
+        except grpc.aio.AioRpcError as err:
+            return err.code(), err.details() or ""
+        return C.OK, ""
+
+
+async def _services_of(addr: str) -> list[str]:
+    def listing() -> list[str]:
+        with grpc.insecure_channel(addr) as channel:
+            return list(ProtoReflectionDescriptorDatabase(channel).get_services())
+    return await asyncio.to_thread(listing)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def harness(mesh):
+    env = mesh.env
+    ledger_url = env["PAYMESH_DATABASE_URL"].replace("postgresql+asyncpg://", "postgresql://")
+    notifier_url = env.get("PAYMESH_NOTIFIER_DATABASE_URL", ledger_url).replace("postgresql+asyncpg://",
+                                                                                 "postgresql://")
+    channels = {name: grpc.aio.insecure_channel(mesh.addr(name)) for name in mesh.ports}
+    ledger_db = await asyncpg.connect(ledger_url)
+    notifier_db = await asyncpg.connect(notifier_url)
+    h = Harness(mesh=mesh, channels=channels, ledger_db=ledger_db, notifier_db=notifier_db,
+                horizon=datetime.now(UTC) + timedelta(minutes=59))
+    try:
+        for name in mesh.ports:
+            for service in await _services_of(mesh.addr(name)):
+                h.process_of[service] = name
+        h.caller = await create_merchant(channels["ledger"], fresh_xpub()[0])
+        h.target = await create_merchant(channels["ledger"], fresh_xpub()[0])
+        mine = await h.caller.create(amount="1000", idempotency_key="fuzz-1")
+        h.caller_payment = mine.payment_id
+        theirs = await h.target.create(amount="1000")
+        await h.settle()
+        deliveries = await notifier_db.fetch("SELECT id::text, event_id::text FROM notifier_deliveries")
+        address = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"  # anvil's account 1
+        ids = [mine.payment_id, theirs.payment_id]
+        h.hints = Hints(
+            by_field={
+                "chain_id": [31337], "asset": ["ETH", "TUSD", "eth"], "amount": ["1000", "1"],
+                "payment_id": ids, "merchant_id": [h.target.merchant_id], "worker_id": ["worker-1"],
+                "limit": [1, 10, 500], "lease_seconds": [10, 60, 3600], "retry_after_seconds": [1, 60],
+                "page_size": [1, 50, 500], "from_block": [0, 1, 5], "to_block": [1, 5, 10], "block_number": [1, 5],
+                "tx_hash": [random_hash()], "replaces_tx_hash": [random_hash()], "nonce": [0, 1],
+                "gas_limit": [21_000], "max_fee_per_gas": ["1000000000"], "max_priority_fee_per_gas": ["1"],
+                "from_address": [address], "to_address": [address], "token_address": [TOKEN_ADDRESS],
+                "address": [address], "raw_tx": [bytes.fromhex("02f86c827a6980")],
+                "delivery_id": [d["id"] for d in deliveries], "event_id": [d["event_id"] for d in deliveries],
+                "name": ["Shop"], "xpub": [fresh_xpub()[0]], "derivation_path": ["m/44'/60'/0'", ""],
+                "idempotency_key": ["fuzz-1", "fuzz-2"], "merchant_order_id": ["order-1"],
+                "webhook_secret": ["s" * 16], "reason": ["changed my mind"], "error": ["boom"],
+                "api_key": [h.caller.api_key],
+                "expires_in": [Duration(seconds=3600)], "expires_at": [_later()],
+            },
+            strings=[*ids, h.target.merchant_id, "ETH", "1000", address],
+        )
+        yield h
+    finally:
+        await ledger_db.close()
+        await notifier_db.close()
+        for channel in channels.values():
+            await channel.close()
+
+
+# ------------------------------------------------------------------ 1. the cases of issue 12
+
+def _ts(seconds: int, nanos: int = 0) -> Timestamp:
+    return Timestamp(seconds=seconds, nanos=nanos)
+
+
+def _later() -> Timestamp:
+    return _ts(int((datetime.now(UTC) + timedelta(hours=2)).timestamp()))
+
+
+def _issue_12_cases(h: Harness) -> list[tuple[str, Any, str, str]]:
+    """(full method, request, credential, what the message must say)."""
+    pay = "/paymesh.ledger.v1.PaymentService/"
+    adm = "/paymesh.ledger.v1.MerchantAdminService/"
+    internal = "/paymesh.ledger.v1.LedgerInternalService/"
+
+    def create(**fields) -> spb.CreatePaymentRequest:
+        return spb.CreatePaymentRequest(**{"chain_id": 31337, "asset": "ETH", "amount": "1000", **fields})
+
+    mine = h.caller_payment
+    big = 2**64 - 1
+    too_big = f"{big} is larger than 9223372036854775807"
+    return [
+        (pay + "CreatePayment", create(merchant_order_id="order\x001"), "merchant",
+         "merchant_order_id contains a NUL character (U+0000)"),
+        (pay + "CreatePayment", create(metadata={"k": "v\x00"}), "merchant", 'metadata["k"] contains a NUL'),
+        (pay + "CreatePayment", create(metadata={"k\x00": "v"}), "merchant", 'metadata key "k\\u0000" contains a NUL'),
+        (pay + "CreatePayment", create(idempotency_key="key\x00"), "merchant", "idempotency_key contains a NUL"),
+        (pay + "CreatePayment", create(expires_at=_ts(253_402_300_800)), "merchant",
+         "expires_at is outside 0001-01-01..9999-12-31"),
+        (pay + "CreatePayment", create(expires_at=_ts(-62_135_596_801)), "merchant",
+         "expires_at is outside 0001-01-01..9999-12-31"),
+        (pay + "CreatePayment", create(expires_at=_ts(_later().seconds, -1)), "merchant",
+         "expires_at.nanos is -1; it must be 0 to 999999999"),
+        (pay + "CreatePayment", create(expires_in=Duration(seconds=3600, nanos=-1)), "merchant",
+         "expires_in has seconds 3600 and nanos -1 of different signs"),
+        (pay + "CreatePayment", create(expires_in=Duration(seconds=2**62)), "merchant",
+         "expires_in is outside ±315576000000 seconds"),
+        (pay + "CreatePayment", create(expires_in=Duration(seconds=3600, nanos=10**9)), "merchant",
+         "expires_in.nanos is 1000000000"),
+        (pay + "CreatePayment", create(chain_id=big), "merchant", f"chain_id {too_big}"),
+        (pay + "GetPayment", spb.GetPaymentRequest(payment_id=mine + "\x00"), "merchant", "payment_id contains a NUL"),
+        (pay + "CancelPayment", spb.CancelPaymentRequest(payment_id=mine, reason="why\x00"), "merchant",
+         "reason contains a NUL"),
+        (pay + "ListPayments", spb.ListPaymentsRequest(page_token="\x00"), "merchant", "page_token contains a NUL"),
+        (pay + "ListPayments", spb.ListPaymentsRequest(merchant_order_id="o\x00"), "merchant",
+         "merchant_order_id contains a NUL"),
+        (pay + "ListPayments", spb.ListPaymentsRequest(chain_id=big), "merchant", f"chain_id {too_big}"),
+        (pay + "ListPayments", spb.ListPaymentsRequest(created_after=_ts(-62_135_596_801)), "merchant",
+         "created_after is outside 0001-01-01..9999-12-31"),
+        (pay + "ListPayments", spb.ListPaymentsRequest(created_before=_ts(253_402_300_800)), "merchant",
+         "created_before is outside 0001-01-01..9999-12-31"),
+        (pay + "ListPayments", spb.ListPaymentsRequest(created_before=_ts(0, 10**9)), "merchant",
+         "created_before.nanos is 1000000000"),
+        (pay + "WatchPayment", spb.WatchPaymentRequest(payment_id="\x00"), "merchant", "payment_id contains a NUL"),
+        (adm + "CreateMerchant", apb.CreateMerchantRequest(name="Shop\x00", xpub=fresh_xpub()[0]), "admin",
+         "name contains a NUL"),
+        (adm + "GetMerchant", apb.GetMerchantRequest(merchant_id="mch_\x00"), "admin", "merchant_id contains a NUL"),
+        (adm + "DisableMerchant", apb.DisableMerchantRequest(merchant_id="\x00"), "admin",
+         "merchant_id contains a NUL"),
+        (adm + "ListMerchants", apb.ListMerchantsRequest(page_token="\x00"), "admin", "page_token contains a NUL"),
+        (adm + "SetWebhook", apb.SetWebhookRequest(merchant_id=h.target.merchant_id, webhook_secret="s" * 20 + "\x00"),
+         "admin", "webhook_secret contains a NUL"),
+        (adm + "SetTreasury", apb.SetTreasuryRequest(merchant_id=h.target.merchant_id,
+                                                     treasury=apb.Treasury(chain_id=big, address="0x" + "1" * 40)),
+         "admin", f"treasury.chain_id {too_big}"),
+        (internal + "ClaimSweeps", ipb.ClaimSweepsRequest(chain_id=31337, worker_id="w\x00", limit=1, lease_seconds=60),
+         "internal", "worker_id contains a NUL"),
+        (internal + "ReleaseSweep", ipb.ReleaseSweepRequest(payment_id=mine + "\x00", worker_id="w"), "internal",
+         "payment_id contains a NUL"),
+        (internal + "ListSweepTransactions", ipb.ListSweepTransactionsRequest(chain_id=big), "internal",
+         f"chain_id {too_big}"),
+        (internal + "ListSweepTransactions", ipb.ListSweepTransactionsRequest(merchant_id="\x00"), "internal",
+         "merchant_id contains a NUL"),
+        (internal + "GetPaymentInternal", ipb.GetPaymentInternalRequest(payment_id="\x00"), "internal",
+         "payment_id contains a NUL"),
+        (internal + "GetWebhookTarget", ipb.GetWebhookTargetRequest(merchant_id="\x00"), "internal",
+         "merchant_id contains a NUL"),
+        (internal + "RequestSweep", ipb.RequestSweepRequest(payment_id="\x00"), "internal",
+         "payment_id contains a NUL"),
+        (internal + "UpdateSweepTransaction", ipb.UpdateSweepTransactionRequest(
+            tx_hash=random_hash(), state=ipb.SWEEP_TRANSACTION_STATE_MINED, block_number=big), "internal",
+         f"block_number {too_big}"),
+        (internal + "WatchAddresses", ipb.WatchAddressesRequest(chain_id=big), "internal", f"chain_id {too_big}"),
+        ("/paymesh.listener.v1.ListenerService/Rescan", lpb.RescanRequest(chain_id=31337, from_block=big, to_block=big),
+         "admin", f"from_block {too_big}"),
+        ("/paymesh.sweeper.v1.SweeperService/ListSweeps", wpb.ListSweepsRequest(payment_id="\x00"), "admin",
+         "payment_id contains a NUL"),
+        ("/paymesh.sweeper.v1.SweeperService/SweepNow", wpb.SweepNowRequest(merchant_id="mch\x00"), "admin",
+         "merchant_id contains a NUL"),
+        ("/paymesh.notifier.v1.NotifierService/ListDeliveries", npb.ListDeliveriesRequest(page_token="\x00"), "admin",
+         "page_token contains a NUL"),
+        ("/paymesh.notifier.v1.NotifierService/ListDeliveries", npb.ListDeliveriesRequest(state=99), "admin",
+         "state is 99, which is not a DeliveryState value"),
+    ]
+
+
+def _method(full: str) -> tuple[ServiceDescriptor, MethodDescriptor]:
+    service_name, _, method_name = full.lstrip("/").rpartition("/")
+    service = next(s for s in SERVICES if s.full_name == service_name)
+    return service, service.methods_by_name[method_name]
+
+
+async def test_unstorable_input_is_refused_where_it_enters(harness):
+    h = harness
+    creds = {"merchant": h.caller.auth, "admin": bearer(ADMIN_TOKEN), "internal": bearer(INTERNAL_TOKEN)}
+    before = await h.fingerprint()
+    wrong = []
+    for full, request, who, expected in _issue_12_cases(h):
+        service, method = _method(full)
+        code, details = await h.call(service, method, request, creds[who])
+        if code != C.INVALID_ARGUMENT or expected not in details:
+            wrong.append(f"{full} {request!r}: {code.name} {details!r} (wanted INVALID_ARGUMENT with {expected!r})")
+    assert not wrong, "\n".join(wrong)
+    assert await h.fingerprint() == before
