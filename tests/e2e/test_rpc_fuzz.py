@@ -4,6 +4,17 @@ service, against the whole mesh (separate OS processes, real Postgres, NATS, anv
 1. A matrix of the cases issue 12 found (NUL in strings, Timestamps and
    Durations out of range, uint64 above BIGINT): each is INVALID_ARGUMENT with
    a message naming the field, and stores nothing.
+2. A property over every RPC of every service in the generated descriptors
+   (so an RPC or a service added later is fuzzed without an edit here): requests
+   drawn from the method's input descriptor (tests/support/proto_strategies.py),
+   sent with the credential the method accepts (found by probing), are never
+   answered INTERNAL, UNKNOWN, UNIMPLEMENTED or UNAVAILABLE (the mesh is healthy,
+   so UNAVAILABLE would be a dependency's INTERNAL passed on), never hang, and a
+   call that fails changes nothing stored in the ledger's or the notifier's
+   database. A call that succeeds may change state (it was valid); the mesh is
+   let settle after it before the next comparison.
+
+PAYMESH_FUZZ_EXAMPLES sets the examples per RPC (default 40).
 """
 
 from __future__ import annotations
@@ -12,6 +23,7 @@ import asyncio
 import importlib
 import os
 import pkgutil
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,12 +31,15 @@ from typing import Any
 import asyncpg
 import grpc
 import paymesh
+import pytest
 import pytest_asyncio
 from google.protobuf import message_factory
 from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from paymesh.ledger.v1 import ledger_internal_service_pb2 as ipb
 from paymesh.ledger.v1 import merchant_admin_service_pb2 as apb
 from paymesh.ledger.v1 import payment_service_pb2 as spb
@@ -42,7 +57,7 @@ from tests.support.ledger import (
     fresh_xpub,
     random_hash,
 )
-from tests.support.proto_strategies import Hints
+from tests.support.proto_strategies import Hints, MessageStrategies
 
 C = grpc.StatusCode
 NEVER = {C.INTERNAL, C.UNKNOWN, C.UNIMPLEMENTED, C.UNAVAILABLE, C.DATA_LOSS}
@@ -337,3 +352,65 @@ async def test_unstorable_input_is_refused_where_it_enters(harness):
             wrong.append(f"{full} {request!r}: {code.name} {details!r} (wanted INVALID_ARGUMENT with {expected!r})")
     assert not wrong, "\n".join(wrong)
     assert await h.fingerprint() == before
+
+
+# ------------------------------------------------------------------ 2. the property over every RPC
+
+async def _accepted_credentials(h: Harness, service: ServiceDescriptor, method: MethodDescriptor) -> dict[str, tuple]:
+    """Which of the three credentials the method accepts: those whose answer to an
+    empty request (every field at its default, which no RPC acts on) is not the
+    answer a made-up token gets."""
+    full = f"{service.full_name}/{method.name}"
+    if full not in h.credentials:
+        candidates = {"merchant": h.caller.auth, "admin": bearer(ADMIN_TOKEN), "internal": bearer(INTERNAL_TOKEN)}
+        request = message_factory.GetMessageClass(method.input_type)()
+        refused = await h.call(service, method, request, bearer("not-a-credential-of-this-mesh"))
+        assert refused[0] in (C.UNAUTHENTICATED, C.PERMISSION_DENIED), f"{full} accepts a made-up token: {refused}"
+        accepted = {}
+        for name, metadata in candidates.items():
+            if await h.call(service, method, request, metadata) != refused:
+                accepted[name] = metadata
+        h.credentials[full] = accepted
+    return h.credentials[full]
+
+
+@pytest.mark.parametrize(("service", "method"), RPCS, ids=[f"{s.name}.{m.name}" for s, m in RPCS])
+async def test_no_rpc_fails_inside_or_stores_on_failure(harness, service, method):
+    h = harness
+    assert service.full_name in h.process_of, f"{service.full_name} is generated but no process of the mesh serves it"
+    credentials = await _accepted_credentials(h, service, method)
+    assert credentials, f"{service.full_name}/{method.name} accepts none of the merchant, admin, internal credentials"
+    loop = asyncio.get_running_loop()
+    strategies = MessageStrategies(h.hints)
+    names = sorted(credentials)
+    last: list[tuple | None] = [None]
+    seen: Counter[str] = Counter()  # how far the calls got, printed (pytest -rP shows it)
+    samples: dict[str, str] = {}
+
+    def run(coro):
+        return asyncio.run_coroutine_threadsafe(coro, loop).result(timeout=120)
+
+    @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), print_blob=True)
+    @given(request=strategies.messages(method.input_type), who=st.sampled_from(names))
+    def property_(request, who):
+        if last[0] is None:
+            last[0] = run(h.fingerprint())
+        code, details = run(h.call(service, method, request, credentials[who]))
+        seen[code.name] += 1
+        samples.setdefault(code.name, details[:200])
+        assert code not in NEVER, f"{code.name}: {details}"
+        if code == C.DEADLINE_EXCEEDED:
+            assert method.server_streaming, f"the call did not answer within {UNARY_DEADLINE} s"
+        elif code == C.OK:
+            run(h.settle())  # a valid request may change state; let its consequences land
+            last[0] = None
+            return
+        else:
+            assert details, f"{code.name} without a message"
+        after = run(h.fingerprint())
+        assert after == last[0], f"a call that failed ({code.name}: {details}) changed stored state"
+
+    await asyncio.to_thread(property_)
+    print(f"{service.name}/{method.name}:", ", ".join(f"{k} {v}" for k, v in seen.most_common()))
+    for code, details in samples.items():
+        print(f"  {code}: {details}")
