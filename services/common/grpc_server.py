@@ -103,7 +103,7 @@ class ErrorAndMetrics:
         if isinstance(exc, errors.DomainError):
             code = status_for(exc)
             GRPC_HANDLED.labels(service, method, code.name).inc()
-            await context.abort(code, exc.message)
+            await context.abort(code, bounded_message(exc.message))
         ref = uuid.uuid4().hex[:12]
         log.exception("unhandled error in rpc", rpc=f"{service}/{method}", ref=ref)
         GRPC_HANDLED.labels(service, method, "INTERNAL").inc()
@@ -154,6 +154,25 @@ class ErrorAndMetrics:
             GRPC_HANDLED.labels(service, method, "OK").inc()
 
         return call
+
+
+MAX_MESSAGE_BYTES = 1024
+
+
+def bounded_message(message: str) -> str:
+    """At most MAX_MESSAGE_BYTES of UTF-8, cut in the middle: messages quote what
+    the caller sent ("merchant <id> not found"), so the start and the end (what
+    is wrong) are kept and the quoted value loses its middle. The status message
+    travels percent-encoded in the grpc-message trailer: past the client's 8 KiB
+    soft / 16 KiB hard metadata limit the caller would get RESOURCE_EXHAUSTED
+    "Stream removed" instead of the status; 1 KiB encodes to at most 3 KiB."""
+    data = message.encode()
+    if len(data) <= MAX_MESSAGE_BYTES:
+        return message
+    cut = " ... (cut) ... "
+    keep = MAX_MESSAGE_BYTES - len(cut)
+    head, tail = data[: keep * 2 // 3], data[len(data) - keep // 3:]
+    return head.decode(errors="ignore") + cut + tail.decode(errors="ignore")
 
 
 def _check_decoded(request: Any, method: str) -> None:
