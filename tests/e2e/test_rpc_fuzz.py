@@ -20,7 +20,10 @@ PAYMESH_FUZZ_EXAMPLES sets the examples per RPC (default 40).
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import importlib
+import json
 import os
 import pkgutil
 from collections import Counter
@@ -377,6 +380,44 @@ async def test_what_fuzzing_found(harness):
         code, details = await h.call(service, method, request, metadata)
         if code != expected or text not in details or len(details.encode()) > 1024:
             wrong.append(f"{full}: {code.name} {details[:300]!r} (wanted {expected.name} with {text!r})")
+    assert not wrong, "\n".join(wrong)
+    assert await h.fingerprint() == before
+
+
+def _token(created_at: str, row_id, **extra) -> str:
+    raw = json.dumps({"t": created_at, "i": row_id, **extra}, separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+async def test_page_tokens_made_by_hand_are_refused(harness):
+    """A page token is base64 JSON: decodable by anyone, so its parts reach the
+    queries unless checked: a NUL in the id, an id beyond BIGINT, a time that
+    leaves 0001..9999 once converted to UTC, an id of the wrong type."""
+    h = harness
+    sweeper_filter = hashlib.sha256(json.dumps(["None"] * 4).encode()).hexdigest()[:16]  # the notifier's, no filters
+    now = "2024-01-01T00:00:00+00:00"
+    string_ids = [_token(now, "pay_\u0000"), _token("0001-01-01T00:00:00+14:00", "x"),
+                  _token("9999-12-31T23:59:59-14:00", "x"), _token(now, True), _token(now, 5)]
+    int_ids = [_token(now, 2**70), _token(now, -(2**70)), _token("0001-01-01T00:00:00+14:00", 5), _token(now, "x"),
+               _token(now, True)]
+    delivery = "6f1c2a7e-0000-4000-8000-000000000000"
+    notifier = [_token("0001-01-01T00:00:00+14:00", delivery, f=sweeper_filter),
+                _token("9999-12-31T23:59:59-14:00", delivery, f=sweeper_filter)]
+    admin, internal = bearer(ADMIN_TOKEN), bearer(INTERNAL_TOKEN)
+    calls = [("/paymesh.ledger.v1.PaymentService/ListPayments", spb.ListPaymentsRequest, h.caller.auth, string_ids),
+             ("/paymesh.ledger.v1.MerchantAdminService/ListMerchants", apb.ListMerchantsRequest, admin, string_ids),
+             ("/paymesh.ledger.v1.LedgerInternalService/ListSweepTransactions", ipb.ListSweepTransactionsRequest,
+              internal, int_ids),
+             ("/paymesh.sweeper.v1.SweeperService/ListSweeps", wpb.ListSweepsRequest, admin, int_ids),
+             ("/paymesh.notifier.v1.NotifierService/ListDeliveries", npb.ListDeliveriesRequest, admin, notifier)]
+    before = await h.fingerprint()
+    wrong = []
+    for full, request_type, metadata, tokens in calls:
+        service, method = _method(full)
+        for token in tokens:
+            code, details = await h.call(service, method, request_type(page_token=token), metadata)
+            if code != C.INVALID_ARGUMENT or "page_token" not in details:
+                wrong.append(f"{full} {base64.urlsafe_b64decode(token + '==')!r}: {code.name} {details}")
     assert not wrong, "\n".join(wrong)
     assert await h.fingerprint() == before
 

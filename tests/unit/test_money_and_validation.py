@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -82,9 +84,23 @@ def test_webhook_url_shape():
             validate_webhook_url(bad)
 
 
-@given(st.datetimes(timezones=st.just(UTC)), st.text(min_size=1, max_size=40))
+@given(st.datetimes(timezones=st.just(UTC)),
+       st.one_of(st.text(st.characters(exclude_characters="\x00"), min_size=1, max_size=40),
+                 st.integers(-(2**63), 2**63 - 1)))
 def test_page_tokens_round_trip(when, row_id):
     assert paging.decode_token(paging.encode_token(when, row_id)) == (when, row_id)
+
+
+@pytest.mark.parametrize("forged", [
+    {"t": "2024-01-01T00:00:00+00:00", "i": "pay_\x00"}, {"t": "2024-01-01T00:00:00+00:00", "i": 2**63},
+    {"t": "2024-01-01T00:00:00+00:00", "i": -(2**63) - 1}, {"t": "2024-01-01T00:00:00+00:00", "i": True},
+    {"t": "0001-01-01T00:00:00+14:00", "i": "x"}, {"t": "9999-12-31T23:59:59-14:00", "i": 5},
+    {"t": "2024-01-01T00:00:00", "i": "x"}, {"t": 5, "i": "x"}, ["t", "i"],
+])
+def test_forged_page_tokens_are_refused(forged):
+    token = base64.urlsafe_b64encode(json.dumps(forged).encode()).decode()
+    with pytest.raises(InvalidArgument, match="page_token is not one this API returned"):
+        paging.decode_token(token)
 
 
 def test_hd_derivation_matches_bip44_for_many_indexes():

@@ -3,6 +3,7 @@ verification helper), the SSRF address policy, payload shape, page tokens."""
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import json
 import random
@@ -223,6 +224,10 @@ def test_page_tokens_round_trip_and_are_bound_to_filters():
     for bad in ("!!", "x" * 600, paging.encode_token(now, "not-a-uuid", fp), "eyJ0IjoxfQ"):
         with pytest.raises(InvalidArgument, match="page_token"):
             paging.decode_token(bad, fp)
+    for forged_time in ("0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"):  # outside 0001..9999 in UTC
+        raw = json.dumps({"t": forged_time, "i": row, "f": fp}).encode()
+        with pytest.raises(InvalidArgument, match="page_token"):
+            paging.decode_token(base64.urlsafe_b64encode(raw).decode(), fp)
     assert paging.page_size(0) == 50 and paging.page_size(500) == 500
     with pytest.raises(InvalidArgument, match="page_size"):
         paging.page_size(501)

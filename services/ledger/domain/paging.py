@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 
 from services.common.errors import InvalidArgument
 
@@ -17,6 +17,9 @@ def encode_token(created_at: datetime, row_id: str | int) -> str:
 
 
 def decode_token(token: str) -> tuple[datetime, str | int] | None:
+    """(created_at in UTC, id). Anyone can decode and re-encode a token, so what
+    goes into the query is checked like input: a time inside 0001..9999 in UTC,
+    a string id without NUL (Postgres cannot take it), an integer id in BIGINT."""
     if not token:
         return None
     if len(token) > 512:
@@ -26,8 +29,13 @@ def decode_token(token: str) -> tuple[datetime, str | int] | None:
         data = json.loads(raw)
         created_at = datetime.fromisoformat(data["t"])
         row_id = data["i"]
-        if created_at.tzinfo is None or not isinstance(row_id, (str, int)):
+        if created_at.tzinfo is None or isinstance(row_id, bool) or not isinstance(row_id, (str, int)):
+            raise ValueError
+        created_at = created_at.astimezone(UTC)  # OverflowError past 0001..9999
+        if isinstance(row_id, str) and "\x00" in row_id:
+            raise ValueError
+        if isinstance(row_id, int) and not -(2**63) <= row_id < 2**63:
             raise ValueError
         return created_at, row_id
-    except (ValueError, KeyError, TypeError, json.JSONDecodeError):
+    except (ValueError, KeyError, TypeError, OverflowError):
         raise InvalidArgument(_BAD) from None

@@ -7,7 +7,7 @@ import base64
 import hashlib
 import json
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 
 from services.common.errors import InvalidArgument
 
@@ -48,8 +48,9 @@ def decode_token(token: str, fingerprint: str) -> tuple[datetime, str] | None:
         issued_for = data["f"]
         if created_at.tzinfo is None or not isinstance(row_id, str) or not isinstance(issued_for, str):
             raise ValueError
+        created_at = created_at.astimezone(UTC)  # OverflowError past 0001..9999: a token made by hand
         row_id = str(uuid.UUID(row_id))
-    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError, OverflowError):
         raise InvalidArgument(_BAD) from None
     if issued_for != fingerprint:
         raise InvalidArgument(_OTHER)
