@@ -3,18 +3,20 @@ service, against the whole mesh (separate OS processes, real Postgres, NATS, anv
 
 1. A matrix of the cases issue 12 found (NUL in strings, Timestamps and
    Durations out of range, uint64 above BIGINT): each is INVALID_ARGUMENT with
-   a message naming the field, and stores nothing.
+   a message naming the field, and stores nothing; then what the property
+   found (status messages too long for the client) and forged page tokens.
 2. A property over every RPC of every service in the generated descriptors
    (so an RPC or a service added later is fuzzed without an edit here): requests
    drawn from the method's input descriptor (tests/support/proto_strategies.py),
    sent with the credential the method accepts (found by probing), are never
-   answered INTERNAL, UNKNOWN, UNIMPLEMENTED or UNAVAILABLE (the mesh is healthy,
-   so UNAVAILABLE would be a dependency's INTERNAL passed on), never hang, and a
+   answered INTERNAL, UNKNOWN, UNIMPLEMENTED, UNAVAILABLE (the mesh is healthy,
+   so UNAVAILABLE would be a dependency's INTERNAL passed on) or
+   RESOURCE_EXHAUSTED, never hang, and a
    call that fails changes nothing stored in the ledger's or the notifier's
    database. A call that succeeds may change state (it was valid); the mesh is
    let settle after it before the next comparison.
 
-PAYMESH_FUZZ_EXAMPLES sets the examples per RPC (default 40).
+PAYMESH_FUZZ_EXAMPLES sets the examples per RPC (default 50).
 """
 
 from __future__ import annotations
@@ -68,7 +70,7 @@ C = grpc.StatusCode
 NEVER = {C.INTERNAL, C.UNKNOWN, C.UNIMPLEMENTED, C.UNAVAILABLE, C.DATA_LOSS, C.RESOURCE_EXHAUSTED}
 UNARY_DEADLINE = 10.0  # seconds: a unary call that takes longer hangs
 STREAM_WAIT = 2.0  # seconds for a stream's first message; a stream may wait for news
-EXAMPLES = int(os.environ.get("PAYMESH_FUZZ_EXAMPLES", "40"))
+EXAMPLES = int(os.environ.get("PAYMESH_FUZZ_EXAMPLES", "50"))
 
 
 def generated_services() -> list[ServiceDescriptor]:
