@@ -244,6 +244,27 @@ async def harness(mesh):
             await channel.close()
 
 
+async def test_the_fingerprint_sees_what_a_call_changes(harness):
+    """The property's "stored nothing" means something: changes a call makes show."""
+    h = harness
+    service, method = _method("/paymesh.ledger.v1.MerchantAdminService/SetWebhook")
+    first = await h.fingerprint()
+    code, details = await h.call(service, method, apb.SetWebhookRequest(merchant_id=h.target.merchant_id),
+                                 bearer(ADMIN_TOKEN))  # a new signing secret
+    assert code == C.OK, details
+    await h.settle()
+    second = await h.fingerprint()
+    assert second != first
+    payment = await h.target.create(amount="1")  # a row, an event, then a delivery
+    await h.settle()
+    third = await h.fingerprint()
+    assert third != second and third[0] == second[0] + 1
+    await h.target.payments.CancelPayment(spb.CancelPaymentRequest(payment_id=payment.payment_id, reason="done"),
+                                          metadata=h.target.auth)
+    await h.settle()
+    assert await h.fingerprint() != third
+
+
 # ------------------------------------------------------------------ 1. the cases of issue 12
 
 def _ts(seconds: int, nanos: int = 0) -> Timestamp:
