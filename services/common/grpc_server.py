@@ -1,9 +1,10 @@
 """grpc.aio server bootstrap shared by every service.
 
 Health service, reflection (so grpcurl needs no proto files), a wrapper around
-every application method that turns domain errors into gRPC statuses and
-counts/logs every call (the shared "interceptor"), and a graceful stop: health
-NOT_SERVING first, then in-flight calls drain with grace.
+every application method that checks the decoded request (request_check.py),
+turns domain errors into gRPC statuses and counts/logs every call (the shared
+"interceptor"), and a graceful stop: health NOT_SERVING first, then in-flight
+calls drain with grace.
 
 The wrapper is applied once, when a servicer is registered, rather than as a
 grpc.aio ServerInterceptor: an interceptor runs a coroutine and builds new
@@ -27,6 +28,7 @@ from grpc_reflection.v1alpha import reflection
 
 from services.common import errors
 from services.common.metrics import GRPC_HANDLED, GRPC_LATENCY
+from services.common.request_check import check_request
 
 log = structlog.get_logger("grpc")
 
@@ -75,8 +77,10 @@ def _tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], 
 
 class ErrorAndMetrics:
     """Map DomainError to its status; hide unexpected errors behind a reference id;
-    answer undecodable requests with INVALID_ARGUMENT instead of grpc's INTERNAL;
-    count and time every call."""
+    answer undecodable requests, and requests that break the rules of
+    request_check (NUL in a string, Timestamp/Duration out of range, uint64 above
+    BIGINT, unknown enum value), with INVALID_ARGUMENT before the servicer (and
+    so before credentials are checked) sees them; count and time every call."""
 
     def wrap(self, handler: grpc.RpcMethodHandler, full_method: str) -> grpc.RpcMethodHandler:
         service, method = _split(full_method)
@@ -99,7 +103,7 @@ class ErrorAndMetrics:
         if isinstance(exc, errors.DomainError):
             code = status_for(exc)
             GRPC_HANDLED.labels(service, method, code.name).inc()
-            await context.abort(code, exc.message)
+            await context.abort(code, bounded_message(exc.message))
         ref = uuid.uuid4().hex[:12]
         log.exception("unhandled error in rpc", rpc=f"{service}/{method}", ref=ref)
         GRPC_HANDLED.labels(service, method, "INTERNAL").inc()
@@ -152,12 +156,34 @@ class ErrorAndMetrics:
         return call
 
 
+MAX_MESSAGE_BYTES = 1024
+
+
+def bounded_message(message: str) -> str:
+    """At most MAX_MESSAGE_BYTES of UTF-8, cut in the middle: messages quote what
+    the caller sent ("merchant <id> not found"), so the start and the end (what
+    is wrong) are kept and the quoted value loses its middle. The status message
+    travels percent-encoded in the grpc-message trailer: past the client's 8 KiB
+    soft / 16 KiB hard metadata limit the caller would get RESOURCE_EXHAUSTED
+    "Stream removed" instead of the status; 1 KiB encodes to at most 3 KiB."""
+    data = message.encode()
+    if len(data) <= MAX_MESSAGE_BYTES:
+        return message
+    cut = " ... (cut) ... "
+    keep = MAX_MESSAGE_BYTES - len(cut)
+    head, tail = data[: keep * 2 // 3], data[len(data) - keep // 3:]
+    return head.decode(errors="ignore") + cut + tail.decode(errors="ignore")
+
+
 def _check_decoded(request: Any, method: str) -> None:
+    """Where every request enters, unary and streaming: decodable, and within
+    what every field of its type may hold (request_check)."""
     if isinstance(request, _Undecodable):
         raise errors.InvalidArgument(
             f"the request is not a valid protobuf message for {method} ({request.error}); "
             "check the client's generated code matches this server's protos"
         )
+    check_request(request)
 
 
 def _code_name(context: grpc.aio.ServicerContext) -> str:

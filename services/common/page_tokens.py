@@ -23,7 +23,7 @@ import base64
 import hashlib
 import hmac
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 
 from services.common.errors import InvalidArgument
 
@@ -52,6 +52,18 @@ def page_size(requested: int) -> int:
     if not 1 <= requested <= MAX_PAGE_SIZE:
         raise InvalidArgument(f"page_size must be 1 to {MAX_PAGE_SIZE} (0 means {DEFAULT_PAGE_SIZE}); got {requested}")
     return requested
+
+
+def _sane(created_at: datetime, row_id: object, id_type: type) -> bool:
+    if created_at.tzinfo is None or type(row_id) is not id_type:
+        return False
+    try:
+        created_at.astimezone(UTC)  # 0001..9999 in UTC, as Postgres stores it
+    except (OverflowError, ValueError):
+        return False
+    if isinstance(row_id, str):
+        return 0 < len(row_id) <= 128 and "\x00" not in row_id
+    return -(2**63) <= row_id < 2**63  # type: ignore[operator]
 
 
 def filter_fingerprint(*parts: object) -> str:
@@ -98,8 +110,9 @@ class PageTokens:
             issued_for = data["f"]
         except (ValueError, KeyError, TypeError):
             raise InvalidArgument(BAD_TOKEN) from None
-        # Signed by us, so well formed; checked anyway so a key leak cannot reach SQL with junk.
-        if created_at.tzinfo is None or type(row_id) is not id_type or not isinstance(issued_for, str):
+        # Signed by us, so well formed; checked anyway so a leaked key cannot carry into
+        # a query what the database refuses.
+        if not _sane(created_at, row_id, id_type) or not isinstance(issued_for, str):
             raise InvalidArgument(BAD_TOKEN)
         if issued_for != filters:
             raise InvalidArgument(OTHER_FILTERS)

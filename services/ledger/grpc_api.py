@@ -78,9 +78,10 @@ class PaymentServicer(sgrpc.PaymentServiceServicer):
     async def ListPayments(self, request: spb.ListPaymentsRequest, context) -> spb.ListPaymentsResponse:
         merchant_id = await self._merchant(context)
         statuses = []
-        for value in request.statuses:
+        for i, value in enumerate(request.statuses):  # numbers the enum lacks were refused where requests enter
             if value not in PB_TO_STATUS:
-                raise InvalidArgument(f"statuses contains an unknown status ({value})")
+                raise InvalidArgument(f"statuses[{i}] is PAYMENT_STATUS_UNSPECIFIED; name a status, or leave statuses "
+                                      "empty for all")
             statuses.append(PB_TO_STATUS[value])
         flt = ListFilter(
             statuses=statuses,
@@ -318,9 +319,10 @@ class LedgerInternalServicer(igrpc.LedgerInternalServiceServicer):
     async def ListSweepTransactions(self, request, context) -> ipb.ListSweepTransactionsResponse:
         self._check(context)
         states = []
-        for value in request.states:
+        for i, value in enumerate(request.states):  # numbers the enum lacks were refused where requests enter
             if value not in PB_TO_SWEEP_STATE:
-                raise InvalidArgument(f"states contains an unknown state ({value})")
+                raise InvalidArgument(f"states[{i}] is SWEEP_TRANSACTION_STATE_UNSPECIFIED; name a state, or leave "
+                                      "states empty for all")
             states.append(PB_TO_SWEEP_STATE[value])
         rows, token = await self._sweeps.list(
             chain_id=request.chain_id,

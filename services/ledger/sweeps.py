@@ -18,6 +18,7 @@ from services.ledger.domain.records import PaymentRecord, SweepJobRecord, SweepT
 from services.ledger.domain.validation import checksum_address, utcnow
 from services.ledger.payment_state import refresh_payment
 
+MAX_WORKER_ID = 128  # payments.sweep_claimed_by
 TX_STATES = ("signed", "broadcast", "mined", "confirmed", "failed", "replaced")
 
 
@@ -40,13 +41,13 @@ class NewSweepTx:
     l1_fee_reserve: int = 0
 
 
-def _tx_hash(value: str) -> str:
+def _tx_hash(value: str, field: str = "tx_hash") -> str:
     if not (value.startswith("0x") and len(value) == 66):
-        raise InvalidArgument(f"tx_hash must be 0x followed by 64 hex digits; got {value[:70]!r}")
+        raise InvalidArgument(f"{field} must be 0x followed by 64 hex digits; got {value[:70]!r}")
     try:
         int(value, 16)
     except ValueError:
-        raise InvalidArgument(f"tx_hash is not hexadecimal: {value[:70]!r}") from None
+        raise InvalidArgument(f"{field} is not hexadecimal: {value[:70]!r}") from None
     return value.lower()
 
 
@@ -57,8 +58,11 @@ class SweepService:
         self._on_outbox = on_outbox
 
     async def claim(self, chain_id: int, worker_id: str, limit: int, lease_seconds: int) -> list[SweepJobRecord]:
-        if not worker_id:
-            raise InvalidArgument("worker_id is required")
+        if not 1 <= len(worker_id) <= MAX_WORKER_ID:
+            raise InvalidArgument(
+                f"worker_id must be 1 to {MAX_WORKER_ID} characters (it names the sweeper that holds the lease); "
+                f"got {len(worker_id)}"
+            )
         if not 1 <= limit <= 500:
             raise InvalidArgument("limit must be 1 to 500")
         if not 10 <= lease_seconds <= 3600:
@@ -83,6 +87,8 @@ class SweepService:
 
     async def record(self, worker_id: str, tx: NewSweepTx) -> SweepTxRecord:
         tx_hash = _tx_hash(tx.tx_hash)
+        replaces = _tx_hash(tx.replaces_tx_hash, "transaction.replaces_tx_hash") if tx.replaces_tx_hash else ""
+        token = checksum_address(tx.token_address, "transaction.token_address") if tx.token_address else None
         if tx.kind not in ("gas_topup", "sweep"):
             raise InvalidArgument("transaction.kind must be GAS_TOPUP or SWEEP")
         if not tx.raw_tx:
@@ -113,16 +119,16 @@ class SweepService:
                     "from_address": checksum_address(tx.from_address, "transaction.from_address"),
                     "to_address": checksum_address(tx.to_address, "transaction.to_address"),
                     "amount": tx.amount,
-                    "token_address": tx.token_address or None,
+                    "token_address": token,
                     "gas_limit": tx.gas_limit,
                     "max_fee_per_gas": tx.max_fee_per_gas,
                     "max_priority_fee_per_gas": tx.max_priority_fee_per_gas,
-                    "replaces_tx_hash": tx.replaces_tx_hash,
+                    "replaces_tx_hash": replaces,
                     "l1_fee_reserve": tx.l1_fee_reserve,
                 },
             )
-            if tx.replaces_tx_hash:
-                await repo.update_sweep_tx(conn, tx.replaces_tx_hash.lower(), state="replaced")
+            if replaces:
+                await repo.update_sweep_tx(conn, replaces, state="replaced")
             if tx.kind == "gas_topup":
                 await repo.mark_gas_topup_transfers(conn, payment.id, tx_hash)
             stored = await repo.get_sweep_tx(conn, tx_hash)

@@ -16,7 +16,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from paymesh.notifier.v1 import notifier_service_pb2 as npb
 from paymesh.notifier.v1 import notifier_service_pb2_grpc as ngrpc
 
-from services.common.errors import InvalidArgument, PermissionDenied
+from services.common.errors import PermissionDenied
 from services.common.grpc_server import bearer_token
 from services.notifier.domain.records import AttemptRecord, DeliveryRecord, DeliveryState
 from services.notifier.ledger_client import ApiKeyAuthenticator
@@ -91,12 +91,8 @@ class NotifierServicer(ngrpc.NotifierServiceServicer):
 
     async def ListDeliveries(self, request: npb.ListDeliveriesRequest, context) -> npb.ListDeliveriesResponse:
         caller = await self._callers.resolve(context)
-        if request.state == npb.DELIVERY_STATE_UNSPECIFIED:
-            state = None
-        elif request.state in PB_TO_STATE:
-            state = PB_TO_STATE[request.state]
-        else:
-            raise InvalidArgument(f"state {request.state} is not a DeliveryState")
+        # UNSPECIFIED means any state; numbers the enum lacks were refused where requests enter.
+        state = PB_TO_STATE.get(request.state)
         rows, token = await self._deliveries.list(
             caller,
             merchant_id=request.merchant_id,

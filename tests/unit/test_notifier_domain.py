@@ -3,6 +3,7 @@ verification helper), the SSRF address policy, payload shape, page tokens."""
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import json
 import random

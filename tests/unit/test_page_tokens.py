@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from services.common.errors import InvalidArgument
-from services.common.page_tokens import BAD_TOKEN, OTHER_FILTERS, PageTokens, filter_fingerprint, page_size
+from services.common.page_tokens import BAD_TOKEN, OTHER_FILTERS, PageTokens, _b64, filter_fingerprint, page_size
 
 pytestmark = pytest.mark.unit
 
@@ -71,3 +71,26 @@ def test_page_size():
     for bad in (501, -1):
         with pytest.raises(InvalidArgument, match="page_size must be 1 to 500"):
             page_size(bad)
+
+
+@pytest.mark.parametrize("forged", [
+    {"t": "2024-01-01T00:00:00+00:00", "i": "pay_\x00", "f": ""},
+    {"t": "2024-01-01T00:00:00+00:00", "i": 2**63, "f": ""},
+    {"t": "2024-01-01T00:00:00+00:00", "i": -(2**63) - 1, "f": ""},
+    {"t": "2024-01-01T00:00:00+00:00", "i": True, "f": ""},
+    {"t": "0001-01-01T00:00:00+14:00", "i": "x", "f": ""},
+    {"t": "9999-12-31T23:59:59-14:00", "i": 5, "f": ""},
+    {"t": "2024-01-01T00:00:00", "i": "x", "f": ""},
+    {"t": 5, "i": "x", "f": ""},
+    {"t": "2024-01-01T00:00:00+00:00", "i": "x" * 200, "f": ""},
+    ["t", "i"],
+])
+def test_even_a_correctly_signed_token_with_junk_is_refused(forged):
+    """Defence in depth: were the key ever leaked, a token still cannot carry into a
+    query what the database refuses (NUL, beyond BIGINT, outside 0001..9999 in UTC)."""
+    payload = json.dumps(forged).encode()
+    token = f"{_b64(payload)}.{_b64(TOKENS._sign('s', payload))}"
+    with pytest.raises(InvalidArgument, match="page_token is not one this API returned"):
+        TOKENS.read("s", token, str)
+    with pytest.raises(InvalidArgument, match="page_token is not one this API returned"):
+        TOKENS.read("s", token, int)
