@@ -31,7 +31,7 @@ from paymesh.listener.v1 import listener_service_pb2 as lpb
 from bench.bench_listener import AUTH, CHAIN_ID, Listener, Node, create_payments
 from bench.common import stop_all, write_section
 from tests.support.chain import Chain, calldata
-from tests.support.ledger import ADMIN_TOKEN, INTERNAL_TOKEN, create_merchant, fresh_xpub, write_chains_file
+from tests.support.ledger import ADMIN_TOKEN, SERVICE_TOKEN_ENV, create_merchant, fresh_xpub, write_chains_file
 from tools import devstack, pay
 from tools.services import ServiceProcess
 
@@ -119,7 +119,7 @@ async def main(args) -> str:
                 "PAYMESH_NATS_URL": nats_server.url,
                 "PAYMESH_CHAINS_FILE": str(write_chains_file(work / "chains.yaml", rpc_url=anvil.http_url)),
                 "PAYMESH_ADMIN_TOKEN": ADMIN_TOKEN,
-                "PAYMESH_INTERNAL_TOKEN": INTERNAL_TOKEN,
+                **SERVICE_TOKEN_ENV,
                 "PAYMESH_LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
                 "PAYMESH_CHAIN_IDS": f"[{CHAIN_ID}]",
                 "_RPC": anvil.http_url,

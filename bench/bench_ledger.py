@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from bench.common import summary_ms, versions, write_section
 from tests.support.ledger import (
     ADMIN_TOKEN,
-    INTERNAL_TOKEN,
+    SERVICE_TOKEN_ENV,
     create_merchant,
     fresh_xpub,
     publish_chain,
@@ -110,7 +110,7 @@ async def main(seconds: float, concurrencies: list[int], events: int) -> str:
                 "PAYMESH_NATS_URL": nats_server.url,
                 "PAYMESH_CHAINS_FILE": str(write_chains_file(work / "chains.yaml")),
                 "PAYMESH_ADMIN_TOKEN": ADMIN_TOKEN,
-                "PAYMESH_INTERNAL_TOKEN": INTERNAL_TOKEN,
+                **SERVICE_TOKEN_ENV,
                 "PAYMESH_LOG_LEVEL": "WARNING",
             }
             ledger = ServiceProcess("services.ledger", env, work / "ledger.log", devstack.free_port()).start()

@@ -34,8 +34,8 @@ import nats
 from google.protobuf.timestamp_pb2 import Timestamp
 from paymesh.events.v1 import chain_events_pb2 as cpb
 from paymesh.events.v1 import payment_events_pb2 as evpb
-from paymesh.ledger.v1 import ledger_internal_service_pb2 as ipb
-from paymesh.ledger.v1 import ledger_internal_service_pb2_grpc as igrpc
+from paymesh.ledger.v1 import address_feed_service_pb2 as ipb
+from paymesh.ledger.v1 import address_feed_service_pb2_grpc as igrpc
 from paymesh.ledger.v1 import payment_service_pb2 as spb
 from paymesh.listener.v1 import listener_service_pb2 as lpb
 from paymesh.listener.v1 import listener_service_pb2_grpc as lgrpc
@@ -43,7 +43,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bench.common import stop_all, summary_ms, write_section
 from services.ledger.consumers import LEDGER_DURABLE
-from tests.support.ledger import ADMIN_TOKEN, INTERNAL_TOKEN, create_merchant, fresh_xpub, write_chains_file
+from tests.support.ledger import ADMIN_TOKEN, SERVICE_TOKEN_ENV, create_merchant, fresh_xpub, write_chains_file
 from tools import devstack, pay
 from tools.services import ServiceProcess
 
@@ -276,7 +276,7 @@ async def catchup_phase(node: Node, listener: Listener, blocks: int):
             "wall_rate": scanned / (done - resumed), "from_serving_s": done - serving}
 
 
-class FakeFeed(igrpc.LedgerInternalServiceServicer):
+class FakeFeed(igrpc.AddressFeedServiceServicer):
     """Streams `count` synthetic addresses (then holds the stream open), once released."""
 
     def __init__(self, count: int, from_block: int) -> None:
@@ -309,7 +309,7 @@ async def memory_phase(node: Node, nc, env: dict, work: Path, count: int):
     head = int(await node("eth_blockNumber"), 16)
     feed = FakeFeed(count, head)
     server = grpc.aio.server(options=[("grpc.max_send_message_length", 64 * 1024 * 1024)])
-    igrpc.add_LedgerInternalServiceServicer_to_server(feed, server)
+    igrpc.add_AddressFeedServiceServicer_to_server(feed, server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     proc = ServiceProcess("services.listener", {
@@ -363,7 +363,7 @@ async def main(args) -> str:
                 "PAYMESH_CHAINS_FILE": str(write_chains_file(work / "chains.yaml", rpc_url=anvil.http_url,
                                                              ws_url=anvil.ws_url)),
                 "PAYMESH_ADMIN_TOKEN": ADMIN_TOKEN,
-                "PAYMESH_INTERNAL_TOKEN": INTERNAL_TOKEN,
+                **SERVICE_TOKEN_ENV,
                 "PAYMESH_LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
                 "PAYMESH_CHAIN_IDS": f"[{CHAIN_ID}]",
             }

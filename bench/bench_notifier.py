@@ -36,7 +36,7 @@ from paymesh.ledger.v1 import payment_pb2 as pb
 from bench.common import summary_ms, versions, write_section
 from tests.support.ledger import (
     ADMIN_TOKEN,
-    INTERNAL_TOKEN,
+    SERVICE_TOKEN_ENV,
     create_merchant,
     fresh_xpub,
     timestamp,
@@ -206,7 +206,7 @@ async def main(events: int, merchants_n: int, rate: float, seconds: float, extra
             common = {
                 "PAYMESH_NATS_URL": nats_server.url,
                 "PAYMESH_ADMIN_TOKEN": ADMIN_TOKEN,
-                "PAYMESH_INTERNAL_TOKEN": INTERNAL_TOKEN,
+                **SERVICE_TOKEN_ENV,
                 "PAYMESH_LOG_LEVEL": "WARNING",
             }
             ledger = ServiceProcess("services.ledger", {

@@ -42,7 +42,7 @@ from bench.common import summary_ms, versions, write_section
 from tests.support.ledger import (
     ADMIN_TOKEN,
     ANVIL_MNEMONIC,
-    INTERNAL_TOKEN,
+    SERVICE_TOKEN_ENV,
     TOKEN_ADDRESS,
     create_merchant,
     fresh_xpub,
@@ -155,7 +155,7 @@ async def main(native: int, tokens: int, block_time: float, rate: float, seconds
                 "PAYMESH_NATS_URL": nats_server.url,
                 "PAYMESH_CHAINS_FILE": str(chains_file),
                 "PAYMESH_ADMIN_TOKEN": ADMIN_TOKEN,
-                "PAYMESH_INTERNAL_TOKEN": INTERNAL_TOKEN,
+                **SERVICE_TOKEN_ENV,
                 "PAYMESH_LOG_LEVEL": "WARNING",
             }
             ledger = ServiceProcess("services.ledger", {**common, "PAYMESH_DATABASE_URL": pg.create_database("ledger")},

@@ -5,8 +5,8 @@
     python -m tools.pay --deploy-token [--rpc URL]
 
 With --payment-id the payment is read from the ledger (PaymentService.GetPayment
-with PAYMESH_API_KEY, or LedgerInternalService.GetPaymentInternal with
-PAYMESH_INTERNAL_TOKEN) and what is still due (amount_due - amount_received,
+with PAYMESH_API_KEY, or MerchantAdminService.LookupPayment with
+PAYMESH_ADMIN_TOKEN) and what is still due (amount_due - amount_received,
 counting transfers seen but not yet confirmed) is paid in its asset:
 
   * nothing received yet: the whole amount;   partly paid: only the remainder;
@@ -239,20 +239,20 @@ def what_is_due(payment: Any, now: datetime | None = None) -> Due:
 
 
 def payment_from_ledger(ledger: str, payment_id: str, api_key: str | None = None,
-                        internal: str | None = None) -> Any:
+                        admin: str | None = None) -> Any:
     """The payment as the ledger has it (paymesh.ledger.v1.Payment)."""
     import grpc  # only this mode needs the ledger
 
     if api_key is None:
         api_key = os.environ.get("PAYMESH_API_KEY", "") or _local_demo_key()
-    internal = os.environ.get("PAYMESH_INTERNAL_TOKEN", "") if internal is None else internal
+    admin = os.environ.get("PAYMESH_ADMIN_TOKEN", "") if admin is None else admin
     try:
-        return _read_payment(grpc, ledger, payment_id, api_key, internal)
+        return _read_payment(grpc, ledger, payment_id, api_key, admin)
     except grpc.RpcError as exc:
         raise RuntimeError(f"ledger {ledger}: {exc.code().name}: {exc.details()}") from None
 
 
-def _read_payment(grpc, ledger: str, payment_id: str, api_key: str, internal: str) -> Any:
+def _read_payment(grpc, ledger: str, payment_id: str, api_key: str, admin: str) -> Any:
     with grpc.insecure_channel(ledger) as channel:
         if api_key:
             from paymesh.ledger.v1 import payment_service_pb2 as spb
@@ -262,16 +262,16 @@ def _read_payment(grpc, ledger: str, payment_id: str, api_key: str, internal: st
                 spb.GetPaymentRequest(payment_id=payment_id), metadata=(("authorization", f"Bearer {api_key}"),),
                 timeout=10,
             ).payment
-        if internal:
-            from paymesh.ledger.v1 import ledger_internal_service_pb2 as ipb
-            from paymesh.ledger.v1 import ledger_internal_service_pb2_grpc as igrpc
+        if admin:
+            from paymesh.ledger.v1 import merchant_admin_service_pb2 as apb
+            from paymesh.ledger.v1 import merchant_admin_service_pb2_grpc as agrpc
 
-            return igrpc.LedgerInternalServiceStub(channel).GetPaymentInternal(
-                ipb.GetPaymentInternalRequest(payment_id=payment_id),
-                metadata=(("authorization", f"Bearer {internal}"),), timeout=10,
+            return agrpc.MerchantAdminServiceStub(channel).LookupPayment(
+                apb.LookupPaymentRequest(payment_id=payment_id),
+                metadata=(("authorization", f"Bearer {admin}"),), timeout=10,
             ).payment
     raise RuntimeError(
-        "no API key to read the payment with: set PAYMESH_API_KEY (the merchant's) or PAYMESH_INTERNAL_TOKEN "
+        "no API key to read the payment with: set PAYMESH_API_KEY (the merchant's) or PAYMESH_ADMIN_TOKEN "
         "(no running `make run` was found to take the demo merchant's key from)")
 
 

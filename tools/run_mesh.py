@@ -57,15 +57,21 @@ def load_env_file(path: Path) -> dict[str, str]:
 
 
 def dev_secrets(data: Path) -> dict[str, str]:
-    """Tokens generated once per .data/ and kept, so restarts keep working."""
+    """Tokens generated once per .data/ and kept, so restarts keep working (one
+    missing from an older .data/ is added)."""
     path = data / "secrets.env"
     values = load_env_file(path)
-    if not values:
-        values = {
-            "PAYMESH_ADMIN_TOKEN": "adm_" + secrets.token_urlsafe(24),
-            "PAYMESH_INTERNAL_TOKEN": "int_" + secrets.token_urlsafe(24),
-            "PAYMESH_SWEEPER_MNEMONIC": DEV_MNEMONIC,
-        }
+    wanted = {
+        "PAYMESH_ADMIN_TOKEN": lambda: "adm_" + secrets.token_urlsafe(24),
+        "PAYMESH_ADDRESS_FEED_TOKEN": lambda: "feed_" + secrets.token_urlsafe(24),
+        "PAYMESH_SWEEP_LEDGER_TOKEN": lambda: "swl_" + secrets.token_urlsafe(24),
+        "PAYMESH_MERCHANT_DIRECTORY_TOKEN": lambda: "dir_" + secrets.token_urlsafe(24),
+        "PAYMESH_SWEEPER_MNEMONIC": lambda: DEV_MNEMONIC,
+    }
+    missing = {name: make() for name, make in wanted.items() if name not in values}
+    values.pop("PAYMESH_INTERNAL_TOKEN", None)  # from before the internal API was split per caller
+    if missing or not path.exists():
+        values.update(missing)
         path.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
         path.chmod(0o600)
     return values

@@ -2,45 +2,80 @@
 
 Raise these from domain and service code with a message a person can act on;
 anything else that escapes becomes INTERNAL with a reference id, never a trace.
+
+Each error also carries a machine-readable `reason` (UPPER_SNAKE_CASE), sent in
+the status details as a `google.rpc.ErrorInfo` (services/common/grpc_server.py)
+and read back by services/common/grpc_client.py, so a caller that must tell two
+failures with the same status apart compares reasons, never message text. The
+default reason is the status's name; the ones callers act on are in `Reason`.
 """
 
 from __future__ import annotations
 
+from enum import StrEnum
+
+
+class Reason(StrEnum):
+    """Reasons a caller of our APIs acts on (the ErrorInfo `reason`, domain "paymesh")."""
+
+    API_KEY_UNKNOWN = "API_KEY_UNKNOWN"  # a merchant API key nobody has (vs. a wrong service token)
+    MERCHANT_DISABLED = "MERCHANT_DISABLED"
+    SERVICE_TOKEN_WRONG = "SERVICE_TOKEN_WRONG"  # a service-to-service or operator token that does not match
+    API_DISABLED = "API_DISABLED"  # the operator has not set this API's token
+    SWEEP_LEASE_NOT_HELD = "SWEEP_LEASE_NOT_HELD"  # another sweeper holds (or the lease expired)
+
 
 class DomainError(Exception):
-    """Base class; `message` is shown to the caller as is."""
+    """Base class; `message` is shown to the caller as is, `reason` is for programs."""
 
-    def __init__(self, message: str) -> None:
+    default_reason = "UNKNOWN"
+
+    def __init__(self, message: str, *, reason: str | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.reason = reason or self.default_reason
 
 
 class InvalidArgument(DomainError):
     """The request is malformed or out of range (INVALID_ARGUMENT)."""
 
+    default_reason = "INVALID_ARGUMENT"
+
 
 class NotFound(DomainError):
     """The named thing does not exist for this caller (NOT_FOUND)."""
+
+    default_reason = "NOT_FOUND"
 
 
 class AlreadyExists(DomainError):
     """A conflicting thing exists, e.g. an idempotency key reused (ALREADY_EXISTS)."""
 
+    default_reason = "ALREADY_EXISTS"
+
 
 class FailedPrecondition(DomainError):
     """The request is valid but not in the current state (FAILED_PRECONDITION)."""
+
+    default_reason = "FAILED_PRECONDITION"
 
 
 class Unauthenticated(DomainError):
     """Credentials missing or wrong (UNAUTHENTICATED)."""
 
+    default_reason = "UNAUTHENTICATED"
+
 
 class PermissionDenied(DomainError):
     """Credentials valid but not allowed to do this (PERMISSION_DENIED)."""
 
+    default_reason = "PERMISSION_DENIED"
+
 
 class Unavailable(DomainError):
     """A dependency is down; retrying later may succeed (UNAVAILABLE)."""
+
+    default_reason = "UNAVAILABLE"
 
 
 class MalformedResponse(ValueError):

@@ -23,8 +23,11 @@ from typing import Any
 
 import grpc
 import structlog
+from google.protobuf import any_pb2
+from google.rpc import error_details_pb2, status_pb2
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from grpc_status import rpc_status
 
 from services.common import errors
 from services.common.metrics import GRPC_HANDLED, GRPC_LATENCY
@@ -41,6 +44,17 @@ STATUS_OF: dict[type[errors.DomainError], grpc.StatusCode] = {
     errors.PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
     errors.Unavailable: grpc.StatusCode.UNAVAILABLE,
 }
+
+
+ERROR_DOMAIN = "paymesh"
+
+
+def error_status(code: grpc.StatusCode, message: str, reason: str) -> grpc.Status:
+    """A status whose details carry a google.rpc.ErrorInfo with the machine-readable
+    reason (read back by services/common/grpc_client.error_from_rpc)."""
+    detail = any_pb2.Any()
+    detail.Pack(error_details_pb2.ErrorInfo(reason=reason, domain=ERROR_DOMAIN))
+    return rpc_status.to_status(status_pb2.Status(code=code.value[0], message=message, details=[detail]))
 
 
 def status_for(exc: errors.DomainError) -> grpc.StatusCode:
@@ -103,11 +117,14 @@ class ErrorAndMetrics:
         if isinstance(exc, errors.DomainError):
             code = status_for(exc)
             GRPC_HANDLED.labels(service, method, code.name).inc()
-            await context.abort(code, bounded_message(exc.message))
+            await context.abort_with_status(error_status(code, bounded_message(exc.message), exc.reason))
         ref = uuid.uuid4().hex[:12]
         log.exception("unhandled error in rpc", rpc=f"{service}/{method}", ref=ref)
         GRPC_HANDLED.labels(service, method, "INTERNAL").inc()
-        await context.abort(grpc.StatusCode.INTERNAL, f"internal error (reference {ref}); the operator can find it in the logs")
+        await context.abort_with_status(error_status(
+            grpc.StatusCode.INTERNAL, f"internal error (reference {ref}); the operator can find it in the logs",
+            "INTERNAL",
+        ))
 
     def _wrap_unary(self, inner: Callable, service: str, method: str):
         latency = GRPC_LATENCY.labels(service, method)  # bound once, not per call
@@ -211,9 +228,11 @@ def check_token(context: grpc.aio.ServicerContext, expected: str, what: str) -> 
     An empty `expected` means the operator did not set it: the API refuses everyone."""
     token = bearer_token(context)
     if not expected:
-        raise errors.PermissionDenied(f"the {what} API is disabled: the operator has not set its token")
+        raise errors.PermissionDenied(
+            f"the {what} API is disabled: the operator has not set its token", reason=errors.Reason.API_DISABLED
+        )
     if not hmac.compare_digest(token.encode(), expected.encode()):
-        raise errors.Unauthenticated(f"wrong {what} token")
+        raise errors.Unauthenticated(f"wrong {what} token", reason=errors.Reason.SERVICE_TOKEN_WRONG)
 
 
 class _WrappingRegistrar:

@@ -9,7 +9,7 @@ The data directory is PAYMESH_DATA_DIR, by default `.data` in the checkout. In i
     mesh.json           written once the mesh serves, removed when it stops: the pid,
                         the start time and the addresses (services, anvil, NATS)
     demo_merchant.json  the demo merchant's id, API key and webhook secret (mode 600)
-    secrets.env         the admin and internal tokens of the local mesh (mode 600)
+    secrets.env         the admin and service tokens of the local mesh (mode 600)
 
 Guarantees: `running()` returns a mesh only while the process that wrote mesh.json
 is alive (the same process, not a later one with its pid), so a `make run` killed

@@ -20,5 +20,12 @@ class CommonSettings(BaseSettings):
     metrics_port: int = Field(0, ge=0, le=65535, description="0 disables the /metrics listener")
     log_level: str = "INFO"
     admin_token: SecretStr = Field(SecretStr(""), description="operator bearer token")
-    internal_token: SecretStr = Field(SecretStr(""), description="service-to-service bearer token")
     shutdown_grace_seconds: float = Field(10.0, ge=0)
+
+
+# The ledger's internal services each have their own token, shared by the ledger
+# and the one service that calls it (same variable on both sides), so one
+# caller's credentials cannot use another's API (protos/CHANGELOG.md).
+ADDRESS_FEED_TOKEN = Field(SecretStr(""), description="AddressFeedService token (the listener calls it)")
+SWEEP_LEDGER_TOKEN = Field(SecretStr(""), description="SweepLedgerService token (the sweeper calls it)")
+MERCHANT_DIRECTORY_TOKEN = Field(SecretStr(""), description="MerchantDirectoryService token (the notifier calls it)")

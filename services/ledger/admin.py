@@ -128,10 +128,17 @@ class AdminService:
         )
         return merchant, api_key
 
-    async def set_webhook(self, merchant_id: str, url: str, secret: str) -> tuple[MerchantRecord, str]:
+    async def set_webhook(
+        self, merchant_id: str, url: str, secret: str, *, keep_secret: bool = False
+    ) -> tuple[MerchantRecord, str]:
         url = validate_webhook_url(url, allow_private=self._allow_private)
+        if keep_secret and secret:
+            raise InvalidArgument("give webhook_secret or keep_secret, not both")
         if secret and not 16 <= len(secret) <= 256:
             raise InvalidArgument("webhook_secret must be 16 to 256 characters (or empty to generate one)")
+        if keep_secret:
+            merchant = await self._update(merchant_id, webhook_url=url)
+            return merchant, merchant.webhook_secret
         secret = secret or keys.new_webhook_secret()
         merchant = await self._update(merchant_id, webhook_url=url, webhook_secret=secret)
         return merchant, secret

@@ -8,9 +8,11 @@ import asyncio
 from datetime import timedelta
 
 import structlog
-from paymesh.ledger.v1 import ledger_internal_service_pb2_grpc as igrpc
+from paymesh.ledger.v1 import address_feed_service_pb2_grpc as fgrpc
 from paymesh.ledger.v1 import merchant_admin_service_pb2_grpc as agrpc
+from paymesh.ledger.v1 import merchant_directory_service_pb2_grpc as dgrpc
 from paymesh.ledger.v1 import payment_service_pb2_grpc as sgrpc
+from paymesh.ledger.v1 import sweep_ledger_service_pb2_grpc as swgrpc
 from sqlalchemy import text
 
 from services.common import nats_helpers
@@ -27,7 +29,13 @@ from services.ledger.chain_events import ChainEventApplier
 from services.ledger.consumers import LEDGER_DURABLE, ChainConsumer, PaymentEventSubscriber
 from services.ledger.create_batch import CreatePaymentBatcher
 from services.ledger.db import create_engine, create_hot_pool, migrate_async
-from services.ledger.grpc_api import LedgerInternalServicer, MerchantAdminServicer, PaymentServicer
+from services.ledger.grpc_api import (
+    AddressFeedServicer,
+    MerchantAdminServicer,
+    MerchantDirectoryServicer,
+    PaymentServicer,
+    SweepLedgerServicer,
+)
 from services.ledger.models import SIGNING_KEYS
 from services.ledger.outbox import Expirer, OutboxRelay
 from services.ledger.payments import Authenticator, HeadCache, IndexAllocator, PaymentsService
@@ -39,7 +47,9 @@ log = structlog.get_logger("ledger")
 SERVICES = (
     "paymesh.ledger.v1.PaymentService",
     "paymesh.ledger.v1.MerchantAdminService",
-    "paymesh.ledger.v1.LedgerInternalService",
+    "paymesh.ledger.v1.AddressFeedService",
+    "paymesh.ledger.v1.SweepLedgerService",
+    "paymesh.ledger.v1.MerchantDirectoryService",
 )
 
 
@@ -101,25 +111,20 @@ class LedgerApp:
         feed = AddressFeed(self.engine, timedelta(days=s.watch_retention_days), payments.address_added)
         subscriber = PaymentEventSubscriber(self.nc)
 
-        self.grpc.add(
-            sgrpc.add_PaymentServiceServicer_to_server,
-            PaymentServicer(payments, auth, subscriber.subscribe),
-            SERVICES[0],
-        )
-        self.grpc.add(
-            agrpc.add_MerchantAdminServiceServicer_to_server,
-            MerchantAdminServicer(admin, s.admin_token.get_secret_value()),
-            SERVICES[1],
-        )
-        self.grpc.add(
-            igrpc.add_LedgerInternalServiceServicer_to_server,
-            LedgerInternalServicer(
-                payments, sweeps, admin, feed, s.internal_token.get_secret_value(),
-                lambda chain_id: self.chains.get(chain_id) is not None,
-                auth,
-            ),
-            SERVICES[2],
-        )
+        known_chain = lambda chain_id: self.chains.get(chain_id) is not None  # noqa: E731
+        servicers = [
+            (sgrpc.add_PaymentServiceServicer_to_server, PaymentServicer(payments, auth, subscriber.subscribe)),
+            (agrpc.add_MerchantAdminServiceServicer_to_server,
+             MerchantAdminServicer(admin, payments, s.admin_token.get_secret_value())),
+            (fgrpc.add_AddressFeedServiceServicer_to_server,
+             AddressFeedServicer(feed, s.address_feed_token.get_secret_value(), known_chain)),
+            (swgrpc.add_SweepLedgerServiceServicer_to_server,
+             SweepLedgerServicer(sweeps, s.sweep_ledger_token.get_secret_value(), known_chain)),
+            (dgrpc.add_MerchantDirectoryServiceServicer_to_server,
+             MerchantDirectoryServicer(admin, auth, s.merchant_directory_token.get_secret_value())),
+        ]
+        for (register, servicer), name in zip(servicers, SERVICES, strict=True):
+            self.grpc.add(register, servicer, name)
         consumer = ChainConsumer(applier)
         self._tasks = [
             asyncio.create_task(relay.run(self.stop_event), name="outbox-relay"),

@@ -6,9 +6,9 @@
         (PAYMESH_LEDGER_ADDR, default 127.0.0.1:50051; PAYMESH_ADMIN_TOKEN)
 
 Secrets change only when asked: `admin set-webhook` keeps the merchant's current
-signing secret (read over LedgerInternalService.GetWebhookTarget, so it needs
-PAYMESH_INTERNAL_TOKEN) unless --secret gives one or --rotate-secret asks for a
-new one; `admin rotate-api-key` replaces the API key, as its name says.
+signing secret (SetWebhookRequest.keep_secret) unless --secret gives one or
+--rotate-secret asks for a new one; `admin rotate-api-key` replaces the API key,
+as its name says.
 
 Against a running `make run` (services/common/local_mesh.py) the ledger address
 and the tokens default to the local mesh's, and a new API key or webhook secret
@@ -72,9 +72,9 @@ class _Refused(Exception):
     """The command cannot be done as asked; the message says what to do instead."""
 
 
-def _target() -> tuple[str, str, str, dict | None]:
-    """(ledger address, admin token, internal token, the local mesh or None): the
-    environment wins; a running `make run` fills in what it leaves unset."""
+def _target() -> tuple[str, str, dict | None]:
+    """(ledger address, admin token, the local mesh or None): the environment wins;
+    a running `make run` fills in what it leaves unset."""
     mesh = local_mesh.running()
     address = os.environ.get("PAYMESH_LEDGER_ADDR", "")
     if mesh is not None and address and address != mesh.get("ledger"):
@@ -82,25 +82,7 @@ def _target() -> tuple[str, str, str, dict | None]:
     local = local_mesh.load_secrets(Path(mesh["data_dir"])) if mesh else {}
     return (address or (mesh or {}).get("ledger") or "127.0.0.1:50051",
             os.environ.get("PAYMESH_ADMIN_TOKEN", "") or local.get("PAYMESH_ADMIN_TOKEN", ""),
-            os.environ.get("PAYMESH_INTERNAL_TOKEN", "") or local.get("PAYMESH_INTERNAL_TOKEN", ""),
             mesh)
-
-
-def _current_secret(channel: grpc.Channel, merchant_id: str, internal_token: str) -> str:
-    from paymesh.ledger.v1 import ledger_internal_service_pb2 as ipb
-    from paymesh.ledger.v1 import ledger_internal_service_pb2_grpc as igrpc
-
-    if not internal_token:
-        raise _Refused(
-            "set-webhook keeps the merchant's current signing secret, and reading it needs the internal token: "
-            "set PAYMESH_INTERNAL_TOKEN, or pass --secret SECRET to set one, or --rotate-secret to generate a new "
-            "one (merchants must then verify with the new secret)")
-    reply = igrpc.LedgerInternalServiceStub(channel).GetWebhookTarget(
-        ipb.GetWebhookTargetRequest(merchant_id=merchant_id),
-        metadata=(("authorization", f"Bearer {internal_token}"),), timeout=30)
-    if not reply.webhook_secret:
-        raise _Refused(f"merchant {merchant_id} has no signing secret to keep: pass --secret or --rotate-secret")
-    return reply.webhook_secret
 
 
 def _keep_demo_in_step(mesh: dict | None, merchant_id: str, field: str, value: str) -> None:
@@ -123,7 +105,7 @@ def _keep_demo_in_step(mesh: dict | None, merchant_id: str, field: str, value: s
 
 
 def _admin_call(args: argparse.Namespace) -> int:
-    address, token, internal_token, mesh = _target()
+    address, token, mesh = _target()
     metadata = (("authorization", f"Bearer {token}"),)
     with grpc.insecure_channel(address) as channel:
         stub = agrpc.MerchantAdminServiceStub(channel)
@@ -152,13 +134,12 @@ def _admin_call(args: argparse.Namespace) -> int:
                 reply = stub.RotateApiKey(apb.RotateApiKeyRequest(merchant_id=args.merchant_id), metadata=metadata)
                 _keep_demo_in_step(mesh, args.merchant_id, "api_key", reply.api_key)
             elif cmd == "set-webhook":
-                # The RPC generates a new secret when given none: only --rotate-secret may send none.
-                secret = args.secret
-                if not secret and not args.rotate_secret:
-                    stub.GetMerchant(apb.GetMerchantRequest(merchant_id=args.merchant_id), metadata=metadata)
-                    secret = _current_secret(channel, args.merchant_id, internal_token)
+                # Keep the secret unless told otherwise: --secret sets one, --rotate-secret makes one.
                 reply = stub.SetWebhook(
-                    apb.SetWebhookRequest(merchant_id=args.merchant_id, webhook_url=args.url, webhook_secret=secret),
+                    apb.SetWebhookRequest(
+                        merchant_id=args.merchant_id, webhook_url=args.url, webhook_secret=args.secret,
+                        keep_secret=not args.secret and not args.rotate_secret,
+                    ),
                     metadata=metadata,
                 )
                 _keep_demo_in_step(mesh, args.merchant_id, "webhook_secret", reply.webhook_secret)

@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 
 from google.protobuf.timestamp_pb2 import Timestamp
 from paymesh.events.v1 import payment_events_pb2 as ev
-from paymesh.ledger.v1 import ledger_internal_service_pb2 as ipb
 from paymesh.ledger.v1 import merchant_admin_service_pb2 as apb
 from paymesh.ledger.v1 import payment_pb2 as pb
+from paymesh.ledger.v1 import sweep_ledger_service_pb2 as swpb
 
 from services.ledger.domain.records import (
     MerchantRecord,
@@ -27,15 +27,15 @@ TRANSFER_STATE_TO_PB = {
     "confirmed": pb.TRANSFER_STATE_CONFIRMED,
     "orphaned": pb.TRANSFER_STATE_ORPHANED,
 }
-SWEEP_KIND_TO_PB = {"gas_topup": ipb.SWEEP_TRANSACTION_KIND_GAS_TOPUP, "sweep": ipb.SWEEP_TRANSACTION_KIND_SWEEP}
+SWEEP_KIND_TO_PB = {"gas_topup": swpb.SWEEP_TRANSACTION_KIND_GAS_TOPUP, "sweep": swpb.SWEEP_TRANSACTION_KIND_SWEEP}
 PB_TO_SWEEP_KIND = {v: k for k, v in SWEEP_KIND_TO_PB.items()}
 SWEEP_STATE_TO_PB = {
-    "signed": ipb.SWEEP_TRANSACTION_STATE_SIGNED,
-    "broadcast": ipb.SWEEP_TRANSACTION_STATE_BROADCAST,
-    "mined": ipb.SWEEP_TRANSACTION_STATE_MINED,
-    "confirmed": ipb.SWEEP_TRANSACTION_STATE_CONFIRMED,
-    "failed": ipb.SWEEP_TRANSACTION_STATE_FAILED,
-    "replaced": ipb.SWEEP_TRANSACTION_STATE_REPLACED,
+    "signed": swpb.SWEEP_TRANSACTION_STATE_SIGNED,
+    "broadcast": swpb.SWEEP_TRANSACTION_STATE_BROADCAST,
+    "mined": swpb.SWEEP_TRANSACTION_STATE_MINED,
+    "confirmed": swpb.SWEEP_TRANSACTION_STATE_CONFIRMED,
+    "failed": swpb.SWEEP_TRANSACTION_STATE_FAILED,
+    "replaced": swpb.SWEEP_TRANSACTION_STATE_REPLACED,
 }
 PB_TO_SWEEP_STATE = {v: k for k, v in SWEEP_STATE_TO_PB.items()}
 
@@ -131,8 +131,8 @@ def merchant_to_pb(m: MerchantRecord) -> apb.Merchant:
     )
 
 
-def sweep_tx_to_pb(s: SweepTxRecord) -> ipb.SweepTransaction:
-    return ipb.SweepTransaction(
+def sweep_tx_to_pb(s: SweepTxRecord) -> swpb.SweepTransaction:
+    return swpb.SweepTransaction(
         payment_id=s.payment_id,
         merchant_id=s.merchant_id,
         chain_id=s.chain_id,

@@ -12,12 +12,16 @@ from datetime import timedelta
 from typing import Any
 
 import grpc
-from paymesh.ledger.v1 import ledger_internal_service_pb2 as ipb
-from paymesh.ledger.v1 import ledger_internal_service_pb2_grpc as igrpc
+from paymesh.ledger.v1 import address_feed_service_pb2 as fpb
+from paymesh.ledger.v1 import address_feed_service_pb2_grpc as fgrpc
 from paymesh.ledger.v1 import merchant_admin_service_pb2 as apb
 from paymesh.ledger.v1 import merchant_admin_service_pb2_grpc as agrpc
+from paymesh.ledger.v1 import merchant_directory_service_pb2 as dpb
+from paymesh.ledger.v1 import merchant_directory_service_pb2_grpc as dgrpc
 from paymesh.ledger.v1 import payment_service_pb2 as spb
 from paymesh.ledger.v1 import payment_service_pb2_grpc as sgrpc
+from paymesh.ledger.v1 import sweep_ledger_service_pb2 as swpb
+from paymesh.ledger.v1 import sweep_ledger_service_pb2_grpc as swgrpc
 
 from services.common.errors import InvalidArgument, NotFound
 from services.common.grpc_server import bearer_token, check_token
@@ -133,8 +137,9 @@ class PaymentServicer(sgrpc.PaymentServiceServicer):
 
 
 class MerchantAdminServicer(agrpc.MerchantAdminServiceServicer):
-    def __init__(self, admin: AdminService, admin_token: str) -> None:
+    def __init__(self, admin: AdminService, payments: PaymentsService, admin_token: str) -> None:
         self._admin = admin
+        self._payments = payments
         self._token = admin_token
 
     def _check(self, context) -> None:
@@ -175,7 +180,9 @@ class MerchantAdminServicer(agrpc.MerchantAdminServiceServicer):
 
     async def SetWebhook(self, request, context) -> apb.SetWebhookResponse:
         self._check(context)
-        merchant, secret = await self._admin.set_webhook(request.merchant_id, request.webhook_url, request.webhook_secret)
+        merchant, secret = await self._admin.set_webhook(
+            request.merchant_id, request.webhook_url, request.webhook_secret, keep_secret=request.keep_secret
+        )
         return apb.SetWebhookResponse(merchant=merchant_to_pb(merchant), webhook_secret=secret)
 
     async def SetXpub(self, request, context) -> apb.SetXpubResponse:
@@ -190,40 +197,41 @@ class MerchantAdminServicer(agrpc.MerchantAdminServiceServicer):
         merchant = await self._admin.set_treasury(request.merchant_id, request.treasury.chain_id, request.treasury.address)
         return apb.SetTreasuryResponse(merchant=merchant_to_pb(merchant))
 
+    async def LookupPayment(self, request, context) -> apb.LookupPaymentResponse:
+        self._check(context)
+        return apb.LookupPaymentResponse(payment=payment_to_pb(await self._payments.get(None, request.payment_id)))
 
-class LedgerInternalServicer(igrpc.LedgerInternalServiceServicer):
-    def __init__(
-        self,
-        payments: PaymentsService,
-        sweeps: SweepService,
-        admin: AdminService,
-        feed: AddressFeed,
-        internal_token: str,
-        known_chain: Callable[[int], bool],
-        auth: Authenticator,
-    ) -> None:
-        self._auth = auth
-        self._payments = payments
-        self._sweeps = sweeps
-        self._admin = admin
-        self._feed = feed
-        self._token = internal_token
+
+class _ServiceToken:
+    """A servicer that only its one caller may use, with its own token."""
+
+    def __init__(self, token: str, what: str, known_chain: Callable[[int], bool]) -> None:
+        self._token = token
+        self._what = what
         self._known_chain = known_chain
 
     def _check(self, context) -> None:
-        check_token(context, self._token, "internal")
+        check_token(context, self._token, self._what)
 
     def _chain(self, chain_id: int) -> None:
         if not self._known_chain(chain_id):
             raise NotFound(f"chain {chain_id} is not configured")
 
-    async def WatchAddresses(self, request: ipb.WatchAddressesRequest, context) -> AsyncIterator[ipb.WatchAddressesResponse]:
+
+class AddressFeedServicer(fgrpc.AddressFeedServiceServicer, _ServiceToken):
+    """The listener's view: the deposit addresses to watch (PAYMESH_ADDRESS_FEED_TOKEN)."""
+
+    def __init__(self, feed: AddressFeed, token: str, known_chain: Callable[[int], bool]) -> None:
+        _ServiceToken.__init__(self, token, "address feed", known_chain)
+        self._feed = feed
+
+    async def WatchAddresses(self, request: fpb.WatchAddressesRequest, context) -> AsyncIterator[fpb.WatchAddressesResponse]:
         self._check(context)
         self._chain(request.chain_id)
         async for rows, complete in self._feed.stream(request.chain_id):
-            yield ipb.WatchAddressesResponse(
+            yield fpb.WatchAddressesResponse(
                 addresses=[
-                    ipb.WatchedAddress(
+                    fpb.WatchedAddress(
                         chain_id=r.chain_id,
                         address=r.address,
                         payment_id=r.payment_id,
@@ -235,13 +243,21 @@ class LedgerInternalServicer(igrpc.LedgerInternalServiceServicer):
                 snapshot_complete=complete,
             )
 
-    async def ClaimSweeps(self, request: ipb.ClaimSweepsRequest, context) -> ipb.ClaimSweepsResponse:
+
+class SweepLedgerServicer(swgrpc.SweepLedgerServiceServicer, _ServiceToken):
+    """The sweeper's book: claims, write-ahead records, completion (PAYMESH_SWEEP_LEDGER_TOKEN)."""
+
+    def __init__(self, sweeps: SweepService, token: str, known_chain: Callable[[int], bool]) -> None:
+        _ServiceToken.__init__(self, token, "sweep ledger", known_chain)
+        self._sweeps = sweeps
+
+    async def ClaimSweeps(self, request: swpb.ClaimSweepsRequest, context) -> swpb.ClaimSweepsResponse:
         self._check(context)
         self._chain(request.chain_id)
         jobs = await self._sweeps.claim(request.chain_id, request.worker_id, request.limit, request.lease_seconds)
-        return ipb.ClaimSweepsResponse(
+        return swpb.ClaimSweepsResponse(
             jobs=[
-                ipb.SweepJob(
+                swpb.SweepJob(
                     payment_id=j.payment.id,
                     merchant_id=j.payment.merchant_id,
                     chain_id=j.payment.chain_id,
@@ -259,7 +275,7 @@ class LedgerInternalServicer(igrpc.LedgerInternalServiceServicer):
             ]
         )
 
-    async def RecordSweepTransaction(self, request: ipb.RecordSweepTransactionRequest, context) -> ipb.RecordSweepTransactionResponse:
+    async def RecordSweepTransaction(self, request: swpb.RecordSweepTransactionRequest, context) -> swpb.RecordSweepTransactionResponse:
         self._check(context)
         t = request.transaction
         if t.kind not in PB_TO_SWEEP_KIND:
@@ -292,16 +308,16 @@ class LedgerInternalServicer(igrpc.LedgerInternalServiceServicer):
                 ),
             ),
         )
-        return ipb.RecordSweepTransactionResponse(transaction=sweep_tx_to_pb(stored))
+        return swpb.RecordSweepTransactionResponse(transaction=sweep_tx_to_pb(stored))
 
-    async def UpdateSweepTransaction(self, request, context) -> ipb.UpdateSweepTransactionResponse:
+    async def UpdateSweepTransaction(self, request, context) -> swpb.UpdateSweepTransactionResponse:
         self._check(context)
         state = PB_TO_SWEEP_STATE.get(request.state, "")
         fee = parse_amount(request.fee, field="fee", allow_zero=True) if request.fee else None
         stored = await self._sweeps.update(request.tx_hash, state, request.block_number, request.error, fee)
-        return ipb.UpdateSweepTransactionResponse(transaction=sweep_tx_to_pb(stored))
+        return swpb.UpdateSweepTransactionResponse(transaction=sweep_tx_to_pb(stored))
 
-    async def CompleteSweep(self, request, context) -> ipb.CompleteSweepResponse:
+    async def CompleteSweep(self, request, context) -> swpb.CompleteSweepResponse:
         self._check(context)
         payment = await self._sweeps.complete(
             request.payment_id,
@@ -309,14 +325,14 @@ class LedgerInternalServicer(igrpc.LedgerInternalServiceServicer):
             parse_amount(request.amount, field="amount"),
             parse_amount(request.fee, field="fee", allow_zero=True),
         )
-        return ipb.CompleteSweepResponse(payment=payment_to_pb(payment))
+        return swpb.CompleteSweepResponse(payment=payment_to_pb(payment))
 
-    async def ReleaseSweep(self, request, context) -> ipb.ReleaseSweepResponse:
+    async def ReleaseSweep(self, request, context) -> swpb.ReleaseSweepResponse:
         self._check(context)
         await self._sweeps.release(request.payment_id, request.worker_id, request.error, request.retry_after_seconds)
-        return ipb.ReleaseSweepResponse()
+        return swpb.ReleaseSweepResponse()
 
-    async def ListSweepTransactions(self, request, context) -> ipb.ListSweepTransactionsResponse:
+    async def ListSweepTransactions(self, request, context) -> swpb.ListSweepTransactionsResponse:
         self._check(context)
         states = []
         for i, value in enumerate(request.states):  # numbers the enum lacks were refused where requests enter
@@ -332,29 +348,32 @@ class LedgerInternalServicer(igrpc.LedgerInternalServiceServicer):
             size=request.page_size,
             token=request.page_token,
         )
-        return ipb.ListSweepTransactionsResponse(transactions=[sweep_tx_to_pb(t) for t in rows], next_page_token=token)
+        return swpb.ListSweepTransactionsResponse(transactions=[sweep_tx_to_pb(t) for t in rows], next_page_token=token)
 
-    async def RequestSweep(self, request, context) -> ipb.RequestSweepResponse:
+    async def RequestSweep(self, request, context) -> swpb.RequestSweepResponse:
         self._check(context)
         count = await self._sweeps.request(payment_id=request.payment_id, merchant_id=request.merchant_id)
-        return ipb.RequestSweepResponse(payments_eligible=count)
+        return swpb.RequestSweepResponse(payments_eligible=count)
 
-    async def GetWebhookTarget(self, request, context) -> ipb.GetWebhookTargetResponse:
+
+class MerchantDirectoryServicer(dgrpc.MerchantDirectoryServiceServicer, _ServiceToken):
+    """The notifier's view of merchants: webhook targets, API keys (PAYMESH_MERCHANT_DIRECTORY_TOKEN)."""
+
+    def __init__(self, admin: AdminService, auth: Authenticator, token: str) -> None:
+        _ServiceToken.__init__(self, token, "merchant directory", lambda _: True)
+        self._admin = admin
+        self._auth = auth
+
+    async def GetWebhookTarget(self, request, context) -> dpb.GetWebhookTargetResponse:
         self._check(context)
         merchant = await self._admin.get(request.merchant_id)
-        return ipb.GetWebhookTargetResponse(
+        return dpb.GetWebhookTargetResponse(
             webhook_url=merchant.webhook_url,
             webhook_secret=merchant.webhook_secret,
             merchant_active=merchant.status == "active",
         )
 
-    async def AuthenticateApiKey(self, request, context) -> ipb.AuthenticateApiKeyResponse:
+    async def AuthenticateApiKey(self, request, context) -> dpb.AuthenticateApiKeyResponse:
         self._check(context)
         merchant_id, active = await self._auth.lookup(request.api_key)
-        return ipb.AuthenticateApiKeyResponse(merchant_id=merchant_id, active=active)
-
-    async def GetPaymentInternal(self, request, context) -> ipb.GetPaymentInternalResponse:
-        self._check(context)
-        payment = await self._payments.get(None, request.payment_id)
-        return ipb.GetPaymentInternalResponse(payment=payment_to_pb(payment))
-
+        return dpb.AuthenticateApiKeyResponse(merchant_id=merchant_id, active=active)

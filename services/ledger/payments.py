@@ -20,6 +20,7 @@ from services.common.errors import (
     InvalidArgument,
     NotFound,
     PermissionDenied,
+    Reason,
     Unauthenticated,
 )
 from services.common.nats_helpers import payment_subject
@@ -34,6 +35,8 @@ from services.ledger.domain.validation import NewPayment, utcnow, validate_new_p
 from services.ledger.metrics import PAYMENT_EVENTS, PAYMENTS_CREATED
 from services.ledger.payment_state import refresh_payment
 
+UNKNOWN_KEY = "API key not recognised; check the key or ask the operator to rotate it"
+
 
 class Authenticator:
     """API key -> merchant id, cached briefly (a disabled or rotated key stops
@@ -47,13 +50,13 @@ class Authenticator:
     async def merchant_for(self, api_key: str) -> str:
         merchant_id, active = await self.lookup(api_key)
         if not active:
-            raise PermissionDenied("this merchant is disabled; contact the operator")
+            raise PermissionDenied("this merchant is disabled; contact the operator", reason=Reason.MERCHANT_DISABLED)
         return merchant_id
 
     async def lookup(self, api_key: str) -> tuple[str, bool]:
         """(merchant id, active) of an API key; Unauthenticated if unknown."""
         if not api_key or len(api_key) > 256:
-            raise Unauthenticated("API key not recognised; check the key or ask the operator to rotate it")
+            raise Unauthenticated(UNKNOWN_KEY, reason=Reason.API_KEY_UNKNOWN)
         digest = keys.hash_api_key(api_key)
         hit = self._cache.get(digest)
         now = time.monotonic()
@@ -62,7 +65,7 @@ class Authenticator:
                 found = await repo.merchant_auth(conn, digest)
             if found is None:
                 self._cache.pop(digest, None)
-                raise Unauthenticated("API key not recognised; check the key or ask the operator to rotate it")
+                raise Unauthenticated(UNKNOWN_KEY, reason=Reason.API_KEY_UNKNOWN)
             hit = (now + self.ttl, found[0], found[1])
             if len(self._cache) > 10_000:
                 self._cache.clear()

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
-from services.common.settings import CommonSettings
+from services.common.settings import ADDRESS_FEED_TOKEN, MERCHANT_DIRECTORY_TOKEN, SWEEP_LEDGER_TOKEN, CommonSettings
 
 
 class LedgerSettings(CommonSettings):
+    address_feed_token: SecretStr = ADDRESS_FEED_TOKEN
+    sweep_ledger_token: SecretStr = SWEEP_LEDGER_TOKEN
+    merchant_directory_token: SecretStr = MERCHANT_DIRECTORY_TOKEN
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/paymesh"
     db_pool_size: int = Field(20, ge=1, le=200)
     migrate_on_start: bool = Field(True, description="run Alembic migrations at startup")

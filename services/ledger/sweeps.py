@@ -10,7 +10,7 @@ from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.common.errors import FailedPrecondition, InvalidArgument, NotFound
+from services.common.errors import FailedPrecondition, InvalidArgument, NotFound, Reason
 from services.common.page_tokens import PageTokens, filter_fingerprint, page_size
 from services.ledger import repository as repo
 from services.ledger.domain.accounting import SweepFigures, complete_sweep, sweep_allowance
@@ -103,7 +103,8 @@ class SweepService:
                 raise NotFound(f"payment {tx.payment_id} not found")
             if not await repo.holds_lease(conn, tx.payment_id, worker_id, now):
                 raise FailedPrecondition(
-                    f"worker {worker_id!r} does not hold the sweep lease of {tx.payment_id}; claim it first"
+                    f"worker {worker_id!r} does not hold the sweep lease of {tx.payment_id}; claim it first",
+                    reason=Reason.SWEEP_LEASE_NOT_HELD,
                 )
             await repo.insert_sweep_tx(
                 conn,
@@ -196,7 +197,9 @@ class SweepService:
         due = utcnow() + timedelta(seconds=max(1, retry_after))
         async with self._engine.begin() as conn:
             if not await repo.release_sweep(conn, payment_id, worker_id, error[:2000], due):
-                raise FailedPrecondition(f"worker {worker_id!r} does not hold the sweep lease of {payment_id}")
+                raise FailedPrecondition(
+                    f"worker {worker_id!r} does not hold the sweep lease of {payment_id}", reason=Reason.SWEEP_LEASE_NOT_HELD
+                )
 
     async def request(self, *, payment_id: str = "", merchant_id: str = "") -> int:
         if not payment_id and not merchant_id:

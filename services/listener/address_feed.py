@@ -1,4 +1,4 @@
-"""The watched addresses, from the ledger's LedgerInternalService.WatchAddresses
+"""The watched addresses, from the ledger's AddressFeedService.WatchAddresses
 stream: a snapshot, then each new address. Reconnects with backoff (and takes
 the snapshot again; addresses already known are ignored)."""
 
@@ -10,9 +10,11 @@ from collections.abc import Callable
 
 import grpc
 import structlog
-from paymesh.ledger.v1 import ledger_internal_service_pb2 as ipb
-from paymesh.ledger.v1 import ledger_internal_service_pb2_grpc as igrpc
+from paymesh.ledger.v1 import address_feed_service_pb2 as fpb
+from paymesh.ledger.v1 import address_feed_service_pb2_grpc as fgrpc
 
+from services.common.errors import DomainError
+from services.common.grpc_client import ServiceClient
 from services.listener import metrics
 from services.listener.domain.addresses import BadAddress, address_bytes
 
@@ -34,8 +36,10 @@ class AddressFeed:
         backoff_initial: float = 0.2,
         backoff_max: float = 10.0,
     ) -> None:
-        self._stub = igrpc.LedgerInternalServiceStub(channel)
-        self._metadata = (("authorization", f"Bearer {token}"),)
+        self._ledger = ServiceClient(
+            fgrpc.AddressFeedServiceStub(channel), peer="ledger", token=token, timeout=0,
+            token_variable="PAYMESH_ADDRESS_FEED_TOKEN",
+        )
         self.chain_id = chain_id
         self._sink = sink
         self._on_snapshot = on_snapshot
@@ -48,9 +52,11 @@ class AddressFeed:
     async def run(self) -> None:
         delay = self._backoff_initial
         while True:
-            call = self._stub.WatchAddresses(ipb.WatchAddressesRequest(chain_id=self.chain_id), metadata=self._metadata)
+            stream = self._ledger.stream(
+                "streaming watched addresses", "WatchAddresses", fpb.WatchAddressesRequest(chain_id=self.chain_id)
+            )
             try:
-                async for reply in call:
+                async for reply in stream:
                     if not self.connected:
                         self.connected = True
                         self.last_error = ""
@@ -61,13 +67,8 @@ class AddressFeed:
                         log.info("watched addresses loaded", chain_id=self.chain_id)
                         self._on_snapshot()
                 error = "stream ended"
-            except asyncio.CancelledError:
-                call.cancel()
-                raise
-            except grpc.aio.AioRpcError as exc:
-                error = f"{exc.code().name}: {exc.details()}"
-                if exc.code() in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
-                    error += " (check PAYMESH_INTERNAL_TOKEN: it must be the ledger's)"
+            except DomainError as exc:
+                error = exc.message
             except Exception as exc:  # noqa: BLE001 - never give up on the feed
                 error = f"{type(exc).__name__}: {exc}"
             self.connected = False
@@ -80,7 +81,7 @@ class AddressFeed:
             await asyncio.sleep(delay * (0.5 + random.random() / 2))
             delay = min(delay * 2, self._backoff_max)
 
-    def _parse(self, reply: ipb.WatchAddressesResponse) -> list[NewAddress]:
+    def _parse(self, reply: fpb.WatchAddressesResponse) -> list[NewAddress]:
         out: list[NewAddress] = []
         for item in reply.addresses:
             if item.chain_id and item.chain_id != self.chain_id:

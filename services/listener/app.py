@@ -88,7 +88,7 @@ class ListenerApp:
             s.ledger_addr, options=[("grpc.max_receive_message_length", 64 * 1024 * 1024)]
         )
         publisher = ChainPublisher(nats_helpers.JetStreamPublisher(self.nc))
-        token = s.internal_token.get_secret_value()
+        token = s.address_feed_token.get_secret_value()
         for chain in self.chains:
             rpc = HttpRpc(chain.rpc_url, chain_id=chain.chain_id, timeout=s.rpc_timeout_seconds,
                           attempts=s.rpc_attempts, max_batch=s.block_batch, trust_env=s.rpc_trust_env,

@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 import socket
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
-from services.common.settings import CommonSettings
+from services.common.settings import ADDRESS_FEED_TOKEN, CommonSettings
 
 
 def _default_replica_id() -> str:
@@ -15,6 +15,7 @@ def _default_replica_id() -> str:
 
 
 class ListenerSettings(CommonSettings):
+    address_feed_token: SecretStr = ADDRESS_FEED_TOKEN
     ledger_addr: str = Field("127.0.0.1:50051", description="the ledger's gRPC address (WatchAddresses)")
     replica_id: str = Field(default_factory=_default_replica_id, description="this replica's name in leases")
     chain_ids: list[int] = Field(

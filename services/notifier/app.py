@@ -69,7 +69,7 @@ class NotifierApp:
         self.ledger_channel = grpc.aio.insecure_channel(s.ledger_addr)
         ledger = LedgerClient(
             self.ledger_channel,
-            s.internal_token.get_secret_value(),
+            s.merchant_directory_token.get_secret_value(),
             timeout=s.ledger_timeout_seconds,
             target_ttl=s.target_cache_seconds,
             auth_ttl=s.auth_cache_seconds,

@@ -1,7 +1,7 @@
 """The notifier's view of the ledger: who a merchant is and where its webhooks go.
 
-The notifier keeps no merchant table. It asks the ledger's internal API (with
-the internal token) for a merchant's webhook target and to authenticate a
+The notifier keeps no merchant table. It asks the ledger's MerchantDirectoryService (with
+PAYMESH_MERCHANT_DIRECTORY_TOKEN) for a merchant's webhook target and to authenticate a
 merchant API key, and caches both briefly. Callers depend on the two small
 interfaces below, so tests and other ledgers can stand in.
 """
@@ -15,10 +15,11 @@ from collections.abc import Awaitable, Callable
 from typing import Generic, Protocol, TypeVar
 
 import grpc
-from paymesh.ledger.v1 import ledger_internal_service_pb2 as ipb
-from paymesh.ledger.v1 import ledger_internal_service_pb2_grpc as igrpc
+from paymesh.ledger.v1 import merchant_directory_service_pb2 as dpb
+from paymesh.ledger.v1 import merchant_directory_service_pb2_grpc as dgrpc
 
-from services.common.errors import NotFound, Unauthenticated, Unavailable
+from services.common.errors import DomainError, InvalidArgument, NotFound, Reason, Unauthenticated, Unavailable
+from services.common.grpc_client import ServiceClient
 from services.notifier.domain.records import WebhookTarget
 
 K = TypeVar("K")
@@ -73,48 +74,44 @@ class TtlCache(Generic[K, V]):
         self._values.pop(key, None)
 
 
-def _unavailable(what: str, err: grpc.aio.AioRpcError) -> Unavailable:
-    code = err.code()
-    if code in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
-        return Unavailable(
-            f"the ledger refused the notifier's internal token ({code.name}) while {what}; "
-            "the operator must set the same PAYMESH_INTERNAL_TOKEN on both"
-        )
-    if code is grpc.StatusCode.UNIMPLEMENTED:
-        return Unavailable(f"the ledger does not implement the call needed for {what}; upgrade the ledger")
-    return Unavailable(f"the ledger is unreachable while {what} ({code.name}); retry shortly")
+def _unavailable(err: DomainError) -> Unavailable:
+    """Any failure but a clear answer is the ledger being unusable for now: the caller
+    retries (a delivery waits, an API call gets UNAVAILABLE), never a wrong verdict."""
+    if err.reason in (Reason.SERVICE_TOKEN_WRONG, Reason.API_DISABLED):
+        return Unavailable(f"{err.message}; the operator must set the same token on both", reason=err.reason)
+    return err if isinstance(err, Unavailable) else Unavailable(err.message, reason=err.reason)
 
 
 class LedgerClient:
-    """TargetSource and ApiKeyAuthenticator over LedgerInternalService."""
+    """TargetSource and ApiKeyAuthenticator over the ledger's MerchantDirectoryService."""
 
     def __init__(
         self,
         channel: grpc.aio.Channel,
-        internal_token: str,
+        token: str,
         *,
         timeout: float = 5.0,
         target_ttl: float = 5.0,
         auth_ttl: float = 1.0,
     ) -> None:
-        self._stub = igrpc.LedgerInternalServiceStub(channel)
-        self._metadata = (("authorization", f"Bearer {internal_token}"),)
-        self._timeout = timeout
+        self._ledger = ServiceClient(
+            dgrpc.MerchantDirectoryServiceStub(channel), peer="ledger", token=token, timeout=timeout,
+            token_variable="PAYMESH_MERCHANT_DIRECTORY_TOKEN",
+        )
         self._targets: TtlCache[str, WebhookTarget] = TtlCache(target_ttl)
         self._keys: TtlCache[str, tuple[str, bool]] = TtlCache(auth_ttl)
 
     async def webhook_target(self, merchant_id: str) -> WebhookTarget:
         async def load() -> WebhookTarget:
             try:
-                reply = await self._stub.GetWebhookTarget(
-                    ipb.GetWebhookTargetRequest(merchant_id=merchant_id),
-                    metadata=self._metadata,
-                    timeout=self._timeout,
+                reply = await self._ledger.call(
+                    "looking up a webhook target", "GetWebhookTarget",
+                    dpb.GetWebhookTargetRequest(merchant_id=merchant_id),
                 )
-            except grpc.aio.AioRpcError as err:
-                if err.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT):
-                    raise NotFound(f"merchant {merchant_id} is not known to the ledger") from None
-                raise _unavailable("looking up a webhook target", err) from None
+            except (NotFound, InvalidArgument):
+                raise NotFound(f"merchant {merchant_id} is not known to the ledger") from None
+            except DomainError as err:
+                raise _unavailable(err) from None
             return WebhookTarget(
                 url=reply.webhook_url, secret=reply.webhook_secret, active=reply.merchant_active
             )
@@ -127,17 +124,16 @@ class LedgerClient:
 
         async def load() -> tuple[str, bool]:
             try:
-                reply = await self._stub.AuthenticateApiKey(
-                    ipb.AuthenticateApiKeyRequest(api_key=api_key),
-                    metadata=self._metadata,
-                    timeout=self._timeout,
+                reply = await self._ledger.call(
+                    "checking an API key", "AuthenticateApiKey", dpb.AuthenticateApiKeyRequest(api_key=api_key)
                 )
-            except grpc.aio.AioRpcError as err:
-                if err.code() is grpc.StatusCode.UNAUTHENTICATED and "internal" not in (err.details() or ""):
+            except DomainError as err:
+                if err.reason == Reason.API_KEY_UNKNOWN:
                     raise Unauthenticated(
-                        "API key not recognised; check the key or ask the operator to rotate it"
+                        "API key not recognised; check the key or ask the operator to rotate it",
+                        reason=Reason.API_KEY_UNKNOWN,
                     ) from None
-                raise _unavailable("checking an API key", err) from None
+                raise _unavailable(err) from None
             return reply.merchant_id, reply.active
 
         return await self._keys.get(hashlib.sha256(api_key.encode()).hexdigest(), load)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 
-from services.common.settings import CommonSettings
+from services.common.settings import MERCHANT_DIRECTORY_TOKEN, CommonSettings
 from services.notifier.domain.backoff import DEFAULT_SCHEDULE, parse_schedule
 
 
 class NotifierSettings(CommonSettings):
+    merchant_directory_token: SecretStr = MERCHANT_DIRECTORY_TOKEN
     # Its own tables (notifier_*, version table alembic_version_notifier): a
     # separate database is best (PAYMESH_NOTIFIER_DATABASE_URL); sharing the
     # ledger's database through PAYMESH_DATABASE_URL also works.

@@ -74,8 +74,8 @@ class SweeperApp:
 
     async def start(self) -> int:
         s = self.settings
-        if not s.internal_token.get_secret_value():
-            log.warning("PAYMESH_INTERNAL_TOKEN is empty: the ledger will refuse the sweeper's calls")
+        if not s.sweep_ledger_token.get_secret_value():
+            log.warning("PAYMESH_SWEEP_LEDGER_TOKEN is empty: the ledger will refuse the sweeper's calls")
         self.nc = await nats_helpers.connect(s.nats_url, f"paymesh-sweeper-{s.sweeper_worker_id}")
         js = self.nc.jetstream()
         lease_kv = await ensure_bucket(
@@ -86,7 +86,7 @@ class SweeperApp:
         self.ledger_channel = grpc.aio.insecure_channel(
             s.ledger_addr, options=[("grpc.max_receive_message_length", 64 * 1024 * 1024)]
         )
-        ledger = LedgerClient(self.ledger_channel, s.internal_token.get_secret_value(), s.ledger_timeout_seconds)
+        ledger = LedgerClient(self.ledger_channel, s.sweep_ledger_token.get_secret_value(), s.ledger_timeout_seconds)
         fees = FeeSettings(
             base_fee_multiplier_percent=s.sweeper_base_fee_multiplier_percent,
             min_priority_fee=s.sweeper_min_priority_fee_wei,

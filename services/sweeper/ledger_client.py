@@ -1,9 +1,10 @@
-"""The sweeper's view of the ledger (LedgerInternalService, internal token):
-translate protobuf <-> the domain's plain types and gRPC failures <-> domain errors.
+"""The sweeper's view of the ledger (SweepLedgerService, PAYMESH_SWEEP_LEDGER_TOKEN):
+translate protobuf <-> the domain's plain types.
 
-Every call has a deadline. A gRPC failure becomes a domain error whose message
-says what the sweeper was doing, so the worker can release, retry or give up
-with a reason a person can act on.
+Every call has a deadline, and a failure becomes a domain error through the shared
+services/common/grpc_client (its message says what the sweeper was doing, its
+reason is the ledger's), so the worker can release, retry or give up with a
+reason a person can act on.
 """
 
 from __future__ import annotations
@@ -12,17 +13,10 @@ from datetime import UTC, datetime
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
-from paymesh.ledger.v1 import ledger_internal_service_pb2 as ipb
-from paymesh.ledger.v1 import ledger_internal_service_pb2_grpc as igrpc
+from paymesh.ledger.v1 import sweep_ledger_service_pb2 as ipb
+from paymesh.ledger.v1 import sweep_ledger_service_pb2_grpc as igrpc
 
-from services.common.errors import (
-    DomainError,
-    FailedPrecondition,
-    InvalidArgument,
-    NotFound,
-    PermissionDenied,
-    Unavailable,
-)
+from services.common.grpc_client import ServiceClient
 from services.sweeper.domain.model import Job, RecordedTx, SignedTx, TxKind, TxState
 
 KIND_TO_PB = {TxKind.GAS_TOPUP: ipb.SWEEP_TRANSACTION_KIND_GAS_TOPUP, TxKind.SWEEP: ipb.SWEEP_TRANSACTION_KIND_SWEEP}
@@ -36,28 +30,6 @@ STATE_TO_PB = {
     TxState.REPLACED: ipb.SWEEP_TRANSACTION_STATE_REPLACED,
 }
 PB_TO_STATE = {v: k for k, v in STATE_TO_PB.items()}
-
-
-class LedgerUnavailable(Unavailable):
-    """The ledger could not be reached (or refused our token)."""
-
-
-def _error(what: str, err: grpc.aio.AioRpcError) -> DomainError:
-    code = err.code()
-    detail = f"ledger {what}: {err.details() or code.name}"
-    if code == grpc.StatusCode.NOT_FOUND:
-        return NotFound(detail)
-    if code == grpc.StatusCode.FAILED_PRECONDITION:
-        return FailedPrecondition(detail)
-    if code == grpc.StatusCode.INVALID_ARGUMENT:
-        return InvalidArgument(detail)
-    if code in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
-        return PermissionDenied(
-            f"the ledger refused the sweeper's internal token ({code.name}) while {what}; "
-            "check PAYMESH_INTERNAL_TOKEN on both"
-        )
-    detail = err.details() or ""
-    return LedgerUnavailable(f"the ledger is unavailable ({code.name}) while {what}: {detail}".rstrip(": "))
 
 
 def _dt(ts: Timestamp) -> datetime | None:
@@ -114,29 +86,24 @@ def job_from_pb(j: ipb.SweepJob) -> Job:
 
 
 class LedgerClient:
-    def __init__(self, channel: grpc.aio.Channel, internal_token: str, timeout: float = 15.0) -> None:
-        self._stub = igrpc.LedgerInternalServiceStub(channel)
-        self._metadata = (("authorization", f"Bearer {internal_token}"),)
-        self._timeout = timeout
-
-    async def _call(self, what: str, method, request):
-        try:
-            return await method(request, metadata=self._metadata, timeout=self._timeout)
-        except grpc.aio.AioRpcError as err:
-            raise _error(what, err) from None
+    def __init__(self, channel: grpc.aio.Channel, token: str, timeout: float = 15.0) -> None:
+        self._ledger = ServiceClient(
+            igrpc.SweepLedgerServiceStub(channel), peer="ledger", token=token, timeout=timeout,
+            token_variable="PAYMESH_SWEEP_LEDGER_TOKEN",
+        )
 
     async def claim(self, chain_id: int, worker_id: str, limit: int, lease_seconds: int) -> list[Job]:
-        reply = await self._call(
+        reply = await self._ledger.call(
             "claiming sweeps",
-            self._stub.ClaimSweeps,
+            "ClaimSweeps",
             ipb.ClaimSweepsRequest(chain_id=chain_id, limit=limit, worker_id=worker_id, lease_seconds=lease_seconds),
         )
         return [job_from_pb(j) for j in reply.jobs]
 
     async def record(self, worker_id: str, payment_id: str, chain_id: int, tx: SignedTx) -> RecordedTx:
-        reply = await self._call(
+        reply = await self._ledger.call(
             f"recording transaction {tx.tx_hash}",
-            self._stub.RecordSweepTransaction,
+            "RecordSweepTransaction",
             ipb.RecordSweepTransactionRequest(
                 worker_id=worker_id,
                 transaction=ipb.SweepTransaction(
@@ -167,9 +134,9 @@ class LedgerClient:
         self, tx_hash: str, state: TxState, block_number: int = 0, error: str = "", fee: int | None = None
     ) -> RecordedTx:
         """`fee`: what the transaction paid per its receipt (None: leave the recorded one)."""
-        reply = await self._call(
+        reply = await self._ledger.call(
             f"updating transaction {tx_hash} to {state.value}",
-            self._stub.UpdateSweepTransaction,
+            "UpdateSweepTransaction",
             ipb.UpdateSweepTransactionRequest(
                 tx_hash=tx_hash, state=STATE_TO_PB[state], block_number=block_number, error=error[:2000],
                 fee="" if fee is None else str(fee),
@@ -180,17 +147,17 @@ class LedgerClient:
     async def complete(self, payment_id: str, tx_hash: str, amount: int, fee: int) -> str:
         """Mark the payment swept: `amount` reached the treasury, the transaction paid
         `fee` (its receipt). Returns the payment's new status name."""
-        reply = await self._call(
+        reply = await self._ledger.call(
             f"completing the sweep of {payment_id}",
-            self._stub.CompleteSweep,
+            "CompleteSweep",
             ipb.CompleteSweepRequest(payment_id=payment_id, tx_hash=tx_hash, amount=str(amount), fee=str(fee)),
         )
         return str(reply.payment.status)
 
     async def release(self, payment_id: str, worker_id: str, error: str, retry_after_seconds: int) -> None:
-        await self._call(
+        await self._ledger.call(
             f"releasing {payment_id}",
-            self._stub.ReleaseSweep,
+            "ReleaseSweep",
             ipb.ReleaseSweepRequest(
                 payment_id=payment_id,
                 worker_id=worker_id,
@@ -209,9 +176,9 @@ class LedgerClient:
         page_size: int = 50,
         page_token: str = "",
     ) -> ipb.ListSweepTransactionsResponse:
-        return await self._call(
+        return await self._ledger.call(
             "listing sweep transactions",
-            self._stub.ListSweepTransactions,
+            "ListSweepTransactions",
             ipb.ListSweepTransactionsRequest(
                 chain_id=chain_id,
                 payment_id=payment_id,
@@ -228,5 +195,5 @@ class LedgerClient:
             if payment_id
             else ipb.RequestSweepRequest(merchant_id=merchant_id)
         )
-        reply = await self._call("requesting a sweep", self._stub.RequestSweep, request)
+        reply = await self._ledger.call("requesting a sweep", "RequestSweep", request)
         return reply.payments_eligible

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator
 
-from services.common.settings import CommonSettings
+from services.common.settings import SWEEP_LEDGER_TOKEN, CommonSettings
 from services.sweeper.domain.policy import SweepPolicy
 
 
@@ -23,6 +23,7 @@ def _default_worker_id() -> str:
 
 
 class SweeperSettings(CommonSettings):
+    sweep_ledger_token: SecretStr = SWEEP_LEDGER_TOKEN
     ledger_addr: str = Field("127.0.0.1:50051", description="the ledger's gRPC address")
     ledger_timeout_seconds: float = Field(15.0, gt=0, description="deadline of each ledger call")
 

@@ -33,7 +33,7 @@ from eth_utils import is_checksum_address
 
 from services.common.chains import Asset, ChainConfig
 from services.common.confirmations import is_confirmed
-from services.common.errors import DomainError, FailedPrecondition, NotFound
+from services.common.errors import DomainError, FailedPrecondition, NotFound, Unavailable
 from services.common.evm_rpc import MalformedResponse, RpcError, RpcUnavailable
 from services.common.failpoints import failpoint
 from services.common.lease import LeaseKeeper
@@ -59,7 +59,7 @@ from services.sweeper.domain.policy import SweepPolicy, native_decision, token_d
 from services.sweeper.domain.recovery import TxGroup, open_groups, should_replace
 from services.sweeper.domain.send_errors import SendOutcome
 from services.sweeper.keys import DerivedKey, KeyError_, KeyStore
-from services.sweeper.ledger_client import LedgerClient, LedgerUnavailable, tx_from_pb
+from services.sweeper.ledger_client import LedgerClient, tx_from_pb
 
 log = structlog.get_logger("sweeper.worker")
 
@@ -319,7 +319,7 @@ class ChainSweeper:
         except RpcError as exc:
             await self._release(job, f"chain {job.chain_id} node error, will retry: {exc}", self.cfg.error_retry,
                                 "error", log_)
-        except LedgerUnavailable as exc:
+        except Unavailable as exc:  # only the ledger's calls raise it here
             # The ledger is gone: the lease lapses by itself and the next claim recovers.
             self._not_before[job.payment_id] = time.monotonic() + self.cfg.error_retry
             self.note_error(str(exc))

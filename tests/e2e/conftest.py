@@ -14,7 +14,7 @@ import pytest
 import pytest_asyncio
 
 from tests.support.chain import Chain
-from tests.support.ledger import ADMIN_TOKEN, INTERNAL_TOKEN
+from tests.support.ledger import ADMIN_TOKEN, SERVICE_TOKEN_ENV
 from tools import devstack
 from tools.run_mesh import SERVICES, LocalMesh, start_mesh
 
@@ -35,7 +35,7 @@ FAST_ENV = {
     "PAYMESH_SWEEPER_GAS_WALLET_PATH": "m/44'/60'/0'/0/5",
     "PAYMESH_LOG_LEVEL": "INFO",
     "PAYMESH_ADMIN_TOKEN": ADMIN_TOKEN,
-    "PAYMESH_INTERNAL_TOKEN": INTERNAL_TOKEN,
+    **SERVICE_TOKEN_ENV,
 }
 
 

@@ -21,13 +21,13 @@ import nats
 import pytest
 from eth_utils import to_checksum_address
 from paymesh.events.v1 import payment_events_pb2 as evpb
-from paymesh.ledger.v1 import ledger_internal_service_pb2 as ipb
-from paymesh.ledger.v1 import ledger_internal_service_pb2_grpc as igrpc
 from paymesh.ledger.v1 import merchant_admin_service_pb2 as apb
 from paymesh.ledger.v1 import payment_pb2 as pb
 from paymesh.ledger.v1 import payment_service_pb2 as spb
+from paymesh.ledger.v1 import sweep_ledger_service_pb2 as ipb
+from paymesh.ledger.v1 import sweep_ledger_service_pb2_grpc as igrpc
 
-from tests.support.ledger import INTERNAL_TOKEN, bearer, create_merchant, fresh_xpub
+from tests.support.ledger import SWEEP_LEDGER_TOKEN, bearer, create_merchant, fresh_xpub
 from tests.support.webhooks import WebhookReceiver, ok
 from tools.pay import TOKEN_ADDRESS
 
@@ -143,12 +143,12 @@ async def test_chaos(mesh, chain):
             assert int(p.amount_swept) + to_network == amount
 
         # Nothing swept twice: one confirmed sweep per payment, and the chain agrees.
-        internal = igrpc.LedgerInternalServiceStub(channel)
+        internal = igrpc.SweepLedgerServiceStub(channel)
         sweeps, token_ = [], ""
         while True:
             page = await internal.ListSweepTransactions(
                 ipb.ListSweepTransactionsRequest(merchant_id=merchant.merchant_id, page_size=500, page_token=token_),
-                metadata=bearer(INTERNAL_TOKEN))
+                metadata=bearer(SWEEP_LEDGER_TOKEN))
             sweeps += page.transactions
             token_ = page.next_page_token
             if not token_:

@@ -10,13 +10,13 @@ from pathlib import Path
 import grpc
 import pytest
 from eth_utils import to_checksum_address
-from paymesh.ledger.v1 import ledger_internal_service_pb2 as ipb
-from paymesh.ledger.v1 import ledger_internal_service_pb2_grpc as igrpc
 from paymesh.ledger.v1 import merchant_admin_service_pb2 as apb
 from paymesh.ledger.v1 import payment_pb2 as pb
+from paymesh.ledger.v1 import sweep_ledger_service_pb2 as ipb
+from paymesh.ledger.v1 import sweep_ledger_service_pb2_grpc as igrpc
 
 from tests.e2e.conftest import local_mesh
-from tests.support.ledger import INTERNAL_TOKEN, bearer, create_merchant, eventually, fresh_xpub
+from tests.support.ledger import SWEEP_LEDGER_TOKEN, bearer, create_merchant, eventually, fresh_xpub
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 PAYER = 7  # anvil dev account used only here
@@ -75,9 +75,9 @@ async def test_reorg_during_flow(mesh, chain, depth):
 
         # The sweep was signed only after the canonical transfer was confirmed:
         # exactly one sweep, for the canonical amount, and the address is empty.
-        internal = igrpc.LedgerInternalServiceStub(channel)
+        internal = igrpc.SweepLedgerServiceStub(channel)
         sweeps = (await internal.ListSweepTransactions(
-            ipb.ListSweepTransactionsRequest(payment_id=payment.payment_id), metadata=bearer(INTERNAL_TOKEN)
+            ipb.ListSweepTransactionsRequest(payment_id=payment.payment_id), metadata=bearer(SWEEP_LEDGER_TOKEN)
         )).transactions
         confirmed = [s for s in sweeps if s.state == ipb.SWEEP_TRANSACTION_STATE_CONFIRMED
                      and s.kind == ipb.SWEEP_TRANSACTION_KIND_SWEEP]

@@ -45,16 +45,21 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from paymesh.ledger.v1 import ledger_internal_service_pb2 as ipb
+from paymesh.ledger.v1 import address_feed_service_pb2 as fpb
 from paymesh.ledger.v1 import merchant_admin_service_pb2 as apb
+from paymesh.ledger.v1 import merchant_directory_service_pb2 as dpb
 from paymesh.ledger.v1 import payment_service_pb2 as spb
+from paymesh.ledger.v1 import sweep_ledger_service_pb2 as ipb
 from paymesh.listener.v1 import listener_service_pb2 as lpb
 from paymesh.notifier.v1 import notifier_service_pb2 as npb
 from paymesh.sweeper.v1 import sweeper_service_pb2 as wpb
 
 from tests.support.ledger import (
+    ADDRESS_FEED_TOKEN,
     ADMIN_TOKEN,
-    INTERNAL_TOKEN,
+    MERCHANT_DIRECTORY_TOKEN,
+    SERVICE_TOKENS,
+    SWEEP_LEDGER_TOKEN,
     TOKEN_ADDRESS,
     bearer,
     create_merchant,
@@ -91,7 +96,8 @@ def test_every_package_is_fuzzed():
     """The enumeration really finds the services (guards against an import path change)."""
     names = {s.full_name for s in SERVICES}
     assert {"paymesh.ledger.v1.PaymentService", "paymesh.ledger.v1.MerchantAdminService",
-            "paymesh.ledger.v1.LedgerInternalService", "paymesh.listener.v1.ListenerService",
+            "paymesh.ledger.v1.AddressFeedService", "paymesh.ledger.v1.SweepLedgerService",
+            "paymesh.ledger.v1.MerchantDirectoryService", "paymesh.listener.v1.ListenerService",
             "paymesh.sweeper.v1.SweeperService", "paymesh.notifier.v1.NotifierService"} <= names
     assert len(RPCS) >= 35
 
@@ -279,7 +285,7 @@ def _issue_12_cases(h: Harness) -> list[tuple[str, Any, str, str]]:
     """(full method, request, credential, what the message must say)."""
     pay = "/paymesh.ledger.v1.PaymentService/"
     adm = "/paymesh.ledger.v1.MerchantAdminService/"
-    internal = "/paymesh.ledger.v1.LedgerInternalService/"
+    internal = "/paymesh.ledger.v1.SweepLedgerService/"
 
     def create(**fields) -> spb.CreatePaymentRequest:
         return spb.CreatePaymentRequest(**{"chain_id": 31337, "asset": "ETH", "amount": "1000", **fields})
@@ -339,16 +345,18 @@ def _issue_12_cases(h: Harness) -> list[tuple[str, Any, str, str]]:
          f"chain_id {too_big}"),
         (internal + "ListSweepTransactions", ipb.ListSweepTransactionsRequest(merchant_id="\x00"), "internal",
          "merchant_id contains a NUL"),
-        (internal + "GetPaymentInternal", ipb.GetPaymentInternalRequest(payment_id="\x00"), "internal",
+        (adm + "LookupPayment", apb.LookupPaymentRequest(payment_id="\x00"), "admin",
          "payment_id contains a NUL"),
-        (internal + "GetWebhookTarget", ipb.GetWebhookTargetRequest(merchant_id="\x00"), "internal",
+        ("/paymesh.ledger.v1.MerchantDirectoryService/GetWebhookTarget",
+         dpb.GetWebhookTargetRequest(merchant_id="\x00"), "directory",
          "merchant_id contains a NUL"),
         (internal + "RequestSweep", ipb.RequestSweepRequest(payment_id="\x00"), "internal",
          "payment_id contains a NUL"),
         (internal + "UpdateSweepTransaction", ipb.UpdateSweepTransactionRequest(
             tx_hash=random_hash(), state=ipb.SWEEP_TRANSACTION_STATE_MINED, block_number=big), "internal",
          f"block_number {too_big}"),
-        (internal + "WatchAddresses", ipb.WatchAddressesRequest(chain_id=big), "internal", f"chain_id {too_big}"),
+        ("/paymesh.ledger.v1.AddressFeedService/WatchAddresses", fpb.WatchAddressesRequest(chain_id=big), "feed",
+         f"chain_id {too_big}"),
         ("/paymesh.listener.v1.ListenerService/Rescan", lpb.RescanRequest(chain_id=31337, from_block=big, to_block=big),
          "admin", f"from_block {too_big}"),
         ("/paymesh.sweeper.v1.SweeperService/ListSweeps", wpb.ListSweepsRequest(payment_id="\x00"), "admin",
@@ -370,7 +378,8 @@ def _method(full: str) -> tuple[ServiceDescriptor, MethodDescriptor]:
 
 async def test_unstorable_input_is_refused_where_it_enters(harness):
     h = harness
-    creds = {"merchant": h.caller.auth, "admin": bearer(ADMIN_TOKEN), "internal": bearer(INTERNAL_TOKEN)}
+    creds = {"merchant": h.caller.auth, "admin": bearer(ADMIN_TOKEN), "internal": bearer(SWEEP_LEDGER_TOKEN),
+             "directory": bearer(MERCHANT_DIRECTORY_TOKEN), "feed": bearer(ADDRESS_FEED_TOKEN)}
     before = await h.fingerprint()
     wrong = []
     for full, request, who, expected in _issue_12_cases(h):
@@ -385,7 +394,7 @@ async def test_unstorable_input_is_refused_where_it_enters(harness):
 async def test_what_fuzzing_found(harness):
     """Found by the property below; each failed before its fix."""
     h = harness
-    internal = "/paymesh.ledger.v1.LedgerInternalService/"
+    internal = "/paymesh.ledger.v1.SweepLedgerService/"
     cases = [
         # The message quoted the id: 5,000 emoji, percent-encoded, passed the client's
         # metadata limit and it got RESOURCE_EXHAUSTED "Stream removed" instead.
@@ -394,7 +403,7 @@ async def test_what_fuzzing_found(harness):
         ("/paymesh.ledger.v1.PaymentService/CancelPayment", spb.CancelPaymentRequest(payment_id="\u00e9" * 5000),
          h.caller.auth, C.NOT_FOUND, "not found"),
         (internal + "ReleaseSweep", ipb.ReleaseSweepRequest(payment_id=h.caller_payment, worker_id="\U0001f4a5" * 3000),
-         bearer(INTERNAL_TOKEN), C.FAILED_PRECONDITION, "does not hold the sweep lease"),
+         bearer(SWEEP_LEDGER_TOKEN), C.FAILED_PRECONDITION, "does not hold the sweep lease"),
     ]
     before = await h.fingerprint()
     wrong = []
@@ -426,10 +435,10 @@ async def test_page_tokens_made_by_hand_are_refused(harness):
     delivery = "6f1c2a7e-0000-4000-8000-000000000000"
     notifier = [_token("0001-01-01T00:00:00+14:00", delivery, f=sweeper_filter),
                 _token("9999-12-31T23:59:59-14:00", delivery, f=sweeper_filter)]
-    admin, internal = bearer(ADMIN_TOKEN), bearer(INTERNAL_TOKEN)
+    admin, internal = bearer(ADMIN_TOKEN), bearer(SWEEP_LEDGER_TOKEN)
     calls = [("/paymesh.ledger.v1.PaymentService/ListPayments", spb.ListPaymentsRequest, h.caller.auth, string_ids),
              ("/paymesh.ledger.v1.MerchantAdminService/ListMerchants", apb.ListMerchantsRequest, admin, string_ids),
-             ("/paymesh.ledger.v1.LedgerInternalService/ListSweepTransactions", ipb.ListSweepTransactionsRequest,
+             ("/paymesh.ledger.v1.SweepLedgerService/ListSweepTransactions", ipb.ListSweepTransactionsRequest,
               internal, int_ids),
              ("/paymesh.sweeper.v1.SweeperService/ListSweeps", wpb.ListSweepsRequest, admin, int_ids),
              ("/paymesh.notifier.v1.NotifierService/ListDeliveries", npb.ListDeliveriesRequest, admin, notifier)]
@@ -453,7 +462,8 @@ async def _accepted_credentials(h: Harness, service: ServiceDescriptor, method: 
     answer a made-up token gets."""
     full = f"{service.full_name}/{method.name}"
     if full not in h.credentials:
-        candidates = {"merchant": h.caller.auth, "admin": bearer(ADMIN_TOKEN), "internal": bearer(INTERNAL_TOKEN)}
+        candidates = {"merchant": h.caller.auth, "admin": bearer(ADMIN_TOKEN),
+                      **{name: bearer(token) for name, token in SERVICE_TOKENS.items()}}
         request = message_factory.GetMessageClass(method.input_type)()
         refused = await h.call(service, method, request, bearer("not-a-credential-of-this-mesh"))
         assert refused[0] in (C.UNAUTHENTICATED, C.PERMISSION_DENIED), f"{full} accepts a made-up token: {refused}"
@@ -470,7 +480,7 @@ async def test_no_rpc_fails_inside_or_stores_on_failure(harness, service, method
     h = harness
     assert service.full_name in h.process_of, f"{service.full_name} is generated but no process of the mesh serves it"
     credentials = await _accepted_credentials(h, service, method)
-    assert credentials, f"{service.full_name}/{method.name} accepts none of the merchant, admin, internal credentials"
+    assert credentials, f"{service.full_name}/{method.name} accepts none of the merchant, admin or service credentials"
     loop = asyncio.get_running_loop()
     strategies = MessageStrategies(h.hints)
     names = sorted(credentials)

@@ -12,7 +12,7 @@ import pytest_asyncio
 
 from services.ledger.app import LedgerApp
 from services.ledger.settings import LedgerSettings
-from tests.support.ledger import ADMIN_TOKEN, INTERNAL_TOKEN, create_merchant, fresh_xpub, write_chains_file
+from tests.support.ledger import ADMIN_TOKEN, SERVICE_TOKENS, create_merchant, fresh_xpub, write_chains_file
 
 
 @pytest.fixture(scope="session")
@@ -27,7 +27,7 @@ def ledger_settings(database_url: str, nats_url: str, chains_file: Path, **extra
         chains_file=chains_file,
         grpc_port=0,
         admin_token=ADMIN_TOKEN,
-        internal_token=INTERNAL_TOKEN,
+        **SERVICE_TOKENS,
         expiry_interval_seconds=0.2,
         shutdown_grace_seconds=1.0,
         allow_private_webhooks=True,  # test receivers listen on loopback

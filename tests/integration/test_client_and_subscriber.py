@@ -10,8 +10,8 @@ from pathlib import Path
 import grpc
 import pytest
 from paymesh.ledger.v1 import payment_pb2 as pb
-
 from paymesh_client import PaymeshClient
+
 from tests.support.ledger import next_block, publish_chain, publish_head, transfer_event
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")

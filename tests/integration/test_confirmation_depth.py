@@ -23,7 +23,7 @@ from tests.support.chain import CHAIN_ID, mesh, new_address, status, wait_status
 from tests.support.ledger import (
     ADMIN_TOKEN,
     ANVIL_MNEMONIC,
-    INTERNAL_TOKEN,
+    SERVICE_TOKENS,
     create_merchant,
     eventually,
     fresh_xpub,
@@ -180,7 +180,7 @@ def sweeper_settings(net) -> SweeperSettings:
         sweeper_chain_ids=[CHAIN_ID],
         grpc_port=0,
         admin_token=ADMIN_TOKEN,
-        internal_token=INTERNAL_TOKEN,
+        **SERVICE_TOKENS,
         shutdown_grace_seconds=2.0,
         sweeper_mnemonic=ANVIL_MNEMONIC,
         sweeper_interval_seconds=0.2,

@@ -39,7 +39,8 @@ async def test_readme_flow_with_grpcurl(ledger):
     code, out = await run(port, "list")
     assert code == 0, out
     for service in ("paymesh.ledger.v1.PaymentService", "paymesh.ledger.v1.MerchantAdminService",
-                    "paymesh.ledger.v1.LedgerInternalService", "grpc.health.v1.Health"):
+                    "paymesh.ledger.v1.AddressFeedService", "paymesh.ledger.v1.SweepLedgerService",
+                    "paymesh.ledger.v1.MerchantDirectoryService", "grpc.health.v1.Health"):
         assert service in out
     code, out = await run(port, "grpc.health.v1.Health/Check")
     assert code == 0 and "SERVING" in out, out

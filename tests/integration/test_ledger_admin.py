@@ -4,13 +4,25 @@ from __future__ import annotations
 
 import grpc
 import pytest
-from paymesh.ledger.v1 import ledger_internal_service_pb2 as ipb
-from paymesh.ledger.v1 import ledger_internal_service_pb2_grpc as igrpc
+from paymesh.ledger.v1 import address_feed_service_pb2 as fpb
+from paymesh.ledger.v1 import address_feed_service_pb2_grpc as fgrpc
 from paymesh.ledger.v1 import merchant_admin_service_pb2 as apb
 from paymesh.ledger.v1 import merchant_admin_service_pb2_grpc as agrpc
+from paymesh.ledger.v1 import merchant_directory_service_pb2 as dpb
+from paymesh.ledger.v1 import merchant_directory_service_pb2_grpc as dgrpc
 from paymesh.ledger.v1 import payment_service_pb2 as spb
+from paymesh.ledger.v1 import sweep_ledger_service_pb2 as swpb
+from paymesh.ledger.v1 import sweep_ledger_service_pb2_grpc as swgrpc
 
-from tests.support.ledger import ADMIN_TOKEN, INTERNAL_TOKEN, bearer, eventually, fresh_xpub
+from tests.support.ledger import (
+    ADDRESS_FEED_TOKEN,
+    ADMIN_TOKEN,
+    MERCHANT_DIRECTORY_TOKEN,
+    SWEEP_LEDGER_TOKEN,
+    bearer,
+    eventually,
+    fresh_xpub,
+)
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 TREASURY = "0xa0Ee7A142d267C1f36714E4a8F75612F20a79720"
@@ -29,9 +41,66 @@ async def test_admin_credentials(ledger_channel):
                  apb.ListMerchantsRequest(), metadata=())
     await expect(grpc.StatusCode.UNAUTHENTICATED, "wrong admin token", admin.ListMerchants,
                  apb.ListMerchantsRequest(), metadata=bearer("nope"))
-    internal = igrpc.LedgerInternalServiceStub(ledger_channel)
-    await expect(grpc.StatusCode.UNAUTHENTICATED, "wrong internal token", internal.GetWebhookTarget,
-                 ipb.GetWebhookTargetRequest(merchant_id="x"), metadata=bearer(ADMIN_TOKEN))
+
+
+async def test_each_internal_service_takes_only_its_callers_token(ledger_channel, merchant):
+    """The listener's token cannot complete a sweep; the sweeper's cannot read webhook
+    secrets; the notifier's cannot claim sweeps; the operator's opens none of them."""
+    from services.common.grpc_client import reason_of
+
+    sweeps = swgrpc.SweepLedgerServiceStub(ledger_channel)
+    directory = dgrpc.MerchantDirectoryServiceStub(ledger_channel)
+    feed = fgrpc.AddressFeedServiceStub(ledger_channel)
+
+    async def feed_call(request, metadata):
+        async for reply in feed.WatchAddresses(request, metadata=metadata, timeout=10):
+            return reply
+
+    calls = [
+        ("sweep ledger", SWEEP_LEDGER_TOKEN, sweeps.CompleteSweep,
+         swpb.CompleteSweepRequest(payment_id="pay_x", tx_hash="0x" + "0" * 64, amount="1", fee="0")),
+        ("sweep ledger", SWEEP_LEDGER_TOKEN, sweeps.ClaimSweeps,
+         swpb.ClaimSweepsRequest(chain_id=31337, worker_id="w", limit=1, lease_seconds=60)),
+        ("merchant directory", MERCHANT_DIRECTORY_TOKEN, directory.GetWebhookTarget,
+         dpb.GetWebhookTargetRequest(merchant_id=merchant.merchant_id)),
+        ("merchant directory", MERCHANT_DIRECTORY_TOKEN, directory.AuthenticateApiKey,
+         dpb.AuthenticateApiKeyRequest(api_key=merchant.api_key)),
+        ("address feed", ADDRESS_FEED_TOKEN, feed_call, fpb.WatchAddressesRequest(chain_id=31337)),
+    ]
+    tokens = [ADDRESS_FEED_TOKEN, SWEEP_LEDGER_TOKEN, MERCHANT_DIRECTORY_TOKEN, ADMIN_TOKEN]
+    for what, own, call, request in calls:
+        for token in tokens:
+            if token == own:
+                continue
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await call(request, metadata=bearer(token))
+            assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED, (what, err.value.details())
+            assert f"wrong {what} token" in err.value.details()
+            assert reason_of(err.value) == "SERVICE_TOKEN_WRONG"
+    # Each with its own token gets past the door (an answer, or a domain error that is not about credentials).
+    target = await directory.GetWebhookTarget(dpb.GetWebhookTargetRequest(merchant_id=merchant.merchant_id),
+                                              metadata=bearer(MERCHANT_DIRECTORY_TOKEN))
+    assert target.merchant_active
+    first = await feed_call(fpb.WatchAddressesRequest(chain_id=31337), bearer(ADDRESS_FEED_TOKEN))
+    assert first is not None
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await sweeps.CompleteSweep(calls[0][3], metadata=bearer(SWEEP_LEDGER_TOKEN))
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_unknown_api_key_and_disabled_merchant_carry_reasons(ledger_channel, merchant):
+    from services.common.grpc_client import reason_of
+
+    directory = dgrpc.MerchantDirectoryServiceStub(ledger_channel)
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await directory.AuthenticateApiKey(dpb.AuthenticateApiKeyRequest(api_key="pmk_nobody"),
+                                           metadata=bearer(MERCHANT_DIRECTORY_TOKEN))
+    assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED and reason_of(err.value) == "API_KEY_UNKNOWN"
+    admin = agrpc.MerchantAdminServiceStub(ledger_channel)
+    await admin.DisableMerchant(apb.DisableMerchantRequest(merchant_id=merchant.merchant_id), metadata=bearer(ADMIN_TOKEN))
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await merchant.payments.ListPayments(spb.ListPaymentsRequest(), metadata=merchant.auth)
+    assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED and reason_of(err.value) == "MERCHANT_DISABLED"
 
 
 async def test_create_merchant_validation(ledger_channel):
@@ -86,12 +155,20 @@ async def test_rotate_disable_enable_and_settings(ledger_channel, merchant):
                                                               treasury=apb.Treasury(chain_id=31337, address=TREASURY.lower())),
                                        metadata=md)
     assert [(t.chain_id, t.address) for t in treasury.merchant.treasuries] == [(31337, TREASURY)]
-    internal = igrpc.LedgerInternalServiceStub(ledger_channel)
-    target = await internal.GetWebhookTarget(ipb.GetWebhookTargetRequest(merchant_id=merchant.merchant_id),
-                                             metadata=bearer(INTERNAL_TOKEN))
+    directory = dgrpc.MerchantDirectoryServiceStub(ledger_channel)
+    target = await directory.GetWebhookTarget(dpb.GetWebhookTargetRequest(merchant_id=merchant.merchant_id),
+                                              metadata=bearer(MERCHANT_DIRECTORY_TOKEN))
     assert target.webhook_url == "https://shop.example/hook" and target.webhook_secret == hook.webhook_secret
-    who = await internal.AuthenticateApiKey(ipb.AuthenticateApiKeyRequest(api_key=merchant.api_key),
-                                            metadata=bearer(INTERNAL_TOKEN))
+    kept = await admin.SetWebhook(apb.SetWebhookRequest(merchant_id=merchant.merchant_id, keep_secret=True,
+                                                        webhook_url="https://shop.example/hook2"), metadata=md)
+    assert kept.webhook_secret == hook.webhook_secret and kept.merchant.webhook_url == "https://shop.example/hook2"
+    await expect(grpc.StatusCode.INVALID_ARGUMENT, "not both", admin.SetWebhook,
+                 apb.SetWebhookRequest(merchant_id=merchant.merchant_id, keep_secret=True, webhook_secret="s" * 20))
+    looked_up = await admin.LookupPayment(apb.LookupPaymentRequest(payment_id=(await merchant.create(amount="3")).payment_id),
+                                          metadata=md)
+    assert looked_up.payment.merchant_id == merchant.merchant_id and looked_up.payment.amount_due == "3"
+    who = await directory.AuthenticateApiKey(dpb.AuthenticateApiKeyRequest(api_key=merchant.api_key),
+                                             metadata=bearer(MERCHANT_DIRECTORY_TOKEN))
     assert who.merchant_id == merchant.merchant_id and who.active
     await expect(grpc.StatusCode.NOT_FOUND, "not found", admin.GetMerchant,
                  apb.GetMerchantRequest(merchant_id="mch_nope"))

@@ -10,13 +10,13 @@ import nats
 import pytest
 from paymesh.events.v1 import chain_events_pb2 as cpb
 from paymesh.events.v1 import payment_events_pb2 as evpb
-from paymesh.ledger.v1 import ledger_internal_service_pb2 as ipb
-from paymesh.ledger.v1 import ledger_internal_service_pb2_grpc as igrpc
 from paymesh.ledger.v1 import payment_pb2 as pb
 from paymesh.ledger.v1 import payment_service_pb2 as spb
+from paymesh.ledger.v1 import sweep_ledger_service_pb2 as ipb
+from paymesh.ledger.v1 import sweep_ledger_service_pb2_grpc as igrpc
 
 from tests.support.ledger import (
-    INTERNAL_TOKEN,
+    SWEEP_LEDGER_TOKEN,
     TOKEN_ADDRESS,
     bearer,
     eventually,
@@ -243,8 +243,8 @@ async def test_gas_topups_are_labelled_in_either_order(merchant, js, ledger_chan
                                                        log_index=0))
     await publish_head(js, block + 1)
     await wait_status(merchant, payment.payment_id, pb.PAYMENT_STATUS_CONFIRMED)
-    internal = igrpc.LedgerInternalServiceStub(ledger_channel)
-    auth = bearer(INTERNAL_TOKEN)
+    internal = igrpc.SweepLedgerServiceStub(ledger_channel)
+    auth = bearer(SWEEP_LEDGER_TOKEN)
     worker = "test-topup-labels"
     jobs = (await internal.ClaimSweeps(ipb.ClaimSweepsRequest(chain_id=31337, limit=500, worker_id=worker,
                                                                lease_seconds=600), metadata=auth)).jobs

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import grpc
 import pytest
-from paymesh.ledger.v1 import ledger_internal_service_pb2 as ipb
-from paymesh.ledger.v1 import ledger_internal_service_pb2_grpc as igrpc
+from paymesh.ledger.v1 import merchant_directory_service_pb2 as dpb
+from paymesh.ledger.v1 import merchant_directory_service_pb2_grpc as dgrpc
 from paymesh.ledger.v1 import payment_service_pb2 as spb
 
 from services.common import local_mesh
-from tests.support.ledger import ADMIN_TOKEN, INTERNAL_TOKEN, bearer
+from tests.support.ledger import ADMIN_TOKEN, MERCHANT_DIRECTORY_TOKEN, bearer
 from tests.support.procs import run_command
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -31,25 +31,24 @@ async def admin(*args: str, **env_vars: str) -> tuple[int, str, str]:
 
 
 async def secret_in_force(ledger_channel, merchant_id: str) -> str:
-    reply = await igrpc.LedgerInternalServiceStub(ledger_channel).GetWebhookTarget(
-        ipb.GetWebhookTargetRequest(merchant_id=merchant_id), metadata=bearer(INTERNAL_TOKEN))
+    reply = await dgrpc.MerchantDirectoryServiceStub(ledger_channel).GetWebhookTarget(
+        dpb.GetWebhookTargetRequest(merchant_id=merchant_id), metadata=bearer(MERCHANT_DIRECTORY_TOKEN))
     return reply.webhook_secret
 
 
 async def test_set_webhook_keeps_the_secret_unless_told_to_rotate(ledger, ledger_channel, merchant, tmp_path):
     remote = {"PAYMESH_LEDGER_ADDR": f"127.0.0.1:{ledger.port}", "PAYMESH_ADMIN_TOKEN": ADMIN_TOKEN,
               "PAYMESH_DATA_DIR": str(tmp_path)}  # no local mesh there
-    code, out, err = await admin("set-webhook", merchant.merchant_id, "--url", HOOK,
-                                 PAYMESH_INTERNAL_TOKEN=INTERNAL_TOKEN, **remote)
+    code, out, err = await admin("set-webhook", merchant.merchant_id, "--url", HOOK, **remote)
     assert code == 0, err
     assert json.loads(out)["webhook_secret"] == merchant.webhook_secret
     assert json.loads(out)["merchant"]["webhook_url"] == HOOK
     assert await secret_in_force(ledger_channel, merchant.merchant_id) == merchant.webhook_secret
 
-    # Keeping needs the internal token to read the secret: without it, refused, nothing changed.
-    code, out, err = await admin("set-webhook", merchant.merchant_id, "--url", HOOK + "2", **remote)
-    assert code == 2 and out == ""
-    assert "PAYMESH_INTERNAL_TOKEN" in err and "--rotate-secret" in err and "Traceback" not in err
+    # Both at once is refused, nothing changed.
+    code, out, err = await admin("set-webhook", merchant.merchant_id, "--url", HOOK + "2", "--secret", "s" * 20,
+                                 "--rotate-secret", **remote)
+    assert code == 2 and out == "" and "Traceback" not in err
     assert await secret_in_force(ledger_channel, merchant.merchant_id) == merchant.webhook_secret
 
     code, out, err = await admin("set-webhook", merchant.merchant_id, "--url", HOOK, "--rotate-secret", **remote)
@@ -67,7 +66,7 @@ async def test_rotations_of_the_demo_merchant_reach_the_demo_file(ledger, ledger
     data.mkdir()
     local_mesh.write_state(data, {"pid": os.getpid(), "pid_start": local_mesh.process_start(os.getpid()),
                                   "ledger": f"127.0.0.1:{ledger.port}", "data_dir": str(data)})
-    (data / "secrets.env").write_text(f"PAYMESH_ADMIN_TOKEN={ADMIN_TOKEN}\nPAYMESH_INTERNAL_TOKEN={INTERNAL_TOKEN}\n")
+    (data / "secrets.env").write_text(f"PAYMESH_ADMIN_TOKEN={ADMIN_TOKEN}\n")
     local_mesh.save_demo(data, {"merchant_id": merchant.merchant_id, "api_key": merchant.api_key,
                                 "webhook_secret": merchant.webhook_secret})
     (data / "demo.txt").write_text(f"export PAYMESH_API_KEY={merchant.api_key}\n")

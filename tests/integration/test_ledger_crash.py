@@ -18,7 +18,7 @@ from paymesh.ledger.v1 import payment_service_pb2 as spb
 
 from tests.support.ledger import (
     ADMIN_TOKEN,
-    INTERNAL_TOKEN,
+    SERVICE_TOKEN_ENV,
     create_merchant,
     eventually,
     fresh_xpub,
@@ -41,7 +41,7 @@ def ledger_process(postgres, nats_factory, chains_file, stack_dir: Path):
         "PAYMESH_NATS_URL": nats_server.url,
         "PAYMESH_CHAINS_FILE": str(chains_file),
         "PAYMESH_ADMIN_TOKEN": ADMIN_TOKEN,
-        "PAYMESH_INTERNAL_TOKEN": INTERNAL_TOKEN,
+        **SERVICE_TOKEN_ENV,
         "PAYMESH_CONSUMER_ACK_WAIT_SECONDS": "2",
         "PAYMESH_SHUTDOWN_GRACE_SECONDS": "1",
     }

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import grpc
 import pytest
-from paymesh.ledger.v1 import ledger_internal_service_pb2 as ipb
-from paymesh.ledger.v1 import ledger_internal_service_pb2_grpc as igrpc
 from paymesh.ledger.v1 import payment_pb2 as pb
+from paymesh.ledger.v1 import sweep_ledger_service_pb2 as ipb
+from paymesh.ledger.v1 import sweep_ledger_service_pb2_grpc as igrpc
 
 from tests.support.ledger import (
-    INTERNAL_TOKEN,
+    SWEEP_LEDGER_TOKEN,
     bearer,
     eventually,
     next_block,
@@ -22,7 +22,7 @@ from tests.support.ledger import (
 )
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
-AUTH = bearer(INTERNAL_TOKEN)
+AUTH = bearer(SWEEP_LEDGER_TOKEN)
 TREASURY = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
 
 
@@ -47,7 +47,7 @@ async def expect_invalid(call, request, text: str) -> None:
 
 
 async def test_sweep_bookkeeping_refuses_what_its_columns_cannot_hold(ledger_channel, merchant, js):
-    internal = igrpc.LedgerInternalServiceStub(ledger_channel)
+    internal = igrpc.SweepLedgerServiceStub(ledger_channel)
     payment = await confirmed_payment(merchant, js)
     await expect_invalid(internal.ClaimSweeps, ipb.ClaimSweepsRequest(chain_id=31337, worker_id="w" * 129, limit=500,
                                                                        lease_seconds=60),

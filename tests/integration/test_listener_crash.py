@@ -14,7 +14,7 @@ from paymesh.ledger.v1 import payment_pb2 as pb
 from paymesh.listener.v1 import listener_service_pb2 as lpb
 
 from tests.support.chain import CHAIN_ID, mesh, status, wait_status, wait_watching_all
-from tests.support.ledger import ADMIN_TOKEN, INTERNAL_TOKEN, eventually
+from tests.support.ledger import ADMIN_TOKEN, SERVICE_TOKEN_ENV, eventually
 from tools import devstack
 from tools.services import ServiceProcess
 
@@ -35,7 +35,7 @@ def listener_process(net, name: str, buckets: str) -> ServiceProcess:
         "PAYMESH_CHAINS_FILE": str(net.chains_file),
         "PAYMESH_LEDGER_ADDR": f"127.0.0.1:{net.ledger.port}",
         "PAYMESH_ADMIN_TOKEN": ADMIN_TOKEN,
-        "PAYMESH_INTERNAL_TOKEN": INTERNAL_TOKEN,
+        **SERVICE_TOKEN_ENV,
         "PAYMESH_CHAIN_IDS": f"[{CHAIN_ID}]",
         "PAYMESH_LEASE_TTL_SECONDS": "2",
         "PAYMESH_POLL_INTERVAL_SECONDS": "0.1",

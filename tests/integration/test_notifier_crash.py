@@ -19,7 +19,7 @@ import grpc
 import pytest
 from paymesh.notifier.v1 import notifier_service_pb2 as npb
 
-from tests.support.ledger import ADMIN_TOKEN, INTERNAL_TOKEN, create_merchant, eventually, fresh_xpub
+from tests.support.ledger import ADMIN_TOKEN, SERVICE_TOKEN_ENV, create_merchant, eventually, fresh_xpub
 from tests.support.procs import ServiceProcess
 from tests.support.webhooks import NotifierClient, WebhookReceiver, ok, slow
 from tools import devstack
@@ -37,7 +37,7 @@ def notifier_process(postgres, nats_server, ledger, stack_dir: Path) -> Iterator
         "PAYMESH_NATS_URL": nats_server.url,
         "PAYMESH_LEDGER_ADDR": f"127.0.0.1:{ledger.port}",
         "PAYMESH_ADMIN_TOKEN": ADMIN_TOKEN,
-        "PAYMESH_INTERNAL_TOKEN": INTERNAL_TOKEN,
+        **SERVICE_TOKEN_ENV,
         "PAYMESH_NOTIFIER_DURABLE": f"notifier-crash-{secrets.token_hex(4)}",
         "PAYMESH_NOTIFIER_DELIVER_POLICY": "new",
         "PAYMESH_CONSUMER_ACK_WAIT_SECONDS": "2",

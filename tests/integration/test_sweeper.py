@@ -14,9 +14,9 @@ from eth_account.typed_transactions import TypedTransaction
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from hexbytes import HexBytes
 from paymesh.events.v1 import payment_events_pb2 as evpb
-from paymesh.ledger.v1 import ledger_internal_service_pb2 as ipb
-from paymesh.ledger.v1 import ledger_internal_service_pb2_grpc as igrpc
 from paymesh.ledger.v1 import payment_pb2 as pb
+from paymesh.ledger.v1 import sweep_ledger_service_pb2 as ipb
+from paymesh.ledger.v1 import sweep_ledger_service_pb2_grpc as igrpc
 from paymesh.sweeper.v1 import sweeper_service_pb2 as swpb
 from sqlalchemy import text
 
@@ -24,7 +24,7 @@ from services.sweeper.app import chain_health_name
 from services.sweeper.chain import L1_FEE_HEADROOM_PERCENT, OP_GAS_PRICE_ORACLE
 from tests.support.ledger import (
     ADMIN_TOKEN,
-    INTERNAL_TOKEN,
+    SWEEP_LEDGER_TOKEN,
     TOKEN_ADDRESS,
     account_xpub,
     bearer,
@@ -425,7 +425,7 @@ async def assert_complete_sweep_refuses_wrong_figures(stack, paid, recorded) -> 
     """CompleteSweep takes what reached the treasury (the recorded transaction's amount,
     not the payment's) and the fee as a decimal string; anything else is refused and
     changes nothing."""
-    internal = igrpc.LedgerInternalServiceStub(stack.channel)
+    internal = igrpc.SweepLedgerServiceStub(stack.channel)
     fee = str(21_000 * int(recorded["max_fee_per_gas"]))
     for amount, fee_text, says in [
         (str(paid.amount), fee, "not what the recorded sweep transaction moves"),  # the gross amount
@@ -438,7 +438,7 @@ async def assert_complete_sweep_refuses_wrong_figures(stack, paid, recorded) -> 
             await internal.CompleteSweep(
                 ipb.CompleteSweepRequest(payment_id=paid.payment_id, tx_hash=recorded["tx_hash"], amount=amount,
                                          fee=fee_text),
-                metadata=bearer(INTERNAL_TOKEN))
+                metadata=bearer(SWEEP_LEDGER_TOKEN))
         assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and says in info.value.details(), (
             amount, fee_text, info.value.details())
     row = await stack.sweep_row(paid.payment_id)

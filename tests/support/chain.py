@@ -37,7 +37,7 @@ from services.listener.app import ListenerApp
 from services.listener.settings import ListenerSettings
 from tests.support.ledger import (
     ADMIN_TOKEN,
-    INTERNAL_TOKEN,
+    SERVICE_TOKENS,
     MerchantHandle,
     bearer,
     create_merchant,
@@ -350,7 +350,7 @@ def listener_settings(stack: Mesh, chains_file: Path | None = None, **extra: Any
         ledger_addr=f"127.0.0.1:{stack.ledger.port}",
         grpc_port=0,
         admin_token=ADMIN_TOKEN,
-        internal_token=INTERNAL_TOKEN,
+        **SERVICE_TOKENS,
         chain_ids=[CHAIN_ID],
         lease_ttl_seconds=extra.pop("lease_ttl_seconds", 3.0),
         poll_interval_seconds=extra.pop("poll_interval_seconds", 0.1),
@@ -417,7 +417,7 @@ async def mesh(postgres: devstack.Postgres, root: Path, *, database: str, confir
         url = postgres.create_database(database)
         ledger = LedgerApp(LedgerSettings(
             database_url=url, nats_url=nats_server.url, chains_file=chains_file, grpc_port=0,
-            admin_token=ADMIN_TOKEN, internal_token=INTERNAL_TOKEN, expiry_interval_seconds=0.5,
+            admin_token=ADMIN_TOKEN, **SERVICE_TOKENS, expiry_interval_seconds=0.5,
             shutdown_grace_seconds=0.5, allow_private_webhooks=True,
         ))
         await ledger.start()

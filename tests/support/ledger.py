@@ -23,7 +23,16 @@ from paymesh.ledger.v1 import payment_service_pb2 as spb
 from paymesh.ledger.v1 import payment_service_pb2_grpc as sgrpc
 
 ADMIN_TOKEN = "test-admin-token-0123456789"
-INTERNAL_TOKEN = "test-internal-token-0123456789"
+# One token per internal service of the ledger, each shared with its one caller.
+ADDRESS_FEED_TOKEN = "test-address-feed-token-0123456789"
+SWEEP_LEDGER_TOKEN = "test-sweep-ledger-token-0123456789"
+MERCHANT_DIRECTORY_TOKEN = "test-merchant-directory-token-0123456789"
+SERVICE_TOKENS = {
+    "address_feed_token": ADDRESS_FEED_TOKEN,
+    "sweep_ledger_token": SWEEP_LEDGER_TOKEN,
+    "merchant_directory_token": MERCHANT_DIRECTORY_TOKEN,
+}
+SERVICE_TOKEN_ENV = {f"PAYMESH_{name.upper()}": value for name, value in SERVICE_TOKENS.items()}
 ANVIL_MNEMONIC = "test test test test test test test test test test test junk"
 TOKEN_ADDRESS = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
 

@@ -37,7 +37,8 @@ from services.sweeper.settings import SweeperSettings
 from tests.support.ledger import (
     ADMIN_TOKEN,
     ANVIL_MNEMONIC,
-    INTERNAL_TOKEN,
+    SERVICE_TOKEN_ENV,
+    SERVICE_TOKENS,
     TOKEN_ADDRESS,
     MerchantHandle,
     bearer,
@@ -319,7 +320,7 @@ class SweeperStack:
             "chains_file": self.chains_file,
             "grpc_port": 0,
             "admin_token": ADMIN_TOKEN,
-            "internal_token": INTERNAL_TOKEN,
+            **SERVICE_TOKENS,
             "shutdown_grace_seconds": 2.0,
             "sweeper_mnemonic": ANVIL_MNEMONIC,
             "sweeper_interval_seconds": 0.2,
@@ -338,7 +339,7 @@ class SweeperStack:
             "PAYMESH_NATS_URL": self.nats.url,
             "PAYMESH_CHAINS_FILE": str(self.chains_file),
             "PAYMESH_ADMIN_TOKEN": ADMIN_TOKEN,
-            "PAYMESH_INTERNAL_TOKEN": INTERNAL_TOKEN,
+            **SERVICE_TOKEN_ENV,
             "PAYMESH_SWEEPER_MNEMONIC": ANVIL_MNEMONIC,
             "PAYMESH_SWEEPER_INTERVAL_SECONDS": "0.2",
             "PAYMESH_SWEEPER_CLAIM_LEASE_SECONDS": "10",
@@ -486,7 +487,7 @@ async def start_stack(directory: Path, postgres, *, block_time: float = 0.25, co
         ledger = LedgerApp(
             LedgerSettings(
                 database_url=database_url, nats_url=nats_server.url, chains_file=chains_file, grpc_port=0,
-                admin_token=ADMIN_TOKEN, internal_token=INTERNAL_TOKEN, expiry_interval_seconds=0.5,
+                admin_token=ADMIN_TOKEN, **SERVICE_TOKENS, expiry_interval_seconds=0.5,
                 shutdown_grace_seconds=1.0, allow_private_webhooks=True,
             )
         )

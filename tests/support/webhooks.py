@@ -23,7 +23,7 @@ import grpc
 from paymesh.notifier.v1 import notifier_service_pb2 as npb
 from paymesh.notifier.v1 import notifier_service_pb2_grpc as ngrpc
 
-from tests.support.ledger import ADMIN_TOKEN, INTERNAL_TOKEN, bearer, eventually
+from tests.support.ledger import ADMIN_TOKEN, SERVICE_TOKENS, bearer, eventually
 
 EVENT_ID = "paymesh-event-id"
 SIGNATURE = "paymesh-signature"
@@ -211,7 +211,7 @@ def notifier_settings(database_url: str, nats_url: str, ledger_port: int, **over
         ledger_addr=f"127.0.0.1:{ledger_port}",
         grpc_port=0,
         admin_token=ADMIN_TOKEN,
-        internal_token=INTERNAL_TOKEN,
+        **SERVICE_TOKENS,
         notifier_durable=f"notifier-{secrets.token_hex(4)}",
         notifier_deliver_policy="new",
         retry_schedule="200ms,200ms,200ms",

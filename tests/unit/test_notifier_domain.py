@@ -3,18 +3,16 @@ verification helper), the SSRF address policy, payload shape, page tokens."""
 
 from __future__ import annotations
 
-import base64
 import ipaddress
 import json
 import random
-import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.common.errors import InvalidArgument
+from services.common.ssrf import blocked_reason, classify, parse_ip
 from services.notifier.domain.backoff import (
     DEFAULT_SCHEDULE,
     after_attempt,
@@ -26,7 +24,6 @@ from services.notifier.domain.backoff import (
 from services.notifier.domain.payload import build_body
 from services.notifier.domain.records import DeliveryState
 from services.notifier.domain.signing import compute_signature, signature_header
-from services.common.ssrf import blocked_reason, classify, parse_ip
 from services.notifier.settings import NotifierSettings
 from services.notifier.verify import WebhookVerificationError, verify, verify_signature
 

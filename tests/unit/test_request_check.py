@@ -11,9 +11,9 @@ import pytest
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
-from paymesh.ledger.v1 import ledger_internal_service_pb2 as ipb
 from paymesh.ledger.v1 import merchant_admin_service_pb2 as apb
 from paymesh.ledger.v1 import payment_service_pb2 as spb
+from paymesh.ledger.v1 import sweep_ledger_service_pb2 as ipb
 from paymesh.notifier.v1 import notifier_service_pb2 as npb
 
 from services.common.errors import InvalidArgument

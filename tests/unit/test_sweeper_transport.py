@@ -5,14 +5,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import grpc
-import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
-from paymesh.ledger.v1 import ledger_internal_service_pb2 as ipb
+from paymesh.ledger.v1 import sweep_ledger_service_pb2 as ipb
 
-from services.common.errors import FailedPrecondition, NotFound, PermissionDenied
 from services.sweeper.domain.model import TxKind, TxState
-from services.sweeper.ledger_client import LedgerUnavailable, _error, job_from_pb, tx_from_pb
+from services.sweeper.ledger_client import job_from_pb, tx_from_pb
 
 
 def _stamp(dt: datetime) -> Timestamp:
@@ -44,25 +41,3 @@ def test_job_and_transactions_from_protobuf():
     assert tx.max_priority_fee_per_gas is None and tx.fee_cost == 21_000_000
     assert tx.updated_at == when and tx.created_at is None
     assert tx_from_pb(ipb.SweepTransaction(state=ipb.SWEEP_TRANSACTION_STATE_MINED)).is_open
-
-
-class FakeRpcError(grpc.aio.AioRpcError):
-    def __init__(self, code: grpc.StatusCode, details: str) -> None:
-        super().__init__(code, grpc.aio.Metadata(), grpc.aio.Metadata(), details)
-
-
-@pytest.mark.parametrize(
-    ("code", "kind", "needle"),
-    [
-        (grpc.StatusCode.NOT_FOUND, NotFound, "payment pay_x not found"),
-        (grpc.StatusCode.FAILED_PRECONDITION, FailedPrecondition, "does not hold the sweep lease"),
-        (grpc.StatusCode.UNAUTHENTICATED, PermissionDenied, "PAYMESH_INTERNAL_TOKEN"),
-        (grpc.StatusCode.UNAVAILABLE, LedgerUnavailable, "unavailable"),
-        (grpc.StatusCode.DEADLINE_EXCEEDED, LedgerUnavailable, "DEADLINE_EXCEEDED"),
-    ],
-)
-def test_ledger_errors_are_mapped(code, kind, needle):
-    details = {"NOT_FOUND": "payment pay_x not found",
-               "FAILED_PRECONDITION": "worker w does not hold the sweep lease of pay_x"}.get(code.name, "")
-    error = _error("recording transaction 0xab", FakeRpcError(code, details))
-    assert isinstance(error, kind) and needle in error.message

@@ -23,57 +23,62 @@ _sym_db = _symbol_database.Default()
 
 
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from paymesh.ledger.v1 import payment_pb2 as paymesh_dot_ledger_dot_v1_dot_payment__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n.paymesh/ledger/v1/merchant_admin_service.proto\x12\x11paymesh.ledger.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"-\n\x08Treasury\x12\x10\n\x08\x63hain_id\x18\x01 \x01(\x04\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\"\xb1\x02\n\x08Merchant\x12\x13\n\x0bmerchant_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x31\n\x06status\x18\x03 \x01(\x0e\x32!.paymesh.ledger.v1.MerchantStatus\x12\x13\n\x0bwebhook_url\x18\x04 \x01(\t\x12\x0c\n\x04xpub\x18\x05 \x01(\t\x12\x17\n\x0f\x64\x65rivation_path\x18\x06 \x01(\t\x12/\n\ntreasuries\x18\x07 \x03(\x0b\x32\x1b.paymesh.ledger.v1.Treasury\x12\x16\n\x0e\x61pi_key_prefix\x18\x08 \x01(\t\x12.\n\ncreated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1a\n\x12next_address_index\x18\n \x01(\x04\"\x92\x01\n\x15\x43reateMerchantRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04xpub\x18\x02 \x01(\t\x12\x17\n\x0f\x64\x65rivation_path\x18\x03 \x01(\t\x12\x13\n\x0bwebhook_url\x18\x04 \x01(\t\x12/\n\ntreasuries\x18\x05 \x03(\x0b\x32\x1b.paymesh.ledger.v1.Treasury\"p\n\x16\x43reateMerchantResponse\x12-\n\x08merchant\x18\x01 \x01(\x0b\x32\x1b.paymesh.ledger.v1.Merchant\x12\x0f\n\x07\x61pi_key\x18\x02 \x01(\t\x12\x16\n\x0ewebhook_secret\x18\x03 \x01(\t\")\n\x12GetMerchantRequest\x12\x13\n\x0bmerchant_id\x18\x01 \x01(\t\"D\n\x13GetMerchantResponse\x12-\n\x08merchant\x18\x01 \x01(\x0b\x32\x1b.paymesh.ledger.v1.Merchant\"=\n\x14ListMerchantsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\r\x12\x12\n\npage_token\x18\x02 \x01(\t\"`\n\x15ListMerchantsResponse\x12.\n\tmerchants\x18\x01 \x03(\x0b\x32\x1b.paymesh.ledger.v1.Merchant\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"-\n\x16\x44isableMerchantRequest\x12\x13\n\x0bmerchant_id\x18\x01 \x01(\t\"H\n\x17\x44isableMerchantResponse\x12-\n\x08merchant\x18\x01 \x01(\x0b\x32\x1b.paymesh.ledger.v1.Merchant\",\n\x15\x45nableMerchantRequest\x12\x13\n\x0bmerchant_id\x18\x01 \x01(\t\"G\n\x16\x45nableMerchantResponse\x12-\n\x08merchant\x18\x01 \x01(\x0b\x32\x1b.paymesh.ledger.v1.Merchant\"*\n\x13RotateApiKeyRequest\x12\x13\n\x0bmerchant_id\x18\x01 \x01(\t\"V\n\x14RotateApiKeyResponse\x12-\n\x08merchant\x18\x01 \x01(\x0b\x32\x1b.paymesh.ledger.v1.Merchant\x12\x0f\n\x07\x61pi_key\x18\x02 \x01(\t\"U\n\x11SetWebhookRequest\x12\x13\n\x0bmerchant_id\x18\x01 \x01(\t\x12\x13\n\x0bwebhook_url\x18\x02 \x01(\t\x12\x16\n\x0ewebhook_secret\x18\x03 \x01(\t\"[\n\x12SetWebhookResponse\x12-\n\x08merchant\x18\x01 \x01(\x0b\x32\x1b.paymesh.ledger.v1.Merchant\x12\x16\n\x0ewebhook_secret\x18\x02 \x01(\t\"L\n\x0eSetXpubRequest\x12\x13\n\x0bmerchant_id\x18\x01 \x01(\t\x12\x0c\n\x04xpub\x18\x02 \x01(\t\x12\x17\n\x0f\x64\x65rivation_path\x18\x03 \x01(\t\"@\n\x0fSetXpubResponse\x12-\n\x08merchant\x18\x01 \x01(\x0b\x32\x1b.paymesh.ledger.v1.Merchant\"X\n\x12SetTreasuryRequest\x12\x13\n\x0bmerchant_id\x18\x01 \x01(\t\x12-\n\x08treasury\x18\x02 \x01(\x0b\x32\x1b.paymesh.ledger.v1.Treasury\"D\n\x13SetTreasuryResponse\x12-\n\x08merchant\x18\x01 \x01(\x0b\x32\x1b.paymesh.ledger.v1.Merchant*k\n\x0eMerchantStatus\x12\x1f\n\x1bMERCHANT_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n\x16MERCHANT_STATUS_ACTIVE\x10\x01\x12\x1c\n\x18MERCHANT_STATUS_DISABLED\x10\x02\x32\xfc\x06\n\x14MerchantAdminService\x12\x65\n\x0e\x43reateMerchant\x12(.paymesh.ledger.v1.CreateMerchantRequest\x1a).paymesh.ledger.v1.CreateMerchantResponse\x12\\\n\x0bGetMerchant\x12%.paymesh.ledger.v1.GetMerchantRequest\x1a&.paymesh.ledger.v1.GetMerchantResponse\x12\x62\n\rListMerchants\x12\'.paymesh.ledger.v1.ListMerchantsRequest\x1a(.paymesh.ledger.v1.ListMerchantsResponse\x12h\n\x0f\x44isableMerchant\x12).paymesh.ledger.v1.DisableMerchantRequest\x1a*.paymesh.ledger.v1.DisableMerchantResponse\x12\x65\n\x0e\x45nableMerchant\x12(.paymesh.ledger.v1.EnableMerchantRequest\x1a).paymesh.ledger.v1.EnableMerchantResponse\x12_\n\x0cRotateApiKey\x12&.paymesh.ledger.v1.RotateApiKeyRequest\x1a\'.paymesh.ledger.v1.RotateApiKeyResponse\x12Y\n\nSetWebhook\x12$.paymesh.ledger.v1.SetWebhookRequest\x1a%.paymesh.ledger.v1.SetWebhookResponse\x12P\n\x07SetXpub\x12!.paymesh.ledger.v1.SetXpubRequest\x1a\".paymesh.ledger.v1.SetXpubResponse\x12\\\n\x0bSetTreasury\x12%.paymesh.ledger.v1.SetTreasuryRequest\x1a&.paymesh.ledger.v1.SetTreasuryResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n.paymesh/ledger/v1/merchant_admin_service.proto\x12\x11paymesh.ledger.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1fpaymesh/ledger/v1/payment.proto\"-\n\x08Treasury\x12\x10\n\x08\x63hain_id\x18\x01 \x01(\x04\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\"\xb1\x02\n\x08Merchant\x12\x13\n\x0bmerchant_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x31\n\x06status\x18\x03 \x01(\x0e\x32!.paymesh.ledger.v1.MerchantStatus\x12\x13\n\x0bwebhook_url\x18\x04 \x01(\t\x12\x0c\n\x04xpub\x18\x05 \x01(\t\x12\x17\n\x0f\x64\x65rivation_path\x18\x06 \x01(\t\x12/\n\ntreasuries\x18\x07 \x03(\x0b\x32\x1b.paymesh.ledger.v1.Treasury\x12\x16\n\x0e\x61pi_key_prefix\x18\x08 \x01(\t\x12.\n\ncreated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1a\n\x12next_address_index\x18\n \x01(\x04\"\x92\x01\n\x15\x43reateMerchantRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04xpub\x18\x02 \x01(\t\x12\x17\n\x0f\x64\x65rivation_path\x18\x03 \x01(\t\x12\x13\n\x0bwebhook_url\x18\x04 \x01(\t\x12/\n\ntreasuries\x18\x05 \x03(\x0b\x32\x1b.paymesh.ledger.v1.Treasury\"p\n\x16\x43reateMerchantResponse\x12-\n\x08merchant\x18\x01 \x01(\x0b\x32\x1b.paymesh.ledger.v1.Merchant\x12\x0f\n\x07\x61pi_key\x18\x02 \x01(\t\x12\x16\n\x0ewebhook_secret\x18\x03 \x01(\t\")\n\x12GetMerchantRequest\x12\x13\n\x0bmerchant_id\x18\x01 \x01(\t\"D\n\x13GetMerchantResponse\x12-\n\x08merchant\x18\x01 \x01(\x0b\x32\x1b.paymesh.ledger.v1.Merchant\"=\n\x14ListMerchantsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\r\x12\x12\n\npage_token\x18\x02 \x01(\t\"`\n\x15ListMerchantsResponse\x12.\n\tmerchants\x18\x01 \x03(\x0b\x32\x1b.paymesh.ledger.v1.Merchant\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"-\n\x16\x44isableMerchantRequest\x12\x13\n\x0bmerchant_id\x18\x01 \x01(\t\"H\n\x17\x44isableMerchantResponse\x12-\n\x08merchant\x18\x01 \x01(\x0b\x32\x1b.paymesh.ledger.v1.Merchant\",\n\x15\x45nableMerchantRequest\x12\x13\n\x0bmerchant_id\x18\x01 \x01(\t\"G\n\x16\x45nableMerchantResponse\x12-\n\x08merchant\x18\x01 \x01(\x0b\x32\x1b.paymesh.ledger.v1.Merchant\"*\n\x13RotateApiKeyRequest\x12\x13\n\x0bmerchant_id\x18\x01 \x01(\t\"V\n\x14RotateApiKeyResponse\x12-\n\x08merchant\x18\x01 \x01(\x0b\x32\x1b.paymesh.ledger.v1.Merchant\x12\x0f\n\x07\x61pi_key\x18\x02 \x01(\t\"j\n\x11SetWebhookRequest\x12\x13\n\x0bmerchant_id\x18\x01 \x01(\t\x12\x13\n\x0bwebhook_url\x18\x02 \x01(\t\x12\x16\n\x0ewebhook_secret\x18\x03 \x01(\t\x12\x13\n\x0bkeep_secret\x18\x04 \x01(\x08\"[\n\x12SetWebhookResponse\x12-\n\x08merchant\x18\x01 \x01(\x0b\x32\x1b.paymesh.ledger.v1.Merchant\x12\x16\n\x0ewebhook_secret\x18\x02 \x01(\t\"L\n\x0eSetXpubRequest\x12\x13\n\x0bmerchant_id\x18\x01 \x01(\t\x12\x0c\n\x04xpub\x18\x02 \x01(\t\x12\x17\n\x0f\x64\x65rivation_path\x18\x03 \x01(\t\"@\n\x0fSetXpubResponse\x12-\n\x08merchant\x18\x01 \x01(\x0b\x32\x1b.paymesh.ledger.v1.Merchant\"X\n\x12SetTreasuryRequest\x12\x13\n\x0bmerchant_id\x18\x01 \x01(\t\x12-\n\x08treasury\x18\x02 \x01(\x0b\x32\x1b.paymesh.ledger.v1.Treasury\"D\n\x13SetTreasuryResponse\x12-\n\x08merchant\x18\x01 \x01(\x0b\x32\x1b.paymesh.ledger.v1.Merchant\"*\n\x14LookupPaymentRequest\x12\x12\n\npayment_id\x18\x01 \x01(\t\"D\n\x15LookupPaymentResponse\x12+\n\x07payment\x18\x01 \x01(\x0b\x32\x1a.paymesh.ledger.v1.Payment*k\n\x0eMerchantStatus\x12\x1f\n\x1bMERCHANT_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n\x16MERCHANT_STATUS_ACTIVE\x10\x01\x12\x1c\n\x18MERCHANT_STATUS_DISABLED\x10\x02\x32\xe0\x07\n\x14MerchantAdminService\x12\x65\n\x0e\x43reateMerchant\x12(.paymesh.ledger.v1.CreateMerchantRequest\x1a).paymesh.ledger.v1.CreateMerchantResponse\x12\\\n\x0bGetMerchant\x12%.paymesh.ledger.v1.GetMerchantRequest\x1a&.paymesh.ledger.v1.GetMerchantResponse\x12\x62\n\rListMerchants\x12\'.paymesh.ledger.v1.ListMerchantsRequest\x1a(.paymesh.ledger.v1.ListMerchantsResponse\x12h\n\x0f\x44isableMerchant\x12).paymesh.ledger.v1.DisableMerchantRequest\x1a*.paymesh.ledger.v1.DisableMerchantResponse\x12\x65\n\x0e\x45nableMerchant\x12(.paymesh.ledger.v1.EnableMerchantRequest\x1a).paymesh.ledger.v1.EnableMerchantResponse\x12_\n\x0cRotateApiKey\x12&.paymesh.ledger.v1.RotateApiKeyRequest\x1a\'.paymesh.ledger.v1.RotateApiKeyResponse\x12Y\n\nSetWebhook\x12$.paymesh.ledger.v1.SetWebhookRequest\x1a%.paymesh.ledger.v1.SetWebhookResponse\x12P\n\x07SetXpub\x12!.paymesh.ledger.v1.SetXpubRequest\x1a\".paymesh.ledger.v1.SetXpubResponse\x12\\\n\x0bSetTreasury\x12%.paymesh.ledger.v1.SetTreasuryRequest\x1a&.paymesh.ledger.v1.SetTreasuryResponse\x12\x62\n\rLookupPayment\x12\'.paymesh.ledger.v1.LookupPaymentRequest\x1a(.paymesh.ledger.v1.LookupPaymentResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'paymesh.ledger.v1.merchant_admin_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_MERCHANTSTATUS']._serialized_start=1850
-  _globals['_MERCHANTSTATUS']._serialized_end=1957
-  _globals['_TREASURY']._serialized_start=102
-  _globals['_TREASURY']._serialized_end=147
-  _globals['_MERCHANT']._serialized_start=150
-  _globals['_MERCHANT']._serialized_end=455
-  _globals['_CREATEMERCHANTREQUEST']._serialized_start=458
-  _globals['_CREATEMERCHANTREQUEST']._serialized_end=604
-  _globals['_CREATEMERCHANTRESPONSE']._serialized_start=606
-  _globals['_CREATEMERCHANTRESPONSE']._serialized_end=718
-  _globals['_GETMERCHANTREQUEST']._serialized_start=720
-  _globals['_GETMERCHANTREQUEST']._serialized_end=761
-  _globals['_GETMERCHANTRESPONSE']._serialized_start=763
-  _globals['_GETMERCHANTRESPONSE']._serialized_end=831
-  _globals['_LISTMERCHANTSREQUEST']._serialized_start=833
-  _globals['_LISTMERCHANTSREQUEST']._serialized_end=894
-  _globals['_LISTMERCHANTSRESPONSE']._serialized_start=896
-  _globals['_LISTMERCHANTSRESPONSE']._serialized_end=992
-  _globals['_DISABLEMERCHANTREQUEST']._serialized_start=994
-  _globals['_DISABLEMERCHANTREQUEST']._serialized_end=1039
-  _globals['_DISABLEMERCHANTRESPONSE']._serialized_start=1041
-  _globals['_DISABLEMERCHANTRESPONSE']._serialized_end=1113
-  _globals['_ENABLEMERCHANTREQUEST']._serialized_start=1115
-  _globals['_ENABLEMERCHANTREQUEST']._serialized_end=1159
-  _globals['_ENABLEMERCHANTRESPONSE']._serialized_start=1161
-  _globals['_ENABLEMERCHANTRESPONSE']._serialized_end=1232
-  _globals['_ROTATEAPIKEYREQUEST']._serialized_start=1234
-  _globals['_ROTATEAPIKEYREQUEST']._serialized_end=1276
-  _globals['_ROTATEAPIKEYRESPONSE']._serialized_start=1278
-  _globals['_ROTATEAPIKEYRESPONSE']._serialized_end=1364
-  _globals['_SETWEBHOOKREQUEST']._serialized_start=1366
-  _globals['_SETWEBHOOKREQUEST']._serialized_end=1451
-  _globals['_SETWEBHOOKRESPONSE']._serialized_start=1453
-  _globals['_SETWEBHOOKRESPONSE']._serialized_end=1544
-  _globals['_SETXPUBREQUEST']._serialized_start=1546
-  _globals['_SETXPUBREQUEST']._serialized_end=1622
-  _globals['_SETXPUBRESPONSE']._serialized_start=1624
-  _globals['_SETXPUBRESPONSE']._serialized_end=1688
-  _globals['_SETTREASURYREQUEST']._serialized_start=1690
-  _globals['_SETTREASURYREQUEST']._serialized_end=1778
-  _globals['_SETTREASURYRESPONSE']._serialized_start=1780
-  _globals['_SETTREASURYRESPONSE']._serialized_end=1848
-  _globals['_MERCHANTADMINSERVICE']._serialized_start=1960
-  _globals['_MERCHANTADMINSERVICE']._serialized_end=2852
+  _globals['_MERCHANTSTATUS']._serialized_start=2018
+  _globals['_MERCHANTSTATUS']._serialized_end=2125
+  _globals['_TREASURY']._serialized_start=135
+  _globals['_TREASURY']._serialized_end=180
+  _globals['_MERCHANT']._serialized_start=183
+  _globals['_MERCHANT']._serialized_end=488
+  _globals['_CREATEMERCHANTREQUEST']._serialized_start=491
+  _globals['_CREATEMERCHANTREQUEST']._serialized_end=637
+  _globals['_CREATEMERCHANTRESPONSE']._serialized_start=639
+  _globals['_CREATEMERCHANTRESPONSE']._serialized_end=751
+  _globals['_GETMERCHANTREQUEST']._serialized_start=753
+  _globals['_GETMERCHANTREQUEST']._serialized_end=794
+  _globals['_GETMERCHANTRESPONSE']._serialized_start=796
+  _globals['_GETMERCHANTRESPONSE']._serialized_end=864
+  _globals['_LISTMERCHANTSREQUEST']._serialized_start=866
+  _globals['_LISTMERCHANTSREQUEST']._serialized_end=927
+  _globals['_LISTMERCHANTSRESPONSE']._serialized_start=929
+  _globals['_LISTMERCHANTSRESPONSE']._serialized_end=1025
+  _globals['_DISABLEMERCHANTREQUEST']._serialized_start=1027
+  _globals['_DISABLEMERCHANTREQUEST']._serialized_end=1072
+  _globals['_DISABLEMERCHANTRESPONSE']._serialized_start=1074
+  _globals['_DISABLEMERCHANTRESPONSE']._serialized_end=1146
+  _globals['_ENABLEMERCHANTREQUEST']._serialized_start=1148
+  _globals['_ENABLEMERCHANTREQUEST']._serialized_end=1192
+  _globals['_ENABLEMERCHANTRESPONSE']._serialized_start=1194
+  _globals['_ENABLEMERCHANTRESPONSE']._serialized_end=1265
+  _globals['_ROTATEAPIKEYREQUEST']._serialized_start=1267
+  _globals['_ROTATEAPIKEYREQUEST']._serialized_end=1309
+  _globals['_ROTATEAPIKEYRESPONSE']._serialized_start=1311
+  _globals['_ROTATEAPIKEYRESPONSE']._serialized_end=1397
+  _globals['_SETWEBHOOKREQUEST']._serialized_start=1399
+  _globals['_SETWEBHOOKREQUEST']._serialized_end=1505
+  _globals['_SETWEBHOOKRESPONSE']._serialized_start=1507
+  _globals['_SETWEBHOOKRESPONSE']._serialized_end=1598
+  _globals['_SETXPUBREQUEST']._serialized_start=1600
+  _globals['_SETXPUBREQUEST']._serialized_end=1676
+  _globals['_SETXPUBRESPONSE']._serialized_start=1678
+  _globals['_SETXPUBRESPONSE']._serialized_end=1742
+  _globals['_SETTREASURYREQUEST']._serialized_start=1744
+  _globals['_SETTREASURYREQUEST']._serialized_end=1832
+  _globals['_SETTREASURYRESPONSE']._serialized_start=1834
+  _globals['_SETTREASURYRESPONSE']._serialized_end=1902
+  _globals['_LOOKUPPAYMENTREQUEST']._serialized_start=1904
+  _globals['_LOOKUPPAYMENTREQUEST']._serialized_end=1946
+  _globals['_LOOKUPPAYMENTRESPONSE']._serialized_start=1948
+  _globals['_LOOKUPPAYMENTRESPONSE']._serialized_end=2016
+  _globals['_MERCHANTADMINSERVICE']._serialized_start=2128
+  _globals['_MERCHANTADMINSERVICE']._serialized_end=3120
 # @@protoc_insertion_point(module_scope)

@@ -1,6 +1,7 @@
 import datetime
 
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from paymesh.ledger.v1 import payment_pb2 as _payment_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -142,14 +143,16 @@ class RotateApiKeyResponse(_message.Message):
     def __init__(self, merchant: _Optional[_Union[Merchant, _Mapping]] = ..., api_key: _Optional[str] = ...) -> None: ...
 
 class SetWebhookRequest(_message.Message):
-    __slots__ = ("merchant_id", "webhook_url", "webhook_secret")
+    __slots__ = ("merchant_id", "webhook_url", "webhook_secret", "keep_secret")
     MERCHANT_ID_FIELD_NUMBER: _ClassVar[int]
     WEBHOOK_URL_FIELD_NUMBER: _ClassVar[int]
     WEBHOOK_SECRET_FIELD_NUMBER: _ClassVar[int]
+    KEEP_SECRET_FIELD_NUMBER: _ClassVar[int]
     merchant_id: str
     webhook_url: str
     webhook_secret: str
-    def __init__(self, merchant_id: _Optional[str] = ..., webhook_url: _Optional[str] = ..., webhook_secret: _Optional[str] = ...) -> None: ...
+    keep_secret: bool
+    def __init__(self, merchant_id: _Optional[str] = ..., webhook_url: _Optional[str] = ..., webhook_secret: _Optional[str] = ..., keep_secret: _Optional[bool] = ...) -> None: ...
 
 class SetWebhookResponse(_message.Message):
     __slots__ = ("merchant", "webhook_secret")
@@ -188,3 +191,15 @@ class SetTreasuryResponse(_message.Message):
     MERCHANT_FIELD_NUMBER: _ClassVar[int]
     merchant: Merchant
     def __init__(self, merchant: _Optional[_Union[Merchant, _Mapping]] = ...) -> None: ...
+
+class LookupPaymentRequest(_message.Message):
+    __slots__ = ("payment_id",)
+    PAYMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    payment_id: str
+    def __init__(self, payment_id: _Optional[str] = ...) -> None: ...
+
+class LookupPaymentResponse(_message.Message):
+    __slots__ = ("payment",)
+    PAYMENT_FIELD_NUMBER: _ClassVar[int]
+    payment: _payment_pb2.Payment
+    def __init__(self, payment: _Optional[_Union[_payment_pb2.Payment, _Mapping]] = ...) -> None: ...

@@ -81,6 +81,11 @@ class MerchantAdminServiceStub:
                 request_serializer=paymesh_dot_ledger_dot_v1_dot_merchant__admin__service__pb2.SetTreasuryRequest.SerializeToString,
                 response_deserializer=paymesh_dot_ledger_dot_v1_dot_merchant__admin__service__pb2.SetTreasuryResponse.FromString,
                 _registered_method=True)
+        self.LookupPayment = channel.unary_unary(
+                '/paymesh.ledger.v1.MerchantAdminService/LookupPayment',
+                request_serializer=paymesh_dot_ledger_dot_v1_dot_merchant__admin__service__pb2.LookupPaymentRequest.SerializeToString,
+                response_deserializer=paymesh_dot_ledger_dot_v1_dot_merchant__admin__service__pb2.LookupPaymentResponse.FromString,
+                _registered_method=True)
 
 
 class MerchantAdminServiceServicer:
@@ -131,7 +136,8 @@ class MerchantAdminServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def SetWebhook(self, request, context):
-        """SetWebhook sets the webhook URL; a new signing secret is generated unless one is given.
+        """SetWebhook sets the webhook URL; a new signing secret is generated unless one
+        is given or keep_secret is set.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -146,6 +152,14 @@ class MerchantAdminServiceServicer:
 
     def SetTreasury(self, request, context):
         """SetTreasury sets the address swept funds go to on one chain.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def LookupPayment(self, request, context):
+        """LookupPayment returns any merchant's payment by its id, for operators
+        (support, tools that pay a payment by id).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -198,6 +212,11 @@ def add_MerchantAdminServiceServicer_to_server(servicer, server):
                     servicer.SetTreasury,
                     request_deserializer=paymesh_dot_ledger_dot_v1_dot_merchant__admin__service__pb2.SetTreasuryRequest.FromString,
                     response_serializer=paymesh_dot_ledger_dot_v1_dot_merchant__admin__service__pb2.SetTreasuryResponse.SerializeToString,
+            ),
+            'LookupPayment': grpc.unary_unary_rpc_method_handler(
+                    servicer.LookupPayment,
+                    request_deserializer=paymesh_dot_ledger_dot_v1_dot_merchant__admin__service__pb2.LookupPaymentRequest.FromString,
+                    response_serializer=paymesh_dot_ledger_dot_v1_dot_merchant__admin__service__pb2.LookupPaymentResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -445,6 +464,33 @@ class MerchantAdminService:
             '/paymesh.ledger.v1.MerchantAdminService/SetTreasury',
             paymesh_dot_ledger_dot_v1_dot_merchant__admin__service__pb2.SetTreasuryRequest.SerializeToString,
             paymesh_dot_ledger_dot_v1_dot_merchant__admin__service__pb2.SetTreasuryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def LookupPayment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/paymesh.ledger.v1.MerchantAdminService/LookupPayment',
+            paymesh_dot_ledger_dot_v1_dot_merchant__admin__service__pb2.LookupPaymentRequest.SerializeToString,
+            paymesh_dot_ledger_dot_v1_dot_merchant__admin__service__pb2.LookupPaymentResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -23,34 +23,34 @@ _sym_db = _symbol_database.Default()
 
 
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
-from paymesh.ledger.v1 import ledger_internal_service_pb2 as paymesh_dot_ledger_dot_v1_dot_ledger__internal__service__pb2
+from paymesh.ledger.v1 import sweep_ledger_service_pb2 as paymesh_dot_ledger_dot_v1_dot_sweep__ledger__service__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n(paymesh/sweeper/v1/sweeper_service.proto\x12\x12paymesh.sweeper.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a/paymesh/ledger/v1/ledger_internal_service.proto\"\xc4\x01\n\x10\x43hainSweepStatus\x12\x10\n\x08\x63hain_id\x18\x01 \x01(\x04\x12\x0e\n\x06leader\x18\x02 \x01(\x08\x12\x1a\n\x12gas_wallet_address\x18\x03 \x01(\t\x12\x1a\n\x12gas_wallet_balance\x18\x04 \x01(\t\x12\x11\n\tin_flight\x18\x05 \x01(\r\x12\x12\n\nlast_error\x18\x06 \x01(\t\x12/\n\x0blast_run_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"$\n\x10GetStatusRequest\x12\x10\n\x08\x63hain_id\x18\x01 \x01(\x04\"I\n\x11GetStatusResponse\x12\x34\n\x06\x63hains\x18\x01 \x03(\x0b\x32$.paymesh.sweeper.v1.ChainSweepStatus\"u\n\x11ListSweepsRequest\x12\x10\n\x08\x63hain_id\x18\x01 \x01(\x04\x12\x12\n\npayment_id\x18\x02 \x01(\t\x12\x13\n\x0bmerchant_id\x18\x03 \x01(\t\x12\x11\n\tpage_size\x18\x04 \x01(\r\x12\x12\n\npage_token\x18\x05 \x01(\t\"h\n\x12ListSweepsResponse\x12\x39\n\x0ctransactions\x18\x01 \x03(\x0b\x32#.paymesh.ledger.v1.SweepTransaction\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"H\n\x0fSweepNowRequest\x12\x14\n\npayment_id\x18\x01 \x01(\tH\x00\x12\x15\n\x0bmerchant_id\x18\x02 \x01(\tH\x00\x42\x08\n\x06target\"+\n\x10SweepNowResponse\x12\x17\n\x0fpayments_queued\x18\x01 \x01(\r\"\'\n\x11RetrySweepRequest\x12\x12\n\npayment_id\x18\x01 \x01(\t\"-\n\x12RetrySweepResponse\x12\x17\n\x0fpayments_queued\x18\x01 \x01(\r2\xfb\x02\n\x0eSweeperService\x12X\n\tGetStatus\x12$.paymesh.sweeper.v1.GetStatusRequest\x1a%.paymesh.sweeper.v1.GetStatusResponse\x12[\n\nListSweeps\x12%.paymesh.sweeper.v1.ListSweepsRequest\x1a&.paymesh.sweeper.v1.ListSweepsResponse\x12U\n\x08SweepNow\x12#.paymesh.sweeper.v1.SweepNowRequest\x1a$.paymesh.sweeper.v1.SweepNowResponse\x12[\n\nRetrySweep\x12%.paymesh.sweeper.v1.RetrySweepRequest\x1a&.paymesh.sweeper.v1.RetrySweepResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n(paymesh/sweeper/v1/sweeper_service.proto\x12\x12paymesh.sweeper.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a,paymesh/ledger/v1/sweep_ledger_service.proto\"\xc4\x01\n\x10\x43hainSweepStatus\x12\x10\n\x08\x63hain_id\x18\x01 \x01(\x04\x12\x0e\n\x06leader\x18\x02 \x01(\x08\x12\x1a\n\x12gas_wallet_address\x18\x03 \x01(\t\x12\x1a\n\x12gas_wallet_balance\x18\x04 \x01(\t\x12\x11\n\tin_flight\x18\x05 \x01(\r\x12\x12\n\nlast_error\x18\x06 \x01(\t\x12/\n\x0blast_run_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"$\n\x10GetStatusRequest\x12\x10\n\x08\x63hain_id\x18\x01 \x01(\x04\"I\n\x11GetStatusResponse\x12\x34\n\x06\x63hains\x18\x01 \x03(\x0b\x32$.paymesh.sweeper.v1.ChainSweepStatus\"u\n\x11ListSweepsRequest\x12\x10\n\x08\x63hain_id\x18\x01 \x01(\x04\x12\x12\n\npayment_id\x18\x02 \x01(\t\x12\x13\n\x0bmerchant_id\x18\x03 \x01(\t\x12\x11\n\tpage_size\x18\x04 \x01(\r\x12\x12\n\npage_token\x18\x05 \x01(\t\"h\n\x12ListSweepsResponse\x12\x39\n\x0ctransactions\x18\x01 \x03(\x0b\x32#.paymesh.ledger.v1.SweepTransaction\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"H\n\x0fSweepNowRequest\x12\x14\n\npayment_id\x18\x01 \x01(\tH\x00\x12\x15\n\x0bmerchant_id\x18\x02 \x01(\tH\x00\x42\x08\n\x06target\"+\n\x10SweepNowResponse\x12\x17\n\x0fpayments_queued\x18\x01 \x01(\r\"\'\n\x11RetrySweepRequest\x12\x12\n\npayment_id\x18\x01 \x01(\t\"-\n\x12RetrySweepResponse\x12\x17\n\x0fpayments_queued\x18\x01 \x01(\r2\xfb\x02\n\x0eSweeperService\x12X\n\tGetStatus\x12$.paymesh.sweeper.v1.GetStatusRequest\x1a%.paymesh.sweeper.v1.GetStatusResponse\x12[\n\nListSweeps\x12%.paymesh.sweeper.v1.ListSweepsRequest\x1a&.paymesh.sweeper.v1.ListSweepsResponse\x12U\n\x08SweepNow\x12#.paymesh.sweeper.v1.SweepNowRequest\x1a$.paymesh.sweeper.v1.SweepNowResponse\x12[\n\nRetrySweep\x12%.paymesh.sweeper.v1.RetrySweepRequest\x1a&.paymesh.sweeper.v1.RetrySweepResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'paymesh.sweeper.v1.sweeper_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CHAINSWEEPSTATUS']._serialized_start=147
-  _globals['_CHAINSWEEPSTATUS']._serialized_end=343
-  _globals['_GETSTATUSREQUEST']._serialized_start=345
-  _globals['_GETSTATUSREQUEST']._serialized_end=381
-  _globals['_GETSTATUSRESPONSE']._serialized_start=383
-  _globals['_GETSTATUSRESPONSE']._serialized_end=456
-  _globals['_LISTSWEEPSREQUEST']._serialized_start=458
-  _globals['_LISTSWEEPSREQUEST']._serialized_end=575
-  _globals['_LISTSWEEPSRESPONSE']._serialized_start=577
-  _globals['_LISTSWEEPSRESPONSE']._serialized_end=681
-  _globals['_SWEEPNOWREQUEST']._serialized_start=683
-  _globals['_SWEEPNOWREQUEST']._serialized_end=755
-  _globals['_SWEEPNOWRESPONSE']._serialized_start=757
-  _globals['_SWEEPNOWRESPONSE']._serialized_end=800
-  _globals['_RETRYSWEEPREQUEST']._serialized_start=802
-  _globals['_RETRYSWEEPREQUEST']._serialized_end=841
-  _globals['_RETRYSWEEPRESPONSE']._serialized_start=843
-  _globals['_RETRYSWEEPRESPONSE']._serialized_end=888
-  _globals['_SWEEPERSERVICE']._serialized_start=891
-  _globals['_SWEEPERSERVICE']._serialized_end=1270
+  _globals['_CHAINSWEEPSTATUS']._serialized_start=144
+  _globals['_CHAINSWEEPSTATUS']._serialized_end=340
+  _globals['_GETSTATUSREQUEST']._serialized_start=342
+  _globals['_GETSTATUSREQUEST']._serialized_end=378
+  _globals['_GETSTATUSRESPONSE']._serialized_start=380
+  _globals['_GETSTATUSRESPONSE']._serialized_end=453
+  _globals['_LISTSWEEPSREQUEST']._serialized_start=455
+  _globals['_LISTSWEEPSREQUEST']._serialized_end=572
+  _globals['_LISTSWEEPSRESPONSE']._serialized_start=574
+  _globals['_LISTSWEEPSRESPONSE']._serialized_end=678
+  _globals['_SWEEPNOWREQUEST']._serialized_start=680
+  _globals['_SWEEPNOWREQUEST']._serialized_end=752
+  _globals['_SWEEPNOWRESPONSE']._serialized_start=754
+  _globals['_SWEEPNOWRESPONSE']._serialized_end=797
+  _globals['_RETRYSWEEPREQUEST']._serialized_start=799
+  _globals['_RETRYSWEEPREQUEST']._serialized_end=838
+  _globals['_RETRYSWEEPRESPONSE']._serialized_start=840
+  _globals['_RETRYSWEEPRESPONSE']._serialized_end=885
+  _globals['_SWEEPERSERVICE']._serialized_start=888
+  _globals['_SWEEPERSERVICE']._serialized_end=1267
 # @@protoc_insertion_point(module_scope)

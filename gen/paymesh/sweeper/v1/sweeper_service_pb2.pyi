@@ -1,7 +1,7 @@
 import datetime
 
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
-from paymesh.ledger.v1 import ledger_internal_service_pb2 as _ledger_internal_service_pb2
+from paymesh.ledger.v1 import sweep_ledger_service_pb2 as _sweep_ledger_service_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -58,9 +58,9 @@ class ListSweepsResponse(_message.Message):
     __slots__ = ("transactions", "next_page_token")
     TRANSACTIONS_FIELD_NUMBER: _ClassVar[int]
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
-    transactions: _containers.RepeatedCompositeFieldContainer[_ledger_internal_service_pb2.SweepTransaction]
+    transactions: _containers.RepeatedCompositeFieldContainer[_sweep_ledger_service_pb2.SweepTransaction]
     next_page_token: str
-    def __init__(self, transactions: _Optional[_Iterable[_Union[_ledger_internal_service_pb2.SweepTransaction, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+    def __init__(self, transactions: _Optional[_Iterable[_Union[_sweep_ledger_service_pb2.SweepTransaction, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class SweepNowRequest(_message.Message):
     __slots__ = ("payment_id", "merchant_id")

@@ -37,34 +37,6 @@ SWEEP_TRANSACTION_STATE_CONFIRMED: SweepTransactionState
 SWEEP_TRANSACTION_STATE_FAILED: SweepTransactionState
 SWEEP_TRANSACTION_STATE_REPLACED: SweepTransactionState
 
-class WatchedAddress(_message.Message):
-    __slots__ = ("chain_id", "address", "payment_id", "from_block", "created_at")
-    CHAIN_ID_FIELD_NUMBER: _ClassVar[int]
-    ADDRESS_FIELD_NUMBER: _ClassVar[int]
-    PAYMENT_ID_FIELD_NUMBER: _ClassVar[int]
-    FROM_BLOCK_FIELD_NUMBER: _ClassVar[int]
-    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
-    chain_id: int
-    address: str
-    payment_id: str
-    from_block: int
-    created_at: _timestamp_pb2.Timestamp
-    def __init__(self, chain_id: _Optional[int] = ..., address: _Optional[str] = ..., payment_id: _Optional[str] = ..., from_block: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
-
-class WatchAddressesRequest(_message.Message):
-    __slots__ = ("chain_id",)
-    CHAIN_ID_FIELD_NUMBER: _ClassVar[int]
-    chain_id: int
-    def __init__(self, chain_id: _Optional[int] = ...) -> None: ...
-
-class WatchAddressesResponse(_message.Message):
-    __slots__ = ("addresses", "snapshot_complete")
-    ADDRESSES_FIELD_NUMBER: _ClassVar[int]
-    SNAPSHOT_COMPLETE_FIELD_NUMBER: _ClassVar[int]
-    addresses: _containers.RepeatedCompositeFieldContainer[WatchedAddress]
-    snapshot_complete: bool
-    def __init__(self, addresses: _Optional[_Iterable[_Union[WatchedAddress, _Mapping]]] = ..., snapshot_complete: _Optional[bool] = ...) -> None: ...
-
 class SweepJob(_message.Message):
     __slots__ = ("payment_id", "merchant_id", "chain_id", "asset", "token_address", "deposit_address", "derivation_path", "amount", "treasury_address", "lease_expires_at", "transactions", "attempts")
     PAYMENT_ID_FIELD_NUMBER: _ClassVar[int]
@@ -264,45 +236,3 @@ class RequestSweepResponse(_message.Message):
     PAYMENTS_ELIGIBLE_FIELD_NUMBER: _ClassVar[int]
     payments_eligible: int
     def __init__(self, payments_eligible: _Optional[int] = ...) -> None: ...
-
-class GetWebhookTargetRequest(_message.Message):
-    __slots__ = ("merchant_id",)
-    MERCHANT_ID_FIELD_NUMBER: _ClassVar[int]
-    merchant_id: str
-    def __init__(self, merchant_id: _Optional[str] = ...) -> None: ...
-
-class GetWebhookTargetResponse(_message.Message):
-    __slots__ = ("webhook_url", "webhook_secret", "merchant_active")
-    WEBHOOK_URL_FIELD_NUMBER: _ClassVar[int]
-    WEBHOOK_SECRET_FIELD_NUMBER: _ClassVar[int]
-    MERCHANT_ACTIVE_FIELD_NUMBER: _ClassVar[int]
-    webhook_url: str
-    webhook_secret: str
-    merchant_active: bool
-    def __init__(self, webhook_url: _Optional[str] = ..., webhook_secret: _Optional[str] = ..., merchant_active: _Optional[bool] = ...) -> None: ...
-
-class GetPaymentInternalRequest(_message.Message):
-    __slots__ = ("payment_id",)
-    PAYMENT_ID_FIELD_NUMBER: _ClassVar[int]
-    payment_id: str
-    def __init__(self, payment_id: _Optional[str] = ...) -> None: ...
-
-class GetPaymentInternalResponse(_message.Message):
-    __slots__ = ("payment",)
-    PAYMENT_FIELD_NUMBER: _ClassVar[int]
-    payment: _payment_pb2.Payment
-    def __init__(self, payment: _Optional[_Union[_payment_pb2.Payment, _Mapping]] = ...) -> None: ...
-
-class AuthenticateApiKeyRequest(_message.Message):
-    __slots__ = ("api_key",)
-    API_KEY_FIELD_NUMBER: _ClassVar[int]
-    api_key: str
-    def __init__(self, api_key: _Optional[str] = ...) -> None: ...
-
-class AuthenticateApiKeyResponse(_message.Message):
-    __slots__ = ("merchant_id", "active")
-    MERCHANT_ID_FIELD_NUMBER: _ClassVar[int]
-    ACTIVE_FIELD_NUMBER: _ClassVar[int]
-    merchant_id: str
-    active: bool
-    def __init__(self, merchant_id: _Optional[str] = ..., active: _Optional[bool] = ...) -> None: ...

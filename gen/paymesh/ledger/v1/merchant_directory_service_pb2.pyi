@@ -1,0 +1,35 @@
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from typing import ClassVar as _ClassVar, Optional as _Optional
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class GetWebhookTargetRequest(_message.Message):
+    __slots__ = ("merchant_id",)
+    MERCHANT_ID_FIELD_NUMBER: _ClassVar[int]
+    merchant_id: str
+    def __init__(self, merchant_id: _Optional[str] = ...) -> None: ...
+
+class GetWebhookTargetResponse(_message.Message):
+    __slots__ = ("webhook_url", "webhook_secret", "merchant_active")
+    WEBHOOK_URL_FIELD_NUMBER: _ClassVar[int]
+    WEBHOOK_SECRET_FIELD_NUMBER: _ClassVar[int]
+    MERCHANT_ACTIVE_FIELD_NUMBER: _ClassVar[int]
+    webhook_url: str
+    webhook_secret: str
+    merchant_active: bool
+    def __init__(self, webhook_url: _Optional[str] = ..., webhook_secret: _Optional[str] = ..., merchant_active: _Optional[bool] = ...) -> None: ...
+
+class AuthenticateApiKeyRequest(_message.Message):
+    __slots__ = ("api_key",)
+    API_KEY_FIELD_NUMBER: _ClassVar[int]
+    api_key: str
+    def __init__(self, api_key: _Optional[str] = ...) -> None: ...
+
+class AuthenticateApiKeyResponse(_message.Message):
+    __slots__ = ("merchant_id", "active")
+    MERCHANT_ID_FIELD_NUMBER: _ClassVar[int]
+    ACTIVE_FIELD_NUMBER: _ClassVar[int]
+    merchant_id: str
+    active: bool
+    def __init__(self, merchant_id: _Optional[str] = ..., active: _Optional[bool] = ...) -> None: ...
