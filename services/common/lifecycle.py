@@ -34,6 +34,23 @@ async def watch_health(
             await asyncio.wait_for(stop.wait(), timeout=interval)
 
 
+async def postgres_and_nats_ok(engine: Any, nc: Any) -> bool:
+    """The dependency check of a service that owns a database: NATS is connected
+    and Postgres answers a trivial query (for watch_health)."""
+    if nc is None or not nc.is_connected:
+        return False
+    async with engine.connect() as conn:
+        await conn.exec_driver_sql("SELECT 1")
+    return True
+
+
+def chain_health_name(service: str, chain_id: int) -> str:
+    """The health service name of one chain of a service that follows chains
+    (listener, sweeper): NOT_SERVING while that chain cannot be served, while the
+    process itself (service "") stays SERVING so its API still answers."""
+    return f"{service}/chain/{chain_id}"
+
+
 async def stop_tasks(tasks: list[asyncio.Task], timeout: float = 5.0) -> None:
     """Wait for background loops that watch a stop event; cancel the ones that do not end in time."""
     for task in tasks:

@@ -13,13 +13,18 @@ from paymesh.ledger.v1 import merchant_admin_service_pb2_grpc as agrpc
 from paymesh.ledger.v1 import merchant_directory_service_pb2_grpc as dgrpc
 from paymesh.ledger.v1 import payment_service_pb2_grpc as sgrpc
 from paymesh.ledger.v1 import sweep_ledger_service_pb2_grpc as swgrpc
-from sqlalchemy import text
 
 from services.common import nats_helpers
 from services.common.chains import load_chains
 from services.common.db import signing_key
 from services.common.grpc_server import GrpcServer
-from services.common.lifecycle import close_connections, run_until_stopped, stop_tasks, watch_health
+from services.common.lifecycle import (
+    close_connections,
+    postgres_and_nats_ok,
+    run_until_stopped,
+    stop_tasks,
+    watch_health,
+)
 from services.common.logging import configure_logging
 from services.common.metrics import start_metrics_server
 from services.common.page_tokens import PageTokens
@@ -148,12 +153,7 @@ class LedgerApp:
         return port
 
     async def _dependencies_ok(self) -> bool:
-        """Postgres answers and NATS is connected."""
-        if self.nc is None or not self.nc.is_connected:
-            return False
-        async with self.engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
-        return True
+        return await postgres_and_nats_ok(self.engine, self.nc)
 
     async def stop(self) -> None:
         log.info("ledger stopping")

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from datetime import UTC
 
 import structlog
 from google.protobuf.message import DecodeError
@@ -17,6 +16,7 @@ from paymesh.events.v1 import payment_events_pb2 as evpb
 
 from services.common.money import parse_amount
 from services.common.nats_helpers import Handled, Outcome
+from services.common.timestamps import from_timestamp
 from services.ledger.chain_events import ChainEvent, ChainEventApplier, HeadEvent, ReorgEvent, TransferEvent
 from services.ledger.domain.validation import checksum_address
 
@@ -45,7 +45,7 @@ def decode(msg: Msg) -> ChainEvent:
                 chain_id=m.chain_id,
                 block_number=m.block_number,
                 block_hash=_hash(m.block_hash, "block_hash"),
-                block_timestamp=m.block_timestamp.ToDatetime(tzinfo=UTC),
+                block_timestamp=from_timestamp(m.block_timestamp),
                 tx_hash=_hash(m.tx_hash, "tx_hash"),
                 log_index=m.log_index,
                 from_address=checksum_address(m.from_address, "from_address"),

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
-from google.protobuf.timestamp_pb2 import Timestamp
 from paymesh.events.v1 import payment_events_pb2 as ev
 from paymesh.ledger.v1 import merchant_admin_service_pb2 as apb
 from paymesh.ledger.v1 import payment_pb2 as pb
 from paymesh.ledger.v1 import sweep_ledger_service_pb2 as swpb
 
+from services.common.timestamps import from_timestamp, to_timestamp
 from services.ledger.domain.records import (
     MerchantRecord,
     PaymentEventRecord,
@@ -40,22 +38,8 @@ SWEEP_STATE_TO_PB = {
 PB_TO_SWEEP_STATE = {v: k for k, v in SWEEP_STATE_TO_PB.items()}
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def ts(value: datetime | None) -> Timestamp | None:
-    """Exact integer arithmetic (no float): what Timestamp.FromDatetime computes,
-    at a fraction of its cost on the hot paths that build payment events."""
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        value = value.astimezone(UTC)
-    delta = value - _EPOCH
-    return Timestamp(seconds=delta.days * 86_400 + delta.seconds, nanos=delta.microseconds * 1_000)
-
-
-def from_ts(value: Timestamp) -> datetime:
-    return value.ToDatetime(tzinfo=UTC)
+ts = to_timestamp
+from_ts = from_timestamp
 
 
 def transfer_to_pb(t: TransferRecord) -> pb.Transfer:

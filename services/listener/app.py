@@ -16,7 +16,7 @@ from services.common import nats_helpers
 from services.common.chains import ChainConfig, load_chains
 from services.common.grpc_server import GrpcServer
 from services.common.lease import KvLease, ensure_bucket
-from services.common.lifecycle import close_connections, run_until_stopped
+from services.common.lifecycle import chain_health_name, close_connections, run_until_stopped
 from services.common.logging import configure_logging
 from services.common.metrics import start_metrics_server
 from services.listener import kv
@@ -34,11 +34,6 @@ from services.listener.worker import ChainWorker
 log = structlog.get_logger("listener")
 
 SERVICE = "paymesh.listener.v1.ListenerService"
-
-
-def chain_health_name(chain_id: int) -> str:
-    """Health service name of one chain: NOT_SERVING while its RPC is unreachable."""
-    return f"{SERVICE}/chain/{chain_id}"
 
 
 class ConfigError(ValueError):
@@ -149,7 +144,7 @@ class ListenerApp:
             for chain_id, worker in self.workers.items():
                 ok = worker.healthy
                 chains_ok = chains_ok and ok
-                await self._set(state, chain_health_name(chain_id), ok)
+                await self._set(state, chain_health_name(SERVICE, chain_id), ok)
             overall = nats_ok and chains_ok
             await self._set(state, "", overall)
             await self._set(state, SERVICE, overall)

@@ -12,12 +12,17 @@ from datetime import UTC, datetime, timedelta
 import grpc
 import structlog
 from paymesh.notifier.v1 import notifier_service_pb2_grpc as ngrpc
-from sqlalchemy import text
 
 from services.common import nats_helpers
 from services.common.db import signing_key
 from services.common.grpc_server import GrpcServer
-from services.common.lifecycle import close_connections, run_until_stopped, stop_tasks, watch_health
+from services.common.lifecycle import (
+    close_connections,
+    postgres_and_nats_ok,
+    run_until_stopped,
+    stop_tasks,
+    watch_health,
+)
 from services.common.logging import configure_logging
 from services.common.metrics import start_metrics_server
 from services.common.page_tokens import PageTokens
@@ -153,12 +158,7 @@ class NotifierApp:
                 await asyncio.wait_for(self.stop_event.wait(), timeout=300)
 
     async def _dependencies_ok(self) -> bool:
-        """Postgres answers and NATS is connected."""
-        if self.nc is None or not self.nc.is_connected:
-            return False
-        async with self.engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
-        return True
+        return await postgres_and_nats_ok(self.engine, self.nc)
 
     async def stop(self) -> None:
         """Drain: NOT_SERVING, stop taking in and claiming, let attempts in flight

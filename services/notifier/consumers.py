@@ -21,6 +21,7 @@ from paymesh.ledger.v1 import payment_pb2 as pb
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.common.nats_helpers import PAYMENTS_STREAM, Handled, Outcome
+from services.common.timestamps import from_timestamp
 from services.notifier import metrics
 from services.notifier import repository as repo
 from services.notifier.domain.payload import build_body
@@ -62,7 +63,7 @@ def decode(msg: Msg) -> NewDelivery:
         merchant_id = parts[2] if len(parts) >= 4 else ""
     if not merchant_id:
         raise Malformed("event names no merchant")
-    created = event.created_at.ToDatetime(tzinfo=UTC) if event.HasField("created_at") else None
+    created = from_timestamp(event.created_at) if event.HasField("created_at") else None
     previous = pb.PaymentStatus.Name(event.previous_status) if event.previous_status else None
     body = build_body(
         event_id=event_id,

@@ -9,15 +9,14 @@ shared interceptor.
 from __future__ import annotations
 
 import hmac
-from datetime import UTC, datetime
 
 import grpc
-from google.protobuf.timestamp_pb2 import Timestamp
 from paymesh.notifier.v1 import notifier_service_pb2 as npb
 from paymesh.notifier.v1 import notifier_service_pb2_grpc as ngrpc
 
 from services.common.errors import PermissionDenied
 from services.common.grpc_server import bearer_token
+from services.common.timestamps import to_timestamp
 from services.notifier.domain.records import AttemptRecord, DeliveryRecord, DeliveryState
 from services.notifier.ledger_client import ApiKeyAuthenticator
 from services.notifier.service import Caller, DeliveryService
@@ -31,18 +30,10 @@ STATE_TO_PB = {
 PB_TO_STATE = {v: k for k, v in STATE_TO_PB.items()}
 
 
-def ts(value: datetime | None) -> Timestamp | None:
-    if value is None:
-        return None
-    out = Timestamp()
-    out.FromDatetime(value.astimezone(UTC))
-    return out
-
-
 def attempt_to_pb(a: AttemptRecord) -> npb.Attempt:
     return npb.Attempt(
         number=a.number,
-        started_at=ts(a.started_at),
+        started_at=to_timestamp(a.started_at),
         duration_ms=max(0, a.duration_ms),
         status_code=a.status_code,
         error=a.error,
@@ -59,10 +50,10 @@ def delivery_to_pb(d: DeliveryRecord, *, with_attempts: bool = False) -> npb.Del
         state=STATE_TO_PB[d.state],
         url=d.url,
         attempt_count=d.attempt_count,
-        next_attempt_at=ts(d.next_attempt_at),
+        next_attempt_at=to_timestamp(d.next_attempt_at),
         last_status_code=d.last_status_code,
         last_error=d.last_error,
-        created_at=ts(d.created_at),
+        created_at=to_timestamp(d.created_at),
         attempts=[attempt_to_pb(a) for a in d.attempts] if with_attempts else [],
     )
 

@@ -27,8 +27,8 @@ from typing import Any
 import httpcore
 import httpx
 
-from services.notifier.domain.records import FailureKind, SendResult
 from services.common.ssrf import blocked_reason, parse_ip
+from services.notifier.domain.records import FailureKind, SendResult
 
 try:
     import sniffio  # noqa: F401

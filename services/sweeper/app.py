@@ -18,7 +18,7 @@ from services.common.chains import load_chains
 from services.common.evm_rpc import EvmRpc
 from services.common.grpc_server import GrpcServer
 from services.common.lease import KvLease, LeaseKeeper, effective_ttl, ensure_bucket
-from services.common.lifecycle import close_connections, run_until_stopped
+from services.common.lifecycle import chain_health_name, close_connections, run_until_stopped
 from services.common.logging import configure_logging
 from services.common.metrics import start_metrics_server
 from services.sweeper.chain import ChainGateway, FeeSettings
@@ -31,12 +31,6 @@ from services.sweeper.worker import ChainSweeper, WorkerConfig
 log = structlog.get_logger("sweeper")
 
 SERVICE = "paymesh.sweeper.v1.SweeperService"
-
-
-def chain_health_name(chain_id: int) -> str:
-    """Health service name of one chain: NOT_SERVING while its RPC is unreachable
-    (the process itself, service "", stays SERVING: its operator API still answers)."""
-    return f"{SERVICE}/chain/{chain_id}"
 
 
 # Payment events after which a payment may have become sweepable.
@@ -164,7 +158,7 @@ class SweeperApp:
         return port
 
     def _health_setter(self, chain_id: int):
-        name = chain_health_name(chain_id)
+        name = chain_health_name(SERVICE, chain_id)
 
         async def set_health(ok: bool) -> None:
             await self.grpc.set_serving(ok, [name])

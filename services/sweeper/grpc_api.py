@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from google.protobuf.timestamp_pb2 import Timestamp
 from paymesh.sweeper.v1 import sweeper_service_pb2 as pb
 from paymesh.sweeper.v1 import sweeper_service_pb2_grpc as pgrpc
 
 from services.common.errors import InvalidArgument, NotFound
 from services.common.grpc_server import check_token
 from services.common.page_tokens import page_size
+from services.common.timestamps import to_timestamp
 from services.sweeper.ledger_client import LedgerClient
 from services.sweeper.worker import ChainSweeper
 
@@ -65,9 +65,7 @@ class SweeperServicer(pgrpc.SweeperServiceServicer):
                 last_error=sweeper.last_error,
             )
             if sweeper.last_run_at is not None:
-                stamp = Timestamp()
-                stamp.FromDatetime(sweeper.last_run_at)
-                status.last_run_at.CopyFrom(stamp)
+                status.last_run_at.CopyFrom(to_timestamp(sweeper.last_run_at))
             chains.append(status)
         return pb.GetStatusResponse(chains=chains)
 

@@ -9,14 +9,12 @@ reason a person can act on.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import grpc
-from google.protobuf.timestamp_pb2 import Timestamp
 from paymesh.ledger.v1 import sweep_ledger_service_pb2 as ipb
 from paymesh.ledger.v1 import sweep_ledger_service_pb2_grpc as igrpc
 
 from services.common.grpc_client import ServiceClient
+from services.common.timestamps import optional_datetime
 from services.sweeper.domain.model import Job, RecordedTx, SignedTx, TxKind, TxState
 
 KIND_TO_PB = {TxKind.GAS_TOPUP: ipb.SWEEP_TRANSACTION_KIND_GAS_TOPUP, TxKind.SWEEP: ipb.SWEEP_TRANSACTION_KIND_SWEEP}
@@ -30,12 +28,6 @@ STATE_TO_PB = {
     TxState.REPLACED: ipb.SWEEP_TRANSACTION_STATE_REPLACED,
 }
 PB_TO_STATE = {v: k for k, v in STATE_TO_PB.items()}
-
-
-def _dt(ts: Timestamp) -> datetime | None:
-    if not ts.seconds and not ts.nanos:
-        return None
-    return ts.ToDatetime(tzinfo=UTC)
 
 
 def _int(text: str) -> int:
@@ -61,8 +53,8 @@ def tx_from_pb(t: ipb.SweepTransaction) -> RecordedTx:
         block_number=t.block_number,
         error=t.error,
         replaces_tx_hash=t.replaces_tx_hash.lower(),
-        created_at=_dt(t.created_at),
-        updated_at=_dt(t.updated_at),
+        created_at=optional_datetime(t.created_at),
+        updated_at=optional_datetime(t.updated_at),
         merchant_id=t.merchant_id,
         fee=_int(t.fee) if t.fee else None,
         l1_fee_reserve=_int(t.l1_fee_reserve),

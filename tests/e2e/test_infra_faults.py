@@ -19,7 +19,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from paymesh.ledger.v1 import merchant_admin_service_pb2 as apb
 from paymesh.ledger.v1 import payment_pb2 as pb
 
-from services.listener.app import chain_health_name
+from services.common.lifecycle import chain_health_name
+from services.listener.app import SERVICE
 from tests.support.ledger import create_merchant, eventually, fresh_xpub
 from tests.support.webhooks import WebhookReceiver, ok
 
@@ -91,11 +92,11 @@ async def test_mesh_recovers_from_postgres_nats_and_rpc_outages(mesh, chain):
         os.kill(mesh.stack.anvil.pid, signal.SIGSTOP)
         frozen_at = time.monotonic()
         try:
-            await wait_health(mesh.addr("listener"), serving=False, service=chain_health_name(31337), within=28)
+            await wait_health(mesh.addr("listener"), serving=False, service=chain_health_name(SERVICE, 31337), within=28)
             await asyncio.sleep(max(0.0, 30 - (time.monotonic() - frozen_at)))
         finally:
             os.kill(mesh.stack.anvil.pid, signal.SIGCONT)
-        await wait_health(mesh.addr("listener"), serving=True, service=chain_health_name(31337), within=60)
+        await wait_health(mesh.addr("listener"), serving=True, service=chain_health_name(SERVICE, 31337), within=60)
 
         # Nothing lost: every payment ends swept, every event delivered.
         async def all_swept():

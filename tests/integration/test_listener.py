@@ -11,7 +11,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from paymesh.ledger.v1 import payment_pb2 as pb
 from paymesh.listener.v1 import listener_service_pb2 as lpb
 
-from services.listener.app import chain_health_name
+from services.common.lifecycle import chain_health_name
+from services.listener.app import SERVICE
 from tests.support.chain import (
     CHAIN_ID,
     TransferTap,
@@ -188,7 +189,7 @@ async def test_status_and_health(net):
         every = await stub.GetStatus(lpb.GetStatusRequest(), metadata=bearer(ADMIN_TOKEN))
         assert [c.chain_id for c in every.chains] == [CHAIN_ID]
         health = health_pb2_grpc.HealthStub(channel)
-        for name in ("", chain_health_name(CHAIN_ID)):
+        for name in ("", chain_health_name(SERVICE, CHAIN_ID)):
             reply = await health.Check(health_pb2.HealthCheckRequest(service=name))
             assert reply.status == health_pb2.HealthCheckResponse.SERVING, name
 

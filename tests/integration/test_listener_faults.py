@@ -15,7 +15,8 @@ from paymesh.ledger.v1 import payment_pb2 as pb
 from paymesh.listener.v1 import listener_service_pb2 as lpb
 from prometheus_client import REGISTRY
 
-from services.listener.app import chain_health_name
+from services.common.lifecycle import chain_health_name
+from services.listener.app import SERVICE
 from tests.support.chain import (
     CHAIN_ID,
     FaultyRpc,
@@ -214,7 +215,7 @@ async def test_unreachable_rpc_reports_not_serving(net):
             health = health_pb2_grpc.HealthStub(channel)
 
             async def not_serving():
-                reply = await health.Check(health_pb2.HealthCheckRequest(service=chain_health_name(CHAIN_ID)))
+                reply = await health.Check(health_pb2.HealthCheckRequest(service=chain_health_name(SERVICE, CHAIN_ID)))
                 return reply.status == health_pb2.HealthCheckResponse.NOT_SERVING
 
             await eventually(not_serving, timeout=10)

@@ -13,7 +13,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from paymesh.ledger.v1 import payment_pb2 as pb
 from paymesh.listener.v1 import listener_service_pb2 as lpb
 
-from services.listener.app import chain_health_name
+from services.common.lifecycle import chain_health_name
+from services.listener.app import SERVICE
 from services.listener.domain.traces import internal_log_index
 from tests.support.chain import (
     CHAIN_ID,
@@ -195,7 +196,7 @@ async def test_a_node_without_the_trace_method_gets_a_clear_error_not_a_silent_s
 async def _chain_serving(port: int, serving: bool) -> bool:
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
         reply = await health_pb2_grpc.HealthStub(channel).Check(
-            health_pb2.HealthCheckRequest(service=chain_health_name(CHAIN_ID)), timeout=5)
+            health_pb2.HealthCheckRequest(service=chain_health_name(SERVICE, CHAIN_ID)), timeout=5)
     return (reply.status == health_pb2.HealthCheckResponse.SERVING) == serving
 
 

@@ -20,7 +20,8 @@ from paymesh.ledger.v1 import sweep_ledger_service_pb2_grpc as igrpc
 from paymesh.sweeper.v1 import sweeper_service_pb2 as swpb
 from sqlalchemy import text
 
-from services.sweeper.app import chain_health_name
+from services.common.lifecycle import chain_health_name
+from services.sweeper.app import SERVICE as SWEEPER
 from services.sweeper.chain import L1_FEE_HEADROOM_PERCENT, OP_GAS_PRICE_ORACLE
 from tests.support.ledger import (
     ADMIN_TOKEN,
@@ -58,7 +59,7 @@ async def stack(tmp_path_factory, postgres):
 async def chain_health(app) -> int:
     async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel:
         reply = await health_pb2_grpc.HealthStub(channel).Check(
-            health_pb2.HealthCheckRequest(service=chain_health_name(31337))
+            health_pb2.HealthCheckRequest(service=chain_health_name(SWEEPER, 31337))
         )
     return reply.status
 
