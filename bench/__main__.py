@@ -9,8 +9,14 @@ from pathlib import Path
 
 from bench.common import ROOT, SECTIONS, machine
 
-BENCHES = ["bench.bench_ledger", "bench.bench_listener", "bench.bench_internal", "bench.bench_notifier",
-           "bench.bench_sweeper", "bench.bench_load"]
+BENCHES = [
+    "bench.bench_ledger",
+    "bench.bench_listener",
+    "bench.bench_internal",
+    "bench.bench_notifier",
+    "bench.bench_sweeper",
+    "bench.bench_load",
+]
 
 
 def assemble() -> Path:

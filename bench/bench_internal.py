@@ -49,11 +49,25 @@ async def mine_busy_blocks(node: Node, forwarder: str, payments: list, txs: int,
             for t in range(txs):
                 group = payments[b * per_block + t * fanout : b * per_block + (t + 1) * fanout]
                 sender = pay.DEV_ADDRESSES[1 + (t % 8)]
-                calls.append(("eth_sendTransaction", [{
-                    "from": sender, "to": forwarder, "value": hex(1000 * len(group)), "gas": hex(60_000 * fanout),
-                    "data": "0x" + calldata("split(address[],uint256[])", [p.deposit_address for p in group],
-                                            [1000] * len(group)).hex(),
-                }]))
+                calls.append(
+                    (
+                        "eth_sendTransaction",
+                        [
+                            {
+                                "from": sender,
+                                "to": forwarder,
+                                "value": hex(1000 * len(group)),
+                                "gas": hex(60_000 * fanout),
+                                "data": "0x"
+                                + calldata(
+                                    "split(address[],uint256[])",
+                                    [p.deposit_address for p in group],
+                                    [1000] * len(group),
+                                ).hex(),
+                            }
+                        ],
+                    )
+                )
             await node.batch(calls)
             await node("evm_mine")
             last = int(await node("eth_blockNumber"), 16)
@@ -65,8 +79,9 @@ async def mine_busy_blocks(node: Node, forwarder: str, payments: list, txs: int,
 
 async def rescan(listener: Listener, first: int, last: int) -> tuple[float, lpb.RescanResponse]:
     started = time.perf_counter()
-    reply = await listener.stub.Rescan(lpb.RescanRequest(chain_id=CHAIN_ID, from_block=first, to_block=last),
-                                       metadata=AUTH, timeout=600)
+    reply = await listener.stub.Rescan(
+        lpb.RescanRequest(chain_id=CHAIN_ID, from_block=first, to_block=last), metadata=AUTH, timeout=600
+    )
     return time.perf_counter() - started, reply
 
 
@@ -90,11 +105,18 @@ async def trace_call_ms(node: Node, number: int, repeat: int = 10) -> dict[str, 
 
 
 async def start_listener(env: dict, work: Path, setting: str, tag: str) -> tuple[ServiceProcess, Listener]:
-    chains = write_chains_file(work / f"chains-{tag}.yaml", rpc_url=env["_RPC"], ws_url=env["_WS"],
-                               internal_transfers=setting)
+    chains = write_chains_file(
+        work / f"chains-{tag}.yaml", rpc_url=env["_RPC"], ws_url=env["_WS"], internal_transfers=setting
+    )
     proc_env = {k: v for k, v in env.items() if not k.startswith("_")}
-    proc_env.update({"PAYMESH_CHAINS_FILE": str(chains), "PAYMESH_STATE_BUCKET": f"state-{tag}",
-                     "PAYMESH_LEASE_BUCKET": f"leases-{tag}", "PAYMESH_MAX_BACKFILL_BLOCKS": "1"})
+    proc_env.update(
+        {
+            "PAYMESH_CHAINS_FILE": str(chains),
+            "PAYMESH_STATE_BUCKET": f"state-{tag}",
+            "PAYMESH_LEASE_BUCKET": f"leases-{tag}",
+            "PAYMESH_MAX_BACKFILL_BLOCKS": "1",
+        }
+    )
     proc = ServiceProcess("services.listener", proc_env, work / f"listener-{tag}.log", devstack.free_port())
     await asyncio.to_thread(proc.start)
     listener = Listener(proc)
@@ -125,16 +147,21 @@ async def main(args) -> str:
                 "_RPC": anvil.http_url,
                 "_WS": anvil.ws_url,
             }
-            ledger = ServiceProcess("services.ledger", {k: v for k, v in env.items() if not k.startswith("_")},
-                                    work / "ledger.log", devstack.free_port())
+            ledger = ServiceProcess(
+                "services.ledger",
+                {k: v for k, v in env.items() if not k.startswith("_")},
+                work / "ledger.log",
+                devstack.free_port(),
+            )
             procs.append(ledger)
             await asyncio.to_thread(ledger.start)
             env["PAYMESH_LEDGER_ADDR"] = f"127.0.0.1:{ledger.port}"
             async with grpc.aio.insecure_channel(f"127.0.0.1:{ledger.port}") as channel:
                 xpub, account = fresh_xpub()
                 merchant = await create_merchant(channel, xpub, derivation_path=f"m/44'/60'/{account}'")
-            payments = [p for p in await create_payments(ledger.port, merchant, count * 3 // 2, "int")
-                        if p.asset == "ETH"][:count]
+            payments = [
+                p for p in await create_payments(ledger.port, merchant, count * 3 // 2, "int") if p.asset == "ETH"
+            ][:count]
             assert len(payments) == count, (len(payments), count)
             chain = Chain(anvil.http_url)
             try:
@@ -160,8 +187,10 @@ async def main(args) -> str:
             finally:
                 await conn.close()
             live_s = time.perf_counter() - mining_started
-            print(f"live: {count:,} internal transfers in {last - first + 1} blocks mined in {mined_s:.1f} s; "
-                  f"the ledger had credited {credited:,} of them {live_s:.1f} s after mining began")
+            print(
+                f"live: {count:,} internal transfers in {last - first + 1} blocks mined in {mined_s:.1f} s; "
+                f"the ledger had credited {credited:,} of them {live_s:.1f} s after mining began"
+            )
             await live.close()
             live_proc.terminate(timeout=20)
             procs.remove(live_proc)
@@ -173,8 +202,10 @@ async def main(args) -> str:
                 procs.append(proc)
                 scans[setting] = await rescan(listener, first, last)
                 seconds, reply = scans[setting]
-                print(f"rescan with internal_transfers={setting!r}: {reply.blocks_scanned} blocks in {seconds:.2f} s "
-                      f"({reply.blocks_scanned / seconds:,.0f} blocks/s), {reply.transfers_published:,} transfers")
+                print(
+                    f"rescan with internal_transfers={setting!r}: {reply.blocks_scanned} blocks in {seconds:.2f} s "
+                    f"({reply.blocks_scanned / seconds:,.0f} blocks/s), {reply.transfers_published:,} transfers"
+                )
                 await listener.close()
                 proc.terminate(timeout=20)
                 procs.remove(proc)
@@ -186,8 +217,10 @@ async def main(args) -> str:
     rows = []
     for setting in SETTINGS:
         seconds, reply = scans[setting]
-        rows.append(f"| `{setting or '(empty: off)'}` | {seconds:.2f} s | {blocks / seconds:,.0f} blocks/s | "
-                    f"{reply.transfers_published:,} of {count:,} |")
+        rows.append(
+            f"| `{setting or '(empty: off)'}` | {seconds:.2f} s | {blocks / seconds:,.0f} blocks/s | "
+            f"{reply.transfers_published:,} of {count:,} |"
+        )
     off_s, on_s, trace_s = scans[""][0], scans["debug_trace"][0], scans["trace_block"][0]
     per_call_text = ", ".join(f"`{m}` {ms:.1f} ms" for m, ms in per_call.items())
     return f"""## Internal transfers (listener tracing)

@@ -46,8 +46,9 @@ async def create_load(port: int, merchant, seconds: float, concurrency: int) -> 
             n = 0
             while time.perf_counter() < deadline:
                 n += 1
-                req = spb.CreatePaymentRequest(chain_id=31337, asset="ETH", amount=str(10**15 + n),
-                                               idempotency_key=f"b-{concurrency}-{w}-{n}")
+                req = spb.CreatePaymentRequest(
+                    chain_id=31337, asset="ETH", amount=str(10**15 + n), idempotency_key=f"b-{concurrency}-{w}-{n}"
+                )
                 started = time.perf_counter()
                 await stub.CreatePayment(req, metadata=merchant.auth)
                 latencies.append(time.perf_counter() - started)
@@ -67,8 +68,9 @@ async def apply_rate(port: int, nats_url: str, db_url: str, merchant, events: in
 
         async def one(i: int):
             async with sem:
-                r = await stub.CreatePayment(spb.CreatePaymentRequest(chain_id=31337, asset="ETH", amount="10000"),
-                                             metadata=merchant.auth)
+                r = await stub.CreatePayment(
+                    spb.CreatePaymentRequest(chain_id=31337, asset="ETH", amount="10000"), metadata=merchant.auth
+                )
                 payments.append(r.payment.deposit_address)
 
         await asyncio.gather(*(one(i) for i in range(events // 10)))
@@ -80,7 +82,7 @@ async def apply_rate(port: int, nats_url: str, db_url: str, merchant, events: in
     msgs = [transfer_event(payments[i % len(payments)], 1000, block=100 + i // 500) for i in range(events)]
     started = time.perf_counter()
     for chunk in range(0, events, 500):
-        await asyncio.gather(*(publish_chain(js, "transfer", m) for m in msgs[chunk:chunk + 500]))
+        await asyncio.gather(*(publish_chain(js, "transfer", m) for m in msgs[chunk : chunk + 500]))
     published = time.perf_counter() - started
     deadline = time.monotonic() + 300
     count = before
@@ -125,16 +127,22 @@ async def main(seconds: float, concurrencies: list[int], events: int) -> str:
                     s = summary_ms(lat)
                     rows.append((c, rate, s))
                     print(f"CreatePayment concurrency={c}: {rate}/s p50={s['p50']:.1f} ms p99={s['p99']:.1f} ms")
-                applied, publish_rate = await apply_rate(ledger.port, nats_server.url, db_url.replace(
-                    "postgresql://", "postgresql+asyncpg://"), merchant, events)
+                applied, publish_rate = await apply_rate(
+                    ledger.port,
+                    nats_server.url,
+                    db_url.replace("postgresql://", "postgresql+asyncpg://"),
+                    merchant,
+                    events,
+                )
                 print(f"transfer events applied: {applied:.0f}/s (published at {publish_rate:.0f}/s)")
             finally:
                 ledger.terminate()
         finally:
             nats_server.stop()
             pg.stop()
-    table = "\n".join(f"| {c} | {rate:,} | {s['p50']:.1f} | {s['p90']:.1f} | {s['p99']:.1f} | {s['max']:.1f} |"
-                      for c, rate, s in rows)
+    table = "\n".join(
+        f"| {c} | {rate:,} | {s['p50']:.1f} | {s['p90']:.1f} | {s['p99']:.1f} | {s['max']:.1f} |" for c, rate, s in rows
+    )
     return f"""## Ledger
 
 CreatePayment over gRPC (merchant API key auth, idempotency key, fresh HD

@@ -61,8 +61,11 @@ class Node:
 
     async def __call__(self, method: str, *params):
         self._id += 1
-        reply = (await self.client.post(self.url, json={"jsonrpc": "2.0", "id": self._id, "method": method,
-                                                        "params": list(params)})).json()
+        reply = (
+            await self.client.post(
+                self.url, json={"jsonrpc": "2.0", "id": self._id, "method": method, "params": list(params)}
+            )
+        ).json()
         if "error" in reply:
             raise RuntimeError(f"{method}: {reply['error']}")
         return reply["result"]
@@ -79,8 +82,12 @@ class Node:
 def payment_tx(payment, amount: int, sender: str) -> dict:
     if payment.asset == "ETH":
         return {"from": sender, "to": payment.deposit_address, "value": hex(amount), "gas": hex(21_000)}
-    return {"from": pay.DEV_ADDRESSES[0], "to": pay.TOKEN_ADDRESS, "gas": hex(100_000),
-            "data": pay.transfer_calldata(payment.deposit_address, amount)}
+    return {
+        "from": pay.DEV_ADDRESSES[0],
+        "to": pay.TOKEN_ADDRESS,
+        "gas": hex(100_000),
+        "data": pay.transfer_calldata(payment.deposit_address, amount),
+    }
 
 
 class Listener:
@@ -162,8 +169,9 @@ async def create_payments(ledger_port: int, merchant, n: int, tag: str) -> list:
         async def one(i: int):
             async with sem:
                 asset = "TUSD" if i % 3 == 2 else "ETH"
-                request = spb.CreatePaymentRequest(chain_id=CHAIN_ID, asset=asset, amount="1000",
-                                                   idempotency_key=f"{tag}{i}")
+                request = spb.CreatePaymentRequest(
+                    chain_id=CHAIN_ID, asset=asset, amount="1000", idempotency_key=f"{tag}{i}"
+                )
                 reply = await stub.CreatePayment(request, metadata=merchant.auth)
                 out.append(reply.payment)
 
@@ -202,7 +210,7 @@ async def throughput_phase(node: Node, listener: Listener, events: Events, ledge
             tx["nonce"] = hex(nonces[tx["from"]])
             nonces[tx["from"]] += 1
         for start in range(0, len(txs), 250):
-            await node.batch([("eth_sendTransaction", [tx]) for tx in txs[start:start + 250]])
+            await node.batch([("eth_sendTransaction", [tx]) for tx in txs[start : start + 250]])
         started = time.perf_counter()
         blocks = 0
         while True:
@@ -219,8 +227,14 @@ async def throughput_phase(node: Node, listener: Listener, events: Events, ledge
     await events.until(lambda: ids <= events.payment_at.keys(), 300)
     listener_done = max(events.transfer_at[p.deposit_address.lower()] for p in payments) - started
     ledger_done = max(events.payment_at[p.payment_id] for p in payments) - started
-    return {"transfers": n, "blocks": blocks, "mined_s": mined, "listener_rate": n / listener_done,
-            "ledger_rate": n / ledger_done, "ledger_s": ledger_done}
+    return {
+        "transfers": n,
+        "blocks": blocks,
+        "mined_s": mined,
+        "listener_rate": n / listener_done,
+        "ledger_rate": n / ledger_done,
+        "ledger_s": ledger_done,
+    }
 
 
 def consumer_batches(metrics_port: int) -> tuple[float, float]:
@@ -272,8 +286,14 @@ async def catchup_phase(node: Node, listener: Listener, blocks: int):
     scanned = sum(e["to_block"] - e["from_block"] + 1 for e in steps)
     busy = sum(e["seconds"] for e in steps)
     done = max(_ts(e) for e in steps)
-    return {"blocks": blocks, "mining_s": mining, "steps": len(steps), "step_rate": scanned / busy,
-            "wall_rate": scanned / (done - resumed), "from_serving_s": done - serving}
+    return {
+        "blocks": blocks,
+        "mining_s": mining,
+        "steps": len(steps),
+        "step_rate": scanned / busy,
+        "wall_rate": scanned / (done - resumed),
+        "from_serving_s": done - serving,
+    }
 
 
 class FakeFeed(igrpc.AddressFeedServiceServicer):
@@ -296,8 +316,13 @@ class FakeFeed(igrpc.AddressFeedServiceServicer):
         for start in range(0, self.count, 5000):
             yield ipb.WatchAddressesResponse(
                 addresses=[
-                    ipb.WatchedAddress(chain_id=CHAIN_ID, address=self.address(i), payment_id="p",
-                                       from_block=self.from_block, created_at=created)
+                    ipb.WatchedAddress(
+                        chain_id=CHAIN_ID,
+                        address=self.address(i),
+                        payment_id="p",
+                        from_block=self.from_block,
+                        created_at=created,
+                    )
                     for i in range(start, min(start + 5000, self.count))
                 ],
                 snapshot_complete=start + 5000 >= self.count,
@@ -312,10 +337,18 @@ async def memory_phase(node: Node, nc, env: dict, work: Path, count: int):
     igrpc.add_AddressFeedServiceServicer_to_server(feed, server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
-    proc = ServiceProcess("services.listener", {
-        **env, "PAYMESH_LEDGER_ADDR": f"127.0.0.1:{port}", "PAYMESH_STATE_BUCKET": "bench-mem-state",
-        "PAYMESH_LEASE_BUCKET": "bench-mem-leases", "PAYMESH_REPLICA_ID": "bench-mem",
-    }, work / "listener-mem.log", devstack.free_port())
+    proc = ServiceProcess(
+        "services.listener",
+        {
+            **env,
+            "PAYMESH_LEDGER_ADDR": f"127.0.0.1:{port}",
+            "PAYMESH_STATE_BUCKET": "bench-mem-state",
+            "PAYMESH_LEASE_BUCKET": "bench-mem-leases",
+            "PAYMESH_REPLICA_ID": "bench-mem",
+        },
+        work / "listener-mem.log",
+        devstack.free_port(),
+    )
     listener = Listener(proc)
     try:
         await asyncio.to_thread(proc.start)
@@ -360,8 +393,9 @@ async def main(args) -> str:
             env = {
                 "PAYMESH_DATABASE_URL": pg.create_database("bench"),
                 "PAYMESH_NATS_URL": nats_server.url,
-                "PAYMESH_CHAINS_FILE": str(write_chains_file(work / "chains.yaml", rpc_url=anvil.http_url,
-                                                             ws_url=anvil.ws_url)),
+                "PAYMESH_CHAINS_FILE": str(
+                    write_chains_file(work / "chains.yaml", rpc_url=anvil.http_url, ws_url=anvil.ws_url)
+                ),
                 "PAYMESH_ADMIN_TOKEN": ADMIN_TOKEN,
                 **SERVICE_TOKEN_ENV,
                 "PAYMESH_LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
@@ -385,27 +419,37 @@ async def main(args) -> str:
             await events.start(nc, merchant.merchant_id)
 
             lat_listener, lat_ledger = await latency_phase(node, listener, events, ledger.port, merchant, args.samples)
-            print(f"detection latency, block mined -> listener published: p50 {lat_listener['p50']:.1f} ms, "
-                  f"p99 {lat_listener['p99']:.1f} ms")
-            print(f"detection latency, block mined -> ledger DETECTED event: p50 {lat_ledger['p50']:.1f} ms, "
-                  f"p99 {lat_ledger['p99']:.1f} ms")
+            print(
+                f"detection latency, block mined -> listener published: p50 {lat_listener['p50']:.1f} ms, "
+                f"p99 {lat_listener['p99']:.1f} ms"
+            )
+            print(
+                f"detection latency, block mined -> ledger DETECTED event: p50 {lat_ledger['p50']:.1f} ms, "
+                f"p99 {lat_ledger['p99']:.1f} ms"
+            )
             batches_before = await asyncio.to_thread(consumer_batches, ledger_metrics)
             tp = await throughput_phase(node, listener, events, ledger.port, merchant, args.transfers)
             batches_after = await asyncio.to_thread(consumer_batches, ledger_metrics)
-            tp["mean_batch"] = ((batches_after[1] - batches_before[1]) / max(1, batches_after[0] - batches_before[0]))
-            print(f"throughput: {tp['transfers']} transfers in {tp['blocks']} blocks: listener published "
-                  f"{tp['listener_rate']:.0f}/s, ledger detected {tp['ledger_rate']:.0f}/s end to end "
-                  f"(ledger consumer batches of {tp['mean_batch']:.1f} events on average)")
+            tp["mean_batch"] = (batches_after[1] - batches_before[1]) / max(1, batches_after[0] - batches_before[0])
+            print(
+                f"throughput: {tp['transfers']} transfers in {tp['blocks']} blocks: listener published "
+                f"{tp['listener_rate']:.0f}/s, ledger detected {tp['ledger_rate']:.0f}/s end to end "
+                f"(ledger consumer batches of {tp['mean_batch']:.1f} events on average)"
+            )
             cu = await catchup_phase(node, listener, args.catchup_blocks)
-            print(f"catch-up over {cu['blocks']} empty blocks: {cu['step_rate']:.0f} blocks/s while scanning, "
-                  f"{cu['wall_rate']:.0f} blocks/s wall clock from resuming; caught up {cu['from_serving_s']:.2f} s "
-                  f"after the restarted process served")
+            print(
+                f"catch-up over {cu['blocks']} empty blocks: {cu['step_rate']:.0f} blocks/s while scanning, "
+                f"{cu['wall_rate']:.0f} blocks/s wall clock from resuming; caught up {cu['from_serving_s']:.2f} s "
+                f"after the restarted process served"
+            )
             working_rss, working_peak = listener.rss_mb()
             await listener.close()
             mem = await memory_phase(node, nc, env, work, args.addresses)
-            print(f"memory: RSS {mem['rss_mb']:.0f} MB with {mem['addresses']:,} watched addresses "
-                  f"(peak {mem['peak_mb']:.0f} MB, {mem['baseline_mb']:.0f} MB before loading them; "
-                  f"loaded in {mem['load_s']:.1f} s)")
+            print(
+                f"memory: RSS {mem['rss_mb']:.0f} MB with {mem['addresses']:,} watched addresses "
+                f"(peak {mem['peak_mb']:.0f} MB, {mem['baseline_mb']:.0f} MB before loading them; "
+                f"loaded in {mem['load_s']:.1f} s)"
+            )
         finally:
             if nc is not None:
                 await nc.drain()
@@ -417,21 +461,45 @@ async def main(args) -> str:
         return "meets target" if good else "**below target**"
 
     rows = [
-        ("detection latency, block mined → ledger committed DETECTED, p50", f"{lat_ledger['p50']:.1f} ms",
-         "≤ 50 ms", ok(lat_ledger["p50"], 50, True)),
-        ("detection latency, block mined → ledger committed DETECTED, p99", f"{lat_ledger['p99']:.1f} ms",
-         "≤ 250 ms", ok(lat_ledger["p99"], 250, True)),
-        ("sustained detected transfers, end to end", f"{tp['ledger_rate']:,.0f}/s", "≥ 1,000/s",
-         ok(tp["ledger_rate"], 1000)),
-        ("catch-up scan over empty blocks", f"{cu['wall_rate']:,.0f} blocks/s", "≥ 5,000/s",
-         ok(cu["wall_rate"], 5000)),
-        (f"listener RSS with {mem['addresses']:,} watched addresses", f"{mem['rss_mb']:.0f} MB", "≤ 300 MB",
-         ok(mem["rss_mb"], 300, True)),
+        (
+            "detection latency, block mined → ledger committed DETECTED, p50",
+            f"{lat_ledger['p50']:.1f} ms",
+            "≤ 50 ms",
+            ok(lat_ledger["p50"], 50, True),
+        ),
+        (
+            "detection latency, block mined → ledger committed DETECTED, p99",
+            f"{lat_ledger['p99']:.1f} ms",
+            "≤ 250 ms",
+            ok(lat_ledger["p99"], 250, True),
+        ),
+        (
+            "sustained detected transfers, end to end",
+            f"{tp['ledger_rate']:,.0f}/s",
+            "≥ 1,000/s",
+            ok(tp["ledger_rate"], 1000),
+        ),
+        ("catch-up scan over empty blocks", f"{cu['wall_rate']:,.0f} blocks/s", "≥ 5,000/s", ok(cu["wall_rate"], 5000)),
+        (
+            f"listener RSS with {mem['addresses']:,} watched addresses",
+            f"{mem['rss_mb']:.0f} MB",
+            "≤ 300 MB",
+            ok(mem["rss_mb"], 300, True),
+        ),
     ]
-    table = "\n".join(["| measure | result | target | |", "|---|---:|---:|---|"]
-                      + [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows])
-    result = {"latency_listener": lat_listener, "latency_ledger": lat_ledger, "throughput": tp, "catchup": cu,
-              "memory": mem, "working_rss_mb": working_rss, "working_peak_mb": working_peak}
+    table = "\n".join(
+        ["| measure | result | target | |", "|---|---:|---:|---|"]
+        + [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
+    )
+    result = {
+        "latency_listener": lat_listener,
+        "latency_ledger": lat_ledger,
+        "throughput": tp,
+        "catchup": cu,
+        "memory": mem,
+        "working_rss_mb": working_rss,
+        "working_peak_mb": working_peak,
+    }
     (work / "results.json").write_text(json.dumps(result, indent=2))
     return f"""## Listener
 
@@ -443,29 +511,29 @@ sixth process, all on the same machine. `python -m bench.bench_listener`.
 
 - **Latency** ({args.samples} payments, one per block, ETH and TUSD alternating;
   clock starts before `evm_mine`): to the listener's transfer event on NATS
-  p50 {lat_listener['p50']:.1f} / p90 {lat_listener['p90']:.1f} / p99 {lat_listener['p99']:.1f} ms;
+  p50 {lat_listener["p50"]:.1f} / p90 {lat_listener["p90"]:.1f} / p99 {lat_listener["p99"]:.1f} ms;
   to the ledger's payment event (published by its outbox relay after the commit,
-  so an upper bound of the commit time) p50 {lat_ledger['p50']:.1f} / p90 {lat_ledger['p90']:.1f} /
-  p99 {lat_ledger['p99']:.1f} / max {lat_ledger['max']:.1f} ms.
-- **Throughput**: {tp['transfers']:,} payments (⅔ ETH from nine senders, ⅓ TUSD)
-  put in the mempool, then mined in {tp['blocks']} full blocks ({tp['mined_s']:.2f} s of mining).
-  The listener published all transfer events at {tp['listener_rate']:,.0f}/s; the ledger had
-  committed every payment {tp['ledger_s']:.2f} s after mining began: {tp['ledger_rate']:,.0f}/s.
+  so an upper bound of the commit time) p50 {lat_ledger["p50"]:.1f} / p90 {lat_ledger["p90"]:.1f} /
+  p99 {lat_ledger["p99"]:.1f} / max {lat_ledger["max"]:.1f} ms.
+- **Throughput**: {tp["transfers"]:,} payments (⅔ ETH from nine senders, ⅓ TUSD)
+  put in the mempool, then mined in {tp["blocks"]} full blocks ({tp["mined_s"]:.2f} s of mining).
+  The listener published all transfer events at {tp["listener_rate"]:,.0f}/s; the ledger had
+  committed every payment {tp["ledger_s"]:.2f} s after mining began: {tp["ledger_rate"]:,.0f}/s.
   The end-to-end figure is the ledger's: each of these events changes a payment (transfer
   row, payment re-derived, outbox event, commit), and in the same seconds the heads that
   follow confirm the earlier blocks' payments (a second change and event each); the
-  ledger's consumer took the backlog in batches of {tp['mean_batch']:.0f} events on average.
+  ledger's consumer took the backlog in batches of {tp["mean_batch"]:.0f} events on average.
   Everything shares the two cores, anvil included.
-- **Catch-up**: listener stopped, {cu['blocks']:,} empty blocks mined ({cu['mining_s']:.0f} s: anvil
+- **Catch-up**: listener stopped, {cu["blocks"]:,} empty blocks mined ({cu["mining_s"]:.0f} s: anvil
   slows down as its chain grows), listener restarted with default settings (block bodies in
   JSON-RPC batches of 100, 4 in flight, `eth_getLogs` per range, steps of up to 1,000 blocks,
-  a few thousand addresses watched). From its own log: {cu['steps']} steps at
-  {cu['step_rate']:,.0f} blocks/s while scanning, {cu['wall_rate']:,.0f} blocks/s wall clock from
-  resuming the saved cursor to caught up; caught up {cu['from_serving_s']:.2f} s after the restarted
+  a few thousand addresses watched). From its own log: {cu["steps"]} steps at
+  {cu["step_rate"]:,.0f} blocks/s while scanning, {cu["wall_rate"]:,.0f} blocks/s wall clock from
+  resuming the saved cursor to caught up; caught up {cu["from_serving_s"]:.2f} s after the restarted
   process started serving (lease, saved state and address snapshot included).
-- **Memory**: {mem['addresses']:,} addresses streamed by a stand-in for the ledger's
-  `WatchAddresses` (loaded in {mem['load_s']:.1f} s); RSS {mem['rss_mb']:.0f} MB after loading,
-  peak {mem['peak_mb']:.0f} MB, {mem['baseline_mb']:.0f} MB before. One of them was then paid and its
+- **Memory**: {mem["addresses"]:,} addresses streamed by a stand-in for the ledger's
+  `WatchAddresses` (loaded in {mem["load_s"]:.1f} s); RSS {mem["rss_mb"]:.0f} MB after loading,
+  peak {mem["peak_mb"]:.0f} MB, {mem["baseline_mb"]:.0f} MB before. One of them was then paid and its
   transfer event published. For comparison, the benchmarked listener above (a few thousand
   addresses) used {working_rss:.0f} MB (peak {working_peak:.0f} MB).
 """

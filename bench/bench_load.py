@@ -40,8 +40,9 @@ async def create_all(addr: str, merchant, payments: int, clients: int) -> tuple[
 
         async def client() -> None:
             for i in queue:
-                request = spb.CreatePaymentRequest(chain_id=31337, asset="ETH", amount=str(10**12 + i),
-                                                   idempotency_key=f"load-{i}")
+                request = spb.CreatePaymentRequest(
+                    chain_id=31337, asset="ETH", amount=str(10**12 + i), idempotency_key=f"load-{i}"
+                )
                 started = time.perf_counter()
                 reply = await stub.CreatePayment(request, metadata=merchant.auth, timeout=30)
                 latencies.append(time.perf_counter() - started)
@@ -55,11 +56,18 @@ async def create_all(addr: str, merchant, payments: int, clients: int) -> tuple[
 async def main(payments: int, clients: int, burst: int) -> str:
     work = Path(tempfile.mkdtemp(prefix="paymesh-load-"))
     with devstack.postgres_scratch_dir(work / "data") as data:
-        with clean_environment(PAYMESH_ANVIL_BLOCK_TIME="1", PAYMESH_ANVIL_PORT=str(devstack.free_port()),
-                               PAYMESH_NATS_PORT=str(devstack.free_port())):
-            mesh = start_mesh(data, ports={n: devstack.free_port() for n, _ in SERVICES},
-                              extra_env={**FAST_ENV, "PAYMESH_LOG_LEVEL": "WARNING"}, log=lambda *a: None,
-                              only=("ledger", "listener", "notifier"))
+        with clean_environment(
+            PAYMESH_ANVIL_BLOCK_TIME="1",
+            PAYMESH_ANVIL_PORT=str(devstack.free_port()),
+            PAYMESH_NATS_PORT=str(devstack.free_port()),
+        ):
+            mesh = start_mesh(
+                data,
+                ports={n: devstack.free_port() for n, _ in SERVICES},
+                extra_env={**FAST_ENV, "PAYMESH_LOG_LEVEL": "WARNING"},
+                log=lambda *a: None,
+                only=("ledger", "listener", "notifier"),
+            )
         try:
             async with grpc.aio.insecure_channel(mesh.addr("ledger")) as channel:
                 merchant = await create_merchant(channel, fresh_xpub()[0])
@@ -79,28 +87,40 @@ async def main(payments: int, clients: int, burst: int) -> str:
             # broadcast a burst per block.
             rpc = mesh.env["PAYMESH_ANVIL_RPC_URL"]
             async with httpx.AsyncClient(timeout=60, trust_env=False) as http:
+
                 async def call(method, params):
                     reply = await http.post(rpc, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params})
                     return reply.json()["result"]
 
                 gas_price = int(await call("eth_gasPrice", []), 16) * 4
                 accounts = list(range(1, 10))
-                nonces = {a: int(await call("eth_getTransactionCount", [DEV_ADDRESSES[a], "pending"]), 16)
-                          for a in accounts}
+                nonces = {
+                    a: int(await call("eth_getTransactionCount", [DEV_ADDRESSES[a], "pending"]), 16) for a in accounts
+                }
                 raws = []
                 for i, payment in enumerate(created):
                     account = accounts[i % len(accounts)]
-                    raw, _ = sign(DEV_KEYS[account], nonce=nonces[account], chain_id=31337, gas_price=gas_price,
-                                  gas=21_000, to=payment.deposit_address, value=int(payment.amount_due), data="0x")
+                    raw, _ = sign(
+                        DEV_KEYS[account],
+                        nonce=nonces[account],
+                        chain_id=31337,
+                        gas_price=gas_price,
+                        gas=21_000,
+                        to=payment.deposit_address,
+                        value=int(payment.amount_due),
+                        data="0x",
+                    )
                     nonces[account] += 1
                     raws.append((payment.payment_id, raw))
                 sent_at: dict[str, float] = {}
                 t0 = time.perf_counter()
                 timeline: list[tuple[float, int]] = []
                 for start in range(0, len(raws), burst):
-                    chunk = raws[start:start + burst]
-                    body = [{"jsonrpc": "2.0", "id": n, "method": "eth_sendRawTransaction", "params": [raw]}
-                            for n, (_, raw) in enumerate(chunk)]
+                    chunk = raws[start : start + burst]
+                    body = [
+                        {"jsonrpc": "2.0", "id": n, "method": "eth_sendRawTransaction", "params": [raw]}
+                        for n, (_, raw) in enumerate(chunk)
+                    ]
                     await http.post(rpc, json=body)
                     now = time.perf_counter()
                     for payment_id, _ in chunk:
@@ -132,9 +152,9 @@ ledger, listener and notifier as separate processes on Postgres (fsync on) and N
 | measure | result |
 |---|---:|
 | CreatePayment throughput ({clients} clients) | {len(created) / create_s:,.0f}/s |
-| CreatePayment latency p50 / p90 / p99 | {c['p50']:.0f} / {c['p90']:.0f} / {c['p99']:.0f} ms |
+| CreatePayment latency p50 / p90 / p99 | {c["p50"]:.0f} / {c["p90"]:.0f} / {c["p99"]:.0f} ms |
 | payments confirmed | {done:,} of {len(created):,} |
-| broadcast → CONFIRMED event, p50 / p90 / p99 | {p['p50']:.0f} / {p['p90']:.0f} / {p['p99']:.0f} ms |
+| broadcast → CONFIRMED event, p50 / p90 / p99 | {p["p50"]:.0f} / {p["p90"]:.0f} / {p["p99"]:.0f} ms |
 | all payments confirmed after the first burst | {total_s:.1f} s |
 
 Broadcast → confirmed includes waiting for the block and the 2-block confirmation depth

@@ -126,13 +126,13 @@ class Run:
             ids.append(event.event_id)
             msgs.append((f"paymesh.payments.{mid}.confirmed", event))
         for chunk in range(0, count, 500):
-            batch = msgs[chunk:chunk + 500]
+            batch = msgs[chunk : chunk + 500]
             now = time.time()
             for _, event in batch:
                 self.sent_at[event.event_id] = now
-            await asyncio.gather(*(
-                self.js.publish(s, e.SerializeToString(), headers={"Nats-Msg-Id": e.event_id}) for s, e in batch
-            ))
+            await asyncio.gather(
+                *(self.js.publish(s, e.SerializeToString(), headers={"Nats-Msg-Id": e.event_id}) for s, e in batch)
+            )
         return ids
 
     async def publish_steady(self, rate: float, seconds: float) -> list[str]:
@@ -146,8 +146,11 @@ class Run:
                 mid = self.merchants[n % len(self.merchants)]
                 event = event_for(mid, n)
                 self.sent_at[event.event_id] = time.time()
-                await self.js.publish(f"paymesh.payments.{mid}.confirmed", event.SerializeToString(),
-                                      headers={"Nats-Msg-Id": event.event_id})
+                await self.js.publish(
+                    f"paymesh.payments.{mid}.confirmed",
+                    event.SerializeToString(),
+                    headers={"Nats-Msg-Id": event.event_id},
+                )
                 ids.append(event.event_id)
                 n += 1
             await asyncio.sleep(0.002)
@@ -209,11 +212,16 @@ async def main(events: int, merchants_n: int, rate: float, seconds: float, extra
                 **SERVICE_TOKEN_ENV,
                 "PAYMESH_LOG_LEVEL": "WARNING",
             }
-            ledger = ServiceProcess("services.ledger", {
-                **common,
-                "PAYMESH_DATABASE_URL": pg.create_database("ledger"),
-                "PAYMESH_CHAINS_FILE": str(write_chains_file(work / "chains.yaml")),
-            }, work / "ledger.log", devstack.free_port())
+            ledger = ServiceProcess(
+                "services.ledger",
+                {
+                    **common,
+                    "PAYMESH_DATABASE_URL": pg.create_database("ledger"),
+                    "PAYMESH_CHAINS_FILE": str(write_chains_file(work / "chains.yaml")),
+                },
+                work / "ledger.log",
+                devstack.free_port(),
+            )
             await asyncio.to_thread(ledger.start)
             received: list[tuple[str, float]] = []
             loop = asyncio.get_running_loop()
@@ -224,17 +232,23 @@ async def main(events: int, merchants_n: int, rate: float, seconds: float, extra
                     merchants = []
                     for _ in range(merchants_n):
                         xpub, account = fresh_xpub()
-                        m = await create_merchant(channel, xpub, derivation_path=f"m/44'/60'/{account}'",
-                                                  webhook_url=receiver_url)
+                        m = await create_merchant(
+                            channel, xpub, derivation_path=f"m/44'/60'/{account}'", webhook_url=receiver_url
+                        )
                         merchants.append(m.merchant_id)
                 notifier_db = pg.create_database("notifier")
-                notifier = ServiceProcess("services.notifier", {
-                    **common,
-                    "PAYMESH_NOTIFIER_DATABASE_URL": notifier_db,
-                    "PAYMESH_LEDGER_ADDR": f"127.0.0.1:{ledger.port}",
-                    "PAYMESH_ALLOW_PRIVATE_WEBHOOKS": "true",
-                    **extra_env,
-                }, work / "notifier.log", devstack.free_port())
+                notifier = ServiceProcess(
+                    "services.notifier",
+                    {
+                        **common,
+                        "PAYMESH_NOTIFIER_DATABASE_URL": notifier_db,
+                        "PAYMESH_LEDGER_ADDR": f"127.0.0.1:{ledger.port}",
+                        "PAYMESH_ALLOW_PRIVATE_WEBHOOKS": "true",
+                        **extra_env,
+                    },
+                    work / "notifier.log",
+                    devstack.free_port(),
+                )
                 await asyncio.to_thread(notifier.start)
                 print(f"notifier pid {notifier.proc.pid}, log {work / 'notifier.log'}", flush=True)
                 nc = await nats.connect(nats_server.url)
@@ -252,18 +266,24 @@ async def main(events: int, merchants_n: int, rate: float, seconds: float, extra
                     throughput = events / elapsed
                     cpu_ms = (process_cpu(notifier.proc.pid) - cpu_before) * 1000 / events
                     burst_lat = summary_ms([got[i] - run.sent_at[i] for i in burst])
-                    print(f"burst: {events} events published in {published:.2f}s, all delivered in {elapsed:.2f}s "
-                          f"-> {throughput:.0f} deliveries/s; notifier CPU {cpu_ms:.2f} ms per delivery")
+                    print(
+                        f"burst: {events} events published in {published:.2f}s, all delivered in {elapsed:.2f}s "
+                        f"-> {throughput:.0f} deliveries/s; notifier CPU {cpu_ms:.2f} ms per delivery"
+                    )
 
                     steady = await run.publish_steady(rate, seconds)
                     got_steady = await run.wait_delivered(steady, 120)
                     lat = summary_ms([got_steady[i] - run.sent_at[i] for i in steady])
-                    print(f"steady {rate:g} events/s for {seconds:g}s: event-to-delivery "
-                          f"p50={lat['p50']:.1f} ms p90={lat['p90']:.1f} ms p99={lat['p99']:.1f} ms "
-                          f"max={lat['max']:.1f} ms")
+                    print(
+                        f"steady {rate:g} events/s for {seconds:g}s: event-to-delivery "
+                        f"p50={lat['p50']:.1f} ms p90={lat['p90']:.1f} ms p99={lat['p99']:.1f} ms "
+                        f"max={lat['max']:.1f} ms"
+                    )
                     stages = await breakdown(notifier_db, steady, got_steady)
-                    print("steady, where the time goes (p50/p99 ms): " + ", ".join(
-                        f"{k} {v['p50']:.1f}/{v['p99']:.1f}" for k, v in stages.items()))
+                    print(
+                        "steady, where the time goes (p50/p99 ms): "
+                        + ", ".join(f"{k} {v['p50']:.1f}/{v['p99']:.1f}" for k, v in stages.items())
+                    )
                     stage_text = "; ".join(f"{k} {v['p50']:.1f} / {v['p99']:.1f}" for k, v in stages.items())
                     total_sent = len(run.sent_at)
                     duplicates = len(received) - len({event_id for event_id, _ in received})
@@ -291,8 +311,10 @@ load-generating process, all on the same 2 cores.
 
 | phase | events | deliveries/s | p50 ms | p90 ms | p99 ms | max ms |
 |---|---:|---:|---:|---:|---:|---:|
-| burst (all published at once, latency = queueing) | {events:,} | **{throughput:,.0f}** | {burst_lat['p50']:.0f} | {burst_lat['p90']:.0f} | {burst_lat['p99']:.0f} | {burst_lat['max']:.0f} |
-| steady {rate:g} events/s for {seconds:g} s | {len(steady):,} | {rate:g} | {lat['p50']:.1f} | {lat['p90']:.1f} | {lat['p99']:.1f} | {lat['max']:.1f} |
+| burst (all published at once, latency = queueing) | {events:,} | **{throughput:,.0f}** | {burst_lat["p50"]:.0f} | {
+        burst_lat["p90"]:.0f} | {burst_lat["p99"]:.0f} | {burst_lat["max"]:.0f} |
+| steady {rate:g} events/s for {seconds:g} s | {len(steady):,} | {rate:g} | {lat["p50"]:.1f} | {lat["p90"]:.1f} | {
+        lat["p99"]:.1f} | {lat["max"]:.1f} |
 
 Latency is event publication → request received by the merchant's server.
 Target: ≥ 500 deliveries/s. The notifier process spent **{cpu_ms:.2f} ms of CPU
@@ -305,8 +327,12 @@ The machine is shared: 1-minute load average {load_before:.2f} before the run,
 {os.getloadavg()[0]:.2f} after (anything above the benchmark's own ~2 means other
 work competed for the 2 cores; rerun for a clean figure).
 
-Versions: {versions([str(Path(pgserver.__file__).parent / "pginstall/bin/postgres"), "--version"],
-                    [str(Path(__file__).parents[1] / ".venv/bin/nats-server"), "--version"])}.
+Versions: {
+        versions(
+            [str(Path(pgserver.__file__).parent / "pginstall/bin/postgres"), "--version"],
+            [str(Path(__file__).parents[1] / ".venv/bin/nats-server"), "--version"],
+        )
+    }.
 """  # noqa: E501
 
 
@@ -316,8 +342,13 @@ if __name__ == "__main__":
     parser.add_argument("--merchants", type=int, default=10)
     parser.add_argument("--rate", type=float, default=200)
     parser.add_argument("--seconds", type=float, default=10)
-    parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
-                        help="extra notifier environment, e.g. PAYMESH_PER_MERCHANT_CONCURRENCY=16")
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra notifier environment, e.g. PAYMESH_PER_MERCHANT_CONCURRENCY=16",
+    )
     args = parser.parse_args()
     extra = dict(item.split("=", 1) for item in args.env)
     import uvloop

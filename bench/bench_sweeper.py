@@ -105,7 +105,9 @@ class Shop:
     async def setup(self) -> None:
         xpub, account = fresh_xpub()
         self.merchant = await create_merchant(
-            self.channel, xpub, derivation_path=f"m/44'/60'/{account}'",
+            self.channel,
+            xpub,
+            derivation_path=f"m/44'/60'/{account}'",
             treasuries=[apb.Treasury(chain_id=31337, address=self.treasury)],
         )
 
@@ -113,10 +115,12 @@ class Shop:
         """Create payments and fund their deposit addresses on anvil (pipelined).
         Returns (payment_id, transfer event) pairs, events not yet published."""
         plan = [("ETH", ETHER + i) for i in range(native)] + [("TUSD", (i + 1) * TUSD) for i in range(tokens)]
-        payments = await asyncio.gather(*(
-            self.merchant.create(asset=asset, amount=str(amount), idempotency_key=secrets.token_hex(8))
-            for asset, amount in plan
-        ))
+        payments = await asyncio.gather(
+            *(
+                self.merchant.create(asset=asset, amount=str(amount), idempotency_key=secrets.token_hex(8))
+                for asset, amount in plan
+            )
+        )
         txs = []
         for payment, (asset, amount) in zip(payments, plan, strict=True):
             if asset == "ETH":
@@ -127,17 +131,32 @@ class Shop:
         out = []
         for payment, (asset, amount), receipt in zip(payments, plan, receipts, strict=True):
             token = asset == "TUSD"
-            out.append((payment.payment_id, transfer_event(
-                payment.deposit_address, amount, block=int(receipt["blockNumber"], 16),
-                block_hash=receipt["blockHash"], tx_hash=receipt["transactionHash"],
-                log_index=int(receipt["logs"][0]["logIndex"], 16) if token else -1,
-                token=TOKEN_ADDRESS if token else "",
-            )))
+            out.append(
+                (
+                    payment.payment_id,
+                    transfer_event(
+                        payment.deposit_address,
+                        amount,
+                        block=int(receipt["blockNumber"], 16),
+                        block_hash=receipt["blockHash"],
+                        tx_hash=receipt["transactionHash"],
+                        log_index=int(receipt["logs"][0]["logIndex"], 16) if token else -1,
+                        token=TOKEN_ADDRESS if token else "",
+                    ),
+                )
+            )
         return out
 
 
-async def main(native: int, tokens: int, block_time: float, rate: float, seconds: float,
-               concurrencies: list[int], extra_env: dict[str, str]) -> str:
+async def main(
+    native: int,
+    tokens: int,
+    block_time: float,
+    rate: float,
+    seconds: float,
+    concurrencies: list[int],
+    extra_env: dict[str, str],
+) -> str:
     work = Path(tempfile.mkdtemp(prefix="paymesh-bench-sweeper-"))
     with devstack.postgres_scratch_dir(work / "pg") as pg_dir:
         pg = devstack.start_postgres(pg_dir, fast=False)  # fsync on: honest commits
@@ -149,8 +168,9 @@ async def main(native: int, tokens: int, block_time: float, rate: float, seconds
         try:
             assert await chain.deploy_token(ANVIL_KEYS[0]) == TOKEN_ADDRESS
             await chain.send_token(ANVIL_KEYS[0], TOKEN_ADDRESS, Account.from_key(FUNDER_KEY).address, 10**9 * TUSD)
-            chains_file = write_sweeper_chains_file(work / "chains.yaml", anvil.http_url,
-                                                    confirmations=CONFIRMATIONS, block_time=block_time)
+            chains_file = write_sweeper_chains_file(
+                work / "chains.yaml", anvil.http_url, confirmations=CONFIRMATIONS, block_time=block_time
+            )
             common = {
                 "PAYMESH_NATS_URL": nats_server.url,
                 "PAYMESH_CHAINS_FILE": str(chains_file),
@@ -158,19 +178,28 @@ async def main(native: int, tokens: int, block_time: float, rate: float, seconds
                 **SERVICE_TOKEN_ENV,
                 "PAYMESH_LOG_LEVEL": "WARNING",
             }
-            ledger = ServiceProcess("services.ledger", {**common, "PAYMESH_DATABASE_URL": pg.create_database("ledger")},
-                                    work / "ledger.log", devstack.free_port())
+            ledger = ServiceProcess(
+                "services.ledger",
+                {**common, "PAYMESH_DATABASE_URL": pg.create_database("ledger")},
+                work / "ledger.log",
+                devstack.free_port(),
+            )
             await asyncio.to_thread(ledger.start)
             started_sweepers: list[ServiceProcess] = []
 
             def make_sweeper(env: dict[str, str]) -> ServiceProcess:
-                proc = ServiceProcess("services.sweeper", {
-                    **common,
-                    "PAYMESH_LEDGER_ADDR": f"127.0.0.1:{ledger.port}",
-                    "PAYMESH_SWEEPER_MNEMONIC": ANVIL_MNEMONIC,
-                    **env,
-                    **extra_env,
-                }, work / f"sweeper-{len(started_sweepers)}.log", devstack.free_port())
+                proc = ServiceProcess(
+                    "services.sweeper",
+                    {
+                        **common,
+                        "PAYMESH_LEDGER_ADDR": f"127.0.0.1:{ledger.port}",
+                        "PAYMESH_SWEEPER_MNEMONIC": ANVIL_MNEMONIC,
+                        **env,
+                        **extra_env,
+                    },
+                    work / f"sweeper-{len(started_sweepers)}.log",
+                    devstack.free_port(),
+                )
                 started_sweepers.append(proc)
                 return proc
 
@@ -191,8 +220,10 @@ async def main(native: int, tokens: int, block_time: float, rate: float, seconds
                         burst = await shop.funded(native, tokens)
                         for _, event in burst:
                             await publish_chain(js, "transfer", event)
-                        env = {"PAYMESH_SWEEPER_CONCURRENCY": str(concurrency),
-                               "PAYMESH_SWEEPER_BATCH_SIZE": str(min(concurrency, 500))}
+                        env = {
+                            "PAYMESH_SWEEPER_CONCURRENCY": str(concurrency),
+                            "PAYMESH_SWEEPER_BATCH_SIZE": str(min(concurrency, 500)),
+                        }
                         sweeper = make_sweeper(env)
                         await asyncio.to_thread(sweeper.start)
                         print(f"sweeper pid {sweeper.proc.pid}, log {sweeper.log_path}", flush=True)
@@ -214,10 +245,13 @@ async def main(native: int, tokens: int, block_time: float, rate: float, seconds
                             "cpu_ms": cpu * 1000 / len(ids),
                         }
                         bursts.append(result)
-                        print(f"burst, concurrency {concurrency}: {len(ids)} payments ({native} ETH, {tokens} TUSD) "
-                              f"swept in {elapsed:.1f} s -> {result['throughput']:.2f} sweeps/s; confirmed->swept "
-                              f"p50 {result['all']['p50']:.0f} ms p99 {result['all']['p99']:.0f} ms; sweeper CPU "
-                              f"{result['cpu_ms']:.1f} ms/sweep", flush=True)
+                        print(
+                            f"burst, concurrency {concurrency}: {len(ids)} payments ({native} ETH, {tokens} TUSD) "
+                            f"swept in {elapsed:.1f} s -> {result['throughput']:.2f} sweeps/s; confirmed->swept "
+                            f"p50 {result['all']['p50']:.0f} ms p99 {result['all']['p99']:.0f} ms; sweeper CPU "
+                            f"{result['cpu_ms']:.1f} ms/sweep",
+                            flush=True,
+                        )
                         # Exactness: every native deposit address at 0 wei, every token one at 0 TUSD.
                         for _, event in burst:
                             if event.token_address:
@@ -243,10 +277,12 @@ async def main(native: int, tokens: int, block_time: float, rate: float, seconds
                     steady_ids = [pid for pid, _ in steady]
                     await events.wait_swept(steady_ids, within=300)
                     steady_lat = summary_ms([events.swept[i] - events.confirmed[i] for i in steady_ids])
-                    print(f"steady {rate:g}/s for {seconds:g} s ({count} ETH payments, concurrency "
-                          f"{concurrencies[-1]}): confirmed->swept p50 {steady_lat['p50']:.0f} ms p90 "
-                          f"{steady_lat['p90']:.0f} ms p99 {steady_lat['p99']:.0f} ms max {steady_lat['max']:.0f} ms",
-                          flush=True)
+                    print(
+                        f"steady {rate:g}/s for {seconds:g} s ({count} ETH payments, concurrency "
+                        f"{concurrencies[-1]}): confirmed->swept p50 {steady_lat['p50']:.0f} ms p90 "
+                        f"{steady_lat['p90']:.0f} ms p99 {steady_lat['p99']:.0f} ms max {steady_lat['max']:.0f} ms",
+                        flush=True,
+                    )
             finally:
                 await nc.drain()
         finally:
@@ -280,7 +316,7 @@ event (both read on NATS). All on the same 2 cores.
 | phase | payments | sweeps/s | p50 ms (all / ETH / TUSD) | p90 ms | p99 ms | max ms | sweeper CPU ms/sweep |
 |---|---:|---:|---:|---:|---:|---:|---:|
 {rows}
-| steady: {rate:g} ETH payments confirmed per second for {seconds:g} s | {count} | {rate:g} | {steady_lat['p50']:.0f} | {steady_lat['p90']:.0f} | {steady_lat['p99']:.0f} | {steady_lat['max']:.0f} | |
+| steady: {rate:g} ETH payments confirmed per second for {seconds:g} s | {count} | {rate:g} | {steady_lat["p50"]:.0f} | {steady_lat["p90"]:.0f} | {steady_lat["p99"]:.0f} | {steady_lat["max"]:.0f} | |
 
 How to read it: one native sweep needs its block plus {CONFIRMATIONS - 1} more, about
 {CONFIRMATIONS} x {block_time:g} s plus polling, which is the steady-state latency; a token sweep
@@ -290,7 +326,7 @@ bound by the chain's block time, not by the sweeper's CPU. After every burst,
 {leftovers} deposit addresses held anything (native: exactly 0 wei expected;
 tokens: 0 TUSD) and the treasury held exactly the swept tokens.
 
-Versions: {versions([devstack.anvil_binary(), '--version'])}.
+Versions: {versions([devstack.anvil_binary(), "--version"])}.
 """  # noqa: E501
 
 
@@ -301,10 +337,18 @@ if __name__ == "__main__":
     parser.add_argument("--block-time", type=float, default=0.5)
     parser.add_argument("--rate", type=float, default=2.0)
     parser.add_argument("--seconds", type=float, default=15.0)
-    parser.add_argument("--concurrency", default="16,64",
-                        help="per-chain concurrency of each burst run, comma-separated (16 is the default setting)")
-    parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
-                        help="extra sweeper environment, e.g. PAYMESH_SWEEPER_CONCURRENCY=64")
+    parser.add_argument(
+        "--concurrency",
+        default="16,64",
+        help="per-chain concurrency of each burst run, comma-separated (16 is the default setting)",
+    )
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra sweeper environment, e.g. PAYMESH_SWEEPER_CONCURRENCY=64",
+    )
     args = parser.parse_args()
     extra = dict(item.split("=", 1) for item in args.env)
     import uvloop

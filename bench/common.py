@@ -30,8 +30,10 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    return (f"{os.cpu_count()} cores ({cpu}), {mem_kb / 1024 / 1024:.0f} GiB RAM, "
-            f"{platform.system()} {platform.release()}, Python {sys.version.split()[0]}")
+    return (
+        f"{os.cpu_count()} cores ({cpu}), {mem_kb / 1024 / 1024:.0f} GiB RAM, "
+        f"{platform.system()} {platform.release()}, Python {sys.version.split()[0]}"
+    )
 
 
 def versions(*commands: list[str]) -> str:
@@ -54,8 +56,13 @@ def pct(values: list[float], p: float) -> float:
 
 def summary_ms(values_s: list[float]) -> dict[str, float]:
     ms = [v * 1000 for v in values_s]
-    return {"p50": pct(ms, 50), "p90": pct(ms, 90), "p99": pct(ms, 99), "max": max(ms) if ms else float("nan"),
-            "mean": statistics.fmean(ms) if ms else float("nan")}
+    return {
+        "p50": pct(ms, 50),
+        "p90": pct(ms, 90),
+        "p99": pct(ms, 99),
+        "max": max(ms) if ms else float("nan"),
+        "mean": statistics.fmean(ms) if ms else float("nan"),
+    }
 
 
 def write_section(name: str, markdown: str) -> Path:

@@ -25,11 +25,15 @@ async def run(ledger: str, api_key: str, amount: int) -> None:
     order = f"example-{uuid.uuid4().hex[:8]}"
     async with PaymeshClient(ledger, api_key) as client:
         payment = await client.create_payment(chain_id=31337, asset="ETH", amount=amount, merchant_order_id=order)
-        print(f"created {payment.payment_id} for order {order}: send {payment.amount_due} wei to "
-              f"{payment.deposit_address} on chain {payment.chain_id} ({PaymentStatus.Name(payment.status)})")
+        print(
+            f"created {payment.payment_id} for order {order}: send {payment.amount_due} wei to "
+            f"{payment.deposit_address} on chain {payment.chain_id} ({PaymentStatus.Name(payment.status)})"
+        )
         again = await client.get_payment(payment.payment_id)
-        print(f"read back {again.payment_id}: {PaymentStatus.Name(again.status)}, "
-              f"received {again.amount_received} of {again.amount_due}")
+        print(
+            f"read back {again.payment_id}: {PaymentStatus.Name(again.status)}, "
+            f"received {again.amount_received} of {again.amount_due}"
+        )
         found = [p.payment_id async for p in client.list_payments(merchant_order_id=order)]
         print(f"listed by order id {order}: {', '.join(found)}")
         cancelled = await client.cancel_payment(payment.payment_id, reason="example done")

@@ -30,19 +30,35 @@ from paymesh.ledger.v1 import payment_pb2 as pb
 
 def describe(event: ev.PaymentEvent) -> str:
     p = event.payment
-    return (f"{ev.PaymentEventType.Name(event.type).removeprefix('PAYMENT_EVENT_TYPE_').lower():18} "
-            f"{p.payment_id} {pb.PaymentStatus.Name(p.status).removeprefix('PAYMENT_STATUS_')} "
-            f"received={p.amount_received} due={p.amount_due} {p.asset} v{p.version}")
+    return (
+        f"{ev.PaymentEventType.Name(event.type).removeprefix('PAYMENT_EVENT_TYPE_').lower():18} "
+        f"{p.payment_id} {pb.PaymentStatus.Name(p.status).removeprefix('PAYMENT_STATUS_')} "
+        f"received={p.amount_received} due={p.amount_due} {p.asset} v{p.version}"
+    )
 
 
-async def consume(nats_url: str, durable: str, merchant: str, stop: asyncio.Event, limit: int = 0,
-                  fetch_timeout: float = 5.0, verbose: bool = False) -> list[ev.PaymentEvent]:
+async def consume(
+    nats_url: str,
+    durable: str,
+    merchant: str,
+    stop: asyncio.Event,
+    limit: int = 0,
+    fetch_timeout: float = 5.0,
+    verbose: bool = False,
+) -> list[ev.PaymentEvent]:
     """Handle events until `stop` is set (or `limit` new events were seen)."""
     nc = await nats.connect(nats_url, max_reconnect_attempts=-1, reconnect_time_wait=1.0)
     js = nc.jetstream()
     subject = f"paymesh.payments.{merchant or '*'}.>"
-    await js.add_consumer("PAYMENTS", ConsumerConfig(durable_name=durable, filter_subject=subject,
-                                                     ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.ALL))
+    await js.add_consumer(
+        "PAYMENTS",
+        ConsumerConfig(
+            durable_name=durable,
+            filter_subject=subject,
+            ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.ALL,
+        ),
+    )
     sub = await js.pull_subscribe_bind(durable=durable, stream="PAYMENTS")
     seen: set[str] = set()  # a real consumer keeps this in its own database
     handled: list[ev.PaymentEvent] = []
@@ -91,8 +107,9 @@ def main() -> None:
         stop = asyncio.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             asyncio.get_running_loop().add_signal_handler(sig, stop.set)
-        await consume(args.nats, args.durable, args.merchant, stop, fetch_timeout=args.fetch_timeout,
-                      verbose=args.verbose)
+        await consume(
+            args.nats, args.durable, args.merchant, stop, fetch_timeout=args.fetch_timeout, verbose=args.verbose
+        )
         print("stopped.", file=sys.stderr, flush=True)
 
     asyncio.run(run())

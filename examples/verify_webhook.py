@@ -76,8 +76,17 @@ def main() -> int:
 
     def handle(event: dict[str, Any]) -> None:
         payment = event["data"]["payment"]
-        print(json.dumps({"event": event["id"], "type": event["type"], "payment": payment.get("payment_id"),
-                          "status": payment.get("status"), "amount_confirmed": payment.get("amount_confirmed")}))
+        print(
+            json.dumps(
+                {
+                    "event": event["id"],
+                    "type": event["type"],
+                    "payment": payment.get("payment_id"),
+                    "status": payment.get("status"),
+                    "amount_confirmed": payment.get("amount_confirmed"),
+                }
+            )
+        )
 
     server = make_server(secret, handle, args.host, args.port)
     print(f"listening on http://{args.host}:{server.server_address[1]}/", file=sys.stderr)

@@ -468,8 +468,7 @@ def _own_dir(path: Path, uid: int, gid: int, mode: int) -> None:
         os.mkdir(path, mode)
     except FileExistsError:
         st = os.lstat(path)
-        if (not stat.S_ISDIR(st.st_mode) or st.st_uid not in (uid, 0)
-                or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)):
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid not in (uid, 0) or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
             raise RuntimeError(
                 f"{path} exists but is not a private directory of uid {uid}: remove it, then start again"
             ) from None
@@ -710,8 +709,7 @@ class Postgres(_Managed):
             return  # an existing cluster: reuse it
         if any(self.data_dir.iterdir()):
             raise RuntimeError(
-                f"{self.data_dir} is neither empty nor a Postgres data directory; "
-                "refusing to initdb over it"
+                f"{self.data_dir} is neither empty nor a Postgres data directory; refusing to initdb over it"
             )
         result = subprocess.run(
             [
@@ -745,11 +743,7 @@ class Postgres(_Managed):
         ]
         for cmd, what in checks:
             try:
-                ok = (
-                    subprocess.run(cmd, capture_output=True, timeout=30, **_run_as(self._user))
-                    .returncode
-                    == 0
-                )
+                ok = subprocess.run(cmd, capture_output=True, timeout=30, **_run_as(self._user)).returncode == 0
             except PermissionError:
                 ok = False
             if not ok:
@@ -923,8 +917,7 @@ def anvil_binary() -> str:
     )
     if result.returncode != 0 or not binary.exists():
         raise RuntimeError(
-            f"`npm install` in {REPO_ROOT} did not provide {binary}:\n"
-            f"{result.stdout[-2000:]}{result.stderr[-2000:]}"
+            f"`npm install` in {REPO_ROOT} did not provide {binary}:\n{result.stdout[-2000:]}{result.stderr[-2000:]}"
         )
     return str(binary)
 
@@ -1127,8 +1120,11 @@ def up(data_dir: Path, log: Callable[[str], None] = _stderr) -> Stack:
     data_dir.mkdir(parents=True, exist_ok=True)
     ports = {
         component: component_port(component, log)
-        for component, url_variable in (("postgres", "PAYMESH_DATABASE_URL"), ("nats", "PAYMESH_NATS_URL"),
-                                        ("anvil", "PAYMESH_ANVIL_RPC_URL"))
+        for component, url_variable in (
+            ("postgres", "PAYMESH_DATABASE_URL"),
+            ("nats", "PAYMESH_NATS_URL"),
+            ("anvil", "PAYMESH_ANVIL_RPC_URL"),
+        )
         if not os.environ.get(url_variable)
     }
     stack = Stack(env={}, env_file=data_dir / "stack.env")
@@ -1138,9 +1134,7 @@ def up(data_dir: Path, log: Callable[[str], None] = _stderr) -> Stack:
         else:
             stack.postgres = start_postgres(data_dir / "postgres", port=ports["postgres"])
             plain_url = stack.postgres.create_database("paymesh")
-            stack.env["PAYMESH_DATABASE_URL"] = plain_url.replace(
-                "postgresql://", "postgresql+asyncpg://", 1
-            )
+            stack.env["PAYMESH_DATABASE_URL"] = plain_url.replace("postgresql://", "postgresql+asyncpg://", 1)
 
         if url := os.environ.get("PAYMESH_NATS_URL"):
             stack.env["PAYMESH_NATS_URL"] = url
@@ -1151,9 +1145,7 @@ def up(data_dir: Path, log: Callable[[str], None] = _stderr) -> Stack:
         if url := os.environ.get("PAYMESH_ANVIL_RPC_URL"):
             stack.env["PAYMESH_ANVIL_RPC_URL"] = url
             # anvil serves WebSocket on its HTTP port; honour an explicit URL if given.
-            stack.env["PAYMESH_ANVIL_WS_URL"] = os.environ.get(
-                "PAYMESH_ANVIL_WS_URL", url.replace("http", "ws", 1)
-            )
+            stack.env["PAYMESH_ANVIL_WS_URL"] = os.environ.get("PAYMESH_ANVIL_WS_URL", url.replace("http", "ws", 1))
         else:
             stack.anvil = start_anvil(
                 port=ports["anvil"],

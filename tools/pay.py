@@ -99,8 +99,14 @@ def sign(
     key: str, *, nonce: int, chain_id: int, gas_price: int, gas: int, to: str | None, value: int = 0, data: str = "0x"
 ) -> tuple[str, str]:
     """A signed legacy transaction: (raw 0x hex, tx hash 0x hex)."""
-    tx: dict[str, Any] = {"nonce": nonce, "chainId": chain_id, "gasPrice": gas_price, "gas": gas, "value": value,
-                          "data": data}
+    tx: dict[str, Any] = {
+        "nonce": nonce,
+        "chainId": chain_id,
+        "gasPrice": gas_price,
+        "gas": gas,
+        "value": value,
+        "data": data,
+    }
     if to is not None:
         tx["to"] = to_checksum_address(to)
     signed = Account.sign_transaction(tx, key)
@@ -145,14 +151,16 @@ def wait_receipt(rpc: Rpc, tx_hash: str, timeout: float = 30.0) -> dict[str, Any
     raise TimeoutError(f"{tx_hash} not mined within {timeout:.0f}s (is anvil mining? automine or --block-time)")
 
 
-def send(rpc: Rpc, key: str, *, to: str | None, value: int = 0, data: str = "0x", gas: int = 21_000,
-         wait: bool = True) -> dict[str, Any]:
+def send(
+    rpc: Rpc, key: str, *, to: str | None, value: int = 0, data: str = "0x", gas: int = 21_000, wait: bool = True
+) -> dict[str, Any]:
     sender = Account.from_key(key).address
     nonce = int(rpc("eth_getTransactionCount", sender, "pending"), 16)
     chain_id = int(rpc("eth_chainId"), 16)
     gas_price = int(rpc("eth_gasPrice"), 16) * 2
-    raw, tx_hash = sign(key, nonce=nonce, chain_id=chain_id, gas_price=gas_price, gas=gas, to=to, value=value,
-                        data=data)
+    raw, tx_hash = sign(
+        key, nonce=nonce, chain_id=chain_id, gas_price=gas_price, gas=gas, to=to, value=value, data=data
+    )
     rpc("eth_sendRawTransaction", raw)
     if not wait:
         return {"transactionHash": tx_hash}
@@ -227,19 +235,24 @@ def what_is_due(payment: Any, now: datetime | None = None) -> Due:
         return Due(payment.deposit_address, payment.asset, payment.chain_id, 0, f"nothing to pay: {what}")
     now = now or datetime.now(UTC)
     expired = payment.HasField("expires_at") and payment.expires_at.ToDatetime(tzinfo=UTC) <= now
-    if payment.status in (pb.PAYMENT_STATUS_CANCELLED, pb.PAYMENT_STATUS_EXPIRED, pb.PAYMENT_STATUS_PAID_AFTER_EXPIRY) \
-            or expired:
-        reason = "was cancelled" if payment.status == pb.PAYMENT_STATUS_CANCELLED else (
-            f"expired at {payment.expires_at.ToDatetime(tzinfo=UTC).isoformat(timespec='seconds')}")
+    if (
+        payment.status in (pb.PAYMENT_STATUS_CANCELLED, pb.PAYMENT_STATUS_EXPIRED, pb.PAYMENT_STATUS_PAID_AFTER_EXPIRY)
+        or expired
+    ):
+        reason = (
+            "was cancelled"
+            if payment.status == pb.PAYMENT_STATUS_CANCELLED
+            else (f"expired at {payment.expires_at.ToDatetime(tzinfo=UTC).isoformat(timespec='seconds')}")
+        )
         raise PaymentClosed(
             f"not paying: {what} and {reason}, so it takes no more money (anything sent now would count as "
-            "PAYMENT_STATUS_PAID_AFTER_EXPIRY); pass --amount N to send N anyway")
+            "PAYMENT_STATUS_PAID_AFTER_EXPIRY); pass --amount N to send N anyway"
+        )
     note = f"paying the remaining {remaining}: {what}" if received else f"paying {remaining}: {what}"
     return Due(payment.deposit_address, payment.asset, payment.chain_id, remaining, note)
 
 
-def payment_from_ledger(ledger: str, payment_id: str, api_key: str | None = None,
-                        admin: str | None = None) -> Any:
+def payment_from_ledger(ledger: str, payment_id: str, api_key: str | None = None, admin: str | None = None) -> Any:
     """The payment as the ledger has it (paymesh.ledger.v1.Payment)."""
     import grpc  # only this mode needs the ledger
 
@@ -258,21 +271,32 @@ def _read_payment(grpc, ledger: str, payment_id: str, api_key: str, admin: str) 
             from paymesh.ledger.v1 import payment_service_pb2 as spb
             from paymesh.ledger.v1 import payment_service_pb2_grpc as sgrpc
 
-            return sgrpc.PaymentServiceStub(channel).GetPayment(
-                spb.GetPaymentRequest(payment_id=payment_id), metadata=(("authorization", f"Bearer {api_key}"),),
-                timeout=10,
-            ).payment
+            return (
+                sgrpc.PaymentServiceStub(channel)
+                .GetPayment(
+                    spb.GetPaymentRequest(payment_id=payment_id),
+                    metadata=(("authorization", f"Bearer {api_key}"),),
+                    timeout=10,
+                )
+                .payment
+            )
         if admin:
             from paymesh.ledger.v1 import merchant_admin_service_pb2 as apb
             from paymesh.ledger.v1 import merchant_admin_service_pb2_grpc as agrpc
 
-            return agrpc.MerchantAdminServiceStub(channel).LookupPayment(
-                apb.LookupPaymentRequest(payment_id=payment_id),
-                metadata=(("authorization", f"Bearer {admin}"),), timeout=10,
-            ).payment
+            return (
+                agrpc.MerchantAdminServiceStub(channel)
+                .LookupPayment(
+                    apb.LookupPaymentRequest(payment_id=payment_id),
+                    metadata=(("authorization", f"Bearer {admin}"),),
+                    timeout=10,
+                )
+                .payment
+            )
     raise RuntimeError(
         "no API key to read the payment with: set PAYMESH_API_KEY (the merchant's) or PAYMESH_ADMIN_TOKEN "
-        "(no running `make run` was found to take the demo merchant's key from)")
+        "(no running `make run` was found to take the demo merchant's key from)"
+    )
 
 
 def _local_mesh() -> dict[str, Any]:
@@ -291,8 +315,9 @@ def _local_demo_key() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tools.pay", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m tools.pay", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     what = parser.add_mutually_exclusive_group(required=True)
     what.add_argument("--payment-id", help="pay what this payment still needs")
     what.add_argument("--to", help="deposit address to pay")
@@ -300,12 +325,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--asset", default="ETH", help="ETH or TUSD (with --to)")
     parser.add_argument("--amount", type=int, help="base units (wei, or TUSD units of 10^-6)")
     mesh = _local_mesh()
-    parser.add_argument("--rpc", default=os.environ.get("PAYMESH_ANVIL_RPC_URL") or mesh.get("anvil_rpc_url")
-                        or DEFAULT_RPC, help="anvil's JSON-RPC URL (default: the running make run's)")
-    parser.add_argument("--ledger", default=os.environ.get("PAYMESH_LEDGER_ADDR") or mesh.get("ledger")
-                        or "127.0.0.1:50051", help="the ledger's gRPC address (default: the running make run's)")
-    parser.add_argument("--from-account", type=int, default=0, choices=range(len(DEV_KEYS)),
-                        help="anvil dev account index to pay from (TUSD is held by 0)")
+    parser.add_argument(
+        "--rpc",
+        default=os.environ.get("PAYMESH_ANVIL_RPC_URL") or mesh.get("anvil_rpc_url") or DEFAULT_RPC,
+        help="anvil's JSON-RPC URL (default: the running make run's)",
+    )
+    parser.add_argument(
+        "--ledger",
+        default=os.environ.get("PAYMESH_LEDGER_ADDR") or mesh.get("ledger") or "127.0.0.1:50051",
+        help="the ledger's gRPC address (default: the running make run's)",
+    )
+    parser.add_argument(
+        "--from-account",
+        type=int,
+        default=0,
+        choices=range(len(DEV_KEYS)),
+        help="anvil dev account index to pay from (TUSD is held by 0)",
+    )
     args = parser.parse_args(argv)
     try:
         if args.deploy_token:
@@ -337,13 +373,17 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, RuntimeError, ValueError, TimeoutError) as exc:
         print(f"pay: error: {exc}", file=sys.stderr)
         return 1
-    print(json.dumps({
-        "tx_hash": receipt["transactionHash"],
-        "block_number": int(receipt["blockNumber"], 16),
-        "to": to_checksum_address(to),
-        "asset": asset,
-        "amount": str(amount),
-    }))
+    print(
+        json.dumps(
+            {
+                "tx_hash": receipt["transactionHash"],
+                "block_number": int(receipt["blockNumber"], 16),
+                "to": to_checksum_address(to),
+                "asset": asset,
+                "amount": str(amount),
+            }
+        )
+    )
     return 0
 
 

@@ -116,8 +116,11 @@ def ensure_test_token(rpc_url: str) -> str:
 def banner(ports: dict[str, int], demo: dict, env: dict[str, str], data: Path | None = None) -> str:
     ledger = f"127.0.0.1:{ports['ledger']}"
     # The tools find this mesh through its data directory: say which, unless it is the usual one.
-    data_export = ([f"export PAYMESH_DATA_DIR={data}"]
-                   if data is not None and data.resolve() != local_mesh.DEFAULT_DATA_DIR else [])
+    data_export = (
+        [f"export PAYMESH_DATA_DIR={data}"]
+        if data is not None and data.resolve() != local_mesh.DEFAULT_DATA_DIR
+        else []
+    )
     lines = [
         "",
         "paymesh is running. Services: " + ", ".join(f"{n} 127.0.0.1:{p}" for n, p in ports.items()),
@@ -135,12 +138,12 @@ def banner(ports: dict[str, int], demo: dict, env: dict[str, str], data: Path | 
         f"grpcurl -plaintext {ledger} list",
         "# create a payment of 0.01 ETH",
         'grpcurl -plaintext -H "authorization: Bearer $PAYMESH_API_KEY" '
-        "-d '{\"chain_id\": 31337, \"asset\": \"ETH\", \"amount\": \"10000000000000000\", "
-        "\"idempotency_key\": \"demo-1\"}' "
+        '-d \'{"chain_id": 31337, "asset": "ETH", "amount": "10000000000000000", '
+        '"idempotency_key": "demo-1"}\' '
         f"{ledger} paymesh.ledger.v1.PaymentService/CreatePayment",
         "# read it back (use the payment_id printed above)",
         'grpcurl -plaintext -H "authorization: Bearer $PAYMESH_API_KEY" '
-        "-d '{\"payment_id\": \"PAYMENT_ID\"}' "
+        '-d \'{"payment_id": "PAYMENT_ID"}\' '
         f"{ledger} paymesh.ledger.v1.PaymentService/GetPayment",
         "# list merchants as the operator",
         'grpcurl -plaintext -H "authorization: Bearer $PAYMESH_ADMIN_TOKEN" '
@@ -151,7 +154,7 @@ def banner(ports: dict[str, int], demo: dict, env: dict[str, str], data: Path | 
             "# pay it from an anvil dev account (it finds this mesh by itself), then watch it reach CONFIRMED",
             f"{REPO_ROOT / '.venv' / 'bin' / 'python'} -m tools.pay --payment-id PAYMENT_ID",
             'grpcurl -plaintext -H "authorization: Bearer $PAYMESH_API_KEY" '
-            "-d '{\"payment_id\": \"PAYMENT_ID\"}' "
+            '-d \'{"payment_id": "PAYMENT_ID"}\' '
             f"{ledger} paymesh.ledger.v1.PaymentService/WatchPayment",
         ]
     lines += ["", "Ctrl-C stops everything.", ""]
@@ -179,8 +182,9 @@ class LocalMesh:
             env = {**self.env, **{f"PAYMESH_{n.upper()}_ADDR": self.addr(n) for n in self.ports}}
             if name != "sweeper":
                 env.pop("PAYMESH_SWEEPER_MNEMONIC", None)  # the seed goes to the sweeper alone
-            proc = self.procs[name] = ServiceProcess(f"services.{name}", env, self.data / "logs" / f"{name}.log",
-                                                     self.ports[name])
+            proc = self.procs[name] = ServiceProcess(
+                f"services.{name}", env, self.data / "logs" / f"{name}.log", self.ports[name]
+            )
         proc.start(extra_env=extra_env, wait=wait)
         return proc
 
@@ -223,8 +227,14 @@ def check_ports_free(ports: dict[str, int]) -> None:
             )
 
 
-def start_mesh(data: Path, *, ports: dict[str, int] | None = None, extra_env: dict[str, str] | None = None,
-               log=print, only: tuple[str, ...] | None = None) -> LocalMesh:
+def start_mesh(
+    data: Path,
+    *,
+    ports: dict[str, int] | None = None,
+    extra_env: dict[str, str] | None = None,
+    log=print,
+    only: tuple[str, ...] | None = None,
+) -> LocalMesh:
     """Start Postgres, NATS and anvil (unless the environment names existing
     ones), deploy the test token, then every service, and the demo merchant."""
     chosen = service_ports(ports, only)
@@ -279,8 +289,11 @@ def take_lock(data: Path) -> int:
             f"paymesh is already running (pid {pid}, started at {holder.get('started_at', '?')}) with the data in "
             f"{data}; stop it with Ctrl-C in its terminal or kill {pid}"
         ) from None
-    record = {"pid": os.getpid(), "pid_start": local_mesh.process_start(os.getpid()),
-              "started_at": datetime.now(UTC).astimezone().isoformat(timespec="seconds")}
+    record = {
+        "pid": os.getpid(),
+        "pid_start": local_mesh.process_start(os.getpid()),
+        "started_at": datetime.now(UTC).astimezone().isoformat(timespec="seconds"),
+    }
     os.ftruncate(fd, 0)
     os.pwrite(fd, json.dumps(record).encode(), 0)
     return fd

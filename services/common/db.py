@@ -18,7 +18,7 @@ def async_url(url: str) -> str:
     """Accept postgresql:// or postgres:// and use the asyncpg driver."""
     for prefix in ("postgresql://", "postgres://"):
         if url.startswith(prefix):
-            return "postgresql+asyncpg://" + url[len(prefix):]
+            return "postgresql+asyncpg://" + url[len(prefix) :]
     return url
 
 

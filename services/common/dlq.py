@@ -101,8 +101,10 @@ def details(msg: RawStreamMsg) -> dict[str, Any]:
     kind = event_type(out["original_subject"])
     if kind is not None:
         try:
-            out["payload"] = {"type": kind.DESCRIPTOR.full_name,
-                              "value": MessageToDict(kind.FromString(data), preserving_proto_field_name=True)}
+            out["payload"] = {
+                "type": kind.DESCRIPTOR.full_name,
+                "value": MessageToDict(kind.FromString(data), preserving_proto_field_name=True),
+            }
         except DecodeError as exc:
             out["payload"] = {"type": kind.DESCRIPTOR.full_name, "error": f"not a valid {kind.DESCRIPTOR.name}: {exc}"}
     return out
@@ -122,18 +124,25 @@ class Dlq:
         try:
             # One attempt (nats-py treats max_reconnect_attempts=0 as "keep trying"), bounded in time.
             self._nc = await asyncio.wait_for(
-                nats.connect(self.url, connect_timeout=5, allow_reconnect=False, max_reconnect_attempts=1,
-                             error_cb=quiet), timeout=15)
+                nats.connect(
+                    self.url, connect_timeout=5, allow_reconnect=False, max_reconnect_attempts=1, error_cb=quiet
+                ),
+                timeout=15,
+            )
         except Exception as exc:  # noqa: BLE001 - nats-py raises many kinds; all mean the same here
-            raise DlqError(f"cannot reach NATS at {self.url} ({exc or type(exc).__name__}); "
-                           "set PAYMESH_NATS_URL or --nats to the paymesh NATS server") from None
+            raise DlqError(
+                f"cannot reach NATS at {self.url} ({exc or type(exc).__name__}); "
+                "set PAYMESH_NATS_URL or --nats to the paymesh NATS server"
+            ) from None
         self.js = self._nc.jetstream(timeout=10)
         try:
             await self.js.stream_info(STREAM)
         except NotFoundError:
             await self._nc.close()
-            raise DlqError(f"NATS at {self.url} has no {STREAM} stream: it is created when a paymesh service "
-                           "starts; is this paymesh's NATS?") from None
+            raise DlqError(
+                f"NATS at {self.url} has no {STREAM} stream: it is created when a paymesh service "
+                "starts; is this paymesh's NATS?"
+            ) from None
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -156,8 +165,9 @@ class Dlq:
         try:
             msg = await self.js.get_msg(STREAM, seq=seq)
         except NotFoundError:
-            raise DlqError(f"there is no dead letter {seq} in {STREAM} (replayed or purged already? "
-                           "`list` shows those there are)") from None
+            raise DlqError(
+                f"there is no dead letter {seq} in {STREAM} (replayed or purged already? `list` shows those there are)"
+            ) from None
         if not (msg.subject or "").startswith(PREFIX):
             raise DlqError(f"message {seq} of {STREAM} is on {msg.subject}, not a dead letter")
         return msg
@@ -169,8 +179,11 @@ class Dlq:
             raise DlqError(f"dead letter {msg.seq} has no {ORIGINAL} header: nowhere to replay it to")
         msg_id = f"replay:{headers.get('Nats-Msg-Id') or f'{STREAM}:{msg.seq}'}"
         try:
-            ack = await self.js.publish(subject, msg.data or b"",
-                                        headers={"Nats-Msg-Id": msg_id, "Paymesh-Replayed-From": f"{STREAM} {msg.seq}"})
+            ack = await self.js.publish(
+                subject,
+                msg.data or b"",
+                headers={"Nats-Msg-Id": msg_id, "Paymesh-Replayed-From": f"{STREAM} {msg.seq}"},
+            )
         except NoStreamResponseError:
             raise DlqError(f"no stream takes {subject} on {self.url}: dead letter {msg.seq} is kept") from None
         await self.js.delete_msg(STREAM, int(msg.seq))
@@ -214,12 +227,15 @@ async def run(args: argparse.Namespace) -> int:
                 for name, value in info["headers"].items():
                     print(f"header {name}: {value}")
                 if "payload" in info:
-                    print(f"payload ({info['payload']['type']}): "
-                          + json.dumps(info["payload"].get("value") or info["payload"].get("error")))
+                    print(
+                        f"payload ({info['payload']['type']}): "
+                        + json.dumps(info["payload"].get("value") or info["payload"].get("error"))
+                    )
                 print(f"payload hex: {info['payload_hex']}")
         elif args.command == "replay":
-            targets = ([m async for m in dlq.messages(args.durable)] if args.all
-                       else [await dlq.get(seq) for seq in args.seq])
+            targets = (
+                [m async for m in dlq.messages(args.durable)] if args.all else [await dlq.get(seq) for seq in args.seq]
+            )
             for msg in targets:
                 print(await dlq.replay(msg), flush=True)
             if not targets:
@@ -235,8 +251,9 @@ async def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m services.common.dlq", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m services.common.dlq", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--nats", help="NATS URL (default: PAYMESH_NATS_URL, else the running make run's)")
     sub = parser.add_subparsers(dest="command", required=True)
     listing = sub.add_parser("list", help="the dead letters, oldest first")

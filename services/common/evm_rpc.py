@@ -234,8 +234,9 @@ class EvmRpc:
 
         async def once() -> Any:
             request_id = next(self._ids)
-            reply = await self._post({"jsonrpc": "2.0", "id": request_id, "method": method, "params": list(params)},
-                                     method)
+            reply = await self._post(
+                {"jsonrpc": "2.0", "id": request_id, "method": method, "params": list(params)}, method
+            )
             return check_reply(reply, method, request_id, self.error_class)
 
         return await self._retrying(method, once)
@@ -278,8 +279,9 @@ class EvmRpc:
         try:
             return await self._retrying(label, once)
         except _BatchRefused as exc:
-            log.warning("the node refuses JSON-RPC batches; sending calls one by one", chain_id=self.chain_id,
-                        error=str(exc))
+            log.warning(
+                "the node refuses JSON-RPC batches; sending calls one by one", chain_id=self.chain_id, error=str(exc)
+            )
             self.batching = False
             return await self._batch_once(method, params_list)
 

@@ -69,9 +69,7 @@ def bearer(token: str) -> tuple[tuple[str, str], ...]:
 class ServiceClient:
     """Calls one service of a peer with a token and a deadline; failures become domain errors."""
 
-    def __init__(
-        self, stub: Any, *, peer: str, token: str, timeout: float, token_variable: str = ""
-    ) -> None:
+    def __init__(self, stub: Any, *, peer: str, token: str, timeout: float, token_variable: str = "") -> None:
         self.stub = stub
         self.peer = peer
         self._metadata = bearer(token)

@@ -121,10 +121,13 @@ class ErrorAndMetrics:
         ref = uuid.uuid4().hex[:12]
         log.exception("unhandled error in rpc", rpc=f"{service}/{method}", ref=ref)
         GRPC_HANDLED.labels(service, method, "INTERNAL").inc()
-        await context.abort_with_status(error_status(
-            grpc.StatusCode.INTERNAL, f"internal error (reference {ref}); the operator can find it in the logs",
-            "INTERNAL",
-        ))
+        await context.abort_with_status(
+            error_status(
+                grpc.StatusCode.INTERNAL,
+                f"internal error (reference {ref}); the operator can find it in the logs",
+                "INTERNAL",
+            )
+        )
 
     def _wrap_unary(self, inner: Callable, service: str, method: str):
         latency = GRPC_LATENCY.labels(service, method)  # bound once, not per call
@@ -188,7 +191,7 @@ def bounded_message(message: str) -> str:
         return message
     cut = " ... (cut) ... "
     keep = MAX_MESSAGE_BYTES - len(cut)
-    head, tail = data[: keep * 2 // 3], data[len(data) - keep // 3:]
+    head, tail = data[: keep * 2 // 3], data[len(data) - keep // 3 :]
     return head.decode(errors="ignore") + cut + tail.decode(errors="ignore")
 
 
@@ -214,13 +217,9 @@ def bearer_token(context: grpc.aio.ServicerContext) -> str:
         if key == "authorization":
             scheme, _, token = value.partition(" ")
             if scheme.lower() != "bearer" or not token.strip():
-                raise errors.Unauthenticated(
-                    "authorization metadata must be 'Bearer <token>'"
-                )
+                raise errors.Unauthenticated("authorization metadata must be 'Bearer <token>'")
             return token.strip()
-    raise errors.Unauthenticated(
-        "missing credentials: send gRPC metadata 'authorization: Bearer <token>'"
-    )
+    raise errors.Unauthenticated("missing credentials: send gRPC metadata 'authorization: Bearer <token>'")
 
 
 def check_token(context: grpc.aio.ServicerContext, expected: str, what: str) -> None:
@@ -305,11 +304,7 @@ class GrpcServer:
         return self.port
 
     async def set_serving(self, serving: bool, services: Iterable[str] | None = None) -> None:
-        status = (
-            health_pb2.HealthCheckResponse.SERVING
-            if serving
-            else health_pb2.HealthCheckResponse.NOT_SERVING
-        )
+        status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
         for name in services if services is not None else ["", *self._service_names]:
             await self.health.set(name, status)
 

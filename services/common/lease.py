@@ -59,8 +59,12 @@ async def effective_ttl(kv: KeyValue, wanted: float, name: str) -> float:
     if actual is None:
         raise ValueError(f"lease bucket {name!r} has no TTL: a dead holder's lease would never expire; recreate it")
     if abs(actual - wanted) > 1e-3:
-        log.warning("lease bucket has another TTL than configured; using the bucket's", bucket=name,
-                    bucket_ttl=actual, configured_ttl=wanted)
+        log.warning(
+            "lease bucket has another TTL than configured; using the bucket's",
+            bucket=name,
+            bucket_ttl=actual,
+            configured_ttl=wanted,
+        )
     return actual
 
 

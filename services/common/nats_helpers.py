@@ -197,7 +197,9 @@ class JetStreamPublisher:
                     tokens.append(token)
                     futures.append(future)
                     await self._nc.publish(
-                        subject, payload, reply=f"{self._prefix}.{token}",
+                        subject,
+                        payload,
+                        reply=f"{self._prefix}.{token}",
                         headers={"Nats-Msg-Id": msg_id, "Nats-Expected-Stream": stream},
                     )
                 acks = await asyncio.gather(*futures)

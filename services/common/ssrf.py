@@ -171,8 +171,7 @@ def webhook_url_problem(url: str, allow_private: bool) -> str | None:
             return f"its host {host!r} is a cloud metadata service, never a webhook receiver"
         if not allow_private and (name in _LOOPBACK_NAMES or name.endswith(".localhost")):
             return (
-                f"its host {host!r} is this machine (loopback); "
-                "set PAYMESH_ALLOW_PRIVATE_WEBHOOKS=true for development"
+                f"its host {host!r} is this machine (loopback); set PAYMESH_ALLOW_PRIVATE_WEBHOOKS=true for development"
             )
         return None
     reason = blocked_reason(ip, allow_private)

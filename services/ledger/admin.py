@@ -85,7 +85,9 @@ class AdminService:
         """Two merchants on one xpub would be handed the same deposit addresses."""
         owner = await repo.merchant_with_xpub(conn, xpub)
         if owner is not None and owner != merchant_id:
-            raise AlreadyExists(f"this xpub is already used by merchant {owner}; each merchant needs its own account xpub")
+            raise AlreadyExists(
+                f"this xpub is already used by merchant {owner}; each merchant needs its own account xpub"
+            )
 
     async def get(self, merchant_id: str) -> MerchantRecord:
         if not merchant_id:

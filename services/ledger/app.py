@@ -83,7 +83,10 @@ class LedgerApp:
         js = self.nc.jetstream()
         await nats_helpers.ensure_streams(js)
         await nats_helpers.ensure_pull_consumer(
-            js, nats_helpers.CHAIN_STREAM.name, LEDGER_DURABLE, "paymesh.chain.>",
+            js,
+            nats_helpers.CHAIN_STREAM.name,
+            LEDGER_DURABLE,
+            "paymesh.chain.>",
             ack_wait=s.consumer_ack_wait_seconds,
         )
 
@@ -119,21 +122,31 @@ class LedgerApp:
         known_chain = lambda chain_id: self.chains.get(chain_id) is not None  # noqa: E731
         servicers = [
             (sgrpc.add_PaymentServiceServicer_to_server, PaymentServicer(payments, auth, subscriber.subscribe)),
-            (agrpc.add_MerchantAdminServiceServicer_to_server,
-             MerchantAdminServicer(admin, payments, s.admin_token.get_secret_value())),
-            (fgrpc.add_AddressFeedServiceServicer_to_server,
-             AddressFeedServicer(feed, s.address_feed_token.get_secret_value(), known_chain)),
-            (swgrpc.add_SweepLedgerServiceServicer_to_server,
-             SweepLedgerServicer(sweeps, s.sweep_ledger_token.get_secret_value(), known_chain)),
-            (dgrpc.add_MerchantDirectoryServiceServicer_to_server,
-             MerchantDirectoryServicer(admin, auth, s.merchant_directory_token.get_secret_value())),
+            (
+                agrpc.add_MerchantAdminServiceServicer_to_server,
+                MerchantAdminServicer(admin, payments, s.admin_token.get_secret_value()),
+            ),
+            (
+                fgrpc.add_AddressFeedServiceServicer_to_server,
+                AddressFeedServicer(feed, s.address_feed_token.get_secret_value(), known_chain),
+            ),
+            (
+                swgrpc.add_SweepLedgerServiceServicer_to_server,
+                SweepLedgerServicer(sweeps, s.sweep_ledger_token.get_secret_value(), known_chain),
+            ),
+            (
+                dgrpc.add_MerchantDirectoryServiceServicer_to_server,
+                MerchantDirectoryServicer(admin, auth, s.merchant_directory_token.get_secret_value()),
+            ),
         ]
         for (register, servicer), name in zip(servicers, SERVICES, strict=True):
             self.grpc.add(register, servicer, name)
         consumer = ChainConsumer(applier)
         self._tasks = [
             asyncio.create_task(relay.run(self.stop_event), name="outbox-relay"),
-            asyncio.create_task(Expirer(self.engine, relay.poke, interval=s.expiry_interval_seconds).run(self.stop_event), name="expiry"),
+            asyncio.create_task(
+                Expirer(self.engine, relay.poke, interval=s.expiry_interval_seconds).run(self.stop_event), name="expiry"
+            ),
             asyncio.create_task(
                 nats_helpers.run_pull_consumer(
                     js,

@@ -98,8 +98,11 @@ class ChainEventApplier:
                 event = events[i]
                 if isinstance(event, TransferEvent):
                     run = [event]
-                    while (i + len(run) < len(events) and isinstance(events[i + len(run)], TransferEvent)
-                           and events[i + len(run)].chain_id == event.chain_id):
+                    while (
+                        i + len(run) < len(events)
+                        and isinstance(events[i + len(run)], TransferEvent)
+                        and events[i + len(run)].chain_id == event.chain_id
+                    ):
                         run.append(events[i + len(run)])
                     written += await self._transfers(conn, run, heads)
                     i += len(run)
@@ -129,30 +132,39 @@ class ChainEventApplier:
         for e in run:
             payment = payments.get(e.to_address)
             if payment is None:
-                log.info("transfer to an address the ledger does not know", chain_id=chain_id, to=e.to_address,
-                         tx=e.tx_hash)
+                log.info(
+                    "transfer to an address the ledger does not know", chain_id=chain_id, to=e.to_address, tx=e.tx_hash
+                )
                 continue
-            rows.append({
-                "chain_id": chain_id,
-                "tx_hash": e.tx_hash,
-                "log_index": e.log_index,
-                "block_hash": e.block_hash,
-                "block_number": e.block_number,
-                "block_timestamp": e.block_timestamp,
-                "from_address": e.from_address,
-                "to_address": e.to_address,
-                "token_address": e.token_address,
-                "amount": e.amount,
-                "payment_id": payment.id,
-                "state": "confirmed" if is_confirmed(head, e.block_number, payment.confirmations_required) else "seen",
-                # Another asset than asked for is recorded (the funds are real) but not credited.
-                "credited": (e.token_address or None) == (payment.token_address or None),
-                # From the row locked above: a cancel or expiry that committed first makes it late.
-                "late": is_late(e.block_timestamp, expires_at=payment.expires_at, cancelled_at=payment.cancelled_at,
-                                expired_at=payment.expired_at),
-                "asset": chain.symbol_of(e.token_address),
-                "kind": "payment",
-            })
+            rows.append(
+                {
+                    "chain_id": chain_id,
+                    "tx_hash": e.tx_hash,
+                    "log_index": e.log_index,
+                    "block_hash": e.block_hash,
+                    "block_number": e.block_number,
+                    "block_timestamp": e.block_timestamp,
+                    "from_address": e.from_address,
+                    "to_address": e.to_address,
+                    "token_address": e.token_address,
+                    "amount": e.amount,
+                    "payment_id": payment.id,
+                    "state": "confirmed"
+                    if is_confirmed(head, e.block_number, payment.confirmations_required)
+                    else "seen",
+                    # Another asset than asked for is recorded (the funds are real) but not credited.
+                    "credited": (e.token_address or None) == (payment.token_address or None),
+                    # From the row locked above: a cancel or expiry that committed first makes it late.
+                    "late": is_late(
+                        e.block_timestamp,
+                        expires_at=payment.expires_at,
+                        cancelled_at=payment.cancelled_at,
+                        expired_at=payment.expired_at,
+                    ),
+                    "asset": chain.symbol_of(e.token_address),
+                    "kind": "payment",
+                }
+            )
         # Native coin into a token payment's address may be the sweeper's own gas top-up:
         # recorded (write-ahead) before it was broadcast, so already known here.
         maybe_topups = [r for r in rows if r["token_address"] is None and not r["credited"]]
@@ -182,9 +194,9 @@ class ChainEventApplier:
         await repo.set_head(conn, e.chain_id, e.new_head_number, e.new_head_hash, force=True)
         heads[e.chain_id] = e.new_head_number
         payments = await repo.lock_payments(conn, payment_ids)
-        written = len(await refresh_payments(conn, payments, utcnow(), extra_event=EventType.REORGED,
-                                             on_event=self._on_event))
+        written = len(
+            await refresh_payments(conn, payments, utcnow(), extra_event=EventType.REORGED, on_event=self._on_event)
+        )
         if payment_ids:
             log.warning("reorg rolled back transfers", chain_id=e.chain_id, payments=len(payment_ids))
         return written
-

@@ -56,9 +56,11 @@ def _admin_parser(sub: argparse._SubParsersAction) -> None:
     w.add_argument("--url", required=True, help="the webhook URL; empty removes the webhook")
     secret = w.add_mutually_exclusive_group()
     secret.add_argument("--secret", default="", help="sign deliveries with this secret (16 to 256 characters)")
-    secret.add_argument("--rotate-secret", action="store_true",
-                        help="generate a new signing secret (printed once); without this or --secret the current "
-                             "secret is kept")
+    secret.add_argument(
+        "--rotate-secret",
+        action="store_true",
+        help="generate a new signing secret (printed once); without this or --secret the current secret is kept",
+    )
     x = cmds.add_parser("set-xpub")
     x.add_argument("merchant_id")
     x.add_argument("--xpub", required=True)
@@ -80,9 +82,11 @@ def _target() -> tuple[str, str, dict | None]:
     if mesh is not None and address and address != mesh.get("ledger"):
         mesh = None  # another ledger than the local mesh's: its files are not this ledger's
     local = local_mesh.load_secrets(Path(mesh["data_dir"])) if mesh else {}
-    return (address or (mesh or {}).get("ledger") or "127.0.0.1:50051",
-            os.environ.get("PAYMESH_ADMIN_TOKEN", "") or local.get("PAYMESH_ADMIN_TOKEN", ""),
-            mesh)
+    return (
+        address or (mesh or {}).get("ledger") or "127.0.0.1:50051",
+        os.environ.get("PAYMESH_ADMIN_TOKEN", "") or local.get("PAYMESH_ADMIN_TOKEN", ""),
+        mesh,
+    )
 
 
 def _keep_demo_in_step(mesh: dict | None, merchant_id: str, field: str, value: str) -> None:
@@ -100,8 +104,7 @@ def _keep_demo_in_step(mesh: dict | None, merchant_id: str, field: str, value: s
     if old and banner.exists():  # the commands make run printed, as tests and people copy them
         banner.write_text(banner.read_text().replace(old, value))
     hint = f"; in your shell: export PAYMESH_API_KEY={value}" if field == "api_key" else ""
-    print(f"the local mesh's demo merchant: {path} now holds the new {field.replace('_', ' ')}{hint}",
-          file=sys.stderr)
+    print(f"the local mesh's demo merchant: {path} now holds the new {field.replace('_', ' ')}{hint}", file=sys.stderr)
 
 
 def _admin_call(args: argparse.Namespace) -> int:
@@ -127,7 +130,9 @@ def _admin_call(args: argparse.Namespace) -> int:
             elif cmd == "get-merchant":
                 reply = stub.GetMerchant(apb.GetMerchantRequest(merchant_id=args.merchant_id), metadata=metadata)
             elif cmd == "disable-merchant":
-                reply = stub.DisableMerchant(apb.DisableMerchantRequest(merchant_id=args.merchant_id), metadata=metadata)
+                reply = stub.DisableMerchant(
+                    apb.DisableMerchantRequest(merchant_id=args.merchant_id), metadata=metadata
+                )
             elif cmd == "enable-merchant":
                 reply = stub.EnableMerchant(apb.EnableMerchantRequest(merchant_id=args.merchant_id), metadata=metadata)
             elif cmd == "rotate-api-key":
@@ -137,7 +142,9 @@ def _admin_call(args: argparse.Namespace) -> int:
                 # Keep the secret unless told otherwise: --secret sets one, --rotate-secret makes one.
                 reply = stub.SetWebhook(
                     apb.SetWebhookRequest(
-                        merchant_id=args.merchant_id, webhook_url=args.url, webhook_secret=args.secret,
+                        merchant_id=args.merchant_id,
+                        webhook_url=args.url,
+                        webhook_secret=args.secret,
                         keep_secret=not args.secret and not args.rotate_secret,
                     ),
                     metadata=metadata,
@@ -145,7 +152,9 @@ def _admin_call(args: argparse.Namespace) -> int:
                 _keep_demo_in_step(mesh, args.merchant_id, "webhook_secret", reply.webhook_secret)
             elif cmd == "set-xpub":
                 reply = stub.SetXpub(
-                    apb.SetXpubRequest(merchant_id=args.merchant_id, xpub=args.xpub, derivation_path=args.derivation_path),
+                    apb.SetXpubRequest(
+                        merchant_id=args.merchant_id, xpub=args.xpub, derivation_path=args.derivation_path
+                    ),
                     metadata=metadata,
                 )
             else:
@@ -163,8 +172,9 @@ def _admin_call(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m services.ledger", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m services.ledger", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command")
     sub.add_parser("serve", help="run the ledger (default)")
     sub.add_parser("migrate", help="upgrade the database schema and exit")

@@ -84,8 +84,9 @@ class PaymentServicer(sgrpc.PaymentServiceServicer):
         statuses = []
         for i, value in enumerate(request.statuses):  # numbers the enum lacks were refused where requests enter
             if value not in PB_TO_STATUS:
-                raise InvalidArgument(f"statuses[{i}] is PAYMENT_STATUS_UNSPECIFIED; name a status, or leave statuses "
-                                      "empty for all")
+                raise InvalidArgument(
+                    f"statuses[{i}] is PAYMENT_STATUS_UNSPECIFIED; name a status, or leave statuses empty for all"
+                )
             statuses.append(PB_TO_STATUS[value])
         flt = ListFilter(
             statuses=statuses,
@@ -167,11 +168,15 @@ class MerchantAdminServicer(agrpc.MerchantAdminServiceServicer):
 
     async def DisableMerchant(self, request, context) -> apb.DisableMerchantResponse:
         self._check(context)
-        return apb.DisableMerchantResponse(merchant=merchant_to_pb(await self._admin.set_status(request.merchant_id, False)))
+        return apb.DisableMerchantResponse(
+            merchant=merchant_to_pb(await self._admin.set_status(request.merchant_id, False))
+        )
 
     async def EnableMerchant(self, request, context) -> apb.EnableMerchantResponse:
         self._check(context)
-        return apb.EnableMerchantResponse(merchant=merchant_to_pb(await self._admin.set_status(request.merchant_id, True)))
+        return apb.EnableMerchantResponse(
+            merchant=merchant_to_pb(await self._admin.set_status(request.merchant_id, True))
+        )
 
     async def RotateApiKey(self, request, context) -> apb.RotateApiKeyResponse:
         self._check(context)
@@ -194,7 +199,9 @@ class MerchantAdminServicer(agrpc.MerchantAdminServiceServicer):
         self._check(context)
         if not request.HasField("treasury"):
             raise InvalidArgument("treasury is required (chain_id and address)")
-        merchant = await self._admin.set_treasury(request.merchant_id, request.treasury.chain_id, request.treasury.address)
+        merchant = await self._admin.set_treasury(
+            request.merchant_id, request.treasury.chain_id, request.treasury.address
+        )
         return apb.SetTreasuryResponse(merchant=merchant_to_pb(merchant))
 
     async def LookupPayment(self, request, context) -> apb.LookupPaymentResponse:
@@ -225,7 +232,9 @@ class AddressFeedServicer(fgrpc.AddressFeedServiceServicer, _ServiceToken):
         _ServiceToken.__init__(self, token, "address feed", known_chain)
         self._feed = feed
 
-    async def WatchAddresses(self, request: fpb.WatchAddressesRequest, context) -> AsyncIterator[fpb.WatchAddressesResponse]:
+    async def WatchAddresses(
+        self, request: fpb.WatchAddressesRequest, context
+    ) -> AsyncIterator[fpb.WatchAddressesResponse]:
         self._check(context)
         self._chain(request.chain_id)
         async for rows, complete in self._feed.stream(request.chain_id):
@@ -275,7 +284,9 @@ class SweepLedgerServicer(swgrpc.SweepLedgerServiceServicer, _ServiceToken):
             ]
         )
 
-    async def RecordSweepTransaction(self, request: swpb.RecordSweepTransactionRequest, context) -> swpb.RecordSweepTransactionResponse:
+    async def RecordSweepTransaction(
+        self, request: swpb.RecordSweepTransactionRequest, context
+    ) -> swpb.RecordSweepTransactionResponse:
         self._check(context)
         t = request.transaction
         if t.kind not in PB_TO_SWEEP_KIND:
@@ -296,7 +307,9 @@ class SweepLedgerServicer(swgrpc.SweepLedgerServiceServicer, _ServiceToken):
                 gas_limit=t.gas_limit,
                 max_fee_per_gas=parse_amount(t.max_fee_per_gas, field="transaction.max_fee_per_gas", allow_zero=True),
                 max_priority_fee_per_gas=(
-                    parse_amount(t.max_priority_fee_per_gas, field="transaction.max_priority_fee_per_gas", allow_zero=True)
+                    parse_amount(
+                        t.max_priority_fee_per_gas, field="transaction.max_priority_fee_per_gas", allow_zero=True
+                    )
                     if t.max_priority_fee_per_gas
                     else None
                 ),
@@ -337,8 +350,9 @@ class SweepLedgerServicer(swgrpc.SweepLedgerServiceServicer, _ServiceToken):
         states = []
         for i, value in enumerate(request.states):  # numbers the enum lacks were refused where requests enter
             if value not in PB_TO_SWEEP_STATE:
-                raise InvalidArgument(f"states[{i}] is SWEEP_TRANSACTION_STATE_UNSPECIFIED; name a state, or leave "
-                                      "states empty for all")
+                raise InvalidArgument(
+                    f"states[{i}] is SWEEP_TRANSACTION_STATE_UNSPECIFIED; name a state, or leave states empty for all"
+                )
             states.append(PB_TO_SWEEP_STATE[value])
         rows, token = await self._sweeps.list(
             chain_id=request.chain_id,

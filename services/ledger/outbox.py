@@ -101,7 +101,9 @@ class Expirer:
     once `expired_at` commits, every transfer recorded for the payment afterwards
     is late (chain_events locks the same row), whatever its block's timestamp."""
 
-    def __init__(self, engine: AsyncEngine, on_outbox: Callable[[], None], *, interval: float, batch: int = 500) -> None:
+    def __init__(
+        self, engine: AsyncEngine, on_outbox: Callable[[], None], *, interval: float, batch: int = 500
+    ) -> None:
         self._engine = engine
         self._on_outbox = on_outbox
         self._interval = interval
@@ -129,4 +131,3 @@ class Expirer:
                 await asyncio.wait_for(stop.wait(), timeout=self._interval)
             except TimeoutError:
                 pass
-

@@ -86,8 +86,10 @@ def derive_change(
 
 def _sweepable(payment: PaymentRecord) -> bool:
     return is_sweepable(
-        payment.status, expired=payment.expired_at is not None,
-        confirmed=payment.amount_confirmed, accounted=payment.amount_accounted,
+        payment.status,
+        expired=payment.expired_at is not None,
+        confirmed=payment.amount_confirmed,
+        accounted=payment.amount_accounted,
     )
 
 

@@ -292,7 +292,10 @@ class PaymentsService:
         size = page_size(requested_size)
         scope = f"ListPayments|{merchant_id}"
         filters = filter_fingerprint(
-            sorted(s.value for s in flt.statuses), flt.chain_id, flt.merchant_order_id, flt.created_after,
+            sorted(s.value for s in flt.statuses),
+            flt.chain_id,
+            flt.merchant_order_id,
+            flt.created_after,
             flt.created_before,
         )
         after = self._tokens.read(scope, token, str, filters)

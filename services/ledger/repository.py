@@ -77,9 +77,7 @@ async def get_merchant(conn: AsyncConnection, merchant_id: str) -> MerchantRecor
     return _merchant(row, {r.chain_id: r.address for r in rows})
 
 
-async def list_merchants(
-    conn: AsyncConnection, after: tuple[datetime, str] | None, limit: int
-) -> list[MerchantRecord]:
+async def list_merchants(conn: AsyncConnection, after: tuple[datetime, str] | None, limit: int) -> list[MerchantRecord]:
     query = select(M).order_by(M.c.created_at, M.c.id).limit(limit)
     if after is not None:
         query = query.where(func.row(M.c.created_at, M.c.id) > func.row(after[0], after[1]))
@@ -97,16 +95,12 @@ async def merchant_with_xpub(conn: AsyncConnection, xpub: str) -> str | None:
 
 
 async def merchant_auth(conn: AsyncConnection, key_hash: str) -> tuple[str, str] | None:
-    row = (
-        await conn.execute(select(M.c.id, M.c.status).where(M.c.api_key_hash == key_hash))
-    ).first()
+    row = (await conn.execute(select(M.c.id, M.c.status).where(M.c.api_key_hash == key_hash))).first()
     return (row.id, row.status) if row else None
 
 
 async def update_merchant(conn: AsyncConnection, merchant_id: str, **values: Any) -> bool:
-    result = await conn.execute(
-        update(M).where(M.c.id == merchant_id).values(**values, updated_at=func.now())
-    )
+    result = await conn.execute(update(M).where(M.c.id == merchant_id).values(**values, updated_at=func.now()))
     return result.rowcount == 1
 
 
@@ -226,10 +220,27 @@ SELECT id FROM ins
 """
 
 _CREATE_COLUMNS = (
-    "id", "merchant_id", "chain_id", "asset", "token_address", "decimals", "amount_due",
-    "merchant_order_id", "metadata", "idempotency_key", "request_fingerprint", "deposit_address",
-    "derivation_index", "derivation_path", "confirmations_required", "created_at", "expires_at",
-    "from_block", "event_id", "subject", "payload",
+    "id",
+    "merchant_id",
+    "chain_id",
+    "asset",
+    "token_address",
+    "decimals",
+    "amount_due",
+    "merchant_order_id",
+    "metadata",
+    "idempotency_key",
+    "request_fingerprint",
+    "deposit_address",
+    "derivation_index",
+    "derivation_path",
+    "confirmations_required",
+    "created_at",
+    "expires_at",
+    "from_block",
+    "event_id",
+    "subject",
+    "payload",
 )
 
 
@@ -243,9 +254,7 @@ async def create_payments(pool: asyncpg.Pool, rows: list[dict[str, Any]]) -> set
 
 
 async def payment_by_idempotency_key(conn: AsyncConnection, merchant_id: str, key: str) -> PaymentRecord | None:
-    row = (
-        await conn.execute(select(P).where(P.c.merchant_id == merchant_id, P.c.idempotency_key == key))
-    ).first()
+    row = (await conn.execute(select(P).where(P.c.merchant_id == merchant_id, P.c.idempotency_key == key))).first()
     return _payment(row) if row else None
 
 
@@ -306,13 +315,16 @@ async def transfers_of_many(conn: AsyncConnection, payment_ids: list[str]) -> di
     return out
 
 
-async def lock_payments_by_address(conn: AsyncConnection, chain_id: int, addresses: list[str]) -> dict[str, PaymentRecord]:
+async def lock_payments_by_address(
+    conn: AsyncConnection, chain_id: int, addresses: list[str]
+) -> dict[str, PaymentRecord]:
     """Lock the payments of these deposit addresses (in id order, so batches never deadlock)."""
     rows = await (await driver(conn)).fetch(
         "SELECT p.* FROM unnest($2::varchar[]) AS k(address) CROSS JOIN LATERAL "
         "(SELECT payment_id FROM deposit_addresses d WHERE d.chain_id = $1 AND d.address = k.address OFFSET 0) d "
         "JOIN payments p ON p.id = d.payment_id ORDER BY p.id FOR UPDATE OF p",
-        chain_id, sorted(set(addresses)),
+        chain_id,
+        sorted(set(addresses)),
     )
     return {r["deposit_address"]: _payment(r) for r in rows}
 
@@ -335,8 +347,24 @@ async def insert_transfers(conn: AsyncConnection, rows: list[dict[str, Any]]) ->
     skipped); returns the payment ids that got a new transfer."""
     if not rows:
         return set()
-    columns = ["chain_id", "tx_hash", "log_index", "block_hash", "block_number", "block_timestamp", "from_address",
-               "to_address", "token_address", "amount", "payment_id", "state", "credited", "late", "asset", "kind"]
+    columns = [
+        "chain_id",
+        "tx_hash",
+        "log_index",
+        "block_hash",
+        "block_number",
+        "block_timestamp",
+        "from_address",
+        "to_address",
+        "token_address",
+        "amount",
+        "payment_id",
+        "state",
+        "credited",
+        "late",
+        "asset",
+        "kind",
+    ]
     result = await (await driver(conn)).fetch(_INSERT_TRANSFERS, *_arrays(rows, columns, {"amount": str}))
     return {r["payment_id"] for r in result}
 
@@ -590,15 +618,21 @@ async def active_addresses(
     return [(_watched(r), r.txid) for r in await conn.execute(query)]
 
 
-async def addresses_since(conn: AsyncConnection, chain_id: int, min_txid: int) -> list[tuple[WatchedAddressRecord, int]]:
+async def addresses_since(
+    conn: AsyncConnection, chain_id: int, min_txid: int
+) -> list[tuple[WatchedAddressRecord, int]]:
     query = select(*_FEED_COLUMNS, D.c.txid).where(D.c.chain_id == chain_id, D.c.txid >= min_txid)
     return [(_watched(r), r.txid) for r in await conn.execute(query)]
 
 
 def _watched(r: Any) -> WatchedAddressRecord:
     return WatchedAddressRecord(
-        id=r.id, chain_id=r.chain_id, address=r.address, payment_id=r.payment_id,
-        from_block=r.from_block, created_at=r.created_at,
+        id=r.id,
+        chain_id=r.chain_id,
+        address=r.address,
+        payment_id=r.payment_id,
+        from_block=r.from_block,
+        created_at=r.created_at,
     )
 
 
@@ -710,9 +744,7 @@ async def list_sweep_txs(
     return [_sweep_tx(r) for r in await conn.execute(query)]
 
 
-async def release_sweep(
-    conn: AsyncConnection, payment_id: str, worker_id: str, error: str, due_at: datetime
-) -> bool:
+async def release_sweep(conn: AsyncConnection, payment_id: str, worker_id: str, error: str, due_at: datetime) -> bool:
     result = await conn.execute(
         update(P)
         .where(P.c.id == payment_id, P.c.sweep_claimed_by == worker_id)
@@ -737,9 +769,7 @@ async def request_sweep(conn: AsyncConnection, now: datetime, *, payment_id: str
 async def holds_lease(conn: AsyncConnection, payment_id: str, worker_id: str, now: datetime) -> bool:
     row = (
         await conn.execute(
-            select(P.c.id).where(
-                P.c.id == payment_id, P.c.sweep_claimed_by == worker_id, P.c.sweep_lease_until >= now
-            )
+            select(P.c.id).where(P.c.id == payment_id, P.c.sweep_claimed_by == worker_id, P.c.sweep_lease_until >= now)
         )
     ).first()
     return row is not None

@@ -149,7 +149,9 @@ class SweepService:
             if existing is None:
                 raise NotFound(f"sweep transaction {tx_hash} is not recorded")
             if existing.state == "confirmed" and state != "confirmed":
-                raise FailedPrecondition(f"sweep transaction {tx_hash} is confirmed; its state cannot go back to {state}")
+                raise FailedPrecondition(
+                    f"sweep transaction {tx_hash} is confirmed; its state cannot go back to {state}"
+                )
             values: dict = {"state": state, "block_number": block_number, "error": error[:2000]}
             if fee is not None:
                 values["fee"] = fee
@@ -180,8 +182,13 @@ class SweepService:
                 SweepFigures(payment.amount_swept, payment.sweep_fee, payment.sweep_dust),
                 native=native,
                 confirmed=payment.amount_confirmed,
-                allowance=sweep_allowance(native=native, amount=tx.amount, gas_limit=tx.gas_limit,
-                                          max_fee_per_gas=tx.max_fee_per_gas, l1_fee_reserve=tx.l1_fee_reserve),
+                allowance=sweep_allowance(
+                    native=native,
+                    amount=tx.amount,
+                    gas_limit=tx.gas_limit,
+                    max_fee_per_gas=tx.max_fee_per_gas,
+                    l1_fee_reserve=tx.l1_fee_reserve,
+                ),
                 recorded_amount=tx.amount,
                 amount=amount,
                 fee=fee,
@@ -198,7 +205,8 @@ class SweepService:
         async with self._engine.begin() as conn:
             if not await repo.release_sweep(conn, payment_id, worker_id, error[:2000], due):
                 raise FailedPrecondition(
-                    f"worker {worker_id!r} does not hold the sweep lease of {payment_id}", reason=Reason.SWEEP_LEASE_NOT_HELD
+                    f"worker {worker_id!r} does not hold the sweep lease of {payment_id}",
+                    reason=Reason.SWEEP_LEASE_NOT_HELD,
                 )
 
     async def request(self, *, payment_id: str = "", merchant_id: str = "") -> int:
@@ -240,4 +248,3 @@ class SweepService:
             rows = rows[:limit]
             token_out = self._tokens.issue(scope, rows[-1].created_at, rows[-1].id, filters)
         return rows, token_out
-

@@ -37,7 +37,10 @@ class AddressFeed:
         backoff_max: float = 10.0,
     ) -> None:
         self._ledger = ServiceClient(
-            fgrpc.AddressFeedServiceStub(channel), peer="ledger", token=token, timeout=0,
+            fgrpc.AddressFeedServiceStub(channel),
+            peer="ledger",
+            token=token,
+            timeout=0,
             token_variable="PAYMESH_ADDRESS_FEED_TOKEN",
         )
         self.chain_id = chain_id
@@ -76,7 +79,9 @@ class AddressFeed:
             metrics.RECONNECTS.labels(str(self.chain_id), "address_feed").inc()
             log.warning(
                 "address feed from the ledger lost; reconnecting",
-                chain_id=self.chain_id, error=self.last_error, retry_in=round(delay, 2),
+                chain_id=self.chain_id,
+                error=self.last_error,
+                retry_in=round(delay, 2),
             )
             await asyncio.sleep(delay * (0.5 + random.random() / 2))
             delay = min(delay * 2, self._backoff_max)

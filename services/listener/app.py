@@ -77,25 +77,40 @@ class ListenerApp:
         js = self.nc.jetstream()
         await nats_helpers.ensure_streams(js)
         state_kv = await ensure_bucket(js, s.state_bucket, description="listener cursors and recent block hashes")
-        lease_kv = await ensure_bucket(js, s.lease_bucket, ttl=s.lease_ttl_seconds,
-                                          description="listener leader leases per chain")
+        lease_kv = await ensure_bucket(
+            js, s.lease_bucket, ttl=s.lease_ttl_seconds, description="listener leader leases per chain"
+        )
         self.ledger_channel = grpc.aio.insecure_channel(
             s.ledger_addr, options=[("grpc.max_receive_message_length", 64 * 1024 * 1024)]
         )
         publisher = ChainPublisher(nats_helpers.JetStreamPublisher(self.nc))
         token = s.address_feed_token.get_secret_value()
         for chain in self.chains:
-            rpc = HttpRpc(chain.rpc_url, chain_id=chain.chain_id, timeout=s.rpc_timeout_seconds,
-                          attempts=s.rpc_attempts, max_batch=s.block_batch, trust_env=s.rpc_trust_env,
-                          caller="listener")
+            rpc = HttpRpc(
+                chain.rpc_url,
+                chain_id=chain.chain_id,
+                timeout=s.rpc_timeout_seconds,
+                attempts=s.rpc_attempts,
+                max_batch=s.block_batch,
+                trust_env=s.rpc_trust_env,
+                caller="listener",
+            )
             self._rpcs.append(rpc)
             ws = WsHeads(chain.ws_url, chain_id=chain.chain_id, trust_env=s.rpc_trust_env) if chain.ws_url else None
             poll = s.poll_interval_seconds or min(max(chain.block_time_seconds / 2, 0.05), 5.0)
-            follower = HeadFollower(chain.chain_id, rpc, ws, poll_interval=poll,
-                                    ws_poll_interval=max(s.ws_poll_interval_seconds, poll),
-                                    backoff_max=s.ws_backoff_max_seconds)
+            follower = HeadFollower(
+                chain.chain_id,
+                rpc,
+                ws,
+                poll_interval=poll,
+                ws_poll_interval=max(s.ws_poll_interval_seconds, poll),
+                backoff_max=s.ws_backoff_max_seconds,
+            )
             scanner = ChainScanner(
-                chain, rpc, follower, publisher,
+                chain,
+                rpc,
+                follower,
+                publisher,
                 kv.StateStore(state_kv, chain.chain_id, s.replica_id),
                 WatchedSet(),
                 LateAddresses(s.address_margin_seconds),
@@ -117,9 +132,7 @@ class ListenerApp:
                 self.ledger_channel, token, chain.chain_id, scanner.add_addresses, scanner.snapshot_loaded
             )
             lease = KvLease(lease_kv, f"chain-{chain.chain_id}", s.replica_id)
-            self.workers[chain.chain_id] = ChainWorker(
-                chain, rpc, follower, scanner, feed, lease, s.lease_ttl_seconds
-            )
+            self.workers[chain.chain_id] = ChainWorker(chain, rpc, follower, scanner, feed, lease, s.lease_ttl_seconds)
 
         self.grpc.add(
             lgrpc.add_ListenerServiceServicer_to_server,
@@ -130,8 +143,14 @@ class ListenerApp:
         self._tasks = [asyncio.create_task(w.run(), name=f"chain-{cid}") for cid, w in self.workers.items()]
         self._tasks.append(asyncio.create_task(self._watch_health(), name="health"))
         self.metrics_port = start_metrics_server(s.metrics_port)
-        log.info("listener serving", grpc_port=port, metrics_port=self.metrics_port, replica=s.replica_id,
-                 chains=[c.chain_id for c in self.chains], ledger=s.ledger_addr)
+        log.info(
+            "listener serving",
+            grpc_port=port,
+            metrics_port=self.metrics_port,
+            replica=s.replica_id,
+            chains=[c.chain_id for c in self.chains],
+            ledger=s.ledger_addr,
+        )
         return port
 
     async def _watch_health(self) -> None:

@@ -30,13 +30,23 @@ RPC_SECONDS = Histogram(
     ["chain_id", "method"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
-BLOCKS = Counter("paymesh_listener_blocks_scanned_total", "Blocks scanned, by purpose (live, backfill, rescan).",
-                 ["chain_id", "purpose"])
-TRANSFERS = Counter("paymesh_listener_transfers_published_total",
-                    "Transfer events published (asset: native, internal, token).", ["chain_id", "asset"])
+BLOCKS = Counter(
+    "paymesh_listener_blocks_scanned_total",
+    "Blocks scanned, by purpose (live, backfill, rescan).",
+    ["chain_id", "purpose"],
+)
+TRANSFERS = Counter(
+    "paymesh_listener_transfers_published_total",
+    "Transfer events published (asset: native, internal, token).",
+    ["chain_id", "asset"],
+)
 REORGS = Counter("paymesh_listener_reorgs_total", "Reorgs seen (and published).", ["chain_id"])
-REORG_DEPTH = Histogram("paymesh_listener_reorg_depth_blocks", "Blocks orphaned per reorg.", ["chain_id"],
-                        buckets=(1, 2, 3, 5, 8, 13, 21, 34, 64, 128))
+REORG_DEPTH = Histogram(
+    "paymesh_listener_reorg_depth_blocks",
+    "Blocks orphaned per reorg.",
+    ["chain_id"],
+    buckets=(1, 2, 3, 5, 8, 13, 21, 34, 64, 128),
+)
 LOGS_RANGE = Gauge("paymesh_listener_getlogs_range_blocks", "Current eth_getLogs range size.", ["chain_id"])
 SCAN_ERRORS = Counter("paymesh_listener_scan_errors_total", "Scan steps that failed and were retried.", ["chain_id"])
 DETECT_SECONDS = Histogram(

@@ -255,8 +255,11 @@ class ChainScanner:
                     metrics.SCAN_ERRORS.labels(self._label).inc()
                     quiet = isinstance(exc, ChainMoved | BlockUnavailable)
                     (log.info if quiet else log.warning)(
-                        "scan step failed; retrying", chain_id=self.chain_id, error=self.last_error,
-                        failures=self.consecutive_failures, retry_in=delay,
+                        "scan step failed; retrying",
+                        chain_id=self.chain_id,
+                        error=self.last_error,
+                        failures=self.consecutive_failures,
+                        retry_in=delay,
                     )
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, 5.0)
@@ -294,8 +297,9 @@ class ChainScanner:
             if state.address_mark is not None:
                 self.covered_mark = state.address_mark
                 self._late.forget_covered(state.address_mark)
-            log.info("resuming chain", chain_id=self.chain_id, cursor=state.cursor, head=head.number,
-                     saved_by=state.writer)
+            log.info(
+                "resuming chain", chain_id=self.chain_id, cursor=state.cursor, head=head.number, saved_by=state.writer
+            )
         metrics.CURSOR.labels(self._label).set(self.cursor)
 
     async def _save(self) -> None:
@@ -387,8 +391,15 @@ class ChainScanner:
         metrics.CURSOR.labels(self._label).set(b)
         metrics.DETECT_SECONDS.labels(self._label).observe(time.perf_counter() - started)
         if b - a >= 100:
-            log.info("caught up a range", chain_id=self.chain_id, from_block=a, to_block=b, transfers=len(transfers),
-                     head=head.number, seconds=round(time.perf_counter() - started, 3))
+            log.info(
+                "caught up a range",
+                chain_id=self.chain_id,
+                from_block=a,
+                to_block=b,
+                transfers=len(transfers),
+                head=head.number,
+                seconds=round(time.perf_counter() - started, 3),
+            )
 
     def _count(self, transfers: list[Transfer], blocks: int, purpose: str) -> None:
         metrics.BLOCKS.labels(self._label, purpose).inc(blocks)
@@ -475,7 +486,9 @@ class ChainScanner:
             log.error(
                 "backfill clipped: an address's from_block is deeper than PAYMESH_MAX_BACKFILL_BLOCKS; "
                 "use Rescan for older blocks",
-                chain_id=self.chain_id, from_block=lowest, scanned_from=first,
+                chain_id=self.chain_id,
+                from_block=lowest,
+                scanned_from=first,
             )
         (log.info if self.cursor - first >= 10 else log.debug)(
             "backfilling for addresses learned late", chain_id=self.chain_id, from_block=first, to_block=self.cursor
@@ -498,8 +511,12 @@ class ChainScanner:
                 job.failures += 1
                 quiet = isinstance(exc, ChainMoved | BlockUnavailable)
                 (log.info if quiet else log.warning)(
-                    f"{job.kind} step failed", chain_id=self.chain_id, from_block=a, to_block=b,
-                    error=str(exc)[:300], failures=job.failures,
+                    f"{job.kind} step failed",
+                    chain_id=self.chain_id,
+                    from_block=a,
+                    to_block=b,
+                    error=str(exc)[:300],
+                    failures=job.failures,
                 )
                 if job.failures >= self.JOB_ATTEMPTS:
                     self._finish(job, exc)
@@ -519,8 +536,11 @@ class ChainScanner:
             self._late.done(job.backfill_id)
         quiet = job.kind == "backfill" and job.blocks_scanned < 10 and error is None
         (log.error if error else log.debug if quiet else log.info)(
-            f"{job.kind} {'failed' if error else 'done'}", chain_id=self.chain_id, blocks=job.blocks_scanned,
-            transfers=job.transfers_published, error=str(error)[:300] if error else None,
+            f"{job.kind} {'failed' if error else 'done'}",
+            chain_id=self.chain_id,
+            blocks=job.blocks_scanned,
+            transfers=job.transfers_published,
+            error=str(error)[:300] if error else None,
         )
         if job.future is not None and not job.future.done():
             if error is None:
@@ -641,9 +661,7 @@ class ChainScanner:
             if not isinstance(raw, dict) or str(raw.get("blockHash") or "").lower() != header.hash:
                 raise ChainMoved(f"transaction {t.tx_index} of block {header.number} is gone (reorg while reading?)")
             hashes[(header.hash, t.tx_index)] = hash32(raw.get("hash"), f"block {header.number} tx {t.tx_index}.hash")
-        return [
-            (h, t if t.tx_hash else dataclasses.replace(t, tx_hash=hashes[(h.hash, t.tx_index)])) for h, t in found
-        ]
+        return [(h, t if t.tx_hash else dataclasses.replace(t, tx_hash=hashes[(h.hash, t.tx_index)])) for h, t in found]
 
     async def _receipts(self, blocks: list[Block]) -> dict[str, Receipt]:
         """Receipts of the candidate transactions, by hash: one eth_getBlockReceipts
@@ -670,8 +688,9 @@ class ChainScanner:
                     receipt = parse_receipt(item, f"block {blk.header.number} receipts[{i}]")
                     out[receipt.tx_hash] = receipt
         if single:
-            for tx_hash, raw in zip(single, await self._rpc.batch("eth_getTransactionReceipt", [[h] for h in single]),
-                                    strict=True):
+            for tx_hash, raw in zip(
+                single, await self._rpc.batch("eth_getTransactionReceipt", [[h] for h in single]), strict=True
+            ):
                 if raw is not None:
                     out[tx_hash] = parse_receipt(raw)
         return out
@@ -723,8 +742,9 @@ class ChainScanner:
             if exc.is_range_error and not self._logs_range.at_minimum:
                 size = self._logs_range.shrink(exc.message, asked=b - a + 1)
                 metrics.LOGS_RANGE.labels(self._label).set(size)
-                log.info("eth_getLogs range too large; shrinking", chain_id=self.chain_id, blocks=b - a + 1,
-                         new_size=size)
+                log.info(
+                    "eth_getLogs range too large; shrinking", chain_id=self.chain_id, blocks=b - a + 1, new_size=size
+                )
                 raise RangeTooLarge(exc.message) from None
             raise
         results = len(raw) if isinstance(raw, list) else 0

@@ -67,8 +67,13 @@ class ChainWorker:
         return self.scanner.saved_head
 
     def errors(self) -> str:
-        for text in (self.scanner.last_error, self.follower.last_error, self.rpc.last_error, self.feed.last_error,
-                     self.last_error):
+        for text in (
+            self.scanner.last_error,
+            self.follower.last_error,
+            self.rpc.last_error,
+            self.feed.last_error,
+            self.last_error,
+        ):
             if text:
                 return text
         return ""
@@ -121,8 +126,9 @@ class ChainWorker:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             for task in done:
                 if not task.cancelled() and task.exception() is not None:
-                    log.error("chain task failed", chain_id=self.chain_id, task=task.get_name(),
-                              error=repr(task.exception()))
+                    log.error(
+                        "chain task failed", chain_id=self.chain_id, task=task.get_name(), error=repr(task.exception())
+                    )
         finally:
             for task in tasks:
                 task.cancel()

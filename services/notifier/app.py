@@ -104,7 +104,10 @@ class NotifierApp:
             request_timeout=s.request_timeout_seconds,
         )
         deliveries = DeliveryService(
-            self.engine, self.dispatcher, ledger, s.lease_seconds,
+            self.engine,
+            self.dispatcher,
+            ledger,
+            s.lease_seconds,
             PageTokens(await signing_key(self.engine, SIGNING_KEYS, "page_tokens")),
         )
         self.grpc.add(

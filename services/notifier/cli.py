@@ -1,7 +1,7 @@
 """Command line of the notifier.
 
-    python -m services.notifier [serve]     run the notifier
-    python -m services.notifier migrate     upgrade its tables and exit
+python -m services.notifier [serve]     run the notifier
+python -m services.notifier migrate     upgrade its tables and exit
 """
 
 from __future__ import annotations

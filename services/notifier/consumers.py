@@ -54,7 +54,7 @@ def decode(msg: Msg) -> NewDelivery:
     if event.type == evpb.PAYMENT_EVENT_TYPE_UNSPECIFIED:
         raise Malformed("event type is unspecified")
     try:
-        event_type = evpb.PaymentEventType.Name(event.type)[len(_TYPE_PREFIX):].lower()
+        event_type = evpb.PaymentEventType.Name(event.type)[len(_TYPE_PREFIX) :].lower()
     except ValueError:
         raise Malformed(f"unknown event type {event.type}") from None
     merchant_id = event.merchant_id or event.payment.merchant_id

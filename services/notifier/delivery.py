@@ -337,4 +337,3 @@ class Dispatcher:
         if still:
             log.warning("attempts cut short at shutdown; they will be retried", count=len(still))
             await asyncio.wait(still, timeout=2.0)
-

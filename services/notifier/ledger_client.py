@@ -95,7 +95,10 @@ class LedgerClient:
         auth_ttl: float = 1.0,
     ) -> None:
         self._ledger = ServiceClient(
-            dgrpc.MerchantDirectoryServiceStub(channel), peer="ledger", token=token, timeout=timeout,
+            dgrpc.MerchantDirectoryServiceStub(channel),
+            peer="ledger",
+            token=token,
+            timeout=timeout,
             token_variable="PAYMESH_MERCHANT_DIRECTORY_TOKEN",
         )
         self._targets: TtlCache[str, WebhookTarget] = TtlCache(target_ttl)
@@ -105,16 +108,15 @@ class LedgerClient:
         async def load() -> WebhookTarget:
             try:
                 reply = await self._ledger.call(
-                    "looking up a webhook target", "GetWebhookTarget",
+                    "looking up a webhook target",
+                    "GetWebhookTarget",
                     dpb.GetWebhookTargetRequest(merchant_id=merchant_id),
                 )
             except (NotFound, InvalidArgument):
                 raise NotFound(f"merchant {merchant_id} is not known to the ledger") from None
             except DomainError as err:
                 raise _unavailable(err) from None
-            return WebhookTarget(
-                url=reply.webhook_url, secret=reply.webhook_secret, active=reply.merchant_active
-            )
+            return WebhookTarget(url=reply.webhook_url, secret=reply.webhook_secret, active=reply.merchant_active)
 
         return await self._targets.get(merchant_id, load)
 

@@ -77,9 +77,7 @@ class Attempt(Base):
 
     __tablename__ = "notifier_attempts"
 
-    delivery_id: Mapped[str] = mapped_column(
-        ForeignKey("notifier_deliveries.id", ondelete="CASCADE"), primary_key=True
-    )
+    delivery_id: Mapped[str] = mapped_column(ForeignKey("notifier_deliveries.id", ondelete="CASCADE"), primary_key=True)
     number: Mapped[int] = mapped_column(Integer, primary_key=True)
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     duration_ms: Mapped[int] = mapped_column(Integer, server_default="0")

@@ -472,9 +472,6 @@ async def prune_finished(conn: AsyncConnection, before: datetime, limit: int = 5
 
 async def next_due_at(conn: AsyncConnection) -> datetime | None:
     row = (
-        await conn.execute(
-            select(func.min(D.c.next_attempt_at)).where(D.c.state == DeliveryState.PENDING.value)
-        )
+        await conn.execute(select(func.min(D.c.next_attempt_at)).where(D.c.state == DeliveryState.PENDING.value))
     ).first()
     return row[0] if row else None
-

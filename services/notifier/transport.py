@@ -101,7 +101,10 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         for address in allowed[:4]:  # a few addresses, as a browser would
             try:
                 return await self._inner.connect_tcp(
-                    address.split("%", 1)[0], port, timeout=timeout, local_address=local_address,
+                    address.split("%", 1)[0],
+                    port,
+                    timeout=timeout,
+                    local_address=local_address,
                     socket_options=socket_options,
                 )
             except httpcore.ConnectTimeout:
@@ -111,7 +114,10 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         raise httpcore.ConnectError("; ".join(failures))
 
     async def connect_unix_socket(
-        self, path: str, timeout: float | None = None, socket_options: Any = None  # noqa: ASYNC109
+        self,
+        path: str,
+        timeout: float | None = None,
+        socket_options: Any = None,  # noqa: ASYNC109
     ):
         raise BlockedAddress("unix sockets are not webhook targets")
 
@@ -223,8 +229,12 @@ class WebhookSender:
                 parsed = httpx.URL(url)
             except httpx.InvalidURL as exc:
                 return SendResult(
-                    started_at=datetime.now(UTC), duration_ms=0, status_code=0,
-                    error=f"webhook URL is not usable: {exc}", failure=FailureKind.INVALID_URL, url=url,
+                    started_at=datetime.now(UTC),
+                    duration_ms=0,
+                    status_code=0,
+                    error=f"webhook URL is not usable: {exc}",
+                    failure=FailureKind.INVALID_URL,
+                    url=url,
                 )
             if len(self._urls) > 10_000:
                 self._urls.clear()

@@ -73,7 +73,9 @@ class SweeperApp:
         self.nc = await nats_helpers.connect(s.nats_url, f"paymesh-sweeper-{s.sweeper_worker_id}")
         js = self.nc.jetstream()
         lease_kv = await ensure_bucket(
-            js, s.sweeper_signer_lease_bucket, ttl=s.sweeper_signer_lease_ttl_seconds,
+            js,
+            s.sweeper_signer_lease_bucket,
+            ttl=s.sweeper_signer_lease_ttl_seconds,
             description="sweeper signer leases: one active signer per chain",
         )
         lease_ttl = await effective_ttl(lease_kv, s.sweeper_signer_lease_ttl_seconds, s.sweeper_signer_lease_bucket)
@@ -90,8 +92,12 @@ class SweeperApp:
         policy = s.policy()
         for chain in self.chains:
             rpc = EvmRpc(
-                chain.rpc_url, chain_id=chain.chain_id, caller="sweeper", timeout=s.sweeper_rpc_timeout_seconds,
-                attempts=s.sweeper_rpc_attempts, trust_env=s.sweeper_rpc_trust_env,
+                chain.rpc_url,
+                chain_id=chain.chain_id,
+                caller="sweeper",
+                timeout=s.sweeper_rpc_timeout_seconds,
+                attempts=s.sweeper_rpc_attempts,
+                trust_env=s.sweeper_rpc_trust_env,
             )
             self._rpcs.append(rpc)
             keeper = LeaseKeeper(

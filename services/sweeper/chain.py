@@ -39,9 +39,7 @@ L1_FEE_PROBE_BYTES = 256
 L1_FEE_HEADROOM_PERCENT = 150
 _GET_L1_FEE = keccak(text="getL1Fee(bytes)")[:4]
 _PROBE = b"".join(keccak(i.to_bytes(32, "big")) for i in range(L1_FEE_PROBE_BYTES // 32))
-_GET_L1_FEE_CALL = "0x" + (
-    _GET_L1_FEE + (32).to_bytes(32, "big") + len(_PROBE).to_bytes(32, "big") + _PROBE
-).hex()
+_GET_L1_FEE_CALL = "0x" + (_GET_L1_FEE + (32).to_bytes(32, "big") + len(_PROBE).to_bytes(32, "big") + _PROBE).hex()
 
 
 def _return_data(data: object) -> bytes:
@@ -182,9 +180,7 @@ class ChainGateway:
         return int.from_bytes(raw[:32], "big")
 
     async def estimate_gas(self, sender: str, to: str, data: bytes = b"", value: int = 0) -> int:
-        return await self.rpc.estimate_gas(
-            {"from": sender, "to": to, "data": "0x" + data.hex(), "value": hex(value)}
-        )
+        return await self.rpc.estimate_gas({"from": sender, "to": to, "data": "0x" + data.hex(), "value": hex(value)})
 
     async def send(self, raw_tx: bytes) -> tuple[SendOutcome, str]:
         """Broadcast; the node's answer classified. RpcUnavailable propagates (state unknown)."""

@@ -80,7 +80,10 @@ def job_from_pb(j: ipb.SweepJob) -> Job:
 class LedgerClient:
     def __init__(self, channel: grpc.aio.Channel, token: str, timeout: float = 15.0) -> None:
         self._ledger = ServiceClient(
-            igrpc.SweepLedgerServiceStub(channel), peer="ledger", token=token, timeout=timeout,
+            igrpc.SweepLedgerServiceStub(channel),
+            peer="ledger",
+            token=token,
+            timeout=timeout,
             token_variable="PAYMESH_SWEEP_LEDGER_TOKEN",
         )
 
@@ -130,7 +133,10 @@ class LedgerClient:
             f"updating transaction {tx_hash} to {state.value}",
             "UpdateSweepTransaction",
             ipb.UpdateSweepTransactionRequest(
-                tx_hash=tx_hash, state=STATE_TO_PB[state], block_number=block_number, error=error[:2000],
+                tx_hash=tx_hash,
+                state=STATE_TO_PB[state],
+                block_number=block_number,
+                error=error[:2000],
                 fee="" if fee is None else str(fee),
             ),
         )

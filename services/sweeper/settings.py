@@ -65,7 +65,7 @@ class SweeperSettings(CommonSettings):
     # Policy.
     sweeper_min_amounts: dict[str, str] = Field(
         default_factory=dict,
-        description='smallest amount worth sweeping, base units, JSON '
+        description="smallest amount worth sweeping, base units, JSON "
         '{"ETH": "1000000000000000", "31337:TUSD": "1000000"}',
     )
     sweeper_max_fee_share_percent: int = Field(

@@ -286,8 +286,13 @@ class ChainSweeper:
                     continue
                 outcome, message = await self.gw.send(tx.raw_tx)
                 metrics.REBROADCASTS.labels(self.label).inc()
-                self._log.info("gas top-up rebroadcast", tx_hash=tx.tx_hash, nonce=tx.nonce, outcome=outcome.value,
-                               error=message[:200])
+                self._log.info(
+                    "gas top-up rebroadcast",
+                    tx_hash=tx.tx_hash,
+                    nonce=tx.nonce,
+                    outcome=outcome.value,
+                    error=message[:200],
+                )
         except (RpcUnavailable, RpcError, MalformedResponse) as exc:
             self._log.warning("gas wallet reconcile failed", error=str(exc)[:300])
 
@@ -303,8 +308,9 @@ class ChainSweeper:
         except asyncio.CancelledError:
             with contextlib.suppress(BaseException):
                 await asyncio.wait_for(
-                    self._release(job, "the sweeper stopped; another replica or a restart resumes it", 1, "stopping",
-                                  log_),
+                    self._release(
+                        job, "the sweeper stopped; another replica or a restart resumes it", 1, "stopping", log_
+                    ),
                     timeout=3,
                 )
             raise
@@ -317,8 +323,9 @@ class ChainSweeper:
                 job, f"chain {job.chain_id} RPC failed, will retry: {exc}", self.cfg.error_retry, "error", log_
             )
         except RpcError as exc:
-            await self._release(job, f"chain {job.chain_id} node error, will retry: {exc}", self.cfg.error_retry,
-                                "error", log_)
+            await self._release(
+                job, f"chain {job.chain_id} node error, will retry: {exc}", self.cfg.error_retry, "error", log_
+            )
         except Unavailable as exc:  # only the ledger's calls raise it here
             # The ledger is gone: the lease lapses by itself and the next claim recovers.
             self._not_before[job.payment_id] = time.monotonic() + self.cfg.error_retry
@@ -381,8 +388,12 @@ class JobRunner:
             )
         key = self._deposit_key()
         for group in open_groups(job.transactions, TxKind.SWEEP):
-            self.log.info("resuming a recorded sweep", nonce=group.nonce, tx_hash=group.latest.tx_hash,
-                          state=group.latest.state.value)
+            self.log.info(
+                "resuming a recorded sweep",
+                nonce=group.nonce,
+                tx_hash=group.latest.tx_hash,
+                state=group.latest.state.value,
+            )
             settled = await self.settle(group)
             if settled.mined is not None:
                 await self._complete(settled)
@@ -420,7 +431,9 @@ class JobRunner:
         if key.address.lower() != job.deposit_address.lower():
             self.log.error(
                 "derived key does not match the deposit address; refusing to sign",
-                derivation_path=job.derivation_path, derived=key.address, deposit_address=job.deposit_address,
+                derivation_path=job.derivation_path,
+                derived=key.address,
+                deposit_address=job.deposit_address,
             )
             raise Release(
                 f"the key this sweeper derives at {job.derivation_path} is {key.address}, not the deposit address "
@@ -447,9 +460,7 @@ class JobRunner:
                 "error",
             )
         if await self.gw.is_contract(treasury):
-            gas = with_buffer(
-                await self._estimate(deposit, treasury, b"", 1), self.cfg.token_gas_buffer_percent
-            )
+            gas = with_buffer(await self._estimate(deposit, treasury, b"", 1), self.cfg.token_gas_buffer_percent)
         else:
             gas = NATIVE_TRANSFER_GAS
         fee = await self.gw.fee_quote()
@@ -458,8 +469,18 @@ class JobRunner:
         )
         if not decision.sweep:
             raise Release(f"{decision.reason} (retried in {_hours(self.cfg.dust_retry)})", self.cfg.dust_retry, "dust")
-        signed = self._sign(key, TxKind.SWEEP, nonce=nonce, to=treasury, value=decision.value, data=b"", gas=gas,
-                            fee=fee, recipient=treasury, amount=decision.value)
+        signed = self._sign(
+            key,
+            TxKind.SWEEP,
+            nonce=nonce,
+            to=treasury,
+            value=decision.value,
+            data=b"",
+            gas=gas,
+            fee=fee,
+            recipient=treasury,
+            amount=decision.value,
+        )
         recorded = await self._record(signed)
         settled = await self.settle(TxGroup(recorded.from_address, recorded.nonce, [recorded]))
         if settled.mined is None:
@@ -493,8 +514,19 @@ class JobRunner:
         native = await self._ensure_gas(deposit, gas, market)
         nonce = await self._idle_nonce(deposit)
         fee = spend_all_fee(native, gas, market)
-        signed = self._sign(key, TxKind.SWEEP, nonce=nonce, to=token, value=0, data=data, gas=gas, fee=fee,
-                            recipient=treasury, amount=job.amount, token_address=token)
+        signed = self._sign(
+            key,
+            TxKind.SWEEP,
+            nonce=nonce,
+            to=token,
+            value=0,
+            data=data,
+            gas=gas,
+            fee=fee,
+            recipient=treasury,
+            amount=job.amount,
+            token_address=token,
+        )
         recorded = await self._record(signed)
         settled = await self.settle(TxGroup(recorded.from_address, recorded.nonce, [recorded]))
         if settled.mined is None:
@@ -531,8 +563,18 @@ class JobRunner:
                     raise self._gas_wallet_poor(balance, cost)
                 chain_nonce = await self.gw.nonce(gas_address, "pending")
                 nonce = max(chain_nonce, s.gas_next_nonce or 0)
-                signed = self._sign(s.gas_key, TxKind.GAS_TOPUP, nonce=nonce, to=deposit, value=value, data=b"",
-                                    gas=NATIVE_TRANSFER_GAS, fee=fee, recipient=deposit, amount=value)
+                signed = self._sign(
+                    s.gas_key,
+                    TxKind.GAS_TOPUP,
+                    nonce=nonce,
+                    to=deposit,
+                    value=value,
+                    data=b"",
+                    gas=NATIVE_TRANSFER_GAS,
+                    fee=fee,
+                    recipient=deposit,
+                    amount=value,
+                )
                 candidate = await self._record(signed)
                 s.gas_next_nonce = nonce + 1  # recorded: the nonce is ours, rebroadcast fills any gap
                 outcome, message = await self._broadcast(candidate)
@@ -541,9 +583,14 @@ class JobRunner:
                     break
                 if outcome is SendOutcome.NONCE_TOO_LOW:
                     # Someone else (an operator's wallet?) used the gas wallet's nonce.
-                    await self._update(candidate, TxState.FAILED, error=(
-                        f"nonce too low: nonce {nonce} of the gas wallet {gas_address} was used by a transaction "
-                        "the sweeper did not send; signed again with a fresh nonce"))
+                    await self._update(
+                        candidate,
+                        TxState.FAILED,
+                        error=(
+                            f"nonce too low: nonce {nonce} of the gas wallet {gas_address} was used by a transaction "
+                            "the sweeper did not send; signed again with a fresh nonce"
+                        ),
+                    )
                     s.gas_next_nonce = None
                     continue
                 s.gas_next_nonce = nonce  # definitively refused: the nonce is free again
@@ -556,8 +603,9 @@ class JobRunner:
                 await self._update(candidate, TxState.FAILED, error=f"rejected by the node: {message}")
                 raise Release(f"the node refused a gas top-up: {message}", self.cfg.error_retry, "error")
             else:
-                raise Release("could not send a gas top-up after 3 tries (nonce races); will retry",
-                              self.cfg.error_retry, "error")
+                raise Release(
+                    "could not send a gas top-up after 3 tries (nonce races); will retry", self.cfg.error_retry, "error"
+                )
         # Mined is enough: the sweep can pay its gas. A reorg that drops the top-up drops
         # the sweep that spent it too (it comes later), so nothing is lost; the top-up is
         # marked CONFIRMED once the sweep is deep enough (see _complete).
@@ -600,23 +648,55 @@ class JobRunner:
                 "error",
             ) from None
 
-    def _sign(self, key: DerivedKey, kind: TxKind, *, nonce: int, to: str, value: int, data: bytes, gas: int,
-              fee: FeeQuote, recipient: str, amount: int, token_address: str = "", replaces: str = "") -> SignedTx:
-        return key.sign(kind=kind, chain_id=self.job.chain_id, nonce=nonce, to=to, value=value, data=data,
-                        gas_limit=gas, fee=fee, recipient=recipient, amount=amount, token_address=token_address,
-                        replaces_tx_hash=replaces)
+    def _sign(
+        self,
+        key: DerivedKey,
+        kind: TxKind,
+        *,
+        nonce: int,
+        to: str,
+        value: int,
+        data: bytes,
+        gas: int,
+        fee: FeeQuote,
+        recipient: str,
+        amount: int,
+        token_address: str = "",
+        replaces: str = "",
+    ) -> SignedTx:
+        return key.sign(
+            kind=kind,
+            chain_id=self.job.chain_id,
+            nonce=nonce,
+            to=to,
+            value=value,
+            data=data,
+            gas_limit=gas,
+            fee=fee,
+            recipient=recipient,
+            amount=amount,
+            token_address=token_address,
+            replaces_tx_hash=replaces,
+        )
 
     async def _record(self, signed: SignedTx) -> RecordedTx:
         """Write-ahead: the signed bytes are in the ledger before any node sees them."""
         if not self.s.keeper.held:
-            raise Release("this replica lost the chain's signer lease; the new signer resumes the payment", 1,
-                          "stopping")
+            raise Release(
+                "this replica lost the chain's signer lease; the new signer resumes the payment", 1, "stopping"
+            )
         recorded = await self.s.ledger.record(self.cfg.worker_id, self.job.payment_id, self.job.chain_id, signed)
         metrics.TRANSACTIONS.labels(self.s.label, signed.kind.value).inc()
         self.job.transactions.append(recorded)
-        self.log.info("transaction recorded", kind=signed.kind.value, tx_hash=signed.tx_hash, nonce=signed.nonce,
-                      amount=str(signed.amount), max_fee_per_gas=str(signed.max_fee_per_gas),
-                      replaces=signed.replaces_tx_hash or None)
+        self.log.info(
+            "transaction recorded",
+            kind=signed.kind.value,
+            tx_hash=signed.tx_hash,
+            nonce=signed.nonce,
+            amount=str(signed.amount),
+            max_fee_per_gas=str(signed.max_fee_per_gas),
+            replaces=signed.replaces_tx_hash or None,
+        )
         failpoint("sweeper.after_record_before_broadcast")
         failpoint(f"sweeper.after_record_before_broadcast.{signed.kind.value}")
         return recorded
@@ -630,8 +710,9 @@ class JobRunner:
                 await self._update(tx, TxState.BROADCAST)
         return outcome, message
 
-    async def _update(self, tx: RecordedTx, state: TxState, block_number: int = 0, error: str = "",
-                      fee: int | None = None) -> None:
+    async def _update(
+        self, tx: RecordedTx, state: TxState, block_number: int = 0, error: str = "", fee: int | None = None
+    ) -> None:
         await self.s.ledger.update(tx.tx_hash, state, block_number, error, fee)
         tx.state = state
         if block_number:
@@ -654,8 +735,14 @@ class JobRunner:
         status = await self.s.ledger.complete(self.job.payment_id, tx.tx_hash, tx.amount, fee)
         tx.state = TxState.CONFIRMED
         tx.fee = fee
-        self.log.info("payment swept", tx_hash=tx.tx_hash, confirmed_unswept=str(self.job.amount),
-                      to_treasury=str(tx.amount), fee=str(fee), status=status)
+        self.log.info(
+            "payment swept",
+            tx_hash=tx.tx_hash,
+            confirmed_unswept=str(self.job.amount),
+            to_treasury=str(tx.amount),
+            fee=str(fee),
+            status=status,
+        )
 
     # ------------------------------------------------------------------ settling
 
@@ -681,9 +768,19 @@ class JobRunner:
         key = self._signer_of(tx)
         job = self.job
         if tx.kind is TxKind.GAS_TOPUP:
-            return self._sign(key, tx.kind, nonce=tx.nonce, to=tx.to_address, value=tx.amount, data=b"",
-                              gas=tx.gas_limit, fee=fee, recipient=tx.to_address, amount=tx.amount,
-                              replaces=tx.tx_hash)
+            return self._sign(
+                key,
+                tx.kind,
+                nonce=tx.nonce,
+                to=tx.to_address,
+                value=tx.amount,
+                data=b"",
+                gas=tx.gas_limit,
+                fee=fee,
+                recipient=tx.to_address,
+                amount=tx.amount,
+                replaces=tx.tx_hash,
+            )
         if job.is_native:
             # What the original spends on value and gas: keep it, to the wei (an L1 data
             # fee reserve the original left aside stays aside, and is recorded as such).
@@ -691,17 +788,39 @@ class JobRunner:
             spend = tx.amount + tx.fee_cost
             value = spend - fee.gas_cost(tx.gas_limit)
             if value <= 0:
-                self.log.warning("cannot bump the sweep's fee further: nothing would be left to send",
-                                 tx_hash=tx.tx_hash)
+                self.log.warning(
+                    "cannot bump the sweep's fee further: nothing would be left to send", tx_hash=tx.tx_hash
+                )
                 return None
-            return self._sign(key, tx.kind, nonce=tx.nonce, to=tx.to_address, value=value, data=b"",
-                              gas=tx.gas_limit, fee=fee, recipient=tx.to_address, amount=value, replaces=tx.tx_hash)
+            return self._sign(
+                key,
+                tx.kind,
+                nonce=tx.nonce,
+                to=tx.to_address,
+                value=value,
+                data=b"",
+                gas=tx.gas_limit,
+                fee=fee,
+                recipient=tx.to_address,
+                amount=value,
+                replaces=tx.tx_hash,
+            )
         # Token sweep: the deposit address must be able to pay the higher fee.
         await self._ensure_gas(tx.from_address, tx.gas_limit, fee)
-        return self._sign(key, tx.kind, nonce=tx.nonce, to=job.token_address, value=0,
-                          data=encode_transfer(tx.to_address, tx.amount), gas=tx.gas_limit, fee=fee,
-                          recipient=tx.to_address, amount=tx.amount, token_address=job.token_address,
-                          replaces=tx.tx_hash)
+        return self._sign(
+            key,
+            tx.kind,
+            nonce=tx.nonce,
+            to=job.token_address,
+            value=0,
+            data=encode_transfer(tx.to_address, tx.amount),
+            gas=tx.gas_limit,
+            fee=fee,
+            recipient=tx.to_address,
+            amount=tx.amount,
+            token_address=job.token_address,
+            replaces=tx.tx_hash,
+        )
 
     @staticmethod
     def _age(tx: RecordedTx) -> float:
@@ -775,9 +894,7 @@ class JobRunner:
                         sent_at = -1e9  # below the base fee now: replace at once
                     elif outcome is SendOutcome.INSUFFICIENT_FUNDS:
                         reason = f"insufficient funds: {message}"
-                        previous = next(
-                            (m for m in reversed(group.members[:-1]) if m.state is TxState.REPLACED), None
-                        )
+                        previous = next((m for m in reversed(group.members[:-1]) if m.state is TxState.REPLACED), None)
                         await self._update(latest, TxState.FAILED, error=reason)
                         if previous is None:
                             return Settled(None, reason=reason)
@@ -820,9 +937,15 @@ class JobRunner:
         signed = await self._replacement(latest, market)
         if signed is None:
             return False
-        self.log.warning("replacing a stuck transaction", old=latest.tx_hash, new=signed.tx_hash, nonce=signed.nonce,
-                         old_fee=str(latest.max_fee_per_gas), new_fee=str(signed.max_fee_per_gas),
-                         waited_seconds=round(age, 1))
+        self.log.warning(
+            "replacing a stuck transaction",
+            old=latest.tx_hash,
+            new=signed.tx_hash,
+            nonce=signed.nonce,
+            old_fee=str(latest.max_fee_per_gas),
+            new_fee=str(signed.max_fee_per_gas),
+            waited_seconds=round(age, 1),
+        )
         recorded = await self._record(signed)  # the ledger marks `latest` REPLACED
         latest.state = TxState.REPLACED
         group.members.append(recorded)
@@ -847,8 +970,9 @@ class JobRunner:
             await self._update(tx, TxState.MINED, block, fee=fee)
         for other in group.members:
             if other is not tx and other.state in (TxState.SIGNED, TxState.BROADCAST):
-                await self._update(other, TxState.FAILED,
-                                   error=f"another transaction with the same nonce ({tx.tx_hash}) was mined")
+                await self._update(
+                    other, TxState.FAILED, error=f"another transaction with the same nonce ({tx.tx_hash}) was mined"
+                )
         if int(receipt.get("status", "0x1"), 16) != 1:
             reason = f"transaction {tx.tx_hash} reverted in block {block}"
             await self._update(tx, TxState.FAILED, block, error=reason)
@@ -856,8 +980,10 @@ class JobRunner:
         if tx.kind is TxKind.SWEEP and not self.job.is_native:
             moved = transferred(receipt, self.job.token_address, tx.from_address, tx.to_address)
             if moved != tx.amount:
-                reason = (f"token transfer {tx.tx_hash} succeeded but moved {moved} instead of {tx.amount} "
-                          "(non-standard token?)")
+                reason = (
+                    f"token transfer {tx.tx_hash} succeeded but moved {moved} instead of {tx.amount} "
+                    "(non-standard token?)"
+                )
                 await self._update(tx, TxState.FAILED, block, error=reason)
                 return Settled(None, receipt, reason)
         while True:

@@ -45,7 +45,9 @@ def known_env_vars() -> set[str]:
 
 
 def test_dockerfile_lints_clean():
-    result = subprocess.run([str(BIN / "hadolint"), str(ROOT / "deploy" / "Dockerfile")], capture_output=True, text=True)
+    result = subprocess.run(
+        [str(BIN / "hadolint"), str(ROOT / "deploy" / "Dockerfile")], capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -57,8 +59,11 @@ def test_image_runs_every_service_by_name():
 
 
 def test_compose_matches_schema():
-    result = subprocess.run([str(BIN / "check-jsonschema"), "--builtin-schema", "vendor.compose-spec",
-                             str(ROOT / "docker-compose.yml")], capture_output=True, text=True)
+    result = subprocess.run(
+        [str(BIN / "check-jsonschema"), "--builtin-schema", "vendor.compose-spec", str(ROOT / "docker-compose.yml")],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -83,13 +88,19 @@ def test_compose_names_only_what_exists():
     for name in ("migrate", "demo-bootstrap"):
         args = paymesh[name]["command"][1:]
         probe = [args[0], "--help"] if name == "migrate" else [*args[:2], "--help"]
-        parsed = subprocess.run([sys.executable, "-m", "services.ledger", *probe], capture_output=True, text=True, cwd=ROOT)
+        parsed = subprocess.run(
+            [sys.executable, "-m", "services.ledger", *probe], capture_output=True, text=True, cwd=ROOT
+        )
         assert parsed.returncode == 0, parsed.stderr
 
 
 def render(overlay: str) -> list[dict]:
-    result = subprocess.run([str(BIN / "kubectl"), "kustomize", str(ROOT / "deploy" / "k8s" / overlay)],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [str(BIN / "kubectl"), "kustomize", str(ROOT / "deploy" / "k8s" / overlay)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     return [d for d in yaml.safe_load_all(result.stdout) if d]
 
@@ -123,8 +134,9 @@ def test_manifests_follow_the_rules(overlay):
         assert container["resources"]["requests"] and container["resources"]["limits"]
         security = container["securityContext"]
         assert security["readOnlyRootFilesystem"] and not security["allowPrivilegeEscalation"]
-        mounts_seed = any(v.get("secret", {}).get("secretName", "").startswith("sweeper-seed")
-                          for v in pod.get("volumes", []))
+        mounts_seed = any(
+            v.get("secret", {}).get("secretName", "").startswith("sweeper-seed") for v in pod.get("volumes", [])
+        )
         assert mounts_seed == (service == "sweeper"), "only the sweeper mounts the seed"
         assert service in by_kind["Service"] and service in by_kind["PodDisruptionBudget"]
         config = by_kind["ConfigMap"][f"{service}-config"]["data"]

@@ -15,8 +15,8 @@ SHORT = {name.removeprefix("PAYMENT_STATUS_") for name in WIRE}
 
 
 def test_statuses_table_lists_every_wire_name():
-    section = README[README.index("### Payment statuses"):]
-    section = section[:section.index("\n#")]
+    section = README[README.index("### Payment statuses") :]
+    section = section[: section.index("\n#")]
     table = re.findall(r"^\| `([A-Z_]+)` \|", section, flags=re.M)
     assert set(table) == WIRE and len(table) == len(WIRE), table
 

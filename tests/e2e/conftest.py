@@ -53,8 +53,9 @@ def clean_environment(**overrides: str) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def local_mesh(stack_dir: Path, *, block_time: str = "0.5", confirmations: int | None = None,
-               **env: str) -> Iterator[LocalMesh]:
+def local_mesh(
+    stack_dir: Path, *, block_time: str = "0.5", confirmations: int | None = None, **env: str
+) -> Iterator[LocalMesh]:
     """A whole mesh in its own folder; `confirmations` overrides chains.yaml's depth."""
     with devstack.postgres_scratch_dir(stack_dir / f"e2e-{devstack.free_port()}") as data:
         extra = {**FAST_ENV, **env}
@@ -63,10 +64,14 @@ def local_mesh(stack_dir: Path, *, block_time: str = "0.5", confirmations: int |
             (data / "chains.yaml").write_text(chains)
             extra["PAYMESH_CHAINS_FILE"] = str(data / "chains.yaml")
         # Free ports, not anvil's and NATS's usual 8545 / 4222: a `make run` may want those.
-        with clean_environment(PAYMESH_ANVIL_BLOCK_TIME=block_time, PAYMESH_ANVIL_PORT=str(devstack.free_port()),
-                               PAYMESH_NATS_PORT=str(devstack.free_port())):
-            local = start_mesh(data, ports={name: devstack.free_port() for name, _ in SERVICES},
-                               extra_env=extra, log=lambda *a: None)
+        with clean_environment(
+            PAYMESH_ANVIL_BLOCK_TIME=block_time,
+            PAYMESH_ANVIL_PORT=str(devstack.free_port()),
+            PAYMESH_NATS_PORT=str(devstack.free_port()),
+        ):
+            local = start_mesh(
+                data, ports={name: devstack.free_port() for name, _ in SERVICES}, extra_env=extra, log=lambda *a: None
+            )
         try:
             yield local
         finally:

@@ -65,7 +65,9 @@ async def code_of(channel, path: str, payload: bytes, metadata=()) -> tuple[C, s
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def channels(mesh):
-    opened = {name: grpc.aio.insecure_channel(mesh.addr(name)) for name in ("ledger", "listener", "sweeper", "notifier")}
+    opened = {
+        name: grpc.aio.insecure_channel(mesh.addr(name)) for name in ("ledger", "listener", "sweeper", "notifier")
+    }
     try:
         yield opened
     finally:
@@ -87,8 +89,11 @@ async def test_every_rpc_checks_credentials_and_input(mesh, channels):
     for service, path, request_type, who in RPCS:
         channel = channels[service]
         valid = bearer(ADMIN_TOKEN) if who != "merchant" else merchant.auth
-        for metadata, expected in [((), C.UNAUTHENTICATED), (bearer("not-a-token"), C.UNAUTHENTICATED),
-                                   ((("authorization", "Basic x"),), C.UNAUTHENTICATED)]:
+        for metadata, expected in [
+            ((), C.UNAUTHENTICATED),
+            (bearer("not-a-token"), C.UNAUTHENTICATED),
+            ((("authorization", "Basic x"),), C.UNAUTHENTICATED),
+        ]:
             code, details = await code_of(channel, path, request_type().SerializeToString(), metadata)
             assert code == expected and details, f"{path} {metadata}: {code} {details}"
         if who == "admin":  # a merchant key is no operator credential
@@ -99,48 +104,138 @@ async def test_every_rpc_checks_credentials_and_input(mesh, channels):
         code, details = await code_of(channel, path, b"\x0a" + b"\xff\xff\xff\x02" + b"x" * (5 * 1024 * 1024), valid)
         assert code in (C.RESOURCE_EXHAUSTED, C.INVALID_ARGUMENT), f"{path}: oversized gave {code}"
         # A message of another type: decodes to nonsense fields, never to a crash.
-        code, details = await code_of(channel, path, spb.CreatePaymentRequest(amount="x" * 300, chain_id=2**63,
-                                                                              asset="?" * 100).SerializeToString(), valid)
+        code, details = await code_of(
+            channel,
+            path,
+            spb.CreatePaymentRequest(amount="x" * 300, chain_id=2**63, asset="?" * 100).SerializeToString(),
+            valid,
+        )
         assert code not in NEVER, f"{path}: wrong message type gave {code} {details}"
         code, details = await code_of(channel, path, b"", valid)  # every field at its default
         assert code not in NEVER, f"{path}: empty request gave {code} {details}"
 
     specific = [
-        ("ledger", "/paymesh.ledger.v1.PaymentService/GetPayment", spb.GetPaymentRequest(payment_id=mine.payment_id),
-         other.auth, C.NOT_FOUND),
-        ("ledger", "/paymesh.ledger.v1.PaymentService/CancelPayment",
-         spb.CancelPaymentRequest(payment_id=mine.payment_id), other.auth, C.NOT_FOUND),
-        ("ledger", "/paymesh.ledger.v1.PaymentService/CreatePayment",
-         spb.CreatePaymentRequest(chain_id=31337, asset="ETH", amount=str(2**256)), merchant.auth, C.INVALID_ARGUMENT),
-        ("ledger", "/paymesh.ledger.v1.PaymentService/CreatePayment",
-         spb.CreatePaymentRequest(chain_id=31337, asset="ETH", amount="-5"), merchant.auth, C.INVALID_ARGUMENT),
-        ("ledger", "/paymesh.ledger.v1.PaymentService/ListPayments", spb.ListPaymentsRequest(page_token="%%%"),
-         merchant.auth, C.INVALID_ARGUMENT),
-        ("ledger", "/paymesh.ledger.v1.MerchantAdminService/GetMerchant", apb.GetMerchantRequest(merchant_id="mch_x"),
-         bearer(ADMIN_TOKEN), C.NOT_FOUND),
-        ("ledger", "/paymesh.ledger.v1.MerchantAdminService/SetTreasury",
-         apb.SetTreasuryRequest(merchant_id=merchant.merchant_id, treasury=apb.Treasury(chain_id=31337, address="0x1")),
-         bearer(ADMIN_TOKEN), C.INVALID_ARGUMENT),
-        ("listener", "/paymesh.listener.v1.ListenerService/Rescan",
-         lpb.RescanRequest(chain_id=31337, from_block=10, to_block=5), bearer(ADMIN_TOKEN), C.INVALID_ARGUMENT),
-        ("listener", "/paymesh.listener.v1.ListenerService/Rescan",
-         lpb.RescanRequest(chain_id=999, from_block=1, to_block=2), bearer(ADMIN_TOKEN), C.NOT_FOUND),
-        ("listener", "/paymesh.listener.v1.ListenerService/Rescan",
-         lpb.RescanRequest(chain_id=31337, from_block=1, to_block=10**9), bearer(ADMIN_TOKEN), C.INVALID_ARGUMENT),
-        ("sweeper", "/paymesh.sweeper.v1.SweeperService/SweepNow", wpb.SweepNowRequest(payment_id="pay_nope"),
-         bearer(ADMIN_TOKEN), C.NOT_FOUND),
-        ("sweeper", "/paymesh.sweeper.v1.SweeperService/SweepNow", wpb.SweepNowRequest(), bearer(ADMIN_TOKEN),
-         C.INVALID_ARGUMENT),
-        ("sweeper", "/paymesh.sweeper.v1.SweeperService/SweepNow", wpb.SweepNowRequest(payment_id=mine.payment_id),
-         bearer(ADMIN_TOKEN), C.FAILED_PRECONDITION),
-        ("notifier", "/paymesh.notifier.v1.NotifierService/GetDelivery", npb.GetDeliveryRequest(delivery_id="dlv_x"),
-         bearer(ADMIN_TOKEN), C.INVALID_ARGUMENT),
-        ("notifier", "/paymesh.notifier.v1.NotifierService/GetDelivery",
-         npb.GetDeliveryRequest(delivery_id="6f1c2a7e-0000-4000-8000-000000000000"), bearer(ADMIN_TOKEN), C.NOT_FOUND),
-        ("notifier", "/paymesh.notifier.v1.NotifierService/ListDeliveries", npb.ListDeliveriesRequest(page_token="%"),
-         merchant.auth, C.INVALID_ARGUMENT),
-        ("notifier", "/paymesh.notifier.v1.NotifierService/Redeliver", npb.RedeliverRequest(), bearer(ADMIN_TOKEN),
-         C.INVALID_ARGUMENT),
+        (
+            "ledger",
+            "/paymesh.ledger.v1.PaymentService/GetPayment",
+            spb.GetPaymentRequest(payment_id=mine.payment_id),
+            other.auth,
+            C.NOT_FOUND,
+        ),
+        (
+            "ledger",
+            "/paymesh.ledger.v1.PaymentService/CancelPayment",
+            spb.CancelPaymentRequest(payment_id=mine.payment_id),
+            other.auth,
+            C.NOT_FOUND,
+        ),
+        (
+            "ledger",
+            "/paymesh.ledger.v1.PaymentService/CreatePayment",
+            spb.CreatePaymentRequest(chain_id=31337, asset="ETH", amount=str(2**256)),
+            merchant.auth,
+            C.INVALID_ARGUMENT,
+        ),
+        (
+            "ledger",
+            "/paymesh.ledger.v1.PaymentService/CreatePayment",
+            spb.CreatePaymentRequest(chain_id=31337, asset="ETH", amount="-5"),
+            merchant.auth,
+            C.INVALID_ARGUMENT,
+        ),
+        (
+            "ledger",
+            "/paymesh.ledger.v1.PaymentService/ListPayments",
+            spb.ListPaymentsRequest(page_token="%%%"),
+            merchant.auth,
+            C.INVALID_ARGUMENT,
+        ),
+        (
+            "ledger",
+            "/paymesh.ledger.v1.MerchantAdminService/GetMerchant",
+            apb.GetMerchantRequest(merchant_id="mch_x"),
+            bearer(ADMIN_TOKEN),
+            C.NOT_FOUND,
+        ),
+        (
+            "ledger",
+            "/paymesh.ledger.v1.MerchantAdminService/SetTreasury",
+            apb.SetTreasuryRequest(
+                merchant_id=merchant.merchant_id, treasury=apb.Treasury(chain_id=31337, address="0x1")
+            ),
+            bearer(ADMIN_TOKEN),
+            C.INVALID_ARGUMENT,
+        ),
+        (
+            "listener",
+            "/paymesh.listener.v1.ListenerService/Rescan",
+            lpb.RescanRequest(chain_id=31337, from_block=10, to_block=5),
+            bearer(ADMIN_TOKEN),
+            C.INVALID_ARGUMENT,
+        ),
+        (
+            "listener",
+            "/paymesh.listener.v1.ListenerService/Rescan",
+            lpb.RescanRequest(chain_id=999, from_block=1, to_block=2),
+            bearer(ADMIN_TOKEN),
+            C.NOT_FOUND,
+        ),
+        (
+            "listener",
+            "/paymesh.listener.v1.ListenerService/Rescan",
+            lpb.RescanRequest(chain_id=31337, from_block=1, to_block=10**9),
+            bearer(ADMIN_TOKEN),
+            C.INVALID_ARGUMENT,
+        ),
+        (
+            "sweeper",
+            "/paymesh.sweeper.v1.SweeperService/SweepNow",
+            wpb.SweepNowRequest(payment_id="pay_nope"),
+            bearer(ADMIN_TOKEN),
+            C.NOT_FOUND,
+        ),
+        (
+            "sweeper",
+            "/paymesh.sweeper.v1.SweeperService/SweepNow",
+            wpb.SweepNowRequest(),
+            bearer(ADMIN_TOKEN),
+            C.INVALID_ARGUMENT,
+        ),
+        (
+            "sweeper",
+            "/paymesh.sweeper.v1.SweeperService/SweepNow",
+            wpb.SweepNowRequest(payment_id=mine.payment_id),
+            bearer(ADMIN_TOKEN),
+            C.FAILED_PRECONDITION,
+        ),
+        (
+            "notifier",
+            "/paymesh.notifier.v1.NotifierService/GetDelivery",
+            npb.GetDeliveryRequest(delivery_id="dlv_x"),
+            bearer(ADMIN_TOKEN),
+            C.INVALID_ARGUMENT,
+        ),
+        (
+            "notifier",
+            "/paymesh.notifier.v1.NotifierService/GetDelivery",
+            npb.GetDeliveryRequest(delivery_id="6f1c2a7e-0000-4000-8000-000000000000"),
+            bearer(ADMIN_TOKEN),
+            C.NOT_FOUND,
+        ),
+        (
+            "notifier",
+            "/paymesh.notifier.v1.NotifierService/ListDeliveries",
+            npb.ListDeliveriesRequest(page_token="%"),
+            merchant.auth,
+            C.INVALID_ARGUMENT,
+        ),
+        (
+            "notifier",
+            "/paymesh.notifier.v1.NotifierService/Redeliver",
+            npb.RedeliverRequest(),
+            bearer(ADMIN_TOKEN),
+            C.INVALID_ARGUMENT,
+        ),
     ]
     for service, path, request, metadata, expected in specific:
         code, details = await code_of(channels[service], path, request.SerializeToString(), metadata)
@@ -165,15 +260,24 @@ def test_create_payment_fuzz_never_crashes(mesh):
         @given(
             chain_id=st.sampled_from([0, 1, 31337, 8453, 2**64 - 1]),
             asset=st.one_of(st.sampled_from(["ETH", "tusd", "", "DOGE"]), st.text(max_size=40)),
-            amount=st.one_of(st.integers(-(2**300), 2**300).map(str), st.text(max_size=90),
-                             st.sampled_from(["0", "1", "1.0", "1e18", " 1", "0x10", str(2**256 - 1)])),
+            amount=st.one_of(
+                st.integers(-(2**300), 2**300).map(str),
+                st.text(max_size=90),
+                st.sampled_from(["0", "1", "1.0", "1e18", " 1", "0x10", str(2**256 - 1)]),
+            ),
             metadata=st.dictionaries(st.text(max_size=70), st.text(max_size=600), max_size=40),
             order=st.text(max_size=200),
             key=st.text(max_size=200),
         )
         def create(chain_id, asset, amount, metadata, order, key):
-            request = spb.CreatePaymentRequest(chain_id=chain_id, asset=asset, amount=amount, metadata=metadata,
-                                               merchant_order_id=order, idempotency_key=key)
+            request = spb.CreatePaymentRequest(
+                chain_id=chain_id,
+                asset=asset,
+                amount=amount,
+                metadata=metadata,
+                merchant_order_id=order,
+                idempotency_key=key,
+            )
             try:
                 reply = stub.CreatePayment(request, metadata=merchant, timeout=15)
             except grpc.RpcError as err:

@@ -82,9 +82,13 @@ async def test_chaos(mesh, chain):
     rng = random.Random(42)
     async with WebhookReceiver(ok()) as receiver, grpc.aio.insecure_channel(mesh.addr("ledger")) as channel:
         xpub, account = fresh_xpub()
-        merchant = await create_merchant(channel, xpub, derivation_path=f"m/44'/60'/{account}'",
-                                         webhook_url=receiver.url,
-                                         treasuries=[apb.Treasury(chain_id=31337, address=treasury)])
+        merchant = await create_merchant(
+            channel,
+            xpub,
+            derivation_path=f"m/44'/60'/{account}'",
+            webhook_url=receiver.url,
+            treasuries=[apb.Treasury(chain_id=31337, address=treasury)],
+        )
         stop = asyncio.Event()
         log: list[str] = []
         chaos_task = asyncio.create_task(chaos(mesh, stop, log))
@@ -97,10 +101,12 @@ async def test_chaos(mesh, chain):
                 # ETH from 0.001: smaller amounts are dust the sweeper rightly leaves
                 # in place rather than sweep at a loss (fee ~1e14 wei here).
                 amount = rng.randint(1, 10**6) if token else rng.randint(10**5, 10**6) * 10**10
-                request = spb.CreatePaymentRequest(chain_id=31337, asset="TUSD" if token else "ETH",
-                                                   amount=str(amount), idempotency_key=f"chaos-{i}")
-                reply = await retrying(lambda r=request: merchant.payments.CreatePayment(r, metadata=merchant.auth,
-                                                                                          timeout=5))
+                request = spb.CreatePaymentRequest(
+                    chain_id=31337, asset="TUSD" if token else "ETH", amount=str(amount), idempotency_key=f"chaos-{i}"
+                )
+                reply = await retrying(
+                    lambda r=request: merchant.payments.CreatePayment(r, metadata=merchant.auth, timeout=5)
+                )
                 p = reply.payment
                 if token:
                     await chain.send_token(p.deposit_address, amount, wait=False)
@@ -116,8 +122,11 @@ async def test_chaos(mesh, chain):
         async def all_swept() -> dict[str, pb.Payment]:
             out = {}
             for payment_id in paid:
-                reply = await retrying(lambda pid=payment_id: merchant.payments.GetPayment(
-                    spb.GetPaymentRequest(payment_id=pid), metadata=merchant.auth, timeout=5))
+                reply = await retrying(
+                    lambda pid=payment_id: merchant.payments.GetPayment(
+                        spb.GetPaymentRequest(payment_id=pid), metadata=merchant.auth, timeout=5
+                    )
+                )
                 out[payment_id] = reply.payment
             return out
 
@@ -127,7 +136,9 @@ async def test_chaos(mesh, chain):
             if all(p.status == pb.PAYMENT_STATUS_SWEPT for p in final.values()) or time.monotonic() > deadline:
                 break
             await asyncio.sleep(1)
-        stuck = {pid: pb.PaymentStatus.Name(p.status) for pid, p in final.items() if p.status != pb.PAYMENT_STATUS_SWEPT}
+        stuck = {
+            pid: pb.PaymentStatus.Name(p.status) for pid, p in final.items() if p.status != pb.PAYMENT_STATUS_SWEPT
+        }
         assert not stuck, f"not swept: {stuck}; chaos: {log}"
 
         # Nothing credited twice, and exactly what was paid.
@@ -148,13 +159,17 @@ async def test_chaos(mesh, chain):
         while True:
             page = await internal.ListSweepTransactions(
                 ipb.ListSweepTransactionsRequest(merchant_id=merchant.merchant_id, page_size=500, page_token=token_),
-                metadata=bearer(SWEEP_LEDGER_TOKEN))
+                metadata=bearer(SWEEP_LEDGER_TOKEN),
+            )
             sweeps += page.transactions
             token_ = page.next_page_token
             if not token_:
                 break
-        done = [s for s in sweeps if s.kind == ipb.SWEEP_TRANSACTION_KIND_SWEEP
-                and s.state == ipb.SWEEP_TRANSACTION_STATE_CONFIRMED]
+        done = [
+            s
+            for s in sweeps
+            if s.kind == ipb.SWEEP_TRANSACTION_KIND_SWEEP and s.state == ipb.SWEEP_TRANSACTION_STATE_CONFIRMED
+        ]
         assert sorted(s.payment_id for s in done) == sorted(paid)
         token_total = sum(a for asset, _, a in paid.values() if asset == "TUSD")
         data = "0x70a08231" + treasury[2:].lower().rjust(64, "0")

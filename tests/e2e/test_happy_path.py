@@ -36,9 +36,13 @@ async def test_native_and_token_payments_end_to_end(mesh, chain):
     treasury = to_checksum_address("0x" + secrets.token_hex(20))  # a fresh, empty address
     async with WebhookReceiver(ok()) as receiver, grpc.aio.insecure_channel(mesh.addr("ledger")) as channel:
         xpub, account = fresh_xpub()
-        merchant = await create_merchant(channel, xpub, derivation_path=f"m/44'/60'/{account}'",
-                                         webhook_url=receiver.url,
-                                         treasuries=[apb.Treasury(chain_id=31337, address=treasury)])
+        merchant = await create_merchant(
+            channel,
+            xpub,
+            derivation_path=f"m/44'/60'/{account}'",
+            webhook_url=receiver.url,
+            treasuries=[apb.Treasury(chain_id=31337, address=treasury)],
+        )
         seen: list[evpb.PaymentEvent] = []
         nc = await nats.connect(mesh.env["PAYMESH_NATS_URL"])
 
@@ -84,8 +88,10 @@ async def test_native_and_token_payments_end_to_end(mesh, chain):
 
         topped_up = await eventually(with_topup, timeout=30)
         shown = sorted((t.kind, t.asset, t.token_address, t.credited) for t in topped_up.transfers)
-        assert shown == [(pb.TRANSFER_KIND_PAYMENT, "TUSD", TOKEN_ADDRESS, True),
-                         (pb.TRANSFER_KIND_GAS_TOPUP, "ETH", "", False)], topped_up.transfers
+        assert shown == [
+            (pb.TRANSFER_KIND_PAYMENT, "TUSD", TOKEN_ADDRESS, True),
+            (pb.TRANSFER_KIND_GAS_TOPUP, "ETH", "", False),
+        ], topped_up.transfers
         assert [(t.kind, t.asset) for t in swept_native.transfers] == [(pb.TRANSFER_KIND_PAYMENT, "ETH")]
 
         # NATS: every status step, in order per payment.
@@ -103,12 +109,18 @@ async def test_native_and_token_payments_end_to_end(mesh, chain):
             verify(request.body, request.headers[SIGNATURE], merchant.webhook_secret)
         # The swept webhooks show the same figures as the API, fee and dust included.
         for payment in (swept_native, swept_token):
-            (body,) = {request.body: request.json() for request in receiver.succeeded()
-                       if request.json()["type"] == "payment.swept"
-                       and request.json()["data"]["payment"]["payment_id"] == payment.payment_id}.values()
+            (body,) = {
+                request.body: request.json()
+                for request in receiver.succeeded()
+                if request.json()["type"] == "payment.swept"
+                and request.json()["data"]["payment"]["payment_id"] == payment.payment_id
+            }.values()
             shown = body["data"]["payment"]
             assert (shown["amount_swept"], shown["sweep_fee"], shown["sweep_dust"]) == (
-                payment.amount_swept, payment.sweep_fee, payment.sweep_dust)
+                payment.amount_swept,
+                payment.sweep_fee,
+                payment.sweep_dust,
+            )
 
 
 async def test_payment_sent_by_a_contract_is_detected_and_swept(mesh, chain):
@@ -117,12 +129,17 @@ async def test_payment_sent_by_a_contract_is_detected_and_swept(mesh, chain):
     treasury = to_checksum_address("0x" + secrets.token_hex(20))
     async with grpc.aio.insecure_channel(mesh.addr("ledger")) as channel:
         xpub, account = fresh_xpub()
-        merchant = await create_merchant(channel, xpub, derivation_path=f"m/44'/60'/{account}'",
-                                         treasuries=[apb.Treasury(chain_id=31337, address=treasury)])
+        merchant = await create_merchant(
+            channel,
+            xpub,
+            derivation_path=f"m/44'/60'/{account}'",
+            treasuries=[apb.Treasury(chain_id=31337, address=treasury)],
+        )
         payment = await merchant.create(asset="ETH", amount=str(ETH_AMOUNT), idempotency_key="e2e-internal")
         forwarder = await chain.deploy_forwarder()
-        receipt = await chain.call(forwarder, "split(address[],uint256[])", [payment.deposit_address],
-                                   [ETH_AMOUNT], value=ETH_AMOUNT)
+        receipt = await chain.call(
+            forwarder, "split(address[],uint256[])", [payment.deposit_address], [ETH_AMOUNT], value=ETH_AMOUNT
+        )
         assert int(receipt["status"], 16) == 1
 
         async def swept():

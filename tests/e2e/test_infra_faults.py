@@ -31,7 +31,8 @@ async def health(addr: str, service: str = "") -> int:
     try:
         async with grpc.aio.insecure_channel(addr) as channel:
             reply = await health_pb2_grpc.HealthStub(channel).Check(
-                health_pb2.HealthCheckRequest(service=service), timeout=2)
+                health_pb2.HealthCheckRequest(service=service), timeout=2
+            )
             return reply.status
     except grpc.aio.AioRpcError:
         return -1
@@ -50,9 +51,13 @@ async def test_mesh_recovers_from_postgres_nats_and_rpc_outages(mesh, chain):
     treasury = to_checksum_address("0x" + secrets.token_hex(20))
     async with WebhookReceiver(ok()) as receiver, grpc.aio.insecure_channel(mesh.addr("ledger")) as channel:
         xpub, account = fresh_xpub()
-        merchant = await create_merchant(channel, xpub, derivation_path=f"m/44'/60'/{account}'",
-                                         webhook_url=receiver.url,
-                                         treasuries=[apb.Treasury(chain_id=31337, address=treasury)])
+        merchant = await create_merchant(
+            channel,
+            xpub,
+            derivation_path=f"m/44'/60'/{account}'",
+            webhook_url=receiver.url,
+            treasuries=[apb.Treasury(chain_id=31337, address=treasury)],
+        )
         paid = []
 
         async def pay_one(tag: str) -> None:
@@ -92,7 +97,9 @@ async def test_mesh_recovers_from_postgres_nats_and_rpc_outages(mesh, chain):
         os.kill(mesh.stack.anvil.pid, signal.SIGSTOP)
         frozen_at = time.monotonic()
         try:
-            await wait_health(mesh.addr("listener"), serving=False, service=chain_health_name(SERVICE, 31337), within=28)
+            await wait_health(
+                mesh.addr("listener"), serving=False, service=chain_health_name(SERVICE, 31337), within=28
+            )
             await asyncio.sleep(max(0.0, 30 - (time.monotonic() - frozen_at)))
         finally:
             os.kill(mesh.stack.anvil.pid, signal.SIGCONT)
@@ -110,7 +117,10 @@ async def test_mesh_recovers_from_postgres_nats_and_rpc_outages(mesh, chain):
             assert int(p.amount_swept) + int(p.sweep_fee) == 10**15  # to the treasury + the sweep's fee
 
         def swept_webhooks() -> set[str]:
-            return {r.json()["data"]["payment"]["payment_id"] for r in receiver.succeeded()
-                    if r.json()["type"] == "payment.swept"}
+            return {
+                r.json()["data"]["payment"]["payment_id"]
+                for r in receiver.succeeded()
+                if r.json()["type"] == "payment.swept"
+            }
 
         await receiver.wait_for(lambda: set(paid) <= swept_webhooks(), within=120)

@@ -28,17 +28,21 @@ BIN = Path(sys.executable).parent
 
 def cookbook_commands() -> list[str]:
     doc = (ROOT / "docs" / "OPERATIONS.md").read_text()
-    section = doc[doc.index("## 6. grpcurl cookbook"):doc.index("## 7.")]
+    section = doc[doc.index("## 6. grpcurl cookbook") : doc.index("## 7.")]
     blocks = re.findall(r"```sh\n(.*?)```", section, flags=re.S)
     return [line.strip() for block in blocks for line in block.splitlines() if line.strip().startswith("grpcurl ")]
 
 
 def dlq_commands() -> list[str]:
     doc = (ROOT / "docs" / "OPERATIONS.md").read_text()
-    section = doc[doc.index("### Inspecting and replaying dead letters"):]
+    section = doc[doc.index("### Inspecting and replaying dead letters") :]
     blocks = re.findall(r"```sh\n(.*?)```", section, flags=re.S)
-    return [line.strip() for block in blocks for line in block.splitlines()
-            if line.strip().startswith("python -m services.common.dlq ")]
+    return [
+        line.strip()
+        for block in blocks
+        for line in block.splitlines()
+        if line.strip().startswith("python -m services.common.dlq ")
+    ]
 
 
 def run(command: str, env: dict[str, str]) -> subprocess.CompletedProcess:
@@ -49,9 +53,16 @@ def run(command: str, env: dict[str, str]) -> subprocess.CompletedProcess:
 async def test_every_cookbook_command_works(mesh, chain):
     commands = cookbook_commands()
     assert len(commands) >= 20
-    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "LEDGER": mesh.addr("ledger"),
-           "LISTENER": mesh.addr("listener"), "SWEEPER": mesh.addr("sweeper"), "NOTIFIER": mesh.addr("notifier"),
-           "PAYMESH_ADMIN_TOKEN": ADMIN_TOKEN, "ADMIN": f"authorization: Bearer {ADMIN_TOKEN}"}
+    env = {
+        **os.environ,
+        "PATH": f"{BIN}:{os.environ['PATH']}",
+        "LEDGER": mesh.addr("ledger"),
+        "LISTENER": mesh.addr("listener"),
+        "SWEEPER": mesh.addr("sweeper"),
+        "NOTIFIER": mesh.addr("notifier"),
+        "PAYMESH_ADMIN_TOKEN": ADMIN_TOKEN,
+        "ADMIN": f"authorization: Bearer {ADMIN_TOKEN}",
+    }
     async with WebhookReceiver(ok()) as receiver, grpc.aio.insecure_channel(mesh.addr("ledger")) as channel:
         xpub, account = fresh_xpub()
         env.update(XPUB=xpub, ACCOUNT=str(account), WEBHOOK_URL=receiver.url)
@@ -59,8 +70,9 @@ async def test_every_cookbook_command_works(mesh, chain):
         for command in commands:
             if "SWEPT_PAYMENT_ID" in command and "SWEPT_PAYMENT_ID" not in env:
                 # A payment paid and swept through the mesh, for the sweeper's commands.
-                merchant = MerchantHandle(env["MERCHANT_ID"], env["PAYMESH_API_KEY"], xpub, "",
-                                          sgrpc.PaymentServiceStub(channel))
+                merchant = MerchantHandle(
+                    env["MERCHANT_ID"], env["PAYMESH_API_KEY"], xpub, "", sgrpc.PaymentServiceStub(channel)
+                )
                 payment = await merchant.create(asset="ETH", amount="1000000000000000")
                 await chain.send_eth(payment.deposit_address, 10**15, key_index=3)
 
@@ -72,15 +84,19 @@ async def test_every_cookbook_command_works(mesh, chain):
             if "DELIVERY_ID" in command and "DELIVERY_ID" not in env:
                 stub = ngrpc.NotifierServiceStub(grpc.aio.insecure_channel(mesh.addr("notifier")))
 
-                async def delivered():
-                    reply = await stub.ListDeliveries(npb.ListDeliveriesRequest(merchant_id=env["MERCHANT_ID"]),
-                                                      metadata=bearer(ADMIN_TOKEN))
+                async def delivered(stub=stub):
+                    reply = await stub.ListDeliveries(
+                        npb.ListDeliveriesRequest(merchant_id=env["MERCHANT_ID"]), metadata=bearer(ADMIN_TOKEN)
+                    )
                     return reply.deliveries[0].delivery_id if reply.deliveries else None
 
                 env["DELIVERY_ID"] = await eventually(delivered, timeout=30)
             if "OTHER_PAYMENT_ID" in command and "OTHER_PAYMENT_ID" not in env:
-                out = run("grpcurl -plaintext -H \"$MERCHANT\" -d '{\"chain_id\": 31337, \"asset\": \"ETH\", "
-                          "\"amount\": \"5\"}' $LEDGER paymesh.ledger.v1.PaymentService/CreatePayment", env)
+                out = run(
+                    'grpcurl -plaintext -H "$MERCHANT" -d \'{"chain_id": 31337, "asset": "ETH", '
+                    '"amount": "5"}\' $LEDGER paymesh.ledger.v1.PaymentService/CreatePayment',
+                    env,
+                )
                 env["OTHER_PAYMENT_ID"] = json.loads(out.stdout)["payment"]["payment_id"]
             result = await asyncio.to_thread(run, command, env)
             streaming = "-max-time" in command
@@ -90,8 +106,11 @@ async def test_every_cookbook_command_works(mesh, chain):
             ran += 1
             if "CreateMerchant" in command:
                 created = json.loads(result.stdout)
-                env.update(MERCHANT_ID=created["merchant"]["merchant_id"], PAYMESH_API_KEY=created["api_key"],
-                           MERCHANT=f"authorization: Bearer {created['api_key']}")
+                env.update(
+                    MERCHANT_ID=created["merchant"]["merchant_id"],
+                    PAYMESH_API_KEY=created["api_key"],
+                    MERCHANT=f"authorization: Bearer {created['api_key']}",
+                )
             if "PaymentService/CreatePayment" in command:
                 env["PAYMENT_ID"] = json.loads(result.stdout)["payment"]["payment_id"]
         assert ran == len(commands)

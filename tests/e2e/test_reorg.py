@@ -34,8 +34,12 @@ async def test_reorg_during_flow(mesh, chain, depth):
     treasury = to_checksum_address("0x" + secrets.token_hex(20))
     async with grpc.aio.insecure_channel(mesh.addr("ledger")) as channel:
         xpub, account = fresh_xpub()
-        merchant = await create_merchant(channel, xpub, derivation_path=f"m/44'/60'/{account}'",
-                                         treasuries=[apb.Treasury(chain_id=31337, address=treasury)])
+        merchant = await create_merchant(
+            channel,
+            xpub,
+            derivation_path=f"m/44'/60'/{account}'",
+            treasuries=[apb.Treasury(chain_id=31337, address=treasury)],
+        )
         payment = await merchant.create(asset="ETH", amount="1000000000000000")
         await chain.rpc("evm_setIntervalMining", 0)  # hold the chain still
         try:
@@ -54,8 +58,9 @@ async def test_reorg_during_flow(mesh, chain, depth):
                 await chain.mine(depth - 1)
             # The last `depth` blocks are replaced: the payer's nonce now pays a
             # different amount in a new block, so the first transfer can never come back.
-            raw2, canonical_tx = await chain.signed(PAYER, to=payment.deposit_address, value=10**15 + depth,
-                                                    data="0x01", gas=30_000, nonce=nonce)
+            raw2, canonical_tx = await chain.signed(
+                PAYER, to=payment.deposit_address, value=10**15 + depth, data="0x01", gas=30_000, nonce=nonce
+            )
             await chain.reorg(depth, [(raw2, 0)])
             await chain.mine(1)
         finally:
@@ -76,11 +81,16 @@ async def test_reorg_during_flow(mesh, chain, depth):
         # The sweep was signed only after the canonical transfer was confirmed:
         # exactly one sweep, for the canonical amount, and the address is empty.
         internal = igrpc.SweepLedgerServiceStub(channel)
-        sweeps = (await internal.ListSweepTransactions(
-            ipb.ListSweepTransactionsRequest(payment_id=payment.payment_id), metadata=bearer(SWEEP_LEDGER_TOKEN)
-        )).transactions
-        confirmed = [s for s in sweeps if s.state == ipb.SWEEP_TRANSACTION_STATE_CONFIRMED
-                     and s.kind == ipb.SWEEP_TRANSACTION_KIND_SWEEP]
+        sweeps = (
+            await internal.ListSweepTransactions(
+                ipb.ListSweepTransactionsRequest(payment_id=payment.payment_id), metadata=bearer(SWEEP_LEDGER_TOKEN)
+            )
+        ).transactions
+        confirmed = [
+            s
+            for s in sweeps
+            if s.state == ipb.SWEEP_TRANSACTION_STATE_CONFIRMED and s.kind == ipb.SWEEP_TRANSACTION_KIND_SWEEP
+        ]
         assert len(confirmed) == 1
         canonical_block = next(t.block_number for t in final.transfers if t.tx_hash == canonical_tx)
         first_signed = min(s.created_at.ToDatetime() for s in sweeps)

@@ -95,10 +95,16 @@ RPCS = [(s, m) for s in SERVICES for m in s.methods]
 def test_every_package_is_fuzzed():
     """The enumeration really finds the services (guards against an import path change)."""
     names = {s.full_name for s in SERVICES}
-    assert {"paymesh.ledger.v1.PaymentService", "paymesh.ledger.v1.MerchantAdminService",
-            "paymesh.ledger.v1.AddressFeedService", "paymesh.ledger.v1.SweepLedgerService",
-            "paymesh.ledger.v1.MerchantDirectoryService", "paymesh.listener.v1.ListenerService",
-            "paymesh.sweeper.v1.SweeperService", "paymesh.notifier.v1.NotifierService"} <= names
+    assert {
+        "paymesh.ledger.v1.PaymentService",
+        "paymesh.ledger.v1.MerchantAdminService",
+        "paymesh.ledger.v1.AddressFeedService",
+        "paymesh.ledger.v1.SweepLedgerService",
+        "paymesh.ledger.v1.MerchantDirectoryService",
+        "paymesh.listener.v1.ListenerService",
+        "paymesh.sweeper.v1.SweeperService",
+        "paymesh.notifier.v1.NotifierService",
+    } <= names
     assert len(RPCS) >= 35
 
 
@@ -160,33 +166,36 @@ class Harness:
 
         async def quiet() -> bool:
             unpublished, events = await self.ledger_db.fetchrow(
-                "SELECT count(*) FILTER (WHERE published_at IS NULL), count(*) FROM outbox")
+                "SELECT count(*) FILTER (WHERE published_at IS NULL), count(*) FROM outbox"
+            )
             deliveries, pending = await self.notifier_db.fetchrow(
                 "SELECT count(*) FILTER (WHERE event_type <> 'test'), count(*) FILTER (WHERE state = 'pending') "
-                "FROM notifier_deliveries")
+                "FROM notifier_deliveries"
+            )
             return unpublished == 0 and deliveries == events and pending == 0
 
         await eventually(quiet, timeout=30)
 
-    async def call(self, service: ServiceDescriptor, method: MethodDescriptor, request: Any,
-                   metadata: tuple) -> tuple[C, str]:
+    async def call(
+        self, service: ServiceDescriptor, method: MethodDescriptor, request: Any, metadata: tuple
+    ) -> tuple[C, str]:
         channel = self.channels[self.process_of[service.full_name]]
         path = f"/{service.full_name}/{method.name}"
         output = message_factory.GetMessageClass(method.output_type)
         try:
             if method.server_streaming:
-                stream = channel.unary_stream(path, request_serializer=type(request).SerializeToString,
-                                              response_deserializer=output.FromString)(
-                    request, metadata=metadata, timeout=STREAM_WAIT)
+                stream = channel.unary_stream(
+                    path, request_serializer=type(request).SerializeToString, response_deserializer=output.FromString
+                )(request, metadata=metadata, timeout=STREAM_WAIT)
                 try:
                     async for _ in stream:
                         break  # the first message is enough
                 finally:
                     stream.cancel()
             else:
-                await channel.unary_unary(path, request_serializer=type(request).SerializeToString,
-                                          response_deserializer=output.FromString)(
-                    request, metadata=metadata, timeout=UNARY_DEADLINE)
+                await channel.unary_unary(
+                    path, request_serializer=type(request).SerializeToString, response_deserializer=output.FromString
+                )(request, metadata=metadata, timeout=UNARY_DEADLINE)
         except grpc.aio.AioRpcError as err:
             return err.code(), err.details() or ""
         return C.OK, ""
@@ -196,6 +205,7 @@ async def _services_of(addr: str) -> list[str]:
     def listing() -> list[str]:
         with grpc.insecure_channel(addr) as channel:
             return list(ProtoReflectionDescriptorDatabase(channel).get_services())
+
     return await asyncio.to_thread(listing)
 
 
@@ -203,13 +213,19 @@ async def _services_of(addr: str) -> list[str]:
 async def harness(mesh):
     env = mesh.env
     ledger_url = env["PAYMESH_DATABASE_URL"].replace("postgresql+asyncpg://", "postgresql://")
-    notifier_url = env.get("PAYMESH_NOTIFIER_DATABASE_URL", ledger_url).replace("postgresql+asyncpg://",
-                                                                                 "postgresql://")
+    notifier_url = env.get("PAYMESH_NOTIFIER_DATABASE_URL", ledger_url).replace(
+        "postgresql+asyncpg://", "postgresql://"
+    )
     channels = {name: grpc.aio.insecure_channel(mesh.addr(name)) for name in mesh.ports}
     ledger_db = await asyncpg.connect(ledger_url)
     notifier_db = await asyncpg.connect(notifier_url)
-    h = Harness(mesh=mesh, channels=channels, ledger_db=ledger_db, notifier_db=notifier_db,
-                horizon=datetime.now(UTC) + timedelta(minutes=59))
+    h = Harness(
+        mesh=mesh,
+        channels=channels,
+        ledger_db=ledger_db,
+        notifier_db=notifier_db,
+        horizon=datetime.now(UTC) + timedelta(minutes=59),
+    )
     try:
         for name in mesh.ports:
             for service in await _services_of(mesh.addr(name)):
@@ -225,20 +241,43 @@ async def harness(mesh):
         ids = [mine.payment_id, theirs.payment_id]
         h.hints = Hints(
             by_field={
-                "chain_id": [31337], "asset": ["ETH", "TUSD", "eth"], "amount": ["1000", "1"],
-                "payment_id": ids, "merchant_id": [h.target.merchant_id], "worker_id": ["worker-1"],
-                "limit": [1, 10, 500], "lease_seconds": [10, 60, 3600], "retry_after_seconds": [1, 60],
-                "page_size": [1, 50, 500], "from_block": [0, 1, 5], "to_block": [1, 5, 10], "block_number": [1, 5],
-                "tx_hash": [random_hash()], "replaces_tx_hash": [random_hash()], "nonce": [0, 1],
-                "gas_limit": [21_000], "max_fee_per_gas": ["1000000000"], "max_priority_fee_per_gas": ["1"],
-                "from_address": [address], "to_address": [address], "token_address": [TOKEN_ADDRESS],
-                "address": [address], "raw_tx": [bytes.fromhex("02f86c827a6980")],
-                "delivery_id": [d["id"] for d in deliveries], "event_id": [d["event_id"] for d in deliveries],
-                "name": ["Shop"], "xpub": [fresh_xpub()[0]], "derivation_path": ["m/44'/60'/0'", ""],
-                "idempotency_key": ["fuzz-1", "fuzz-2"], "merchant_order_id": ["order-1"],
-                "webhook_secret": ["s" * 16], "reason": ["changed my mind"], "error": ["boom"],
+                "chain_id": [31337],
+                "asset": ["ETH", "TUSD", "eth"],
+                "amount": ["1000", "1"],
+                "payment_id": ids,
+                "merchant_id": [h.target.merchant_id],
+                "worker_id": ["worker-1"],
+                "limit": [1, 10, 500],
+                "lease_seconds": [10, 60, 3600],
+                "retry_after_seconds": [1, 60],
+                "page_size": [1, 50, 500],
+                "from_block": [0, 1, 5],
+                "to_block": [1, 5, 10],
+                "block_number": [1, 5],
+                "tx_hash": [random_hash()],
+                "replaces_tx_hash": [random_hash()],
+                "nonce": [0, 1],
+                "gas_limit": [21_000],
+                "max_fee_per_gas": ["1000000000"],
+                "max_priority_fee_per_gas": ["1"],
+                "from_address": [address],
+                "to_address": [address],
+                "token_address": [TOKEN_ADDRESS],
+                "address": [address],
+                "raw_tx": [bytes.fromhex("02f86c827a6980")],
+                "delivery_id": [d["id"] for d in deliveries],
+                "event_id": [d["event_id"] for d in deliveries],
+                "name": ["Shop"],
+                "xpub": [fresh_xpub()[0]],
+                "derivation_path": ["m/44'/60'/0'", ""],
+                "idempotency_key": ["fuzz-1", "fuzz-2"],
+                "merchant_order_id": ["order-1"],
+                "webhook_secret": ["s" * 16],
+                "reason": ["changed my mind"],
+                "error": ["boom"],
                 "api_key": [h.caller.api_key],
-                "expires_in": [Duration(seconds=3600)], "expires_at": [_later()],
+                "expires_in": [Duration(seconds=3600)],
+                "expires_at": [_later()],
             },
             strings=[*ids, h.target.merchant_id, "ETH", "1000", address],
         )
@@ -255,8 +294,9 @@ async def test_the_fingerprint_sees_what_a_call_changes(harness):
     h = harness
     service, method = _method("/paymesh.ledger.v1.MerchantAdminService/SetWebhook")
     first = await h.fingerprint()
-    code, details = await h.call(service, method, apb.SetWebhookRequest(merchant_id=h.target.merchant_id),
-                                 bearer(ADMIN_TOKEN))  # a new signing secret
+    code, details = await h.call(
+        service, method, apb.SetWebhookRequest(merchant_id=h.target.merchant_id), bearer(ADMIN_TOKEN)
+    )  # a new signing secret
     assert code == C.OK, details
     await h.settle()
     second = await h.fingerprint()
@@ -265,13 +305,15 @@ async def test_the_fingerprint_sees_what_a_call_changes(harness):
     await h.settle()
     third = await h.fingerprint()
     assert third != second and third[0] == second[0] + 1
-    await h.target.payments.CancelPayment(spb.CancelPaymentRequest(payment_id=payment.payment_id, reason="done"),
-                                          metadata=h.target.auth)
+    await h.target.payments.CancelPayment(
+        spb.CancelPaymentRequest(payment_id=payment.payment_id, reason="done"), metadata=h.target.auth
+    )
     await h.settle()
     assert await h.fingerprint() != third
 
 
 # ------------------------------------------------------------------ 1. the cases of issue 12
+
 
 def _ts(seconds: int, nanos: int = 0) -> Timestamp:
     return Timestamp(seconds=seconds, nanos=nanos)
@@ -294,79 +336,195 @@ def _issue_12_cases(h: Harness) -> list[tuple[str, Any, str, str]]:
     big = 2**64 - 1
     too_big = f"{big} is larger than 9223372036854775807"
     return [
-        (pay + "CreatePayment", create(merchant_order_id="order\x001"), "merchant",
-         "merchant_order_id contains a NUL character (U+0000)"),
+        (
+            pay + "CreatePayment",
+            create(merchant_order_id="order\x001"),
+            "merchant",
+            "merchant_order_id contains a NUL character (U+0000)",
+        ),
         (pay + "CreatePayment", create(metadata={"k": "v\x00"}), "merchant", 'metadata["k"] contains a NUL'),
         (pay + "CreatePayment", create(metadata={"k\x00": "v"}), "merchant", 'metadata key "k\\u0000" contains a NUL'),
         (pay + "CreatePayment", create(idempotency_key="key\x00"), "merchant", "idempotency_key contains a NUL"),
-        (pay + "CreatePayment", create(expires_at=_ts(253_402_300_800)), "merchant",
-         "expires_at is outside 0001-01-01..9999-12-31"),
-        (pay + "CreatePayment", create(expires_at=_ts(-62_135_596_801)), "merchant",
-         "expires_at is outside 0001-01-01..9999-12-31"),
-        (pay + "CreatePayment", create(expires_at=_ts(_later().seconds, -1)), "merchant",
-         "expires_at.nanos is -1; it must be 0 to 999999999"),
-        (pay + "CreatePayment", create(expires_in=Duration(seconds=3600, nanos=-1)), "merchant",
-         "expires_in has seconds 3600 and nanos -1 of different signs"),
-        (pay + "CreatePayment", create(expires_in=Duration(seconds=2**62)), "merchant",
-         "expires_in is outside ±315576000000 seconds"),
-        (pay + "CreatePayment", create(expires_in=Duration(seconds=3600, nanos=10**9)), "merchant",
-         "expires_in.nanos is 1000000000"),
+        (
+            pay + "CreatePayment",
+            create(expires_at=_ts(253_402_300_800)),
+            "merchant",
+            "expires_at is outside 0001-01-01..9999-12-31",
+        ),
+        (
+            pay + "CreatePayment",
+            create(expires_at=_ts(-62_135_596_801)),
+            "merchant",
+            "expires_at is outside 0001-01-01..9999-12-31",
+        ),
+        (
+            pay + "CreatePayment",
+            create(expires_at=_ts(_later().seconds, -1)),
+            "merchant",
+            "expires_at.nanos is -1; it must be 0 to 999999999",
+        ),
+        (
+            pay + "CreatePayment",
+            create(expires_in=Duration(seconds=3600, nanos=-1)),
+            "merchant",
+            "expires_in has seconds 3600 and nanos -1 of different signs",
+        ),
+        (
+            pay + "CreatePayment",
+            create(expires_in=Duration(seconds=2**62)),
+            "merchant",
+            "expires_in is outside ±315576000000 seconds",
+        ),
+        (
+            pay + "CreatePayment",
+            create(expires_in=Duration(seconds=3600, nanos=10**9)),
+            "merchant",
+            "expires_in.nanos is 1000000000",
+        ),
         (pay + "CreatePayment", create(chain_id=big), "merchant", f"chain_id {too_big}"),
         (pay + "GetPayment", spb.GetPaymentRequest(payment_id=mine + "\x00"), "merchant", "payment_id contains a NUL"),
-        (pay + "CancelPayment", spb.CancelPaymentRequest(payment_id=mine, reason="why\x00"), "merchant",
-         "reason contains a NUL"),
+        (
+            pay + "CancelPayment",
+            spb.CancelPaymentRequest(payment_id=mine, reason="why\x00"),
+            "merchant",
+            "reason contains a NUL",
+        ),
         (pay + "ListPayments", spb.ListPaymentsRequest(page_token="\x00"), "merchant", "page_token contains a NUL"),
-        (pay + "ListPayments", spb.ListPaymentsRequest(merchant_order_id="o\x00"), "merchant",
-         "merchant_order_id contains a NUL"),
+        (
+            pay + "ListPayments",
+            spb.ListPaymentsRequest(merchant_order_id="o\x00"),
+            "merchant",
+            "merchant_order_id contains a NUL",
+        ),
         (pay + "ListPayments", spb.ListPaymentsRequest(chain_id=big), "merchant", f"chain_id {too_big}"),
-        (pay + "ListPayments", spb.ListPaymentsRequest(created_after=_ts(-62_135_596_801)), "merchant",
-         "created_after is outside 0001-01-01..9999-12-31"),
-        (pay + "ListPayments", spb.ListPaymentsRequest(created_before=_ts(253_402_300_800)), "merchant",
-         "created_before is outside 0001-01-01..9999-12-31"),
-        (pay + "ListPayments", spb.ListPaymentsRequest(created_before=_ts(0, 10**9)), "merchant",
-         "created_before.nanos is 1000000000"),
+        (
+            pay + "ListPayments",
+            spb.ListPaymentsRequest(created_after=_ts(-62_135_596_801)),
+            "merchant",
+            "created_after is outside 0001-01-01..9999-12-31",
+        ),
+        (
+            pay + "ListPayments",
+            spb.ListPaymentsRequest(created_before=_ts(253_402_300_800)),
+            "merchant",
+            "created_before is outside 0001-01-01..9999-12-31",
+        ),
+        (
+            pay + "ListPayments",
+            spb.ListPaymentsRequest(created_before=_ts(0, 10**9)),
+            "merchant",
+            "created_before.nanos is 1000000000",
+        ),
         (pay + "WatchPayment", spb.WatchPaymentRequest(payment_id="\x00"), "merchant", "payment_id contains a NUL"),
-        (adm + "CreateMerchant", apb.CreateMerchantRequest(name="Shop\x00", xpub=fresh_xpub()[0]), "admin",
-         "name contains a NUL"),
+        (
+            adm + "CreateMerchant",
+            apb.CreateMerchantRequest(name="Shop\x00", xpub=fresh_xpub()[0]),
+            "admin",
+            "name contains a NUL",
+        ),
         (adm + "GetMerchant", apb.GetMerchantRequest(merchant_id="mch_\x00"), "admin", "merchant_id contains a NUL"),
-        (adm + "DisableMerchant", apb.DisableMerchantRequest(merchant_id="\x00"), "admin",
-         "merchant_id contains a NUL"),
+        (
+            adm + "DisableMerchant",
+            apb.DisableMerchantRequest(merchant_id="\x00"),
+            "admin",
+            "merchant_id contains a NUL",
+        ),
         (adm + "ListMerchants", apb.ListMerchantsRequest(page_token="\x00"), "admin", "page_token contains a NUL"),
-        (adm + "SetWebhook", apb.SetWebhookRequest(merchant_id=h.target.merchant_id, webhook_secret="s" * 20 + "\x00"),
-         "admin", "webhook_secret contains a NUL"),
-        (adm + "SetTreasury", apb.SetTreasuryRequest(merchant_id=h.target.merchant_id,
-                                                     treasury=apb.Treasury(chain_id=big, address="0x" + "1" * 40)),
-         "admin", f"treasury.chain_id {too_big}"),
-        (internal + "ClaimSweeps", ipb.ClaimSweepsRequest(chain_id=31337, worker_id="w\x00", limit=1, lease_seconds=60),
-         "internal", "worker_id contains a NUL"),
-        (internal + "ReleaseSweep", ipb.ReleaseSweepRequest(payment_id=mine + "\x00", worker_id="w"), "internal",
-         "payment_id contains a NUL"),
-        (internal + "ListSweepTransactions", ipb.ListSweepTransactionsRequest(chain_id=big), "internal",
-         f"chain_id {too_big}"),
-        (internal + "ListSweepTransactions", ipb.ListSweepTransactionsRequest(merchant_id="\x00"), "internal",
-         "merchant_id contains a NUL"),
-        (adm + "LookupPayment", apb.LookupPaymentRequest(payment_id="\x00"), "admin",
-         "payment_id contains a NUL"),
-        ("/paymesh.ledger.v1.MerchantDirectoryService/GetWebhookTarget",
-         dpb.GetWebhookTargetRequest(merchant_id="\x00"), "directory",
-         "merchant_id contains a NUL"),
-        (internal + "RequestSweep", ipb.RequestSweepRequest(payment_id="\x00"), "internal",
-         "payment_id contains a NUL"),
-        (internal + "UpdateSweepTransaction", ipb.UpdateSweepTransactionRequest(
-            tx_hash=random_hash(), state=ipb.SWEEP_TRANSACTION_STATE_MINED, block_number=big), "internal",
-         f"block_number {too_big}"),
-        ("/paymesh.ledger.v1.AddressFeedService/WatchAddresses", fpb.WatchAddressesRequest(chain_id=big), "feed",
-         f"chain_id {too_big}"),
-        ("/paymesh.listener.v1.ListenerService/Rescan", lpb.RescanRequest(chain_id=31337, from_block=big, to_block=big),
-         "admin", f"from_block {too_big}"),
-        ("/paymesh.sweeper.v1.SweeperService/ListSweeps", wpb.ListSweepsRequest(payment_id="\x00"), "admin",
-         "payment_id contains a NUL"),
-        ("/paymesh.sweeper.v1.SweeperService/SweepNow", wpb.SweepNowRequest(merchant_id="mch\x00"), "admin",
-         "merchant_id contains a NUL"),
-        ("/paymesh.notifier.v1.NotifierService/ListDeliveries", npb.ListDeliveriesRequest(page_token="\x00"), "admin",
-         "page_token contains a NUL"),
-        ("/paymesh.notifier.v1.NotifierService/ListDeliveries", npb.ListDeliveriesRequest(state=99), "admin",
-         "state is 99, which is not a DeliveryState value"),
+        (
+            adm + "SetWebhook",
+            apb.SetWebhookRequest(merchant_id=h.target.merchant_id, webhook_secret="s" * 20 + "\x00"),
+            "admin",
+            "webhook_secret contains a NUL",
+        ),
+        (
+            adm + "SetTreasury",
+            apb.SetTreasuryRequest(
+                merchant_id=h.target.merchant_id, treasury=apb.Treasury(chain_id=big, address="0x" + "1" * 40)
+            ),
+            "admin",
+            f"treasury.chain_id {too_big}",
+        ),
+        (
+            internal + "ClaimSweeps",
+            ipb.ClaimSweepsRequest(chain_id=31337, worker_id="w\x00", limit=1, lease_seconds=60),
+            "internal",
+            "worker_id contains a NUL",
+        ),
+        (
+            internal + "ReleaseSweep",
+            ipb.ReleaseSweepRequest(payment_id=mine + "\x00", worker_id="w"),
+            "internal",
+            "payment_id contains a NUL",
+        ),
+        (
+            internal + "ListSweepTransactions",
+            ipb.ListSweepTransactionsRequest(chain_id=big),
+            "internal",
+            f"chain_id {too_big}",
+        ),
+        (
+            internal + "ListSweepTransactions",
+            ipb.ListSweepTransactionsRequest(merchant_id="\x00"),
+            "internal",
+            "merchant_id contains a NUL",
+        ),
+        (adm + "LookupPayment", apb.LookupPaymentRequest(payment_id="\x00"), "admin", "payment_id contains a NUL"),
+        (
+            "/paymesh.ledger.v1.MerchantDirectoryService/GetWebhookTarget",
+            dpb.GetWebhookTargetRequest(merchant_id="\x00"),
+            "directory",
+            "merchant_id contains a NUL",
+        ),
+        (
+            internal + "RequestSweep",
+            ipb.RequestSweepRequest(payment_id="\x00"),
+            "internal",
+            "payment_id contains a NUL",
+        ),
+        (
+            internal + "UpdateSweepTransaction",
+            ipb.UpdateSweepTransactionRequest(
+                tx_hash=random_hash(), state=ipb.SWEEP_TRANSACTION_STATE_MINED, block_number=big
+            ),
+            "internal",
+            f"block_number {too_big}",
+        ),
+        (
+            "/paymesh.ledger.v1.AddressFeedService/WatchAddresses",
+            fpb.WatchAddressesRequest(chain_id=big),
+            "feed",
+            f"chain_id {too_big}",
+        ),
+        (
+            "/paymesh.listener.v1.ListenerService/Rescan",
+            lpb.RescanRequest(chain_id=31337, from_block=big, to_block=big),
+            "admin",
+            f"from_block {too_big}",
+        ),
+        (
+            "/paymesh.sweeper.v1.SweeperService/ListSweeps",
+            wpb.ListSweepsRequest(payment_id="\x00"),
+            "admin",
+            "payment_id contains a NUL",
+        ),
+        (
+            "/paymesh.sweeper.v1.SweeperService/SweepNow",
+            wpb.SweepNowRequest(merchant_id="mch\x00"),
+            "admin",
+            "merchant_id contains a NUL",
+        ),
+        (
+            "/paymesh.notifier.v1.NotifierService/ListDeliveries",
+            npb.ListDeliveriesRequest(page_token="\x00"),
+            "admin",
+            "page_token contains a NUL",
+        ),
+        (
+            "/paymesh.notifier.v1.NotifierService/ListDeliveries",
+            npb.ListDeliveriesRequest(state=99),
+            "admin",
+            "state is 99, which is not a DeliveryState value",
+        ),
     ]
 
 
@@ -378,8 +536,13 @@ def _method(full: str) -> tuple[ServiceDescriptor, MethodDescriptor]:
 
 async def test_unstorable_input_is_refused_where_it_enters(harness):
     h = harness
-    creds = {"merchant": h.caller.auth, "admin": bearer(ADMIN_TOKEN), "internal": bearer(SWEEP_LEDGER_TOKEN),
-             "directory": bearer(MERCHANT_DIRECTORY_TOKEN), "feed": bearer(ADDRESS_FEED_TOKEN)}
+    creds = {
+        "merchant": h.caller.auth,
+        "admin": bearer(ADMIN_TOKEN),
+        "internal": bearer(SWEEP_LEDGER_TOKEN),
+        "directory": bearer(MERCHANT_DIRECTORY_TOKEN),
+        "feed": bearer(ADDRESS_FEED_TOKEN),
+    }
     before = await h.fingerprint()
     wrong = []
     for full, request, who, expected in _issue_12_cases(h):
@@ -398,12 +561,27 @@ async def test_what_fuzzing_found(harness):
     cases = [
         # The message quoted the id: 5,000 emoji, percent-encoded, passed the client's
         # metadata limit and it got RESOURCE_EXHAUSTED "Stream removed" instead.
-        ("/paymesh.ledger.v1.MerchantAdminService/GetMerchant", apb.GetMerchantRequest(merchant_id="\U0001f4a5" * 5000),
-         bearer(ADMIN_TOKEN), C.NOT_FOUND, "not found"),
-        ("/paymesh.ledger.v1.PaymentService/CancelPayment", spb.CancelPaymentRequest(payment_id="\u00e9" * 5000),
-         h.caller.auth, C.NOT_FOUND, "not found"),
-        (internal + "ReleaseSweep", ipb.ReleaseSweepRequest(payment_id=h.caller_payment, worker_id="\U0001f4a5" * 3000),
-         bearer(SWEEP_LEDGER_TOKEN), C.FAILED_PRECONDITION, "does not hold the sweep lease"),
+        (
+            "/paymesh.ledger.v1.MerchantAdminService/GetMerchant",
+            apb.GetMerchantRequest(merchant_id="\U0001f4a5" * 5000),
+            bearer(ADMIN_TOKEN),
+            C.NOT_FOUND,
+            "not found",
+        ),
+        (
+            "/paymesh.ledger.v1.PaymentService/CancelPayment",
+            spb.CancelPaymentRequest(payment_id="\u00e9" * 5000),
+            h.caller.auth,
+            C.NOT_FOUND,
+            "not found",
+        ),
+        (
+            internal + "ReleaseSweep",
+            ipb.ReleaseSweepRequest(payment_id=h.caller_payment, worker_id="\U0001f4a5" * 3000),
+            bearer(SWEEP_LEDGER_TOKEN),
+            C.FAILED_PRECONDITION,
+            "does not hold the sweep lease",
+        ),
     ]
     before = await h.fingerprint()
     wrong = []
@@ -428,20 +606,38 @@ async def test_page_tokens_made_by_hand_are_refused(harness):
     h = harness
     sweeper_filter = hashlib.sha256(json.dumps(["None"] * 4).encode()).hexdigest()[:16]  # the notifier's, no filters
     now = "2024-01-01T00:00:00+00:00"
-    string_ids = [_token(now, "pay_\u0000"), _token("0001-01-01T00:00:00+14:00", "x"),
-                  _token("9999-12-31T23:59:59-14:00", "x"), _token(now, True), _token(now, 5)]
-    int_ids = [_token(now, 2**70), _token(now, -(2**70)), _token("0001-01-01T00:00:00+14:00", 5), _token(now, "x"),
-               _token(now, True)]
+    string_ids = [
+        _token(now, "pay_\u0000"),
+        _token("0001-01-01T00:00:00+14:00", "x"),
+        _token("9999-12-31T23:59:59-14:00", "x"),
+        _token(now, True),
+        _token(now, 5),
+    ]
+    int_ids = [
+        _token(now, 2**70),
+        _token(now, -(2**70)),
+        _token("0001-01-01T00:00:00+14:00", 5),
+        _token(now, "x"),
+        _token(now, True),
+    ]
     delivery = "6f1c2a7e-0000-4000-8000-000000000000"
-    notifier = [_token("0001-01-01T00:00:00+14:00", delivery, f=sweeper_filter),
-                _token("9999-12-31T23:59:59-14:00", delivery, f=sweeper_filter)]
+    notifier = [
+        _token("0001-01-01T00:00:00+14:00", delivery, f=sweeper_filter),
+        _token("9999-12-31T23:59:59-14:00", delivery, f=sweeper_filter),
+    ]
     admin, internal = bearer(ADMIN_TOKEN), bearer(SWEEP_LEDGER_TOKEN)
-    calls = [("/paymesh.ledger.v1.PaymentService/ListPayments", spb.ListPaymentsRequest, h.caller.auth, string_ids),
-             ("/paymesh.ledger.v1.MerchantAdminService/ListMerchants", apb.ListMerchantsRequest, admin, string_ids),
-             ("/paymesh.ledger.v1.SweepLedgerService/ListSweepTransactions", ipb.ListSweepTransactionsRequest,
-              internal, int_ids),
-             ("/paymesh.sweeper.v1.SweeperService/ListSweeps", wpb.ListSweepsRequest, admin, int_ids),
-             ("/paymesh.notifier.v1.NotifierService/ListDeliveries", npb.ListDeliveriesRequest, admin, notifier)]
+    calls = [
+        ("/paymesh.ledger.v1.PaymentService/ListPayments", spb.ListPaymentsRequest, h.caller.auth, string_ids),
+        ("/paymesh.ledger.v1.MerchantAdminService/ListMerchants", apb.ListMerchantsRequest, admin, string_ids),
+        (
+            "/paymesh.ledger.v1.SweepLedgerService/ListSweepTransactions",
+            ipb.ListSweepTransactionsRequest,
+            internal,
+            int_ids,
+        ),
+        ("/paymesh.sweeper.v1.SweeperService/ListSweeps", wpb.ListSweepsRequest, admin, int_ids),
+        ("/paymesh.notifier.v1.NotifierService/ListDeliveries", npb.ListDeliveriesRequest, admin, notifier),
+    ]
     before = await h.fingerprint()
     wrong = []
     for full, request_type, metadata, tokens in calls:
@@ -456,14 +652,18 @@ async def test_page_tokens_made_by_hand_are_refused(harness):
 
 # ------------------------------------------------------------------ 2. the property over every RPC
 
+
 async def _accepted_credentials(h: Harness, service: ServiceDescriptor, method: MethodDescriptor) -> dict[str, tuple]:
     """Which of the three credentials the method accepts: those whose answer to an
     empty request (every field at its default, which no RPC acts on) is not the
     answer a made-up token gets."""
     full = f"{service.full_name}/{method.name}"
     if full not in h.credentials:
-        candidates = {"merchant": h.caller.auth, "admin": bearer(ADMIN_TOKEN),
-                      **{name: bearer(token) for name, token in SERVICE_TOKENS.items()}}
+        candidates = {
+            "merchant": h.caller.auth,
+            "admin": bearer(ADMIN_TOKEN),
+            **{name: bearer(token) for name, token in SERVICE_TOKENS.items()},
+        }
         request = message_factory.GetMessageClass(method.input_type)()
         refused = await h.call(service, method, request, bearer("not-a-credential-of-this-mesh"))
         assert refused[0] in (C.UNAUTHENTICATED, C.PERMISSION_DENIED), f"{full} accepts a made-up token: {refused}"

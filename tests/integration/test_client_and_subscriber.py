@@ -59,8 +59,11 @@ async def test_example_subscriber_sees_each_event_once_in_order(ledger, merchant
         example.consume(nats_server.url, f"example-{merchant.merchant_id}", merchant.merchant_id, stop, limit=3),
         timeout=30,
     )
-    assert [e.payment.status for e in events] == [pb.PAYMENT_STATUS_PENDING, pb.PAYMENT_STATUS_DETECTED,
-                                                 pb.PAYMENT_STATUS_CONFIRMED]
+    assert [e.payment.status for e in events] == [
+        pb.PAYMENT_STATUS_PENDING,
+        pb.PAYMENT_STATUS_DETECTED,
+        pb.PAYMENT_STATUS_CONFIRMED,
+    ]
     assert len({e.event_id for e in events}) == 3
 
 
@@ -92,14 +95,24 @@ async def test_example_subscriber_stays_up_while_idle(ledger, merchant, nats_ser
 
     idle_waits = 200  # at 0.02 s each; the unfixed example died within 1-60 of them
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, str(ROOT / "examples" / "nats_subscriber.py"), "--nats", nats_server.url,
-        "--durable", f"idle-{merchant.merchant_id}", "--merchant", merchant.merchant_id,
-        "--fetch-timeout", "0.02", "--verbose",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        str(ROOT / "examples" / "nats_subscriber.py"),
+        "--nats",
+        nats_server.url,
+        "--durable",
+        f"idle-{merchant.merchant_id}",
+        "--merchant",
+        merchant.merchant_id,
+        "--fetch-timeout",
+        "0.02",
+        "--verbose",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     try:
-        await _line_with(proc.stderr, lambda line: f"({idle_waits} in a row)" in line,
-                         f"{idle_waits} empty waits", within=90)
+        await _line_with(
+            proc.stderr, lambda line: f"({idle_waits} in a row)" in line, f"{idle_waits} empty waits", within=90
+        )
         assert proc.returncode is None
         # Keep reading its stderr (a full pipe would block it), and see it still waiting idle.
         stderr_lines: list[str] = []

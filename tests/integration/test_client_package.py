@@ -21,21 +21,41 @@ ROOT = Path(__file__).resolve().parents[2]
 def client_venv(tmp_path_factory) -> Path:
     venv = tmp_path_factory.mktemp("client-venv") / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
-    result = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet",
-                             "--disable-pip-version-check", str(ROOT / "clients" / "python")],
-                            capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [
+            str(venv / "bin" / "python"),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            str(ROOT / "clients" / "python"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     return venv
 
 
 def in_venv(venv: Path, code: str) -> subprocess.CompletedProcess:
-    return subprocess.run([str(venv / "bin" / "python"), "-c", code], capture_output=True, text=True, timeout=60,
-                          cwd=venv.parent, env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
+    return subprocess.run(
+        [str(venv / "bin" / "python"), "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=venv.parent,
+        env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
+    )
 
 
 def test_the_package_stands_alone(client_venv: Path):
-    out = in_venv(client_venv, "import paymesh_client, paymesh.ledger.v1.payment_pb2 as pb, "
-                               "paymesh.events.v1.payment_events_pb2; print(paymesh_client.__file__, pb.__file__)")
+    out = in_venv(
+        client_venv,
+        "import paymesh_client, paymesh.ledger.v1.payment_pb2 as pb, "
+        "paymesh.events.v1.payment_events_pb2; print(paymesh_client.__file__, pb.__file__)",
+    )
     assert out.returncode == 0, out.stderr
     assert all(path.startswith(str(client_venv)) for path in out.stdout.split())
     for absent in ("services", "tools", "sqlalchemy", "paymesh.ledger.v1.merchant_admin_service_pb2"):
@@ -47,13 +67,23 @@ async def test_example_runs_against_the_ledger(client_venv: Path, ledger, mercha
     env = {k: v for k, v in os.environ.items() if not k.startswith("PAYMESH_") and k != "PYTHONPATH"}
     env["PAYMESH_API_KEY"] = merchant.api_key
     code, out, err = await run_command(
-        str(client_venv / "bin" / "python"), str(ROOT / "examples" / "client_example.py"),
-        "--ledger", f"127.0.0.1:{ledger.port}", "--amount", "12345", env=env, cwd=str(client_venv.parent))
+        str(client_venv / "bin" / "python"),
+        str(ROOT / "examples" / "client_example.py"),
+        "--ledger",
+        f"127.0.0.1:{ledger.port}",
+        "--amount",
+        "12345",
+        env=env,
+        cwd=str(client_venv.parent),
+    )
     assert code == 0, err
     lines = out.splitlines()
     assert len(lines) == 4, lines
-    created = re.fullmatch(r"created (pay_[0-9a-f]{32}) for order (example-[0-9a-f]{8}): send 12345 wei to "
-                           r"(0x[0-9a-fA-F]{40}) on chain 31337 \(PAYMENT_STATUS_PENDING\)", lines[0])
+    created = re.fullmatch(
+        r"created (pay_[0-9a-f]{32}) for order (example-[0-9a-f]{8}): send 12345 wei to "
+        r"(0x[0-9a-fA-F]{40}) on chain 31337 \(PAYMENT_STATUS_PENDING\)",
+        lines[0],
+    )
     assert created, lines[0]
     payment_id, order = created.group(1), created.group(2)
     assert lines[1] == f"read back {payment_id}: PAYMENT_STATUS_PENDING, received 0 of 12345"
@@ -63,6 +93,11 @@ async def test_example_runs_against_the_ledger(client_venv: Path, ledger, mercha
 
     env["PAYMESH_API_KEY"] = "pmk_wrong"
     code, out, err = await run_command(
-        str(client_venv / "bin" / "python"), str(ROOT / "examples" / "client_example.py"),
-        "--ledger", f"127.0.0.1:{ledger.port}", env=env, cwd=str(client_venv.parent))
+        str(client_venv / "bin" / "python"),
+        str(ROOT / "examples" / "client_example.py"),
+        "--ledger",
+        f"127.0.0.1:{ledger.port}",
+        env=env,
+        cwd=str(client_venv.parent),
+    )
     assert code == 1 and err.startswith("error: UNAUTHENTICATED: ") and "Traceback" not in err

@@ -33,14 +33,19 @@ pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.timeout(180
 
 DEPTH = 3  # chains.yaml `confirmations` of this module's chain
 AMOUNT = 10**18
-DETECTED, CONFIRMED, PENDING, SWEPT = (pb.PAYMENT_STATUS_DETECTED, pb.PAYMENT_STATUS_CONFIRMED,
-                                       pb.PAYMENT_STATUS_PENDING, pb.PAYMENT_STATUS_SWEPT)
+DETECTED, CONFIRMED, PENDING, SWEPT = (
+    pb.PAYMENT_STATUS_DETECTED,
+    pb.PAYMENT_STATUS_CONFIRMED,
+    pb.PAYMENT_STATUS_PENDING,
+    pb.PAYMENT_STATUS_SWEPT,
+)
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def net(postgres, tmp_path_factory):
-    async with mesh(postgres, tmp_path_factory.mktemp("depth"), database="confirmation_depth",
-                    confirmations=DEPTH) as m:
+    async with mesh(
+        postgres, tmp_path_factory.mktemp("depth"), database="confirmation_depth", confirmations=DEPTH
+    ) as m:
         await m.chain.automine(False)  # a block only when a test mines one
         async with m.listener() as app:
             m.app = app
@@ -72,8 +77,9 @@ async def wait_orphaned(net, hashes: list[str]) -> None:
     """Until the ledger recorded these blocks as orphaned (it applied the reorg)."""
 
     async def check():
-        rows = await _db(net, "SELECT block_hash FROM orphaned_blocks WHERE chain_id = $1 AND block_hash = ANY($2)",
-                         CHAIN_ID, hashes)
+        rows = await _db(
+            net, "SELECT block_hash FROM orphaned_blocks WHERE chain_id = $1 AND block_hash = ANY($2)", CHAIN_ID, hashes
+        )
         return len(rows) == len(hashes)
 
     await eventually(check, timeout=20)
@@ -206,15 +212,20 @@ def count_rounds(chain_sweeper) -> list[int]:
 
 
 async def sweep_transactions(net, payment_id: str) -> list[asyncpg.Record]:
-    return await _db(net, "SELECT kind, tx_hash, state FROM sweep_transactions WHERE payment_id = $1 ORDER BY id",
-                     payment_id)
+    return await _db(
+        net, "SELECT kind, tx_hash, state FROM sweep_transactions WHERE payment_id = $1 ORDER BY id", payment_id
+    )
 
 
 async def test_the_sweeper_signs_nothing_before_the_nth_confirmation(net):
     treasury = new_address()
     xpub, account = fresh_xpub()
-    merchant = await create_merchant(net.ledger_channel, xpub, derivation_path=f"m/44'/60'/{account}'",
-                                     treasuries=[apb.Treasury(chain_id=CHAIN_ID, address=treasury)])
+    merchant = await create_merchant(
+        net.ledger_channel,
+        xpub,
+        derivation_path=f"m/44'/60'/{account}'",
+        treasuries=[apb.Treasury(chain_id=CHAIN_ID, address=treasury)],
+    )
     app = SweeperApp(sweeper_settings(net))
     await app.start()
     try:
@@ -230,8 +241,9 @@ async def test_the_sweeper_signs_nothing_before_the_nth_confirmation(net):
             seen = rounds[0]
             await eventually(lambda: _now(rounds[0] >= seen + 2))
             assert await sweep_transactions(net, payment.payment_id) == [], f"signed at head {head}"
-            (row,) = await _db(net, "SELECT sweep_due_at, sweep_claimed_by FROM payments WHERE id = $1",
-                               payment.payment_id)
+            (row,) = await _db(
+                net, "SELECT sweep_due_at, sweep_claimed_by FROM payments WHERE id = $1", payment.payment_id
+            )
             assert (row["sweep_due_at"], row["sweep_claimed_by"]) == (None, None), f"claimable at head {head}"
 
         await detected_until_last_confirmation(net, merchant, payment, block, on_head=sweeper_had_its_chance)

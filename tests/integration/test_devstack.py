@@ -149,9 +149,7 @@ def test_up_writes_stack_env_and_stops_everything(
         stack = devstack.up(data_dir)
         try:
             assert stack.anvil is None and stack.postgres and stack.nats
-            written = dict(
-                line.split("=", 1) for line in (data_dir / "stack.env").read_text().splitlines()
-            )
+            written = dict(line.split("=", 1) for line in (data_dir / "stack.env").read_text().splitlines())
             assert written == stack.env
             assert stack.env["PAYMESH_DATABASE_URL"] == (
                 f"postgresql+asyncpg://postgres@127.0.0.1:{stack.postgres.port}/paymesh"
@@ -210,8 +208,10 @@ def test_up_keeps_anvils_port_across_restarts_and_says_when_it_cannot(
         stack = devstack.up(data_dir, log=messages.append)
         try:
             assert stack.anvil is not None and stack.anvil.port != usual
-            assert messages == [f"devstack: port {usual} on 127.0.0.1 is in use, so anvil listens on "
-                                f"{stack.anvil.port} this time (set PAYMESH_ANVIL_PORT to choose its port)"]
+            assert messages == [
+                f"devstack: port {usual} on 127.0.0.1 is in use, so anvil listens on "
+                f"{stack.anvil.port} this time (set PAYMESH_ANVIL_PORT to choose its port)"
+            ]
         finally:
             stack.stop()
 

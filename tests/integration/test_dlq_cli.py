@@ -38,8 +38,10 @@ async def dead_letter_via_consumer(js, durable: str, payloads: list[bytes], reas
     async def give_up(msgs):
         return [Handled(Outcome.DEAD, reason) for _ in msgs]
 
-    task = asyncio.create_task(run_pull_consumer(js, stream="CHAIN", durable=durable, handler=give_up, stop=stop,
-                                                 fetch_timeout=0.1))
+    task = asyncio.create_task(
+        run_pull_consumer(js, stream="CHAIN", durable=durable, handler=give_up, stop=stop, fetch_timeout=0.1)
+    )
+
     async def all_there():
         return (await js.stream_info("DLQ")).state.messages >= before + len(payloads)
 

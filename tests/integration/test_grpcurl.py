@@ -38,37 +38,64 @@ async def test_readme_flow_with_grpcurl(ledger):
     port = ledger.port
     code, out = await run(port, "list")
     assert code == 0, out
-    for service in ("paymesh.ledger.v1.PaymentService", "paymesh.ledger.v1.MerchantAdminService",
-                    "paymesh.ledger.v1.AddressFeedService", "paymesh.ledger.v1.SweepLedgerService",
-                    "paymesh.ledger.v1.MerchantDirectoryService", "grpc.health.v1.Health"):
+    for service in (
+        "paymesh.ledger.v1.PaymentService",
+        "paymesh.ledger.v1.MerchantAdminService",
+        "paymesh.ledger.v1.AddressFeedService",
+        "paymesh.ledger.v1.SweepLedgerService",
+        "paymesh.ledger.v1.MerchantDirectoryService",
+        "grpc.health.v1.Health",
+    ):
         assert service in out
     code, out = await run(port, "grpc.health.v1.Health/Check")
     assert code == 0 and "SERVING" in out, out
 
     xpub, account = fresh_xpub()
-    code, out = await run(port, "paymesh.ledger.v1.MerchantAdminService/CreateMerchant", token=ADMIN_TOKEN,
-                          data={"name": "grpcurl shop", "xpub": xpub, "derivation_path": f"m/44'/60'/{account}'",
-                                "treasuries": [{"chain_id": 31337, "address": "0xa0Ee7A142d267C1f36714E4a8F75612F20a79720"}]})
+    code, out = await run(
+        port,
+        "paymesh.ledger.v1.MerchantAdminService/CreateMerchant",
+        token=ADMIN_TOKEN,
+        data={
+            "name": "grpcurl shop",
+            "xpub": xpub,
+            "derivation_path": f"m/44'/60'/{account}'",
+            "treasuries": [{"chain_id": 31337, "address": "0xa0Ee7A142d267C1f36714E4a8F75612F20a79720"}],
+        },
+    )
     assert code == 0, out
     merchant = json.loads(out)
     api_key = merchant["api_key"]  # grpcurl 1.8 prints proto field names
 
-    code, out = await run(port, "paymesh.ledger.v1.PaymentService/CreatePayment", token=api_key,
-                          data={"chain_id": 31337, "asset": "ETH", "amount": "1000000000000000",
-                                "idempotency_key": "readme-1", "merchant_order_id": "order-42"})
+    code, out = await run(
+        port,
+        "paymesh.ledger.v1.PaymentService/CreatePayment",
+        token=api_key,
+        data={
+            "chain_id": 31337,
+            "asset": "ETH",
+            "amount": "1000000000000000",
+            "idempotency_key": "readme-1",
+            "merchant_order_id": "order-42",
+        },
+    )
     assert code == 0, out
     payment = json.loads(out)["payment"]
     assert payment["status"] == "PAYMENT_STATUS_PENDING"
     assert payment["amount_due"] == "1000000000000000"
 
-    code, out = await run(port, "paymesh.ledger.v1.PaymentService/GetPayment", token=api_key,
-                          data={"payment_id": payment["payment_id"]})
+    code, out = await run(
+        port, "paymesh.ledger.v1.PaymentService/GetPayment", token=api_key, data={"payment_id": payment["payment_id"]}
+    )
     assert code == 0, out
     assert json.loads(out)["payment"]["deposit_address"] == payment["deposit_address"]
 
     # Bad input through grpcurl: a clear status and message, no stack trace.
-    code, out = await run(port, "paymesh.ledger.v1.PaymentService/CreatePayment", token=api_key,
-                          data={"chain_id": 31337, "asset": "ETH", "amount": "1.5"})
+    code, out = await run(
+        port,
+        "paymesh.ledger.v1.PaymentService/CreatePayment",
+        token=api_key,
+        data={"chain_id": 31337, "asset": "ETH", "amount": "1.5"},
+    )
     assert code != 0
     assert "InvalidArgument" in out and "digits only" in out and "Traceback" not in out
     code, out = await run(port, "paymesh.ledger.v1.PaymentService/GetPayment", data={"payment_id": "x"})

@@ -29,6 +29,7 @@ from tests.support.ledger import (
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
+
 async def status_of(merchant, payment_id):
     return (await merchant.get(payment_id)).status
 
@@ -89,8 +90,11 @@ async def test_token_payment_ignores_other_assets_but_records_them(merchant, js)
     block = next_block()
     # Native coin sent to a token payment: recorded, not credited.
     await publish_chain(js, "transfer", transfer_event(payment.deposit_address, 10**18, block=block))
-    await publish_chain(js, "transfer", transfer_event(payment.deposit_address, 5_000_000, block=block, log_index=3,
-                                                       token=TOKEN_ADDRESS))
+    await publish_chain(
+        js,
+        "transfer",
+        transfer_event(payment.deposit_address, 5_000_000, block=block, log_index=3, token=TOKEN_ADDRESS),
+    )
     await publish_head(js, block + 2)
     p = await wait_status(merchant, payment.payment_id, pb.PAYMENT_STATUS_CONFIRMED)
     assert p.amount_confirmed == "5000000"
@@ -102,19 +106,29 @@ async def test_reorg_reverts_a_detected_payment_and_credits_the_canonical_one(me
     block = next_block()
     orphan_hash = random_hash()
     tx = random_hash()
-    await publish_chain(js, "transfer", transfer_event(payment.deposit_address, 1000, block=block,
-                                                       block_hash=orphan_hash, tx_hash=tx))
+    await publish_chain(
+        js, "transfer", transfer_event(payment.deposit_address, 1000, block=block, block_hash=orphan_hash, tx_hash=tx)
+    )
     await wait_status(merchant, payment.payment_id, pb.PAYMENT_STATUS_DETECTED)
-    await publish_chain(js, "reorg", cpb.ReorgObserved(chain_id=31337, common_ancestor_number=block - 1,
-                                                       common_ancestor_hash=random_hash(),
-                                                       orphaned_block_hashes=[orphan_hash],
-                                                       new_head_number=block, new_head_hash=random_hash()))
+    await publish_chain(
+        js,
+        "reorg",
+        cpb.ReorgObserved(
+            chain_id=31337,
+            common_ancestor_number=block - 1,
+            common_ancestor_hash=random_hash(),
+            orphaned_block_hashes=[orphan_hash],
+            new_head_number=block,
+            new_head_hash=random_hash(),
+        ),
+    )
     p = await wait_status(merchant, payment.payment_id, pb.PAYMENT_STATUS_PENDING)
     assert p.amount_received == "0"
     assert p.transfers[0].state == pb.TRANSFER_STATE_ORPHANED
     # A late replay of the orphaned transfer changes nothing.
-    await publish_chain(js, "transfer", transfer_event(payment.deposit_address, 1000, block=block,
-                                                       block_hash=orphan_hash, tx_hash=tx))
+    await publish_chain(
+        js, "transfer", transfer_event(payment.deposit_address, 1000, block=block, block_hash=orphan_hash, tx_hash=tx)
+    )
     # The same tx mined in the canonical block counts.
     await publish_chain(js, "transfer", transfer_event(payment.deposit_address, 1000, block=block + 1, tx_hash=tx))
     await publish_head(js, block + 2)
@@ -177,8 +191,9 @@ async def test_payment_events_reach_nats_once_each_in_order(merchant, js, nats_s
 
 async def test_watch_payment_streams_changes_until_final(merchant, js):
     payment = await merchant.create(amount="1000")
-    stream = merchant.payments.WatchPayment(spb.WatchPaymentRequest(payment_id=payment.payment_id),
-                                            metadata=merchant.auth)
+    stream = merchant.payments.WatchPayment(
+        spb.WatchPaymentRequest(payment_id=payment.payment_id), metadata=merchant.auth
+    )
     seen = []
 
     async def read():
@@ -199,8 +214,12 @@ async def test_watch_payment_streams_changes_until_final(merchant, js):
     # Cancelled payments end the stream by themselves.
     other = await merchant.create(amount="1")
     await merchant.payments.CancelPayment(spb.CancelPaymentRequest(payment_id=other.payment_id), metadata=merchant.auth)
-    replies = [r async for r in merchant.payments.WatchPayment(spb.WatchPaymentRequest(payment_id=other.payment_id),
-                                                               metadata=merchant.auth)]
+    replies = [
+        r
+        async for r in merchant.payments.WatchPayment(
+            spb.WatchPaymentRequest(payment_id=other.payment_id), metadata=merchant.auth
+        )
+    ]
     assert [r.payment.status for r in replies] == [pb.PAYMENT_STATUS_CANCELLED]
 
 
@@ -212,8 +231,9 @@ async def test_head_events_confirm_at_the_depth_each_payment_was_created_with(me
     deep = await merchant.create(amount="1000")
     shallow = await merchant.create(amount="1000")
     async with ledger.engine.begin() as conn:
-        await conn.execute(text("UPDATE payments SET confirmations_required = 4 WHERE id = :id"),
-                           {"id": deep.payment_id})
+        await conn.execute(
+            text("UPDATE payments SET confirmations_required = 4 WHERE id = :id"), {"id": deep.payment_id}
+        )
     block = next_block()
     for p in (deep, shallow):
         await publish_chain(js, "transfer", transfer_event(p.deposit_address, 1000, block=block))
@@ -239,29 +259,51 @@ async def test_gas_topups_are_labelled_in_either_order(merchant, js, ledger_chan
     payment = await merchant.create(asset="TUSD", amount="25000000")
     deposit = payment.deposit_address
     block = next_block()
-    await publish_chain(js, "transfer", transfer_event(deposit, 25_000_000, block=block, token=TOKEN_ADDRESS,
-                                                       log_index=0))
+    await publish_chain(
+        js, "transfer", transfer_event(deposit, 25_000_000, block=block, token=TOKEN_ADDRESS, log_index=0)
+    )
     await publish_head(js, block + 1)
     await wait_status(merchant, payment.payment_id, pb.PAYMENT_STATUS_CONFIRMED)
     internal = igrpc.SweepLedgerServiceStub(ledger_channel)
     auth = bearer(SWEEP_LEDGER_TOKEN)
     worker = "test-topup-labels"
-    jobs = (await internal.ClaimSweeps(ipb.ClaimSweepsRequest(chain_id=31337, limit=500, worker_id=worker,
-                                                               lease_seconds=600), metadata=auth)).jobs
+    jobs = (
+        await internal.ClaimSweeps(
+            ipb.ClaimSweepsRequest(chain_id=31337, limit=500, worker_id=worker, lease_seconds=600), metadata=auth
+        )
+    ).jobs
     assert payment.payment_id in {j.payment_id for j in jobs}
     for job in jobs:  # other tests' payments: give them back at once
         if job.payment_id != payment.payment_id:
-            await internal.ReleaseSweep(ipb.ReleaseSweepRequest(payment_id=job.payment_id, worker_id=worker,
-                                                                error="test", retry_after_seconds=1), metadata=auth)
+            await internal.ReleaseSweep(
+                ipb.ReleaseSweepRequest(
+                    payment_id=job.payment_id, worker_id=worker, error="test", retry_after_seconds=1
+                ),
+                metadata=auth,
+            )
 
     async def record_topup(tx_hash: str, nonce: int) -> None:
-        await internal.RecordSweepTransaction(ipb.RecordSweepTransactionRequest(
-            worker_id=worker,
-            transaction=ipb.SweepTransaction(
-                payment_id=payment.payment_id, chain_id=31337, kind=ipb.SWEEP_TRANSACTION_KIND_GAS_TOPUP,
-                state=ipb.SWEEP_TRANSACTION_STATE_SIGNED, tx_hash=tx_hash, raw_tx=b"\x02signed", nonce=nonce,
-                from_address=GAS_WALLET, to_address=deposit, amount="113000000000000", gas_limit=21_000,
-                max_fee_per_gas="1000000000", max_priority_fee_per_gas="1000000000")), metadata=auth)
+        await internal.RecordSweepTransaction(
+            ipb.RecordSweepTransactionRequest(
+                worker_id=worker,
+                transaction=ipb.SweepTransaction(
+                    payment_id=payment.payment_id,
+                    chain_id=31337,
+                    kind=ipb.SWEEP_TRANSACTION_KIND_GAS_TOPUP,
+                    state=ipb.SWEEP_TRANSACTION_STATE_SIGNED,
+                    tx_hash=tx_hash,
+                    raw_tx=b"\x02signed",
+                    nonce=nonce,
+                    from_address=GAS_WALLET,
+                    to_address=deposit,
+                    amount="113000000000000",
+                    gas_limit=21_000,
+                    max_fee_per_gas="1000000000",
+                    max_priority_fee_per_gas="1000000000",
+                ),
+            ),
+            metadata=auth,
+        )
 
     async def transfers(count: int) -> list[pb.Transfer]:
         async def check():
@@ -290,16 +332,28 @@ async def test_gas_topups_are_labelled_in_either_order(merchant, js, ledger_chan
     await publish_chain(js, "transfer", topup_event(later, block + 3))
     paid, first, second = await transfers(3)
     assert (paid.asset, paid.token_address, paid.kind, paid.credited) == (
-        "TUSD", TOKEN_ADDRESS, pb.TRANSFER_KIND_PAYMENT, True)
+        "TUSD",
+        TOKEN_ADDRESS,
+        pb.TRANSFER_KIND_PAYMENT,
+        True,
+    )
     for topup in (first, second):
         assert (topup.asset, topup.token_address, topup.kind, topup.credited) == (
-            "ETH", "", pb.TRANSFER_KIND_GAS_TOPUP, False)
+            "ETH",
+            "",
+            pb.TRANSFER_KIND_GAS_TOPUP,
+            False,
+        )
         assert topup.from_address == GAS_WALLET
     p = await merchant.get(payment.payment_id)
     assert p.status == pb.PAYMENT_STATUS_CONFIRMED and p.amount_confirmed == "25000000"  # top-ups count for nothing
 
     for tx_hash in (early, later):  # nothing will ever mine these: out of any sweeper's way
-        await internal.UpdateSweepTransaction(ipb.UpdateSweepTransactionRequest(
-            tx_hash=tx_hash, state=ipb.SWEEP_TRANSACTION_STATE_FAILED, error="test"), metadata=auth)
-    await internal.ReleaseSweep(ipb.ReleaseSweepRequest(payment_id=payment.payment_id, worker_id=worker,
-                                                        error="test", retry_after_seconds=1), metadata=auth)
+        await internal.UpdateSweepTransaction(
+            ipb.UpdateSweepTransactionRequest(tx_hash=tx_hash, state=ipb.SWEEP_TRANSACTION_STATE_FAILED, error="test"),
+            metadata=auth,
+        )
+    await internal.ReleaseSweep(
+        ipb.ReleaseSweepRequest(payment_id=payment.payment_id, worker_id=worker, error="test", retry_after_seconds=1),
+        metadata=auth,
+    )

@@ -32,13 +32,17 @@ async def admin(*args: str, **env_vars: str) -> tuple[int, str, str]:
 
 async def secret_in_force(ledger_channel, merchant_id: str) -> str:
     reply = await dgrpc.MerchantDirectoryServiceStub(ledger_channel).GetWebhookTarget(
-        dpb.GetWebhookTargetRequest(merchant_id=merchant_id), metadata=bearer(MERCHANT_DIRECTORY_TOKEN))
+        dpb.GetWebhookTargetRequest(merchant_id=merchant_id), metadata=bearer(MERCHANT_DIRECTORY_TOKEN)
+    )
     return reply.webhook_secret
 
 
 async def test_set_webhook_keeps_the_secret_unless_told_to_rotate(ledger, ledger_channel, merchant, tmp_path):
-    remote = {"PAYMESH_LEDGER_ADDR": f"127.0.0.1:{ledger.port}", "PAYMESH_ADMIN_TOKEN": ADMIN_TOKEN,
-              "PAYMESH_DATA_DIR": str(tmp_path)}  # no local mesh there
+    remote = {
+        "PAYMESH_LEDGER_ADDR": f"127.0.0.1:{ledger.port}",
+        "PAYMESH_ADMIN_TOKEN": ADMIN_TOKEN,
+        "PAYMESH_DATA_DIR": str(tmp_path),
+    }  # no local mesh there
     code, out, err = await admin("set-webhook", merchant.merchant_id, "--url", HOOK, **remote)
     assert code == 0, err
     assert json.loads(out)["webhook_secret"] == merchant.webhook_secret
@@ -46,8 +50,9 @@ async def test_set_webhook_keeps_the_secret_unless_told_to_rotate(ledger, ledger
     assert await secret_in_force(ledger_channel, merchant.merchant_id) == merchant.webhook_secret
 
     # Both at once is refused, nothing changed.
-    code, out, err = await admin("set-webhook", merchant.merchant_id, "--url", HOOK + "2", "--secret", "s" * 20,
-                                 "--rotate-secret", **remote)
+    code, out, err = await admin(
+        "set-webhook", merchant.merchant_id, "--url", HOOK + "2", "--secret", "s" * 20, "--rotate-secret", **remote
+    )
     assert code == 2 and out == "" and "Traceback" not in err
     assert await secret_in_force(ledger_channel, merchant.merchant_id) == merchant.webhook_secret
 
@@ -64,11 +69,20 @@ async def test_rotations_of_the_demo_merchant_reach_the_demo_file(ledger, ledger
     # The files a running `make run` leaves (tools/run_mesh.py), for a mesh whose ledger is this one.
     data = tmp_path / "data"
     data.mkdir()
-    local_mesh.write_state(data, {"pid": os.getpid(), "pid_start": local_mesh.process_start(os.getpid()),
-                                  "ledger": f"127.0.0.1:{ledger.port}", "data_dir": str(data)})
+    local_mesh.write_state(
+        data,
+        {
+            "pid": os.getpid(),
+            "pid_start": local_mesh.process_start(os.getpid()),
+            "ledger": f"127.0.0.1:{ledger.port}",
+            "data_dir": str(data),
+        },
+    )
     (data / "secrets.env").write_text(f"PAYMESH_ADMIN_TOKEN={ADMIN_TOKEN}\n")
-    local_mesh.save_demo(data, {"merchant_id": merchant.merchant_id, "api_key": merchant.api_key,
-                                "webhook_secret": merchant.webhook_secret})
+    local_mesh.save_demo(
+        data,
+        {"merchant_id": merchant.merchant_id, "api_key": merchant.api_key, "webhook_secret": merchant.webhook_secret},
+    )
     (data / "demo.txt").write_text(f"export PAYMESH_API_KEY={merchant.api_key}\n")
     local = {"PAYMESH_DATA_DIR": str(data)}  # no address, no tokens: the local mesh's
 

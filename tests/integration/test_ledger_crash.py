@@ -130,7 +130,8 @@ async def test_outbox_relay_killed_after_publish_publishes_each_event_once(ledge
         merchant.payments = type(merchant.payments)(channel)
         reply = await merchant.payments.CreatePayment(
             spb.CreatePaymentRequest(chain_id=31337, asset="ETH", amount="42", idempotency_key="crash-1"),
-            metadata=merchant.auth)
+            metadata=merchant.auth,
+        )
         assert not reply.created  # the first call's payment survived the crash
 
         async def published():

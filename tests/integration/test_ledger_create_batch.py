@@ -42,13 +42,27 @@ async def pool(postgres):
 def row(merchant_id: str = "m_batch", key: str | None = None) -> dict:
     now = datetime.now(UTC)
     return {
-        "id": keys.new_payment_id(), "merchant_id": merchant_id, "chain_id": 31337, "asset": "ETH",
-        "token_address": None, "decimals": 18, "amount_due": 10**18 + secrets.randbelow(10**6),
-        "merchant_order_id": "", "metadata": {"k": "v"}, "idempotency_key": key, "request_fingerprint": "f" * 64,
-        "deposit_address": "0x" + secrets.token_hex(20), "derivation_index": secrets.randbelow(2**31),
-        "derivation_path": "m/44'/60'/0'/0/1", "confirmations_required": 2, "created_at": now,
-        "expires_at": now + timedelta(hours=1), "from_block": 7, "event_id": str(uuid.uuid4()),
-        "subject": "paymesh.payments.m_batch.created", "payload": b"\x08\x01",
+        "id": keys.new_payment_id(),
+        "merchant_id": merchant_id,
+        "chain_id": 31337,
+        "asset": "ETH",
+        "token_address": None,
+        "decimals": 18,
+        "amount_due": 10**18 + secrets.randbelow(10**6),
+        "merchant_order_id": "",
+        "metadata": {"k": "v"},
+        "idempotency_key": key,
+        "request_fingerprint": "f" * 64,
+        "deposit_address": "0x" + secrets.token_hex(20),
+        "derivation_index": secrets.randbelow(2**31),
+        "derivation_path": "m/44'/60'/0'/0/1",
+        "confirmations_required": 2,
+        "created_at": now,
+        "expires_at": now + timedelta(hours=1),
+        "from_block": 7,
+        "event_id": str(uuid.uuid4()),
+        "subject": "paymesh.payments.m_batch.created",
+        "payload": b"\x08\x01",
     }
 
 

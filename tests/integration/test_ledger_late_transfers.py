@@ -32,8 +32,7 @@ DETECTED, PAID_AFTER_EXPIRY = pb.PAYMENT_STATUS_DETECTED, pb.PAYMENT_STATUS_PAID
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def net(postgres, tmp_path_factory):
-    async with mesh(postgres, tmp_path_factory.mktemp("late"), database="late_transfers",
-                    confirmations=DEPTH) as m:
+    async with mesh(postgres, tmp_path_factory.mktemp("late"), database="late_transfers", confirmations=DEPTH) as m:
         await m.chain.automine(False)  # a block only when a test mines one
         async with m.listener() as app:
             m.app = app
@@ -79,7 +78,8 @@ async def test_a_transfer_mined_after_a_cancel_is_late_though_its_block_time_is_
     payment = await watched_payment(net)
     _, tx, last_block_time = await in_mempool(net, payment.deposit_address)
     reply = await net.merchant.payments.CancelPayment(
-        spb.CancelPaymentRequest(payment_id=payment.payment_id, reason="customer left"), metadata=net.merchant.auth)
+        spb.CancelPaymentRequest(payment_id=payment.payment_id, reason="customer left"), metadata=net.merchant.auth
+    )
     assert reply.payment.status == pb.PAYMENT_STATUS_CANCELLED
     cancelled_at = reply.payment.updated_at.ToDatetime(UTC)
     # The block that includes the transaction says it was made before the cancel:
@@ -116,8 +116,9 @@ async def test_a_transfer_mined_after_the_expiry_committed_is_late_though_its_bl
 async def test_a_late_transfer_reorged_into_another_block_stays_late(net):
     payment = await watched_payment(net)
     raw, tx, last_block_time = await in_mempool(net, payment.deposit_address)
-    await net.merchant.payments.CancelPayment(spb.CancelPaymentRequest(payment_id=payment.payment_id),
-                                              metadata=net.merchant.auth)
+    await net.merchant.payments.CancelPayment(
+        spb.CancelPaymentRequest(payment_id=payment.payment_id), metadata=net.merchant.auth
+    )
     first = await mine_stamped(net, last_block_time)
     seen = await wait_status(net.merchant, payment.payment_id, DETECTED)
     orphan_hash = seen.transfers[0].block_hash
@@ -135,7 +136,11 @@ async def test_a_late_transfer_reorged_into_another_block_stays_late(net):
     assert by_block[orphan_hash].state == pb.TRANSFER_STATE_ORPHANED
     (canonical,) = [t for t in final.transfers if t.block_hash != orphan_hash]
     assert (canonical.tx_hash, canonical.block_number, canonical.state, canonical.late) == (
-        tx, first, pb.TRANSFER_STATE_CONFIRMED, True)
+        tx,
+        first,
+        pb.TRANSFER_STATE_CONFIRMED,
+        True,
+    )
     assert "confirmed" not in await event_types(net, payment.payment_id)
 
 
@@ -145,8 +150,9 @@ async def test_a_transfer_recorded_before_a_cancel_keeps_its_status_and_the_canc
     await net.chain.mine(1)
     await wait_status(net.merchant, payment.payment_id, DETECTED)
     with pytest.raises(grpc.aio.AioRpcError) as err:
-        await net.merchant.payments.CancelPayment(spb.CancelPaymentRequest(payment_id=payment.payment_id),
-                                                  metadata=net.merchant.auth)
+        await net.merchant.payments.CancelPayment(
+            spb.CancelPaymentRequest(payment_id=payment.payment_id), metadata=net.merchant.auth
+        )
     assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert f"payment {payment.payment_id} is detected" in err.value.details()
     await net.chain.mine(DEPTH - 1)

@@ -19,8 +19,13 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 
 async def test_create_get_list_round_trip(merchant):
-    created = await merchant.create(amount="1500000", asset="tusd", merchant_order_id="order-1",
-                                    metadata={"sku": "book"}, idempotency_key="k-round-trip")
+    created = await merchant.create(
+        amount="1500000",
+        asset="tusd",
+        merchant_order_id="order-1",
+        metadata={"sku": "book"},
+        idempotency_key="k-round-trip",
+    )
     assert created.status == pb.PAYMENT_STATUS_PENDING
     assert created.asset == "TUSD" and created.decimals == 6
     assert created.token_address == "0x5FbDB2315678afecb367f032d93F642f64180aa3"
@@ -44,8 +49,12 @@ async def test_each_payment_gets_a_fresh_address(merchant):
 async def test_idempotent_create_under_concurrent_retries(merchant):
     request = dict(amount="777", idempotency_key="same-key", merchant_order_id="o-7")
     replies = await asyncio.gather(
-        *(merchant.payments.CreatePayment(spb.CreatePaymentRequest(chain_id=31337, asset="ETH", **request),
-                                          metadata=merchant.auth) for _ in range(20))
+        *(
+            merchant.payments.CreatePayment(
+                spb.CreatePaymentRequest(chain_id=31337, asset="ETH", **request), metadata=merchant.auth
+            )
+            for _ in range(20)
+        )
     )
     ids = {r.payment.payment_id for r in replies}
     assert len(ids) == 1
@@ -72,8 +81,10 @@ async def test_same_key_other_expiry_is_refused(merchant):
     }
     other = {
         "k-in": [dict(expires_in=Duration(seconds=601)), dict(expires_at=at), {}],
-        "k-at": [dict(expires_at=timestamp(datetime.now(UTC) + timedelta(hours=3))),
-                 dict(expires_in=Duration(seconds=7200))],
+        "k-at": [
+            dict(expires_at=timestamp(datetime.now(UTC) + timedelta(hours=3))),
+            dict(expires_in=Duration(seconds=7200)),
+        ],
         "k-default": [dict(expires_in=Duration(seconds=3600))],  # the default's length, asked for explicitly
     }
     for key, expiry in first.items():
@@ -105,8 +116,9 @@ async def test_paging_and_filters(merchant):
     created = [await merchant.create(amount=str(10 + i), merchant_order_id=f"o{i % 2}") for i in range(7)]
     seen, token = [], ""
     for _ in range(10):
-        page = await merchant.payments.ListPayments(spb.ListPaymentsRequest(page_size=3, page_token=token),
-                                                    metadata=merchant.auth)
+        page = await merchant.payments.ListPayments(
+            spb.ListPaymentsRequest(page_size=3, page_token=token), metadata=merchant.auth
+        )
         seen += [p.payment_id for p in page.payments]
         token = page.next_page_token
         if not token:
@@ -115,17 +127,20 @@ async def test_paging_and_filters(merchant):
     odd = await merchant.payments.ListPayments(spb.ListPaymentsRequest(merchant_order_id="o1"), metadata=merchant.auth)
     assert len(odd.payments) == 3
     cancelled = await merchant.payments.ListPayments(
-        spb.ListPaymentsRequest(statuses=[pb.PAYMENT_STATUS_CANCELLED]), metadata=merchant.auth)
+        spb.ListPaymentsRequest(statuses=[pb.PAYMENT_STATUS_CANCELLED]), metadata=merchant.auth
+    )
     assert len(cancelled.payments) == 0
 
 
 async def test_cancel_pending_payment(merchant):
     payment = await merchant.create(amount="9")
-    reply = await merchant.payments.CancelPayment(spb.CancelPaymentRequest(payment_id=payment.payment_id, reason="oos"),
-                                                  metadata=merchant.auth)
+    reply = await merchant.payments.CancelPayment(
+        spb.CancelPaymentRequest(payment_id=payment.payment_id, reason="oos"), metadata=merchant.auth
+    )
     assert reply.payment.status == pb.PAYMENT_STATUS_CANCELLED
-    again = await merchant.payments.CancelPayment(spb.CancelPaymentRequest(payment_id=payment.payment_id),
-                                                  metadata=merchant.auth)
+    again = await merchant.payments.CancelPayment(
+        spb.CancelPaymentRequest(payment_id=payment.payment_id), metadata=merchant.auth
+    )
     assert again.payment.status == pb.PAYMENT_STATUS_CANCELLED
 
 
@@ -137,7 +152,11 @@ BAD_CREATES = [
     (dict(amount=""), grpc.StatusCode.INVALID_ARGUMENT, "required"),
     (dict(amount="0"), grpc.StatusCode.INVALID_ARGUMENT, "greater than zero"),
     (dict(amount=str(2**256)), grpc.StatusCode.INVALID_ARGUMENT, "2^256"),
-    (dict(amount="1" * 100), grpc.StatusCode.INVALID_ARGUMENT, "has 100 digits; the largest EVM amount (2^256-1) has 78"),
+    (
+        dict(amount="1" * 100),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "has 100 digits; the largest EVM amount (2^256-1) has 78",
+    ),
     (dict(amount="1" * 100_000), grpc.StatusCode.INVALID_ARGUMENT, "has 100000 digits"),
     (dict(amount="007"), grpc.StatusCode.INVALID_ARGUMENT, "must not start with a zero; write '7'"),
     (dict(amount="00"), grpc.StatusCode.INVALID_ARGUMENT, "must not start with a zero"),
@@ -147,7 +166,11 @@ BAD_CREATES = [
     (dict(chain_id=0), grpc.StatusCode.INVALID_ARGUMENT, "chain_id is required"),
     (dict(asset="DOGE"), grpc.StatusCode.NOT_FOUND, "not configured on chain 31337"),
     (dict(asset=""), grpc.StatusCode.INVALID_ARGUMENT, "asset is required"),
-    (dict(expires_at=timestamp(datetime.now(UTC) - timedelta(minutes=5))), grpc.StatusCode.INVALID_ARGUMENT, "in the past"),
+    (
+        dict(expires_at=timestamp(datetime.now(UTC) - timedelta(minutes=5))),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "in the past",
+    ),
     (dict(expires_in=Duration(seconds=5)), grpc.StatusCode.INVALID_ARGUMENT, "between 1 minute and 30 days"),
     (dict(expires_in=Duration(seconds=-60)), grpc.StatusCode.INVALID_ARGUMENT, "positive"),
     (dict(metadata={f"k{i}": "v" for i in range(40)}), grpc.StatusCode.INVALID_ARGUMENT, "at most 32"),

@@ -37,8 +37,10 @@ def test_0002_splits_native_amount_swept_into_treasury_fee_and_dust(postgres):
             await conn.close()
 
     async def seed():
-        await run("INSERT INTO merchants (id, name, api_key_hash, api_key_prefix, xpub, derivation_path) "
-                  "VALUES ('mch_1', 'shop', 'h', 'p', 'xpub', 'm/44''/60''/0''')")
+        await run(
+            "INSERT INTO merchants (id, name, api_key_hash, api_key_prefix, xpub, derivation_path) "
+            "VALUES ('mch_1', 'shop', 'h', 'p', 'xpub', 'm/44''/60''/0''')"
+        )
         token_address = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
         for pid, token, swept in (("pay_native", None, gross), ("pay_token", token_address, 25_000_000)):
             await run(
@@ -46,20 +48,35 @@ def test_0002_splits_native_amount_swept_into_treasury_fee_and_dust(postgres):
                 "amount_received, amount_confirmed, amount_swept, status, request_fingerprint, deposit_address, "
                 "derivation_index, derivation_path, confirmations_required, created_at, updated_at, expires_at) "
                 "VALUES ($1, 'mch_1', 31337, 'X', $2, 18, $3, $3, $3, $3, 'swept', 'f', '0xdep', 0, 'm/0', 2, "
-                "now(), now(), now())", pid, token, swept)
+                "now(), now(), now())",
+                pid,
+                token,
+                swept,
+            )
             await run(
                 "INSERT INTO sweep_transactions (payment_id, merchant_id, chain_id, kind, state, tx_hash, raw_tx, "
                 "nonce, from_address, to_address, amount, gas_limit, max_fee_per_gas, completed) "
                 "VALUES ($1, 'mch_1', 31337, 'sweep', 'confirmed', $2, '\\x00', 0, '0xdep', '0xtre', $3, $4, $5, true)",
-                pid, "0x" + pid[-1] * 64, value if token is None else swept, gas, fee_cap)
+                pid,
+                "0x" + pid[-1] * 64,
+                value if token is None else swept,
+                gas,
+                fee_cap,
+            )
 
     asyncio.run(seed())
     migrate(url)
     rows = {r["id"]: r for r in asyncio.run(run("SELECT id, amount_swept, sweep_fee, sweep_dust FROM payments"))}
     assert (rows["pay_native"]["amount_swept"], rows["pay_native"]["sweep_fee"], rows["pay_native"]["sweep_dust"]) == (
-        value, gas * fee_cap, reserve)
+        value,
+        gas * fee_cap,
+        reserve,
+    )
     assert (rows["pay_token"]["amount_swept"], rows["pay_token"]["sweep_fee"], rows["pay_token"]["sweep_dust"]) == (
-        25_000_000, 0, 0)
+        25_000_000,
+        0,
+        0,
+    )
     command.downgrade(alembic_config(url), "0001")
     rows = {r["id"]: r for r in asyncio.run(run("SELECT id, amount_swept FROM payments"))}
     assert rows["pay_native"]["amount_swept"] == gross and rows["pay_token"]["amount_swept"] == 25_000_000
@@ -86,26 +103,40 @@ def test_0003_names_existing_transfers_asset_and_gas_topups(postgres):
             await conn.close()
 
     async def seed():
-        await run("INSERT INTO merchants (id, name, api_key_hash, api_key_prefix, xpub, derivation_path) "
-                  "VALUES ('mch_1', 'shop', 'h', 'p', 'xpub', 'm/44''/60''/0''')")
+        await run(
+            "INSERT INTO merchants (id, name, api_key_hash, api_key_prefix, xpub, derivation_path) "
+            "VALUES ('mch_1', 'shop', 'h', 'p', 'xpub', 'm/44''/60''/0''')"
+        )
         await run(
             "INSERT INTO payments (id, merchant_id, chain_id, asset, token_address, decimals, amount_due, "
             "status, request_fingerprint, deposit_address, derivation_index, derivation_path, "
             "confirmations_required, created_at, updated_at, expires_at) VALUES ('pay_t', 'mch_1', 31337, 'TUSD', "
-            "$1, 6, 5, 'confirmed', 'f', '0xdep', 0, 'm/0', 2, now(), now(), now())", token_address)
+            "$1, 6, 5, 'confirmed', 'f', '0xdep', 0, 'm/0', 2, now(), now(), now())",
+            token_address,
+        )
         await run(
             "INSERT INTO sweep_transactions (payment_id, merchant_id, chain_id, kind, state, tx_hash, raw_tx, nonce, "
             "from_address, to_address, amount, gas_limit, max_fee_per_gas) VALUES ('pay_t', 'mch_1', 31337, "
-            "'gas_topup', 'confirmed', $1, '\\x00', 0, '0xgas', '0xdep', 9, 21000, 1)", topup_hash)
-        for tx_hash, token, credited in ((paid_hash, token_address, True), (topup_hash, None, False),
-                                         (stray_hash, None, False)):
+            "'gas_topup', 'confirmed', $1, '\\x00', 0, '0xgas', '0xdep', 9, 21000, 1)",
+            topup_hash,
+        )
+        for tx_hash, token, credited in (
+            (paid_hash, token_address, True),
+            (topup_hash, None, False),
+            (stray_hash, None, False),
+        ):
             await run(
                 "INSERT INTO transfers (chain_id, tx_hash, log_index, block_hash, block_number, block_timestamp, "
                 "from_address, to_address, token_address, amount, payment_id, state, credited) VALUES (31337, $1, "
-                "-1, $1, 1, now(), '0xfrom', '0xdep', $2, 5, 'pay_t', 'confirmed', $3)", tx_hash, token, credited)
+                "-1, $1, 1, now(), '0xfrom', '0xdep', $2, 5, 'pay_t', 'confirmed', $3)",
+                tx_hash,
+                token,
+                credited,
+            )
 
     asyncio.run(seed())
     migrate(url)
-    rows = {r["tx_hash"]: (r["asset"], r["kind"])
-            for r in asyncio.run(run("SELECT tx_hash, asset, kind FROM transfers"))}
+    rows = {
+        r["tx_hash"]: (r["asset"], r["kind"]) for r in asyncio.run(run("SELECT tx_hash, asset, kind FROM transfers"))
+    }
     assert rows == {paid_hash: ("TUSD", "payment"), topup_hash: ("", "gas_topup"), stray_hash: ("", "payment")}

@@ -49,27 +49,55 @@ async def expect_invalid(call, request, text: str) -> None:
 async def test_sweep_bookkeeping_refuses_what_its_columns_cannot_hold(ledger_channel, merchant, js):
     internal = igrpc.SweepLedgerServiceStub(ledger_channel)
     payment = await confirmed_payment(merchant, js)
-    await expect_invalid(internal.ClaimSweeps, ipb.ClaimSweepsRequest(chain_id=31337, worker_id="w" * 129, limit=500,
-                                                                       lease_seconds=60),
-                         "worker_id must be 1 to 128 characters")
+    await expect_invalid(
+        internal.ClaimSweeps,
+        ipb.ClaimSweepsRequest(chain_id=31337, worker_id="w" * 129, limit=500, lease_seconds=60),
+        "worker_id must be 1 to 128 characters",
+    )
     worker = "worker-sweep-input-test"
-    claimed = await internal.ClaimSweeps(ipb.ClaimSweepsRequest(chain_id=31337, worker_id=worker, limit=500,
-                                                                lease_seconds=60), metadata=AUTH)
+    claimed = await internal.ClaimSweeps(
+        ipb.ClaimSweepsRequest(chain_id=31337, worker_id=worker, limit=500, lease_seconds=60), metadata=AUTH
+    )
     assert payment.payment_id in [j.payment_id for j in claimed.jobs]
     try:
-        def tx(**fields) -> ipb.RecordSweepTransactionRequest:
-            return ipb.RecordSweepTransactionRequest(worker_id=worker, transaction=ipb.SweepTransaction(**{
-                "payment_id": payment.payment_id, "kind": ipb.SWEEP_TRANSACTION_KIND_SWEEP, "tx_hash": random_hash(),
-                "raw_tx": b"\x02\xf8", "from_address": payment.deposit_address, "to_address": TREASURY,
-                "amount": "1000", "gas_limit": 21_000, "max_fee_per_gas": "1", **fields}))
 
-        await expect_invalid(internal.RecordSweepTransaction, tx(replaces_tx_hash="0x" + "ab" * 40),
-                             "transaction.replaces_tx_hash must be 0x followed by 64 hex digits")
-        await expect_invalid(internal.RecordSweepTransaction, tx(token_address="0x" + "1" * 50),
-                             "transaction.token_address is not an EVM address")
-        listed = await internal.ListSweepTransactions(ipb.ListSweepTransactionsRequest(payment_id=payment.payment_id),
-                                                      metadata=AUTH)
+        def tx(**fields) -> ipb.RecordSweepTransactionRequest:
+            return ipb.RecordSweepTransactionRequest(
+                worker_id=worker,
+                transaction=ipb.SweepTransaction(
+                    **{
+                        "payment_id": payment.payment_id,
+                        "kind": ipb.SWEEP_TRANSACTION_KIND_SWEEP,
+                        "tx_hash": random_hash(),
+                        "raw_tx": b"\x02\xf8",
+                        "from_address": payment.deposit_address,
+                        "to_address": TREASURY,
+                        "amount": "1000",
+                        "gas_limit": 21_000,
+                        "max_fee_per_gas": "1",
+                        **fields,
+                    }
+                ),
+            )
+
+        await expect_invalid(
+            internal.RecordSweepTransaction,
+            tx(replaces_tx_hash="0x" + "ab" * 40),
+            "transaction.replaces_tx_hash must be 0x followed by 64 hex digits",
+        )
+        await expect_invalid(
+            internal.RecordSweepTransaction,
+            tx(token_address="0x" + "1" * 50),
+            "transaction.token_address is not an EVM address",
+        )
+        listed = await internal.ListSweepTransactions(
+            ipb.ListSweepTransactionsRequest(payment_id=payment.payment_id), metadata=AUTH
+        )
         assert list(listed.transactions) == []
     finally:
-        await internal.ReleaseSweep(ipb.ReleaseSweepRequest(payment_id=payment.payment_id, worker_id=worker,
-                                                            error="test done", retry_after_seconds=1), metadata=AUTH)
+        await internal.ReleaseSweep(
+            ipb.ReleaseSweepRequest(
+                payment_id=payment.payment_id, worker_id=worker, error="test done", retry_after_seconds=1
+            ),
+            metadata=AUTH,
+        )

@@ -210,14 +210,23 @@ async def test_rescan_republishes_and_bad_input_is_refused(net):
 
         head = await net.chain.block_number()
         cases = [
-            (lpb.RescanRequest(chain_id=CHAIN_ID, from_block=10, to_block=5), grpc.StatusCode.INVALID_ARGUMENT,
-             "after"),
-            (lpb.RescanRequest(chain_id=CHAIN_ID, from_block=1, to_block=head + 1000), grpc.StatusCode.INVALID_ARGUMENT,
-             "beyond the chain head"),
+            (
+                lpb.RescanRequest(chain_id=CHAIN_ID, from_block=10, to_block=5),
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "after",
+            ),
+            (
+                lpb.RescanRequest(chain_id=CHAIN_ID, from_block=1, to_block=head + 1000),
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "beyond the chain head",
+            ),
             (lpb.RescanRequest(chain_id=999, from_block=1, to_block=2), grpc.StatusCode.NOT_FOUND, "not watched"),
             (lpb.RescanRequest(chain_id=0, from_block=1, to_block=2), grpc.StatusCode.INVALID_ARGUMENT, "chain_id"),
-            (lpb.RescanRequest(chain_id=CHAIN_ID, from_block=0, to_block=10**9), grpc.StatusCode.INVALID_ARGUMENT,
-             "split it"),
+            (
+                lpb.RescanRequest(chain_id=CHAIN_ID, from_block=0, to_block=10**9),
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "split it",
+            ),
         ]
         for request, code, words in cases:
             with pytest.raises(grpc.aio.AioRpcError) as err:
@@ -231,8 +240,9 @@ async def test_rescan_republishes_and_bad_input_is_refused(net):
             await stub.GetStatus(lpb.GetStatusRequest())
         assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
         with pytest.raises(grpc.aio.AioRpcError) as err:
-            await stub.Rescan(lpb.RescanRequest(chain_id=CHAIN_ID, from_block=1, to_block=1),
-                              metadata=bearer("wrong-token"))
+            await stub.Rescan(
+                lpb.RescanRequest(chain_id=CHAIN_ID, from_block=1, to_block=1), metadata=bearer("wrong-token")
+            )
         assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
 
 
@@ -248,9 +258,18 @@ async def test_pay_cli_pays_a_payment_and_grpcurl_sees_the_listener(net):
     payment = await watched_payment(net, asset="TUSD", amount="1234567")
     env = {**os.environ, "PAYMESH_API_KEY": net.merchant.api_key}
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tools.pay", "--ledger", f"127.0.0.1:{net.ledger.port}", "--payment-id",
-        payment.payment_id, "--rpc", net.anvil.http_url, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "tools.pay",
+        "--ledger",
+        f"127.0.0.1:{net.ledger.port}",
+        "--payment-id",
+        payment.payment_id,
+        "--rpc",
+        net.anvil.http_url,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
     assert proc.returncode == 0, err.decode()
@@ -264,9 +283,16 @@ async def test_pay_cli_pays_a_payment_and_grpcurl_sees_the_listener(net):
     if grpcurl is None:
         pytest.skip("grpcurl is not installed")
     proc = await asyncio.create_subprocess_exec(
-        grpcurl, "-plaintext", "-H", f"authorization: Bearer {ADMIN_TOKEN}", "-d", f'{{"chain_id": {CHAIN_ID}}}',
-        f"127.0.0.1:{net.app.port}", "paymesh.listener.v1.ListenerService/GetStatus",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        grpcurl,
+        "-plaintext",
+        "-H",
+        f"authorization: Bearer {ADMIN_TOKEN}",
+        "-d",
+        f'{{"chain_id": {CHAIN_ID}}}',
+        f"127.0.0.1:{net.app.port}",
+        "paymesh.listener.v1.ListenerService/GetStatus",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
     assert proc.returncode == 0, err.decode()

@@ -36,6 +36,8 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 DETECTED = pb.PAYMENT_STATUS_DETECTED
 CONFIRMED = pb.PAYMENT_STATUS_CONFIRMED
+
+
 def isolated() -> dict[str, str]:
     return isolated_buckets("faults")
 
@@ -56,8 +58,10 @@ async def test_websocket_drop_falls_back_to_polling_and_reconnects(net):
     chains = net.write_chains("ws-proxy.yaml", net.anvil.http_url, f"ws://127.0.0.1:{proxy.port}")
     before = metric("paymesh_listener_reconnects_total", chain_id=str(CHAIN_ID), what="websocket")
     try:
-        async with net.listener(chains_file=chains, ws_backoff_max_seconds=0.5, poll_interval_seconds=0.2,
-                                **isolated()) as app:
+        async with net.listener(
+            chains_file=chains, ws_backoff_max_seconds=0.5, poll_interval_seconds=0.2, **isolated()
+        ) as app:
+
             async def mode(expected):
                 s = await status(app.port)
                 return s if s.mode == expected else None
@@ -137,8 +141,9 @@ async def test_reorg_rolls_back_orphaned_transfer_and_credits_canonical_one(net)
         await wait_cursor(app.port, base)
         snapshot = await net.chain.snapshot()
         raw1, tx1 = await net.chain.signed(6, to=payment.deposit_address, value=7000)
-        nonce = int(await net.chain.rpc("eth_getTransactionCount", "0x976EA74026E726554dB657fA54763abd0C3a0aa9",
-                                        "latest"), 16)
+        nonce = int(
+            await net.chain.rpc("eth_getTransactionCount", "0x976EA74026E726554dB657fA54763abd0C3a0aa9", "latest"), 16
+        )
         await net.chain.send_raw(raw1)
         await net.chain.receipt(tx1)
         detected = await wait_status(net.merchant, payment.payment_id, DETECTED)
@@ -147,8 +152,9 @@ async def test_reorg_rolls_back_orphaned_transfer_and_credits_canonical_one(net)
         # The block is replaced by a branch where the same account paid with
         # another transaction (same nonce), and that branch grows longer.
         await net.chain.revert(snapshot)
-        raw2, tx2 = await net.chain.signed(6, to=payment.deposit_address, value=7000, data="0x01", gas=30_000,
-                                           nonce=nonce)
+        raw2, tx2 = await net.chain.signed(
+            6, to=payment.deposit_address, value=7000, data="0x01", gas=30_000, nonce=nonce
+        )
         await net.chain.send_raw(raw2)
         await net.chain.receipt(tx2)
         await net.chain.mine(2)
@@ -161,8 +167,11 @@ async def test_reorg_rolls_back_orphaned_transfer_and_credits_canonical_one(net)
 
         final = await eventually(settled, timeout=20)
         assert final.amount_confirmed == "7000"
-        canonical = {(await net.chain.block(t.block_number))["hash"] for t in final.transfers
-                     if t.state != pb.TRANSFER_STATE_ORPHANED}
+        canonical = {
+            (await net.chain.block(t.block_number))["hash"]
+            for t in final.transfers
+            if t.state != pb.TRANSFER_STATE_ORPHANED
+        }
         assert orphaned_hash not in canonical
         assert metric("paymesh_listener_reorgs_total", chain_id=str(CHAIN_ID)) >= 1
 
@@ -177,8 +186,13 @@ async def test_anvil_reorg_of_the_head_block(net):
         # Replace the last block by one where the payer sent another transaction
         # (same nonce, so the first one can never be mined again).
         nonce = int((await net.chain.rpc("eth_getTransactionByHash", tx1))["nonce"], 16)
-        raw, tx = await net.chain.signed(0, to="0x5FbDB2315678afecb367f032d93F642f64180aa3",
-                                         data=_calldata(payment.deposit_address, 9000), gas=100_001, nonce=nonce)
+        raw, tx = await net.chain.signed(
+            0,
+            to="0x5FbDB2315678afecb367f032d93F642f64180aa3",
+            data=_calldata(payment.deposit_address, 9000),
+            gas=100_001,
+            nonce=nonce,
+        )
         await net.chain.reorg(1, [(raw, 0)])
         await net.chain.mine(2)
 
@@ -186,8 +200,11 @@ async def test_anvil_reorg_of_the_head_block(net):
             p = await net.merchant.get(payment.payment_id)
             live = [t for t in p.transfers if t.state != pb.TRANSFER_STATE_ORPHANED]
             gone = [t for t in p.transfers if t.block_hash == old_hash]
-            if p.status in (CONFIRMED, pb.PAYMENT_STATUS_OVERPAID) and live and gone and all(
-                t.state == pb.TRANSFER_STATE_ORPHANED for t in gone
+            if (
+                p.status in (CONFIRMED, pb.PAYMENT_STATUS_OVERPAID)
+                and live
+                and gone
+                and all(t.state == pb.TRANSFER_STATE_ORPHANED for t in gone)
             ):
                 return p
             return None
@@ -224,8 +241,9 @@ async def test_unreachable_rpc_reports_not_serving(net):
             s = (await stub.GetStatus(lpb.GetStatusRequest(chain_id=CHAIN_ID), metadata=bearer(ADMIN_TOKEN))).chains[0]
             assert s.mode == lpb.CONNECTION_MODE_DISCONNECTED and s.last_error
             with pytest.raises(grpc.aio.AioRpcError) as err:
-                await stub.Rescan(lpb.RescanRequest(chain_id=CHAIN_ID, from_block=1, to_block=1),
-                                  metadata=bearer(ADMIN_TOKEN))
+                await stub.Rescan(
+                    lpb.RescanRequest(chain_id=CHAIN_ID, from_block=1, to_block=1), metadata=bearer(ADMIN_TOKEN)
+                )
             assert err.value.code() == grpc.StatusCode.UNAVAILABLE and "unreachable" in err.value.details()
 
 

@@ -59,8 +59,11 @@ async def test_internal_transfers_credited_and_reverted_ones_never(net, method):
             # One transaction pays two deposit addresses; the send to the forwarder
             # itself in between fails (it has no receive function) and is skipped.
             split = await net.chain.call(
-                fwd, "split(address[],uint256[])",
-                [split_a.deposit_address, fwd, split_b.deposit_address], [5000, 1, 7000], value=12_001,
+                fwd,
+                "split(address[],uint256[])",
+                [split_a.deposit_address, fwd, split_b.deposit_address],
+                [5000, 1, 7000],
+                value=12_001,
             )
             # A call that pays `undone`, inside a call that then reverts: the
             # transaction succeeds, the payment never happened.
@@ -115,8 +118,9 @@ async def test_both_trace_methods_give_the_same_event_ids(net):
             async with net.listener(chains_file=chains, **isolated_buckets("internal")) as app:
                 await wait_watching_all(app.port, net.database_url)
                 if block is None:
-                    await net.chain.call(net.forwarder, "split(address[],uint256[])", [payment.deposit_address],
-                                         [4000], value=4000)
+                    await net.chain.call(
+                        net.forwarder, "split(address[],uint256[])", [payment.deposit_address], [4000], value=4000
+                    )
                     await net.chain.mine(1)
                 else:
                     # This listener starts at the head: scan the payment's block again.
@@ -147,8 +151,9 @@ async def test_a_node_that_leaves_out_tx_hashes_in_call_traces(net):
         async with net.listener(chains_file=chains, **isolated_buckets("internal")) as app:
             payment = await net.merchant.create(amount="2500")
             await wait_watching_all(app.port, net.database_url)
-            receipt = await net.chain.call(net.forwarder, "split(address[],uint256[])", [payment.deposit_address],
-                                           [2500], value=2500)
+            receipt = await net.chain.call(
+                net.forwarder, "split(address[],uint256[])", [payment.deposit_address], [2500], value=2500
+            )
             await net.chain.mine(1)
             done = await wait_status(net.merchant, payment.payment_id, CONFIRMED)
             assert [t.tx_hash for t in done.transfers] == [receipt["transactionHash"]]
@@ -168,8 +173,9 @@ async def test_a_node_without_the_trace_method_gets_a_clear_error_not_a_silent_s
         async with net.listener(chains_file=chains, **buckets) as app:
             payment = await net.merchant.create(amount="3000")
             await wait_watching_all(app.port, net.database_url)
-            receipt = await net.chain.call(net.forwarder, "split(address[],uint256[])", [payment.deposit_address],
-                                           [3000], value=3000)
+            receipt = await net.chain.call(
+                net.forwarder, "split(address[],uint256[])", [payment.deposit_address], [3000], value=3000
+            )
 
             async def refused():
                 s = await status(app.port)
@@ -196,7 +202,8 @@ async def test_a_node_without_the_trace_method_gets_a_clear_error_not_a_silent_s
 async def _chain_serving(port: int, serving: bool) -> bool:
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
         reply = await health_pb2_grpc.HealthStub(channel).Check(
-            health_pb2.HealthCheckRequest(service=chain_health_name(SERVICE, CHAIN_ID)), timeout=5)
+            health_pb2.HealthCheckRequest(service=chain_health_name(SERVICE, CHAIN_ID)), timeout=5
+        )
     return (reply.status == health_pb2.HealthCheckResponse.SERVING) == serving
 
 
@@ -215,5 +222,8 @@ async def _first_block_seen(tap: TransferTap, address: str) -> int:
 async def _rescan(port: int, block: int) -> None:
     channel, stub = listener_stub(port)
     async with channel:
-        await stub.Rescan(lpb.RescanRequest(chain_id=CHAIN_ID, from_block=block, to_block=block),
-                          metadata=bearer(ADMIN_TOKEN), timeout=30)
+        await stub.Rescan(
+            lpb.RescanRequest(chain_id=CHAIN_ID, from_block=block, to_block=block),
+            metadata=bearer(ADMIN_TOKEN),
+            timeout=30,
+        )

@@ -46,8 +46,9 @@ async def merchant_with_stored_url(ledger, ledger_channel, url: str) -> Merchant
 
     merchant = await hooked_merchant(ledger_channel)
     async with ledger.engine.begin() as conn:
-        await conn.execute(text("UPDATE merchants SET webhook_url = :url WHERE id = :id"),
-                           {"url": url, "id": merchant.merchant_id})
+        await conn.execute(
+            text("UPDATE merchants SET webhook_url = :url WHERE id = :id"), {"url": url, "id": merchant.merchant_id}
+        )
     return merchant
 
 
@@ -94,11 +95,20 @@ async def test_delivers_signed_event_the_helper_verifies(notifier, notifier_chan
     with pytest.raises(WebhookVerificationError):
         verify(request.body, request.headers["paymesh-signature"], "whsec_wrong", tolerance=60)
     with pytest.raises(WebhookVerificationError):
-        verify(request.body.replace(b"123456789", b"999999999"), request.headers["paymesh-signature"],
-               merchant.webhook_secret, tolerance=60)
+        verify(
+            request.body.replace(b"123456789", b"999999999"),
+            request.headers["paymesh-signature"],
+            merchant.webhook_secret,
+            tolerance=60,
+        )
     with pytest.raises(WebhookVerificationError):
-        verify(request.body, request.headers["paymesh-signature"], merchant.webhook_secret, tolerance=60,
-               now=time.time() + 3600)
+        verify(
+            request.body,
+            request.headers["paymesh-signature"],
+            merchant.webhook_secret,
+            tolerance=60,
+            now=time.time() + 3600,
+        )
 
     # The delivery is recorded: one successful attempt, visible to the merchant and the operator.
     mine = NotifierClient(notifier_channel, merchant.api_key)
@@ -183,10 +193,18 @@ async def _attempts(client: NotifierClient, delivery_id: str, n: int) -> bool:
 async def test_hanging_receiver_times_out_and_does_not_block_another_merchant(
     postgres, nats_server, ledger, ledger_channel
 ):
-    async with running_notifier(
-        postgres, nats_server.url, ledger.port, request_timeout_seconds=3.0, lease_seconds=8.0,
-        per_merchant_concurrency=2, retry_schedule="30s",
-    ) as app, grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel:
+    async with (
+        running_notifier(
+            postgres,
+            nats_server.url,
+            ledger.port,
+            request_timeout_seconds=3.0,
+            lease_seconds=8.0,
+            per_merchant_concurrency=2,
+            retry_schedule="30s",
+        ) as app,
+        grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel,
+    ):
         async with WebhookReceiver(hang()) as stuck, WebhookReceiver(ok()) as healthy:
             slow_merchant = await hooked_merchant(ledger_channel, stuck.url)
             fast_merchant = await hooked_merchant(ledger_channel, healthy.url)
@@ -217,9 +235,12 @@ async def test_hanging_receiver_times_out_and_does_not_block_another_merchant(
 
 
 async def test_private_address_is_refused_unless_allowed(postgres, nats_server, ledger, ledger_channel):
-    async with running_notifier(
-        postgres, nats_server.url, ledger.port, allow_private_webhooks=False, retry_schedule=""
-    ) as app, grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel:
+    async with (
+        running_notifier(
+            postgres, nats_server.url, ledger.port, allow_private_webhooks=False, retry_schedule=""
+        ) as app,
+        grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel,
+    ):
         async with WebhookReceiver(ok()) as receiver:
             merchant = await hooked_merchant(ledger_channel, receiver.url)
             mine = NotifierClient(channel, merchant.api_key)
@@ -232,7 +253,9 @@ async def test_private_address_is_refused_unless_allowed(postgres, nats_server, 
             assert "PAYMESH_ALLOW_PRIVATE_WEBHOOKS" in delivery.last_error
 
             # A cloud metadata address is refused too (whatever the setting, see below).
-            metadata = await merchant_with_stored_url(ledger, ledger_channel, "http://169.254.169.254/latest/meta-data/")
+            metadata = await merchant_with_stored_url(
+                ledger, ledger_channel, "http://169.254.169.254/latest/meta-data/"
+            )
             meta_client = NotifierClient(channel, metadata.api_key)
             await metadata.create()
             found = await eventually(lambda: _dead(meta_client, 1), timeout=10)
@@ -288,8 +311,9 @@ async def test_send_test_event(ledger_channel, notifier_channel, admin):
         assert delivery.state == SUCCEEDED and delivery.event_type == "test"
         assert [(a.number, a.status_code) for a in delivery.attempts] == [(1, 200)]
         assert len(receiver.requests) == 1
-        event = verify(receiver.requests[0].body, receiver.requests[0].headers["paymesh-signature"],
-                       merchant.webhook_secret)
+        event = verify(
+            receiver.requests[0].body, receiver.requests[0].headers["paymesh-signature"], merchant.webhook_secret
+        )
         assert event["type"] == "payment.test" and event["id"] == delivery.event_id
         assert event["data"]["payment"]["merchant_id"] == merchant.merchant_id
 

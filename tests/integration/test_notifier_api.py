@@ -186,8 +186,9 @@ async def test_credentials(two_merchants, channel, ledger_channel, receiver):
     client = NotifierClient(channel, merchant.api_key)
     assert (await client.list()).deliveries == []
     admin = agrpc.MerchantAdminServiceStub(ledger_channel)
-    await admin.DisableMerchant(apb.DisableMerchantRequest(merchant_id=merchant.merchant_id),
-                                metadata=bearer(ADMIN_TOKEN))
+    await admin.DisableMerchant(
+        apb.DisableMerchantRequest(merchant_id=merchant.merchant_id), metadata=bearer(ADMIN_TOKEN)
+    )
 
     async def refused():
         try:
@@ -204,8 +205,13 @@ def payment_event(merchant_id: str, event_id: str | None = None) -> evpb.Payment
         event_id=event_id or str(uuid.uuid4()),
         type=evpb.PAYMENT_EVENT_TYPE_CONFIRMED,
         merchant_id=merchant_id,
-        payment=pb.Payment(payment_id="pay_" + uuid.uuid4().hex, merchant_id=merchant_id, amount_due="5",
-                           amount_confirmed="5", status=pb.PAYMENT_STATUS_CONFIRMED),
+        payment=pb.Payment(
+            payment_id="pay_" + uuid.uuid4().hex,
+            merchant_id=merchant_id,
+            amount_due="5",
+            amount_confirmed="5",
+            status=pb.PAYMENT_STATUS_CONFIRMED,
+        ),
         created_at=timestamp(datetime.now(UTC)),
         previous_status=pb.PAYMENT_STATUS_DETECTED,
     )

@@ -93,8 +93,10 @@ async def test_sigkill_mid_delivery_loses_nothing(notifier_process, ledger_chann
 
         await start(proc)
         await receiver.wait_for(
-            lambda: {r.json()["data"]["payment"]["payment_id"] for r in receiver.succeeded()}
-            == {p.payment_id for p in payments},
+            lambda: (
+                {r.json()["data"]["payment"]["payment_id"] for r in receiver.succeeded()}
+                == {p.payment_id for p in payments}
+            ),
             within=40,
         )
         deliveries = await all_succeeded(proc, merchant.api_key, 20)

@@ -23,8 +23,18 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 async def run_pay(ledger, anvil, api_key: str, payment_id: str) -> tuple[int, str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PAYMESH_")}
     env["PAYMESH_API_KEY"] = api_key
-    return await run_command(sys.executable, "-m", "tools.pay", "--ledger", f"127.0.0.1:{ledger.port}", "--rpc",
-                             anvil.http_url, "--payment-id", payment_id, env=env)
+    return await run_command(
+        sys.executable,
+        "-m",
+        "tools.pay",
+        "--ledger",
+        f"127.0.0.1:{ledger.port}",
+        "--rpc",
+        anvil.http_url,
+        "--payment-id",
+        payment_id,
+        env=env,
+    )
 
 
 def balance(anvil, address: str) -> int:
@@ -67,8 +77,9 @@ async def test_partly_paid_pays_the_remainder_then_nothing(ledger, merchant, js,
 
 async def test_cancelled_payment_is_refused(ledger, merchant, anvil):
     payment = await merchant.create(amount="1000")
-    await merchant.payments.CancelPayment(spb.CancelPaymentRequest(payment_id=payment.payment_id),
-                                          metadata=merchant.auth)
+    await merchant.payments.CancelPayment(
+        spb.CancelPaymentRequest(payment_id=payment.payment_id), metadata=merchant.auth
+    )
     before = sent(anvil)
     code, out, err = await run_pay(ledger, anvil, merchant.api_key, payment.payment_id)
     assert code == 3, out + err

@@ -36,9 +36,15 @@ def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 120) -> str:
 
 def _start(data_dir: Path, env: dict[str, str]) -> subprocess.Popen:
     (data_dir / "demo.txt").unlink(missing_ok=True)
-    return subprocess.Popen([sys.executable, "-m", "tools.run_mesh", "--data", str(data_dir)], cwd=REPO_ROOT,
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "tools.run_mesh", "--data", str(data_dir)],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def _ctrl_c(proc: subprocess.Popen) -> str:
@@ -82,7 +88,7 @@ def test_make_run_then_readme_commands(tmp_path: Path):
             out = _bash([*exports, "set -e", listing, create], env)
             assert out.returncode == 0, out.stderr
             assert "paymesh.ledger.v1.PaymentService" in out.stdout
-            created = json.loads(out.stdout[out.stdout.index("{"):])
+            created = json.loads(out.stdout[out.stdout.index("{") :])
             payment_id = created["payment"]["payment_id"]
             assert re.fullmatch(r"pay_[0-9a-f]{32}", payment_id)
             out = _bash([*exports, get.replace("PAYMENT_ID", payment_id)], env)
@@ -91,8 +97,14 @@ def test_make_run_then_readme_commands(tmp_path: Path):
 
             # A second `make run` on the same data: says who runs it, exits 1, touches nothing.
             state_before = (data_dir / "mesh.json").read_text()
-            second = subprocess.run([sys.executable, "-m", "tools.run_mesh", "--data", str(data_dir)], cwd=REPO_ROOT,
-                                    env=env, capture_output=True, text=True, timeout=60)
+            second = subprocess.run(
+                [sys.executable, "-m", "tools.run_mesh", "--data", str(data_dir)],
+                cwd=REPO_ROOT,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
             assert second.returncode == 1, second.stdout + second.stderr
             assert f"paymesh is already running (pid {proc.pid}, started at " in second.stderr
             assert f"stop it with Ctrl-C in its terminal or kill {proc.pid}" in second.stderr
@@ -101,11 +113,19 @@ def test_make_run_then_readme_commands(tmp_path: Path):
 
             # Another checkout's mesh whose ledger port is taken (by ours): named, with its variable.
             other = tmp_path / "other"
-            busy = subprocess.run([sys.executable, "-m", "tools.run_mesh", "--data", str(other)], cwd=REPO_ROOT,
-                                  env={**env, "PAYMESH_LISTENER_PORT": str(devstack.free_port()),
-                                       "PAYMESH_SWEEPER_PORT": str(devstack.free_port()),
-                                       "PAYMESH_NOTIFIER_PORT": str(devstack.free_port())},
-                                  capture_output=True, text=True, timeout=60)
+            busy = subprocess.run(
+                [sys.executable, "-m", "tools.run_mesh", "--data", str(other)],
+                cwd=REPO_ROOT,
+                env={
+                    **env,
+                    "PAYMESH_LISTENER_PORT": str(devstack.free_port()),
+                    "PAYMESH_SWEEPER_PORT": str(devstack.free_port()),
+                    "PAYMESH_NOTIFIER_PORT": str(devstack.free_port()),
+                },
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
             assert busy.returncode == 1, busy.stdout + busy.stderr
             assert f"port {ports['LEDGER']} on 127.0.0.1, where the ledger listens, is in use" in busy.stderr
             assert "PAYMESH_LEDGER_PORT=<port> make run" in busy.stderr and "Traceback" not in busy.stderr

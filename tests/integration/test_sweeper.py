@@ -133,7 +133,10 @@ async def test_api_figures_reconcile_with_the_chain(stack):
         assert len(swept_events) == 1  # SWEPT exactly once
         (event,) = swept_events
         assert (event.payment.amount_swept, event.payment.sweep_fee, event.payment.sweep_dust) == (
-            payment.amount_swept, payment.sweep_fee, payment.sweep_dust)
+            payment.amount_swept,
+            payment.sweep_fee,
+            payment.sweep_dust,
+        )
         row = await stack.sweep_row(paid.payment_id)
         assert row["sweep_due_at"] is None  # not sweepable: nothing left to claim
 
@@ -167,8 +170,13 @@ async def test_token_sweep_tops_up_gas_first(stack):
     for p in paid:
         topup, _sweep = await stack.sweep_txs(p.payment_id)
         receipt = await stack.chain.wait_receipt(topup["tx_hash"])
-        event = transfer_event(p.deposit, int(topup["amount"]), block=int(receipt["blockNumber"], 16),
-                               block_hash=receipt["blockHash"], tx_hash=topup["tx_hash"])
+        event = transfer_event(
+            p.deposit,
+            int(topup["amount"]),
+            block=int(receipt["blockNumber"], 16),
+            block_hash=receipt["blockHash"],
+            tx_hash=topup["tx_hash"],
+        )
         event.from_address = GAS_WALLET
         await publish_chain(stack.js, "transfer", event)
 
@@ -186,8 +194,9 @@ async def test_token_sweep_tops_up_gas_first(stack):
 
 
 async def test_legacy_chain_uses_gas_price_and_still_leaves_zero(stack):
-    chains = write_sweeper_chains_file(stack.dir / "legacy.yaml", stack.anvil.http_url, eip1559=False,
-                                       block_time=stack.block_time)
+    chains = write_sweeper_chains_file(
+        stack.dir / "legacy.yaml", stack.anvil.http_url, eip1559=False, block_time=stack.block_time
+    )
     merchant, treasury = await stack.merchant()
     paid = await stack.pay(merchant, treasury, ETHER)
     async with stack.sweeper(chains_file=chains):
@@ -206,8 +215,9 @@ async def test_op_stack_chain_leaves_the_l1_data_fee_aside(stack):
     l1_fee = 123_456_789
     stand_in = "0x63" + l1_fee.to_bytes(4, "big").hex() + "600052" + "60206000f3"  # return l1_fee for any call
     reserve = -(-l1_fee * L1_FEE_HEADROOM_PERCENT // 100)
-    chains = write_sweeper_chains_file(stack.dir / "op-stack.yaml", stack.anvil.http_url, l1_data_fee="op_stack",
-                                       block_time=stack.block_time)
+    chains = write_sweeper_chains_file(
+        stack.dir / "op-stack.yaml", stack.anvil.http_url, l1_data_fee="op_stack", block_time=stack.block_time
+    )
     merchant, treasury = await stack.merchant()
     native = await stack.pay(merchant, treasury, ETHER)
     token = await stack.pay(merchant, treasury, 5 * TUSD, token=True)
@@ -227,7 +237,10 @@ async def test_op_stack_chain_leaves_the_l1_data_fee_aside(stack):
     payment = await native.merchant.get(native.payment_id)
     assert payment.status == pb.PAYMENT_STATUS_SWEPT
     assert (payment.amount_swept, payment.sweep_fee, payment.sweep_dust) == (
-        str(int(sweep["amount"])), str(gas_cost), str(reserve))
+        str(int(sweep["amount"])),
+        str(gas_cost),
+        str(reserve),
+    )
     topup, token_sweep = await stack.sweep_txs(token.payment_id)
     assert int(topup["amount"]) == token_sweep["gas_limit"] * int(token_sweep["max_fee_per_gas"]) + reserve
     receipt = await stack.chain.wait_receipt(token_sweep["tx_hash"])
@@ -236,11 +249,13 @@ async def test_op_stack_chain_leaves_the_l1_data_fee_aside(stack):
     assert await stack.chain.token_balance(TOKEN_ADDRESS, treasury) == 5 * TUSD
 
 
-@pytest.mark.parametrize(("oracle_code", "says"), [("0x", "no GasPriceOracle answers"),
-                                                  ("0x600080fd", "reverted getL1Fee")])
+@pytest.mark.parametrize(
+    ("oracle_code", "says"), [("0x", "no GasPriceOracle answers"), ("0x600080fd", "reverted getL1Fee")]
+)
 async def test_op_stack_setting_on_a_chain_without_the_oracle_is_a_clear_error(stack, oracle_code, says):
-    chains = write_sweeper_chains_file(stack.dir / "not-op.yaml", stack.anvil.http_url, l1_data_fee="op_stack",
-                                       block_time=stack.block_time)
+    chains = write_sweeper_chains_file(
+        stack.dir / "not-op.yaml", stack.anvil.http_url, l1_data_fee="op_stack", block_time=stack.block_time
+    )
     merchant, treasury = await stack.merchant()
     paid = await stack.pay(merchant, treasury, ETHER)
     await stack.chain.rpc("anvil_setCode", [OP_GAS_PRICE_ORACLE, oracle_code])
@@ -289,8 +304,9 @@ async def test_treasury_missing_then_set_and_swept(stack):
         await stack.set_treasury(merchant, treasury)
         stub, channel = stack.operator(app)
         async with channel:
-            queued = await stub.SweepNow(swpb.SweepNowRequest(merchant_id=merchant.merchant_id),
-                                         metadata=bearer(ADMIN_TOKEN))
+            queued = await stub.SweepNow(
+                swpb.SweepNowRequest(merchant_id=merchant.merchant_id), metadata=bearer(ADMIN_TOKEN)
+            )
         assert queued.payments_queued == 1
         await stack.wait_swept(paid)
     assert await stack.chain.balance(paid.deposit) == 0
@@ -307,8 +323,10 @@ async def test_invalid_treasury_is_refused(stack, treasury):
     # way (an older ledger, a hand edit): defence in depth.
     merchant, good = await stack.merchant()
     async with stack.ledger.engine.begin() as conn:
-        await conn.execute(text("UPDATE treasuries SET address = :a WHERE merchant_id = :m"),
-                           {"a": treasury, "m": merchant.merchant_id})
+        await conn.execute(
+            text("UPDATE treasuries SET address = :a WHERE merchant_id = :m"),
+            {"a": treasury, "m": merchant.merchant_id},
+        )
     paid = await stack.pay(merchant, treasury, 7 * TUSD, token=True)
     async with stack.sweeper():
         row = await stack.wait_released(paid, "treasury")
@@ -356,8 +374,9 @@ async def test_gas_wallet_empty_waits_reports_then_sweeps(stack):
         assert await stack.sweep_txs(paid.payment_id) == []  # nothing signed that could not be paid for
         stub, channel = stack.operator(app)
         async with channel:
-            status = (await stub.GetStatus(swpb.GetStatusRequest(chain_id=31337),
-                                           metadata=bearer(ADMIN_TOKEN))).chains[0]
+            status = (await stub.GetStatus(swpb.GetStatusRequest(chain_id=31337), metadata=bearer(ADMIN_TOKEN))).chains[
+                0
+            ]
             assert status.gas_wallet_address == poor and status.gas_wallet_balance == "0"
             assert "gas wallet" in status.last_error
             await stack.chain.send(ANVIL_KEYS[2], poor, ETHER)  # the operator funds it
@@ -437,11 +456,16 @@ async def assert_complete_sweep_refuses_wrong_figures(stack, paid, recorded) -> 
     ]:
         with pytest.raises(grpc.aio.AioRpcError) as info:
             await internal.CompleteSweep(
-                ipb.CompleteSweepRequest(payment_id=paid.payment_id, tx_hash=recorded["tx_hash"], amount=amount,
-                                         fee=fee_text),
-                metadata=bearer(SWEEP_LEDGER_TOKEN))
+                ipb.CompleteSweepRequest(
+                    payment_id=paid.payment_id, tx_hash=recorded["tx_hash"], amount=amount, fee=fee_text
+                ),
+                metadata=bearer(SWEEP_LEDGER_TOKEN),
+            )
         assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and says in info.value.details(), (
-            amount, fee_text, info.value.details())
+            amount,
+            fee_text,
+            info.value.details(),
+        )
     row = await stack.sweep_row(paid.payment_id)
     assert row["status"] == "confirmed" and row["amount_swept"] == 0 and row["sweep_fee"] == 0
 
@@ -486,8 +510,10 @@ async def test_operator_api(stack):
         await stack.wait_swept(paid)
         stub, channel = stack.operator(app)
         async with channel:
-            for metadata, code in [((), grpc.StatusCode.UNAUTHENTICATED),
-                                   (bearer("wrong"), grpc.StatusCode.UNAUTHENTICATED)]:
+            for metadata, code in [
+                ((), grpc.StatusCode.UNAUTHENTICATED),
+                (bearer("wrong"), grpc.StatusCode.UNAUTHENTICATED),
+            ]:
                 with pytest.raises(grpc.aio.AioRpcError) as info:
                     await stub.GetStatus(swpb.GetStatusRequest(), metadata=metadata)
                 assert info.value.code() == code
@@ -499,8 +525,9 @@ async def test_operator_api(stack):
             listed = await stub.ListSweeps(swpb.ListSweepsRequest(payment_id=paid.payment_id), metadata=admin)
             assert [t.state for t in listed.transactions] == [ipb.SWEEP_TRANSACTION_STATE_CONFIRMED]
             assert listed.transactions[0].kind == ipb.SWEEP_TRANSACTION_KIND_SWEEP
-            by_merchant = await stub.ListSweeps(swpb.ListSweepsRequest(merchant_id=merchant.merchant_id),
-                                                metadata=admin)
+            by_merchant = await stub.ListSweeps(
+                swpb.ListSweepsRequest(merchant_id=merchant.merchant_id), metadata=admin
+            )
             assert len(by_merchant.transactions) == 1
             for request, code in [
                 (swpb.SweepNowRequest(), grpc.StatusCode.INVALID_ARGUMENT),

@@ -37,8 +37,12 @@ def procs(stack):
     started: list[ServiceProcess] = []
 
     def make(name: str, **env: str) -> ServiceProcess:
-        proc = ServiceProcess("services.sweeper", stack.env(PAYMESH_SWEEPER_WORKER_ID=name, **env),
-                              stack.dir / "logs" / f"{name}.log", devstack.free_port())
+        proc = ServiceProcess(
+            "services.sweeper",
+            stack.env(PAYMESH_SWEEPER_WORKER_ID=name, **env),
+            stack.dir / "logs" / f"{name}.log",
+            devstack.free_port(),
+        )
         started.append(proc)
         return proc
 
@@ -107,7 +111,9 @@ async def test_token_sweep_killed_after_recording_top_up_and_nonce_used_meanwhil
     await stack.wait_swept(paid)
     txs = await stack.sweep_txs(paid.payment_id)
     assert [(t["kind"], t["state"]) for t in txs] == [
-        ("gas_topup", "failed"), ("gas_topup", "confirmed"), ("sweep", "confirmed")
+        ("gas_topup", "failed"),
+        ("gas_topup", "confirmed"),
+        ("sweep", "confirmed"),
     ], txs
     assert "nonce too low" in txs[0]["error"] and txs[1]["nonce"] == topup["nonce"] + 1
     assert await stack.chain.token_balance(TOKEN_ADDRESS, treasury) == 42 * TUSD
@@ -210,8 +216,13 @@ async def test_refuses_to_start_without_a_valid_seed_and_never_prints_it(stack):
     bad = "test test test test test test test test test test test test"  # wrong checksum word
     for extra, expected in [({}, "needs the HD seed"), ({"PAYMESH_SWEEPER_MNEMONIC": bad}, "not a valid BIP-39")]:
         result = await asyncio.to_thread(
-            subprocess.run, [sys.executable, "-m", "services.sweeper"], cwd=REPO_ROOT, capture_output=True,
-            text=True, timeout=60, env={"PATH": "/usr/bin:/bin", **base, **extra},
+            subprocess.run,
+            [sys.executable, "-m", "services.sweeper"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={"PATH": "/usr/bin:/bin", **base, **extra},
         )
         assert result.returncode == 2, result.stdout + result.stderr
         assert expected in result.stdout and "Traceback" not in result.stdout + result.stderr

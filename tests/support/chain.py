@@ -73,8 +73,9 @@ class Chain:
 
     async def rpc(self, method: str, *params: Any) -> Any:
         self._id += 1
-        response = await self._client.post(self.url, json={"jsonrpc": "2.0", "id": self._id, "method": method,
-                                                           "params": list(params)})
+        response = await self._client.post(
+            self.url, json={"jsonrpc": "2.0", "id": self._id, "method": method, "params": list(params)}
+        )
         reply = response.json()
         if reply.get("error"):
             raise RuntimeError(f"{method}: {reply['error']}")
@@ -122,14 +123,30 @@ class Chain:
         self._nonces[sender] = nonce + 1
         return nonce
 
-    async def signed(self, key_index: int, *, to: str | None, value: int = 0, data: str = "0x", gas: int = 21_000,
-                     nonce: int | None = None) -> tuple[str, str]:
+    async def signed(
+        self,
+        key_index: int,
+        *,
+        to: str | None,
+        value: int = 0,
+        data: str = "0x",
+        gas: int = 21_000,
+        nonce: int | None = None,
+    ) -> tuple[str, str]:
         """(raw tx, tx hash) signed by dev account `key_index`, not sent."""
         if self._gas_price is None:
             self._gas_price = int(await self.rpc("eth_gasPrice"), 16) * 4
         sender = DEV_ADDRESSES[key_index]
-        return sign(DEV_KEYS[key_index], nonce=await self._nonce(sender) if nonce is None else nonce,
-                    chain_id=CHAIN_ID, gas_price=self._gas_price, gas=gas, to=to, value=value, data=data)
+        return sign(
+            DEV_KEYS[key_index],
+            nonce=await self._nonce(sender) if nonce is None else nonce,
+            chain_id=CHAIN_ID,
+            gas_price=self._gas_price,
+            gas=gas,
+            to=to,
+            value=value,
+            data=data,
+        )
 
     async def send_raw(self, raw: str) -> str:
         return await self.rpc("eth_sendRawTransaction", raw)
@@ -142,8 +159,9 @@ class Chain:
         return tx_hash
 
     async def send_token(self, to: str, amount: int, *, key_index: int = 0, wait: bool = True) -> str:
-        raw, tx_hash = await self.signed(key_index, to=TOKEN_ADDRESS, data=transfer_calldata(to, amount),
-                                         gas=pay.token_gas())
+        raw, tx_hash = await self.signed(
+            key_index, to=TOKEN_ADDRESS, data=transfer_calldata(to, amount), gas=pay.token_gas()
+        )
         await self.send_raw(raw)
         if wait:
             receipt = await self.receipt(tx_hash)
@@ -159,8 +177,9 @@ class Chain:
         assert int(receipt["status"], 16) == 1, receipt
         return to_checksum_address(receipt["contractAddress"])
 
-    async def call(self, contract: str, signature: str, *args: Any, value: int = 0, key_index: int = 7,
-                   gas: int = 500_000) -> dict[str, Any]:
+    async def call(
+        self, contract: str, signature: str, *args: Any, value: int = 0, key_index: int = 7, gas: int = 500_000
+    ) -> dict[str, Any]:
         """Send a call of `signature` (e.g. "split(address[],uint256[])") and wait for
         its receipt, whether it succeeded or reverted."""
         data = "0x" + calldata(signature, *args).hex()
@@ -272,9 +291,11 @@ class FaultyRpc:
                 request = json.loads(body)
                 calls = request if isinstance(request, list) else [request]
                 if any(isinstance(r, dict) and r.get("method") in proxy.refuse_methods for r in calls):
+
                     def missing(r):
                         message = f"the method {r.get('method')} does not exist/is not available"
                         return {"jsonrpc": "2.0", "id": r.get("id"), "error": {"code": -32601, "message": message}}
+
                     out = [missing(r) for r in calls] if isinstance(request, list) else missing(request)
                     return self._reply(200, json.dumps(out).encode())
                 limit = proxy.logs_range_limit
@@ -283,8 +304,10 @@ class FaultyRpc:
                     first, last = int(query["fromBlock"], 16), int(query["toBlock"], 16)
                     if last - first + 1 > limit:
                         proxy.range_errors += 1
-                        message = (f"query returned more than 10000 results. Try with this block range "
-                                   f"[{hex(first)}, {hex(first + limit - 1)}].")
+                        message = (
+                            f"query returned more than 10000 results. Try with this block range "
+                            f"[{hex(first)}, {hex(first + limit - 1)}]."
+                        )
                         out = {"jsonrpc": "2.0", "id": request.get("id"), "error": {"code": -32005, "message": message}}
                         return self._reply(200, json.dumps(out).encode())
                 if fault == "http_500":
@@ -296,12 +319,15 @@ class FaultyRpc:
                     self.connection.shutdown(socket.SHUT_RDWR)
                     return None
                 if fault == "rpc_error":
+
                     def err(r):
                         return {"jsonrpc": "2.0", "id": r.get("id"), "error": {"code": -32603, "message": "injected"}}
+
                     out = [err(r) for r in request] if isinstance(request, list) else err(request)
                     return self._reply(200, json.dumps(out).encode())
-                upstream = urllib.request.Request(proxy.upstream, data=body,
-                                                  headers={"Content-Type": "application/json"})
+                upstream = urllib.request.Request(
+                    proxy.upstream, data=body, headers={"Content-Type": "application/json"}
+                )
                 with opener.open(upstream, timeout=30) as response:
                     data = response.read()
                 if proxy.rewrite is not None:
@@ -377,8 +403,9 @@ class Mesh:
         return self.nc.jetstream()
 
     def write_chains(self, name: str, rpc_url: str, ws_url: str = "", internal_transfers: str = "") -> Path:
-        return write_chains_file(self.root / name, rpc_url=rpc_url, ws_url=ws_url,
-                                 internal_transfers=internal_transfers)
+        return write_chains_file(
+            self.root / name, rpc_url=rpc_url, ws_url=ws_url, internal_transfers=internal_transfers
+        )
 
     async def new_merchant(self) -> MerchantHandle:
         xpub, account = fresh_xpub()
@@ -397,8 +424,9 @@ class Mesh:
 
 
 @contextlib.asynccontextmanager
-async def mesh(postgres: devstack.Postgres, root: Path, *, database: str, confirmations: int = 2
-               ) -> AsyncIterator[Mesh]:
+async def mesh(
+    postgres: devstack.Postgres, root: Path, *, database: str, confirmations: int = 2
+) -> AsyncIterator[Mesh]:
     """Private NATS + anvil (TUSD deployed) + a ledger on its own database; anvil's
     chain is configured with `confirmations`."""
     root.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - test setup
@@ -412,14 +440,23 @@ async def mesh(postgres: devstack.Postgres, root: Path, *, database: str, confir
         anvil = devstack.start_anvil(log_file=root / "anvil.log", silent=True)
         chain = Chain(anvil.http_url)
         await chain.deploy_token()
-        chains_file = write_chains_file(root / "chains.yaml", rpc_url=anvil.http_url, ws_url=anvil.ws_url,
-                                        confirmations=confirmations)
+        chains_file = write_chains_file(
+            root / "chains.yaml", rpc_url=anvil.http_url, ws_url=anvil.ws_url, confirmations=confirmations
+        )
         url = postgres.create_database(database)
-        ledger = LedgerApp(LedgerSettings(
-            database_url=url, nats_url=nats_server.url, chains_file=chains_file, grpc_port=0,
-            admin_token=ADMIN_TOKEN, **SERVICE_TOKENS, expiry_interval_seconds=0.5,
-            shutdown_grace_seconds=0.5, allow_private_webhooks=True,
-        ))
+        ledger = LedgerApp(
+            LedgerSettings(
+                database_url=url,
+                nats_url=nats_server.url,
+                chains_file=chains_file,
+                grpc_port=0,
+                admin_token=ADMIN_TOKEN,
+                **SERVICE_TOKENS,
+                expiry_interval_seconds=0.5,
+                shutdown_grace_seconds=0.5,
+                allow_private_webhooks=True,
+            )
+        )
         await ledger.start()
         nc = await nats.connect(nats_server.url)
         channel = grpc.aio.insecure_channel(f"127.0.0.1:{ledger.port}")
@@ -446,7 +483,10 @@ async def mesh(postgres: devstack.Postgres, root: Path, *, database: str, confir
 
 
 async def wait_status(
-    merchant: MerchantHandle, payment_id: str, *statuses: int, timeout: float = 20.0  # noqa: ASYNC109
+    merchant: MerchantHandle,
+    payment_id: str,
+    *statuses: int,
+    timeout: float = 20.0,  # noqa: ASYNC109
 ) -> pb.Payment:
     async def check():
         p = await merchant.get(payment_id)

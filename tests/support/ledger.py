@@ -56,8 +56,13 @@ def fresh_xpub() -> tuple[str, int]:
     return account_xpub(account), account
 
 
-def write_chains_file(path: Path, rpc_url: str = "http://127.0.0.1:9", ws_url: str = "", confirmations: int = 2,
-                      internal_transfers: str = "") -> Path:
+def write_chains_file(
+    path: Path,
+    rpc_url: str = "http://127.0.0.1:9",
+    ws_url: str = "",
+    confirmations: int = 2,
+    internal_transfers: str = "",
+) -> Path:
     path.write_text(
         f"""chains:
   - chain_id: 31337
@@ -114,7 +119,9 @@ class MerchantHandle:
         return reply.payment
 
     async def get(self, payment_id: str) -> spb.Payment:
-        return (await self.payments.GetPayment(spb.GetPaymentRequest(payment_id=payment_id), metadata=self.auth)).payment
+        return (
+            await self.payments.GetPayment(spb.GetPaymentRequest(payment_id=payment_id), metadata=self.auth)
+        ).payment
 
 
 async def create_merchant(channel: grpc.aio.Channel, xpub: str, **fields: Any) -> MerchantHandle:
@@ -146,8 +153,15 @@ def random_hash() -> str:
 
 
 def transfer_event(
-    to: str, amount: int, *, block: int, block_hash: str | None = None, tx_hash: str | None = None,
-    log_index: int = -1, token: str = "", block_time: datetime | None = None,
+    to: str,
+    amount: int,
+    *,
+    block: int,
+    block_hash: str | None = None,
+    tx_hash: str | None = None,
+    log_index: int = -1,
+    token: str = "",
+    block_time: datetime | None = None,
 ) -> cpb.TransferObserved:
     return cpb.TransferObserved(
         chain_id=31337,
@@ -170,8 +184,17 @@ async def publish_chain(js, kind: str, message, msg_id: str | None = None) -> No
 
 
 async def publish_head(js, number: int, block_hash: str | None = None) -> None:
-    await publish_chain(js, "head", cpb.HeadObserved(chain_id=31337, number=number, hash=block_hash or random_hash(),
-                                                     parent_hash=random_hash(), timestamp=timestamp(time.time())))
+    await publish_chain(
+        js,
+        "head",
+        cpb.HeadObserved(
+            chain_id=31337,
+            number=number,
+            hash=block_hash or random_hash(),
+            parent_hash=random_hash(),
+            timestamp=timestamp(time.time()),
+        ),
+    )
 
 
 async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 15.0, interval: float = 0.05) -> Any:

@@ -27,24 +27,73 @@ from hypothesis import strategies as st
 F = FieldDescriptor
 
 ODD_STRINGS = [
-    "", " ", "\x00", "a\x00b", "\x00" * 3, "\t", "\r\n", "line\nbreak", "\x1b[31m", "\x7f", "\u0085", "\u2028",
-    "\ufeff", "\ufffd", "\U0001f4a5", "é", "\u202e", "' OR 1=1 --", "%s%n", "../../etc/passwd", "%00", "\\x00",
+    "",
+    " ",
+    "\x00",
+    "a\x00b",
+    "\x00" * 3,
+    "\t",
+    "\r\n",
+    "line\nbreak",
+    "\x1b[31m",
+    "\x7f",
+    "\u0085",
+    "\u2028",
+    "\ufeff",
+    "\ufffd",
+    "\U0001f4a5",
+    "é",
+    "\u202e",
+    "' OR 1=1 --",
+    "%s%n",
+    "../../etc/passwd",
+    "%00",
+    "\\x00",
 ]
 LENGTHS = [16, 63, 64, 65, 127, 128, 129, 255, 256, 257, 511, 512, 513, 2048, 2049, 5000]
 
 INT_RANGES = {
-    F.TYPE_INT32: (-(2**31), 2**31 - 1), F.TYPE_SINT32: (-(2**31), 2**31 - 1), F.TYPE_SFIXED32: (-(2**31), 2**31 - 1),
-    F.TYPE_INT64: (-(2**63), 2**63 - 1), F.TYPE_SINT64: (-(2**63), 2**63 - 1), F.TYPE_SFIXED64: (-(2**63), 2**63 - 1),
-    F.TYPE_UINT32: (0, 2**32 - 1), F.TYPE_FIXED32: (0, 2**32 - 1),
-    F.TYPE_UINT64: (0, 2**64 - 1), F.TYPE_FIXED64: (0, 2**64 - 1),
+    F.TYPE_INT32: (-(2**31), 2**31 - 1),
+    F.TYPE_SINT32: (-(2**31), 2**31 - 1),
+    F.TYPE_SFIXED32: (-(2**31), 2**31 - 1),
+    F.TYPE_INT64: (-(2**63), 2**63 - 1),
+    F.TYPE_SINT64: (-(2**63), 2**63 - 1),
+    F.TYPE_SFIXED64: (-(2**63), 2**63 - 1),
+    F.TYPE_UINT32: (0, 2**32 - 1),
+    F.TYPE_FIXED32: (0, 2**32 - 1),
+    F.TYPE_UINT64: (0, 2**64 - 1),
+    F.TYPE_FIXED64: (0, 2**64 - 1),
 }
 SMALL = [0, 1, 2, 9, 10, 11, 49, 50, 59, 60, 500, 501, 3600, 3601, 31337, 8453, 10**9]
 EDGES = [2**31 - 1, 2**31, 2**32 - 1, 2**53, 2**63 - 1, 2**63, 2**64 - 1, -1, -2, -(2**31), -(2**63)]
 
 TS_MIN, TS_MAX = -62_135_596_800, 253_402_300_799
 DUR_MAX = 315_576_000_000
-SECONDS = [0, 1, -1, 59, 60, 61, 3600, 86_400 * 30, 86_400 * 31, TS_MIN, TS_MIN - 1, TS_MAX, TS_MAX + 1, DUR_MAX,
-           DUR_MAX + 1, -DUR_MAX, -DUR_MAX - 1, 2**62, 2**63 - 1, -(2**63), 1_700_000_000, 1_900_000_000, 4_000_000_000]
+SECONDS = [
+    0,
+    1,
+    -1,
+    59,
+    60,
+    61,
+    3600,
+    86_400 * 30,
+    86_400 * 31,
+    TS_MIN,
+    TS_MIN - 1,
+    TS_MAX,
+    TS_MAX + 1,
+    DUR_MAX,
+    DUR_MAX + 1,
+    -DUR_MAX,
+    -DUR_MAX - 1,
+    2**62,
+    2**63 - 1,
+    -(2**63),
+    1_700_000_000,
+    1_900_000_000,
+    4_000_000_000,
+]
 NANOS = [0, 1, -1, 999_999_999, 1_000_000_000, -999_999_999, -1_000_000_000, 2**31 - 1, -(2**31)]
 
 
@@ -73,13 +122,18 @@ def strings(hints: Hints) -> st.SearchStrategy[str]:
 
 def integers(kind: int) -> st.SearchStrategy[int]:
     low, high = INT_RANGES[kind]
-    return st.one_of(st.sampled_from([v for v in SMALL if low <= v <= high]),
-                     st.sampled_from([v for v in EDGES if low <= v <= high]), st.integers(low, high))
+    return st.one_of(
+        st.sampled_from([v for v in SMALL if low <= v <= high]),
+        st.sampled_from([v for v in EDGES if low <= v <= high]),
+        st.integers(low, high),
+    )
 
 
 def _seconds_nanos(low: int, high: int) -> st.SearchStrategy[tuple[int, int]]:
-    return st.tuples(st.one_of(st.sampled_from(SECONDS), st.integers(low, high), st.integers(-(2**63), 2**63 - 1)),
-                     st.one_of(st.sampled_from(NANOS), st.integers(-(2**31), 2**31 - 1)))
+    return st.tuples(
+        st.one_of(st.sampled_from(SECONDS), st.integers(low, high), st.integers(-(2**63), 2**63 - 1)),
+        st.one_of(st.sampled_from(NANOS), st.integers(-(2**31), 2**31 - 1)),
+    )
 
 
 class MessageStrategies:
@@ -115,7 +169,8 @@ class MessageStrategies:
                     optional[fd.name] = self._field(fd, depth)
             for name, members in groups.items():  # at most one member of a oneof
                 optional[f"oneof {name}"] = st.one_of(
-                    *[st.tuples(st.just(fd.name), self._field(fd, depth)) for fd in members])
+                    *[st.tuples(st.just(fd.name), self._field(fd, depth)) for fd in members]
+                )
         return st.fixed_dictionaries(required, optional=optional).map(lambda values: _build(cls, descriptor, values))
 
     def _field(self, fd: FieldDescriptor, depth: int) -> st.SearchStrategy[Any]:
@@ -134,8 +189,9 @@ class MessageStrategies:
             entry = fd.message_type
             keys = self._scalar(entry.fields_by_name["key"], depth + 1)
             values = self._scalar(entry.fields_by_name["value"], depth + 1)
-            return st.one_of(st.dictionaries(keys, values, max_size=4), st.dictionaries(keys, values, min_size=30,
-                                                                                         max_size=40))
+            return st.one_of(
+                st.dictionaries(keys, values, max_size=4), st.dictionaries(keys, values, min_size=30, max_size=40)
+            )
         one = self._scalar(fd, depth + 1)
         if fd.is_repeated:
             return st.lists(one, max_size=4)
@@ -155,8 +211,11 @@ class MessageStrategies:
             return st.floats(width=64 if t == F.TYPE_DOUBLE else 32)
         if t == F.TYPE_ENUM:
             known = [v.number for v in fd.enum_type.values]
-            return st.one_of(st.sampled_from(known), st.sampled_from([-1, max(known) + 1, 2**31 - 1, -(2**31)]),
-                             st.integers(-(2**31), 2**31 - 1))
+            return st.one_of(
+                st.sampled_from(known),
+                st.sampled_from([-1, max(known) + 1, 2**31 - 1, -(2**31)]),
+                st.integers(-(2**31), 2**31 - 1),
+            )
         if t in (F.TYPE_MESSAGE, F.TYPE_GROUP):
             return st.deferred(lambda: self.messages(fd.message_type, depth))
         raise AssertionError(f"no strategy for field {fd.full_name} of type {t}")

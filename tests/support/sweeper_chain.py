@@ -81,8 +81,11 @@ class Chain:
         await self._client.aclose()
 
     async def rpc(self, method: str, params: list[Any] | None = None) -> Any:
-        reply = (await self._client.post(self.url, json={"jsonrpc": "2.0", "id": next(self._ids), "method": method,
-                                                          "params": params or []})).json()
+        reply = (
+            await self._client.post(
+                self.url, json={"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": params or []}
+            )
+        ).json()
         if "error" in reply:
             raise RuntimeError(f"{method}: {reply['error']}")
         return reply["result"]
@@ -148,8 +151,18 @@ class Chain:
             hashes = []
             for i, (to, value, data, gas) in enumerate(transfers):
                 signed = Account.sign_transaction(
-                    {"chainId": 31337, "nonce": nonce + i, "to": to, "value": value, "data": data, "gas": gas,
-                     "maxFeePerGas": fee, "maxPriorityFeePerGas": 10**9}, key)
+                    {
+                        "chainId": 31337,
+                        "nonce": nonce + i,
+                        "to": to,
+                        "value": value,
+                        "data": data,
+                        "gas": gas,
+                        "maxFeePerGas": fee,
+                        "maxPriorityFeePerGas": 10**9,
+                    },
+                    key,
+                )
                 hashes.append(await self.rpc("eth_sendRawTransaction", ["0x" + bytes(signed.raw_transaction).hex()]))
         receipts = [await self.wait_receipt(h, within=120) for h in hashes]
         assert all(int(r["status"], 16) == 1 for r in receipts)
@@ -223,7 +236,8 @@ class RpcProxy:
                 writer.write(
                     f"HTTP/1.1 {status} {'OK' if status == 200 else 'Service Unavailable'}\r\n"
                     f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n"
-                    "Connection: keep-alive\r\n\r\n".encode() + payload
+                    "Connection: keep-alive\r\n\r\n".encode()
+                    + payload
                 )
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
@@ -248,8 +262,15 @@ class RpcProxy:
         return response.status_code, response.content
 
 
-def write_sweeper_chains_file(path: Path, rpc_url: str, *, confirmations: int = 2, eip1559: bool = True,
-                              block_time: float = 0.25, l1_data_fee: str = "") -> Path:
+def write_sweeper_chains_file(
+    path: Path,
+    rpc_url: str,
+    *,
+    confirmations: int = 2,
+    eip1559: bool = True,
+    block_time: float = 0.25,
+    l1_data_fee: str = "",
+) -> Path:
     path.write_text(
         f"""chains:
   - chain_id: 31337
@@ -367,8 +388,9 @@ class SweeperStack:
 
     # ------------------------------------------------------------------ merchants and payments
 
-    async def merchant(self, treasury: str | None = "new", xpub: str | None = None, account: int | None = None
-                       ) -> tuple[MerchantHandle, str]:
+    async def merchant(
+        self, treasury: str | None = "new", xpub: str | None = None, account: int | None = None
+    ) -> tuple[MerchantHandle, str]:
         if xpub is None:
             xpub, account = fresh_xpub()
         address = Account.create().address if treasury == "new" else (treasury or "")
@@ -379,18 +401,28 @@ class SweeperStack:
 
     async def set_treasury(self, merchant: MerchantHandle, address: str) -> None:
         await agrpc.MerchantAdminServiceStub(self.channel).SetTreasury(
-            apb.SetTreasuryRequest(merchant_id=merchant.merchant_id,
-                                   treasury=apb.Treasury(chain_id=31337, address=address)),
+            apb.SetTreasuryRequest(
+                merchant_id=merchant.merchant_id, treasury=apb.Treasury(chain_id=31337, address=address)
+            ),
             metadata=bearer(ADMIN_TOKEN),
         )
 
-    async def pay(self, merchant: MerchantHandle, treasury: str, amount: int, *, token: bool = False,
-                  sent: int | None = None, confirm: bool = True) -> Paid:
+    async def pay(
+        self,
+        merchant: MerchantHandle,
+        treasury: str,
+        amount: int,
+        *,
+        token: bool = False,
+        sent: int | None = None,
+        confirm: bool = True,
+    ) -> Paid:
         """Create a payment of `amount`, send `sent` (default: the amount) for real to its
         deposit address, and tell the ledger a transfer of `amount` happened + a deep head
         (as the listener would)."""
-        payment = await merchant.create(asset="TUSD" if token else "ETH", amount=str(amount),
-                                        idempotency_key=secrets.token_hex(8))
+        payment = await merchant.create(
+            asset="TUSD" if token else "ETH", amount=str(amount), idempotency_key=secrets.token_hex(8)
+        )
         deposit = payment.deposit_address
         if token:
             receipt = await self.chain.send_token(FUNDER_KEY, TOKEN_ADDRESS, deposit, amount if sent is None else sent)
@@ -402,15 +434,22 @@ class SweeperStack:
         await publish_chain(
             self.js,
             "transfer",
-            transfer_event(deposit, amount, block=block,
-                           block_hash=receipt["blockHash"], tx_hash=receipt["transactionHash"],
-                           log_index=log_index, token=TOKEN_ADDRESS if token else ""),
+            transfer_event(
+                deposit,
+                amount,
+                block=block,
+                block_hash=receipt["blockHash"],
+                tx_hash=receipt["transactionHash"],
+                log_index=log_index,
+                token=TOKEN_ADDRESS if token else "",
+            ),
         )
         paid = Paid(payment, merchant, treasury, amount, TOKEN_ADDRESS if token else "")
         if confirm:
             await publish_head(self.js, max(block + self.confirmations - 1, await self.chain.head()))
-            await self.wait_status(paid, pb.PAYMENT_STATUS_CONFIRMED, pb.PAYMENT_STATUS_OVERPAID,
-                                   pb.PAYMENT_STATUS_UNDERPAID)
+            await self.wait_status(
+                paid, pb.PAYMENT_STATUS_CONFIRMED, pb.PAYMENT_STATUS_OVERPAID, pb.PAYMENT_STATUS_UNDERPAID
+            )
         return paid
 
     async def wait_status(self, paid: Paid, *statuses: int, within: float = 30.0) -> pb.Payment:
@@ -452,8 +491,9 @@ class SweeperStack:
         """(event type, PaymentEvent payload) of the payment's outbox events, oldest first."""
         conn = await asyncpg.connect(self.database_url.replace("postgresql+asyncpg://", "postgresql://"))
         try:
-            rows = await conn.fetch("SELECT event_type, payload FROM outbox WHERE payment_id = $1 ORDER BY id",
-                                    payment_id)
+            rows = await conn.fetch(
+                "SELECT event_type, payload FROM outbox WHERE payment_id = $1 ORDER BY id", payment_id
+            )
         finally:
             await conn.close()
         return [(r["event_type"], bytes(r["payload"])) for r in rows]
@@ -482,13 +522,20 @@ async def start_stack(directory: Path, postgres, *, block_time: float = 0.25, co
         await chain.send_token(ANVIL_KEYS[0], TOKEN_ADDRESS, Account.from_key(FUNDER_KEY).address, 10**9 * TUSD)
         nats_server = await asyncio.to_thread(devstack.start_nats, directory / "nats")
         database_url = await asyncio.to_thread(postgres.create_database, f"sweeper_{secrets.token_hex(4)}")
-        chains_file = write_sweeper_chains_file(directory / "chains.yaml", anvil.http_url,
-                                                confirmations=confirmations, block_time=block_time)
+        chains_file = write_sweeper_chains_file(
+            directory / "chains.yaml", anvil.http_url, confirmations=confirmations, block_time=block_time
+        )
         ledger = LedgerApp(
             LedgerSettings(
-                database_url=database_url, nats_url=nats_server.url, chains_file=chains_file, grpc_port=0,
-                admin_token=ADMIN_TOKEN, **SERVICE_TOKENS, expiry_interval_seconds=0.5,
-                shutdown_grace_seconds=1.0, allow_private_webhooks=True,
+                database_url=database_url,
+                nats_url=nats_server.url,
+                chains_file=chains_file,
+                grpc_port=0,
+                admin_token=ADMIN_TOKEN,
+                **SERVICE_TOKENS,
+                expiry_interval_seconds=0.5,
+                shutdown_grace_seconds=1.0,
+                allow_private_webhooks=True,
             )
         )
         await ledger.start()
@@ -502,8 +549,9 @@ async def start_stack(directory: Path, postgres, *, block_time: float = 0.25, co
         await chain.aclose()
         anvil.stop()
         raise
-    return SweeperStack(directory, anvil, nats_server, database_url, chains_file, ledger, channel, chain, nc,
-                        block_time, confirmations)
+    return SweeperStack(
+        directory, anvil, nats_server, database_url, chains_file, ledger, channel, chain, nc, block_time, confirmations
+    )
 
 
 async def stop_stack(stack: SweeperStack) -> None:

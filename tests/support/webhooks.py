@@ -88,8 +88,17 @@ def slow(seconds: float, status: int = 200) -> Behaviour:
     return answer
 
 
-_REASONS = {200: "OK", 201: "Created", 204: "No Content", 302: "Found", 400: "Bad Request", 404: "Not Found",
-            500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable"}
+_REASONS = {
+    200: "OK",
+    201: "Created",
+    204: "No Content",
+    302: "Found",
+    400: "Bad Request",
+    404: "Not Found",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+}
 
 
 class WebhookReceiver:
@@ -113,8 +122,9 @@ class WebhookReceiver:
         return f"http://127.0.0.1:{self._port}{self.path}"
 
     async def start(self) -> WebhookReceiver:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self._port, reuse_address=True,
-                                                  backlog=1024)
+        self._server = await asyncio.start_server(
+            self._serve, "127.0.0.1", self._port, reuse_address=True, backlog=1024
+        )
         self._port = self._server.sockets[0].getsockname()[1]
         return self
 
@@ -272,8 +282,7 @@ class NotifierClient:
         return reply.deliveries_queued
 
     async def send_test(self, merchant_id: str = "") -> npb.Delivery:
-        reply = await self.stub.SendTestEvent(npb.SendTestEventRequest(merchant_id=merchant_id),
-                                              metadata=self.metadata)
+        reply = await self.stub.SendTestEvent(npb.SendTestEventRequest(merchant_id=merchant_id), metadata=self.metadata)
         return reply.delivery
 
     async def by_event(self, event_id: str) -> npb.Delivery | None:

@@ -41,9 +41,16 @@ def test_env_expansion_and_checksums(tmp_path):
     assert chain.symbol_of("0x0000000000000000000000000000000000000001") == ""
 
 
-@pytest.mark.parametrize(("value", "expected"), [
-    ("", ""), ("off", ""), ("false", ""), ("debug_trace", "debug_trace"), ("trace_block", "trace_block"),
-])
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("", ""),
+        ("off", ""),
+        ("false", ""),
+        ("debug_trace", "debug_trace"),
+        ("trace_block", "trace_block"),
+    ],
+)
 def test_internal_transfers_methods(tmp_path, value, expected):
     path = tmp_path / "chains.yaml"
     path.write_text(GOOD.replace("name: mainnet", f"name: mainnet\n    internal_transfers: {value}"))
@@ -65,18 +72,32 @@ def test_l1_data_fee(tmp_path):
     [
         (GOOD, {}, "chains[0].rpc_url: environment variable RPC_URL is not set"),
         (GOOD.replace("confirmations: 12", "confirmations: 0"), {"RPC_URL": "http://x"}, "chains[0].confirmations"),
-        (GOOD.replace("0xa0b86991c6218b36c1d19d4a2e9eb0ce3606eb48", "0x123"), {"RPC_URL": "http://x"},
-         "chains[0].tokens[0].address"),
+        (
+            GOOD.replace("0xa0b86991c6218b36c1d19d4a2e9eb0ce3606eb48", "0x123"),
+            {"RPC_URL": "http://x"},
+            "chains[0].tokens[0].address",
+        ),
         (GOOD.replace("${RPC_URL}", "ftp://x"), {}, "chains[0].rpc_url"),
-        (GOOD + "  - chain_id: 1\n    name: dup\n    rpc_url: http://y\n    confirmations: 1\n    block_time_seconds: 1\n",
-         {"RPC_URL": "http://x"}, "appears more than once"),
+        (
+            GOOD
+            + "  - chain_id: 1\n    name: dup\n    rpc_url: http://y\n    confirmations: 1\n"
+            + "    block_time_seconds: 1\n",
+            {"RPC_URL": "http://x"},
+            "appears more than once",
+        ),
         ("chains: [", {}, "not valid YAML"),
         ("- 1\n- 2\n", {}, "expected a mapping"),
         (GOOD.replace("name: mainnet", "name: mainnet\n    colour: blue"), {"RPC_URL": "http://x"}, "chains[0].colour"),
-        (GOOD.replace("name: mainnet", "name: mainnet\n    internal_transfers: tracing"), {"RPC_URL": "http://x"},
-         "chains[0].internal_transfers"),
-        (GOOD.replace("name: mainnet", "name: mainnet\n    l1_data_fee: arbitrum"), {"RPC_URL": "http://x"},
-         "chains[0].l1_data_fee"),
+        (
+            GOOD.replace("name: mainnet", "name: mainnet\n    internal_transfers: tracing"),
+            {"RPC_URL": "http://x"},
+            "chains[0].internal_transfers",
+        ),
+        (
+            GOOD.replace("name: mainnet", "name: mainnet\n    l1_data_fee: arbitrum"),
+            {"RPC_URL": "http://x"},
+            "chains[0].l1_data_fee",
+        ),
     ],
 )
 def test_errors_name_file_and_field(tmp_path, text, env, message):

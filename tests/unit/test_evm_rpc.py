@@ -15,13 +15,16 @@ from tests.unit.test_listener_rpc import ok, scripted
 
 
 def client(transport) -> EvmRpc:
-    return EvmRpc("http://node", chain_id=7, caller="unit", attempts=3, max_batch=2,
-                  client=httpx.AsyncClient(transport=transport))
+    return EvmRpc(
+        "http://node", chain_id=7, caller="unit", attempts=3, max_batch=2, client=httpx.AsyncClient(transport=transport)
+    )
 
 
 def error(code, message):
-    return lambda body: (200, json.dumps({"jsonrpc": "2.0", "id": body["id"],
-                                          "error": {"code": code, "message": message}}).encode())
+    return lambda body: (
+        200,
+        json.dumps({"jsonrpc": "2.0", "id": body["id"], "error": {"code": code, "message": message}}).encode(),
+    )
 
 
 def errors_counted(method: str, kind: str) -> float:
@@ -45,8 +48,9 @@ def test_an_answer_is_not_retried_and_a_fault_is():
 def test_batches_keep_order_across_requests():
     def echo(body):  # each reply is the request's parameter; a batch answered in reverse order
         if isinstance(body, list):
-            return 200, json.dumps([{"jsonrpc": "2.0", "id": b["id"], "result": b["params"][0]}
-                                    for b in reversed(body)]).encode()
+            return 200, json.dumps(
+                [{"jsonrpc": "2.0", "id": b["id"], "result": b["params"][0]} for b in reversed(body)]
+            ).encode()
         return 200, json.dumps({"jsonrpc": "2.0", "id": body["id"], "result": body["params"][0]}).encode()
 
     transport, seen = scripted(echo, echo)

@@ -36,19 +36,38 @@ def h(tag: str, n: int) -> str:
 
 
 def block(n: int, txs=(), parent: str | None = None, tag: str = "a") -> dict:
-    return {"number": hex(n), "hash": h(tag, n), "parentHash": parent or h(tag, n - 1),
-            "timestamp": hex(1_700_000_000 + n), "transactions": list(txs)}
+    return {
+        "number": hex(n),
+        "hash": h(tag, n),
+        "parentHash": parent or h(tag, n - 1),
+        "timestamp": hex(1_700_000_000 + n),
+        "transactions": list(txs),
+    }
 
 
 def tx(to: str | None, value: int, i: int = 0, sender: str = B) -> dict:
     return {"hash": h("f", i), "transactionIndex": hex(i), "from": sender, "to": to, "value": hex(value)}
 
 
-def log(to: str, amount: int, *, token: str = TOKEN, n: int = 5, index: int = 0, removed: bool = False,
-        topics: list[str] | None = None) -> dict:
+def log(
+    to: str,
+    amount: int,
+    *,
+    token: str = TOKEN,
+    n: int = 5,
+    index: int = 0,
+    removed: bool = False,
+    topics: list[str] | None = None,
+) -> dict:
     return {
-        "address": token, "blockNumber": hex(n), "blockHash": h("a", n), "transactionHash": h("e", index),
-        "transactionIndex": hex(index), "logIndex": hex(index), "removed": removed, "data": "0x" + f"{amount:064x}",
+        "address": token,
+        "blockNumber": hex(n),
+        "blockHash": h("a", n),
+        "transactionHash": h("e", index),
+        "transactionIndex": hex(index),
+        "logIndex": hex(index),
+        "removed": removed,
+        "data": "0x" + f"{amount:064x}",
         "topics": topics or [TRANSFER_TOPIC, "0x" + "0" * 24 + B[2:], "0x" + "0" * 24 + to[2:]],
     }
 

@@ -49,8 +49,9 @@ def ok(body, result="0x10"):
 
 
 def client(transport, attempts=3) -> HttpRpc:
-    return HttpRpc("http://node", chain_id=1, attempts=attempts, max_batch=2,
-                   client=httpx.AsyncClient(transport=transport))
+    return HttpRpc(
+        "http://node", chain_id=1, attempts=attempts, max_batch=2, client=httpx.AsyncClient(transport=transport)
+    )
 
 
 def run(coro):
@@ -89,8 +90,10 @@ def test_what_keeps_failing_raises_after_the_attempts(reply, error):
 
 def test_json_rpc_errors():
     def err(code, message):
-        return lambda body: (200, json.dumps({"jsonrpc": "2.0", "id": body["id"],
-                                              "error": {"code": code, "message": message}}).encode())
+        return lambda body: (
+            200,
+            json.dumps({"jsonrpc": "2.0", "id": body["id"], "error": {"code": code, "message": message}}).encode(),
+        )
 
     transport, seen = scripted(err(-32603, "internal"), ok)
     assert run(client(transport).call("eth_blockNumber")) == "0x10"  # retried

@@ -39,8 +39,10 @@ ALL = watched(*RECORDED["watched"])
 def both(name: str, is_watched=ALL.contains_hex) -> tuple[list, list]:
     """The block's internal transfers by each trace format."""
     blk = RECORDED["blocks"][name]
-    return (match_call_traces(blk["debug_traceBlockByHash"], blk["tx_count"], is_watched),
-            match_parity_traces(blk["trace_block"], blk["block_hash"], blk["tx_count"], is_watched))
+    return (
+        match_call_traces(blk["debug_traceBlockByHash"], blk["tx_count"], is_watched),
+        match_parity_traces(blk["trace_block"], blk["block_hash"], blk["tx_count"], is_watched),
+    )
 
 
 def summary(found) -> list[tuple]:
@@ -50,10 +52,14 @@ def summary(found) -> list[tuple]:
 def test_a_split_pays_both_addresses_and_skips_the_failed_send():
     blk = RECORDED["blocks"]["split"]
     call, parity = both("split")
-    assert summary(call) == summary(parity) == [
-        (blk["tx_hash"], 0, 0, A, 5000),
-        (blk["tx_hash"], 0, 1, B, 7000),  # the failed send in between took no effect: not counted
-    ]
+    assert (
+        summary(call)
+        == summary(parity)
+        == [
+            (blk["tx_hash"], 0, 0, A, 5000),
+            (blk["tx_hash"], 0, 1, B, 7000),  # the failed send in between took no effect: not counted
+        ]
+    )
     assert call[0].from_address == address_bytes(FORWARDER)
     assert [t.log_index for t in call] == [-2, -3]
 
@@ -108,9 +114,19 @@ def test_parity_reward_traces_are_skipped_and_hex_positions_accepted():
     traces = blk["trace_block"]
     for t in traces:
         t["transactionPosition"] = hex(t["transactionPosition"])
-    traces.append({"action": {"author": A, "rewardType": "block", "value": "0x1bc16d674ec80000"},
-                   "blockHash": blk["block_hash"], "blockNumber": 1, "result": None, "subtraces": 0,
-                   "traceAddress": [], "transactionHash": None, "transactionPosition": None, "type": "reward"})
+    traces.append(
+        {
+            "action": {"author": A, "rewardType": "block", "value": "0x1bc16d674ec80000"},
+            "blockHash": blk["block_hash"],
+            "blockNumber": 1,
+            "result": None,
+            "subtraces": 0,
+            "traceAddress": [],
+            "transactionHash": None,
+            "transactionPosition": None,
+            "type": "reward",
+        }
+    )
     assert [t.value for t in match_parity_traces(traces, blk["block_hash"], 1, ALL.contains_hex)] == [5000, 7000]
 
 
@@ -120,29 +136,37 @@ def test_a_trace_of_another_block_is_a_reorg_while_reading():
         match_parity_traces(blk["trace_block"], "0x" + "00" * 32, 1, ALL.contains_hex)
 
 
-@pytest.mark.parametrize("broken, message", [
-    (lambda r: {"not": "a list"}, "expected a list"),
-    (lambda r: r + r, "2 traces for a block of 1 transactions"),
-    (lambda r: [{"txHash": r[0]["txHash"], "error": "execution timeout"}], "could not trace"),
-    (lambda r: [{**r[0], "result": {**r[0]["result"], "calls": [{**r[0]["result"]["calls"][0], "value": 5}]}}],
-     "value"),
-    (lambda r: [{**r[0], "result": {**r[0]["result"], "calls": "nope"}}], "calls: expected a list"),
-])
+@pytest.mark.parametrize(
+    "broken, message",
+    [
+        (lambda r: {"not": "a list"}, "expected a list"),
+        (lambda r: r + r, "2 traces for a block of 1 transactions"),
+        (lambda r: [{"txHash": r[0]["txHash"], "error": "execution timeout"}], "could not trace"),
+        (
+            lambda r: [{**r[0], "result": {**r[0]["result"], "calls": [{**r[0]["result"]["calls"][0], "value": 5}]}}],
+            "value",
+        ),
+        (lambda r: [{**r[0], "result": {**r[0]["result"], "calls": "nope"}}], "calls: expected a list"),
+    ],
+)
 def test_malformed_call_traces_are_refused_with_where(broken, message):
     blk = RECORDED["blocks"]["split"]
     with pytest.raises(MalformedResponse, match=message):
         match_call_traces(broken(copy.deepcopy(blk["debug_traceBlockByHash"])), blk["tx_count"], ALL.contains_hex)
 
 
-@pytest.mark.parametrize("broken, message", [
-    (lambda r: "nope", "expected a list"),
-    (lambda r: [{**t, "traceAddress": 3} for t in r], "traceAddress"),
-    (lambda r: [{**t, "traceAddress": ["x"]} for t in r], "traceAddress"),
-    (lambda r: [], "top-level traces for 0 transactions"),
-    (lambda r: r[1:], "top-level traces for 0 transactions"),
-    (lambda r: [r[0], {**r[1], "action": {**r[1]["action"], "value": "lots"}}], "action.value"),
-    (lambda r: [{k: v for k, v in t.items() if k != "blockHash"} for t in r], "blockHash"),
-])
+@pytest.mark.parametrize(
+    "broken, message",
+    [
+        (lambda r: "nope", "expected a list"),
+        (lambda r: [{**t, "traceAddress": 3} for t in r], "traceAddress"),
+        (lambda r: [{**t, "traceAddress": ["x"]} for t in r], "traceAddress"),
+        (lambda r: [], "top-level traces for 0 transactions"),
+        (lambda r: r[1:], "top-level traces for 0 transactions"),
+        (lambda r: [r[0], {**r[1], "action": {**r[1]["action"], "value": "lots"}}], "action.value"),
+        (lambda r: [{k: v for k, v in t.items() if k != "blockHash"} for t in r], "blockHash"),
+    ],
+)
 def test_malformed_parity_traces_are_refused_with_where(broken, message):
     blk = RECORDED["blocks"]["split"]
     with pytest.raises(MalformedResponse, match=message):
@@ -158,8 +182,17 @@ ECRECOVER, IDENTITY = "0x" + "00" * 19 + "01", "0x" + "00" * 19 + "04"
 
 
 def _parity(path, kind, action, error=None):
-    trace = {"action": action, "blockHash": H, "blockNumber": 9, "result": {}, "subtraces": 0,
-             "traceAddress": path, "transactionHash": TX, "transactionPosition": 0, "type": kind}
+    trace = {
+        "action": action,
+        "blockHash": H,
+        "blockNumber": 9,
+        "result": {},
+        "subtraces": 0,
+        "traceAddress": path,
+        "transactionHash": TX,
+        "transactionPosition": 0,
+        "type": kind,
+    }
     if error:
         trace["error"] = error
     return trace
@@ -172,11 +205,22 @@ def _call(frm, to, value, callType="call"):  # noqa: N803 - the node's field nam
 def test_precompile_calls_listed_by_one_format_only_do_not_shift_the_names():
     """callTracer lists calls to precompiles (a Safe checks signatures with ecrecover
     first; a call may even send value to one); trace_block does not."""
-    call_trace = [{"txHash": TX, "result": {"type": "CALL", "from": SENDER, "to": WALLET, "value": "0x0", "calls": [
-        {"type": "STATICCALL", "from": WALLET, "to": ECRECOVER},
-        {"type": "CALL", "from": WALLET, "to": IDENTITY, "value": "0x5"},
-        {"type": "CALL", "from": WALLET, "to": A, "value": "0x64"},
-    ]}}]
+    call_trace = [
+        {
+            "txHash": TX,
+            "result": {
+                "type": "CALL",
+                "from": SENDER,
+                "to": WALLET,
+                "value": "0x0",
+                "calls": [
+                    {"type": "STATICCALL", "from": WALLET, "to": ECRECOVER},
+                    {"type": "CALL", "from": WALLET, "to": IDENTITY, "value": "0x5"},
+                    {"type": "CALL", "from": WALLET, "to": A, "value": "0x64"},
+                ],
+            },
+        }
+    ]
     parity = [_parity([], "call", _call(SENDER, WALLET, 0)), _parity([0], "call", _call(WALLET, A, 100))]
     via_call = match_call_traces(call_trace, 1, ALL.contains_hex)
     via_parity = match_parity_traces(parity, H, 1, ALL.contains_hex)
@@ -186,10 +230,21 @@ def test_precompile_calls_listed_by_one_format_only_do_not_shift_the_names():
 def test_a_self_destruct_listed_before_its_earlier_siblings_keeps_its_name():
     """Some nodes list a `suicide` trace right after its parent, though its
     traceAddress makes it the last child: order comes from traceAddress."""
-    call_trace = [{"txHash": TX, "result": {"type": "CALL", "from": SENDER, "to": WALLET, "value": "0x0", "calls": [
-        {"type": "CALL", "from": WALLET, "to": A, "value": "0x1"},
-        {"type": "SELFDESTRUCT", "from": WALLET, "to": B, "value": "0x2"},
-    ]}}]
+    call_trace = [
+        {
+            "txHash": TX,
+            "result": {
+                "type": "CALL",
+                "from": SENDER,
+                "to": WALLET,
+                "value": "0x0",
+                "calls": [
+                    {"type": "CALL", "from": WALLET, "to": A, "value": "0x1"},
+                    {"type": "SELFDESTRUCT", "from": WALLET, "to": B, "value": "0x2"},
+                ],
+            },
+        }
+    ]
     parity = [
         _parity([], "call", _call(SENDER, WALLET, 0)),
         _parity([1], "suicide", {"address": WALLET, "refundAddress": B, "balance": "0x2"}),
@@ -201,10 +256,30 @@ def test_a_self_destruct_listed_before_its_earlier_siblings_keeps_its_name():
 
 
 def test_reverted_frames_listed_by_one_format_only_do_not_shift_the_names():
-    call_trace = [{"txHash": TX, "result": {"type": "CALL", "from": SENDER, "to": WALLET, "value": "0x0", "calls": [
-        {"type": "CALL", "from": WALLET, "to": B, "value": "0x9", "error": "insufficient balance for transfer"},
-        {"type": "CALL", "from": WALLET, "to": A, "value": "0x3"},
-    ]}}]
+    call_trace = [
+        {
+            "txHash": TX,
+            "result": {
+                "type": "CALL",
+                "from": SENDER,
+                "to": WALLET,
+                "value": "0x0",
+                "calls": [
+                    {
+                        "type": "CALL",
+                        "from": WALLET,
+                        "to": B,
+                        "value": "0x9",
+                        "error": "insufficient balance for transfer",
+                    },
+                    {"type": "CALL", "from": WALLET, "to": A, "value": "0x3"},
+                ],
+            },
+        }
+    ]
     parity = [_parity([], "call", _call(SENDER, WALLET, 0)), _parity([0], "call", _call(WALLET, A, 3))]
-    assert summary(match_call_traces(call_trace, 1, ALL.contains_hex)) == \
-        summary(match_parity_traces(parity, H, 1, ALL.contains_hex)) == [(TX, 0, 0, A, 3)]
+    assert (
+        summary(match_call_traces(call_trace, 1, ALL.contains_hex))
+        == summary(match_parity_traces(parity, H, 1, ALL.contains_hex))
+        == [(TX, 0, 0, A, 3)]
+    )

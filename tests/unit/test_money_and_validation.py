@@ -55,16 +55,45 @@ def _chains(tmp_path):
 def test_new_payment_validation(tmp_path):
     chains = _chains(tmp_path)
     now = datetime.now(UTC)
-    ok = validate_new_payment(chains, chain_id=31337, asset="tusd", amount="5", expires_in=None, expires_at=None,
-                              merchant_order_id="", metadata={}, idempotency_key="", now=now)
+    ok = validate_new_payment(
+        chains,
+        chain_id=31337,
+        asset="tusd",
+        amount="5",
+        expires_in=None,
+        expires_at=None,
+        merchant_order_id="",
+        metadata={},
+        idempotency_key="",
+        now=now,
+    )
     assert ok.asset.symbol == "TUSD" and ok.expires_at == now + timedelta(hours=1) and ok.idempotency_key is None
     with pytest.raises(NotFound, match="not configured"):
-        validate_new_payment(chains, chain_id=1, asset="ETH", amount="5", expires_in=None, expires_at=None,
-                             merchant_order_id="", metadata={}, idempotency_key="", now=now)
+        validate_new_payment(
+            chains,
+            chain_id=1,
+            asset="ETH",
+            amount="5",
+            expires_in=None,
+            expires_at=None,
+            merchant_order_id="",
+            metadata={},
+            idempotency_key="",
+            now=now,
+        )
     with pytest.raises(InvalidArgument, match="not both"):
-        validate_new_payment(chains, chain_id=31337, asset="ETH", amount="5", expires_in=timedelta(hours=1),
-                             expires_at=now + timedelta(hours=1), merchant_order_id="", metadata={},
-                             idempotency_key="", now=now)
+        validate_new_payment(
+            chains,
+            chain_id=31337,
+            asset="ETH",
+            amount="5",
+            expires_in=timedelta(hours=1),
+            expires_at=now + timedelta(hours=1),
+            merchant_order_id="",
+            metadata={},
+            idempotency_key="",
+            now=now,
+        )
 
 
 def test_metadata_limits():
@@ -76,36 +105,45 @@ def test_metadata_limits():
 
 
 def test_webhook_url_shape():
-    for good in ["https://shop.example/hooks", "http://shop.example:8080/h?x=1", "https://xn--bcher-kva.example/",
-                 "https://bücher.example/", "https://[2606:4700::1111]/hook", "https://1.1.1.1:443/"]:
+    for good in [
+        "https://shop.example/hooks",
+        "http://shop.example:8080/h?x=1",
+        "https://xn--bcher-kva.example/",
+        "https://bücher.example/",
+        "https://[2606:4700::1111]/hook",
+        "https://1.1.1.1:443/",
+    ]:
         assert validate_webhook_url(good, allow_private=False) == good
     for bad in ["ftp://x", "not a url", "https://user:pw@x.example/", "/relative"]:
         with pytest.raises(InvalidArgument):
             validate_webhook_url(bad, allow_private=False)
 
 
-@pytest.mark.parametrize(("url", "reason"), [
-    ("https://exa mple.com/", "space or control character (U+0020)"),
-    ("https://example.com/\r\nX-Injected: 1", "control character (U+000D)"),
-    ("https://example.com/\x00", "control character (U+0000)"),
-    ("https://example.com:99999/", "port is not a number from 1 to 65535"),
-    ("https://example.com:0/", "port is not a number from 1 to 65535"),
-    ("https://example.com:http/", "port is not a number"),
-    ("https://exa_mple.com/", "not a valid host name"),
-    ("https://-bad.example/", "not a valid host name"),
-    ("https://" + "a" * 64 + ".example/", "not a valid host name"),
-    ("https:///path", "absolute http"),
-    ("https://example.com/#frag", "#fragment"),
-    ("http://169.254.169.254/latest/meta-data/", "cloud metadata address"),
-    ("http://[fd00:ec2::254]/", "cloud metadata address"),
-    ("http://[::ffff:169.254.169.254]/", "cloud metadata address"),
-    ("http://metadata.google.internal/computeMetadata/v1/", "cloud metadata service"),
-    ("http://127.0.0.1:8080/", "loopback address"),
-    ("http://10.0.0.5/", "private address"),
-    ("http://localhost/", "this machine"),
-    ("http://app.localhost/", "this machine"),
-    ("https://x.example/" + "a" * 2100, "longer than 2048"),
-])
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("https://exa mple.com/", "space or control character (U+0020)"),
+        ("https://example.com/\r\nX-Injected: 1", "control character (U+000D)"),
+        ("https://example.com/\x00", "control character (U+0000)"),
+        ("https://example.com:99999/", "port is not a number from 1 to 65535"),
+        ("https://example.com:0/", "port is not a number from 1 to 65535"),
+        ("https://example.com:http/", "port is not a number"),
+        ("https://exa_mple.com/", "not a valid host name"),
+        ("https://-bad.example/", "not a valid host name"),
+        ("https://" + "a" * 64 + ".example/", "not a valid host name"),
+        ("https:///path", "absolute http"),
+        ("https://example.com/#frag", "#fragment"),
+        ("http://169.254.169.254/latest/meta-data/", "cloud metadata address"),
+        ("http://[fd00:ec2::254]/", "cloud metadata address"),
+        ("http://[::ffff:169.254.169.254]/", "cloud metadata address"),
+        ("http://metadata.google.internal/computeMetadata/v1/", "cloud metadata service"),
+        ("http://127.0.0.1:8080/", "loopback address"),
+        ("http://10.0.0.5/", "private address"),
+        ("http://localhost/", "this machine"),
+        ("http://app.localhost/", "this machine"),
+        ("https://x.example/" + "a" * 2100, "longer than 2048"),
+    ],
+)
 def test_webhook_urls_that_can_never_be_delivered_are_refused(url, reason):
     with pytest.raises(InvalidArgument) as err:
         validate_webhook_url(url, allow_private=False)

@@ -172,8 +172,9 @@ def test_non_public_addresses_are_classified(address, category):
     assert blocked_reason(ip, allow_private=True) == expected_when_allowed
 
 
-@pytest.mark.parametrize("address", ["93.184.216.34", "8.8.8.8", "1.1.1.1", "2606:4700:4700::1111", "172.32.0.1",
-                                     "100.128.0.1", "11.0.0.1"])
+@pytest.mark.parametrize(
+    "address", ["93.184.216.34", "8.8.8.8", "1.1.1.1", "2606:4700:4700::1111", "172.32.0.1", "100.128.0.1", "11.0.0.1"]
+)
 def test_public_addresses_are_allowed(address):
     assert blocked_reason(ipaddress.ip_address(address), allow_private=False) is None
 

@@ -71,8 +71,10 @@ def test_example_receiver_verifies_and_deduplicates():
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}/"
         body = b'{"id":"e-1","type":"payment.confirmed","data":{"payment":{"payment_id":"pay_1"}}}'
-        good = {"Paymesh-Signature": signature_header("whsec_example", int(time.time()), body),
-                "Content-Type": "application/json"}
+        good = {
+            "Paymesh-Signature": signature_header("whsec_example", int(time.time()), body),
+            "Content-Type": "application/json",
+        }
         assert _post(url, body, good) == (200, "ok")
         assert _post(url, body, good) == (200, "duplicate, already handled")
         bad = {"Paymesh-Signature": signature_header("whsec_other", int(time.time()), body)}

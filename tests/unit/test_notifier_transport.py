@@ -26,17 +26,41 @@ def localhost_cert(tmp_path_factory) -> tuple[Path, Path]:
     d = tmp_path_factory.mktemp("tls")
     cert, key = d / "cert.pem", d / "key.pem"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
-         "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost"],
-        check=True, capture_output=True, timeout=60,
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
     )
     return cert, key
 
 
 def sender(**kw) -> WebhookSender:
     kw.setdefault("allow_private", True)
-    return WebhookSender(request_timeout=5, connect_timeout=2, connections_per_merchant=2,
-                         max_response_bytes=1024, user_agent="test", **kw)
+    return WebhookSender(
+        request_timeout=5,
+        connect_timeout=2,
+        connections_per_merchant=2,
+        max_response_bytes=1024,
+        user_agent="test",
+        **kw,
+    )
 
 
 async def test_tls_uses_the_host_name_while_connecting_to_the_checked_address(localhost_cert):
@@ -53,10 +77,12 @@ async def test_tls_uses_the_host_name_while_connecting_to_the_checked_address(lo
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         head = await reader.readuntil(b"\r\n\r\n")
         seen["peer"] = writer.get_extra_info("peername")[0]
-        seen["host"] = next(line.split(b":", 1)[1].strip().decode() for line in head.split(b"\r\n")
-                            if line.lower().startswith(b"host:"))
-        length = next(int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
-                      if line.lower().startswith(b"content-length:"))
+        seen["host"] = next(
+            line.split(b":", 1)[1].strip().decode() for line in head.split(b"\r\n") if line.lower().startswith(b"host:")
+        )
+        length = next(
+            int(line.split(b":", 1)[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")
+        )
         await reader.readexactly(length)
         writer.write(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n")
         await writer.drain()

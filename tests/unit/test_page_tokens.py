@@ -19,8 +19,10 @@ pytestmark = pytest.mark.unit
 TOKENS = PageTokens(b"k" * 32)
 
 
-@given(st.datetimes(timezones=st.just(UTC)),
-       st.one_of(st.text(st.characters(exclude_characters="\x00"), min_size=1, max_size=40), st.integers(0, 2**63 - 1)))
+@given(
+    st.datetimes(timezones=st.just(UTC)),
+    st.one_of(st.text(st.characters(exclude_characters="\x00"), min_size=1, max_size=40), st.integers(0, 2**63 - 1)),
+)
 def test_round_trip(when, row_id):
     token = TOKENS.issue("ListPayments|mer_1", when, row_id, "f1")
     assert TOKENS.read("ListPayments|mer_1", token, type(row_id), "f1") == (when, row_id)
@@ -47,8 +49,16 @@ def test_forged_and_edited_tokens_are_refused():
     # The unsigned form the API used to accept.
     old_style = base64.urlsafe_b64encode(json.dumps({"t": now.isoformat(), "i": "pay_1"}).encode()).decode()
     edited = base64.urlsafe_b64encode(json.dumps({"t": now.isoformat(), "i": "pay_2", "f": ""}).encode())
-    for bad in (old_style, f"{edited.decode().rstrip('=')}.{sig}", body, f"{body}.", f"{body}.{sig}x", "!!.!!",
-                "x" * 600, f"{body}.{sig}.{sig}"):
+    for bad in (
+        old_style,
+        f"{edited.decode().rstrip('=')}.{sig}",
+        body,
+        f"{body}.",
+        f"{body}.{sig}x",
+        "!!.!!",
+        "x" * 600,
+        f"{body}.{sig}.{sig}",
+    ):
         with pytest.raises(InvalidArgument, match="page_token"):
             TOKENS.read("ListPayments|mer_1", bad, str)
 
@@ -74,18 +84,21 @@ def test_page_size():
             page_size(bad)
 
 
-@pytest.mark.parametrize("forged", [
-    {"t": "2024-01-01T00:00:00+00:00", "i": "pay_\x00", "f": ""},
-    {"t": "2024-01-01T00:00:00+00:00", "i": 2**63, "f": ""},
-    {"t": "2024-01-01T00:00:00+00:00", "i": -(2**63) - 1, "f": ""},
-    {"t": "2024-01-01T00:00:00+00:00", "i": True, "f": ""},
-    {"t": "0001-01-01T00:00:00+14:00", "i": "x", "f": ""},
-    {"t": "9999-12-31T23:59:59-14:00", "i": 5, "f": ""},
-    {"t": "2024-01-01T00:00:00", "i": "x", "f": ""},
-    {"t": 5, "i": "x", "f": ""},
-    {"t": "2024-01-01T00:00:00+00:00", "i": "x" * 200, "f": ""},
-    ["t", "i"],
-])
+@pytest.mark.parametrize(
+    "forged",
+    [
+        {"t": "2024-01-01T00:00:00+00:00", "i": "pay_\x00", "f": ""},
+        {"t": "2024-01-01T00:00:00+00:00", "i": 2**63, "f": ""},
+        {"t": "2024-01-01T00:00:00+00:00", "i": -(2**63) - 1, "f": ""},
+        {"t": "2024-01-01T00:00:00+00:00", "i": True, "f": ""},
+        {"t": "0001-01-01T00:00:00+14:00", "i": "x", "f": ""},
+        {"t": "9999-12-31T23:59:59-14:00", "i": 5, "f": ""},
+        {"t": "2024-01-01T00:00:00", "i": "x", "f": ""},
+        {"t": 5, "i": "x", "f": ""},
+        {"t": "2024-01-01T00:00:00+00:00", "i": "x" * 200, "f": ""},
+        ["t", "i"],
+    ],
+)
 def test_even_a_correctly_signed_token_with_junk_is_refused(forged):
     """Defence in depth: were the key ever leaked, a token still cannot carry into a
     query what the database refuses (NUL, beyond BIGINT, outside 0001..9999 in UTC)."""

@@ -25,11 +25,10 @@ from services.ledger.domain.pricing import (
 
 pytestmark = pytest.mark.unit
 
-prices = st.builds(
-    lambda cents: parse_price("USD", f"{cents // 100}.{cents % 100:02d}"), st.integers(1, 10**14)
-)
-rates = st.decimals(min_value=Decimal("0.000001"), max_value=Decimal("1000000000"), places=8, allow_nan=False,
-                    allow_infinity=False).filter(lambda d: d > 0)
+prices = st.builds(lambda cents: parse_price("USD", f"{cents // 100}.{cents % 100:02d}"), st.integers(1, 10**14))
+rates = st.decimals(
+    min_value=Decimal("0.000001"), max_value=Decimal("1000000000"), places=8, allow_nan=False, allow_infinity=False
+).filter(lambda d: d > 0)
 
 
 @given(prices, rates, st.sampled_from([0, 6, 8, 18]))
@@ -64,28 +63,31 @@ def test_examples():
     assert str(parse_price("EUR", "5.5")) == "5.50 EUR"
 
 
-@pytest.mark.parametrize(("code", "amount", "message"), [
-    ("USD", "1e3", "plain decimal"),
-    ("USD", "19.999", "has 3 decimals; USD has 2 decimals"),
-    ("JPY", "10.5", "JPY has no decimals"),
-    ("USD", "-1", "plain decimal"),
-    ("USD", " 5", "plain decimal"),
-    ("USD", "5 ", "plain decimal"),
-    ("USD", "05", "plain decimal"),
-    ("USD", "0", "greater than zero"),
-    ("USD", "0.00", "greater than zero"),
-    ("USD", "1.", "plain decimal"),
-    ("USD", ".5", "plain decimal"),
-    ("USD", "NaN", "plain decimal"),
-    ("USD", "Infinity", "plain decimal"),
-    ("USD", "١٢", "plain decimal"),
-    ("USD", "1" * 19, "19 digits before the point"),
-    ("usd", "1", "three capital letters"),
-    ("US", "1", "three capital letters"),
-    ("XYZ", "1", "not an ISO 4217 currency"),
-    ("XAU", "1", "has no minor unit"),
-    ("", "1", "three capital letters"),
-])
+@pytest.mark.parametrize(
+    ("code", "amount", "message"),
+    [
+        ("USD", "1e3", "plain decimal"),
+        ("USD", "19.999", "has 3 decimals; USD has 2 decimals"),
+        ("JPY", "10.5", "JPY has no decimals"),
+        ("USD", "-1", "plain decimal"),
+        ("USD", " 5", "plain decimal"),
+        ("USD", "5 ", "plain decimal"),
+        ("USD", "05", "plain decimal"),
+        ("USD", "0", "greater than zero"),
+        ("USD", "0.00", "greater than zero"),
+        ("USD", "1.", "plain decimal"),
+        ("USD", ".5", "plain decimal"),
+        ("USD", "NaN", "plain decimal"),
+        ("USD", "Infinity", "plain decimal"),
+        ("USD", "١٢", "plain decimal"),
+        ("USD", "1" * 19, "19 digits before the point"),
+        ("usd", "1", "three capital letters"),
+        ("US", "1", "three capital letters"),
+        ("XYZ", "1", "not an ISO 4217 currency"),
+        ("XAU", "1", "has no minor unit"),
+        ("", "1", "three capital letters"),
+    ],
+)
 def test_bad_prices_say_why(code, amount, message):
     with pytest.raises(PricingError) as err:
         parse_price(code, amount)
@@ -117,17 +119,21 @@ def test_chainlink_selectors_and_decoding():
     assert rate == Decimal("3120.55") and at == now - timedelta(seconds=30)
 
 
-@pytest.mark.parametrize(("words", "max_age", "message"), [
-    ((7, 0, 1, 1, 7), 3600, "not a positive price"),
-    ((7, -5, 1, 1, 7), 3600, "not a positive price"),
-    ((7, 100, 1, 0, 7), 3600, "no updatedAt"),
-    ((7, 100, 1, 1, 6), 3600, "answered in an earlier round"),
-    ((7, 100, 1, 1, 7), 60, "more than its max age"),
-])
+@pytest.mark.parametrize(
+    ("words", "max_age", "message"),
+    [
+        ((7, 0, 1, 1, 7), 3600, "not a positive price"),
+        ((7, -5, 1, 1, 7), 3600, "not a positive price"),
+        ((7, 100, 1, 0, 7), 3600, "no updatedAt"),
+        ((7, 100, 1, 1, 6), 3600, "answered in an earlier round"),
+        ((7, 100, 1, 1, 7), 60, "more than its max age"),
+    ],
+)
 def test_unusable_chainlink_rounds(words, max_age, message):
     with pytest.raises(rs.RateSourceError, match=message):
-        rs.chainlink_rate(rs.decode_latest_round_data(_encode(*words)), 8, now=datetime.now(UTC),
-                          max_age_seconds=max_age)
+        rs.chainlink_rate(
+            rs.decode_latest_round_data(_encode(*words)), 8, now=datetime.now(UTC), max_age_seconds=max_age
+        )
 
 
 @pytest.mark.parametrize("data", ["", "0x", "0x12", "nothex", "0x" + "zz" * 160])
@@ -147,7 +153,11 @@ def test_coinbase_and_kraken_answers():
     assert rs.kraken_ticker_rate(kraken, pair="ETHUSD") == Decimal("3120.55")
     with pytest.raises(rs.RateSourceError, match="Unknown asset pair"):
         rs.kraken_ticker_rate({"error": ["EQuery:Unknown asset pair"]}, pair="ETHXYZ")
-    for bad in [{"error": [], "result": {}}, {"error": [], "result": {"X": {"c": []}}}, [],
-                {"error": [], "result": {"X": {"c": ["-1", "1"]}}}]:
+    for bad in [
+        {"error": [], "result": {}},
+        {"error": [], "result": {"X": {"c": []}}},
+        [],
+        {"error": [], "result": {"X": {"c": ["-1", "1"]}}},
+    ]:
         with pytest.raises(rs.RateSourceError):
             rs.kraken_ticker_rate(bad, pair="ETHUSD")

@@ -25,8 +25,13 @@ S = PaymentStatus
 
 
 def status(due=100, received=0, confirmed=0, late=False, swept=0, expired=False, cancelled=False):
-    return derive_status(amount_due=due, amounts=Amounts(received, confirmed, late), amount_accounted=swept,
-                         expired=expired, cancelled=cancelled)
+    return derive_status(
+        amount_due=due,
+        amounts=Amounts(received, confirmed, late),
+        amount_accounted=swept,
+        expired=expired,
+        cancelled=cancelled,
+    )
 
 
 @pytest.mark.parametrize(
@@ -52,20 +57,26 @@ def test_derive_status(kwargs, expected):
 
 
 def test_sum_ignores_orphaned_and_uncredited():
-    amounts = sum_transfers([
-        TransferFacts(100, "confirmed", True, False),
-        TransferFacts(50, "seen", True, False),
-        TransferFacts(1000, "orphaned", True, False),
-        TransferFacts(7, "confirmed", False, False),
-        TransferFacts(1, "confirmed", True, True),
-    ])
+    amounts = sum_transfers(
+        [
+            TransferFacts(100, "confirmed", True, False),
+            TransferFacts(50, "seen", True, False),
+            TransferFacts(1000, "orphaned", True, False),
+            TransferFacts(7, "confirmed", False, False),
+            TransferFacts(1, "confirmed", True, True),
+        ]
+    )
     assert amounts == Amounts(received=151, confirmed=101, late=True)
 
 
 @given(
     due=st.integers(1, 2**256 - 1),
-    parts=st.lists(st.tuples(st.integers(0, 2**255), st.sampled_from(["seen", "confirmed", "orphaned"]),
-                             st.booleans(), st.booleans()), max_size=8),
+    parts=st.lists(
+        st.tuples(
+            st.integers(0, 2**255), st.sampled_from(["seen", "confirmed", "orphaned"]), st.booleans(), st.booleans()
+        ),
+        max_size=8,
+    ),
 )
 def test_amounts_are_exact_integers_and_never_negative(due, parts):
     facts = [TransferFacts(*p) for p in parts]
@@ -121,8 +132,9 @@ def test_lateness_uses_block_time():
     expires = datetime(2026, 1, 1, tzinfo=UTC)
     assert not is_late(expires - timedelta(seconds=1), expires_at=expires, cancelled_at=None, expired_at=None)
     assert is_late(expires + timedelta(seconds=1), expires_at=expires, cancelled_at=None, expired_at=None)
-    assert is_late(expires - timedelta(hours=1), expires_at=expires, cancelled_at=expires - timedelta(hours=2),
-                   expired_at=None)
+    assert is_late(
+        expires - timedelta(hours=1), expires_at=expires, cancelled_at=expires - timedelta(hours=2), expired_at=None
+    )
 
 
 def test_recorded_after_the_cancel_or_expiry_committed_is_late_whatever_the_block_time():

@@ -14,12 +14,28 @@ from services.sweeper.chain import fee_paid
 GWEI = 10**9
 
 
-def native_sweep(before: SweepFigures, *, confirmed: int, value: int, gas_limit: int, max_fee: int,
-                 reserve: int = 0, fee: int | None = None) -> SweepFigures:
-    allowance = sweep_allowance(native=True, amount=value, gas_limit=gas_limit, max_fee_per_gas=max_fee,
-                                l1_fee_reserve=reserve)
-    return complete_sweep(before, native=True, confirmed=confirmed, allowance=allowance, recorded_amount=value,
-                          amount=value, fee=gas_limit * max_fee if fee is None else fee)
+def native_sweep(
+    before: SweepFigures,
+    *,
+    confirmed: int,
+    value: int,
+    gas_limit: int,
+    max_fee: int,
+    reserve: int = 0,
+    fee: int | None = None,
+) -> SweepFigures:
+    allowance = sweep_allowance(
+        native=True, amount=value, gas_limit=gas_limit, max_fee_per_gas=max_fee, l1_fee_reserve=reserve
+    )
+    return complete_sweep(
+        before,
+        native=True,
+        confirmed=confirmed,
+        allowance=allowance,
+        recorded_amount=value,
+        amount=value,
+        fee=gas_limit * max_fee if fee is None else fee,
+    )
 
 
 def test_native_sweep_to_an_address_pays_exactly_the_gas():
@@ -34,8 +50,15 @@ def test_unused_l1_reserve_and_gas_become_dust():
     confirmed, gas_limit, max_fee, reserve = 10**18, 30_000, 2 * GWEI, 185_185_184
     value = confirmed - gas_limit * max_fee - reserve
     paid = 25_000 * max_fee + 123_456_789  # less gas than the limit (a contract treasury), and an L1 fee
-    after = native_sweep(SweepFigures(), confirmed=confirmed, value=value, gas_limit=gas_limit, max_fee=max_fee,
-                         reserve=reserve, fee=paid)
+    after = native_sweep(
+        SweepFigures(),
+        confirmed=confirmed,
+        value=value,
+        gas_limit=gas_limit,
+        max_fee=max_fee,
+        reserve=reserve,
+        fee=paid,
+    )
     assert after.swept == value and after.fee == paid
     assert after.dust == 5_000 * max_fee + reserve - 123_456_789
     assert after.swept + after.fee + after.dust == confirmed
@@ -52,8 +75,15 @@ def test_an_l1_fee_above_the_reserve_may_use_earlier_dust_but_no_more():
 
 
 def test_token_sweep_counts_the_tokens_and_keeps_the_fee_apart():
-    after = complete_sweep(SweepFigures(), native=False, confirmed=25_000_000, allowance=25_000_000,
-                           recorded_amount=25_000_000, amount=25_000_000, fee=3 * 10**14)
+    after = complete_sweep(
+        SweepFigures(),
+        native=False,
+        confirmed=25_000_000,
+        allowance=25_000_000,
+        recorded_amount=25_000_000,
+        amount=25_000_000,
+        fee=3 * 10**14,
+    )
     assert after == SweepFigures(swept=25_000_000, fee=3 * 10**14, dust=0)
     assert after.accounted(native=False) == 25_000_000
 
@@ -67,11 +97,19 @@ def test_token_sweep_counts_the_tokens_and_keeps_the_fee_apart():
     ],
 )
 def test_reports_that_do_not_fit_are_refused(amount, fee, confirmed, message):
-    allowance = sweep_allowance(native=True, amount=10**16 - 21_000, gas_limit=21_000, max_fee_per_gas=1,
-                                l1_fee_reserve=0)
+    allowance = sweep_allowance(
+        native=True, amount=10**16 - 21_000, gas_limit=21_000, max_fee_per_gas=1, l1_fee_reserve=0
+    )
     with pytest.raises(InvalidArgument, match=message):
-        complete_sweep(SweepFigures(), native=True, confirmed=confirmed, allowance=allowance,
-                       recorded_amount=10**16 - 21_000, amount=amount, fee=fee)
+        complete_sweep(
+            SweepFigures(),
+            native=True,
+            confirmed=confirmed,
+            allowance=allowance,
+            recorded_amount=10**16 - 21_000,
+            amount=amount,
+            fee=fee,
+        )
 
 
 @given(
@@ -91,8 +129,9 @@ def test_native_books_balance_to_the_wei(deposits, gas_limit, max_fee, reserve, 
         if value <= 0:
             continue  # dust: left for a later sweep
         paid = int(gas_limit * used) * max_fee  # gas the node used, never more than the limit
-        figures = native_sweep(figures, confirmed=confirmed, value=value, gas_limit=gas_limit, max_fee=max_fee,
-                               reserve=reserve, fee=paid)
+        figures = native_sweep(
+            figures, confirmed=confirmed, value=value, gas_limit=gas_limit, max_fee=max_fee, reserve=reserve, fee=paid
+        )
         assert figures.swept + figures.fee + figures.dust == figures.accounted(native=True) == confirmed
         assert figures.dust >= 0
         assert all(isinstance(x, int) for x in (figures.swept, figures.fee, figures.dust))

@@ -87,14 +87,21 @@ def test_an_l1_data_fee_reserve_is_left_aside_everywhere():
     bumped = fees.bump(10, quote, 1250)
     assert bumped.l1_fee == 7_000 and bumped.max_fee_per_gas == 12
     assert quote.with_price(11, legacy=True) == fees.FeeQuote(11, None, 5, 7_000)
-    dust = policy.native_decision(amount=210_000 + 7_000, gas_limit=21_000, fee=quote,
-                                  policy=policy.SweepPolicy(), chain_id=8453, symbol="ETH")
+    dust = policy.native_decision(
+        amount=210_000 + 7_000, gas_limit=21_000, fee=quote, policy=policy.SweepPolicy(), chain_id=8453, symbol="ETH"
+    )
     assert not dust.sweep and "7000 reserved for the L1 data fee" in dust.reason
 
 
 def _native(amount, fee=10 * GWEI, gas=21_000, p=None):
-    return policy.native_decision(amount=amount, gas_limit=gas, fee=fees.FeeQuote(fee, fee),
-                                  policy=p or policy.SweepPolicy(), chain_id=31337, symbol="ETH")
+    return policy.native_decision(
+        amount=amount,
+        gas_limit=gas,
+        fee=fees.FeeQuote(fee, fee),
+        policy=p or policy.SweepPolicy(),
+        chain_id=31337,
+        symbol="ETH",
+    )
 
 
 def test_native_dust_below_fee_is_left():
@@ -136,14 +143,22 @@ TOKEN = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
     ],
 )
 def test_treasury_problems(treasury, problem):
-    found = policy.treasury_problem(treasury, deposit_address=DEPOSIT, token_address=TOKEN,
-                                    is_checksummed=is_checksum_address)
+    found = policy.treasury_problem(
+        treasury, deposit_address=DEPOSIT, token_address=TOKEN, is_checksummed=is_checksum_address
+    )
     assert problem in found
 
 
 def test_good_treasury():
-    assert policy.treasury_problem("0xa0Ee7A142d267C1f36714E4a8F75612F20a79720", deposit_address=DEPOSIT,
-                                   token_address="", is_checksummed=is_checksum_address) == ""
+    assert (
+        policy.treasury_problem(
+            "0xa0Ee7A142d267C1f36714E4a8F75612F20a79720",
+            deposit_address=DEPOSIT,
+            token_address="",
+            is_checksummed=is_checksum_address,
+        )
+        == ""
+    )
 
 
 @pytest.mark.parametrize(
@@ -168,9 +183,21 @@ def test_send_errors_classified(message, outcome):
 
 def _tx(nonce, state, kind=TxKind.SWEEP, sender=DEPOSIT, n=0):
     return RecordedTx(
-        payment_id="pay_1", chain_id=31337, kind=kind, state=state, tx_hash=f"0x{nonce:02x}{n:062x}", raw_tx=b"x",
-        nonce=nonce, from_address=sender, to_address=TOKEN, amount=1, token_address="", gas_limit=21_000,
-        max_fee_per_gas=10, max_priority_fee_per_gas=10, updated_at=datetime.now(UTC),
+        payment_id="pay_1",
+        chain_id=31337,
+        kind=kind,
+        state=state,
+        tx_hash=f"0x{nonce:02x}{n:062x}",
+        raw_tx=b"x",
+        nonce=nonce,
+        from_address=sender,
+        to_address=TOKEN,
+        amount=1,
+        token_address="",
+        gas_limit=21_000,
+        max_fee_per_gas=10,
+        max_priority_fee_per_gas=10,
+        updated_at=datetime.now(UTC),
     )
 
 
@@ -198,5 +225,6 @@ def test_should_replace():
     assert not recovery.should_replace(current_fee=100, next_base_fee=50, age_seconds=10, **kw)
     assert recovery.should_replace(current_fee=100, next_base_fee=50, age_seconds=61, **kw)
     assert recovery.should_replace(current_fee=40, next_base_fee=50, age_seconds=1, **kw)  # below base fee
-    assert not recovery.should_replace(current_fee=40, next_base_fee=50, age_seconds=100,
-                                       stuck_after_seconds=60, replacements=3, max_replacements=3)
+    assert not recovery.should_replace(
+        current_fee=40, next_base_fee=50, age_seconds=100, stuck_after_seconds=60, replacements=3, max_replacements=3
+    )

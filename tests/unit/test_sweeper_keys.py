@@ -91,8 +91,18 @@ def test_signs_type2_with_fee_cap_equal_to_tip(keys):
     key = keys.derive("m/44'/60'/5'/0/3")
     fee = FeeQuote(3 * 10**9, 3 * 10**9)
     treasury = "0xa0Ee7A142d267C1f36714E4a8F75612F20a79720"
-    signed = key.sign(kind=TxKind.SWEEP, chain_id=31337, nonce=4, to=treasury, value=12345, data=b"", gas_limit=21_000,
-                      fee=fee, recipient=treasury, amount=12345)
+    signed = key.sign(
+        kind=TxKind.SWEEP,
+        chain_id=31337,
+        nonce=4,
+        to=treasury,
+        value=12345,
+        data=b"",
+        gas_limit=21_000,
+        fee=fee,
+        recipient=treasury,
+        amount=12345,
+    )
     assert signed.raw_tx[0] == 2
     fields = TypedTransaction.from_bytes(HexBytes(signed.raw_tx)).as_dict()
     assert fields["maxFeePerGas"] == fields["maxPriorityFeePerGas"] == 3 * 10**9
@@ -103,8 +113,18 @@ def test_signs_type2_with_fee_cap_equal_to_tip(keys):
 
 def test_signs_legacy_with_eip155(keys):
     key = keys.derive("m/44'/60'/5'/0/4")
-    signed = key.sign(kind=TxKind.SWEEP, chain_id=31337, nonce=0, to=ANVIL_ACCOUNT_0, value=1, data=b"",
-                      gas_limit=21_000, fee=FeeQuote(7, None), recipient=ANVIL_ACCOUNT_0, amount=1)
+    signed = key.sign(
+        kind=TxKind.SWEEP,
+        chain_id=31337,
+        nonce=0,
+        to=ANVIL_ACCOUNT_0,
+        value=1,
+        data=b"",
+        gas_limit=21_000,
+        fee=FeeQuote(7, None),
+        recipient=ANVIL_ACCOUNT_0,
+        amount=1,
+    )
     nonce, gas_price, gas, _to, value, _data, v, _r, _s = rlp.decode(signed.raw_tx)
     assert int.from_bytes(gas_price, "big") == 7 and int.from_bytes(value, "big") == 1
     assert int.from_bytes(v, "big") in (31337 * 2 + 35, 31337 * 2 + 36)

@@ -39,9 +39,14 @@ def build() -> dict[str, dict]:
     with tempfile.TemporaryDirectory() as tmp:
         done = subprocess.run(
             [npx, "--yes", f"solc@{SOLC}", "--standard-json"],
-            input=json.dumps(request), capture_output=True, text=True, cwd=tmp, timeout=600, check=True,
+            input=json.dumps(request),
+            capture_output=True,
+            text=True,
+            cwd=tmp,
+            timeout=600,
+            check=True,
         )
-    output = json.loads(done.stdout[done.stdout.index("{"):])  # solcjs may print a notice first
+    output = json.loads(done.stdout[done.stdout.index("{") :])  # solcjs may print a notice first
     errors = [e for e in output.get("errors", []) if e.get("severity") == "error"]
     if errors:
         raise SystemExit("\n".join(e["formattedMessage"] for e in errors))

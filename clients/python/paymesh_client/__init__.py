@@ -117,8 +117,13 @@ class PaymeshClient:
         while True:
             reply = await self._call(
                 self._stub.ListPayments,
-                spb.ListPaymentsRequest(statuses=list(statuses), chain_id=chain_id, merchant_order_id=merchant_order_id,
-                                        page_size=page_size, page_token=token),
+                spb.ListPaymentsRequest(
+                    statuses=list(statuses),
+                    chain_id=chain_id,
+                    merchant_order_id=merchant_order_id,
+                    page_size=page_size,
+                    page_token=token,
+                ),
             )
             for payment in reply.payments:
                 yield payment
@@ -127,8 +132,9 @@ class PaymeshClient:
                 return
 
     async def cancel_payment(self, payment_id: str, reason: str = "") -> pb.Payment:
-        return (await self._call(self._stub.CancelPayment,
-                                 spb.CancelPaymentRequest(payment_id=payment_id, reason=reason))).payment
+        return (
+            await self._call(self._stub.CancelPayment, spb.CancelPaymentRequest(payment_id=payment_id, reason=reason))
+        ).payment
 
     async def watch_payment(self, payment_id: str) -> AsyncIterator[pb.Payment]:
         """The payment now, then after every change until a final status."""

@@ -42,9 +42,7 @@ def parse_xpub(xpub: str) -> tuple[bytes, bytes]:
     if not xpub:
         raise InvalidArgument("xpub is required: the extended public key deposit addresses derive from")
     if xpub[1:4] == "prv":
-        raise InvalidArgument(
-            "that is an extended PRIVATE key; the ledger only takes the extended public key (xpub)"
-        )
+        raise InvalidArgument("that is an extended PRIVATE key; the ledger only takes the extended public key (xpub)")
     if len(xpub) > 200:
         raise InvalidArgument("xpub is too long to be a BIP-32 extended public key")
     try:

@@ -32,4 +32,3 @@ def new_merchant_id() -> str:
 
 def new_payment_id() -> str:
     return "pay_" + uuid.uuid4().hex
-

@@ -57,7 +57,9 @@ class Price:
 def currency(code: str) -> Currency:
     """The ISO 4217 currency with this code (upper case, as written in the standard)."""
     if not re.fullmatch(r"[A-Z]{3}", code or ""):
-        raise PricingError(f"currency must be an ISO 4217 code of three capital letters, such as USD; got {code[:16]!r}")
+        raise PricingError(
+            f"currency must be an ISO 4217 code of three capital letters, such as USD; got {code[:16]!r}"
+        )
     try:
         found = iso4217.Currency(code)
     except ValueError:
@@ -74,7 +76,7 @@ def parse_price(currency_code: str, amount: str) -> Price:
     match = _DECIMAL.fullmatch(amount or "")
     if match is None:
         raise PricingError(
-            f"price amount must be a plain decimal number such as \"19.99\" "
+            f'price amount must be a plain decimal number such as "19.99" '
             f"(digits, at most one point; no sign, exponent, spaces or leading zeros); got {amount[:40]!r}"
         )
     whole, fraction = match.group(1), match.group(2) or ""

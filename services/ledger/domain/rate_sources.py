@@ -49,7 +49,7 @@ def _words(data: str, count: int, what: str) -> list[int]:
     if len(body) < 64 * count:
         raise RateSourceError(f"{what}: the answer has {len(body) // 64} words, {count} expected (is it a feed?)")
     try:
-        return [int(body[i * 64:(i + 1) * 64], 16) for i in range(count)]
+        return [int(body[i * 64 : (i + 1) * 64], 16) for i in range(count)]
     except ValueError:
         raise RateSourceError(f"{what}: the answer is not hexadecimal") from None
 
@@ -68,7 +68,9 @@ def decode_decimals(data: str) -> int:
     return value
 
 
-def chainlink_rate(round_data: RoundData, decimals: int, *, now: datetime, max_age_seconds: float) -> tuple[Decimal, datetime]:
+def chainlink_rate(
+    round_data: RoundData, decimals: int, *, now: datetime, max_age_seconds: float
+) -> tuple[Decimal, datetime]:
     """(rate, time it was updated on chain) from a feed's latest round; RateSourceError
     if the feed is not usable now."""
     if round_data.answer <= 0:
@@ -82,7 +84,9 @@ def chainlink_rate(round_data: RoundData, decimals: int, *, now: datetime, max_a
     updated = datetime.fromtimestamp(round_data.updated_at, UTC)
     age = (now - updated).total_seconds()
     if age > max_age_seconds:
-        raise RateSourceError(f"the feed was last updated {age:.0f} s ago, more than its max age of {max_age_seconds:.0f} s")
+        raise RateSourceError(
+            f"the feed was last updated {age:.0f} s ago, more than its max age of {max_age_seconds:.0f} s"
+        )
     return scaled(round_data.answer, decimals), updated
 
 
@@ -102,7 +106,9 @@ def coinbase_spot_rate(body: Any, *, base: str, quote: str) -> Decimal:
         errors = body.get("errors") if isinstance(body, dict) else None
         raise RateSourceError(f"coinbase: no data in the answer{f' ({errors})' if errors else ''}")
     if data.get("base") != base or data.get("currency") != quote:
-        raise RateSourceError(f"coinbase: the answer is for {data.get('base')}-{data.get('currency')}, not {base}-{quote}")
+        raise RateSourceError(
+            f"coinbase: the answer is for {data.get('base')}-{data.get('currency')}, not {base}-{quote}"
+        )
     return _rate(data.get("amount"), "coinbase")
 
 

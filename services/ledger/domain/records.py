@@ -65,8 +65,7 @@ class PaymentRecord:
     @property
     def amount_accounted(self) -> int:
         """Confirmed funds the completed sweeps dealt with (domain/status.funds_accounted)."""
-        return funds_accounted(native=self.is_native, swept=self.amount_swept, fee=self.sweep_fee,
-                               dust=self.sweep_dust)
+        return funds_accounted(native=self.is_native, swept=self.amount_swept, fee=self.sweep_fee, dust=self.sweep_dust)
 
 
 @dataclass

@@ -78,7 +78,9 @@ def validate_new_payment(
         )
     found = chain.asset(asset)
     if found is None:
-        raise NotFound(f"asset {asset[:32]!r} is not configured on chain {chain_id}; it accepts {chain.asset_symbols()}")
+        raise NotFound(
+            f"asset {asset[:32]!r} is not configured on chain {chain_id}; it accepts {chain.asset_symbols()}"
+        )
     amount_due = parse_amount(amount, field="amount")
     if expires_in is not None and expires_at is not None:
         raise InvalidArgument("give expires_in or expires_at, not both")

@@ -60,8 +60,16 @@ def internal_transfer(chain_id: int, header: BlockHeader, t: InternalTransfer) -
     return _native(chain_id, header, t.tx_hash, t.tx_index, t.log_index, t.from_address, t.to_address, t.value)
 
 
-def _native(chain_id: int, header: BlockHeader, tx_hash: str, tx_index: int, log_index: int, sender: bytes,
-            recipient: bytes, value: int) -> Transfer:
+def _native(
+    chain_id: int,
+    header: BlockHeader,
+    tx_hash: str,
+    tx_index: int,
+    log_index: int,
+    sender: bytes,
+    recipient: bytes,
+    value: int,
+) -> Transfer:
     return Transfer(
         chain_id=chain_id,
         block_number=header.number,

@@ -74,8 +74,9 @@ def _list(value: Any, where: str) -> Sequence[Any]:
     return value
 
 
-def _number(tx_hash: str, tx_index: int, moves: Iterator[_Move], is_watched: IsWatched,
-            out: list[InternalTransfer]) -> None:
+def _number(
+    tx_hash: str, tx_index: int, moves: Iterator[_Move], is_watched: IsWatched, out: list[InternalTransfer]
+) -> None:
     """Count the transaction's value transfers in order; keep those into watched addresses."""
     ordinal = 0
     for sender, to, raw_value, at in moves:
@@ -93,8 +94,9 @@ def _number(tx_hash: str, tx_index: int, moves: Iterator[_Move], is_watched: IsW
 # ---------------------------------------------------------------- callTracer
 
 
-def match_call_traces(raw: Any, tx_count: int, is_watched: IsWatched,
-                      where: str = "debug_traceBlockByHash") -> list[InternalTransfer]:
+def match_call_traces(
+    raw: Any, tx_count: int, is_watched: IsWatched, where: str = "debug_traceBlockByHash"
+) -> list[InternalTransfer]:
     """Internal transfers into watched addresses from one block's callTracer result:
     one entry per transaction of the block, in order. Nodes that leave out an
     entry's `txHash` give transfers with an empty `tx_hash`: the caller looks it
@@ -134,8 +136,9 @@ def _frame_moves(top: Any, where: str) -> Iterator[_Move]:
 # ---------------------------------------------------------------- trace_block
 
 
-def match_parity_traces(raw: Any, block_hash: str, tx_count: int, is_watched: IsWatched,
-                        where: str = "trace_block") -> list[InternalTransfer]:
+def match_parity_traces(
+    raw: Any, block_hash: str, tx_count: int, is_watched: IsWatched, where: str = "trace_block"
+) -> list[InternalTransfer]:
     """Internal transfers into watched addresses from one block's `trace_block`
     result, which must hold the top call of each of the block's `tx_count`
     transactions (a partial answer would pass payments over)."""
@@ -181,8 +184,12 @@ def _parity_move(trace: Mapping[str, Any], at: str) -> Iterator[_Move]:
     if kind == "call" and action.get("callType") == "call":
         yield field_of(action, "from", at), field_of(action, "to", at), action.get("value", "0x0"), f"{at}.action"
     elif kind == "suicide":
-        yield (field_of(action, "address", at), field_of(action, "refundAddress", at), action.get("balance", "0x0"),
-               f"{at}.action")
+        yield (
+            field_of(action, "address", at),
+            field_of(action, "refundAddress", at),
+            action.get("balance", "0x0"),
+            f"{at}.action",
+        )
 
 
 def _path(value: Any, field: str) -> tuple[int, ...]:

@@ -33,9 +33,7 @@ def parse_schedule(text: str) -> tuple[float, ...]:
     for item in text.split(","):
         match = _ITEM.match(item)
         if not match:
-            raise ValueError(
-                f"retry schedule item {item.strip()!r} is not a duration like 500ms, 5s, 2m, 1h or 1d"
-            )
+            raise ValueError(f"retry schedule item {item.strip()!r} is not a duration like 500ms, 5s, 2m, 1h or 1d")
         value = float(match.group(1)) * _UNITS[match.group(2)]
         if value <= 0:
             raise ValueError(f"retry schedule item {item.strip()!r} must be positive")

@@ -55,8 +55,7 @@ def native_decision(
         return Decision(
             False,
             reason=(
-                f"dust: {amount} base units of {symbol} are below the minimum worth sweeping ({minimum}); "
-                "left in place"
+                f"dust: {amount} base units of {symbol} are below the minimum worth sweeping ({minimum}); left in place"
             ),
         )
     if cost * 100 > amount * policy.max_fee_share_percent:
@@ -82,8 +81,7 @@ def token_decision(*, amount: int, policy: SweepPolicy, chain_id: int, symbol: s
         return Decision(
             False,
             reason=(
-                f"dust: {amount} base units of {symbol} are below the minimum worth sweeping ({minimum}); "
-                "left in place"
+                f"dust: {amount} base units of {symbol} are below the minimum worth sweeping ({minimum}); left in place"
             ),
         )
     return Decision(True, value=amount)

@@ -16,14 +16,37 @@ class SendOutcome(Enum):
 
 
 _PATTERNS: tuple[tuple[SendOutcome, tuple[str, ...]], ...] = (
-    (SendOutcome.ALREADY_KNOWN, ("already known", "known transaction", "already imported", "alreadyknown",
-                                 "already exists", "already in the pool", "already in pool")),
-    (SendOutcome.NONCE_TOO_LOW, ("nonce too low", "noncetoolow", "oldnonce", "old nonce",
-                                 "nonce has already been used", "invalid nonce")),
+    (
+        SendOutcome.ALREADY_KNOWN,
+        (
+            "already known",
+            "known transaction",
+            "already imported",
+            "alreadyknown",
+            "already exists",
+            "already in the pool",
+            "already in pool",
+        ),
+    ),
+    (
+        SendOutcome.NONCE_TOO_LOW,
+        ("nonce too low", "noncetoolow", "oldnonce", "old nonce", "nonce has already been used", "invalid nonce"),
+    ),
     (SendOutcome.INSUFFICIENT_FUNDS, ("insufficient funds", "insufficientfunds", "insufficient balance")),
-    (SendOutcome.UNDERPRICED, ("underpriced", "fee too low", "feetoolow", "less than block base fee",
-                               "fee cap less than", "max fee per gas less than", "gas price too low",
-                               "below base fee", "tip too low")),
+    (
+        SendOutcome.UNDERPRICED,
+        (
+            "underpriced",
+            "fee too low",
+            "feetoolow",
+            "less than block base fee",
+            "fee cap less than",
+            "max fee per gas less than",
+            "gas price too low",
+            "below base fee",
+            "tip too low",
+        ),
+    ),
 )
 
 

@@ -26,8 +26,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0002'
-down_revision = '0001'
+revision = "0002"
+down_revision = "0001"
 branch_labels = None
 depends_on = None
 
@@ -35,10 +35,10 @@ MONEY = sa.Numeric(precision=78, scale=0)
 
 
 def upgrade() -> None:
-    op.add_column('payments', sa.Column('sweep_fee', MONEY, server_default='0', nullable=False))
-    op.add_column('payments', sa.Column('sweep_dust', MONEY, server_default='0', nullable=False))
-    op.add_column('sweep_transactions', sa.Column('fee', MONEY, nullable=True))
-    op.add_column('sweep_transactions', sa.Column('l1_fee_reserve', MONEY, server_default='0', nullable=False))
+    op.add_column("payments", sa.Column("sweep_fee", MONEY, server_default="0", nullable=False))
+    op.add_column("payments", sa.Column("sweep_dust", MONEY, server_default="0", nullable=False))
+    op.add_column("sweep_transactions", sa.Column("fee", MONEY, nullable=True))
+    op.add_column("sweep_transactions", sa.Column("l1_fee_reserve", MONEY, server_default="0", nullable=False))
     op.execute(
         """
         WITH s AS (
@@ -60,7 +60,7 @@ def downgrade() -> None:
         "UPDATE payments SET amount_swept = amount_swept + sweep_fee + sweep_dust "
         "WHERE token_address IS NULL AND (sweep_fee > 0 OR sweep_dust > 0)"
     )
-    op.drop_column('sweep_transactions', 'l1_fee_reserve')
-    op.drop_column('sweep_transactions', 'fee')
-    op.drop_column('payments', 'sweep_dust')
-    op.drop_column('payments', 'sweep_fee')
+    op.drop_column("sweep_transactions", "l1_fee_reserve")
+    op.drop_column("sweep_transactions", "fee")
+    op.drop_column("payments", "sweep_dust")
+    op.drop_column("payments", "sweep_fee")

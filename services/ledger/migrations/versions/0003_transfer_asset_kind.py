@@ -21,18 +21,16 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0003'
-down_revision = '0002'
+revision = "0003"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 
 
 def upgrade() -> None:
-    op.add_column('transfers', sa.Column('asset', sa.String(length=16), server_default='', nullable=False))
-    op.add_column('transfers', sa.Column('kind', sa.String(length=16), server_default='payment', nullable=False))
-    op.execute(
-        "UPDATE transfers t SET asset = p.asset FROM payments p WHERE t.payment_id = p.id AND t.credited"
-    )
+    op.add_column("transfers", sa.Column("asset", sa.String(length=16), server_default="", nullable=False))
+    op.add_column("transfers", sa.Column("kind", sa.String(length=16), server_default="payment", nullable=False))
+    op.execute("UPDATE transfers t SET asset = p.asset FROM payments p WHERE t.payment_id = p.id AND t.credited")
     op.execute(
         "UPDATE transfers t SET kind = 'gas_topup' FROM sweep_transactions s "
         "WHERE s.tx_hash = t.tx_hash AND s.payment_id = t.payment_id AND s.kind = 'gas_topup' "
@@ -41,5 +39,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.drop_column('transfers', 'kind')
-    op.drop_column('transfers', 'asset')
+    op.drop_column("transfers", "kind")
+    op.drop_column("transfers", "asset")
