@@ -6,7 +6,11 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PROTOS := $(shell find protos -name '*.proto' | sort)
 
-.PHONY: help install gen check-gen lint test run bench chaos clean
+.PHONY: help install gen check-gen lint check test run bench chaos clean
+
+# What `make check` types: the shared infrastructure and every pure domain package.
+TYPED := services/common $(wildcard services/*/domain)
+LINTED := services tests tools bench examples clients
 
 help:
 	@echo "make run        start the local stack (Postgres, NATS, anvil) and the mesh"
@@ -14,6 +18,7 @@ help:
 	@echo "make gen        regenerate gen/ from protos/"
 	@echo "make check-gen  fail if gen/ drifts from protos/"
 	@echo "make lint       buf lint + ruff"
+	@echo "make check      format, lint, types and the unit tier (under a minute)"
 	@echo "make bench      run the benchmarks and update docs/BENCHMARKS.md"
 	@echo "make chaos      the long chaos run (1,000 payments, a kill every 3 s), three times"
 
@@ -35,12 +40,22 @@ check-gen: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/buf lint
-	$(VENV)/bin/ruff check services tests tools bench
+	$(VENV)/bin/ruff check $(LINTED)
 
+# The quick gate before a commit: formatting, lint, types, and the unit tier.
+check: $(STAMP)
+	$(VENV)/bin/ruff format --check $(LINTED)
+	$(VENV)/bin/ruff check $(LINTED)
+	$(VENV)/bin/mypy $(TYPED)
+	$(PY) -m pytest -q -m unit -p no:cacheprovider
+
+# Everything (what CI runs): the quick gate, buf lint, the generated-code drift
+# check, then every tier; the 25 slowest tests are printed at the end.
 test: $(STAMP)
+	$(MAKE) --no-print-directory check
 	$(VENV)/bin/buf lint
 	$(PY) tools/gen_protos.py --check
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -m "not unit" --durations=25
 
 run: $(STAMP)
 	$(PY) -m tools.run_mesh

@@ -27,6 +27,18 @@ if str(REPO_ROOT) not in sys.path:
 from tools import devstack  # noqa: E402
 from tools.devstack import Anvil, Nats, Postgres  # noqa: E402
 
+# Tiers by folder (pytest -m unit|integration|e2e|deploy): `make check` runs the
+# unit tier, `make test` everything.
+TIERS = {"unit": "unit", "integration": "integration", "e2e": "e2e", "deploy": "deploy"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        parts = Path(str(item.fspath)).relative_to(REPO_ROOT / "tests").parts
+        tier = TIERS.get(parts[0]) if len(parts) > 1 else None
+        if tier is not None:
+            item.add_marker(getattr(pytest.mark, tier))
+
 
 @pytest.fixture(scope="session")
 def stack_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:

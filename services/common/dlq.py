@@ -45,7 +45,8 @@ from nats.js.errors import NoStreamResponseError, NotFoundError
 from services.common import local_mesh
 from services.common.nats_helpers import DLQ_STREAM
 
-STREAM = DLQ_STREAM.name
+assert DLQ_STREAM.name is not None
+STREAM: str = DLQ_STREAM.name
 PREFIX = "paymesh.dlq."
 REASON = "Paymesh-Error"
 ORIGINAL = "Paymesh-Original-Subject"
@@ -159,7 +160,7 @@ class Dlq:
                 return
             yield msg
             seen += 1
-            seq = int(msg.seq) + 1
+            seq = int(msg.seq or 0) + 1
 
     async def get(self, seq: int) -> RawStreamMsg:
         try:
@@ -186,7 +187,7 @@ class Dlq:
             )
         except NoStreamResponseError:
             raise DlqError(f"no stream takes {subject} on {self.url}: dead letter {msg.seq} is kept") from None
-        await self.js.delete_msg(STREAM, int(msg.seq))
+        await self.js.delete_msg(STREAM, int(msg.seq or 0))
         where = f"{ack.stream} #{ack.seq}"
         if ack.duplicate:
             return f"dead letter {msg.seq}: already replayed to {subject} ({where}); removed from {STREAM}"

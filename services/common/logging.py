@@ -6,11 +6,12 @@ import logging
 import sys
 
 import structlog
+from structlog.typing import Processor
 
 
 def configure_logging(service: str, level: str = "INFO") -> structlog.stdlib.BoundLogger:
     timestamper = structlog.processors.TimeStamper(fmt="iso", utc=True)
-    shared = [
+    shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,

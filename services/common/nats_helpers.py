@@ -92,6 +92,7 @@ async def connect(url: str, name: str) -> NatsClient:
 
 async def ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
     """Create the stream, or update it to this config; safe to call from every process."""
+    assert config.name is not None  # every StreamConfig here has one
     try:
         await js.stream_info(config.name)
     except NotFoundError:
@@ -205,9 +206,10 @@ class JetStreamPublisher:
                 acks = await asyncio.gather(*futures)
         finally:
             for token in tokens:
-                future = self._pending.pop(token, None)
-                if future is not None and not future.done():
-                    future.cancel()
+                if token in self._pending:
+                    future = self._pending.pop(token)
+                    if not future.done():
+                        future.cancel()
         for ack in acks:
             NATS_PUBLISHED.labels(stream, str(bool(ack.duplicate)).lower()).inc()
         return [bool(a.duplicate) for a in acks]

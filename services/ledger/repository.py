@@ -33,7 +33,7 @@ from services.ledger.models import (
     Treasury,
 )
 
-M, T, P, D, X, O, H, S, OB = (
+M, T, P, D, X, O, H, S, OB = (  # noqa: E741 - short aliases, renamed in the repository split
     Merchant.__table__,
     Treasury.__table__,
     Payment.__table__,

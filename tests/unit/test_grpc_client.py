@@ -10,8 +10,6 @@ from services.common import errors
 from services.common.grpc_client import error_from_rpc, reason_of
 from services.common.grpc_server import error_status
 
-pytestmark = pytest.mark.unit
-
 
 def failed(code: grpc.StatusCode, details: str, reason: str | None = None) -> grpc.aio.AioRpcError:
     trailing = grpc.aio.Metadata()

@@ -14,8 +14,6 @@ from hypothesis import strategies as st
 from services.common.errors import InvalidArgument
 from services.common.page_tokens import BAD_TOKEN, OTHER_FILTERS, PageTokens, _b64, filter_fingerprint, page_size
 
-pytestmark = pytest.mark.unit
-
 TOKENS = PageTokens(b"k" * 32)
 
 

@@ -23,8 +23,6 @@ from services.ledger.domain.pricing import (
     parse_rate,
 )
 
-pytestmark = pytest.mark.unit
-
 prices = st.builds(lambda cents: parse_price("USD", f"{cents // 100}.{cents % 100:02d}"), st.integers(1, 10**14))
 rates = st.decimals(
     min_value=Decimal("0.000001"), max_value=Decimal("1000000000"), places=8, allow_nan=False, allow_infinity=False
