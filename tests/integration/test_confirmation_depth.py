@@ -213,7 +213,7 @@ def count_rounds(chain_sweeper) -> list[int]:
 
 async def sweep_transactions(net, payment_id: str) -> list[asyncpg.Record]:
     return await _db(
-        net, "SELECT kind, tx_hash, state FROM sweep_transactions WHERE payment_id = $1 ORDER BY id", payment_id
+        net, "SELECT kind, tx_hash, state, amount FROM sweep_transactions WHERE payment_id = $1 ORDER BY id", payment_id
     )
 
 
@@ -255,7 +255,10 @@ async def test_the_sweeper_signs_nothing_before_the_nth_confirmation(net):
         await eventually(lambda: net.chain.rpc("eth_getTransactionByHash", sweep["tx_hash"]))
         await net.chain.mine_many(DEPTH)
         swept = await wait_status(merchant, payment.payment_id, SWEPT, timeout=60)
-        assert swept.amount_swept == str(AMOUNT) and swept.sweep_tx_hash == sweep["tx_hash"]
+        assert swept.sweep_tx_hash == sweep["tx_hash"]
+        # What reached the treasury plus the network fee is the whole payment (issue 12 item 2).
+        assert swept.amount_swept == str(int(sweep["amount"])) and swept.sweep_dust == "0"
+        assert int(swept.amount_swept) + int(swept.sweep_fee) == AMOUNT
         assert int(await net.chain.rpc("eth_getBalance", payment.deposit_address, "latest"), 16) == 0
     finally:
         await app.stop()
