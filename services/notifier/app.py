@@ -1,13 +1,13 @@
 """The notifier's composition root: builds the engine, NATS, the ledger client,
-the HTTP sender, the delivery machinery and the gRPC server, wires them, and
-runs the background loops (intake consumer, scheduler, result writer,
-housekeeping, health watch)."""
+the webhook sender, the use cases (intake, dispatch, deliveries, retention), the
+inbound consumer and the gRPC servicer, wires them, and runs the background
+loops (intake consumer, scheduler, result writer, retention, health watch).
+The only module that knows every other one."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from datetime import UTC, datetime, timedelta
 
 import grpc
 import structlog
@@ -26,16 +26,18 @@ from services.common.lifecycle import (
 from services.common.logging import configure_logging
 from services.common.metrics import start_metrics_server
 from services.common.page_tokens import PageTokens
-from services.notifier import repository as repo
-from services.notifier.consumers import PaymentEventIntake, ensure_consumer
-from services.notifier.db import create_engine, migrate_async
-from services.notifier.delivery import Dispatcher, ResultWriter
-from services.notifier.grpc_api import CallerResolver, NotifierServicer
-from services.notifier.ledger_client import LedgerClient
-from services.notifier.models import SIGNING_KEYS
-from services.notifier.service import DeliveryService
+from services.notifier.adapters.db import create_engine, migrate_async
+from services.notifier.adapters.ledger_client import LedgerClient
+from services.notifier.adapters.models import SIGNING_KEYS
+from services.notifier.adapters.webhook_sender import WebhookSender
+from services.notifier.api.callers import CallerResolver
+from services.notifier.api.notifier_service import NotifierServicer
+from services.notifier.deliveries import Deliveries
+from services.notifier.dispatch import Dispatcher, ResultWriter
+from services.notifier.inbound.payment_events import PaymentEventConsumer, ensure_consumer, sample_payment_json
+from services.notifier.intake import EventIntake
+from services.notifier.retention import RetentionPruner
 from services.notifier.settings import NotifierSettings
-from services.notifier.transport import WebhookSender
 
 log = structlog.get_logger("notifier")
 
@@ -103,25 +105,26 @@ class NotifierApp:
             lease_seconds=s.lease_seconds,
             request_timeout=s.request_timeout_seconds,
         )
-        deliveries = DeliveryService(
+        deliveries = Deliveries(
             self.engine,
             self.dispatcher,
             ledger,
             s.lease_seconds,
             PageTokens(await signing_key(self.engine, SIGNING_KEYS, "page_tokens")),
+            sample_payment=sample_payment_json,
         )
         self.grpc.add(
             ngrpc.add_NotifierServiceServicer_to_server,
             NotifierServicer(deliveries, CallerResolver(s.admin_token.get_secret_value(), ledger)),
             SERVICE_NAME,
         )
-        intake = PaymentEventIntake(self.engine, self.dispatcher.poke)
+        consumer = PaymentEventConsumer(EventIntake(self.engine, self.dispatcher.poke))
         self._intake_task = asyncio.create_task(
             nats_helpers.run_pull_consumer(
                 js,
                 stream=nats_helpers.PAYMENTS_STREAM.name,
                 durable=s.notifier_durable,
-                handler=intake.handle,
+                handler=consumer.handle,
                 stop=self.stop_event,
                 batch=s.consumer_batch,
                 fetch_timeout=s.consumer_fetch_wait_seconds,
@@ -130,7 +133,7 @@ class NotifierApp:
         )
         self._tasks = [
             asyncio.create_task(self.dispatcher.run(self.stop_event), name="scheduler"),
-            asyncio.create_task(self._housekeeping(), name="housekeeping"),
+            asyncio.create_task(RetentionPruner(self.engine, s.retention_days).run(self.stop_event), name="retention"),
             asyncio.create_task(watch_health(self.grpc, self._dependencies_ok, self.stop_event), name="health"),
         ]
         port = await self.grpc.start()
@@ -145,20 +148,6 @@ class NotifierApp:
             retry_schedule=s.retry_schedule,
         )
         return port
-
-    async def _housekeeping(self) -> None:
-        """Prune finished deliveries past the retention period, every few minutes."""
-        while not self.stop_event.is_set():
-            try:
-                before = datetime.now(UTC) - timedelta(days=self.settings.retention_days)
-                async with self.engine.begin() as conn:
-                    pruned = await repo.prune_finished(conn, before)
-                if pruned:
-                    log.info("pruned finished deliveries", count=pruned)
-            except Exception as exc:  # noqa: BLE001
-                log.warning("pruning failed", error=str(exc))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.stop_event.wait(), timeout=300)
 
     async def _dependencies_ok(self) -> bool:
         return await postgres_and_nats_ok(self.engine, self.nc)

@@ -20,7 +20,7 @@ def main(argv: list[str]) -> int:
     sub.add_parser("migrate", help="upgrade the notifier's tables and exit")
     args = parser.parse_args(argv)
     if args.command == "migrate":
-        from services.notifier.db import migrate
+        from services.notifier.adapters.db import migrate
         from services.notifier.settings import NotifierSettings
 
         migrate(NotifierSettings().database_url)

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
+import nats
 import pytest
 from paymesh.notifier.v1 import notifier_service_pb2 as npb
 
@@ -79,6 +80,16 @@ async def all_succeeded(proc: ServiceProcess, api_key: str, count: int, within: 
         return [await client.get(d.delivery_id) for d in found]
 
 
+async def everything_delivered_is_acked(nats_url: str, durable: str) -> bool:
+    """Every PAYMENTS message delivered to `durable` so far has been acked."""
+    nc = await nats.connect(nats_url)
+    try:
+        info = await nc.jetstream().consumer_info("PAYMENTS", durable)
+    finally:
+        await nc.close()
+    return bool(info.delivered.stream_seq) and info.ack_floor.stream_seq >= info.delivered.stream_seq
+
+
 async def test_sigkill_mid_delivery_loses_nothing(notifier_process, ledger_channel):
     proc = notifier_process
     await start(proc)
@@ -87,9 +98,11 @@ async def test_sigkill_mid_delivery_loses_nothing(notifier_process, ledger_chann
         payments = [await merchant.create(amount=str(1000 + i)) for i in range(20)]
         await receiver.wait_for(lambda: len(receiver.requests) >= 6)
         in_flight = {r.event_id for r in receiver.requests if r.status == 0}
-        proc.kill()  # SIGKILL while attempts are in flight
+        proc.kill()  # SIGKILL while attempts are in flight (returns once the process is gone)
         assert in_flight, "the kill should land while the receiver is answering"
-        await asyncio.sleep(0.5)
+        # The receiver finishes answering what the dead process sent (into closed
+        # connections) before the notifier comes back.
+        await receiver.wait_for(lambda: all(r.status for r in receiver.requests))
 
         await start(proc)
         await receiver.wait_for(
@@ -132,7 +145,9 @@ async def test_killed_after_send_before_record_resends_same_event(notifier_proce
     assert delivery.attempts[0].error.startswith("interrupted") and delivery.attempts[1].status_code == 200
 
 
-async def test_killed_after_intake_commit_before_ack_takes_the_event_in_once(notifier_process, ledger_channel):
+async def test_killed_after_intake_commit_before_ack_takes_the_event_in_once(
+    notifier_process, ledger_channel, nats_server
+):
     proc = notifier_process
     durable = proc.env["PAYMESH_NOTIFIER_DURABLE"]
     # A long fetch wait: nats-py can return an empty batch when a short pull
@@ -146,7 +161,10 @@ async def test_killed_after_intake_commit_before_ack_takes_the_event_in_once(not
 
         await start(proc)  # the unacked event comes back after ack_wait (2 s): a duplicate
         (delivery,) = await all_succeeded(proc, merchant.api_key, 1)
-        await asyncio.sleep(3)  # past ack_wait: the redelivered message must not add a delivery
+        # The redelivered message must not add a delivery: wait until it has been handled.
+        # The killed process acked nothing, so an ack floor at the last message delivered
+        # means the restarted one took the redelivery in and committed (then acked) it.
+        await eventually(lambda: everything_delivered_is_acked(nats_server.url, durable), timeout=20)
         await all_succeeded(proc, merchant.api_key, 1)
         assert delivery.attempt_count == 1
         assert receiver.event_ids() == {delivery.event_id}
@@ -167,6 +185,7 @@ async def test_sigterm_drains_attempts_in_flight(notifier_process, ledger_channe
         await start(proc)
         deliveries = await all_succeeded(proc, merchant.api_key, 3, within=10)
         # Finished during the drain and recorded: nothing interrupted, nothing sent twice.
+        # Succeeded is final (no claim takes it again) and one attempt each means none
+        # was claimed again, so the receiver has had every request it will get.
         assert all(d.attempt_count == 1 and d.attempts[0].status_code == 200 for d in deliveries)
-        await asyncio.sleep(0.5)
         assert len(receiver.requests) == 3

@@ -10,7 +10,7 @@ import pytest
 from alembic import command
 
 from services.ledger.db import migrate as migrate_ledger
-from services.notifier.db import alembic_config, migrate
+from services.notifier.adapters.db import alembic_config, migrate
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

@@ -1,2 +1,3 @@
-"""Pure notifier rules: retry schedule, signatures, SSRF address policy, payload
-shape, page tokens. No grpc, nats, sqlalchemy or httpx here."""
+"""Pure notifier rules: the retry schedule (backoff.py), webhook signatures
+(signing.py), the webhook body (payload.py) and the plain records the layers
+pass around (records.py). No grpc, nats, sqlalchemy, httpx or protobuf here."""

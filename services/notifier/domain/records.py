@@ -118,3 +118,37 @@ class ListFilter:
     payment_id: str | None = None
     event_id: str | None = None
     state: DeliveryState | None = None
+
+
+@dataclass(frozen=True)
+class AttemptDone:
+    """A finished HTTP attempt and what it means for the delivery."""
+
+    delivery_id: str
+    lease_token: str
+    number: int
+    started_at: datetime
+    duration_ms: int
+    status_code: int
+    error: str
+    succeeded: bool
+    url: str
+    state: DeliveryState  # pending (retry), succeeded or dead_lettered
+    next_attempt_at: datetime | None
+    finished_at: datetime
+    failure: str = "none"  # FailureKind value, for metrics only
+
+
+@dataclass(frozen=True)
+class AttemptVoid:
+    """A claimed attempt that was not made: the merchant has no usable target
+    (state skipped), or it is handed back (state pending: ledger unreachable,
+    shutting down). The attempt row and counters are rolled back."""
+
+    delivery_id: str
+    lease_token: str
+    number: int
+    state: DeliveryState
+    next_attempt_at: datetime | None
+    reason: str
+    finished_at: datetime

@@ -10,7 +10,7 @@ from alembic import context
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from services.notifier.models import VERSION_TABLE, Base
+from services.notifier.adapters.models import VERSION_TABLE, Base
 
 target_metadata = Base.metadata
 LOCK_KEY = 0x6E6F746966696572  # "notifier"

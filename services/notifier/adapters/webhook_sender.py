@@ -1,9 +1,10 @@
-"""HTTP transport of webhooks: httpx with connection pooling, timeouts, no
-redirects, and the SSRF guard at connect time.
+"""The webhook sender: the notifier's outbound HTTP. It POSTs signed bodies to
+merchants' webhook URLs with httpx (a connection pool per merchant, timeouts,
+no redirects, no proxies) behind the SSRF guard at connect time.
 
 The guard lives in the network backend under httpx's connection pool, so it
 judges the address actually connected to: the host is resolved once, every
-resolved address is checked against the policy (domain/ssrf.py), and the
+resolved address is checked against the policy (services/common/ssrf.py), and the
 socket is opened to a checked IP. The URL is not rewritten, so the Host header
 and the TLS SNI/certificate check still use the merchant's host name. A DNS
 answer that changes between check and connect (rebinding) cannot slip through,

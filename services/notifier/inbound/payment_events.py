@@ -1,13 +1,17 @@
-"""NATS transport of the notifier: the durable pull consumer of the PAYMENTS
-stream. Each event becomes one pending delivery row (unique event id, so a
-replayed message is a no-op), committed before the message is acked; the
-scheduler takes it from there."""
+"""The notifier's durable pull consumer of the PAYMENTS stream (JetStream).
+
+Each message is decoded here, once, into a NewDelivery: the PaymentEvent
+protobuf becomes the webhook's JSON body (the payment in proto JSON, exactly as
+the gRPC API shows it), so nothing past this module sees protobuf. A batch of
+decoded events goes to the intake use case (intake.py) in one call; the
+messages are acked only after it has committed, and a message that cannot be
+decoded is dead-lettered without holding back the others."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import structlog
 from google.protobuf.json_format import MessageToDict
@@ -18,14 +22,12 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import BadRequestError
 from paymesh.events.v1 import payment_events_pb2 as evpb
 from paymesh.ledger.v1 import payment_pb2 as pb
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.common.nats_helpers import PAYMENTS_STREAM, Handled, Outcome
 from services.common.timestamps import from_timestamp
-from services.notifier import metrics
-from services.notifier import repository as repo
 from services.notifier.domain.payload import build_body
 from services.notifier.domain.records import NewDelivery
+from services.notifier.intake import EventIntake
 
 log = structlog.get_logger("notifier.intake")
 
@@ -34,15 +36,22 @@ _TYPE_PREFIX = "PAYMENT_EVENT_TYPE_"
 
 
 class Malformed(ValueError):
-    pass
+    """The message is not a usable PaymentEvent (it goes to the DLQ)."""
 
 
-def payment_json(payment: pb.Payment) -> dict:
+def payment_json(payment: pb.Payment) -> dict[str, Any]:
     """The payment as the gRPC API shows it, in proto JSON (field names as in the proto)."""
     return MessageToDict(payment, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)
 
 
+def sample_payment_json(merchant_id: str) -> dict[str, Any]:
+    """The payment a test event carries: an empty pending payment of the merchant,
+    in the same JSON shape as a real event's (every field present)."""
+    return payment_json(pb.Payment(merchant_id=merchant_id, status=pb.PAYMENT_STATUS_PENDING))
+
+
 def decode(msg: Msg) -> NewDelivery:
+    """The message's PaymentEvent as the delivery it becomes; Malformed if unusable."""
     try:
         event = evpb.PaymentEvent.FromString(msg.data)
     except DecodeError as exc:
@@ -101,12 +110,14 @@ async def ensure_consumer(js: JetStreamContext, durable: str, deliver_policy: st
         log.warning("durable consumer exists with a different config; using it", durable=durable, error=str(exc))
 
 
-class PaymentEventIntake:
-    def __init__(self, engine: AsyncEngine, on_new: Callable[[], None]) -> None:
-        self._engine = engine
-        self._on_new = on_new
+class PaymentEventConsumer:
+    """The handler run_pull_consumer calls with each fetched batch."""
+
+    def __init__(self, intake: EventIntake) -> None:
+        self._intake = intake
 
     async def handle(self, msgs: list[Msg]) -> list[Handled]:
+        """One outcome per message, in order: ACK once the batch is committed, DEAD if malformed."""
         results: list[Handled] = []
         rows: list[NewDelivery] = []
         for msg in msgs:
@@ -117,8 +128,5 @@ class PaymentEventIntake:
                 log.error("malformed payment event", subject=msg.subject, error=str(exc))
                 results.append(Handled(Outcome.DEAD, str(exc)))
         if rows:
-            async with self._engine.begin() as conn:
-                await repo.insert_deliveries(conn, rows, datetime.now(UTC))
-            metrics.INTAKE.inc(len(rows))
-            self._on_new()
+            await self._intake.take_in(rows)
         return results

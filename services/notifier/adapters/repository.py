@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -24,17 +23,19 @@ from sqlalchemy import bindparam, delete, func, literal, or_, select, text, tupl
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from services.notifier.adapters.models import attempts as A
+from services.notifier.adapters.models import deliveries as D
 from services.notifier.domain.records import (
+    AttemptDone,
     AttemptOutcome,
     AttemptRecord,
+    AttemptVoid,
     ClaimedDelivery,
     DeliveryRecord,
     DeliveryState,
     ListFilter,
     NewDelivery,
 )
-from services.notifier.models import attempts as A
-from services.notifier.models import deliveries as D
 
 INTERRUPTED_ERROR = "interrupted: the notifier stopped during this attempt; its result is unknown"
 
@@ -223,41 +224,9 @@ async def insert_claimed(
 # ---------------------------------------------------------------- results
 
 
-@dataclass(frozen=True)
-class AttemptDone:
-    """A finished HTTP attempt and what it means for the delivery."""
-
-    delivery_id: str
-    lease_token: str
-    number: int
-    started_at: datetime
-    duration_ms: int
-    status_code: int
-    error: str
-    succeeded: bool
-    url: str
-    state: DeliveryState  # pending (retry), succeeded or dead_lettered
-    next_attempt_at: datetime | None
-    finished_at: datetime
-    failure: str = "none"  # FailureKind value, for metrics only
-
-
-@dataclass(frozen=True)
-class AttemptVoid:
-    """A claimed attempt that was not made: the merchant has no usable target
-    (state skipped), or it is handed back (state pending: ledger unreachable,
-    shutting down). The attempt row and counters are rolled back."""
-
-    delivery_id: str
-    lease_token: str
-    number: int
-    state: DeliveryState
-    next_attempt_at: datetime | None
-    reason: str
-    finished_at: datetime
-
-
 async def record_results(conn: AsyncConnection, done: Sequence[AttemptDone], void: Sequence[AttemptVoid]) -> None:
+    """Record a batch of attempt results (one statement per kind, for the whole batch).
+    A delivery moves on only under the lease token its attempt was claimed with."""
     if done:
         await conn.execute(
             update(A)
@@ -452,7 +421,7 @@ async def redeliver_dead_letters(conn: AsyncConnection, merchant_id: str, now: d
     return len(result.all())
 
 
-# ---------------------------------------------------------------- housekeeping
+# ---------------------------------------------------------------- retention
 
 
 async def prune_finished(conn: AsyncConnection, before: datetime, limit: int = 5000) -> int:

@@ -1,28 +1,30 @@
-"""Use cases behind NotifierService: list, get, redeliver, send a test event.
+"""The delivery use cases behind NotifierService: list, get, redeliver, send a
+test event.
 
 A caller is either the operator (admin token: every merchant) or one merchant
 (its API key: only its own deliveries). Another merchant's delivery is
-NOT_FOUND, exactly like one that does not exist.
+NOT_FOUND, exactly like one that does not exist. Plain records in and out; the
+servicer (api/notifier_service.py) converts them from and to protobuf.
 """
 
 from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from paymesh.ledger.v1 import payment_pb2 as pb
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.common.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from services.common.page_tokens import PageTokens, filter_fingerprint, page_size
-from services.notifier import repository as repo
-from services.notifier.consumers import payment_json
-from services.notifier.delivery import Dispatcher
+from services.notifier.adapters import repository as repo
+from services.notifier.adapters.ledger_client import TargetSource
+from services.notifier.dispatch import Dispatcher
 from services.notifier.domain.payload import TEST_EVENT_TYPE, build_body
 from services.notifier.domain.records import DeliveryRecord, DeliveryState, ListFilter, NewDelivery
-from services.notifier.ledger_client import TargetSource
 
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
@@ -53,7 +55,14 @@ def parse_ref(value: str, field: str) -> str:
     return value
 
 
-class DeliveryService:
+# The `data.payment` of a test event for a merchant, in the JSON shape events carry
+# (inbound/payment_events.py:sample_payment_json: the wire format lives there).
+SamplePayment = Callable[[str], dict[str, Any]]
+
+
+class Deliveries:
+    """What a caller may see and do with deliveries."""
+
     def __init__(
         self,
         engine: AsyncEngine,
@@ -61,12 +70,14 @@ class DeliveryService:
         targets: TargetSource,
         lease_seconds: float,
         tokens: PageTokens,
+        sample_payment: SamplePayment,
     ) -> None:
         self._engine = engine
         self._tokens = tokens
         self._dispatcher = dispatcher
         self._targets = targets
         self._lease = timedelta(seconds=lease_seconds)
+        self._sample_payment = sample_payment
 
     async def list(
         self,
@@ -79,6 +90,7 @@ class DeliveryService:
         size: int,
         token: str,
     ) -> tuple[list[DeliveryRecord], str]:
+        """A page of deliveries, newest first, and the token of the next page ("" at the end)."""
         if caller.is_operator:
             scope = parse_ref(merchant_id, "merchant_id") if merchant_id else None
         else:
@@ -103,6 +115,7 @@ class DeliveryService:
         return rows, next_token
 
     async def get(self, caller: Caller, delivery_id: str) -> DeliveryRecord:
+        """One delivery with its attempts; NotFound if it is not the caller's to see."""
         delivery_id = parse_uuid(delivery_id, "delivery_id")
         async with self._engine.connect() as conn:
             found = await repo.get_delivery(conn, delivery_id)
@@ -111,6 +124,8 @@ class DeliveryService:
         return found
 
     async def redeliver(self, caller: Caller, *, delivery_id: str | None, merchant_id: str | None) -> int:
+        """Queue one delivery, or every dead letter of a merchant, again now (a fresh
+        retry cycle); how many were queued."""
         now = datetime.now(UTC)
         if delivery_id is not None:
             await self.get(caller, delivery_id)  # existence and ownership
@@ -130,6 +145,7 @@ class DeliveryService:
         return count
 
     async def send_test_event(self, caller: Caller, merchant_id: str) -> DeliveryRecord:
+        """Make a test event's first attempt now and return its delivery as recorded."""
         if caller.is_operator:
             if not merchant_id:
                 raise InvalidArgument("merchant_id is required with the admin token")
@@ -143,13 +159,12 @@ class DeliveryService:
             raise FailedPrecondition(f"merchant {merchant_id} has no webhook URL; set one with SetWebhook first")
         now = datetime.now(UTC)
         event_id = str(uuid.uuid4())
-        sample = pb.Payment(merchant_id=merchant_id, status=pb.PAYMENT_STATUS_PENDING)
         body = build_body(
             event_id=event_id,
             event_type=TEST_EVENT_TYPE,
             created_at=now.isoformat().replace("+00:00", "Z"),
             merchant_id=merchant_id,
-            payment=payment_json(sample),
+            payment=self._sample_payment(merchant_id),
         )
         new = NewDelivery(
             event_id=event_id,

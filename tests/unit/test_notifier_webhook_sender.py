@@ -1,6 +1,7 @@
-"""The webhook transport on loopback: TLS keeps the merchant's host name (SNI,
-certificate check, Host header) while the socket goes to the checked address;
-the SSRF guard judges every resolved address, whatever the name."""
+"""The webhook sender (adapters/webhook_sender.py) on loopback: TLS keeps the
+merchant's host name (SNI, certificate check, Host header) while the socket
+goes to the checked address; the SSRF guard judges every resolved address,
+whatever the name."""
 
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ from pathlib import Path
 import httpcore
 import pytest
 
+from services.notifier.adapters.webhook_sender import BlockedAddress, GuardedBackend, WebhookSender
 from services.notifier.domain.records import FailureKind
-from services.notifier.transport import BlockedAddress, GuardedBackend, WebhookSender
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

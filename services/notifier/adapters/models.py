@@ -1,6 +1,6 @@
 """The notifier's own Postgres tables (prefixed notifier_, so they can live in
 a database shared with other services; Alembic tracks them in
-alembic_version_notifier). Migrations in migrations/ create them."""
+alembic_version_notifier). The migrations in services/notifier/migrations/ create them."""
 
 from __future__ import annotations
 

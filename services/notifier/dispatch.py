@@ -1,5 +1,5 @@
-"""Delivery of claimed webhooks: the scheduler loop, per-merchant concurrency and
-batched recording of results.
+"""Dispatch: due deliveries are claimed, attempted and their results recorded.
+The scheduler loop, per-merchant concurrency and batched recording of results.
 
 - The scheduler claims due deliveries from Postgres (leases, SKIP LOCKED) and
   starts one task per delivery. It never claims for a merchant that already
@@ -30,16 +30,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from services.common.errors import NotFound
 from services.common.failpoints import failpoint
 from services.notifier import metrics
-from services.notifier import repository as repo
+from services.notifier.adapters import repository as repo
+from services.notifier.adapters.ledger_client import TargetSource
+from services.notifier.adapters.webhook_sender import WebhookSender
 from services.notifier.domain import signing
 from services.notifier.domain.backoff import after_attempt
-from services.notifier.domain.records import ClaimedDelivery, DeliveryState, SendResult
-from services.notifier.ledger_client import TargetSource
-from services.notifier.transport import WebhookSender
+from services.notifier.domain.records import AttemptDone, AttemptVoid, ClaimedDelivery, DeliveryState, SendResult
 
 log = structlog.get_logger("notifier.delivery")
 
-Result = repo.AttemptDone | repo.AttemptVoid
+Result = AttemptDone | AttemptVoid
 
 # When the ledger cannot tell where to deliver, the attempt is handed back and
 # tried again after this long (it does not count against the merchant).
@@ -81,8 +81,8 @@ class ResultWriter:
                     self._queue.task_done()
 
     async def _write(self, batch: list[tuple[Result, asyncio.Future[None]]]) -> None:
-        done = [r for r, _ in batch if isinstance(r, repo.AttemptDone)]
-        void = [r for r, _ in batch if isinstance(r, repo.AttemptVoid)]
+        done = [r for r, _ in batch if isinstance(r, AttemptDone)]
+        void = [r for r, _ in batch if isinstance(r, AttemptVoid)]
         error: Exception | None = None
         for attempt in range(5):
             try:
@@ -114,6 +114,9 @@ class ResultWriter:
 
 
 class Dispatcher:
+    """The scheduler loop (run) and one task per claimed delivery (see the module
+    docstring); poke() wakes the loop when work may be due before its next poll."""
+
     def __init__(
         self,
         engine: AsyncEngine,
@@ -228,9 +231,9 @@ class Dispatcher:
             if left == self._per_merchant - 1 or self._total == self._max_outstanding - 1:
                 self.wakeup.set()  # room again: for this merchant, or for anyone
 
-    def _void(self, c: ClaimedDelivery, state: DeliveryState, reason: str, delay: float = 0.0) -> repo.AttemptVoid:
+    def _void(self, c: ClaimedDelivery, state: DeliveryState, reason: str, delay: float = 0.0) -> AttemptVoid:
         now = utcnow()
-        return repo.AttemptVoid(
+        return AttemptVoid(
             delivery_id=c.id,
             lease_token=c.lease_token,
             number=c.attempt_number,
@@ -240,7 +243,7 @@ class Dispatcher:
             finished_at=now,
         )
 
-    async def _attempt(self, c: ClaimedDelivery, claimed_at: float) -> repo.AttemptDone | repo.AttemptVoid:
+    async def _attempt(self, c: ClaimedDelivery, claimed_at: float) -> AttemptDone | AttemptVoid:
         sem = self._semaphores.get(c.merchant_id)
         if sem is None:
             sem = self._semaphores[c.merchant_id] = asyncio.Semaphore(self._per_merchant)
@@ -275,7 +278,7 @@ class Dispatcher:
         failpoint("notifier.after_send_before_record")
         return self._done(c, result)
 
-    def _done(self, c: ClaimedDelivery, result: SendResult) -> repo.AttemptDone:
+    def _done(self, c: ClaimedDelivery, result: SendResult) -> AttemptDone:
         now = utcnow()
         state, next_at = after_attempt(result.ok, c.cycle_attempts, self._schedule, now, self._jitter, self._rng)
         if not result.ok:
@@ -290,7 +293,7 @@ class Dispatcher:
                 next_attempt_at=next_at.isoformat() if next_at else None,
                 state=state.value,
             )
-        return repo.AttemptDone(
+        return AttemptDone(
             delivery_id=c.id,
             lease_token=c.lease_token,
             number=c.attempt_number,
@@ -307,8 +310,8 @@ class Dispatcher:
         )
 
     @staticmethod
-    def _observe(c: ClaimedDelivery, result: repo.AttemptDone | repo.AttemptVoid) -> None:
-        if isinstance(result, repo.AttemptVoid):
+    def _observe(c: ClaimedDelivery, result: AttemptDone | AttemptVoid) -> None:
+        if isinstance(result, AttemptVoid):
             if result.state is DeliveryState.SKIPPED:
                 metrics.FINISHED.labels("skipped").inc()
             return
