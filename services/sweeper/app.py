@@ -21,12 +21,12 @@ from services.common.lease import KvLease, LeaseKeeper, effective_ttl, ensure_bu
 from services.common.lifecycle import chain_health_name, close_connections, run_until_stopped
 from services.common.logging import configure_logging
 from services.common.metrics import start_metrics_server
-from services.sweeper.chain import ChainGateway, FeeSettings
-from services.sweeper.grpc_api import SweeperServicer
-from services.sweeper.keys import KeyStore
-from services.sweeper.ledger_client import LedgerClient
+from services.sweeper.adapters.chain_rpc import ChainGateway, FeeSettings
+from services.sweeper.adapters.key_store import KeyStore
+from services.sweeper.adapters.ledger_client import LedgerClient
+from services.sweeper.api.sweeper_service import SweeperServicer
+from services.sweeper.chain_sweeper import ChainSweeper, WorkerConfig
 from services.sweeper.settings import SweeperSettings
-from services.sweeper.worker import ChainSweeper, WorkerConfig
 
 log = structlog.get_logger("sweeper")
 

@@ -21,8 +21,8 @@ from paymesh.sweeper.v1 import sweeper_service_pb2 as swpb
 from sqlalchemy import text
 
 from services.common.lifecycle import chain_health_name
+from services.sweeper.adapters.chain_rpc import L1_FEE_HEADROOM_PERCENT, OP_GAS_PRICE_ORACLE
 from services.sweeper.app import SERVICE as SWEEPER
-from services.sweeper.chain import L1_FEE_HEADROOM_PERCENT, OP_GAS_PRICE_ORACLE
 from tests.support.ledger import (
     ADMIN_TOKEN,
     SWEEP_LEDGER_TOKEN,

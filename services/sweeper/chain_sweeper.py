@@ -38,7 +38,7 @@ from services.common.evm_rpc import MalformedResponse, RpcError, RpcUnavailable
 from services.common.failpoints import failpoint
 from services.common.lease import LeaseKeeper
 from services.sweeper import metrics
-from services.sweeper.chain import (
+from services.sweeper.adapters.chain_rpc import (
     ChainGateway,
     FeeCapExceeded,
     L1FeeUnavailable,
@@ -46,6 +46,8 @@ from services.sweeper.chain import (
     fee_paid,
     transferred,
 )
+from services.sweeper.adapters.key_store import DerivedKey, KeyError_, KeyStore
+from services.sweeper.adapters.ledger_client import LedgerClient, tx_from_pb
 from services.sweeper.domain.fees import (
     NATIVE_TRANSFER_GAS,
     FeeQuote,
@@ -58,8 +60,6 @@ from services.sweeper.domain.model import Job, RecordedTx, SignedTx, TxKind, TxS
 from services.sweeper.domain.policy import SweepPolicy, native_decision, token_decision, treasury_problem
 from services.sweeper.domain.recovery import TxGroup, open_groups, should_replace
 from services.sweeper.domain.send_errors import SendOutcome
-from services.sweeper.keys import DerivedKey, KeyError_, KeyStore
-from services.sweeper.ledger_client import LedgerClient, tx_from_pb
 
 log = structlog.get_logger("sweeper.worker")
 

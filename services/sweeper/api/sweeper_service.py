@@ -15,8 +15,8 @@ from services.common.errors import InvalidArgument, NotFound
 from services.common.grpc_server import check_token
 from services.common.page_tokens import page_size
 from services.common.timestamps import to_timestamp
-from services.sweeper.ledger_client import LedgerClient
-from services.sweeper.worker import ChainSweeper
+from services.sweeper.adapters.ledger_client import LedgerClient
+from services.sweeper.chain_sweeper import ChainSweeper
 
 
 def _id(value: str, field: str) -> str:
