@@ -2,11 +2,11 @@
 sweeps in flight, and what happens to a payment whose sweep cannot finish.
 
 Per chain, only the replica holding the chain's signer lease claims payments
-and signs, so nonces never collide. The lease is services/common/lease.py (the
-same one the listener's leader uses): the key `chain-<id>` in the NATS KV bucket
-PAYMESH_SWEEPER_SIGNER_LEASE_BUCKET, whose TTL (PAYMESH_SWEEPER_SIGNER_LEASE_TTL_SECONDS,
-10 s; the bucket's own TTL wins when it was created with another) is how long a
-dead holder keeps it.
+and signs, so nonces never collide. The lease is services/common/lease.py, the
+one leadership implementation (issue 13 §3 puts the listener on it too): the key
+`chain-<id>` in the NATS KV bucket PAYMESH_SWEEPER_SIGNER_LEASE_BUCKET, whose TTL
+(PAYMESH_SWEEPER_SIGNER_LEASE_TTL_SECONDS, 10 s; the bucket's own TTL wins when it
+was created with another) is how long a dead holder keeps it.
 
 The stop-acting rule: a replica signs only while `LeaseKeeper.held` is true, and
 `held` is true only while the last successful create or renewal of the key is
@@ -15,12 +15,13 @@ TTL/3, so a healthy holder never gets near it; a renewal refused because someone
 else holds the key ends `held` at once; a holder cut off from NATS keeps its old
 validity and stops signing at most 3/4 TTL after its last successful renewal,
 while the key itself lives a full TTL after that write, so another replica can
-only take over after this one has stopped. `held` is checked before every round
-(no claims without it), before any signed transaction is recorded (the journal
-releases the payment, "stopping", instead) and before a stuck transaction is
-replaced. Sweeps in flight keep settling what is already recorded
-(rebroadcasting the same signed bytes is safe from any replica) until they need
-to sign. A clean stop releases the key, so the next replica takes over at once.
+only take over after this one has stopped. `held` is checked at the start of
+every round (no claims without it), before any signed transaction is recorded
+(the journal releases the payment, "stopping", instead) and before a stuck
+transaction is replaced. Sweeps in flight keep settling what is already
+recorded (rebroadcasting the same signed bytes is safe from any replica) until
+they need to sign. A clean stop releases the key, so the next replica takes over
+at once.
 
 A round runs every PAYMESH_SWEEPER_INTERVAL_SECONDS, at once when `wake` is set (a
 payment event, SweepNow/RetrySweep, a sweep slot freed) or the lease changes
