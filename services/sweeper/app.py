@@ -1,15 +1,14 @@
 """The sweeper's composition root: loads the seed and chains.yaml, builds NATS
-(signer lease bucket), the ledger channel, and per chain the JSON-RPC client,
-gateway, signer lease and worker; wires them into the gRPC server."""
+(signer lease bucket, payment-event wake-ups), the ledger channel, and per chain
+the JSON-RPC client, chain gateway, gas wallet, signer lease and chain sweeper;
+wires them into the gRPC server, starts and stops them."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 import grpc
 import structlog
-from paymesh.events.v1 import payment_events_pb2 as evpb
 from paymesh.sweeper.v1 import sweeper_service_pb2_grpc as pgrpc
 from pydantic import ValidationError
 
@@ -21,20 +20,18 @@ from services.common.lease import KvLease, LeaseKeeper, effective_ttl, ensure_bu
 from services.common.lifecycle import chain_health_name, close_connections, run_until_stopped
 from services.common.logging import configure_logging
 from services.common.metrics import start_metrics_server
-from services.sweeper.chain import ChainGateway, FeeSettings
-from services.sweeper.grpc_api import SweeperServicer
-from services.sweeper.keys import KeyStore
-from services.sweeper.ledger_client import LedgerClient
+from services.sweeper.adapters.chain_rpc import FeeSettings, RpcChainGateway
+from services.sweeper.adapters.key_store import KeyStore
+from services.sweeper.adapters.ledger_client import LedgerClient
+from services.sweeper.api.sweeper_service import SweeperServicer
+from services.sweeper.chain_sweeper import ChainSweeper
+from services.sweeper.gas_wallet import GasWallet
+from services.sweeper.inbound.payment_events import PaymentEventWakeups
 from services.sweeper.settings import SweeperSettings
-from services.sweeper.worker import ChainSweeper, WorkerConfig
 
 log = structlog.get_logger("sweeper")
 
 SERVICE = "paymesh.sweeper.v1.SweeperService"
-
-
-# Payment events after which a payment may have become sweepable.
-WAKE_EVENTS = ("confirmed", "overpaid", "underpaid", "paid_after_expiry", "expired")
 
 
 class SweeperApp:
@@ -55,7 +52,7 @@ class SweeperApp:
         self.ledger_channel: grpc.aio.Channel | None = None
         self._rpcs: list[EvmRpc] = []
         self._tasks: list[asyncio.Task] = []
-        self._subscriptions: list = []
+        self.wakeups = PaymentEventWakeups(self._wake_chain)
         self.metrics_port: int | None = None
 
     @property
@@ -105,31 +102,16 @@ class SweeperApp:
                 lease_ttl,
                 name=f"sweeper signer of chain {chain.chain_id}",
             )
-            poll = s.sweeper_poll_seconds or min(1.0, chain.block_time_seconds / 2)
-            config = WorkerConfig(
-                worker_id=s.sweeper_worker_id,
-                batch_size=s.sweeper_batch_size,
-                concurrency=s.sweeper_concurrency,
-                interval=s.sweeper_interval_seconds,
-                claim_lease_seconds=s.sweeper_claim_lease_seconds,
-                poll=poll,
-                settle_timeout=s.sweeper_settle_timeout_seconds,
-                stuck_after=s.sweeper_stuck_after_seconds,
-                fee_bump_bps=s.fee_bump_bps,
-                max_replacements=s.sweeper_max_replacements,
-                token_gas_buffer_percent=s.sweeper_token_gas_buffer_percent,
-                dust_retry=s.sweeper_dust_retry_seconds,
-                config_retry=s.sweeper_config_retry_seconds,
-                gas_wallet_retry=s.sweeper_gas_wallet_retry_seconds,
-                error_retry=s.sweeper_error_retry_seconds,
-                drain_seconds=s.shutdown_grace_seconds,
-            )
+            gateway = RpcChainGateway(chain, rpc, fees)
+            config = s.sweep_config(chain.block_time_seconds)
             self.sweepers[chain.chain_id] = ChainSweeper(
                 chain=chain,
-                gateway=ChainGateway(chain, rpc, fees),
+                gateway=gateway,
                 ledger=ledger,
                 keys=self.keys,
-                gas_key=self.gas_key,
+                gas_wallet=GasWallet(
+                    key=self.gas_key, chain_id=chain.chain_id, gateway=gateway, ledger=ledger, config=config
+                ),
                 keeper=keeper,
                 policy=policy,
                 config=config,
@@ -137,10 +119,7 @@ class SweeperApp:
             )
         if s.sweeper_wake_on_events:
             # Sweep as soon as the ledger says funds are confirmed, not at the next interval.
-            for event in WAKE_EVENTS:
-                self._subscriptions.append(
-                    await self.nc.subscribe(nats_helpers.payment_subject("*", event), cb=self._on_payment_event)
-                )
+            await self.wakeups.subscribe(self.nc)
         self.grpc.add(
             pgrpc.add_SweeperServiceServicer_to_server,
             SweeperServicer(lambda: self.sweepers, ledger, s.admin_token.get_secret_value()),
@@ -171,20 +150,15 @@ class SweeperApp:
 
         return set_health
 
-    async def _on_payment_event(self, msg) -> None:
-        try:
-            chain_id = evpb.PaymentEvent.FromString(msg.data).payment.chain_id
-        except Exception:  # noqa: BLE001 - a malformed event only costs an extra round
-            chain_id = 0
+    def _wake_chain(self, chain_id: int) -> None:
+        """Start a round of `chain_id`'s sweeper now (0: of every chain's)."""
         for sweeper_chain, sweeper in self.sweepers.items():
             if not chain_id or sweeper_chain == chain_id:
                 sweeper.wake.set()
 
     async def stop(self) -> None:
         log.info("sweeper stopping")
-        for sub in self._subscriptions:
-            with contextlib.suppress(Exception):
-                await sub.unsubscribe()
+        await self.wakeups.unsubscribe()
         await self.grpc.stop(self.settings.shutdown_grace_seconds)
         self.stop_event.set()
         if self._tasks:

@@ -10,16 +10,46 @@ from __future__ import annotations
 import os
 import secrets
 import socket
+from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator
 
 from services.common.settings import SWEEP_LEDGER_TOKEN, CommonSettings
 from services.sweeper.domain.policy import SweepPolicy
+from services.sweeper.domain.releases import RetryDelays
 
 
 def _default_worker_id() -> str:
     return f"sweeper-{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(2)}"
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """How one chain's sweeper runs: its share of the settings (SweeperSettings.sweep_config)."""
+
+    worker_id: str
+    batch_size: int
+    concurrency: int
+    interval: float
+    claim_lease_seconds: int
+    poll: float
+    settle_timeout: float
+    stuck_after: float
+    fee_bump_bps: int
+    max_replacements: int
+    token_gas_buffer_percent: int
+    dust_retry: int
+    config_retry: int
+    gas_wallet_retry: int
+    error_retry: int
+    drain_seconds: float = 10.0
+
+    @property
+    def retry_delays(self) -> RetryDelays:
+        return RetryDelays(
+            dust=self.dust_retry, config=self.config_retry, gas_wallet=self.gas_wallet_retry, error=self.error_retry
+        )
 
 
 class SweeperSettings(CommonSettings):
@@ -132,3 +162,24 @@ class SweeperSettings(CommonSettings):
     @property
     def fee_bump_bps(self) -> int:
         return round(self.sweeper_fee_bump_percent * 100)
+
+    def sweep_config(self, block_time_seconds: float) -> SweepConfig:
+        """The sweep config of a chain with this block time (receipt polling follows it)."""
+        return SweepConfig(
+            worker_id=self.sweeper_worker_id,
+            batch_size=self.sweeper_batch_size,
+            concurrency=self.sweeper_concurrency,
+            interval=self.sweeper_interval_seconds,
+            claim_lease_seconds=self.sweeper_claim_lease_seconds,
+            poll=self.sweeper_poll_seconds or min(1.0, block_time_seconds / 2),
+            settle_timeout=self.sweeper_settle_timeout_seconds,
+            stuck_after=self.sweeper_stuck_after_seconds,
+            fee_bump_bps=self.fee_bump_bps,
+            max_replacements=self.sweeper_max_replacements,
+            token_gas_buffer_percent=self.sweeper_token_gas_buffer_percent,
+            dust_retry=self.sweeper_dust_retry_seconds,
+            config_retry=self.sweeper_config_retry_seconds,
+            gas_wallet_retry=self.sweeper_gas_wallet_retry_seconds,
+            error_retry=self.sweeper_error_retry_seconds,
+            drain_seconds=self.shutdown_grace_seconds,
+        )

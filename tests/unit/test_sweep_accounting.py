@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from services.common.errors import InvalidArgument
 from services.common.evm_rpc import MalformedResponse
 from services.ledger.domain.accounting import SweepFigures, complete_sweep, sweep_allowance
-from services.sweeper.chain import fee_paid
+from services.sweeper.domain.receipts import fee_paid
 
 GWEI = 10**9
 

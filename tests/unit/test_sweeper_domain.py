@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 from eth_utils import is_checksum_address
 
-from services.sweeper.domain import fees, policy, recovery
+from services.sweeper.domain import fees, policy, recovery, replacement
 from services.sweeper.domain.model import RecordedTx, TxKind, TxState
 from services.sweeper.domain.send_errors import SendOutcome, classify_send_error
 
@@ -222,9 +222,9 @@ def test_failed_groups_are_closed():
 
 def test_should_replace():
     kw = dict(stuck_after_seconds=60, replacements=0, max_replacements=3)
-    assert not recovery.should_replace(current_fee=100, next_base_fee=50, age_seconds=10, **kw)
-    assert recovery.should_replace(current_fee=100, next_base_fee=50, age_seconds=61, **kw)
-    assert recovery.should_replace(current_fee=40, next_base_fee=50, age_seconds=1, **kw)  # below base fee
-    assert not recovery.should_replace(
+    assert not replacement.should_replace(current_fee=100, next_base_fee=50, age_seconds=10, **kw)
+    assert replacement.should_replace(current_fee=100, next_base_fee=50, age_seconds=61, **kw)
+    assert replacement.should_replace(current_fee=40, next_base_fee=50, age_seconds=1, **kw)  # below base fee
+    assert not replacement.should_replace(
         current_fee=40, next_base_fee=50, age_seconds=100, stuck_after_seconds=60, replacements=3, max_replacements=3
     )

@@ -14,9 +14,9 @@ from hexbytes import HexBytes
 from pydantic import SecretStr
 
 from services.ledger.domain.hd import AddressDeriver, address_path
+from services.sweeper.adapters.key_store import KeyError_, KeyStore
 from services.sweeper.domain.fees import FeeQuote
 from services.sweeper.domain.model import TxKind
-from services.sweeper.keys import KeyError_, KeyStore
 from services.sweeper.settings import SweeperSettings
 from tests.support.ledger import ANVIL_MNEMONIC, account_xpub
 

@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 from google.protobuf.timestamp_pb2 import Timestamp
 from paymesh.ledger.v1 import sweep_ledger_service_pb2 as ipb
 
+from services.sweeper.adapters.ledger_client import job_from_pb, tx_from_pb
 from services.sweeper.domain.model import TxKind, TxState
-from services.sweeper.ledger_client import job_from_pb, tx_from_pb
 
 
 def _stamp(dt: datetime) -> Timestamp:

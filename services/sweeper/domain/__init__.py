@@ -1,5 +1,8 @@
-"""Pure sweeping rules: fee math, dust policy, replacement bumps, recovery decisions.
+"""Pure sweeping rules and records: fee math, dust policy, treasury checks, recovery
+groups, replacement decisions, settle outcomes, release rules, receipts and ERC-20
+encoding.
 
-Nothing here imports grpc, nats, sqlalchemy or does I/O; the worker feeds in what
-it read from the chain and the ledger and acts on what comes back.
+Nothing here imports grpc, nats, sqlalchemy, structlog or does I/O; the use cases
+(services/sweeper/*.py) feed in what they read from the chain and the ledger and
+act on what comes back.
 """

@@ -120,3 +120,16 @@ class SignedTx:
             replaces_tx_hash=self.replaces_tx_hash,
             l1_fee_reserve=self.l1_fee_reserve,
         )
+
+
+@dataclass(frozen=True)
+class ChainStatus:
+    """What the operator sees of one chain's sweeper (SweeperService.GetStatus)."""
+
+    chain_id: int
+    leader: bool  # this replica holds the chain's signer lease
+    gas_wallet_address: str
+    gas_wallet_balance: int | None  # None: the node did not answer in time
+    in_flight: int
+    last_error: str
+    last_run_at: datetime | None

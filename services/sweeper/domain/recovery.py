@@ -20,6 +20,11 @@ class TxGroup:
     nonce: int
     members: list[RecordedTx]  # oldest first
 
+    @classmethod
+    def of(cls, tx: RecordedTx) -> TxGroup:
+        """The group of a transaction just recorded (it has no replacements yet)."""
+        return cls(tx.from_address, tx.nonce, [tx])
+
     @property
     def kind(self) -> TxKind:
         return self.members[0].kind
@@ -64,19 +69,12 @@ def open_groups(txs: list[RecordedTx], kind: TxKind) -> list[TxGroup]:
     return [g for g in group_transactions(txs, kind) if g.is_open]
 
 
-def should_replace(
-    *,
-    current_fee: int,
-    next_base_fee: int,
-    age_seconds: float,
-    stuck_after_seconds: float,
-    replacements: int,
-    max_replacements: int,
-) -> bool:
-    """Replace a pending transaction when it waited too long, or when its fee cap is
-    below the next block's base fee (it cannot be included now) — within a bound."""
-    if replacements >= max_replacements:
-        return False
-    if next_base_fee and current_fee < next_base_fee:
-        return True
-    return age_seconds >= stuck_after_seconds
+def foreign_sender(tx: RecordedTx, derived_address: str) -> str:
+    """Why `tx` cannot be signed again with the key that derives `derived_address`
+    (it is from another address), or "" when it can."""
+    if derived_address.lower() == tx.from_address.lower():
+        return ""
+    return (
+        f"recorded transaction {tx.tx_hash} is from {tx.from_address}, which this sweeper has no key for "
+        f"(it derives {derived_address}); resolve it by hand"
+    )

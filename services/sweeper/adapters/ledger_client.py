@@ -1,9 +1,9 @@
-"""The sweeper's view of the ledger (SweepLedgerService, PAYMESH_SWEEP_LEDGER_TOKEN):
-translate protobuf <-> the domain's plain types.
+"""The sweeper's client of the ledger (SweepLedgerService, PAYMESH_SWEEP_LEDGER_TOKEN):
+translates protobuf <-> the domain's plain types; implements ports.SweepLedger.
 
 Every call has a deadline, and a failure becomes a domain error through the shared
 services/common/grpc_client (its message says what the sweeper was doing, its
-reason is the ledger's), so the worker can release, retry or give up with a
+reason is the ledger's), so the sweep can release, retry or give up with a
 reason a person can act on.
 """
 
@@ -78,6 +78,8 @@ def job_from_pb(j: ipb.SweepJob) -> Job:
 
 
 class LedgerClient:
+    """ports.SweepLedger over gRPC, plus the operator's calls the servicer passes through."""
+
     def __init__(self, channel: grpc.aio.Channel, token: str, timeout: float = 15.0) -> None:
         self._ledger = ServiceClient(
             igrpc.SweepLedgerServiceStub(channel),
@@ -186,6 +188,12 @@ class LedgerClient:
                 page_token=page_token,
             ),
         )
+
+    async def unsettled_transactions(self, chain_id: int, limit: int = 500) -> list[RecordedTx]:
+        reply = await self.list_transactions(
+            chain_id=chain_id, states=[TxState.SIGNED, TxState.BROADCAST], page_size=limit
+        )
+        return [tx_from_pb(t) for t in reply.transactions]
 
     async def request_sweep(self, *, payment_id: str = "", merchant_id: str = "") -> int:
         request = (

@@ -1,5 +1,15 @@
-"""The sweeper's view of one chain, on top of the shared JSON-RPC client: fees,
-balances, nonces, ERC-20 calls, broadcasting with the node's answer classified."""
+"""The sweeper's gateway to one chain, on top of the shared JSON-RPC client
+(services/common/evm_rpc.py): the head, fees (EIP-1559 or legacy, plus the OP-stack
+L1 data fee reserve from the GasPriceOracle predeploy), balances, nonces, code,
+ERC-20 balances, gas estimates, broadcasting with the node's answer classified
+(domain/send_errors.py), transactions and receipts.
+
+It implements ports.ChainGateway. RpcUnavailable, RpcError and MalformedResponse
+propagate unchanged; FeeCapExceeded and L1FeeUnavailable are its own refusals.
+The head, the next base fee and the fee quote are cached for a quarter block (at
+most 0.5 s) and shared by the chain's concurrent sweeps, so a round of sweeps
+does not ask the node the same thing once per payment.
+"""
 
 from __future__ import annotations
 
@@ -8,16 +18,13 @@ import dataclasses
 import time
 from dataclasses import dataclass
 
-from eth_utils import keccak, to_checksum_address
+from eth_utils import keccak
 
 from services.common.chains import ChainConfig
 from services.common.evm_rpc import EvmRpc, MalformedResponse, RpcError
+from services.sweeper.domain.erc20 import encode_balance_of
 from services.sweeper.domain.fees import FeeQuote, ceil_div, quote_eip1559, quote_legacy
 from services.sweeper.domain.send_errors import SendOutcome, classify_send_error
-
-TRANSFER_TOPIC = "0x" + keccak(text="Transfer(address,address,uint256)").hex()
-_BALANCE_OF = bytes.fromhex("70a08231")
-_TRANSFER = bytes.fromhex("a9059cbb")
 
 
 class FeeCapExceeded(Exception):
@@ -52,15 +59,6 @@ def _return_data(data: object) -> bytes:
         raise MalformedResponse(f"eth_call returned no hex: {data[:80]!r}") from None
 
 
-def _word_address(address: str) -> bytes:
-    return bytes(12) + bytes.fromhex(address[2:])
-
-
-def encode_transfer(to: str, amount: int) -> bytes:
-    """Calldata of ERC-20 transfer(to, amount)."""
-    return _TRANSFER + _word_address(to) + amount.to_bytes(32, "big")
-
-
 @dataclass(frozen=True)
 class FeeSettings:
     base_fee_multiplier_percent: int = 200
@@ -90,7 +88,9 @@ class _Cached:
             return value
 
 
-class ChainGateway:
+class RpcChainGateway:
+    """ports.ChainGateway over JSON-RPC (one per chain)."""
+
     def __init__(self, config: ChainConfig, rpc: EvmRpc, fees: FeeSettings, cache_seconds: float | None = None) -> None:
         self.config = config
         self.rpc = rpc
@@ -103,6 +103,10 @@ class ChainGateway:
     @property
     def chain_id(self) -> int:
         return self.config.chain_id
+
+    async def served_chain_id(self) -> int:
+        """The chain id the RPC endpoint serves (eth_chainId)."""
+        return await self.rpc.get_chain_id()
 
     async def head(self, fresh: bool = False) -> int:
         return await self._head.get(self.rpc.block_number, fresh)
@@ -173,7 +177,7 @@ class ChainGateway:
         return (await self.rpc.get_code(address)) not in ("0x", "0x0")
 
     async def token_balance(self, token: str, owner: str) -> int:
-        data = await self.rpc.eth_call({"to": token, "data": "0x" + (_BALANCE_OF + _word_address(owner)).hex()})
+        data = await self.rpc.eth_call({"to": token, "data": "0x" + encode_balance_of(owner).hex()})
         raw = _return_data(data)
         if len(raw) < 32:
             raise MalformedResponse(f"balanceOf of {token}: expected 32 bytes, got {len(raw)} (is it an ERC-20?)")
@@ -198,38 +202,3 @@ class ChainGateway:
         if receipt is None or not receipt.get("blockNumber"):
             return None
         return receipt
-
-
-def fee_paid(receipt: dict, gas_price: int) -> int:
-    """What a mined transaction paid the network, in wei, per its receipt: gasUsed x
-    effectiveGasPrice (`gas_price`, the transaction's own, where a pre-London node
-    leaves it out), plus l1Fee where the receipt has one (OP-stack chains charge the
-    L1 data fee on top of gas, out of the sender's balance)."""
-    try:
-        used = int(receipt["gasUsed"], 16)
-        price = int(receipt["effectiveGasPrice"], 16) if receipt.get("effectiveGasPrice") else gas_price
-        l1_fee = int(receipt["l1Fee"], 16) if receipt.get("l1Fee") else 0
-    except (KeyError, TypeError, ValueError):
-        raise MalformedResponse(
-            f"receipt of {receipt.get('transactionHash')} has no usable gasUsed / effectiveGasPrice / l1Fee"
-        ) from None
-    return used * price + l1_fee
-
-
-def transferred(receipt: dict, token: str, sender: str, recipient: str) -> int:
-    """The amount of `token` a mined receipt's Transfer logs moved from sender to recipient."""
-    total = 0
-    for entry in receipt.get("logs") or []:
-        try:
-            if to_checksum_address(entry["address"]) != to_checksum_address(token):
-                continue
-            topics = [t.lower() for t in entry.get("topics") or []]
-            if len(topics) != 3 or topics[0] != TRANSFER_TOPIC:
-                continue
-            src = to_checksum_address("0x" + topics[1][-40:])
-            dst = to_checksum_address("0x" + topics[2][-40:])
-            if src == to_checksum_address(sender) and dst == to_checksum_address(recipient):
-                total += int(entry.get("data") or "0x0", 16)
-        except (KeyError, ValueError, TypeError):
-            continue
-    return total

@@ -1,7 +1,10 @@
 """SweeperService: the operator's view of the sweeper (admin token only).
 
-Translates protobuf <-> the worker and the ledger client; errors are domain
-exceptions that the shared interceptor maps to gRPC statuses.
+Checks the token, converts (api/convert.py), asks the chains' sweepers or the
+ledger client; errors are domain exceptions that the shared interceptor maps to
+gRPC statuses. ListSweeps passes the ledger's SweepTransaction messages through
+unchanged; SweepNow and RetrySweep make payments claimable at the ledger, then
+wake every chain's sweeper.
 """
 
 from __future__ import annotations
@@ -14,9 +17,9 @@ from paymesh.sweeper.v1 import sweeper_service_pb2_grpc as pgrpc
 from services.common.errors import InvalidArgument, NotFound
 from services.common.grpc_server import check_token
 from services.common.page_tokens import page_size
-from services.common.timestamps import to_timestamp
-from services.sweeper.ledger_client import LedgerClient
-from services.sweeper.worker import ChainSweeper
+from services.sweeper.adapters.ledger_client import LedgerClient
+from services.sweeper.api.convert import chain_status_to_pb
+from services.sweeper.chain_sweeper import ChainSweeper
 
 
 def _id(value: str, field: str) -> str:
@@ -29,6 +32,8 @@ def _id(value: str, field: str) -> str:
 
 
 class SweeperServicer(pgrpc.SweeperServiceServicer):
+    """paymesh.sweeper.v1.SweeperService; `sweepers` gives this replica's chain sweepers by chain id."""
+
     def __init__(
         self,
         sweepers: Callable[[], dict[int, ChainSweeper]],
@@ -55,18 +60,7 @@ class SweeperServicer(pgrpc.SweeperServiceServicer):
         for chain_id, sweeper in sorted(sweepers.items()):
             if request.chain_id and chain_id != request.chain_id:
                 continue
-            balance = await sweeper.gas_wallet_balance()
-            status = pb.ChainSweepStatus(
-                chain_id=chain_id,
-                leader=sweeper.leader,
-                gas_wallet_address=sweeper.gas_key.address,
-                gas_wallet_balance="" if balance is None else str(balance),
-                in_flight=len(sweeper.in_flight),
-                last_error=sweeper.last_error,
-            )
-            if sweeper.last_run_at is not None:
-                status.last_run_at.CopyFrom(to_timestamp(sweeper.last_run_at))
-            chains.append(status)
+            chains.append(chain_status_to_pb(await sweeper.status()))
         return pb.GetStatusResponse(chains=chains)
 
     async def ListSweeps(self, request: pb.ListSweepsRequest, context) -> pb.ListSweepsResponse:

@@ -1,0 +1,1 @@
+"""The SweeperService servicer (sweeper_service.py) and its protobuf conversion (convert.py)."""

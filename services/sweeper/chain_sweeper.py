@@ -1,0 +1,307 @@
+"""The sweeper of one chain in this replica: the signer lease, the claim loop, the
+sweeps in flight, and what happens to a payment whose sweep cannot finish.
+
+Per chain, only the replica holding the chain's signer lease claims payments
+and signs, so nonces never collide. The lease is services/common/lease.py, the
+one leadership implementation (issue 13 §3 puts the listener on it too): the key
+`chain-<id>` in the NATS KV bucket PAYMESH_SWEEPER_SIGNER_LEASE_BUCKET, whose TTL
+(PAYMESH_SWEEPER_SIGNER_LEASE_TTL_SECONDS, 10 s; the bucket's own TTL wins when it
+was created with another) is how long a dead holder keeps it.
+
+The stop-acting rule: a replica signs only while `LeaseKeeper.held` is true, and
+`held` is true only while the last successful create or renewal of the key is
+younger than TTL - TTL/4 (7.5 s at the default TTL). The keeper renews every
+TTL/3, so a healthy holder never gets near it; a renewal refused because someone
+else holds the key ends `held` at once; a holder cut off from NATS keeps its old
+validity and stops signing at most 3/4 TTL after its last successful renewal,
+while the key itself lives a full TTL after that write, so another replica can
+only take over after this one has stopped. `held` is checked at the start of
+every round (no claims without it), before any signed transaction is recorded
+(the journal releases the payment, "stopping", instead) and before a stuck
+transaction is replaced. Sweeps in flight keep settling what is already
+recorded (rebroadcasting the same signed bytes is safe from any replica) until
+they need to sign. A clean stop releases the key, so the next replica takes over
+at once.
+
+A round runs every PAYMESH_SWEEPER_INTERVAL_SECONDS, at once when `wake` is set (a
+payment event, SweepNow/RetrySweep, a sweep slot freed) or the lease changes
+hands. It checks the RPC serves the configured chain and answers (the chain's
+health), rebroadcasts gas top-ups the node lost (gas_wallet.py), and claims up
+to the free slots (PAYMESH_SWEEPER_CONCURRENCY in flight, PAYMESH_SWEEPER_BATCH_SIZE
+a round); claiming again renews the ledger leases of the payments in flight.
+Each claimed payment is swept by payment_sweep.PaymentSweep in its own task;
+whatever ends it early becomes a release through the one table in releases.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+import structlog
+
+from services.common.chains import ChainConfig
+from services.common.errors import DomainError, FailedPrecondition, NotFound
+from services.common.evm_rpc import MalformedResponse, RpcError, RpcUnavailable
+from services.common.lease import LeaseKeeper
+from services.sweeper import metrics
+from services.sweeper.adapters.key_store import DerivedKey, KeyStore
+from services.sweeper.domain.model import ChainStatus, Job
+from services.sweeper.domain.policy import SweepPolicy
+from services.sweeper.domain.releases import Release, ReleaseCategory
+from services.sweeper.gas_wallet import GasWallet
+from services.sweeper.journal import PaymentJournal
+from services.sweeper.payment_sweep import PaymentSweep
+from services.sweeper.ports import ChainGateway, SweepLedger
+from services.sweeper.releases import release_for
+from services.sweeper.settings import SweepConfig
+from services.sweeper.settler import Settler
+
+# The name predates this module; kept, since it is in every log line and log queries filter on it.
+log = structlog.get_logger("sweeper.worker")
+
+
+class ChainSweeper:
+    """The sweeper of one chain in this replica."""
+
+    def __init__(
+        self,
+        *,
+        chain: ChainConfig,
+        gateway: ChainGateway,
+        ledger: SweepLedger,
+        keys: KeyStore,
+        gas_wallet: GasWallet,
+        keeper: LeaseKeeper,
+        policy: SweepPolicy,
+        config: SweepConfig,
+        on_health: Callable[[bool], Awaitable[None]] | None = None,
+    ) -> None:
+        self.chain = chain
+        self._on_health = on_health
+        self._healthy: bool | None = None
+        self.gateway = gateway
+        self.ledger = ledger
+        self.keys = keys
+        self.gas_wallet = gas_wallet
+        self.keeper = keeper
+        self.policy = policy
+        self.cfg = config
+        self.label = str(chain.chain_id)
+        self.in_flight: dict[str, asyncio.Task] = {}
+        self.wake = asyncio.Event()
+        self.last_error = ""
+        self.last_run_at: datetime | None = None
+        self._chain_checked = False
+        self._reconciled_at = -1e9
+        self._not_before: dict[str, float] = {}  # payments that failed without a release: not before then
+        self._log = log.bind(chain_id=chain.chain_id)
+
+    # ------------------------------------------------------------------ status
+
+    @property
+    def leader(self) -> bool:
+        return self.keeper.held
+
+    @property
+    def gas_key(self) -> DerivedKey:
+        return self.gas_wallet.key
+
+    def note_error(self, message: str) -> None:
+        self.last_error = message[:1000]
+
+    async def gas_wallet_balance(self) -> int | None:
+        return await self.gas_wallet.balance()
+
+    async def status(self) -> ChainStatus:
+        balance = await self.gas_wallet.balance()  # first: it may take up to 3 s, the rest is as of now
+        return ChainStatus(
+            chain_id=self.chain.chain_id,
+            leader=self.leader,
+            gas_wallet_address=self.gas_wallet.address,
+            gas_wallet_balance=balance,
+            in_flight=len(self.in_flight),
+            last_error=self.last_error,
+            last_run_at=self.last_run_at,
+        )
+
+    # ------------------------------------------------------------------ loop
+
+    async def run(self, stop: asyncio.Event) -> None:
+        keeper_stop = asyncio.Event()
+        keeper_task = asyncio.create_task(self.keeper.run(keeper_stop), name=f"signer-lease-{self.label}")
+        try:
+            while not stop.is_set():
+                # Cleared before the round: a wake during the round starts the next one at once.
+                self.wake.clear()
+                self.keeper.changed.clear()
+                metrics.LEADER.labels(self.label).set(1 if self.keeper.held else 0)
+                if self.keeper.held:
+                    try:
+                        await self.round()
+                    except Exception:  # noqa: BLE001 - the loop must survive anything
+                        self._log.exception("sweep round failed")
+                        self.note_error("sweep round failed unexpectedly; see the logs")
+                    timeout = self.cfg.interval
+                else:
+                    timeout = min(1.0, self.cfg.interval)
+                waiters = [asyncio.ensure_future(e.wait()) for e in (stop, self.wake, self.keeper.changed)]
+                try:
+                    await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    for w in waiters:
+                        w.cancel()
+        finally:
+            await self._drain()
+            keeper_stop.set()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(keeper_task, timeout=5)
+            metrics.LEADER.labels(self.label).set(0)
+
+    async def _drain(self) -> None:
+        tasks = list(self.in_flight.values())
+        if not tasks:
+            return
+        self._log.info("waiting for sweeps in flight", count=len(tasks))
+        _done, pending = await asyncio.wait(tasks, timeout=self.cfg.drain_seconds)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending, timeout=5)
+
+    async def round(self) -> None:
+        self.last_run_at = datetime.now(UTC)
+        try:
+            if not self._chain_checked:
+                actual = await self.gateway.served_chain_id()
+                if actual != self.chain.chain_id:
+                    self.note_error(
+                        f"the RPC of chain {self.chain.chain_id} ({self.chain.name}) serves chain {actual}: "
+                        "check rpc_url in chains.yaml; not sweeping"
+                    )
+                    self._log.error("rpc serves another chain; not sweeping", actual_chain_id=actual)
+                    return
+                self._chain_checked = True
+            await self.gateway.head(fresh=True)
+        except (RpcUnavailable, RpcError, MalformedResponse) as exc:
+            self.note_error(f"chain {self.chain.chain_id} RPC is unavailable, not sweeping: {exc}")
+            self._log.warning("rpc unavailable; skipping round", error=str(exc)[:300])
+            await self._health(False)
+            return
+        await self._health(True)
+        if time.monotonic() - self._reconciled_at >= self.cfg.interval:
+            self._reconciled_at = time.monotonic()
+            await self.gas_wallet.reconcile()
+        free = self.cfg.concurrency - len(self.in_flight)
+        want = min(free, self.cfg.batch_size)
+        if want <= 0 and not self.in_flight:
+            return
+        # Claiming again also renews the leases of the payments in flight (ours).
+        limit = max(1, min(500, len(self.in_flight) + want))
+        try:
+            jobs = await self.ledger.claim(self.chain.chain_id, self.cfg.worker_id, limit, self.cfg.claim_lease_seconds)
+        except DomainError as exc:
+            self.note_error(str(exc))
+            self._log.warning("claim failed", error=str(exc)[:300])
+            return
+        now = time.monotonic()
+        for payment_id, until in list(self._not_before.items()):
+            if until <= now:
+                del self._not_before[payment_id]
+        for job in jobs:
+            if job.payment_id in self.in_flight or job.payment_id in self._not_before or want <= 0:
+                continue
+            want -= 1
+            task = asyncio.create_task(self._sweep(job), name=f"sweep-{job.payment_id}")
+            self.in_flight[job.payment_id] = task
+        metrics.IN_FLIGHT.labels(self.label).set(len(self.in_flight))
+
+    async def _health(self, ok: bool) -> None:
+        if ok != self._healthy and self._on_health is not None:
+            self._healthy = ok
+            with contextlib.suppress(Exception):
+                await self._on_health(ok)
+
+    def _payment_sweep(self, job: Job, log_) -> PaymentSweep:
+        journal = PaymentJournal(
+            job=job,
+            ledger=self.ledger,
+            gateway=self.gateway,
+            worker_id=self.cfg.worker_id,
+            may_sign=lambda: self.keeper.held,
+            label=self.label,
+            log=log_,
+        )
+        settler = Settler(
+            gateway=self.gateway,
+            journal=journal,
+            config=self.cfg,
+            confirmations=self.chain.confirmations,
+            label=self.label,
+            log=log_,
+        )
+        return PaymentSweep(
+            job,
+            chain=self.chain,
+            gateway=self.gateway,
+            ledger=self.ledger,
+            keys=self.keys,
+            gas_wallet=self.gas_wallet,
+            policy=self.policy,
+            config=self.cfg,
+            journal=journal,
+            settler=settler,
+            log=log_,
+        )
+
+    async def _sweep(self, job: Job) -> None:
+        started = time.monotonic()
+        log_ = self._log.bind(payment_id=job.payment_id, asset=job.asset)
+        try:
+            await self._payment_sweep(job, log_).run()
+            metrics.SWEPT.labels(self.label, job.asset).inc()
+            metrics.SWEEP_SECONDS.labels(self.label).observe(time.monotonic() - started)
+        except asyncio.CancelledError as exc:
+            release = release_for(exc, chain_id=job.chain_id, delays=self.cfg.retry_delays)
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(self._release(job, release, log_), timeout=3)
+            raise
+        except Exception as exc:  # noqa: BLE001 - every failure ends in a release (releases.py)
+            release = release_for(exc, chain_id=job.chain_id, delays=self.cfg.retry_delays)
+            assert release is not None  # the table has a row for Exception
+            if release.unexpected:
+                log_.exception("sweep failed unexpectedly")
+            await self._release(job, release, log_)
+        finally:
+            self.in_flight.pop(job.payment_id, None)
+            metrics.IN_FLIGHT.labels(self.label).set(len(self.in_flight))
+            self.wake.set()  # a free slot: claim more at once instead of at the next interval
+
+    async def _release(self, job: Job, release: Release, log_) -> None:
+        """Give the payment back to the ledger with the release's reason and retry delay."""
+        if not release.hand_back:
+            # The ledger is gone: the lease lapses by itself and the next claim recovers.
+            self._not_before[job.payment_id] = time.monotonic() + release.retry_after
+            self.note_error(release.reason)
+            log_.warning("ledger unavailable during sweep; the lease will lapse", error=release.reason[:300])
+            return
+        category = release.category
+        metrics.RELEASED.labels(self.label, category.value).inc()
+        if category is not ReleaseCategory.STOPPING:
+            self.note_error(f"{job.payment_id}: {release.reason}")
+        level = log_.info if category in (ReleaseCategory.DUST, ReleaseCategory.STOPPING) else log_.warning
+        level(
+            "payment not swept; released",
+            reason=release.reason,
+            retry_after_seconds=release.retry_after,
+            category=category.value,
+        )
+        try:
+            await self.ledger.release(job.payment_id, self.cfg.worker_id, release.reason, release.retry_after)
+        except (FailedPrecondition, NotFound) as exc:
+            log_.info("release not needed: lease already gone", error=str(exc)[:200])
+        except DomainError as exc:
+            log_.warning("release failed; the lease will lapse", error=str(exc)[:300])

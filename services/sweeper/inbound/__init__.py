@@ -1,0 +1,1 @@
+"""NATS messages into the sweeper: the payment events that wake a chain's sweeper."""
