@@ -1,4 +1,14 @@
-"""The ledger's Postgres: engine, the raw asyncpg pool of the hot paths, migrations."""
+"""The ledger's Postgres plumbing: the SQLAlchemy engine, the raw asyncpg pool of
+the hot paths, the asyncpg connection under a SQLAlchemy one, and migrations
+(Alembic from services/ledger/alembic.ini and services/ledger/migrations/).
+
+The repository reaches the database three ways, each for a reason:
+- SQLAlchemy Core on an AsyncConnection (the engine): everything that is not hot;
+- `driver(conn)`: the asyncpg connection inside that same SQLAlchemy transaction,
+  for the chain-event apply's statements (no per-statement ORM overhead);
+- the raw pool (`create_hot_pool`): CreatePayment's group commit and the outbox
+  relay, one statement and one round trip each.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +16,12 @@ from pathlib import Path
 
 import asyncpg
 from alembic.config import Config
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.common import db
 
-HERE = Path(__file__).resolve().parent
+# services/ledger: the folder of alembic.ini and migrations/.
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
 
 
 def create_engine(url: str, pool_size: int = 20) -> AsyncEngine:
@@ -32,13 +43,19 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
     is skipped; an open transaction is still rolled back by asyncpg."""
 
 
+async def driver(conn: AsyncConnection) -> asyncpg.Connection:
+    """The asyncpg connection under a SQLAlchemy one, inside the same transaction.
+    The chain-event hot path uses it to skip per-statement ORM overhead."""
+    return (await conn.get_raw_connection()).driver_connection
+
+
 def alembic_config(url: str) -> Config:
-    return db.alembic_config(HERE, url)
+    return db.alembic_config(PACKAGE_DIR, url)
 
 
 def migrate(url: str, revision: str = "head") -> None:
-    db.migrate(HERE, url, revision)
+    db.migrate(PACKAGE_DIR, url, revision)
 
 
 async def migrate_async(url: str) -> None:
-    await db.migrate_async(HERE, url)
+    await db.migrate_async(PACKAGE_DIR, url)

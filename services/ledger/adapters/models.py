@@ -1,5 +1,6 @@
 """The ledger's Postgres schema (SQLAlchemy 2.0 typed models). Alembic migrations
-in migrations/ create it; money columns are NUMERIC(78,0) (uint256 fits)."""
+in services/ledger/migrations/ create it (tests/integration/test_ledger_schema.py
+checks they match); money columns are NUMERIC(78,0) (uint256 fits)."""
 
 from __future__ import annotations
 
@@ -257,3 +258,15 @@ class Outbox(Base):
 # Keys the ledger made for itself, shared by its replicas (the page token key).
 SIGNING_KEYS = "signing_keys"
 SigningKeys = signing_keys_table(Base.metadata, SIGNING_KEYS)
+
+
+# The tables by name, for the repository's SQL expressions (adapters/repository/).
+MERCHANTS = Merchant.__table__
+TREASURIES = Treasury.__table__
+PAYMENTS = Payment.__table__
+DEPOSIT_ADDRESSES = DepositAddress.__table__
+TRANSFERS = Transfer.__table__
+ORPHANED_BLOCKS = OrphanedBlock.__table__
+CHAIN_HEADS = ChainHead.__table__
+SWEEP_TRANSACTIONS = SweepTransaction.__table__
+OUTBOX = Outbox.__table__
