@@ -17,6 +17,7 @@ from sqlalchemy import (
     LargeBinary,
     Numeric,
     String,
+    Table,
     Text,
     UniqueConstraint,
     func,
@@ -260,13 +261,20 @@ SIGNING_KEYS = "signing_keys"
 SigningKeys = signing_keys_table(Base.metadata, SIGNING_KEYS)
 
 
+def _table(model: type[Base]) -> Table:
+    """A model's Table (declarative mapping types `__table__` as any FromClause)."""
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
+
+
 # The tables by name, for the repository's SQL expressions (adapters/repository/).
-MERCHANTS = Merchant.__table__
-TREASURIES = Treasury.__table__
-PAYMENTS = Payment.__table__
-DEPOSIT_ADDRESSES = DepositAddress.__table__
-TRANSFERS = Transfer.__table__
-ORPHANED_BLOCKS = OrphanedBlock.__table__
-CHAIN_HEADS = ChainHead.__table__
-SWEEP_TRANSACTIONS = SweepTransaction.__table__
-OUTBOX = Outbox.__table__
+MERCHANTS = _table(Merchant)
+TREASURIES = _table(Treasury)
+PAYMENTS = _table(Payment)
+DEPOSIT_ADDRESSES = _table(DepositAddress)
+TRANSFERS = _table(Transfer)
+ORPHANED_BLOCKS = _table(OrphanedBlock)
+CHAIN_HEADS = _table(ChainHead)
+SWEEP_TRANSACTIONS = _table(SweepTransaction)
+OUTBOX = _table(Outbox)
