@@ -42,7 +42,7 @@ from paymesh.listener.v1 import listener_service_pb2_grpc as lgrpc
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.common import stop_all, summary_ms, write_section
-from services.ledger.consumers import LEDGER_DURABLE
+from services.ledger.inbound.chain_consumer import LEDGER_DURABLE
 from tests.support.ledger import ADMIN_TOKEN, SERVICE_TOKEN_ENV, create_merchant, fresh_xpub, write_chains_file
 from tools import devstack, pay
 from tools.services import ServiceProcess

@@ -1,6 +1,7 @@
-"""The ledger's composition root: builds the engine, NATS, use cases and the gRPC
-server, wires them, and runs the background loops (chain consumer, outbox
-relay, expiry, health watch)."""
+"""The ledger's composition root: builds the engine and the hot pool, NATS, the
+adapters, use cases and gRPC servicers, wires them, and runs the background loops
+(chain consumer, outbox relay, expiry, health watch). The only module that knows
+every other one."""
 
 from __future__ import annotations
 
@@ -16,7 +17,6 @@ from paymesh.ledger.v1 import sweep_ledger_service_pb2_grpc as swgrpc
 
 from services.common import nats_helpers
 from services.common.chains import load_chains
-from services.common.db import signing_key
 from services.common.grpc_server import GrpcServer
 from services.common.lifecycle import (
     close_connections,
@@ -28,24 +28,27 @@ from services.common.lifecycle import (
 from services.common.logging import configure_logging
 from services.common.metrics import start_metrics_server
 from services.common.page_tokens import PageTokens
-from services.ledger.address_feed import AddressFeed
-from services.ledger.admin import AdminService
-from services.ledger.chain_events import ChainEventApplier
-from services.ledger.consumers import LEDGER_DURABLE, ChainConsumer, PaymentEventSubscriber
-from services.ledger.create_batch import CreatePaymentBatcher
-from services.ledger.db import create_engine, create_hot_pool, migrate_async
-from services.ledger.grpc_api import (
-    AddressFeedServicer,
-    MerchantAdminServicer,
-    MerchantDirectoryServicer,
-    PaymentServicer,
-    SweepLedgerServicer,
-)
-from services.ledger.models import SIGNING_KEYS
-from services.ledger.outbox import Expirer, OutboxRelay
-from services.ledger.payments import Authenticator, HeadCache, IndexAllocator, PaymentsService
+from services.ledger.adapters import repository as repo
+from services.ledger.adapters.create_batch import CreatePaymentBatcher
+from services.ledger.adapters.db import create_engine, create_hot_pool, migrate_async
+from services.ledger.adapters.payment_event_publisher import PaymentEventPublisher
+from services.ledger.adapters.payment_event_subscriber import PaymentEventSubscriber
+from services.ledger.api.address_feed_service import AddressFeedServicer
+from services.ledger.api.merchant_admin_service import MerchantAdminServicer
+from services.ledger.api.merchant_directory_service import MerchantDirectoryServicer
+from services.ledger.api.payment_service import PaymentServicer
+from services.ledger.api.sweep_ledger_service import SweepLedgerServicer
+from services.ledger.authentication import Authenticator
+from services.ledger.chain_events import ChainEventApplier, HeadCache
+from services.ledger.expiry import Expirer
+from services.ledger.inbound.chain_consumer import LEDGER_DURABLE, ChainConsumer
+from services.ledger.index_allocation import IndexAllocator
+from services.ledger.merchants import MerchantsService
+from services.ledger.outbox import OutboxRelay
+from services.ledger.payments import PaymentsService
 from services.ledger.settings import LedgerSettings
 from services.ledger.sweeps import SweepService
+from services.ledger.watched_address_feed import WatchedAddressFeed
 
 log = structlog.get_logger("ledger")
 
@@ -90,33 +93,28 @@ class LedgerApp:
             ack_wait=s.consumer_ack_wait_seconds,
         )
 
-        publisher = nats_helpers.JetStreamPublisher(self.nc)
-
-        async def publish(items):
-            return await publisher.publish_many(nats_helpers.PAYMENTS_STREAM.name, items)
-
         relay = OutboxRelay(
             self.engine,
             self.hot_pool,
-            publish,
+            PaymentEventPublisher(self.nc).publish,
             batch=s.relay_batch,
             idle=s.relay_idle_seconds,
             linger=s.relay_linger_seconds,
             retention=timedelta(days=s.outbox_retention_days),
         )
         heads = HeadCache()
-        tokens = PageTokens(await signing_key(self.engine, SIGNING_KEYS, "page_tokens"))
+        tokens = PageTokens(await repo.signing_keys.page_token_key(self.engine))
         auth = Authenticator(self.engine, s.api_key_cache_seconds)
         allocator = IndexAllocator(self.engine, s.address_reservation)
         inserter = CreatePaymentBatcher(self.hot_pool, max_batch=s.create_batch)
         payments = PaymentsService(self.engine, inserter, self.chains, allocator, heads, relay.poke, tokens)
-        admin = AdminService(
+        merchants = MerchantsService(
             self.engine, self.chains, auth, allocator, tokens, allow_private_webhooks=s.allow_private_webhooks
         )
         sweeps = SweepService(self.engine, relay.poke, tokens)
         applier = ChainEventApplier(self.engine, self.chains, heads, relay.poke)
         await applier.load_heads()
-        feed = AddressFeed(self.engine, timedelta(days=s.watch_retention_days), payments.address_added)
+        feed = WatchedAddressFeed(self.engine, timedelta(days=s.watch_retention_days), payments.address_added)
         subscriber = PaymentEventSubscriber(self.nc)
 
         known_chain = lambda chain_id: self.chains.get(chain_id) is not None  # noqa: E731
@@ -124,7 +122,7 @@ class LedgerApp:
             (sgrpc.add_PaymentServiceServicer_to_server, PaymentServicer(payments, auth, subscriber.subscribe)),
             (
                 agrpc.add_MerchantAdminServiceServicer_to_server,
-                MerchantAdminServicer(admin, payments, s.admin_token.get_secret_value()),
+                MerchantAdminServicer(merchants, payments, s.admin_token.get_secret_value()),
             ),
             (
                 fgrpc.add_AddressFeedServiceServicer_to_server,
@@ -136,7 +134,7 @@ class LedgerApp:
             ),
             (
                 dgrpc.add_MerchantDirectoryServiceServicer_to_server,
-                MerchantDirectoryServicer(admin, auth, s.merchant_directory_token.get_secret_value()),
+                MerchantDirectoryServicer(merchants, auth, s.merchant_directory_token.get_secret_value()),
             ),
         ]
         for (register, servicer), name in zip(servicers, SERVICES, strict=True):

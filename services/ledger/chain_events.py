@@ -15,58 +15,42 @@ ledger's own order decides, never a block timestamp against the ledger's clock.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.common.chains import Chains
 from services.common.confirmations import is_confirmed
-from services.ledger import repository as repo
+from services.ledger.adapters import repository as repo
+from services.ledger.domain.chain_events import ChainEvent, HeadEvent, ReorgEvent, TransferEvent
 from services.ledger.domain.records import PaymentEventRecord
 from services.ledger.domain.status import EventType, is_late
 from services.ledger.domain.validation import utcnow
 from services.ledger.metrics import CHAIN_EVENTS_APPLIED
 from services.ledger.payment_state import refresh_payments
-from services.ledger.payments import HeadCache
 
 log = structlog.get_logger("ledger.chain")
 
 
-@dataclass(frozen=True)
-class TransferEvent:
-    chain_id: int
-    block_number: int
-    block_hash: str
-    block_timestamp: datetime
-    tx_hash: str
-    log_index: int
-    from_address: str
-    to_address: str
-    token_address: str | None
-    amount: int
+class HeadCache:
+    """Latest known head per chain (from head events), for new payments' from_block:
+    the block a listener starts watching a new deposit address from."""
 
+    def __init__(self) -> None:
+        self.heads: dict[int, int] = {}
 
-@dataclass(frozen=True)
-class HeadEvent:
-    chain_id: int
-    number: int
-    hash: str
+    def get(self, chain_id: int) -> int:
+        return self.heads.get(chain_id, 0)
 
-
-@dataclass(frozen=True)
-class ReorgEvent:
-    chain_id: int
-    orphaned_block_hashes: tuple[str, ...]
-    new_head_number: int
-    new_head_hash: str
-
-
-ChainEvent = TransferEvent | HeadEvent | ReorgEvent
+    def update(self, chain_id: int, number: int) -> None:
+        if number > self.heads.get(chain_id, -1):
+            self.heads[chain_id] = number
 
 
 class ChainEventApplier:
+    """Applies batches of chain events (from inbound/chain_consumer.py) to payments,
+    and keeps the HeadCache up to date with what committed."""
+
     def __init__(
         self,
         engine: AsyncEngine,
@@ -83,7 +67,7 @@ class ChainEventApplier:
 
     async def load_heads(self) -> None:
         async with self._engine.connect() as conn:
-            for chain_id, number in (await repo.get_heads(conn)).items():
+            for chain_id, number in (await repo.chain_state.get_heads(conn)).items():
                 self._heads.update(chain_id, number)
 
     async def apply(self, events: list[ChainEvent]) -> int:
@@ -92,7 +76,7 @@ class ChainEventApplier:
         statements per run, not per transfer)."""
         written = 0
         async with self._engine.begin() as conn:
-            heads = await repo.get_heads(conn)
+            heads = await repo.chain_state.get_heads(conn)
             i = 0
             while i < len(events):
                 event = events[i]
@@ -126,7 +110,7 @@ class ChainEventApplier:
         if chain is None:
             log.warning("transfers on a chain not in chains.yaml", chain_id=chain_id, count=len(run))
             return 0
-        payments = await repo.lock_payments_by_address(conn, chain_id, sorted({e.to_address for e in run}))
+        payments = await repo.payments.lock_payments_by_address(conn, chain_id, sorted({e.to_address for e in run}))
         head = heads.get(chain_id, 0)
         rows = []
         for e in run:
@@ -169,11 +153,11 @@ class ChainEventApplier:
         # recorded (write-ahead) before it was broadcast, so already known here.
         maybe_topups = [r for r in rows if r["token_address"] is None and not r["credited"]]
         if maybe_topups:
-            topups = await repo.gas_topups_among(conn, [r["tx_hash"] for r in maybe_topups])
+            topups = await repo.sweeps.gas_topups_among(conn, [r["tx_hash"] for r in maybe_topups])
             for r in maybe_topups:
                 if (r["tx_hash"], r["payment_id"]) in topups:
                     r["kind"] = "gas_topup"
-        touched = await repo.insert_transfers(conn, rows)  # replays and orphaned blocks are skipped
+        touched = await repo.transfers.insert_transfers(conn, rows)  # replays and orphaned blocks are skipped
         changed = [p for p in payments.values() if p.id in touched]
         return len(await refresh_payments(conn, changed, utcnow(), on_event=self._on_event))
 
@@ -183,17 +167,17 @@ class ChainEventApplier:
             return 0
         if e.number < heads.get(e.chain_id, -1):
             return 0  # an older head replayed
-        await repo.set_head(conn, e.chain_id, e.number, e.hash)
+        await repo.chain_state.set_head(conn, e.chain_id, e.number, e.hash)
         heads[e.chain_id] = e.number
-        payment_ids = await repo.confirm_transfers(conn, e.chain_id, e.number)
-        payments = await repo.lock_payments(conn, payment_ids)
+        payment_ids = await repo.transfers.confirm_transfers(conn, e.chain_id, e.number)
+        payments = await repo.payments.lock_payments(conn, payment_ids)
         return len(await refresh_payments(conn, payments, utcnow(), on_event=self._on_event))
 
     async def _reorg(self, conn: AsyncConnection, e: ReorgEvent, heads: dict[int, int]) -> int:
-        payment_ids = await repo.orphan_blocks(conn, e.chain_id, list(e.orphaned_block_hashes))
-        await repo.set_head(conn, e.chain_id, e.new_head_number, e.new_head_hash, force=True)
+        payment_ids = await repo.chain_state.orphan_blocks(conn, e.chain_id, list(e.orphaned_block_hashes))
+        await repo.chain_state.set_head(conn, e.chain_id, e.new_head_number, e.new_head_hash, force=True)
         heads[e.chain_id] = e.new_head_number
-        payments = await repo.lock_payments(conn, payment_ids)
+        payments = await repo.payments.lock_payments(conn, payment_ids)
         written = len(
             await refresh_payments(conn, payments, utcnow(), extra_event=EventType.REORGED, on_event=self._on_event)
         )

@@ -183,7 +183,7 @@ def main(argv: list[str]) -> int:
     if args.command == "admin":
         return _admin_call(args)
     if args.command == "migrate":
-        from services.ledger.db import migrate
+        from services.ledger.adapters.db import migrate
         from services.ledger.settings import LedgerSettings
 
         migrate(LedgerSettings().database_url)

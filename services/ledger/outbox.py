@@ -1,6 +1,6 @@
-"""The outbox relay (payment events -> JetStream) and the expiry job.
+"""The outbox relay: payment events -> JetStream.
 
-Relay: claim unpublished rows and mark them published in one statement (SKIP
+Claim unpublished rows and mark them published in one statement (SKIP
 LOCKED, so replicas share the work), publish them pipelined with Nats-Msg-Id =
 event_id, and only then commit. A failed publish rolls the marks back; a crash
 after publishing and before the commit republishes the same ids, which
@@ -22,17 +22,20 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.common.failpoints import failpoint
-from services.ledger import repository as repo
+from services.ledger.adapters import repository as repo
 from services.ledger.domain.validation import utcnow
 from services.ledger.metrics import OUTBOX_PUBLISHED
-from services.ledger.payment_state import refresh_payment
 
 log = structlog.get_logger("ledger.outbox")
 
+# (subject, payload, Nats-Msg-Id) of each event -> returns once JetStream acked them all.
 Publisher = Callable[[list[tuple[str, bytes, str]]], Awaitable[object]]
 
 
 class OutboxRelay:
+    """Publishes the outbox in order, batch by batch; `poke()` wakes it when a
+    transaction wrote events, else it polls every `idle` seconds."""
+
     def __init__(
         self,
         engine: AsyncEngine,
@@ -59,7 +62,7 @@ class OutboxRelay:
     async def relay_once(self) -> int:
         """Publish one batch; returns the number of events published."""
         async with self._pool.acquire() as conn, conn.transaction():
-            rows = await repo.claim_unpublished(conn, self._batch, utcnow())
+            rows = await repo.outbox.claim_unpublished(conn, self._batch, utcnow())
             if not rows:
                 return 0
             await self._publish([(r["subject"], r["payload"], r["event_id"]) for r in rows])
@@ -75,7 +78,7 @@ class OutboxRelay:
                 published = await self.relay_once()
                 if loop.time() - last_prune > 600:
                     async with self._engine.begin() as conn:
-                        await repo.prune_published(conn, utcnow() - self._retention)
+                        await repo.outbox.prune_published(conn, utcnow() - self._retention)
                     last_prune = loop.time()
             except Exception as exc:  # noqa: BLE001 - DB or NATS down: retry, nothing is lost
                 log.warning("outbox relay failed; retrying", error=str(exc))
@@ -91,43 +94,5 @@ class OutboxRelay:
             self.wakeup.clear()
             try:
                 await asyncio.wait_for(self.wakeup.wait(), timeout=self._idle)
-            except TimeoutError:
-                pass
-
-
-class Expirer:
-    """Marks payments past their expiry. A payment with nothing received becomes
-    EXPIRED; a partly paid one stays UNDERPAID but becomes sweepable. Either way,
-    once `expired_at` commits, every transfer recorded for the payment afterwards
-    is late (chain_events locks the same row), whatever its block's timestamp."""
-
-    def __init__(
-        self, engine: AsyncEngine, on_outbox: Callable[[], None], *, interval: float, batch: int = 500
-    ) -> None:
-        self._engine = engine
-        self._on_outbox = on_outbox
-        self._interval = interval
-        self._batch = batch
-
-    async def expire_once(self) -> int:
-        now = utcnow()
-        async with self._engine.begin() as conn:
-            due = await repo.payments_to_expire(conn, now, self._batch)
-            for payment in due:
-                payment.expired_at = now
-                await refresh_payment(conn, payment, now, touched=True)
-        if due:
-            self._on_outbox()
-        return len(due)
-
-    async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                while await self.expire_once() >= self._batch:
-                    pass
-            except Exception as exc:  # noqa: BLE001
-                log.warning("expiry job failed; retrying", error=str(exc))
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=self._interval)
             except TimeoutError:
                 pass

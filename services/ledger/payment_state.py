@@ -1,7 +1,8 @@
 """Re-derive a locked payment from its transfers and write the events its change
 causes into the outbox, in the caller's transaction. Every path that changes
 money (transfers, heads, reorgs, expiry, cancel, sweeps) goes through here, so
-the status rules live in one place (domain/status.py)."""
+the status rules live in one place (domain/status.py). Events are handed to the
+outbox as records; the repository encodes them for the wire."""
 
 from __future__ import annotations
 
@@ -11,31 +12,16 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.common.nats_helpers import payment_subject
-from services.ledger import repository as repo
-from services.ledger.convert import event_to_pb
+from services.ledger.adapters import repository as repo
 from services.ledger.domain.records import PaymentEventRecord, PaymentRecord
 from services.ledger.domain.status import (
     EventType,
     TransferFacts,
     derive_status,
     event_for_change,
-    is_sweepable,
     sum_transfers,
 )
 from services.ledger.metrics import PAYMENT_EVENTS
-
-
-def event_row(event: PaymentEventRecord) -> dict:
-    return {
-        "event_id": event.event_id,
-        "merchant_id": event.payment.merchant_id,
-        "payment_id": event.payment.id,
-        "event_type": event.event_type,
-        "subject": payment_subject(event.payment.merchant_id, event.event_type),
-        "payload": event_to_pb(event).SerializeToString(),
-        "created_at": event.created_at,
-    }
 
 
 def derive_change(
@@ -84,24 +70,16 @@ def derive_change(
     return True, events
 
 
-def _sweepable(payment: PaymentRecord) -> bool:
-    return is_sweepable(
-        payment.status,
-        expired=payment.expired_at is not None,
-        confirmed=payment.amount_confirmed,
-        accounted=payment.amount_accounted,
-    )
-
-
 async def write_changes(
     conn: AsyncConnection,
     changed: list[PaymentRecord],
     events: list[PaymentEventRecord],
     on_event: Callable[[PaymentEventRecord], None] | None = None,
 ) -> None:
-    """Save re-derived payments and their events (one round trip each, whatever the count)."""
-    await repo.save_payment_states(conn, [(p, _sweepable(p)) for p in changed])
-    await repo.insert_events(conn, [event_row(e) for e in events])
+    """Save re-derived payments and their events (one round trip each, whatever the count).
+    Each payment's sweep eligibility follows PaymentRecord.sweepable."""
+    await repo.payments.save_payment_states(conn, changed)
+    await repo.outbox.insert_events(conn, events)
     for e in events:
         PAYMENT_EVENTS.labels(e.event_type).inc()
         if on_event is not None:
@@ -119,7 +97,7 @@ async def refresh_payments(
     """refresh_payment for many locked payments at once (the chain-event batches)."""
     if not payments:
         return []
-    by_payment = await repo.transfers_of_many(conn, [p.id for p in payments])
+    by_payment = await repo.transfers.transfers_of_many(conn, [p.id for p in payments])
     changed: list[PaymentRecord] = []
     events: list[PaymentEventRecord] = []
     for payment in payments:
@@ -143,7 +121,7 @@ async def refresh_payment(
 ) -> list[PaymentEventRecord]:
     """Recompute amounts and status of a payment the caller has locked; save and
     emit events if anything changed. Returns the events written."""
-    payment.transfers = await repo.transfers_of(conn, payment.id)
+    payment.transfers = await repo.transfers.transfers_of(conn, payment.id)
     save, events = derive_change(payment, now, extra_event=extra_event, touched=touched)
     if save:
         await write_changes(conn, [payment], events, on_event)

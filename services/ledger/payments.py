@@ -1,11 +1,11 @@
-"""Merchant-facing use cases: authenticate, create, read, list, cancel payments."""
+"""Merchant-facing payment use cases: create, read, list, cancel. The caller
+(api/payment_service.py) has authenticated the merchant (authentication.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
 import json
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,117 +14,18 @@ from datetime import datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.common.chains import Chains
-from services.common.errors import (
-    AlreadyExists,
-    FailedPrecondition,
-    InvalidArgument,
-    NotFound,
-    PermissionDenied,
-    Reason,
-    Unauthenticated,
-)
-from services.common.nats_helpers import payment_subject
+from services.common.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from services.common.page_tokens import PageTokens, filter_fingerprint, page_size
-from services.ledger import repository as repo
-from services.ledger.convert import event_to_pb
-from services.ledger.create_batch import CreatePaymentBatcher
-from services.ledger.domain import hd, keys
+from services.ledger.adapters import repository as repo
+from services.ledger.adapters.create_batch import CreatePaymentBatcher
+from services.ledger.chain_events import HeadCache
+from services.ledger.domain import keys
 from services.ledger.domain.records import PaymentEventRecord, PaymentRecord
 from services.ledger.domain.status import EventType, PaymentStatus
 from services.ledger.domain.validation import NewPayment, utcnow, validate_new_payment
+from services.ledger.index_allocation import IndexAllocator
 from services.ledger.metrics import PAYMENT_EVENTS, PAYMENTS_CREATED
 from services.ledger.payment_state import refresh_payment
-
-UNKNOWN_KEY = "API key not recognised; check the key or ask the operator to rotate it"
-
-
-class Authenticator:
-    """API key -> merchant id, cached briefly (a disabled or rotated key stops
-    working within `ttl` seconds on every replica)."""
-
-    def __init__(self, engine: AsyncEngine, ttl: float) -> None:
-        self._engine = engine
-        self.ttl = ttl
-        self._cache: dict[str, tuple[float, str, str]] = {}
-
-    async def merchant_for(self, api_key: str) -> str:
-        merchant_id, active = await self.lookup(api_key)
-        if not active:
-            raise PermissionDenied("this merchant is disabled; contact the operator", reason=Reason.MERCHANT_DISABLED)
-        return merchant_id
-
-    async def lookup(self, api_key: str) -> tuple[str, bool]:
-        """(merchant id, active) of an API key; Unauthenticated if unknown."""
-        if not api_key or len(api_key) > 256:
-            raise Unauthenticated(UNKNOWN_KEY, reason=Reason.API_KEY_UNKNOWN)
-        digest = keys.hash_api_key(api_key)
-        hit = self._cache.get(digest)
-        now = time.monotonic()
-        if hit is None or hit[0] < now:
-            async with self._engine.connect() as conn:
-                found = await repo.merchant_auth(conn, digest)
-            if found is None:
-                self._cache.pop(digest, None)
-                raise Unauthenticated(UNKNOWN_KEY, reason=Reason.API_KEY_UNKNOWN)
-            hit = (now + self.ttl, found[0], found[1])
-            if len(self._cache) > 10_000:
-                self._cache.clear()
-            self._cache[digest] = hit
-        return hit[1], hit[2] == "active"
-
-    def forget(self) -> None:
-        self._cache.clear()
-
-
-class IndexAllocator:
-    """Hands out derivation indexes, reserving them in small blocks so CreatePayment
-    does not serialise on the merchant row. A crash leaves at most one block
-    unused, which stays within the BIP-44 gap limit of 20."""
-
-    def __init__(self, engine: AsyncEngine, block: int) -> None:
-        self._engine = engine
-        self._block = block
-        self._free: dict[str, tuple[list[int], str, str]] = {}
-        self._derivers: dict[str, hd.AddressDeriver] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
-
-    async def next(self, merchant_id: str) -> tuple[int, str, str]:
-        """(index, address, full derivation path) of a never-used deposit address."""
-        lock = self._locks.setdefault(merchant_id, asyncio.Lock())
-        async with lock:
-            entry = self._free.get(merchant_id)
-            if entry is None or not entry[0]:
-                async with self._engine.begin() as conn:
-                    reserved = await repo.reserve_indexes(conn, merchant_id, self._block)
-                if reserved is None:
-                    raise NotFound("merchant not found")
-                start, xpub, path = reserved
-                entry = (list(range(start, start + self._block)), xpub, path)
-                self._free[merchant_id] = entry
-            indexes, xpub, path = entry
-            index = indexes.pop(0)
-        deriver = self._derivers.get(xpub)
-        if deriver is None:
-            deriver = self._derivers[xpub] = hd.AddressDeriver(xpub)
-        return index, deriver.address(index), hd.address_path(path, index)
-
-    def forget(self, merchant_id: str) -> None:
-        """Drop reserved indexes (after the merchant's xpub changed)."""
-        self._free.pop(merchant_id, None)
-
-
-class HeadCache:
-    """Latest known head per chain (from head events), for new payments' from_block."""
-
-    def __init__(self) -> None:
-        self.heads: dict[int, int] = {}
-
-    def get(self, chain_id: int) -> int:
-        return self.heads.get(chain_id, 0)
-
-    def update(self, chain_id: int, number: int) -> None:
-        if number > self.heads.get(chain_id, -1):
-            self.heads[chain_id] = number
 
 
 def fingerprint(new: NewPayment) -> str:
@@ -226,30 +127,14 @@ class PaymentsService:
             previous_status=None,
             created_at=now,
         )
-        values = {
-            "id": payment_id,
-            "merchant_id": merchant_id,
-            "chain_id": new.chain_id,
-            "asset": new.asset.symbol,
-            "token_address": new.asset.token_address,
-            "decimals": new.asset.decimals,
-            "amount_due": new.amount_due,
-            "merchant_order_id": new.merchant_order_id,
-            "metadata": new.metadata,
-            "idempotency_key": new.idempotency_key,
-            "request_fingerprint": print_,
-            "deposit_address": address,
-            "derivation_index": index,
-            "derivation_path": path,
-            "confirmations_required": new.confirmations_required,
-            "created_at": now,
-            "expires_at": new.expires_at,
-            "from_block": self._heads.get(new.chain_id),
-            "event_id": event.event_id,
-            "subject": payment_subject(merchant_id, EventType.CREATED.value),
-            "payload": event_to_pb(event).SerializeToString(),
-        }
-        if await self._inserter.insert(values):
+        row = repo.payments.creation_row(
+            record,
+            event,
+            idempotency_key=new.idempotency_key,
+            request_fingerprint=print_,
+            from_block=self._heads.get(new.chain_id),
+        )
+        if await self._inserter.insert(row):
             PAYMENTS_CREATED.labels(str(new.chain_id), new.asset.symbol).inc()
             PAYMENT_EVENTS.labels(EventType.CREATED.value).inc()
             self._on_outbox()
@@ -257,10 +142,10 @@ class PaymentsService:
             return record, True
         # An earlier (or concurrent) request with the same idempotency key won.
         async with self._engine.connect() as conn:
-            existing = await repo.payment_by_idempotency_key(conn, merchant_id, new.idempotency_key or "")
+            existing = await repo.payments.payment_by_idempotency_key(conn, merchant_id, new.idempotency_key or "")
             if existing is None:
                 raise FailedPrecondition("payment could not be created; retry the request")
-            existing.transfers = await repo.transfers_of(conn, existing.id)
+            existing.transfers = await repo.transfers.transfers_of(conn, existing.id)
         return self._same_request(existing, print_), False
 
     @staticmethod
@@ -278,12 +163,12 @@ class PaymentsService:
         if len(payment_id) > 64:
             raise InvalidArgument("payment_id is not a payment id (too long)")
         async with self._engine.connect() as conn:
-            payment = await repo.get_payment(conn, payment_id, merchant_id=merchant_id)
+            payment = await repo.payments.get_payment(conn, payment_id, merchant_id=merchant_id)
             if payment is None:
                 # The same answer whether it does not exist or belongs to someone
                 # else, so ids of other merchants cannot be probed.
                 raise NotFound(f"payment {payment_id} not found")
-            payment.transfers = await repo.transfers_of(conn, payment_id)
+            payment.transfers = await repo.transfers.transfers_of(conn, payment_id)
         return payment
 
     async def list(
@@ -300,7 +185,7 @@ class PaymentsService:
         )
         after = self._tokens.read(scope, token, str, filters)
         async with self._engine.connect() as conn:
-            rows = await repo.list_payments(
+            rows = await repo.payments.list_payments(
                 conn,
                 merchant_id,
                 statuses=[s.value for s in flt.statuses],
@@ -328,11 +213,11 @@ class PaymentsService:
             raise InvalidArgument("reason is longer than 256 characters")
         now = utcnow()
         async with self._engine.begin() as conn:
-            payment = await repo.get_payment(conn, payment_id, merchant_id=merchant_id, for_update=True)
+            payment = await repo.payments.get_payment(conn, payment_id, merchant_id=merchant_id, for_update=True)
             if payment is None:
                 raise NotFound(f"payment {payment_id} not found")
             if payment.status is PaymentStatus.CANCELLED:
-                payment.transfers = await repo.transfers_of(conn, payment_id)
+                payment.transfers = await repo.transfers.transfers_of(conn, payment_id)
                 return payment  # cancelling twice is harmless
             if payment.status is not PaymentStatus.PENDING:
                 raise FailedPrecondition(
@@ -340,7 +225,7 @@ class PaymentsService:
                     "(nothing received) can be cancelled"
                 )
             payment.cancelled_at = now
-            await repo.cancel_reason(conn, payment_id, reason)
+            await repo.payments.cancel_reason(conn, payment_id, reason)
             await refresh_payment(conn, payment, now)
         self._on_outbox()
         return payment

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.common.errors import FailedPrecondition, InvalidArgument, NotFound, Reason
 from services.common.page_tokens import PageTokens, filter_fingerprint, page_size
-from services.ledger import repository as repo
+from services.ledger.adapters import repository as repo
 from services.ledger.domain.accounting import SweepFigures, complete_sweep, sweep_allowance
 from services.ledger.domain.records import PaymentRecord, SweepJobRecord, SweepTxRecord
 from services.ledger.domain.validation import checksum_address, utcnow
@@ -71,16 +71,15 @@ class SweepService:
         lease_until = now + timedelta(seconds=lease_seconds)
         jobs = []
         async with self._engine.begin() as conn:
-            rows = await repo.claim_sweeps(conn, chain_id, worker_id, lease_until, now, limit)
-            for row in rows:
-                payment = repo._payment(row)
+            claimed = await repo.sweeps.claim_sweeps(conn, chain_id, worker_id, lease_until, now, limit)
+            for payment, attempts in claimed:
                 jobs.append(
                     SweepJobRecord(
                         payment=payment,
-                        treasury_address=await repo.treasury_of(conn, payment.merchant_id, chain_id),
+                        treasury_address=await repo.merchants.treasury_of(conn, payment.merchant_id, chain_id),
                         lease_until=lease_until,
-                        attempts=row.sweep_attempts,
-                        transactions=await repo.sweep_txs_of(conn, payment.id),
+                        attempts=attempts,
+                        transactions=await repo.sweeps.sweep_txs_of(conn, payment.id),
                     )
                 )
         return jobs
@@ -95,18 +94,18 @@ class SweepService:
             raise InvalidArgument("transaction.raw_tx is required (write-ahead needs the signed bytes)")
         now = utcnow()
         async with self._engine.begin() as conn:
-            existing = await repo.get_sweep_tx(conn, tx_hash)
+            existing = await repo.sweeps.get_sweep_tx(conn, tx_hash)
             if existing is not None:
                 return existing  # recording twice is a no-op
-            payment = await repo.get_payment(conn, tx.payment_id)
+            payment = await repo.payments.get_payment(conn, tx.payment_id)
             if payment is None:
                 raise NotFound(f"payment {tx.payment_id} not found")
-            if not await repo.holds_lease(conn, tx.payment_id, worker_id, now):
+            if not await repo.sweeps.holds_lease(conn, tx.payment_id, worker_id, now):
                 raise FailedPrecondition(
                     f"worker {worker_id!r} does not hold the sweep lease of {tx.payment_id}; claim it first",
                     reason=Reason.SWEEP_LEASE_NOT_HELD,
                 )
-            await repo.insert_sweep_tx(
+            await repo.sweeps.insert_sweep_tx(
                 conn,
                 {
                     "payment_id": payment.id,
@@ -129,10 +128,10 @@ class SweepService:
                 },
             )
             if replaces:
-                await repo.update_sweep_tx(conn, replaces, state="replaced")
+                await repo.sweeps.update_sweep_tx(conn, replaces, state="replaced")
             if tx.kind == "gas_topup":
-                await repo.mark_gas_topup_transfers(conn, payment.id, tx_hash)
-            stored = await repo.get_sweep_tx(conn, tx_hash)
+                await repo.transfers.mark_gas_topup_transfers(conn, payment.id, tx_hash)
+            stored = await repo.sweeps.get_sweep_tx(conn, tx_hash)
         assert stored is not None
         return stored
 
@@ -145,7 +144,7 @@ class SweepService:
         if state not in TX_STATES or state == "signed":
             raise InvalidArgument("state must be BROADCAST, MINED, CONFIRMED, FAILED or REPLACED")
         async with self._engine.begin() as conn:
-            existing = await repo.get_sweep_tx(conn, tx_hash, for_update=True)
+            existing = await repo.sweeps.get_sweep_tx(conn, tx_hash, for_update=True)
             if existing is None:
                 raise NotFound(f"sweep transaction {tx_hash} is not recorded")
             if existing.state == "confirmed" and state != "confirmed":
@@ -157,8 +156,8 @@ class SweepService:
                 values["fee"] = fee
             elif state == "broadcast":
                 values["fee"] = None
-            await repo.update_sweep_tx(conn, tx_hash, **values)
-            stored = await repo.get_sweep_tx(conn, tx_hash)
+            await repo.sweeps.update_sweep_tx(conn, tx_hash, **values)
+            stored = await repo.sweeps.get_sweep_tx(conn, tx_hash)
         assert stored is not None
         return stored
 
@@ -168,14 +167,14 @@ class SweepService:
         tx_hash = _tx_hash(tx_hash)
         now = utcnow()
         async with self._engine.begin() as conn:
-            payment = await repo.get_payment(conn, payment_id, for_update=True)
+            payment = await repo.payments.get_payment(conn, payment_id, for_update=True)
             if payment is None:
                 raise NotFound(f"payment {payment_id} not found")
-            tx = await repo.get_sweep_tx(conn, tx_hash, for_update=True)
+            tx = await repo.sweeps.get_sweep_tx(conn, tx_hash, for_update=True)
             if tx is None or tx.payment_id != payment_id or tx.kind != "sweep":
                 raise FailedPrecondition(f"{tx_hash} is not a recorded sweep transaction of {payment_id}")
             if tx.state == "confirmed" and payment.sweep_tx_hash == tx_hash:
-                payment.transfers = await repo.transfers_of(conn, payment_id)
+                payment.transfers = await repo.transfers.transfers_of(conn, payment_id)
                 return payment  # completing twice is a no-op
             native = payment.is_native
             after = complete_sweep(
@@ -193,7 +192,7 @@ class SweepService:
                 amount=amount,
                 fee=fee,
             )
-            await repo.update_sweep_tx(conn, tx_hash, state="confirmed", completed=True, fee=fee)
+            await repo.sweeps.update_sweep_tx(conn, tx_hash, state="confirmed", completed=True, fee=fee)
             payment.amount_swept, payment.sweep_fee, payment.sweep_dust = after.swept, after.fee, after.dust
             payment.sweep_tx_hash = tx_hash
             await refresh_payment(conn, payment, now, touched=True)
@@ -203,7 +202,7 @@ class SweepService:
     async def release(self, payment_id: str, worker_id: str, error: str, retry_after: int) -> None:
         due = utcnow() + timedelta(seconds=max(1, retry_after))
         async with self._engine.begin() as conn:
-            if not await repo.release_sweep(conn, payment_id, worker_id, error[:2000], due):
+            if not await repo.sweeps.release_sweep(conn, payment_id, worker_id, error[:2000], due):
                 raise FailedPrecondition(
                     f"worker {worker_id!r} does not hold the sweep lease of {payment_id}",
                     reason=Reason.SWEEP_LEASE_NOT_HELD,
@@ -214,12 +213,12 @@ class SweepService:
             raise InvalidArgument("give payment_id or merchant_id")
         async with self._engine.begin() as conn:
             if payment_id:
-                payment = await repo.get_payment(conn, payment_id)
+                payment = await repo.payments.get_payment(conn, payment_id)
                 if payment is None:
                     raise NotFound(f"payment {payment_id} not found")
-            elif await repo.get_merchant(conn, merchant_id) is None:
+            elif await repo.merchants.get_merchant(conn, merchant_id) is None:
                 raise NotFound(f"merchant {merchant_id} not found")
-            count = await repo.request_sweep(conn, utcnow(), payment_id=payment_id, merchant_id=merchant_id)
+            count = await repo.sweeps.request_sweep(conn, utcnow(), payment_id=payment_id, merchant_id=merchant_id)
         if payment_id and count == 0:
             raise FailedPrecondition(
                 f"payment {payment_id} is {payment.status.value}; only confirmed funds not yet swept can be swept"
@@ -234,7 +233,7 @@ class SweepService:
         filters = filter_fingerprint(chain_id, payment_id, merchant_id, sorted(states))
         after = self._tokens.read(scope, token, int, filters)
         async with self._engine.connect() as conn:
-            rows = await repo.list_sweep_txs(
+            rows = await repo.sweeps.list_sweep_txs(
                 conn,
                 chain_id=chain_id,
                 payment_id=payment_id,

@@ -14,7 +14,9 @@ from paymesh.ledger.v1 import payment_pb2 as pb
 from paymesh.ledger.v1 import payment_service_pb2 as spb
 from paymesh.ledger.v1 import sweep_ledger_service_pb2 as ipb
 from paymesh.ledger.v1 import sweep_ledger_service_pb2_grpc as igrpc
+from sqlalchemy import text
 
+from services.ledger.inbound.chain_consumer import LEDGER_DURABLE
 from tests.support.ledger import (
     SWEEP_LEDGER_TOKEN,
     TOKEN_ADDRESS,
@@ -42,6 +44,18 @@ async def wait_status(merchant, payment_id, status, timeout=15.0):
     return await eventually(check, timeout=timeout)
 
 
+async def chain_events_settled(js) -> None:
+    """Wait until the ledger has settled every chain event published so far (each
+    applied and acked after its commit, or dead-lettered): nothing is left to change
+    what a test reads next."""
+
+    async def settled():
+        info = await js.consumer_info("CHAIN", LEDGER_DURABLE)
+        return info.num_pending == 0 and info.num_ack_pending == 0
+
+    await eventually(settled)
+
+
 async def test_transfer_detects_then_head_confirms(merchant, js):
     payment = await merchant.create(amount="1000")
     block = next_block()
@@ -66,7 +80,7 @@ async def test_same_transfer_twice_credits_once(merchant, js):
     await publish_chain(js, "transfer", event)
     await publish_head(js, block + 5)
     p = await wait_status(merchant, payment.payment_id, pb.PAYMENT_STATUS_UNDERPAID)
-    await asyncio.sleep(0.3)
+    await chain_events_settled(js)  # all three copies applied
     p = await merchant.get(payment.payment_id)
     assert p.amount_received == "600" and len(p.transfers) == 1
 
@@ -161,7 +175,7 @@ async def test_malformed_chain_event_is_dead_lettered_and_does_not_block(merchan
     await eventually(dead_lettered)
 
 
-async def test_payment_events_reach_nats_once_each_in_order(merchant, js, nats_server):
+async def test_payment_events_reach_nats_once_each_in_order(merchant, js, nats_server, ledger):
     nc = await nats.connect(nats_server.url)
     received: list[evpb.PaymentEvent] = []
 
@@ -177,7 +191,20 @@ async def test_payment_events_reach_nats_once_each_in_order(merchant, js, nats_s
         await publish_head(js, block + 1)
         await wait_status(merchant, payment.payment_id, pb.PAYMENT_STATUS_CONFIRMED)
         await eventually(lambda: asyncio.sleep(0, result=len(received) >= 3))
-        await asyncio.sleep(0.3)
+
+        async def relayed():  # every event of this merchant published (and marked so)
+            async with ledger.engine.connect() as conn:
+                left = await conn.execute(
+                    text("SELECT count(*) FROM outbox WHERE merchant_id = :m AND published_at IS NULL"),
+                    {"m": merchant.merchant_id},
+                )
+                return left.scalar_one() == 0
+
+        await eventually(relayed)
+        # What the server sent this connection before the flush's PONG has been read,
+        # and then handed to on_msg: a duplicate publish would be in `received` now.
+        await nc.flush()
+        await eventually(lambda: asyncio.sleep(0, result=sub.pending_msgs == 0))
     finally:
         await sub.unsubscribe()
         await nc.drain()

@@ -10,12 +10,15 @@ import asyncio
 import secrets
 from pathlib import Path
 
+import asyncpg
 import grpc
 import nats
 import pytest
 from paymesh.ledger.v1 import payment_pb2 as pb
 from paymesh.ledger.v1 import payment_service_pb2 as spb
 
+from services.common.db import plain_url
+from services.ledger.inbound.chain_consumer import LEDGER_DURABLE
 from tests.support.ledger import (
     ADMIN_TOKEN,
     SERVICE_TOKEN_ENV,
@@ -53,24 +56,51 @@ def ledger_process(postgres, nats_factory, chains_file, stack_dir: Path):
 
 
 async def _stream_messages(nats_url: str, subject: str) -> list:
+    """Every message the PAYMENTS stream holds on `subject`, in order (read until the
+    consumer has none left to deliver)."""
     nc = await nats.connect(nats_url)
     try:
         js = nc.jetstream()
         sub = await js.pull_subscribe(subject, stream="PAYMENTS")
         out = []
-        for _ in range(50):
-            try:
-                msgs = await sub.fetch(100, timeout=0.5)
-            except (nats.errors.TimeoutError, TimeoutError):
-                break
-            if not msgs:
-                break
+        while (await sub.consumer_info()).num_pending:
+            msgs = await sub.fetch(100, timeout=5)
             out += msgs
             for m in msgs:
                 await m.ack()
         return out
     finally:
         await nc.drain()
+
+
+async def _chain_events_settled(nats_url: str) -> None:
+    """Wait until the ledger has settled every chain event (applied and acked after
+    its commit, redeliveries included)."""
+    nc = await nats.connect(nats_url)
+    try:
+        js = nc.jetstream()
+
+        async def settled():
+            info = await js.consumer_info("CHAIN", LEDGER_DURABLE)
+            return info.num_pending == 0 and info.num_ack_pending == 0
+
+        await eventually(settled, timeout=30)
+    finally:
+        await nc.drain()
+
+
+async def _outbox_relayed(database_url: str) -> None:
+    """Wait until the ledger's outbox holds no unpublished event (each published and
+    its mark committed)."""
+
+    async def relayed():
+        conn = await asyncpg.connect(plain_url(database_url))
+        try:
+            return await conn.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL") == 0
+        finally:
+            await conn.close()
+
+    await eventually(relayed, timeout=30)
 
 
 async def test_killed_between_commit_and_ack_loses_and_duplicates_nothing(ledger_process):
@@ -102,7 +132,10 @@ async def test_killed_between_commit_and_ack_loses_and_duplicates_nothing(ledger
             return p if p.status == pb.PAYMENT_STATUS_CONFIRMED else None
 
         p = await eventually(confirmed, timeout=30)
-        await asyncio.sleep(3)  # past the 2 s ack wait: any redelivery has happened
+        # The transfer the killed process never acked is redelivered after the 2 s ack
+        # wait; once it is acked too, every redelivery has been applied.
+        await _chain_events_settled(nats_server.url)
+        await _outbox_relayed(proc.env["PAYMESH_DATABASE_URL"])
         p = await merchant.get(payment.payment_id)
     assert p.amount_received == "1000" and len(p.transfers) == 1
     events = await _stream_messages(nats_server.url, f"paymesh.payments.{merchant.merchant_id}.>")
@@ -137,7 +170,9 @@ async def test_outbox_relay_killed_after_publish_publishes_each_event_once(ledge
         async def published():
             return await _stream_messages(nats_server.url, f"paymesh.payments.{merchant.merchant_id}.>")
 
-        await asyncio.sleep(1.0)
+        # The restarted relay republishes the event whose mark the crash lost (JetStream
+        # drops the copy by its Nats-Msg-Id) and commits the mark.
+        await _outbox_relayed(proc.env["PAYMESH_DATABASE_URL"])
         events = await eventually(published, timeout=15)
     assert len(events) == 1
     assert events[0].headers["Nats-Msg-Id"]

@@ -1,4 +1,4 @@
-"""Group commit of CreatePayment (services/ledger/create_batch.py) on a real
+"""Group commit of CreatePayment (services/ledger/adapters/create_batch.py) on a real
 Postgres: concurrent inserts share statements, every payment still gets its own
 deposit address and outbox event, idempotency keys repeated inside one batch
 insert once, and one bad row does not fail the rows batched with it."""
@@ -15,8 +15,8 @@ import pytest
 import pytest_asyncio
 
 from services.common.db import plain_url
-from services.ledger.create_batch import CreatePaymentBatcher
-from services.ledger.db import migrate_async
+from services.ledger.adapters.create_batch import CreatePaymentBatcher
+from services.ledger.adapters.db import migrate_async
 from services.ledger.domain import keys
 from services.ledger.metrics import CREATE_BATCH_SIZE
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic import command
 
-from services.ledger.db import alembic_config, migrate
+from services.ledger.adapters.db import alembic_config, migrate
 
 
 def test_migrations_match_models(postgres):

@@ -9,7 +9,7 @@ import asyncpg
 import pytest
 from alembic import command
 
-from services.ledger.db import migrate as migrate_ledger
+from services.ledger.adapters.db import migrate as migrate_ledger
 from services.notifier.adapters.db import alembic_config, migrate
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from services.common.errors import InvalidArgument, NotFound
 from services.common.money import MAX_UINT256, parse_amount
-from services.ledger.convert import ts
+from services.ledger.api.convert import ts
 from services.ledger.domain import hd
 from services.ledger.domain.validation import (
     checksum_address,

@@ -1,11 +1,31 @@
-"""Plain records the repository returns and the transports translate."""
+"""Plain records the repository returns and the transports translate.
+
+Each stored record has a `from_row` constructor: it reads a database row by
+column name, whether a SQLAlchemy Row (through its `_mapping`) or an asyncpg
+Record (a mapping already), so the repository and any other reader build records
+one way. Money columns (NUMERIC) arrive as Decimal and become int; nothing here
+imports a database driver.
+"""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
-from services.ledger.domain.status import PaymentStatus, funds_accounted
+from services.ledger.domain.status import PaymentStatus, funds_accounted, is_sweepable
+
+
+def _columns(row: Any) -> Mapping[str, Any]:
+    """The row by column name: a SQLAlchemy Row's `_mapping`, or the row itself
+    (an asyncpg Record, a dict)."""
+    return getattr(row, "_mapping", row)
+
+
+def _money(value: Any) -> int | None:
+    return None if value is None else int(value)
 
 
 @dataclass
@@ -24,6 +44,27 @@ class TransferRecord:
     token_address: str | None = None  # None: the native coin
     asset: str = ""  # the symbol of the asset moved ("" only on rows older than migration 0003 that did not credit)
     kind: str = "payment"  # payment | gas_topup (the sweeper's own top-up of a token payment's address)
+
+    @classmethod
+    def from_row(cls, row: Any) -> TransferRecord:
+        """From a `transfers` row (observed_at is the row's created_at)."""
+        row = _columns(row)
+        return cls(
+            chain_id=row["chain_id"],
+            tx_hash=row["tx_hash"],
+            log_index=row["log_index"],
+            block_number=row["block_number"],
+            block_hash=row["block_hash"],
+            from_address=row["from_address"],
+            amount=int(row["amount"]),
+            state=row["state"],
+            credited=row["credited"],
+            late=row["late"],
+            observed_at=row["created_at"],
+            token_address=row["token_address"],
+            asset=row["asset"],
+            kind=row["kind"],
+        )
 
 
 @dataclass
@@ -67,6 +108,56 @@ class PaymentRecord:
         """Confirmed funds the completed sweeps dealt with (domain/status.funds_accounted)."""
         return funds_accounted(native=self.is_native, swept=self.amount_swept, fee=self.sweep_fee, dust=self.sweep_dust)
 
+    @property
+    def sweepable(self) -> bool:
+        """Confirmed funds that will not change any more and no sweep has dealt with
+        yet (domain/status.is_sweepable): the sweeper may claim the payment."""
+        return is_sweepable(
+            self.status,
+            expired=self.expired_at is not None,
+            confirmed=self.amount_confirmed,
+            accounted=self.amount_accounted,
+        )
+
+    @classmethod
+    def from_row(cls, row: Any) -> PaymentRecord:
+        """From a `payments` row (transfers are loaded separately). `metadata` is
+        JSONB: a dict through SQLAlchemy, JSON text through a raw asyncpg connection."""
+        row = _columns(row)
+        metadata = row["metadata"]
+        if isinstance(metadata, str):
+            metadata = json.loads(metadata)
+        return cls(
+            id=row["id"],
+            merchant_id=row["merchant_id"],
+            chain_id=row["chain_id"],
+            asset=row["asset"],
+            token_address=row["token_address"],
+            decimals=row["decimals"],
+            amount_due=int(row["amount_due"]),
+            amount_received=int(row["amount_received"]),
+            amount_confirmed=int(row["amount_confirmed"]),
+            amount_swept=int(row["amount_swept"]),
+            status=PaymentStatus(row["status"]),
+            late=row["late"],
+            merchant_order_id=row["merchant_order_id"],
+            metadata=metadata or {},
+            deposit_address=row["deposit_address"],
+            derivation_index=row["derivation_index"],
+            derivation_path=row["derivation_path"],
+            confirmations_required=row["confirmations_required"],
+            version=row["version"],
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+            expires_at=row["expires_at"],
+            expired_at=row["expired_at"],
+            cancelled_at=row["cancelled_at"],
+            sweep_tx_hash=row["sweep_tx_hash"],
+            request_fingerprint=row["request_fingerprint"],
+            sweep_fee=int(row["sweep_fee"]),
+            sweep_dust=int(row["sweep_dust"]),
+        )
+
 
 @dataclass
 class MerchantRecord:
@@ -81,6 +172,24 @@ class MerchantRecord:
     next_address_index: int
     created_at: datetime
     treasuries: dict[int, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_row(cls, row: Any, treasuries: dict[int, str]) -> MerchantRecord:
+        """From a `merchants` row and the merchant's treasuries (chain id -> address)."""
+        row = _columns(row)
+        return cls(
+            id=row["id"],
+            name=row["name"],
+            status=row["status"],
+            api_key_prefix=row["api_key_prefix"],
+            webhook_url=row["webhook_url"],
+            webhook_secret=row["webhook_secret"],
+            xpub=row["xpub"],
+            derivation_path=row["derivation_path"],
+            next_address_index=row["next_address_index"],
+            created_at=row["created_at"],
+            treasuries=treasuries,
+        )
 
 
 @dataclass
@@ -109,6 +218,36 @@ class SweepTxRecord:
     fee: int | None = None  # what it paid the network per its receipt; None until mined
     l1_fee_reserve: int = 0  # native coin left aside for an OP-stack L1 data fee when signed
 
+    @classmethod
+    def from_row(cls, row: Any) -> SweepTxRecord:
+        """From a `sweep_transactions` row."""
+        row = _columns(row)
+        return cls(
+            id=row["id"],
+            payment_id=row["payment_id"],
+            merchant_id=row["merchant_id"],
+            chain_id=row["chain_id"],
+            kind=row["kind"],
+            state=row["state"],
+            tx_hash=row["tx_hash"],
+            raw_tx=row["raw_tx"],
+            nonce=row["nonce"],
+            from_address=row["from_address"],
+            to_address=row["to_address"],
+            amount=int(row["amount"]),
+            token_address=row["token_address"],
+            gas_limit=row["gas_limit"],
+            max_fee_per_gas=int(row["max_fee_per_gas"]),
+            max_priority_fee_per_gas=_money(row["max_priority_fee_per_gas"]),
+            block_number=row["block_number"],
+            error=row["error"],
+            replaces_tx_hash=row["replaces_tx_hash"],
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+            fee=_money(row["fee"]),
+            l1_fee_reserve=int(row["l1_fee_reserve"]),
+        )
+
 
 @dataclass
 class SweepJobRecord:
@@ -127,6 +266,19 @@ class WatchedAddressRecord:
     payment_id: str
     from_block: int
     created_at: datetime
+
+    @classmethod
+    def from_row(cls, row: Any) -> WatchedAddressRecord:
+        """From a `deposit_addresses` row (or a select of its feed columns)."""
+        row = _columns(row)
+        return cls(
+            id=row["id"],
+            chain_id=row["chain_id"],
+            address=row["address"],
+            payment_id=row["payment_id"],
+            from_block=row["from_block"],
+            created_at=row["created_at"],
+        )
 
 
 @dataclass

@@ -7,7 +7,7 @@ import asyncio
 from alembic import context
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from services.ledger.models import Base
+from services.ledger.adapters.models import Base
 
 target_metadata = Base.metadata
 

@@ -1,5 +1,6 @@
 """The ledger's Postgres schema (SQLAlchemy 2.0 typed models). Alembic migrations
-in migrations/ create it; money columns are NUMERIC(78,0) (uint256 fits)."""
+in services/ledger/migrations/ create it (tests/integration/test_ledger_schema.py
+checks they match); money columns are NUMERIC(78,0) (uint256 fits)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from sqlalchemy import (
     LargeBinary,
     Numeric,
     String,
+    Table,
     Text,
     UniqueConstraint,
     func,
@@ -257,3 +259,22 @@ class Outbox(Base):
 # Keys the ledger made for itself, shared by its replicas (the page token key).
 SIGNING_KEYS = "signing_keys"
 SigningKeys = signing_keys_table(Base.metadata, SIGNING_KEYS)
+
+
+def _table(model: type[Base]) -> Table:
+    """A model's Table (declarative mapping types `__table__` as any FromClause)."""
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
+
+
+# The tables by name, for the repository's SQL expressions (adapters/repository/).
+MERCHANTS = _table(Merchant)
+TREASURIES = _table(Treasury)
+PAYMENTS = _table(Payment)
+DEPOSIT_ADDRESSES = _table(DepositAddress)
+TRANSFERS = _table(Transfer)
+ORPHANED_BLOCKS = _table(OrphanedBlock)
+CHAIN_HEADS = _table(ChainHead)
+SWEEP_TRANSACTIONS = _table(SweepTransaction)
+OUTBOX = _table(Outbox)

@@ -18,13 +18,13 @@ from typing import Any
 
 import asyncpg
 
-from services.ledger import repository as repo
+from services.ledger.adapters import repository as repo
 from services.ledger.metrics import CREATE_BATCH_SIZE
 
 
 class CreatePaymentBatcher:
-    """Inserts payments (see repository.create_payments for one row's values),
-    coalescing concurrent calls into batches of up to `max_batch`."""
+    """Inserts payments (one row's values: adapters/repository/payments.py
+    creation_row), coalescing concurrent calls into batches of up to `max_batch`."""
 
     def __init__(self, pool: asyncpg.Pool, *, max_batch: int = 128, max_in_flight: int = 1) -> None:
         self._pool = pool
@@ -59,7 +59,7 @@ class CreatePaymentBatcher:
             await self._one(*batch[0])
             return
         try:
-            inserted = await repo.create_payments(self._pool, [values for values, _ in batch])
+            inserted = await repo.payments.create_payments(self._pool, [values for values, _ in batch])
         except Exception:  # noqa: BLE001 - isolate the failure: each request on its own
             await asyncio.gather(*(self._one(values, future) for values, future in batch))
             return
@@ -69,7 +69,7 @@ class CreatePaymentBatcher:
 
     async def _one(self, values: dict[str, Any], future: asyncio.Future[bool]) -> None:
         try:
-            result = values["id"] in await repo.create_payments(self._pool, [values])
+            result = values["id"] in await repo.payments.create_payments(self._pool, [values])
         except Exception as exc:  # noqa: BLE001 - handed to the caller, whose request it is
             if not future.done():
                 future.set_exception(exc)

@@ -1,8 +1,12 @@
-"""Translation between ledger records and protobuf messages (and event payloads)."""
+"""Translation between ledger records and protobuf messages: the only place a
+record becomes a message (API replies, and the PaymentEvent payloads the outbox
+stores, adapters/repository/outbox.py), and where wire enums map to the domain's.
+Pure functions of their input."""
 
 from __future__ import annotations
 
 from paymesh.events.v1 import payment_events_pb2 as ev
+from paymesh.ledger.v1 import address_feed_service_pb2 as fpb
 from paymesh.ledger.v1 import merchant_admin_service_pb2 as apb
 from paymesh.ledger.v1 import payment_pb2 as pb
 from paymesh.ledger.v1 import sweep_ledger_service_pb2 as swpb
@@ -12,8 +16,10 @@ from services.ledger.domain.records import (
     MerchantRecord,
     PaymentEventRecord,
     PaymentRecord,
+    SweepJobRecord,
     SweepTxRecord,
     TransferRecord,
+    WatchedAddressRecord,
 )
 from services.ledger.domain.status import PaymentStatus
 
@@ -139,4 +145,33 @@ def sweep_tx_to_pb(s: SweepTxRecord) -> swpb.SweepTransaction:
         updated_at=ts(s.updated_at),
         fee="" if s.fee is None else str(s.fee),
         l1_fee_reserve=str(s.l1_fee_reserve),
+    )
+
+
+def sweep_job_to_pb(j: SweepJobRecord) -> swpb.SweepJob:
+    """A claimed payment as the sweeper sees it: what to move (confirmed funds no
+    sweep has accounted for yet), from where, to which treasury, until when."""
+    return swpb.SweepJob(
+        payment_id=j.payment.id,
+        merchant_id=j.payment.merchant_id,
+        chain_id=j.payment.chain_id,
+        asset=j.payment.asset,
+        token_address=j.payment.token_address or "",
+        deposit_address=j.payment.deposit_address,
+        derivation_path=j.payment.derivation_path,
+        amount=str(j.payment.amount_confirmed - j.payment.amount_accounted),
+        treasury_address=j.treasury_address,
+        lease_expires_at=ts(j.lease_until),
+        transactions=[sweep_tx_to_pb(t) for t in j.transactions],
+        attempts=j.attempts,
+    )
+
+
+def watched_address_to_pb(r: WatchedAddressRecord) -> fpb.WatchedAddress:
+    return fpb.WatchedAddress(
+        chain_id=r.chain_id,
+        address=r.address,
+        payment_id=r.payment_id,
+        from_block=r.from_block,
+        created_at=ts(r.created_at),
     )

@@ -1,4 +1,6 @@
-"""The watched-address feed for listeners: a snapshot, then every new address.
+"""The watched-address feed the ledger serves to listeners (AddressFeedService):
+for one chain, a snapshot of the deposit addresses worth watching, then every new
+address as it commits.
 
 Gap-free without polling tricks: reads run in REPEATABLE READ, and the cursor
 is the snapshot's xmin (every transaction below it has finished). Each poll
@@ -14,14 +16,17 @@ from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.ledger import repository as repo
+from services.ledger.adapters import repository as repo
 from services.ledger.domain.records import WatchedAddressRecord
 from services.ledger.domain.validation import utcnow
 
 SNAPSHOT_CHUNK = 5000
 
 
-class AddressFeed:
+class WatchedAddressFeed:
+    """Streams one chain's watched addresses; `wakeup` (set when CreatePayment
+    commits an address) ends the wait between polls early."""
+
     def __init__(self, engine: AsyncEngine, retention: timedelta, wakeup: asyncio.Event, poll: float = 0.25) -> None:
         self._engine = engine
         self._retention = retention
@@ -34,11 +39,11 @@ class AddressFeed:
         async with self._engine.connect() as conn:
             conn = await conn.execution_options(isolation_level="REPEATABLE READ")
             async with conn.begin():
-                horizon = await repo.xmin_horizon(conn)
+                horizon = await repo.watched_addresses.xmin_horizon(conn)
                 after = 0
                 active_since = utcnow() - self._retention
                 while True:
-                    rows = await repo.active_addresses(
+                    rows = await repo.watched_addresses.active_addresses(
                         conn, chain_id, after_id=after, active_since=active_since, limit=SNAPSHOT_CHUNK
                     )
                     for record, txid in rows:
@@ -54,8 +59,8 @@ class AddressFeed:
             async with self._engine.connect() as conn:
                 conn = await conn.execution_options(isolation_level="REPEATABLE READ")
                 async with conn.begin():
-                    new_horizon = await repo.xmin_horizon(conn)
-                    rows = await repo.addresses_since(conn, chain_id, horizon)
+                    new_horizon = await repo.watched_addresses.xmin_horizon(conn)
+                    rows = await repo.watched_addresses.addresses_since(conn, chain_id, horizon)
             fresh = [r for r, txid in rows if r.id not in sent]
             for record, txid in rows:
                 sent[record.id] = txid

@@ -1,23 +1,22 @@
-"""NATS transport of the ledger: the CHAIN stream consumer and the payment-event
-subscription used by WatchPayment. Decodes protobuf, hands plain events to the
-applier, and tells the consumer loop what to ack."""
+"""The consumer of the JetStream stream CHAIN (durable `ledger-chain`): decodes each
+message (TransferObserved, HeadObserved, ReorgObserved) into the domain's chain
+events, has a fetched batch applied in one transaction (chain_events.py), and tells
+the consumer loop (services/common/nats_helpers.run_pull_consumer) what to settle:
+ack what was applied (after its commit), dead-letter what can never be applied,
+retry the rest."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-
 import structlog
 from google.protobuf.message import DecodeError
-from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from paymesh.events.v1 import chain_events_pb2 as cpb
-from paymesh.events.v1 import payment_events_pb2 as evpb
 
 from services.common.money import parse_amount
 from services.common.nats_helpers import Handled, Outcome
 from services.common.timestamps import from_timestamp
-from services.ledger.chain_events import ChainEvent, ChainEventApplier, HeadEvent, ReorgEvent, TransferEvent
+from services.ledger.chain_events import ChainEventApplier
+from services.ledger.domain.chain_events import ChainEvent, HeadEvent, ReorgEvent, TransferEvent
 from services.ledger.domain.validation import checksum_address
 
 log = structlog.get_logger("ledger.consumer")
@@ -26,7 +25,7 @@ LEDGER_DURABLE = "ledger-chain"
 
 
 class Malformed(ValueError):
-    pass
+    """A message that can never be applied (dead-lettered, not retried)."""
 
 
 def _hash(value: str, field: str) -> str:
@@ -102,38 +101,3 @@ class ChainConsumer:
                     log.exception("chain event failed", subject=msgs[i].subject)
                     results[i] = Handled(Outcome.RETRY, str(exc))
         return [r if r is not None else Handled(Outcome.RETRY, "not processed") for r in results]
-
-
-class EventSubscription:
-    """One merchant's payment events as they are published."""
-
-    def __init__(self) -> None:
-        self.queue: asyncio.Queue[evpb.PaymentEvent] = asyncio.Queue(maxsize=10_000)
-        self._sub = None
-
-    async def next(self) -> evpb.PaymentEvent:
-        return await self.queue.get()
-
-    async def close(self) -> None:
-        if self._sub is not None:
-            with contextlib.suppress(Exception):
-                await self._sub.unsubscribe()
-            self._sub = None
-
-
-class PaymentEventSubscriber:
-    """Core-NATS subscription to one merchant's payment events (JetStream also
-    delivers published messages to plain subscribers)."""
-
-    def __init__(self, nc: NatsClient) -> None:
-        self._nc = nc
-
-    async def subscribe(self, merchant_id: str) -> EventSubscription:
-        subscription = EventSubscription()
-
-        async def on_msg(msg: Msg) -> None:
-            with contextlib.suppress(DecodeError, asyncio.QueueFull):
-                subscription.queue.put_nowait(evpb.PaymentEvent.FromString(msg.data))
-
-        subscription._sub = await self._nc.subscribe(f"paymesh.payments.{merchant_id}.>", cb=on_msg)
-        return subscription

@@ -1,4 +1,7 @@
-"""Operator use cases for merchants."""
+"""Merchant use cases: the operator's (create, read, list, enable/disable, rotate the
+API key, set the webhook, xpub and treasuries) and the notifier's read of a
+merchant. Inputs are checked here (xpub, derivation path, webhook URL, treasury
+address); one xpub belongs to one merchant, or two would share deposit addresses."""
 
 from __future__ import annotations
 
@@ -8,14 +11,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from services.common.chains import Chains
 from services.common.errors import AlreadyExists, InvalidArgument, NotFound
 from services.common.page_tokens import PageTokens, page_size
-from services.ledger import repository as repo
+from services.ledger.adapters import repository as repo
+from services.ledger.authentication import Authenticator
 from services.ledger.domain import hd, keys
 from services.ledger.domain.records import MerchantRecord
 from services.ledger.domain.validation import checksum_address, validate_webhook_url
-from services.ledger.payments import Authenticator, IndexAllocator
+from services.ledger.index_allocation import IndexAllocator
 
 
-class AdminService:
+class MerchantsService:
     def __init__(
         self,
         engine: AsyncEngine,
@@ -62,7 +66,7 @@ class AdminService:
         merchant_id = keys.new_merchant_id()
         async with self._engine.begin() as conn:
             await self._xpub_unused(conn, xpub.strip(), merchant_id)
-            await repo.insert_merchant(
+            await repo.merchants.insert_merchant(
                 conn,
                 id=merchant_id,
                 name=name,
@@ -75,15 +79,15 @@ class AdminService:
                 derivation_path=path,
             )
             for chain_id, address in checked:
-                await repo.set_treasury(conn, merchant_id, chain_id, address)
-            merchant = await repo.get_merchant(conn, merchant_id)
+                await repo.merchants.set_treasury(conn, merchant_id, chain_id, address)
+            merchant = await repo.merchants.get_merchant(conn, merchant_id)
         assert merchant is not None
         return merchant, api_key, secret
 
     @staticmethod
     async def _xpub_unused(conn, xpub: str, merchant_id: str) -> None:
         """Two merchants on one xpub would be handed the same deposit addresses."""
-        owner = await repo.merchant_with_xpub(conn, xpub)
+        owner = await repo.merchants.merchant_with_xpub(conn, xpub)
         if owner is not None and owner != merchant_id:
             raise AlreadyExists(
                 f"this xpub is already used by merchant {owner}; each merchant needs its own account xpub"
@@ -93,7 +97,7 @@ class AdminService:
         if not merchant_id:
             raise InvalidArgument("merchant_id is required")
         async with self._engine.connect() as conn:
-            merchant = await repo.get_merchant(conn, merchant_id)
+            merchant = await repo.merchants.get_merchant(conn, merchant_id)
         if merchant is None:
             raise NotFound(f"merchant {merchant_id} not found")
         return merchant
@@ -102,7 +106,7 @@ class AdminService:
         limit = page_size(size)
         after = self._tokens.read("ListMerchants|operator", token, str)
         async with self._engine.connect() as conn:
-            rows = await repo.list_merchants(conn, after, limit + 1)  # type: ignore[arg-type]
+            rows = await repo.merchants.list_merchants(conn, after, limit + 1)  # type: ignore[arg-type]
         next_token = ""
         if len(rows) > limit:
             rows = rows[:limit]
@@ -113,9 +117,9 @@ class AdminService:
         if not merchant_id:
             raise InvalidArgument("merchant_id is required")
         async with self._engine.begin() as conn:
-            if not await repo.update_merchant(conn, merchant_id, **values):
+            if not await repo.merchants.update_merchant(conn, merchant_id, **values):
                 raise NotFound(f"merchant {merchant_id} not found")
-            merchant = await repo.get_merchant(conn, merchant_id)
+            merchant = await repo.merchants.get_merchant(conn, merchant_id)
         self._auth.forget()
         assert merchant is not None
         return merchant
@@ -158,9 +162,9 @@ class AdminService:
         chain_id, address = self._treasury(chain_id, address)
         try:
             async with self._engine.begin() as conn:
-                if await repo.get_merchant(conn, merchant_id) is None:
+                if await repo.merchants.get_merchant(conn, merchant_id) is None:
                     raise NotFound(f"merchant {merchant_id} not found")
-                await repo.set_treasury(conn, merchant_id, chain_id, address)
+                await repo.merchants.set_treasury(conn, merchant_id, chain_id, address)
         except IntegrityError:
             raise NotFound(f"merchant {merchant_id} not found") from None
         return await self.get(merchant_id)

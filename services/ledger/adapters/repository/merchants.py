@@ -1,0 +1,96 @@
+"""SQL of the merchants aggregate: merchants, their treasuries (one per chain) and
+their derivation index reservations. Functions take the connection (the caller
+owns the transaction) and return plain records."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.ledger.adapters.models import MERCHANTS, TREASURIES
+from services.ledger.domain.records import MerchantRecord
+
+
+async def insert_merchant(conn: AsyncConnection, **values: Any) -> None:
+    await conn.execute(insert(MERCHANTS).values(**values))
+
+
+async def get_merchant(conn: AsyncConnection, merchant_id: str) -> MerchantRecord | None:
+    row = (await conn.execute(select(MERCHANTS).where(MERCHANTS.c.id == merchant_id))).first()
+    if row is None:
+        return None
+    rows = await conn.execute(
+        select(TREASURIES.c.chain_id, TREASURIES.c.address).where(TREASURIES.c.merchant_id == merchant_id)
+    )
+    return MerchantRecord.from_row(row, {r.chain_id: r.address for r in rows})
+
+
+async def list_merchants(conn: AsyncConnection, after: tuple[datetime, str] | None, limit: int) -> list[MerchantRecord]:
+    query = select(MERCHANTS).order_by(MERCHANTS.c.created_at, MERCHANTS.c.id).limit(limit)
+    if after is not None:
+        query = query.where(func.row(MERCHANTS.c.created_at, MERCHANTS.c.id) > func.row(after[0], after[1]))
+    rows = (await conn.execute(query)).all()
+    ids = [r.id for r in rows]
+    treasuries: dict[str, dict[int, str]] = {i: {} for i in ids}
+    if ids:
+        for t in await conn.execute(select(TREASURIES).where(TREASURIES.c.merchant_id.in_(ids))):
+            treasuries[t.merchant_id][t.chain_id] = t.address
+    return [MerchantRecord.from_row(r, treasuries[r.id]) for r in rows]
+
+
+async def merchant_with_xpub(conn: AsyncConnection, xpub: str) -> str | None:
+    return (await conn.execute(select(MERCHANTS.c.id).where(MERCHANTS.c.xpub == xpub).limit(1))).scalar_one_or_none()
+
+
+async def merchant_auth(conn: AsyncConnection, key_hash: str) -> tuple[str, str] | None:
+    """(merchant id, status) of the merchant whose API key hashes to `key_hash`."""
+    row = (
+        await conn.execute(select(MERCHANTS.c.id, MERCHANTS.c.status).where(MERCHANTS.c.api_key_hash == key_hash))
+    ).first()
+    return (row.id, row.status) if row else None
+
+
+async def update_merchant(conn: AsyncConnection, merchant_id: str, **values: Any) -> bool:
+    result = await conn.execute(
+        update(MERCHANTS).where(MERCHANTS.c.id == merchant_id).values(**values, updated_at=func.now())
+    )
+    return result.rowcount == 1
+
+
+async def set_treasury(conn: AsyncConnection, merchant_id: str, chain_id: int, address: str) -> None:
+    stmt = pg_insert(TREASURIES).values(merchant_id=merchant_id, chain_id=chain_id, address=address)
+    await conn.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[TREASURIES.c.merchant_id, TREASURIES.c.chain_id], set_={"address": address}
+        )
+    )
+
+
+async def treasury_of(conn: AsyncConnection, merchant_id: str, chain_id: int) -> str:
+    row = (
+        await conn.execute(
+            select(TREASURIES.c.address).where(
+                TREASURIES.c.merchant_id == merchant_id, TREASURIES.c.chain_id == chain_id
+            )
+        )
+    ).first()
+    return row.address if row else ""
+
+
+async def reserve_indexes(conn: AsyncConnection, merchant_id: str, count: int) -> tuple[int, str, str] | None:
+    """Reserve `count` derivation indexes; returns (first index, xpub, derivation path)."""
+    row = (
+        await conn.execute(
+            update(MERCHANTS)
+            .where(MERCHANTS.c.id == merchant_id)
+            .values(next_address_index=MERCHANTS.c.next_address_index + count)
+            .returning(MERCHANTS.c.next_address_index, MERCHANTS.c.xpub, MERCHANTS.c.derivation_path)
+        )
+    ).first()
+    if row is None:
+        return None
+    return row.next_address_index - count, row.xpub, row.derivation_path

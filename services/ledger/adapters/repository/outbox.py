@@ -1,0 +1,98 @@
+"""SQL of the outbox: payment events written in the transaction of the change that
+caused them, claimed and marked published by the relay (outbox.py).
+
+An outbox row holds the event as it goes on the wire: its NATS subject
+(`paymesh.payments.<merchant>.<type>`) and its payload, the `PaymentEvent`
+protobuf (api/convert.py, the one place records become protobuf). The encoding is
+here, at the edge where the event is stored, so the use cases hand over plain
+`PaymentEventRecord`s; each event is encoded once, when it is written.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+from sqlalchemy import delete
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.common.nats_helpers import payment_subject
+from services.ledger.adapters.db import driver
+from services.ledger.adapters.models import OUTBOX
+from services.ledger.adapters.repository.bulk import Column, ColumnList
+from services.ledger.api.convert import event_to_pb
+from services.ledger.domain.records import PaymentEventRecord
+
+OUTBOX_COLUMNS = ColumnList(
+    Column("event_id", "uuid"),
+    Column("merchant_id", "varchar"),
+    Column("payment_id", "varchar"),
+    Column("event_type", "varchar"),
+    Column("subject", "varchar"),
+    Column("payload", "bytea"),
+    Column("created_at", "timestamptz"),
+)
+
+# In the given order, in one statement (ORDINALITY keeps the order of the arrays).
+INSERT_EVENTS_SQL = (
+    f"INSERT INTO outbox ({OUTBOX_COLUMNS.select()}) "
+    f"SELECT {OUTBOX_COLUMNS.select()} FROM {OUTBOX_COLUMNS.unnest('e', ordinality='n')} ORDER BY n"
+)
+
+
+def event_subject(event: PaymentEventRecord) -> str:
+    return payment_subject(event.payment.merchant_id, event.event_type)
+
+
+def event_payload(event: PaymentEventRecord) -> bytes:
+    """The event as published: a serialized paymesh.events.v1.PaymentEvent."""
+    return event_to_pb(event).SerializeToString()
+
+
+def event_row(event: PaymentEventRecord) -> dict[str, Any]:
+    """One row of OUTBOX_COLUMNS."""
+    return {
+        "event_id": event.event_id,
+        "merchant_id": event.payment.merchant_id,
+        "payment_id": event.payment.id,
+        "event_type": event.event_type,
+        "subject": event_subject(event),
+        "payload": event_payload(event),
+        "created_at": event.created_at,
+    }
+
+
+async def insert_events(conn: AsyncConnection, events: list[PaymentEventRecord]) -> None:
+    """Write payment events to the outbox, in order, in one statement."""
+    if events:
+        rows = [event_row(e) for e in events]
+        await (await driver(conn)).execute(INSERT_EVENTS_SQL, *OUTBOX_COLUMNS.arrays(rows))
+
+
+# Claim and mark in one statement, inside the relay's transaction: the marks
+# commit only after JetStream acked every event (see outbox.OutboxRelay).
+CLAIM_OUTBOX_SQL = """
+UPDATE outbox SET published_at = $1
+WHERE id IN (
+    SELECT id FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED
+)
+RETURNING id, event_id::text, subject, payload
+"""
+
+
+async def claim_unpublished(conn: asyncpg.Connection, limit: int, now: datetime) -> list[asyncpg.Record]:
+    """Up to `limit` unpublished events, oldest first, marked published in the
+    caller's (still open) transaction."""
+    # A custom plan for this transaction: a generic plan cached while the outbox was
+    # small would scan it whole once it holds days of published events (see
+    # services/common/db.py). Not pool-wide: planning CreatePayment's statement
+    # afresh every time would cost more than it saves.
+    await conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
+    rows = await conn.fetch(CLAIM_OUTBOX_SQL, now, limit)
+    return sorted(rows, key=lambda r: r["id"])
+
+
+async def prune_published(conn: AsyncConnection, before: datetime) -> int:
+    result = await conn.execute(delete(OUTBOX).where(OUTBOX.c.published_at < before))
+    return result.rowcount
