@@ -19,17 +19,17 @@ from services.common.lease import KvLease, ensure_bucket
 from services.common.lifecycle import chain_health_name, close_connections, run_until_stopped
 from services.common.logging import configure_logging
 from services.common.metrics import start_metrics_server
-from services.listener import kv
-from services.listener.address_feed import AddressFeed
+from services.listener.adapters import state_store
+from services.listener.adapters.address_subscription import AddressFeed
+from services.listener.adapters.chain_rpc import HttpRpc, WsHeads
+from services.listener.adapters.event_publisher import ChainPublisher
+from services.listener.adapters.heads import HeadFollower
+from services.listener.api.listener_service import ListenerServicer
 from services.listener.domain.addresses import WatchedSet
 from services.listener.domain.backfill import LateAddresses
-from services.listener.grpc_api import ListenerServicer
-from services.listener.heads import HeadFollower
-from services.listener.publisher import ChainPublisher
-from services.listener.rpc import HttpRpc, WsHeads
+from services.listener.leadership import ChainWorker
 from services.listener.scanner import ChainScanner, ScanConfig
 from services.listener.settings import ListenerSettings
-from services.listener.worker import ChainWorker
 
 log = structlog.get_logger("listener")
 
@@ -111,7 +111,7 @@ class ListenerApp:
                 rpc,
                 follower,
                 publisher,
-                kv.StateStore(state_kv, chain.chain_id, s.replica_id),
+                state_store.StateStore(state_kv, chain.chain_id, s.replica_id),
                 WatchedSet(),
                 LateAddresses(s.address_margin_seconds),
                 ScanConfig(

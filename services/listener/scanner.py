@@ -26,6 +26,10 @@ from services.common.chains import ChainConfig
 from services.common.errors import Unavailable
 from services.common.failpoints import failpoint
 from services.listener import metrics
+from services.listener.adapters.chain_rpc import HttpRpc, RpcError
+from services.listener.adapters.event_publisher import ChainPublisher
+from services.listener.adapters.heads import HeadFollower
+from services.listener.adapters.state_store import ChainState, StateConflict, StateStore
 from services.listener.domain.addresses import WatchedSet, address_bytes
 from services.listener.domain.backfill import LateAddresses
 from services.listener.domain.chaindata import (
@@ -55,10 +59,6 @@ from services.listener.domain.traces import (
     match_call_traces,
     match_parity_traces,
 )
-from services.listener.heads import HeadFollower
-from services.listener.kv import ChainState, StateConflict, StateStore
-from services.listener.publisher import ChainPublisher
-from services.listener.rpc import HttpRpc, RpcError
 
 log = structlog.get_logger("listener.scanner")
 P = TypeVar("P")

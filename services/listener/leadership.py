@@ -16,9 +16,9 @@ import structlog
 from services.common.chains import ChainConfig
 from services.common.lease import KvLease
 from services.listener import metrics
-from services.listener.address_feed import AddressFeed
-from services.listener.heads import HeadFollower, Mode, set_mode_metric
-from services.listener.rpc import HttpRpc
+from services.listener.adapters.address_subscription import AddressFeed
+from services.listener.adapters.chain_rpc import HttpRpc
+from services.listener.adapters.heads import HeadFollower, Mode, set_mode_metric
 from services.listener.scanner import ChainScanner
 
 log = structlog.get_logger("listener.worker")

@@ -17,8 +17,8 @@ from services.common.errors import (
     Unavailable,
 )
 from services.common.grpc_server import check_token
-from services.listener.heads import Mode
-from services.listener.worker import ChainWorker
+from services.listener.adapters.heads import Mode
+from services.listener.leadership import ChainWorker
 
 MODE_TO_PB = {
     Mode.WEBSOCKET: lpb.CONNECTION_MODE_WEBSOCKET,
