@@ -24,6 +24,7 @@ from services.listener.adapters.address_subscription import AddressFeed
 from services.listener.adapters.chain_rpc import HttpRpc, WsHeads
 from services.listener.adapters.event_publisher import ChainPublisher
 from services.listener.adapters.heads import HeadFollower
+from services.listener.adapters.range_reader import RangeReader, ReadConfig
 from services.listener.api.listener_service import ListenerServicer
 from services.listener.domain.addresses import WatchedSet
 from services.listener.domain.backfill import LateAddresses
@@ -106,24 +107,32 @@ class ListenerApp:
                 ws_poll_interval=max(s.ws_poll_interval_seconds, poll),
                 backoff_max=s.ws_backoff_max_seconds,
             )
-            scanner = ChainScanner(
+            watched = WatchedSet()  # one set per chain, shared by the scanner and its reader
+            reader = RangeReader(
                 chain,
                 rpc,
+                watched,
+                ReadConfig(
+                    block_batch=s.block_batch,
+                    block_concurrency=s.block_concurrency,
+                    logs_range_initial=s.logs_range_initial,
+                    logs_range_min=s.logs_range_min,
+                    logs_range_max=max(s.logs_range_max, s.logs_range_min),
+                ),
+            )
+            scanner = ChainScanner(
+                chain,
+                reader,
                 follower,
                 publisher,
                 state_store.StateStore(state_kv, chain.chain_id, s.replica_id),
-                WatchedSet(),
+                watched,
                 LateAddresses(s.address_margin_seconds),
                 ScanConfig(
                     history_blocks=s.history_blocks,
                     lag_blocks=s.lag_for(chain.chain_id),
                     start_block=s.start_block,
-                    block_batch=s.block_batch,
-                    block_concurrency=s.block_concurrency,
                     max_step_blocks=s.max_step_blocks,
-                    logs_range_initial=s.logs_range_initial,
-                    logs_range_min=s.logs_range_min,
-                    logs_range_max=max(s.logs_range_max, s.logs_range_min),
                     max_backfill_blocks=s.max_backfill_blocks,
                     idle_wait_seconds=max(poll, 0.5),
                 ),
