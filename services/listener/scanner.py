@@ -9,9 +9,11 @@ the state store), the reorg walk-back and the queue of backfills and rescans;
 reading a range from the node (and refusing a range that mixes two branches) is
 adapters/range_reader.py's.
 
-Runs only on the replica that holds the chain's lease. Every step is
-idempotent: events are published before the cursor is saved, with ids that make
-a republish a no-op, so a crash anywhere replays at most one step.
+Runs only on the replica that holds the chain's lease, and publishes only
+while `leading()` says the lease is held (the rule in leadership.py): checked
+before every publish; when it is not, the scan ends with NotLeading. Every step
+is idempotent: events are published before the cursor is saved, with ids that
+make a republish a no-op, so a crash anywhere replays at most one step.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import asyncio
 import contextlib
 import time
 from collections import Counter, deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import structlog
@@ -28,7 +31,7 @@ from services.common.chains import ChainConfig
 from services.common.errors import Unavailable
 from services.common.failpoints import failpoint
 from services.listener import metrics
-from services.listener.adapters.event_publisher import ChainPublisher
+from services.listener.adapters.event_publisher import ChainEventPublisher
 from services.listener.adapters.heads import HeadFollower
 from services.listener.adapters.range_reader import (
     BlockUnavailable,
@@ -42,10 +45,14 @@ from services.listener.adapters.state_store import ChainState, StateConflict, St
 from services.listener.domain.addresses import WatchedSet
 from services.listener.domain.backfill import LateAddresses
 from services.listener.domain.chaindata import BlockHeader
-from services.listener.domain.events import NATIVE_LOG_INDEX, Head, Reorg, Transfer
+from services.listener.domain.events import NATIVE_LOG_INDEX, ChainEvent, Head, Reorg, Transfer
 from services.listener.domain.reorg import BlockHistory, find_common_ancestor
 
 log = structlog.get_logger("listener.scanner")
+
+
+class NotLeading(Exception):
+    """The chain's lease is not held (lost, or not renewed in time): nothing more may be published."""
 
 
 @dataclass(frozen=True)
@@ -81,11 +88,13 @@ class ChainScanner:
         chain: ChainConfig,
         reader: RangeReader,
         follower: HeadFollower,
-        publisher: ChainPublisher,
+        publisher: ChainEventPublisher,
         store: StateStore,
         watched: WatchedSet,
         late: LateAddresses,
         config: ScanConfig,
+        *,
+        leading: Callable[[], bool],
     ) -> None:
         self.chain = chain
         self.chain_id = chain.chain_id
@@ -97,6 +106,7 @@ class ChainScanner:
         self.watched = watched
         self._late = late
         self._config = config
+        self._leading = leading
         self.history = BlockHistory(config.history_blocks)
         self.cursor: int | None = None
         self.saved_head = 0
@@ -107,6 +117,10 @@ class ChainScanner:
         self._jobs: deque[ScanJob] = deque()
         self._wake = asyncio.Event()
         self.feed_ready = asyncio.Event()
+        # Set while a step found nothing to do (caught up to the head minus the lag,
+        # no jobs) and the loop waits for a new head: a condition to wait on instead
+        # of sleeping (tests).
+        self.idle = asyncio.Event()
         self._checked_head: str | None = None
         self._reorg_suspected = False
         self._jobs_deferred = 0
@@ -160,7 +174,8 @@ class ChainScanner:
     # ------------------------------------------------------------------ loop
 
     async def run(self) -> None:
-        """Scan until cancelled (when the lease is lost or the process stops)."""
+        """Scan until cancelled (when the lease is lost or the process stops), or
+        until a publish finds the lease not held (NotLeading)."""
         self.running = True
         delay = 0.1
         try:
@@ -173,7 +188,7 @@ class ChainScanner:
                         self.consecutive_failures = 0
                         self.last_error = ""
                     delay = 0.1
-                except asyncio.CancelledError:
+                except (asyncio.CancelledError, NotLeading):
                     raise
                 except RangeTooLarge:
                     continue  # shrunk: retry at once with the smaller range
@@ -254,6 +269,7 @@ class ChainScanner:
             return
         if self.last_error.startswith("waiting for the watched"):
             self.last_error = ""
+        self.idle.clear()
         self._wake.clear()
         self._follower.changed.clear()
         worked = False
@@ -280,6 +296,7 @@ class ChainScanner:
         if self.cursor is not None and head is not None:
             metrics.LAG.labels(self._label).set(max(head.number - self.cursor, 0))
         if not worked:
+            self.idle.set()
             waits = [asyncio.ensure_future(self._follower.changed.wait()), asyncio.ensure_future(self._wake.wait())]
             try:
                 await asyncio.wait(waits, timeout=self._config.idle_wait_seconds, return_when=asyncio.FIRST_COMPLETED)
@@ -310,7 +327,7 @@ class ChainScanner:
         top = headers[-1]
         head_event = Head(self.chain_id, top.number, top.hash, top.parent_hash, top.timestamp)
         events: list[Transfer | Head] = [*transfers, head_event]
-        await self._publisher.publish(events)
+        await self._publish(events)
         if transfers:
             failpoint("listener.after_publish_before_cursor")
         for h in headers:
@@ -331,6 +348,11 @@ class ChainScanner:
                 head=head.number,
                 seconds=round(time.perf_counter() - started, 3),
             )
+
+    async def _publish(self, events: Sequence[ChainEvent]) -> None:
+        if not self._leading():
+            raise NotLeading(f"chain {self.chain_id}: the lease is not held (lost or not renewed in time)")
+        await self._publisher.publish(events)
 
     def _count(self, transfers: list[Transfer], blocks: int, purpose: str) -> None:
         metrics.BLOCKS.labels(self._label, purpose).inc(blocks)
@@ -360,7 +382,7 @@ class ChainScanner:
             new_head_number=latest.number,
             new_head_hash=latest.hash,
         )
-        await self._publisher.publish([event])
+        await self._publish([event])
         (log.error if ancestor.beyond_history else log.warning)(
             "reorg: blocks orphaned" + (" (deeper than the history kept!)" if ancestor.beyond_history else ""),
             chain_id=self.chain_id,
@@ -418,8 +440,8 @@ class ChainScanner:
         if a <= b:
             try:
                 headers, transfers = await self._reader.read(a, b, scanned=self.history)
-                await self._publisher.publish(transfers)
-            except (asyncio.CancelledError, RangeTooLarge):
+                await self._publish(transfers)
+            except (asyncio.CancelledError, RangeTooLarge, NotLeading):
                 raise
             except Exception as exc:  # noqa: BLE001
                 if isinstance(exc, ScannedBlockChanged):
