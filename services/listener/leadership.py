@@ -168,7 +168,7 @@ class ChainLeadership:
     async def run(self) -> None:
         with contextlib.suppress(Exception):
             await self.scanner.prime()
-        subscription = asyncio.create_task(self.subscription.run(), name=f"feed-{self.chain_id}")
+        subscription = asyncio.create_task(self.subscription.run(), name=f"subscription-{self.chain_id}")
         self._start_keeper()
         try:
             while True:

@@ -128,7 +128,7 @@ class ChainScanner:
     # ------------------------------------------------------------------ inputs
 
     def add_addresses(self, items: list[tuple[bytes, int, float]]) -> None:
-        """New watched addresses (from the ledger's feed, on every replica)."""
+        """New watched addresses (from the address subscription, on every replica)."""
         added = 0
         for address, from_block, created_at in items:
             if self.watched.add(address):
@@ -143,7 +143,7 @@ class ChainScanner:
         self._wake.set()
 
     async def prime(self) -> None:
-        """Before the feed starts: learn the saved address mark, so that addresses
+        """Before the address subscription starts: learn the saved address mark, so that addresses
         the last leader had covered are not backfilled again."""
         state = await self._store.peek()
         if state is not None:
