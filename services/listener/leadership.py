@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 from dataclasses import dataclass
 
 import structlog
@@ -211,7 +210,9 @@ class ChainLeadership:
             with contextlib.suppress(Exception):
                 self.leader_name = await self.keeper.lease.current_holder()
                 await self.scanner.refresh_standby()
-            await _wait_for(self.keeper.changed, self.keeper.ttl / 4 * (0.75 + random.random() / 2))
+            # The keeper competes for the lease by itself; this is only how fresh a
+            # standby's status is (the leader saves its state every step).
+            await _wait_for(self.keeper.changed, self.keeper.ttl / 4)
 
     async def _lead(self) -> None:
         """Run the head follower and the scanner until `held` turns false (the
@@ -239,7 +240,9 @@ class ChainLeadership:
                 changed = asyncio.ensure_future(self.keeper.changed.wait())
                 try:
                     await asyncio.wait(
-                        [*tasks, changed], timeout=self.keeper.margin / 2, return_when=asyncio.FIRST_COMPLETED
+                        [*tasks, changed],
+                        timeout=max(self.keeper.margin / 2, 0.05),
+                        return_when=asyncio.FIRST_COMPLETED,
                     )
                 finally:
                     changed.cancel()

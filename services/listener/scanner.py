@@ -80,6 +80,8 @@ class ScanJob:
 
 
 class ChainScanner:
+    """One chain's scan, on the replica that leads it (see the module docstring)."""
+
     JOB_ATTEMPTS = 10
     JOBS_DEFERRED_MAX = 8
 
@@ -116,7 +118,7 @@ class ChainScanner:
         self.running = False
         self._jobs: deque[ScanJob] = deque()
         self._wake = asyncio.Event()
-        self.feed_ready = asyncio.Event()
+        self.addresses_loaded = asyncio.Event()
         # Set while a step found nothing to do (caught up to the head minus the lag,
         # no jobs) and the loop waits for a new head: a condition to wait on instead
         # of sleeping (tests).
@@ -139,7 +141,7 @@ class ChainScanner:
             self._wake.set()
 
     def snapshot_loaded(self) -> None:
-        self.feed_ready.set()
+        self.addresses_loaded.set()
         self._wake.set()
 
     async def prime(self) -> None:
@@ -255,17 +257,17 @@ class ChainScanner:
                 cursor=self.cursor,
                 hashes=self.history.items(),
                 head=max(self.saved_head, self._follower.latest.number if self._follower.latest else 0),
-                address_mark=self._late.high_water() if self.feed_ready.is_set() else self.covered_mark,
+                address_mark=self._late.high_water() if self.addresses_loaded.is_set() else self.covered_mark,
             )
         )
 
     async def _step(self) -> None:
         assert self.cursor is not None
-        if not self.feed_ready.is_set():
+        if not self.addresses_loaded.is_set():
             # Scanning before the watched set is loaded would miss payments.
             self.last_error = "waiting for the watched addresses from the ledger"
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.feed_ready.wait(), timeout=self._config.idle_wait_seconds)
+                await asyncio.wait_for(self.addresses_loaded.wait(), timeout=self._config.idle_wait_seconds)
             return
         if self.last_error.startswith("waiting for the watched"):
             self.last_error = ""

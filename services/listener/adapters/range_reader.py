@@ -26,9 +26,11 @@ body read. Otherwise it raises, and returns nothing:
   again at once;
 - TracingUnavailable: the node refuses the configured trace method.
 
-At most `block_concurrency` JSON-RPC requests of a range are in flight (`bounded`);
-the first failure cancels the others. The reader keeps no chain state: only the
-eth_getLogs range size and whether the node has eth_getBlockReceipts.
+Bodies and logs are read at the same time, each at most `block_concurrency`
+requests in flight (block batches, eth_getLogs sub-ranges; trace batches after
+them: `bounded`); the first failure cancels the others. The reader keeps no
+chain state: only the eth_getLogs range size and whether the node has
+eth_getBlockReceipts.
 """
 
 from __future__ import annotations
