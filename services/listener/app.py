@@ -1,7 +1,8 @@
 """The listener's composition root: builds NATS (stream, KV buckets), the
-ledger channel, and per chain the RPC clients, head follower, scanner, address
-feed and lease; wires them into chain workers and the gRPC server; keeps the
-health service in step with each chain's RPC."""
+ledger channel, and per chain the RPC clients, head follower, range reader,
+scanner, address subscription and lease keeper; wires them into one
+ChainLeadership per chain and the gRPC server; keeps the health service in step
+with each chain's RPC. The only module that knows every other one."""
 
 from __future__ import annotations
 
@@ -15,21 +16,22 @@ from paymesh.listener.v1 import listener_service_pb2_grpc as lgrpc
 from services.common import nats_helpers
 from services.common.chains import ChainConfig, load_chains
 from services.common.grpc_server import GrpcServer
-from services.common.lease import KvLease, ensure_bucket
+from services.common.lease import KvLease, LeaseKeeper, effective_ttl, ensure_bucket
 from services.common.lifecycle import chain_health_name, close_connections, run_until_stopped
 from services.common.logging import configure_logging
 from services.common.metrics import start_metrics_server
-from services.listener import kv
-from services.listener.address_feed import AddressFeed
+from services.listener.adapters import state_store
+from services.listener.adapters.address_subscription import AddressSubscription
+from services.listener.adapters.chain_rpc import HttpRpc, WsHeads
+from services.listener.adapters.event_publisher import ChainEventPublisher
+from services.listener.adapters.heads import HeadFollower
+from services.listener.adapters.range_reader import RangeReader, ReadConfig
+from services.listener.api.listener_service import ListenerServicer
 from services.listener.domain.addresses import WatchedSet
 from services.listener.domain.backfill import LateAddresses
-from services.listener.grpc_api import ListenerServicer
-from services.listener.heads import HeadFollower
-from services.listener.publisher import ChainPublisher
-from services.listener.rpc import HttpRpc, WsHeads
+from services.listener.leadership import ChainLeadership
 from services.listener.scanner import ChainScanner, ScanConfig
 from services.listener.settings import ListenerSettings
-from services.listener.worker import ChainWorker
 
 log = structlog.get_logger("listener")
 
@@ -60,7 +62,7 @@ class ListenerApp:
         self.settings = settings
         self.chains = watched_chains(settings)
         self.grpc = GrpcServer(host=settings.grpc_host, port=settings.grpc_port)
-        self.workers: dict[int, ChainWorker] = {}
+        self.leaderships: dict[int, ChainLeadership] = {}
         self.nc = None
         self.ledger_channel: grpc.aio.Channel | None = None
         self._tasks: list[asyncio.Task] = []
@@ -80,10 +82,12 @@ class ListenerApp:
         lease_kv = await ensure_bucket(
             js, s.lease_bucket, ttl=s.lease_ttl_seconds, description="listener leader leases per chain"
         )
+        # Holders must renew within the bucket's TTL (a bucket made earlier keeps its own).
+        lease_ttl = await effective_ttl(lease_kv, s.lease_ttl_seconds, s.lease_bucket)
         self.ledger_channel = grpc.aio.insecure_channel(
             s.ledger_addr, options=[("grpc.max_receive_message_length", 64 * 1024 * 1024)]
         )
-        publisher = ChainPublisher(nats_helpers.JetStreamPublisher(self.nc))
+        publisher = ChainEventPublisher(nats_helpers.JetStreamPublisher(self.nc))
         token = s.address_feed_token.get_secret_value()
         for chain in self.chains:
             rpc = HttpRpc(
@@ -106,41 +110,56 @@ class ListenerApp:
                 ws_poll_interval=max(s.ws_poll_interval_seconds, poll),
                 backoff_max=s.ws_backoff_max_seconds,
             )
-            scanner = ChainScanner(
+            keeper = LeaseKeeper(
+                KvLease(lease_kv, f"chain-{chain.chain_id}", s.replica_id),
+                lease_ttl,
+                name=f"listener leader of chain {chain.chain_id}",
+            )
+            watched = WatchedSet()  # one set per chain, shared by the scanner and its reader
+            reader = RangeReader(
                 chain,
                 rpc,
+                watched,
+                ReadConfig(
+                    block_batch=s.block_batch,
+                    block_concurrency=s.block_concurrency,
+                    logs_range_initial=s.logs_range_initial,
+                    logs_range_min=s.logs_range_min,
+                    logs_range_max=max(s.logs_range_max, s.logs_range_min),
+                ),
+            )
+            scanner = ChainScanner(
+                chain,
+                reader,
                 follower,
                 publisher,
-                kv.StateStore(state_kv, chain.chain_id, s.replica_id),
-                WatchedSet(),
+                state_store.StateStore(state_kv, chain.chain_id, s.replica_id),
+                watched,
                 LateAddresses(s.address_margin_seconds),
                 ScanConfig(
                     history_blocks=s.history_blocks,
                     lag_blocks=s.lag_for(chain.chain_id),
                     start_block=s.start_block,
-                    block_batch=s.block_batch,
-                    block_concurrency=s.block_concurrency,
                     max_step_blocks=s.max_step_blocks,
-                    logs_range_initial=s.logs_range_initial,
-                    logs_range_min=s.logs_range_min,
-                    logs_range_max=max(s.logs_range_max, s.logs_range_min),
                     max_backfill_blocks=s.max_backfill_blocks,
                     idle_wait_seconds=max(poll, 0.5),
                 ),
+                leading=lambda keeper=keeper: keeper.held,
             )
-            feed = AddressFeed(
+            subscription = AddressSubscription(
                 self.ledger_channel, token, chain.chain_id, scanner.add_addresses, scanner.snapshot_loaded
             )
-            lease = KvLease(lease_kv, f"chain-{chain.chain_id}", s.replica_id)
-            self.workers[chain.chain_id] = ChainWorker(chain, rpc, follower, scanner, feed, lease, s.lease_ttl_seconds)
+            self.leaderships[chain.chain_id] = ChainLeadership(
+                chain, rpc, follower, scanner, subscription, keeper, max_rescan_blocks=s.max_rescan_blocks
+            )
 
         self.grpc.add(
             lgrpc.add_ListenerServiceServicer_to_server,
-            ListenerServicer(self.workers, s.admin_token.get_secret_value(), s.max_rescan_blocks),
+            ListenerServicer(self.leaderships, s.admin_token.get_secret_value()),
             SERVICE,
         )
         port = await self.grpc.start()
-        self._tasks = [asyncio.create_task(w.run(), name=f"chain-{cid}") for cid, w in self.workers.items()]
+        self._tasks = [asyncio.create_task(c.run(), name=f"chain-{cid}") for cid, c in self.leaderships.items()]
         self._tasks.append(asyncio.create_task(self._watch_health(), name="health"))
         self.metrics_port = start_metrics_server(s.metrics_port)
         log.info(
@@ -160,8 +179,8 @@ class ListenerApp:
         while True:
             nats_ok = self.nc is not None and self.nc.is_connected
             chains_ok = True
-            for chain_id, worker in self.workers.items():
-                ok = worker.healthy
+            for chain_id, leadership in self.leaderships.items():
+                ok = leadership.healthy
                 chains_ok = chains_ok and ok
                 await self._set(state, chain_health_name(SERVICE, chain_id), ok)
             overall = nats_ok and chains_ok

@@ -11,10 +11,10 @@ import httpx
 import pytest
 from paymesh.events.v1 import chain_events_pb2 as cpb
 
+from services.listener.adapters.chain_rpc import HttpRpc, RpcError, RpcUnavailable
+from services.listener.adapters.event_publisher import encode
 from services.listener.domain.chaindata import MalformedResponse
 from services.listener.domain.events import Head, Reorg, Transfer
-from services.listener.publisher import encode
-from services.listener.rpc import HttpRpc, RpcError, RpcUnavailable
 
 H = "0x" + "ab" * 32
 

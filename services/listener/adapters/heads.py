@@ -14,8 +14,8 @@ import time
 import structlog
 
 from services.listener import metrics
+from services.listener.adapters.chain_rpc import HttpRpc, WsHeads
 from services.listener.domain.chaindata import BlockHeader, parse_header
-from services.listener.rpc import HttpRpc, WsHeads
 
 log = structlog.get_logger("listener.heads")
 

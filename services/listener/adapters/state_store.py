@@ -2,7 +2,8 @@
 fenced by revision. Bucket `listener-state`, key `chain-<id>`, JSON.
 
 The per-chain leader lease (bucket `listener-leases`, key `chain-<id>`, value:
-the holder's replica id) is services.common.lease.KvLease, shared with the sweeper.
+the holder's replica id) is not kept here: it is services.common.lease's
+KvLease + LeaseKeeper, shared with the sweeper (see services/listener/leadership.py).
 """
 
 from __future__ import annotations

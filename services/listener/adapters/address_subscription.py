@@ -1,6 +1,9 @@
-"""The watched addresses, from the ledger's AddressFeedService.WatchAddresses
-stream: a snapshot, then each new address. Reconnects with backoff (and takes
-the snapshot again; addresses already known are ignored)."""
+"""The listener's subscription to the watched addresses: a client of the
+ledger's AddressFeedService.WatchAddresses stream (the ledger serves the feed;
+this is the subscriber). A snapshot, then each new address, handed to `sink` as
+plain (address bytes, from_block, created_at) records; `on_snapshot` once the
+snapshot is complete. Reconnects with backoff for ever (and takes the snapshot
+again; addresses already known are ignored by the sink)."""
 
 from __future__ import annotations
 
@@ -24,7 +27,7 @@ log = structlog.get_logger("listener.addresses")
 NewAddress = tuple[bytes, int, float]
 
 
-class AddressFeed:
+class AddressSubscription:
     def __init__(
         self,
         channel: grpc.aio.Channel,

@@ -1,4 +1,6 @@
-"""Chain events -> protobuf on the CHAIN stream, in order, with their dedup ids."""
+"""The listener's chain events -> protobuf (paymesh.events.v1) on the JetStream
+stream CHAIN, in order, with their dedup ids (domain/events.py). The only place
+the listener's events become protobuf."""
 
 from __future__ import annotations
 
@@ -51,7 +53,7 @@ def encode(event: ChainEvent) -> bytes:
     return message.SerializeToString()
 
 
-class ChainPublisher:
+class ChainEventPublisher:
     """Publishes pipelined, in order (one connection, one stream: JetStream
     stores them in the order sent), and returns when all are acknowledged."""
 

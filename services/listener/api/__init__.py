@@ -1,0 +1,1 @@
+"""The listener's gRPC API (ListenerService) and its protobuf conversion."""
