@@ -62,8 +62,15 @@ async def test_native_and_token_payments_end_to_end(mesh, chain):
 
             swept_native = await eventually(lambda: final(native.payment_id), timeout=90)
             swept_token = await eventually(lambda: final(token.payment_id), timeout=90)
+            # The extra subscriber has seen both swept events (published after the commit the API shows).
+            swept = {native.payment_id, token.payment_id}
+            await eventually(
+                lambda: asyncio.sleep(
+                    0, result=swept <= {e.payment.payment_id for e in seen if e.type == evpb.PAYMENT_EVENT_TYPE_SWEPT}
+                ),
+                timeout=30,
+            )
         finally:
-            await asyncio.sleep(0.5)
             await nc.drain()
 
         # Money: the treasury got the token amount exactly and the native amount
