@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Context, Decimal
 from fractions import Fraction
 
@@ -52,6 +53,17 @@ class Price:
 
     def __str__(self) -> str:
         return f"{format_decimal(self.amount, self.currency.minor_units)} {self.currency.code}"
+
+
+@dataclass(frozen=True)
+class Rate:
+    """What one unit of an asset is worth in a currency, as a source stated it."""
+
+    asset: str  # the asset's symbol, as in chains.yaml ("ETH", "USDC"): one rate for that symbol on every chain
+    currency: str  # ISO 4217 code
+    value: Decimal  # currency units per whole unit of the asset (> 0, exact)
+    source: str  # who said so, for the quote a payment stores ("chainlink 1:0x5f4e...", "coinbase", "fixed")
+    observed_at: datetime  # when the source says the rate held (a feed's updatedAt; a ticker's answer time)
 
 
 def currency(code: str) -> Currency:
