@@ -1,5 +1,5 @@
 """The payment events that wake a chain's sweeper (the ledger's NATS subjects
-paymesh.payment.<merchant>.<event>, payload paymesh.events.v1.PaymentEvent).
+paymesh.payments.<merchant>.<event>, payload paymesh.events.v1.PaymentEvent).
 
 After these events a payment may have become sweepable, so the sweeper of the
 payment's chain starts a round at once instead of at its next interval. A core
