@@ -23,6 +23,9 @@ class Reason(StrEnum):
     SERVICE_TOKEN_WRONG = "SERVICE_TOKEN_WRONG"  # a service-to-service or operator token that does not match
     API_DISABLED = "API_DISABLED"  # the operator has not set this API's token
     SWEEP_LEASE_NOT_HELD = "SWEEP_LEASE_NOT_HELD"  # another sweeper holds (or the lease expired)
+    RATE_NOT_CONFIGURED = "RATE_NOT_CONFIGURED"  # no rate source for the asset/currency pair (rates.yaml)
+    RATE_UNAVAILABLE = "RATE_UNAVAILABLE"  # the pair's source has no rate younger than its max age
+    ASSET_DEPEGGED = "ASSET_DEPEGGED"  # a fixed-rate stablecoin's guard feed says it is off its peg
 
 
 class DomainError(Exception):

@@ -45,7 +45,7 @@ from services.ledger.inbound.chain_consumer import LEDGER_DURABLE, ChainConsumer
 from services.ledger.index_allocation import IndexAllocator
 from services.ledger.merchants import MerchantsService
 from services.ledger.outbox import OutboxRelay
-from services.ledger.payments import PaymentsService
+from services.ledger.payments import PaymentsService, RateBook
 from services.ledger.settings import LedgerSettings
 from services.ledger.sweeps import SweepService
 from services.ledger.watched_address_feed import WatchedAddressFeed
@@ -72,6 +72,7 @@ class LedgerApp:
         self.nc = None
         self.hot_pool = None
         self.metrics_port: int | None = None
+        self.rates: RateBook | None = None  # set in start() from rates.yaml (rate_refresher.start_rates)
 
     @property
     def port(self) -> int:
@@ -107,14 +108,24 @@ class LedgerApp:
         auth = Authenticator(self.engine, s.api_key_cache_seconds)
         allocator = IndexAllocator(self.engine, s.address_reservation)
         inserter = CreatePaymentBatcher(self.hot_pool, max_batch=s.create_batch)
-        payments = PaymentsService(self.engine, inserter, self.chains, allocator, heads, relay.poke, tokens)
+        payments = PaymentsService(
+            self.engine,
+            inserter,
+            self.chains,
+            allocator,
+            heads,
+            relay.poke,
+            tokens,
+            rates=self.rates,
+            default_watch=timedelta(days=s.watch_retention_days),
+        )
         merchants = MerchantsService(
             self.engine, self.chains, auth, allocator, tokens, allow_private_webhooks=s.allow_private_webhooks
         )
         sweeps = SweepService(self.engine, relay.poke, tokens)
         applier = ChainEventApplier(self.engine, self.chains, heads, relay.poke)
         await applier.load_heads()
-        feed = WatchedAddressFeed(self.engine, timedelta(days=s.watch_retention_days), payments.address_added)
+        feed = WatchedAddressFeed(self.engine, payments.address_added)
         subscriber = PaymentEventSubscriber(self.nc)
 
         known_chain = lambda chain_id: self.chains.get(chain_id) is not None  # noqa: E731

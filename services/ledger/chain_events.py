@@ -147,6 +147,8 @@ class ChainEventApplier:
                     ),
                     "asset": chain.symbol_of(e.token_address),
                     "kind": "payment",
+                    # Credited at the locked quote all the same, and flagged (BTCPay does so too).
+                    "after_quote_expiry": payment.quote is not None and e.block_timestamp > payment.quote.expires_at,
                 }
             )
         # Native coin into a token payment's address may be the sweeper's own gas top-up:

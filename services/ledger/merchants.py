@@ -14,6 +14,8 @@ from services.common.page_tokens import PageTokens, page_size
 from services.ledger.adapters import repository as repo
 from services.ledger.authentication import Authenticator
 from services.ledger.domain import hd, keys
+from services.ledger.domain import policy as policies
+from services.ledger.domain.policy import Policy, PolicyError
 from services.ledger.domain.records import MerchantRecord
 from services.ledger.domain.validation import checksum_address, validate_webhook_url
 from services.ledger.index_allocation import IndexAllocator
@@ -168,3 +170,12 @@ class MerchantsService:
         except IntegrityError:
             raise NotFound(f"merchant {merchant_id} not found") from None
         return await self.get(merchant_id)
+
+    async def set_payment_policy(self, merchant_id: str, policy: Policy) -> MerchantRecord:
+        """Replace the merchant's payment policy; payments created afterwards use it
+        (within the API key cache's seconds on other replicas), existing ones keep theirs."""
+        try:
+            policies.check_policy(policy, {c.chain_id: c.confirmations for c in self._chains}, where="policy")
+        except PolicyError as err:
+            raise InvalidArgument(str(err)) from None
+        return await self._update(merchant_id, payment_policy=policy.to_json())

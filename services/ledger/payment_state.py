@@ -39,6 +39,7 @@ def derive_change(
     expired = payment.expired_at is not None
     status = derive_status(
         amount_due=payment.amount_due,
+        amount_minimum=payment.amount_minimum,
         amounts=amounts,
         amount_accounted=payment.amount_accounted,
         expired=expired,

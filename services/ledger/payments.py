@@ -10,26 +10,48 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.common.chains import Chains
-from services.common.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from services.common.chains import Asset, Chains
+from services.common.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, Reason
+from services.common.money import MAX_UINT256
 from services.common.page_tokens import PageTokens, filter_fingerprint, page_size
 from services.ledger.adapters import repository as repo
 from services.ledger.adapters.create_batch import CreatePaymentBatcher
 from services.ledger.chain_events import HeadCache
 from services.ledger.domain import keys
-from services.ledger.domain.records import PaymentEventRecord, PaymentRecord
-from services.ledger.domain.status import EventType, PaymentStatus
+from services.ledger.domain import policy as policies
+from services.ledger.domain.policy import Policy, PolicyError
+from services.ledger.domain.pricing import Price, Rate, amount_due
+from services.ledger.domain.records import PaymentEventRecord, PaymentRecord, QuoteRecord
+from services.ledger.domain.status import RESOLVABLE, EventType, PaymentStatus, Resolution, outcome
 from services.ledger.domain.validation import NewPayment, utcnow, validate_new_payment
 from services.ledger.index_allocation import IndexAllocator
 from services.ledger.metrics import PAYMENT_EVENTS, PAYMENTS_CREATED
 from services.ledger.payment_state import refresh_payment
 
 
-def fingerprint(new: NewPayment) -> str:
-    return hashlib.sha256(json.dumps(new.fingerprint(), default=str).encode()).hexdigest()
+def fingerprint(new: NewPayment, policy: Policy) -> str:
+    """Every parameter of the request, the policy override included (the merchant's
+    policy may change between a request and its retry; the request does not)."""
+    parts = new.fingerprint() + ((policy.to_json(),) if not policy.is_empty() else ())
+    return hashlib.sha256(json.dumps(parts, default=str, sort_keys=True).encode()).hexdigest()
+
+
+class RateBook(Protocol):
+    """The rates a payment can be quoted at, from memory (rate_book.py keeps them fresh)."""
+
+    lock_window: timedelta
+
+    def rate(self, asset: str, currency: str, now: datetime) -> Rate:
+        """The rate to quote now; raises Unavailable (no rate younger than its max age)
+        or FailedPrecondition (not configured, or a stablecoin off its peg)."""
+        ...
+
+
+MAX_RESOLUTION_NOTE = 256
 
 
 @dataclass
@@ -51,8 +73,14 @@ class PaymentsService:
         heads: HeadCache,
         on_outbox: Callable[[], None],
         tokens: PageTokens,
+        *,
+        rates: RateBook | None = None,
+        default_watch: timedelta = timedelta(days=7),
     ) -> None:
         self._engine = engine
+        self._rates = rates
+        self._default_watch = default_watch
+        self._chain_minimums = {c.chain_id: c.confirmations for c in chains}
         self._tokens = tokens
         self._inserter = inserter
         self._chains = chains
@@ -73,13 +101,20 @@ class PaymentsService:
         merchant_order_id: str,
         metadata: dict[str, str],
         idempotency_key: str,
+        price: tuple[str, str] | None = None,
+        policy: Policy | None = None,
+        merchant_policy: Policy | None = None,
     ) -> tuple[PaymentRecord, bool]:
+        """A new payment (or, for a retry with the same idempotency key, the one it
+        created). `price` (currency, amount) instead of `amount` quotes the asset at
+        the rate book's current rate; `policy` overrides `merchant_policy` field by field."""
         now = utcnow()
         new = validate_new_payment(
             self._chains,
             chain_id=chain_id,
             asset=asset,
             amount=amount,
+            price=price,
             expires_in=expires_in,
             expires_at=expires_at,
             merchant_order_id=merchant_order_id,
@@ -87,7 +122,21 @@ class PaymentsService:
             idempotency_key=idempotency_key,
             now=now,
         )
-        print_ = fingerprint(new)
+        override = self.checked_policy(policy or Policy(), "policy")
+        in_force = policies.in_force(
+            policies.merge(merchant_policy or Policy(), override),
+            chain_id=new.chain_id,
+            chain_minimum=new.confirmations_required,
+            price=new.price,
+            default_watch=self._default_watch,
+        )
+        quote: QuoteRecord | None = None
+        if new.price is not None:
+            quote, due = self._quote(new.price, new.asset, now)
+        else:
+            assert new.amount_due is not None  # validate_new_payment: amount or price
+            due = new.amount_due
+        print_ = fingerprint(new, override)
         # No read before the write: the insert's ON CONFLICT detects a retry. A
         # retry costs one unused derivation index, which is harmless (the sweeper
         # derives keys by the stored index, not by scanning).
@@ -100,7 +149,7 @@ class PaymentsService:
             asset=new.asset.symbol,
             token_address=new.asset.token_address,
             decimals=new.asset.decimals,
-            amount_due=new.amount_due,
+            amount_due=due,
             amount_received=0,
             amount_confirmed=0,
             amount_swept=0,
@@ -111,7 +160,7 @@ class PaymentsService:
             deposit_address=address,
             derivation_index=index,
             derivation_path=path,
-            confirmations_required=new.confirmations_required,
+            confirmations_required=in_force.confirmations,
             version=1,
             created_at=now,
             updated_at=now,
@@ -119,6 +168,10 @@ class PaymentsService:
             expired_at=None,
             cancelled_at=None,
             sweep_tx_hash="",
+            price=new.price,
+            quote=quote,
+            tolerance_bps=in_force.tolerance_bps,
+            watch_until=new.expires_at + in_force.watch_after_expiry,
         )
         event = PaymentEventRecord(
             event_id=str(uuid.uuid4()),
@@ -147,6 +200,116 @@ class PaymentsService:
                 raise FailedPrecondition("payment could not be created; retry the request")
             existing.transfers = await repo.transfers.transfers_of(conn, existing.id)
         return self._same_request(existing, print_), False
+
+    def checked_policy(self, policy: Policy, where: str) -> Policy:
+        """The policy, or InvalidArgument naming the field that cannot be applied."""
+        try:
+            return policies.check_policy(policy, self._chain_minimums, where=where)
+        except PolicyError as err:
+            raise InvalidArgument(str(err)) from None
+
+    def _quote(self, price: Price, asset: Asset, now: datetime) -> tuple[QuoteRecord, int]:
+        """The quote a priced payment locks now, and the amount due it gives (from
+        memory: the rate book never waits on the network)."""
+        if self._rates is None:
+            raise FailedPrecondition(
+                "fiat prices need rate sources, and this ledger has none: the operator configures them "
+                "in rates.yaml (PAYMESH_RATES_FILE); until then give amount in base units",
+                reason=Reason.RATE_NOT_CONFIGURED,
+            )
+        rate = self._rates.rate(asset.symbol, price.currency.code, now)
+        due = amount_due(price, rate.value, asset.decimals)
+        if due > MAX_UINT256:
+            raise InvalidArgument(f"price {price} is more {asset.symbol} than an EVM amount can hold")
+        quote = QuoteRecord(
+            asset=asset.symbol,
+            currency=price.currency.code,
+            rate=rate.value,
+            source=rate.source,
+            observed_at=rate.observed_at,
+            quoted_at=now,
+            expires_at=now + self._rates.lock_window,
+        )
+        return quote, due
+
+    async def requote(self, merchant_id: str | None, payment_id: str) -> tuple[PaymentRecord, bool]:
+        """Lock a fresh rate for a priced PENDING payment whose quote's window has
+        ended; keep a quote still in its window (False). Never done without a call."""
+        self._check_id(payment_id)
+        now = utcnow()
+        async with self._engine.begin() as conn:
+            payment = await repo.payments.get_payment(conn, payment_id, merchant_id=merchant_id, for_update=True)
+            if payment is None:
+                raise NotFound(f"payment {payment_id} not found")
+            if payment.price is None or payment.quote is None:
+                raise FailedPrecondition(
+                    f"payment {payment_id} is priced in base units of {payment.asset}; it has no quote to renew"
+                )
+            if payment.status is not PaymentStatus.PENDING:
+                raise FailedPrecondition(
+                    f"payment {payment_id} is {payment.status.value}; only a pending payment (nothing received) "
+                    "can be re-quoted"
+                )
+            if now < payment.quote.expires_at:
+                payment.transfers = await repo.transfers.transfers_of(conn, payment_id)
+                return payment, False
+            chain = self._chains.get(payment.chain_id)
+            asset = chain.asset(payment.asset) if chain is not None else None
+            if asset is None:
+                raise FailedPrecondition(
+                    f"{payment.asset} on chain {payment.chain_id} is no longer configured; "
+                    "the payment cannot be re-quoted"
+                )
+            payment.quote, payment.amount_due = self._quote(payment.price, asset, now)
+            await refresh_payment(conn, payment, now, extra_event=EventType.REQUOTED, touched=True)
+        self._on_outbox()
+        return payment, True
+
+    async def resolve(
+        self, merchant_id: str | None, payment_id: str, resolution: Resolution | None, note: str
+    ) -> PaymentRecord:
+        """Close an underpaid, overpaid or late payment as accepted or to be refunded."""
+        self._check_id(payment_id)
+        if resolution is None:
+            raise InvalidArgument("resolution is required: RESOLUTION_ACCEPTED or RESOLUTION_REFUND")
+        if len(note) > MAX_RESOLUTION_NOTE:
+            raise InvalidArgument(f"note is longer than {MAX_RESOLUTION_NOTE} characters")
+        now = utcnow()
+        async with self._engine.begin() as conn:
+            payment = await repo.payments.get_payment(conn, payment_id, merchant_id=merchant_id, for_update=True)
+            if payment is None:
+                raise NotFound(f"payment {payment_id} not found")
+            if payment.resolution is not None:
+                if payment.resolution is not resolution:
+                    raise FailedPrecondition(
+                        f"payment {payment_id} was already resolved as {payment.resolution.value}; "
+                        "a resolution cannot be changed"
+                    )
+                payment.transfers = await repo.transfers.transfers_of(conn, payment_id)
+                return payment  # resolving twice the same way is harmless
+            money = outcome(
+                amount_due=payment.amount_due,
+                amount_minimum=payment.amount_minimum,
+                amounts=payment.amounts,
+                expired=payment.expired_at is not None,
+                cancelled=payment.cancelled_at is not None,
+            )
+            if money.value not in RESOLVABLE:
+                raise FailedPrecondition(
+                    f"payment {payment_id} is {money.value}; only an underpaid, overpaid or paid-after-expiry "
+                    "payment (all its funds confirmed) can be resolved"
+                )
+            payment.resolution, payment.resolution_note, payment.resolved_at = resolution, note, now
+            await refresh_payment(conn, payment, now, extra_event=EventType.RESOLVED, touched=True)
+        self._on_outbox()
+        return payment
+
+    @staticmethod
+    def _check_id(payment_id: str) -> None:
+        if not payment_id:
+            raise InvalidArgument("payment_id is required")
+        if len(payment_id) > 64:
+            raise InvalidArgument("payment_id is not a payment id (too long)")
 
     @staticmethod
     def _same_request(existing: PaymentRecord, print_: str) -> PaymentRecord:

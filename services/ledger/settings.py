@@ -26,7 +26,12 @@ class LedgerSettings(CommonSettings):
         0.005, ge=0, le=1, description="pause between partial outbox batches, so one round trip carries many events"
     )
     outbox_retention_days: float = Field(7.0, gt=0)
-    watch_retention_days: float = Field(7.0, gt=0, description="watch addresses this long after expiry")
+    watch_retention_days: float = Field(
+        7.0,
+        ge=0,
+        le=90,
+        description="watch a deposit address this long after its payment expires (unless its payment policy says)",
+    )
     consumer_batch: int = Field(256, ge=1, le=5000)
     consumer_ack_wait_seconds: float = Field(30.0, ge=1, description="redelivery delay of an unacked chain event")
     allow_private_webhooks: bool = Field(False, description="allow webhook URLs on private/loopback hosts")

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -27,9 +26,8 @@ class WatchedAddressFeed:
     """Streams one chain's watched addresses; `wakeup` (set when CreatePayment
     commits an address) ends the wait between polls early."""
 
-    def __init__(self, engine: AsyncEngine, retention: timedelta, wakeup: asyncio.Event, poll: float = 0.25) -> None:
+    def __init__(self, engine: AsyncEngine, wakeup: asyncio.Event, poll: float = 0.25) -> None:
         self._engine = engine
-        self._retention = retention
         self._wakeup = wakeup
         self._poll = poll
 
@@ -41,10 +39,10 @@ class WatchedAddressFeed:
             async with conn.begin():
                 horizon = await repo.watched_addresses.xmin_horizon(conn)
                 after = 0
-                active_since = utcnow() - self._retention
+                now = utcnow()
                 while True:
                     rows = await repo.watched_addresses.active_addresses(
-                        conn, chain_id, after_id=after, active_since=active_since, limit=SNAPSHOT_CHUNK
+                        conn, chain_id, after_id=after, now=now, limit=SNAPSHOT_CHUNK
                     )
                     for record, txid in rows:
                         if txid >= horizon:

@@ -4,6 +4,7 @@ mapping, here a dict), money as int, and nothing read that the table lacks."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -11,6 +12,7 @@ import pytest
 from sqlalchemy.engine.result import result_tuple
 
 from services.ledger.adapters import models
+from services.ledger.domain.policy import Policy
 from services.ledger.domain.records import (
     MerchantRecord,
     PaymentRecord,
@@ -18,7 +20,7 @@ from services.ledger.domain.records import (
     TransferRecord,
     WatchedAddressRecord,
 )
-from services.ledger.domain.status import PaymentStatus
+from services.ledger.domain.status import PaymentStatus, Resolution
 
 pytestmark = pytest.mark.unit
 
@@ -72,6 +74,14 @@ PAYMENT_ROW = {
     "sweep_tx_hash": "",
     "sweep_fee": Decimal(0),
     "sweep_dust": Decimal(0),
+    "price_currency": None,
+    "price_amount": None,
+    "quote": None,
+    "underpayment_tolerance_bps": 0,
+    "watch_until": NOW + timedelta(days=7, hours=1),
+    "resolution": None,
+    "resolution_note": "",
+    "resolved_at": None,
 }
 
 
@@ -91,6 +101,41 @@ def test_payment_from_row(row):
     assert (p.created_at, p.expires_at, p.expired_at) == (NOW, NOW + timedelta(hours=1), None)
     assert p.version == 4 and p.transfers == []
     assert p.sweepable  # overpaid, confirmed, nothing swept
+
+
+QUOTE = {
+    "asset": "TUSD",
+    "currency": "USD",
+    "rate": "0.9995",
+    "source": "fixed",
+    "observed_at": NOW.isoformat(),
+    "quoted_at": NOW.isoformat(),
+    "expires_at": (NOW + timedelta(minutes=15)).isoformat(),
+}
+
+
+@pytest.mark.parametrize("quote", [QUOTE, json.dumps(QUOTE)], ids=["jsonb", "text"])
+def test_priced_payment_from_row(quote):
+    """The price (NUMERIC, trailing zeros as Postgres keeps them) and the quote (JSONB,
+    a dict or text) come back exact; the policy in force and the resolution too."""
+    p = PaymentRecord.from_row(
+        {
+            **PAYMENT_ROW,
+            "price_currency": "USD",
+            "price_amount": Decimal("25.00"),
+            "quote": quote,
+            "underpayment_tolerance_bps": 50,
+            "resolution": "accepted",
+            "resolution_note": "fine",
+            "resolved_at": NOW,
+        }
+    )
+    assert p.price is not None and str(p.price) == "25.00 USD" and p.price.amount == Decimal(25)
+    assert p.quote is not None and p.quote.rate == Decimal("0.9995") and type(p.quote.rate) is Decimal
+    assert p.quote.expires_at == NOW + timedelta(minutes=15)
+    assert p.tolerance_bps == 50 and p.amount_minimum == 24_875_000  # 25 TUSD less 0.5 %
+    assert p.resolution is Resolution.ACCEPTED and p.resolved_at == NOW
+    assert p.value_of(25_000_000) == Decimal("24.98")  # 25 x 0.9995 = 24.9875, rounded down
 
 
 def test_payment_metadata_from_jsonb_text_or_null():
@@ -118,6 +163,7 @@ TRANSFER_ROW = {
     "created_at": NOW + timedelta(seconds=1),
     "asset": "ETH",
     "kind": "payment",
+    "after_quote_expiry": False,
 }
 
 
@@ -156,6 +202,7 @@ MERCHANT_ROW = {
     "next_address_index": 20,
     "created_at": NOW,
     "updated_at": NOW,
+    "payment_policy": {"tolerance_bps": 50, "confirmations": {"31337": 4}},
 }
 
 
@@ -174,6 +221,7 @@ def test_merchant_from_row(row):
         next_address_index=20,
         created_at=NOW,
         treasuries={31337: ADDRESS},
+        payment_policy=Policy(tolerance_bps=50, confirmations={31337: 4}),
     )
 
 

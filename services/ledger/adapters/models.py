@@ -49,6 +49,8 @@ class Merchant(Base):
     derivation_path: Mapped[str] = mapped_column(String(64))
     # Next unreserved BIP-32 index; ledger processes reserve small blocks of it.
     next_address_index: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    # The merchant's payment policy (domain/policy.Policy.to_json); {} is the defaults.
+    payment_policy: Mapped[dict] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
@@ -103,6 +105,21 @@ class Payment(Base):
     # deposit address). amount_swept is what reached the treasury.
     sweep_fee: Mapped[Decimal] = mapped_column(Money, server_default="0")
     sweep_dust: Mapped[Decimal] = mapped_column(Money, server_default="0")
+    # A fiat price and the quote that converted it into amount_due (NULL: priced in
+    # base units). The quote is JSON with exact decimals as strings
+    # (records.QuoteRecord: asset, currency, rate, source, observed_at, quoted_at, expires_at).
+    price_currency: Mapped[str | None] = mapped_column(String(3))
+    price_amount: Mapped[Decimal | None] = mapped_column(Numeric)
+    quote: Mapped[dict | None] = mapped_column(JSONB)
+    # The payment policy in force (domain/policy.py), fixed at creation besides
+    # confirmations_required: the underpayment tolerance, and until when the deposit
+    # address is watched (expires_at + the policy's watch_after_expiry).
+    underpayment_tolerance_bps: Mapped[int] = mapped_column(Integer, server_default="0")
+    watch_until: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # The merchant's resolution of an underpaid, overpaid or late payment.
+    resolution: Mapped[str | None] = mapped_column(String(16))
+    resolution_note: Mapped[str] = mapped_column(String(256), server_default="")
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (
         # Idempotency: one payment per (merchant, key); NULL keys are not deduplicated.
@@ -171,6 +188,8 @@ class Transfer(Base):
     # a native transfer whose tx is one of the payment's recorded gas top-ups.
     asset: Mapped[str] = mapped_column(String(16), server_default="")
     kind: Mapped[str] = mapped_column(String(16), server_default="payment")
+    # The block is stamped after the payment's quote lock window ended (priced payments).
+    after_quote_expiry: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
 
     __table_args__ = (
         # One row per (chain, tx, log, block): replays are no-ops, and the same

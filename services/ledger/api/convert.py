@@ -5,23 +5,32 @@ Pure functions of their input."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+from decimal import Decimal
+
+from google.protobuf.duration_pb2 import Duration
 from paymesh.events.v1 import payment_events_pb2 as ev
 from paymesh.ledger.v1 import address_feed_service_pb2 as fpb
 from paymesh.ledger.v1 import merchant_admin_service_pb2 as apb
 from paymesh.ledger.v1 import payment_pb2 as pb
 from paymesh.ledger.v1 import sweep_ledger_service_pb2 as swpb
 
+from services.common.errors import InvalidArgument
 from services.common.timestamps import from_timestamp, to_timestamp
+from services.ledger.domain import policy as policies
+from services.ledger.domain.policy import Policy, PolicyError
+from services.ledger.domain.pricing import Price, format_decimal
 from services.ledger.domain.records import (
     MerchantRecord,
     PaymentEventRecord,
     PaymentRecord,
+    QuoteRecord,
     SweepJobRecord,
     SweepTxRecord,
     TransferRecord,
     WatchedAddressRecord,
 )
-from services.ledger.domain.status import PaymentStatus
+from services.ledger.domain.status import PaymentStatus, Resolution
 
 STATUS_TO_PB = {s: pb.PaymentStatus.Value(f"PAYMENT_STATUS_{s.name}") for s in PaymentStatus}
 PB_TO_STATUS = {v: k for k, v in STATUS_TO_PB.items()}
@@ -42,13 +51,80 @@ SWEEP_STATE_TO_PB = {
     "replaced": swpb.SWEEP_TRANSACTION_STATE_REPLACED,
 }
 PB_TO_SWEEP_STATE = {v: k for k, v in SWEEP_STATE_TO_PB.items()}
+RESOLUTION_TO_PB = {Resolution.ACCEPTED: pb.RESOLUTION_ACCEPTED, Resolution.REFUND: pb.RESOLUTION_REFUND}
+PB_TO_RESOLUTION = {v: k for k, v in RESOLUTION_TO_PB.items()}
 
 
 ts = to_timestamp
 from_ts = from_timestamp
 
 
-def transfer_to_pb(t: TransferRecord) -> pb.Transfer:
+def money_to_pb(amount: Decimal, price: Price) -> pb.Money:
+    """An amount in the price's currency, written with its minor units."""
+    return pb.Money(currency=price.currency.code, amount=format_decimal(amount, price.currency.minor_units))
+
+
+def quote_to_pb(q: QuoteRecord) -> pb.Quote:
+    return pb.Quote(
+        asset=q.asset,
+        currency=q.currency,
+        rate=str(q.rate),
+        source=q.source,
+        observed_at=ts(q.observed_at),
+        quoted_at=ts(q.quoted_at),
+        expires_at=ts(q.expires_at),
+    )
+
+
+def duration(value: timedelta) -> Duration:
+    d = Duration()
+    d.FromTimedelta(value)
+    return d
+
+
+def policy_to_pb(policy: Policy) -> pb.PaymentPolicy:
+    """A policy as given (a merchant's): only the fields it sets."""
+    out = pb.PaymentPolicy(
+        confirmations=[
+            pb.ChainConfirmations(chain_id=c, confirmations=n) for c, n in sorted(policy.confirmations.items())
+        ],
+        confirmation_tiers=[
+            pb.ConfirmationTier(min_price=money_to_pb(t.min_price.amount, t.min_price), confirmations=t.confirmations)
+            for t in policy.tiers
+        ],
+    )
+    if policy.tolerance_bps is not None:
+        out.underpayment_tolerance_bps = policy.tolerance_bps
+    if policy.watch_after_expiry is not None:
+        out.watch_after_expiry.CopyFrom(duration(policy.watch_after_expiry))
+    return out
+
+
+def policy_from_pb(message: pb.PaymentPolicy, where: str) -> Policy:
+    """A policy from the wire; a chain named twice or a tier that is not a price is
+    InvalidArgument (the use case checks the rest against the chains)."""
+    depths: dict[int, int] = {}
+    for c in message.confirmations:
+        if c.chain_id in depths:
+            raise InvalidArgument(f"{where}.confirmations names chain {c.chain_id} twice")
+        depths[c.chain_id] = c.confirmations
+    try:
+        tiers = tuple(
+            policies.tier(t.min_price.currency, t.min_price.amount, t.confirmations, f"{where}.confirmation_tiers[{i}]")
+            for i, t in enumerate(message.confirmation_tiers)
+        )
+    except PolicyError as err:
+        raise InvalidArgument(str(err)) from None
+    return Policy(
+        tolerance_bps=message.underpayment_tolerance_bps if message.HasField("underpayment_tolerance_bps") else None,
+        confirmations=depths,
+        tiers=tiers,
+        watch_after_expiry=message.watch_after_expiry.ToTimedelta() if message.HasField("watch_after_expiry") else None,
+    )
+
+
+def transfer_to_pb(t: TransferRecord, payment: PaymentRecord | None = None) -> pb.Transfer:
+    value = payment.value_of(t.amount) if payment is not None and t.credited else None
     return pb.Transfer(
         chain_id=t.chain_id,
         tx_hash=t.tx_hash,
@@ -64,10 +140,19 @@ def transfer_to_pb(t: TransferRecord) -> pb.Transfer:
         token_address=t.token_address or "",
         asset=t.asset,
         kind=TRANSFER_KIND_TO_PB[t.kind],
+        value=money_to_pb(value, payment.price) if value is not None and payment and payment.price else None,
+        after_quote_expiry=t.after_quote_expiry,
     )
 
 
 def payment_to_pb(p: PaymentRecord, *, with_transfers: bool = True) -> pb.Payment:
+    value_confirmed = p.value_of(p.amount_confirmed)
+    in_force = pb.PaymentPolicy(
+        underpayment_tolerance_bps=p.tolerance_bps,
+        confirmations=[pb.ChainConfirmations(chain_id=p.chain_id, confirmations=p.confirmations_required)],
+    )
+    if p.watch_until is not None:
+        in_force.watch_after_expiry.CopyFrom(duration(p.watch_until - p.expires_at))
     return pb.Payment(
         payment_id=p.id,
         merchant_id=p.merchant_id,
@@ -87,11 +172,20 @@ def payment_to_pb(p: PaymentRecord, *, with_transfers: bool = True) -> pb.Paymen
         created_at=ts(p.created_at),
         expires_at=ts(p.expires_at),
         updated_at=ts(p.updated_at),
-        transfers=[transfer_to_pb(t) for t in p.transfers] if with_transfers else [],
+        transfers=[transfer_to_pb(t, p) for t in p.transfers] if with_transfers else [],
         version=p.version,
         sweep_tx_hash=p.sweep_tx_hash,
         sweep_fee=str(p.sweep_fee),
         sweep_dust=str(p.sweep_dust),
+        price=money_to_pb(p.price.amount, p.price) if p.price is not None else None,
+        quote=quote_to_pb(p.quote) if p.quote is not None else None,
+        policy=in_force,
+        amount_minimum=str(p.amount_minimum),
+        value_confirmed=money_to_pb(value_confirmed, p.price) if value_confirmed is not None and p.price else None,
+        resolution=RESOLUTION_TO_PB[p.resolution] if p.resolution is not None else pb.RESOLUTION_UNSPECIFIED,
+        resolution_note=p.resolution_note,
+        resolved_at=ts(p.resolved_at) if p.resolved_at is not None else None,
+        watch_until=ts(p.watch_until) if p.watch_until is not None else None,
     )
 
 
@@ -118,6 +212,7 @@ def merchant_to_pb(m: MerchantRecord) -> apb.Merchant:
         api_key_prefix=m.api_key_prefix,
         created_at=ts(m.created_at),
         next_address_index=m.next_address_index,
+        payment_policy=policy_to_pb(m.payment_policy),
     )
 
 

@@ -8,7 +8,7 @@ from paymesh.ledger.v1 import merchant_admin_service_pb2_grpc as agrpc
 
 from services.common.errors import InvalidArgument
 from services.common.grpc_server import check_token
-from services.ledger.api.convert import merchant_to_pb, payment_to_pb
+from services.ledger.api.convert import merchant_to_pb, payment_to_pb, policy_from_pb
 from services.ledger.merchants import MerchantsService
 from services.ledger.payments import PaymentsService
 
@@ -83,3 +83,10 @@ class MerchantAdminServicer(agrpc.MerchantAdminServiceServicer):
     async def LookupPayment(self, request, context) -> apb.LookupPaymentResponse:
         self._check(context)
         return apb.LookupPaymentResponse(payment=payment_to_pb(await self._payments.get(None, request.payment_id)))
+
+    async def SetPaymentPolicy(self, request, context) -> apb.SetPaymentPolicyResponse:
+        self._check(context)
+        merchant = await self._merchants.set_payment_policy(
+            request.merchant_id, policy_from_pb(request.policy, "policy")
+        )
+        return apb.SetPaymentPolicyResponse(merchant=merchant_to_pb(merchant))

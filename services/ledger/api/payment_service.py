@@ -16,7 +16,7 @@ from paymesh.ledger.v1 import payment_service_pb2_grpc as sgrpc
 
 from services.common.errors import InvalidArgument
 from services.common.grpc_server import bearer_token
-from services.ledger.api.convert import PB_TO_STATUS, from_ts, payment_to_pb
+from services.ledger.api.convert import PB_TO_RESOLUTION, PB_TO_STATUS, from_ts, payment_to_pb, policy_from_pb
 from services.ledger.authentication import Authenticator
 from services.ledger.domain.status import FINAL_STATUSES
 from services.ledger.payments import ListFilter, PaymentsService
@@ -35,13 +35,13 @@ class PaymentServicer(sgrpc.PaymentServiceServicer):
         return await self._auth.merchant_for(bearer_token(context))
 
     async def CreatePayment(self, request: spb.CreatePaymentRequest, context) -> spb.CreatePaymentResponse:
-        merchant_id = await self._merchant(context)
+        caller = await self._auth.active_merchant(bearer_token(context))
         which = request.WhichOneof("expiry")
         expires_in = request.expires_in.ToTimedelta() if which == "expires_in" else None
         if expires_in is not None and expires_in <= timedelta(0):
             raise InvalidArgument("expires_in must be positive")
         payment, created = await self._payments.create(
-            merchant_id,
+            caller.merchant_id,
             chain_id=request.chain_id,
             asset=request.asset,
             amount=request.amount,
@@ -50,6 +50,9 @@ class PaymentServicer(sgrpc.PaymentServiceServicer):
             merchant_order_id=request.merchant_order_id,
             metadata=dict(request.metadata),
             idempotency_key=request.idempotency_key,
+            price=(request.price.currency, request.price.amount) if request.HasField("price") else None,
+            policy=policy_from_pb(request.policy, "policy") if request.HasField("policy") else None,
+            merchant_policy=caller.payment_policy,
         )
         return spb.CreatePaymentResponse(payment=payment_to_pb(payment), created=created)
 
@@ -83,6 +86,17 @@ class PaymentServicer(sgrpc.PaymentServiceServicer):
         merchant_id = await self._merchant(context)
         payment = await self._payments.cancel(merchant_id, request.payment_id, request.reason)
         return spb.CancelPaymentResponse(payment=payment_to_pb(payment))
+
+    async def RequotePayment(self, request: spb.RequotePaymentRequest, context) -> spb.RequotePaymentResponse:
+        merchant_id = await self._merchant(context)
+        payment, requoted = await self._payments.requote(merchant_id, request.payment_id)
+        return spb.RequotePaymentResponse(payment=payment_to_pb(payment), requoted=requoted)
+
+    async def ResolvePayment(self, request: spb.ResolvePaymentRequest, context) -> spb.ResolvePaymentResponse:
+        merchant_id = await self._merchant(context)
+        resolution = PB_TO_RESOLUTION.get(request.resolution)  # numbers the enum lacks were refused on entry
+        payment = await self._payments.resolve(merchant_id, request.payment_id, resolution, request.note)
+        return spb.ResolvePaymentResponse(payment=payment_to_pb(payment))
 
     async def WatchPayment(self, request: spb.WatchPaymentRequest, context) -> AsyncIterator[spb.WatchPaymentResponse]:
         api_key = bearer_token(context)

@@ -13,9 +13,12 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
-from services.ledger.domain.status import PaymentStatus, funds_accounted, is_sweepable
+from services.ledger.domain.policy import Policy
+from services.ledger.domain.pricing import Price, fiat_value, minimum_accepted, parse_price, parse_rate
+from services.ledger.domain.status import Amounts, PaymentStatus, Resolution, funds_accounted, is_sweepable
 
 
 def _columns(row: Any) -> Mapping[str, Any]:
@@ -44,6 +47,7 @@ class TransferRecord:
     token_address: str | None = None  # None: the native coin
     asset: str = ""  # the symbol of the asset moved ("" only on rows older than migration 0003 that did not credit)
     kind: str = "payment"  # payment | gas_topup (the sweeper's own top-up of a token payment's address)
+    after_quote_expiry: bool = False  # mined after the payment's quote lock window ended
 
     @classmethod
     def from_row(cls, row: Any) -> TransferRecord:
@@ -64,6 +68,44 @@ class TransferRecord:
             token_address=row["token_address"],
             asset=row["asset"],
             kind=row["kind"],
+            after_quote_expiry=row["after_quote_expiry"],
+        )
+
+
+@dataclass(frozen=True)
+class QuoteRecord:
+    """The rate a priced payment's amount due was computed at, locked until expires_at."""
+
+    asset: str
+    currency: str
+    rate: Decimal  # currency units per whole unit of the asset, exact
+    source: str
+    observed_at: datetime
+    quoted_at: datetime
+    expires_at: datetime
+
+    def to_json(self) -> dict[str, str]:
+        return {
+            "asset": self.asset,
+            "currency": self.currency,
+            "rate": str(self.rate),
+            "source": self.source,
+            "observed_at": self.observed_at.isoformat(),
+            "quoted_at": self.quoted_at.isoformat(),
+            "expires_at": self.expires_at.isoformat(),
+        }
+
+    @classmethod
+    def from_json(cls, stored: Mapping[str, Any] | str) -> QuoteRecord:
+        data: Mapping[str, Any] = json.loads(stored) if isinstance(stored, str) else stored
+        return cls(
+            asset=data["asset"],
+            currency=data["currency"],
+            rate=parse_rate(data["rate"]),
+            source=data["source"],
+            observed_at=datetime.fromisoformat(data["observed_at"]),
+            quoted_at=datetime.fromisoformat(data["quoted_at"]),
+            expires_at=datetime.fromisoformat(data["expires_at"]),
         )
 
 
@@ -98,10 +140,34 @@ class PaymentRecord:
     transfers: list[TransferRecord] = field(default_factory=list)
     sweep_fee: int = 0  # native coin the completed sweeps paid the network
     sweep_dust: int = 0  # native payments: coin set aside for sweep fees, unused, left at the deposit address
+    price: Price | None = None  # None: priced in base units
+    quote: QuoteRecord | None = None  # set exactly when price is
+    tolerance_bps: int = 0  # the policy in force: underpayment tolerance
+    watch_until: datetime | None = None  # the policy in force: expires_at + watch_after_expiry
+    resolution: Resolution | None = None
+    resolution_note: str = ""
+    resolved_at: datetime | None = None
 
     @property
     def is_native(self) -> bool:
         return self.token_address is None
+
+    @property
+    def amounts(self) -> Amounts:
+        """The derived sums as stored (payment_state.py keeps them current)."""
+        return Amounts(received=self.amount_received, confirmed=self.amount_confirmed, late=self.late)
+
+    @property
+    def amount_minimum(self) -> int:
+        """The least confirmed amount that makes the payment CONFIRMED."""
+        return minimum_accepted(self.amount_due, self.tolerance_bps)
+
+    def value_of(self, units: int) -> Decimal | None:
+        """What `units` base units of the payment's asset are worth at its locked
+        quote, rounded down to the currency's minor unit; None when not priced."""
+        if self.price is None or self.quote is None:
+            return None
+        return fiat_value(units, self.decimals, self.quote.rate, self.price.currency.minor_units)
 
     @property
     def amount_accounted(self) -> int:
@@ -117,6 +183,7 @@ class PaymentRecord:
             expired=self.expired_at is not None,
             confirmed=self.amount_confirmed,
             accounted=self.amount_accounted,
+            accepted=self.resolution is Resolution.ACCEPTED,
         )
 
     @classmethod
@@ -156,7 +223,26 @@ class PaymentRecord:
             request_fingerprint=row["request_fingerprint"],
             sweep_fee=int(row["sweep_fee"]),
             sweep_dust=int(row["sweep_dust"]),
+            price=(
+                None
+                if row["price_currency"] is None
+                else parse_price(row["price_currency"], _plain(row["price_amount"]))
+            ),
+            quote=None if row["quote"] is None else QuoteRecord.from_json(row["quote"]),
+            tolerance_bps=row["underpayment_tolerance_bps"],
+            watch_until=row["watch_until"],
+            resolution=None if row["resolution"] is None else Resolution(row["resolution"]),
+            resolution_note=row["resolution_note"],
+            resolved_at=row["resolved_at"],
         )
+
+
+def _plain(value: Any) -> str:
+    """A NUMERIC read back (Decimal, trailing zeros kept as stored) as the plain string it was written as."""
+    text = format(Decimal(value), "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text
 
 
 @dataclass
@@ -172,6 +258,7 @@ class MerchantRecord:
     next_address_index: int
     created_at: datetime
     treasuries: dict[int, str] = field(default_factory=dict)
+    payment_policy: Policy = field(default_factory=Policy)
 
     @classmethod
     def from_row(cls, row: Any, treasuries: dict[int, str]) -> MerchantRecord:
@@ -189,7 +276,13 @@ class MerchantRecord:
             next_address_index=row["next_address_index"],
             created_at=row["created_at"],
             treasuries=treasuries,
+            payment_policy=Policy.from_json(_json(row["payment_policy"])),
         )
+
+
+def _json(value: Any) -> Any:
+    """JSONB: a dict through SQLAlchemy, JSON text through a raw asyncpg connection."""
+    return json.loads(value) if isinstance(value, str) else value
 
 
 @dataclass

@@ -8,9 +8,12 @@ reorgs and late events always land on the same answer:
     pending/expired/cancelled   nothing confirmed (by expiry or cancel flags)
     paid_after_expiry  confirmed funds include a late transfer (is_late: recorded after the
                        cancel or expiry committed, or mined after expires_at)
-    underpaid          confirmed < due
-    confirmed          confirmed == due
+    underpaid          confirmed < minimum
+    confirmed          minimum <= confirmed <= due
     overpaid           confirmed > due
+
+where `minimum` is the amount due less the payment's underpayment tolerance
+(pricing.minimum_accepted; equal to the amount due without a tolerance).
 """
 
 from __future__ import annotations
@@ -45,6 +48,19 @@ class EventType(str, Enum):
     PAID_AFTER_EXPIRY = "paid_after_expiry"
     SWEPT = "swept"
     REORGED = "reorged"
+    RESOLVED = "resolved"
+    REQUOTED = "requoted"
+
+
+class Resolution(str, Enum):
+    """How the merchant closed a payment that did not end exactly paid."""
+
+    ACCEPTED = "accepted"
+    REFUND = "refund"
+
+
+# The outcomes a merchant may resolve (outcome(), which ignores sweeps).
+RESOLVABLE = frozenset({"underpaid", "overpaid", "paid_after_expiry"})
 
 
 # A stream of changes (WatchPayment) ends at these.
@@ -102,8 +118,10 @@ def derive_status(
     amount_accounted: int,
     expired: bool,
     cancelled: bool,
+    amount_minimum: int | None = None,
 ) -> PaymentStatus:
-    """`amount_accounted` is funds_accounted(...) of the payment's sweeps."""
+    """`amount_accounted` is funds_accounted(...) of the payment's sweeps;
+    `amount_minimum` the least confirmed amount accepted (default: amount_due)."""
     if amounts.received > amounts.confirmed:
         return PaymentStatus.DETECTED
     confirmed = amounts.confirmed
@@ -115,23 +133,40 @@ def derive_status(
         return PaymentStatus.SWEPT
     if amounts.late:
         return PaymentStatus.PAID_AFTER_EXPIRY
-    if confirmed < amount_due:
+    if confirmed < (amount_due if amount_minimum is None else amount_minimum):
         return PaymentStatus.UNDERPAID
-    if confirmed == amount_due:
+    if confirmed <= amount_due:
         return PaymentStatus.CONFIRMED
     return PaymentStatus.OVERPAID
 
 
-def is_sweepable(status: PaymentStatus, *, expired: bool, confirmed: int, accounted: int) -> bool:
+def outcome(*, amount_due: int, amount_minimum: int, amounts: Amounts, expired: bool, cancelled: bool) -> PaymentStatus:
+    """The status the money alone gives, as if nothing were swept: what a merchant
+    resolves (an UNDERPAID payment stays underpaid after its sweep)."""
+    return derive_status(
+        amount_due=amount_due,
+        amount_minimum=amount_minimum,
+        amounts=amounts,
+        amount_accounted=0,
+        expired=expired,
+        cancelled=cancelled,
+    )
+
+
+def is_sweepable(
+    status: PaymentStatus, *, expired: bool, confirmed: int, accounted: int, accepted: bool = False
+) -> bool:
     """Confirmed funds that will not change any more and that no sweep has accounted
     for yet (`accounted`: funds_accounted(...)). A native payment whose sweep paid a
-    fee or left dust is done: that coin is accounted for, not to be swept again."""
+    fee or left dust is done: that coin is accounted for, not to be swept again.
+    `accepted`: the merchant resolved the payment as accepted."""
     if confirmed <= accounted:
         return False
     if status in (PaymentStatus.CONFIRMED, PaymentStatus.OVERPAID, PaymentStatus.PAID_AFTER_EXPIRY):
         return True
-    # An underpaid payment may still be completed by the customer until it expires.
-    return status is PaymentStatus.UNDERPAID and expired
+    # An underpaid payment may still be completed by the customer until it expires,
+    # unless the merchant accepted it as it is.
+    return status is PaymentStatus.UNDERPAID and (expired or accepted)
 
 
 def event_for_change(old: PaymentStatus | None, new: PaymentStatus) -> EventType | None:

@@ -13,6 +13,7 @@ from services.common.chains import Asset, Chains
 from services.common.errors import InvalidArgument, NotFound
 from services.common.money import parse_amount
 from services.common.ssrf import webhook_url_problem
+from services.ledger.domain.pricing import Price, PricingError, parse_price
 
 MAX_ORDER_ID = 128
 MAX_IDEMPOTENCY_KEY = 128
@@ -29,7 +30,8 @@ DEFAULT_EXPIRY = timedelta(hours=1)
 class NewPayment:
     chain_id: int
     asset: Asset
-    amount_due: int
+    amount_due: int | None  # None when priced: the quote gives it
+    price: Price | None
     expires_at: datetime
     merchant_order_id: str
     metadata: dict[str, str]
@@ -46,6 +48,7 @@ class NewPayment:
             self.chain_id,
             self.asset.symbol,
             self.amount_due,
+            None if self.price is None else (self.price.currency.code, str(self.price.amount)),
             self.merchant_order_id,
             tuple(sorted(self.metadata.items())),
             self.expiry_requested,
@@ -58,6 +61,7 @@ def validate_new_payment(
     chain_id: int,
     asset: str,
     amount: str,
+    price: tuple[str, str] | None = None,
     expires_in: timedelta | None,
     expires_at: datetime | None,
     merchant_order_id: str,
@@ -81,7 +85,24 @@ def validate_new_payment(
         raise NotFound(
             f"asset {asset[:32]!r} is not configured on chain {chain_id}; it accepts {chain.asset_symbols()}"
         )
-    amount_due = parse_amount(amount, field="amount")
+    amount_due: int | None = None
+    parsed_price: Price | None = None
+    if price is not None:
+        if amount:
+            raise InvalidArgument(
+                "give amount (base units of the asset) or price (a fiat currency and amount), not both"
+            )
+        try:
+            parsed_price = parse_price(*price)
+        except PricingError as err:
+            raise InvalidArgument(f"price: {err}") from None
+    elif not amount:
+        raise InvalidArgument(
+            'amount or price is required: amount in base units of the asset ("1000000"), '
+            'or price as a currency and a decimal amount ({"currency": "USD", "amount": "19.99"})'
+        )
+    else:
+        amount_due = parse_amount(amount, field="amount")
     if expires_in is not None and expires_at is not None:
         raise InvalidArgument("give expires_in or expires_at, not both")
     if expires_at is not None:
@@ -108,6 +129,7 @@ def validate_new_payment(
         chain_id=chain_id,
         asset=found,
         amount_due=amount_due,
+        price=parsed_price,
         expires_at=now + expiry,
         merchant_order_id=merchant_order_id,
         metadata=dict(metadata),

@@ -24,6 +24,8 @@ class PaymentEventType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     PAYMENT_EVENT_TYPE_SWEPT: _ClassVar[PaymentEventType]
     PAYMENT_EVENT_TYPE_REORGED: _ClassVar[PaymentEventType]
     PAYMENT_EVENT_TYPE_TEST: _ClassVar[PaymentEventType]
+    PAYMENT_EVENT_TYPE_RESOLVED: _ClassVar[PaymentEventType]
+    PAYMENT_EVENT_TYPE_REQUOTED: _ClassVar[PaymentEventType]
 PAYMENT_EVENT_TYPE_UNSPECIFIED: PaymentEventType
 PAYMENT_EVENT_TYPE_CREATED: PaymentEventType
 PAYMENT_EVENT_TYPE_DETECTED: PaymentEventType
@@ -36,6 +38,8 @@ PAYMENT_EVENT_TYPE_PAID_AFTER_EXPIRY: PaymentEventType
 PAYMENT_EVENT_TYPE_SWEPT: PaymentEventType
 PAYMENT_EVENT_TYPE_REORGED: PaymentEventType
 PAYMENT_EVENT_TYPE_TEST: PaymentEventType
+PAYMENT_EVENT_TYPE_RESOLVED: PaymentEventType
+PAYMENT_EVENT_TYPE_REQUOTED: PaymentEventType
 
 class PaymentEvent(_message.Message):
     __slots__ = ("event_id", "type", "merchant_id", "payment", "created_at", "previous_status")

@@ -26,59 +26,63 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from paymesh.ledger.v1 import payment_pb2 as paymesh_dot_ledger_dot_v1_dot_payment__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n.paymesh/ledger/v1/merchant_admin_service.proto\x12\x11paymesh.ledger.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1fpaymesh/ledger/v1/payment.proto\"-\n\x08Treasury\x12\x10\n\x08\x63hain_id\x18\x01 \x01(\x04\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\"\xb1\x02\n\x08Merchant\x12\x13\n\x0bmerchant_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x31\n\x06status\x18\x03 \x01(\x0e\x32!.paymesh.ledger.v1.MerchantStatus\x12\x13\n\x0bwebhook_url\x18\x04 \x01(\t\x12\x0c\n\x04xpub\x18\x05 \x01(\t\x12\x17\n\x0f\x64\x65rivation_path\x18\x06 \x01(\t\x12/\n\ntreasuries\x18\x07 \x03(\x0b\x32\x1b.paymesh.ledger.v1.Treasury\x12\x16\n\x0e\x61pi_key_prefix\x18\x08 \x01(\t\x12.\n\ncreated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1a\n\x12next_address_index\x18\n \x01(\x04\"\x92\x01\n\x15\x43reateMerchantRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04xpub\x18\x02 \x01(\t\x12\x17\n\x0f\x64\x65rivation_path\x18\x03 \x01(\t\x12\x13\n\x0bwebhook_url\x18\x04 \x01(\t\x12/\n\ntreasuries\x18\x05 \x03(\x0b\x32\x1b.paymesh.ledger.v1.Treasury\"p\n\x16\x43reateMerchantResponse\x12-\n\x08merchant\x18\x01 \x01(\x0b\x32\x1b.paymesh.ledger.v1.Merchant\x12\x0f\n\x07\x61pi_key\x18\x02 \x01(\t\x12\x16\n\x0ewebhook_secret\x18\x03 \x01(\t\")\n\x12GetMerchantRequest\x12\x13\n\x0bmerchant_id\x18\x01 \x01(\t\"D\n\x13GetMerchantResponse\x12-\n\x08merchant\x18\x01 \x01(\x0b\x32\x1b.paymesh.ledger.v1.Merchant\"=\n\x14ListMerchantsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\r\x12\x12\n\npage_token\x18\x02 \x01(\t\"`\n\x15ListMerchantsResponse\x12.\n\tmerchants\x18\x01 \x03(\x0b\x32\x1b.paymesh.ledger.v1.Merchant\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"-\n\x16\x44isableMerchantRequest\x12\x13\n\x0bmerchant_id\x18\x01 \x01(\t\"H\n\x17\x44isableMerchantResponse\x12-\n\x08merchant\x18\x01 \x01(\x0b\x32\x1b.paymesh.ledger.v1.Merchant\",\n\x15\x45nableMerchantRequest\x12\x13\n\x0bmerchant_id\x18\x01 \x01(\t\"G\n\x16\x45nableMerchantResponse\x12-\n\x08merchant\x18\x01 \x01(\x0b\x32\x1b.paymesh.ledger.v1.Merchant\"*\n\x13RotateApiKeyRequest\x12\x13\n\x0bmerchant_id\x18\x01 \x01(\t\"V\n\x14RotateApiKeyResponse\x12-\n\x08merchant\x18\x01 \x01(\x0b\x32\x1b.paymesh.ledger.v1.Merchant\x12\x0f\n\x07\x61pi_key\x18\x02 \x01(\t\"j\n\x11SetWebhookRequest\x12\x13\n\x0bmerchant_id\x18\x01 \x01(\t\x12\x13\n\x0bwebhook_url\x18\x02 \x01(\t\x12\x16\n\x0ewebhook_secret\x18\x03 \x01(\t\x12\x13\n\x0bkeep_secret\x18\x04 \x01(\x08\"[\n\x12SetWebhookResponse\x12-\n\x08merchant\x18\x01 \x01(\x0b\x32\x1b.paymesh.ledger.v1.Merchant\x12\x16\n\x0ewebhook_secret\x18\x02 \x01(\t\"L\n\x0eSetXpubRequest\x12\x13\n\x0bmerchant_id\x18\x01 \x01(\t\x12\x0c\n\x04xpub\x18\x02 \x01(\t\x12\x17\n\x0f\x64\x65rivation_path\x18\x03 \x01(\t\"@\n\x0fSetXpubResponse\x12-\n\x08merchant\x18\x01 \x01(\x0b\x32\x1b.paymesh.ledger.v1.Merchant\"X\n\x12SetTreasuryRequest\x12\x13\n\x0bmerchant_id\x18\x01 \x01(\t\x12-\n\x08treasury\x18\x02 \x01(\x0b\x32\x1b.paymesh.ledger.v1.Treasury\"D\n\x13SetTreasuryResponse\x12-\n\x08merchant\x18\x01 \x01(\x0b\x32\x1b.paymesh.ledger.v1.Merchant\"*\n\x14LookupPaymentRequest\x12\x12\n\npayment_id\x18\x01 \x01(\t\"D\n\x15LookupPaymentResponse\x12+\n\x07payment\x18\x01 \x01(\x0b\x32\x1a.paymesh.ledger.v1.Payment*k\n\x0eMerchantStatus\x12\x1f\n\x1bMERCHANT_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n\x16MERCHANT_STATUS_ACTIVE\x10\x01\x12\x1c\n\x18MERCHANT_STATUS_DISABLED\x10\x02\x32\xe0\x07\n\x14MerchantAdminService\x12\x65\n\x0e\x43reateMerchant\x12(.paymesh.ledger.v1.CreateMerchantRequest\x1a).paymesh.ledger.v1.CreateMerchantResponse\x12\\\n\x0bGetMerchant\x12%.paymesh.ledger.v1.GetMerchantRequest\x1a&.paymesh.ledger.v1.GetMerchantResponse\x12\x62\n\rListMerchants\x12\'.paymesh.ledger.v1.ListMerchantsRequest\x1a(.paymesh.ledger.v1.ListMerchantsResponse\x12h\n\x0f\x44isableMerchant\x12).paymesh.ledger.v1.DisableMerchantRequest\x1a*.paymesh.ledger.v1.DisableMerchantResponse\x12\x65\n\x0e\x45nableMerchant\x12(.paymesh.ledger.v1.EnableMerchantRequest\x1a).paymesh.ledger.v1.EnableMerchantResponse\x12_\n\x0cRotateApiKey\x12&.paymesh.ledger.v1.RotateApiKeyRequest\x1a\'.paymesh.ledger.v1.RotateApiKeyResponse\x12Y\n\nSetWebhook\x12$.paymesh.ledger.v1.SetWebhookRequest\x1a%.paymesh.ledger.v1.SetWebhookResponse\x12P\n\x07SetXpub\x12!.paymesh.ledger.v1.SetXpubRequest\x1a\".paymesh.ledger.v1.SetXpubResponse\x12\\\n\x0bSetTreasury\x12%.paymesh.ledger.v1.SetTreasuryRequest\x1a&.paymesh.ledger.v1.SetTreasuryResponse\x12\x62\n\rLookupPayment\x12\'.paymesh.ledger.v1.LookupPaymentRequest\x1a(.paymesh.ledger.v1.LookupPaymentResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n.paymesh/ledger/v1/merchant_admin_service.proto\x12\x11paymesh.ledger.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1fpaymesh/ledger/v1/payment.proto\"-\n\x08Treasury\x12\x10\n\x08\x63hain_id\x18\x01 \x01(\x04\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\"\xeb\x02\n\x08Merchant\x12\x13\n\x0bmerchant_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x31\n\x06status\x18\x03 \x01(\x0e\x32!.paymesh.ledger.v1.MerchantStatus\x12\x13\n\x0bwebhook_url\x18\x04 \x01(\t\x12\x0c\n\x04xpub\x18\x05 \x01(\t\x12\x17\n\x0f\x64\x65rivation_path\x18\x06 \x01(\t\x12/\n\ntreasuries\x18\x07 \x03(\x0b\x32\x1b.paymesh.ledger.v1.Treasury\x12\x16\n\x0e\x61pi_key_prefix\x18\x08 \x01(\t\x12.\n\ncreated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1a\n\x12next_address_index\x18\n \x01(\x04\x12\x38\n\x0epayment_policy\x18\x0b \x01(\x0b\x32 .paymesh.ledger.v1.PaymentPolicy\"\x92\x01\n\x15\x43reateMerchantRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04xpub\x18\x02 \x01(\t\x12\x17\n\x0f\x64\x65rivation_path\x18\x03 \x01(\t\x12\x13\n\x0bwebhook_url\x18\x04 \x01(\t\x12/\n\ntreasuries\x18\x05 \x03(\x0b\x32\x1b.paymesh.ledger.v1.Treasury\"p\n\x16\x43reateMerchantResponse\x12-\n\x08merchant\x18\x01 \x01(\x0b\x32\x1b.paymesh.ledger.v1.Merchant\x12\x0f\n\x07\x61pi_key\x18\x02 \x01(\t\x12\x16\n\x0ewebhook_secret\x18\x03 \x01(\t\")\n\x12GetMerchantRequest\x12\x13\n\x0bmerchant_id\x18\x01 \x01(\t\"D\n\x13GetMerchantResponse\x12-\n\x08merchant\x18\x01 \x01(\x0b\x32\x1b.paymesh.ledger.v1.Merchant\"=\n\x14ListMerchantsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\r\x12\x12\n\npage_token\x18\x02 \x01(\t\"`\n\x15ListMerchantsResponse\x12.\n\tmerchants\x18\x01 \x03(\x0b\x32\x1b.paymesh.ledger.v1.Merchant\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"-\n\x16\x44isableMerchantRequest\x12\x13\n\x0bmerchant_id\x18\x01 \x01(\t\"H\n\x17\x44isableMerchantResponse\x12-\n\x08merchant\x18\x01 \x01(\x0b\x32\x1b.paymesh.ledger.v1.Merchant\",\n\x15\x45nableMerchantRequest\x12\x13\n\x0bmerchant_id\x18\x01 \x01(\t\"G\n\x16\x45nableMerchantResponse\x12-\n\x08merchant\x18\x01 \x01(\x0b\x32\x1b.paymesh.ledger.v1.Merchant\"*\n\x13RotateApiKeyRequest\x12\x13\n\x0bmerchant_id\x18\x01 \x01(\t\"V\n\x14RotateApiKeyResponse\x12-\n\x08merchant\x18\x01 \x01(\x0b\x32\x1b.paymesh.ledger.v1.Merchant\x12\x0f\n\x07\x61pi_key\x18\x02 \x01(\t\"j\n\x11SetWebhookRequest\x12\x13\n\x0bmerchant_id\x18\x01 \x01(\t\x12\x13\n\x0bwebhook_url\x18\x02 \x01(\t\x12\x16\n\x0ewebhook_secret\x18\x03 \x01(\t\x12\x13\n\x0bkeep_secret\x18\x04 \x01(\x08\"[\n\x12SetWebhookResponse\x12-\n\x08merchant\x18\x01 \x01(\x0b\x32\x1b.paymesh.ledger.v1.Merchant\x12\x16\n\x0ewebhook_secret\x18\x02 \x01(\t\"L\n\x0eSetXpubRequest\x12\x13\n\x0bmerchant_id\x18\x01 \x01(\t\x12\x0c\n\x04xpub\x18\x02 \x01(\t\x12\x17\n\x0f\x64\x65rivation_path\x18\x03 \x01(\t\"@\n\x0fSetXpubResponse\x12-\n\x08merchant\x18\x01 \x01(\x0b\x32\x1b.paymesh.ledger.v1.Merchant\"X\n\x12SetTreasuryRequest\x12\x13\n\x0bmerchant_id\x18\x01 \x01(\t\x12-\n\x08treasury\x18\x02 \x01(\x0b\x32\x1b.paymesh.ledger.v1.Treasury\"D\n\x13SetTreasuryResponse\x12-\n\x08merchant\x18\x01 \x01(\x0b\x32\x1b.paymesh.ledger.v1.Merchant\"*\n\x14LookupPaymentRequest\x12\x12\n\npayment_id\x18\x01 \x01(\t\"D\n\x15LookupPaymentResponse\x12+\n\x07payment\x18\x01 \x01(\x0b\x32\x1a.paymesh.ledger.v1.Payment\"`\n\x17SetPaymentPolicyRequest\x12\x13\n\x0bmerchant_id\x18\x01 \x01(\t\x12\x30\n\x06policy\x18\x02 \x01(\x0b\x32 .paymesh.ledger.v1.PaymentPolicy\"I\n\x18SetPaymentPolicyResponse\x12-\n\x08merchant\x18\x01 \x01(\x0b\x32\x1b.paymesh.ledger.v1.Merchant*k\n\x0eMerchantStatus\x12\x1f\n\x1bMERCHANT_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n\x16MERCHANT_STATUS_ACTIVE\x10\x01\x12\x1c\n\x18MERCHANT_STATUS_DISABLED\x10\x02\x32\xcd\x08\n\x14MerchantAdminService\x12\x65\n\x0e\x43reateMerchant\x12(.paymesh.ledger.v1.CreateMerchantRequest\x1a).paymesh.ledger.v1.CreateMerchantResponse\x12\\\n\x0bGetMerchant\x12%.paymesh.ledger.v1.GetMerchantRequest\x1a&.paymesh.ledger.v1.GetMerchantResponse\x12\x62\n\rListMerchants\x12\'.paymesh.ledger.v1.ListMerchantsRequest\x1a(.paymesh.ledger.v1.ListMerchantsResponse\x12h\n\x0f\x44isableMerchant\x12).paymesh.ledger.v1.DisableMerchantRequest\x1a*.paymesh.ledger.v1.DisableMerchantResponse\x12\x65\n\x0e\x45nableMerchant\x12(.paymesh.ledger.v1.EnableMerchantRequest\x1a).paymesh.ledger.v1.EnableMerchantResponse\x12_\n\x0cRotateApiKey\x12&.paymesh.ledger.v1.RotateApiKeyRequest\x1a\'.paymesh.ledger.v1.RotateApiKeyResponse\x12Y\n\nSetWebhook\x12$.paymesh.ledger.v1.SetWebhookRequest\x1a%.paymesh.ledger.v1.SetWebhookResponse\x12P\n\x07SetXpub\x12!.paymesh.ledger.v1.SetXpubRequest\x1a\".paymesh.ledger.v1.SetXpubResponse\x12\\\n\x0bSetTreasury\x12%.paymesh.ledger.v1.SetTreasuryRequest\x1a&.paymesh.ledger.v1.SetTreasuryResponse\x12\x62\n\rLookupPayment\x12\'.paymesh.ledger.v1.LookupPaymentRequest\x1a(.paymesh.ledger.v1.LookupPaymentResponse\x12k\n\x10SetPaymentPolicy\x12*.paymesh.ledger.v1.SetPaymentPolicyRequest\x1a+.paymesh.ledger.v1.SetPaymentPolicyResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'paymesh.ledger.v1.merchant_admin_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_MERCHANTSTATUS']._serialized_start=2018
-  _globals['_MERCHANTSTATUS']._serialized_end=2125
+  _globals['_MERCHANTSTATUS']._serialized_start=2249
+  _globals['_MERCHANTSTATUS']._serialized_end=2356
   _globals['_TREASURY']._serialized_start=135
   _globals['_TREASURY']._serialized_end=180
   _globals['_MERCHANT']._serialized_start=183
-  _globals['_MERCHANT']._serialized_end=488
-  _globals['_CREATEMERCHANTREQUEST']._serialized_start=491
-  _globals['_CREATEMERCHANTREQUEST']._serialized_end=637
-  _globals['_CREATEMERCHANTRESPONSE']._serialized_start=639
-  _globals['_CREATEMERCHANTRESPONSE']._serialized_end=751
-  _globals['_GETMERCHANTREQUEST']._serialized_start=753
-  _globals['_GETMERCHANTREQUEST']._serialized_end=794
-  _globals['_GETMERCHANTRESPONSE']._serialized_start=796
-  _globals['_GETMERCHANTRESPONSE']._serialized_end=864
-  _globals['_LISTMERCHANTSREQUEST']._serialized_start=866
-  _globals['_LISTMERCHANTSREQUEST']._serialized_end=927
-  _globals['_LISTMERCHANTSRESPONSE']._serialized_start=929
-  _globals['_LISTMERCHANTSRESPONSE']._serialized_end=1025
-  _globals['_DISABLEMERCHANTREQUEST']._serialized_start=1027
-  _globals['_DISABLEMERCHANTREQUEST']._serialized_end=1072
-  _globals['_DISABLEMERCHANTRESPONSE']._serialized_start=1074
-  _globals['_DISABLEMERCHANTRESPONSE']._serialized_end=1146
-  _globals['_ENABLEMERCHANTREQUEST']._serialized_start=1148
-  _globals['_ENABLEMERCHANTREQUEST']._serialized_end=1192
-  _globals['_ENABLEMERCHANTRESPONSE']._serialized_start=1194
-  _globals['_ENABLEMERCHANTRESPONSE']._serialized_end=1265
-  _globals['_ROTATEAPIKEYREQUEST']._serialized_start=1267
-  _globals['_ROTATEAPIKEYREQUEST']._serialized_end=1309
-  _globals['_ROTATEAPIKEYRESPONSE']._serialized_start=1311
-  _globals['_ROTATEAPIKEYRESPONSE']._serialized_end=1397
-  _globals['_SETWEBHOOKREQUEST']._serialized_start=1399
-  _globals['_SETWEBHOOKREQUEST']._serialized_end=1505
-  _globals['_SETWEBHOOKRESPONSE']._serialized_start=1507
-  _globals['_SETWEBHOOKRESPONSE']._serialized_end=1598
-  _globals['_SETXPUBREQUEST']._serialized_start=1600
-  _globals['_SETXPUBREQUEST']._serialized_end=1676
-  _globals['_SETXPUBRESPONSE']._serialized_start=1678
-  _globals['_SETXPUBRESPONSE']._serialized_end=1742
-  _globals['_SETTREASURYREQUEST']._serialized_start=1744
-  _globals['_SETTREASURYREQUEST']._serialized_end=1832
-  _globals['_SETTREASURYRESPONSE']._serialized_start=1834
-  _globals['_SETTREASURYRESPONSE']._serialized_end=1902
-  _globals['_LOOKUPPAYMENTREQUEST']._serialized_start=1904
-  _globals['_LOOKUPPAYMENTREQUEST']._serialized_end=1946
-  _globals['_LOOKUPPAYMENTRESPONSE']._serialized_start=1948
-  _globals['_LOOKUPPAYMENTRESPONSE']._serialized_end=2016
-  _globals['_MERCHANTADMINSERVICE']._serialized_start=2128
-  _globals['_MERCHANTADMINSERVICE']._serialized_end=3120
+  _globals['_MERCHANT']._serialized_end=546
+  _globals['_CREATEMERCHANTREQUEST']._serialized_start=549
+  _globals['_CREATEMERCHANTREQUEST']._serialized_end=695
+  _globals['_CREATEMERCHANTRESPONSE']._serialized_start=697
+  _globals['_CREATEMERCHANTRESPONSE']._serialized_end=809
+  _globals['_GETMERCHANTREQUEST']._serialized_start=811
+  _globals['_GETMERCHANTREQUEST']._serialized_end=852
+  _globals['_GETMERCHANTRESPONSE']._serialized_start=854
+  _globals['_GETMERCHANTRESPONSE']._serialized_end=922
+  _globals['_LISTMERCHANTSREQUEST']._serialized_start=924
+  _globals['_LISTMERCHANTSREQUEST']._serialized_end=985
+  _globals['_LISTMERCHANTSRESPONSE']._serialized_start=987
+  _globals['_LISTMERCHANTSRESPONSE']._serialized_end=1083
+  _globals['_DISABLEMERCHANTREQUEST']._serialized_start=1085
+  _globals['_DISABLEMERCHANTREQUEST']._serialized_end=1130
+  _globals['_DISABLEMERCHANTRESPONSE']._serialized_start=1132
+  _globals['_DISABLEMERCHANTRESPONSE']._serialized_end=1204
+  _globals['_ENABLEMERCHANTREQUEST']._serialized_start=1206
+  _globals['_ENABLEMERCHANTREQUEST']._serialized_end=1250
+  _globals['_ENABLEMERCHANTRESPONSE']._serialized_start=1252
+  _globals['_ENABLEMERCHANTRESPONSE']._serialized_end=1323
+  _globals['_ROTATEAPIKEYREQUEST']._serialized_start=1325
+  _globals['_ROTATEAPIKEYREQUEST']._serialized_end=1367
+  _globals['_ROTATEAPIKEYRESPONSE']._serialized_start=1369
+  _globals['_ROTATEAPIKEYRESPONSE']._serialized_end=1455
+  _globals['_SETWEBHOOKREQUEST']._serialized_start=1457
+  _globals['_SETWEBHOOKREQUEST']._serialized_end=1563
+  _globals['_SETWEBHOOKRESPONSE']._serialized_start=1565
+  _globals['_SETWEBHOOKRESPONSE']._serialized_end=1656
+  _globals['_SETXPUBREQUEST']._serialized_start=1658
+  _globals['_SETXPUBREQUEST']._serialized_end=1734
+  _globals['_SETXPUBRESPONSE']._serialized_start=1736
+  _globals['_SETXPUBRESPONSE']._serialized_end=1800
+  _globals['_SETTREASURYREQUEST']._serialized_start=1802
+  _globals['_SETTREASURYREQUEST']._serialized_end=1890
+  _globals['_SETTREASURYRESPONSE']._serialized_start=1892
+  _globals['_SETTREASURYRESPONSE']._serialized_end=1960
+  _globals['_LOOKUPPAYMENTREQUEST']._serialized_start=1962
+  _globals['_LOOKUPPAYMENTREQUEST']._serialized_end=2004
+  _globals['_LOOKUPPAYMENTRESPONSE']._serialized_start=2006
+  _globals['_LOOKUPPAYMENTRESPONSE']._serialized_end=2074
+  _globals['_SETPAYMENTPOLICYREQUEST']._serialized_start=2076
+  _globals['_SETPAYMENTPOLICYREQUEST']._serialized_end=2172
+  _globals['_SETPAYMENTPOLICYRESPONSE']._serialized_start=2174
+  _globals['_SETPAYMENTPOLICYRESPONSE']._serialized_end=2247
+  _globals['_MERCHANTADMINSERVICE']._serialized_start=2359
+  _globals['_MERCHANTADMINSERVICE']._serialized_end=3460
 # @@protoc_insertion_point(module_scope)

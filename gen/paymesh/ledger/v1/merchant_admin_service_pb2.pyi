@@ -29,7 +29,7 @@ class Treasury(_message.Message):
     def __init__(self, chain_id: _Optional[int] = ..., address: _Optional[str] = ...) -> None: ...
 
 class Merchant(_message.Message):
-    __slots__ = ("merchant_id", "name", "status", "webhook_url", "xpub", "derivation_path", "treasuries", "api_key_prefix", "created_at", "next_address_index")
+    __slots__ = ("merchant_id", "name", "status", "webhook_url", "xpub", "derivation_path", "treasuries", "api_key_prefix", "created_at", "next_address_index", "payment_policy")
     MERCHANT_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
@@ -40,6 +40,7 @@ class Merchant(_message.Message):
     API_KEY_PREFIX_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     NEXT_ADDRESS_INDEX_FIELD_NUMBER: _ClassVar[int]
+    PAYMENT_POLICY_FIELD_NUMBER: _ClassVar[int]
     merchant_id: str
     name: str
     status: MerchantStatus
@@ -50,7 +51,8 @@ class Merchant(_message.Message):
     api_key_prefix: str
     created_at: _timestamp_pb2.Timestamp
     next_address_index: int
-    def __init__(self, merchant_id: _Optional[str] = ..., name: _Optional[str] = ..., status: _Optional[_Union[MerchantStatus, str]] = ..., webhook_url: _Optional[str] = ..., xpub: _Optional[str] = ..., derivation_path: _Optional[str] = ..., treasuries: _Optional[_Iterable[_Union[Treasury, _Mapping]]] = ..., api_key_prefix: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., next_address_index: _Optional[int] = ...) -> None: ...
+    payment_policy: _payment_pb2.PaymentPolicy
+    def __init__(self, merchant_id: _Optional[str] = ..., name: _Optional[str] = ..., status: _Optional[_Union[MerchantStatus, str]] = ..., webhook_url: _Optional[str] = ..., xpub: _Optional[str] = ..., derivation_path: _Optional[str] = ..., treasuries: _Optional[_Iterable[_Union[Treasury, _Mapping]]] = ..., api_key_prefix: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., next_address_index: _Optional[int] = ..., payment_policy: _Optional[_Union[_payment_pb2.PaymentPolicy, _Mapping]] = ...) -> None: ...
 
 class CreateMerchantRequest(_message.Message):
     __slots__ = ("name", "xpub", "derivation_path", "webhook_url", "treasuries")
@@ -203,3 +205,17 @@ class LookupPaymentResponse(_message.Message):
     PAYMENT_FIELD_NUMBER: _ClassVar[int]
     payment: _payment_pb2.Payment
     def __init__(self, payment: _Optional[_Union[_payment_pb2.Payment, _Mapping]] = ...) -> None: ...
+
+class SetPaymentPolicyRequest(_message.Message):
+    __slots__ = ("merchant_id", "policy")
+    MERCHANT_ID_FIELD_NUMBER: _ClassVar[int]
+    POLICY_FIELD_NUMBER: _ClassVar[int]
+    merchant_id: str
+    policy: _payment_pb2.PaymentPolicy
+    def __init__(self, merchant_id: _Optional[str] = ..., policy: _Optional[_Union[_payment_pb2.PaymentPolicy, _Mapping]] = ...) -> None: ...
+
+class SetPaymentPolicyResponse(_message.Message):
+    __slots__ = ("merchant",)
+    MERCHANT_FIELD_NUMBER: _ClassVar[int]
+    merchant: Merchant
+    def __init__(self, merchant: _Optional[_Union[Merchant, _Mapping]] = ...) -> None: ...

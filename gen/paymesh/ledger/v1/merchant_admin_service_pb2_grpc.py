@@ -86,6 +86,11 @@ class MerchantAdminServiceStub:
                 request_serializer=paymesh_dot_ledger_dot_v1_dot_merchant__admin__service__pb2.LookupPaymentRequest.SerializeToString,
                 response_deserializer=paymesh_dot_ledger_dot_v1_dot_merchant__admin__service__pb2.LookupPaymentResponse.FromString,
                 _registered_method=True)
+        self.SetPaymentPolicy = channel.unary_unary(
+                '/paymesh.ledger.v1.MerchantAdminService/SetPaymentPolicy',
+                request_serializer=paymesh_dot_ledger_dot_v1_dot_merchant__admin__service__pb2.SetPaymentPolicyRequest.SerializeToString,
+                response_deserializer=paymesh_dot_ledger_dot_v1_dot_merchant__admin__service__pb2.SetPaymentPolicyResponse.FromString,
+                _registered_method=True)
 
 
 class MerchantAdminServiceServicer:
@@ -165,6 +170,15 @@ class MerchantAdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetPaymentPolicy(self, request, context):
+        """SetPaymentPolicy sets the merchant's payment policy (tolerance, confirmations,
+        how long funds are watched after expiry); payments created afterwards use it,
+        existing payments keep the policy they were created with.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MerchantAdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -217,6 +231,11 @@ def add_MerchantAdminServiceServicer_to_server(servicer, server):
                     servicer.LookupPayment,
                     request_deserializer=paymesh_dot_ledger_dot_v1_dot_merchant__admin__service__pb2.LookupPaymentRequest.FromString,
                     response_serializer=paymesh_dot_ledger_dot_v1_dot_merchant__admin__service__pb2.LookupPaymentResponse.SerializeToString,
+            ),
+            'SetPaymentPolicy': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetPaymentPolicy,
+                    request_deserializer=paymesh_dot_ledger_dot_v1_dot_merchant__admin__service__pb2.SetPaymentPolicyRequest.FromString,
+                    response_serializer=paymesh_dot_ledger_dot_v1_dot_merchant__admin__service__pb2.SetPaymentPolicyResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -491,6 +510,33 @@ class MerchantAdminService:
             '/paymesh.ledger.v1.MerchantAdminService/LookupPayment',
             paymesh_dot_ledger_dot_v1_dot_merchant__admin__service__pb2.LookupPaymentRequest.SerializeToString,
             paymesh_dot_ledger_dot_v1_dot_merchant__admin__service__pb2.LookupPaymentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetPaymentPolicy(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/paymesh.ledger.v1.MerchantAdminService/SetPaymentPolicy',
+            paymesh_dot_ledger_dot_v1_dot_merchant__admin__service__pb2.SetPaymentPolicyRequest.SerializeToString,
+            paymesh_dot_ledger_dot_v1_dot_merchant__admin__service__pb2.SetPaymentPolicyResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -22,10 +22,11 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fpaymesh/ledger/v1/payment.proto\x12\x11paymesh.ledger.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe7\x02\n\x08Transfer\x12\x10\n\x08\x63hain_id\x18\x01 \x01(\x04\x12\x0f\n\x07tx_hash\x18\x02 \x01(\t\x12\x11\n\tlog_index\x18\x03 \x01(\x03\x12\x14\n\x0c\x62lock_number\x18\x04 \x01(\x04\x12\x12\n\nblock_hash\x18\x05 \x01(\t\x12\x14\n\x0c\x66rom_address\x18\x06 \x01(\t\x12\x0e\n\x06\x61mount\x18\x07 \x01(\t\x12/\n\x05state\x18\x08 \x01(\x0e\x32 .paymesh.ledger.v1.TransferState\x12\x10\n\x08\x63redited\x18\t \x01(\x08\x12\x0c\n\x04late\x18\n \x01(\x08\x12/\n\x0bobserved_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rtoken_address\x18\x0c \x01(\t\x12\r\n\x05\x61sset\x18\r \x01(\t\x12-\n\x04kind\x18\x0e \x01(\x0e\x32\x1f.paymesh.ledger.v1.TransferKind\"\xdb\x05\n\x07Payment\x12\x12\n\npayment_id\x18\x01 \x01(\t\x12\x13\n\x0bmerchant_id\x18\x02 \x01(\t\x12\x10\n\x08\x63hain_id\x18\x03 \x01(\x04\x12\r\n\x05\x61sset\x18\x04 \x01(\t\x12\x15\n\rtoken_address\x18\x05 \x01(\t\x12\x10\n\x08\x64\x65\x63imals\x18\x06 \x01(\r\x12\x12\n\namount_due\x18\x07 \x01(\t\x12\x17\n\x0f\x61mount_received\x18\x08 \x01(\t\x12\x18\n\x10\x61mount_confirmed\x18\t \x01(\t\x12\x14\n\x0c\x61mount_swept\x18\n \x01(\t\x12\x17\n\x0f\x64\x65posit_address\x18\x0b \x01(\t\x12\x30\n\x06status\x18\x0c \x01(\x0e\x32 .paymesh.ledger.v1.PaymentStatus\x12\x19\n\x11merchant_order_id\x18\r \x01(\t\x12:\n\x08metadata\x18\x0e \x03(\x0b\x32(.paymesh.ledger.v1.Payment.MetadataEntry\x12\x1e\n\x16\x63onfirmations_required\x18\x0f \x01(\r\x12.\n\ncreated_at\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x12 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\ttransfers\x18\x13 \x03(\x0b\x32\x1b.paymesh.ledger.v1.Transfer\x12\x0f\n\x07version\x18\x14 \x01(\x04\x12\x15\n\rsweep_tx_hash\x18\x15 \x01(\t\x12\x11\n\tsweep_fee\x18\x16 \x01(\t\x12\x12\n\nsweep_dust\x18\x17 \x01(\t\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01*\xbb\x02\n\rPaymentStatus\x12\x1e\n\x1aPAYMENT_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n\x16PAYMENT_STATUS_PENDING\x10\x01\x12\x1b\n\x17PAYMENT_STATUS_DETECTED\x10\x02\x12\x1c\n\x18PAYMENT_STATUS_CONFIRMED\x10\x03\x12\x1c\n\x18PAYMENT_STATUS_UNDERPAID\x10\x04\x12\x1b\n\x17PAYMENT_STATUS_OVERPAID\x10\x05\x12\x1a\n\x16PAYMENT_STATUS_EXPIRED\x10\x06\x12\x1c\n\x18PAYMENT_STATUS_CANCELLED\x10\x07\x12$\n PAYMENT_STATUS_PAID_AFTER_EXPIRY\x10\x08\x12\x18\n\x14PAYMENT_STATUS_SWEPT\x10\t*\x83\x01\n\rTransferState\x12\x1e\n\x1aTRANSFER_STATE_UNSPECIFIED\x10\x00\x12\x17\n\x13TRANSFER_STATE_SEEN\x10\x01\x12\x1c\n\x18TRANSFER_STATE_CONFIRMED\x10\x02\x12\x1b\n\x17TRANSFER_STATE_ORPHANED\x10\x03*e\n\x0cTransferKind\x12\x1d\n\x19TRANSFER_KIND_UNSPECIFIED\x10\x00\x12\x19\n\x15TRANSFER_KIND_PAYMENT\x10\x01\x12\x1b\n\x17TRANSFER_KIND_GAS_TOPUP\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fpaymesh/ledger/v1/payment.proto\x12\x11paymesh.ledger.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xac\x03\n\x08Transfer\x12\x10\n\x08\x63hain_id\x18\x01 \x01(\x04\x12\x0f\n\x07tx_hash\x18\x02 \x01(\t\x12\x11\n\tlog_index\x18\x03 \x01(\x03\x12\x14\n\x0c\x62lock_number\x18\x04 \x01(\x04\x12\x12\n\nblock_hash\x18\x05 \x01(\t\x12\x14\n\x0c\x66rom_address\x18\x06 \x01(\t\x12\x0e\n\x06\x61mount\x18\x07 \x01(\t\x12/\n\x05state\x18\x08 \x01(\x0e\x32 .paymesh.ledger.v1.TransferState\x12\x10\n\x08\x63redited\x18\t \x01(\x08\x12\x0c\n\x04late\x18\n \x01(\x08\x12/\n\x0bobserved_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rtoken_address\x18\x0c \x01(\t\x12\r\n\x05\x61sset\x18\r \x01(\t\x12-\n\x04kind\x18\x0e \x01(\x0e\x32\x1f.paymesh.ledger.v1.TransferKind\x12\'\n\x05value\x18\x0f \x01(\x0b\x32\x18.paymesh.ledger.v1.Money\x12\x1a\n\x12\x61\x66ter_quote_expiry\x18\x10 \x01(\x08\")\n\x05Money\x12\x10\n\x08\x63urrency\x18\x01 \x01(\t\x12\x0e\n\x06\x61mount\x18\x02 \x01(\t\"\xd6\x01\n\x05Quote\x12\r\n\x05\x61sset\x18\x01 \x01(\t\x12\x10\n\x08\x63urrency\x18\x02 \x01(\t\x12\x0c\n\x04rate\x18\x03 \x01(\t\x12\x0e\n\x06source\x18\x04 \x01(\t\x12/\n\x0bobserved_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tquoted_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"=\n\x12\x43hainConfirmations\x12\x10\n\x08\x63hain_id\x18\x01 \x01(\x04\x12\x15\n\rconfirmations\x18\x02 \x01(\r\"V\n\x10\x43onfirmationTier\x12+\n\tmin_price\x18\x01 \x01(\x0b\x32\x18.paymesh.ledger.v1.Money\x12\x15\n\rconfirmations\x18\x02 \x01(\r\"\x8d\x02\n\rPaymentPolicy\x12\'\n\x1aunderpayment_tolerance_bps\x18\x01 \x01(\rH\x00\x88\x01\x01\x12<\n\rconfirmations\x18\x02 \x03(\x0b\x32%.paymesh.ledger.v1.ChainConfirmations\x12?\n\x12\x63onfirmation_tiers\x18\x03 \x03(\x0b\x32#.paymesh.ledger.v1.ConfirmationTier\x12\x35\n\x12watch_after_expiry\x18\x04 \x01(\x0b\x32\x19.google.protobuf.DurationB\x1d\n\x1b_underpayment_tolerance_bps\"\xd8\x08\n\x07Payment\x12\x12\n\npayment_id\x18\x01 \x01(\t\x12\x13\n\x0bmerchant_id\x18\x02 \x01(\t\x12\x10\n\x08\x63hain_id\x18\x03 \x01(\x04\x12\r\n\x05\x61sset\x18\x04 \x01(\t\x12\x15\n\rtoken_address\x18\x05 \x01(\t\x12\x10\n\x08\x64\x65\x63imals\x18\x06 \x01(\r\x12\x12\n\namount_due\x18\x07 \x01(\t\x12\x17\n\x0f\x61mount_received\x18\x08 \x01(\t\x12\x18\n\x10\x61mount_confirmed\x18\t \x01(\t\x12\x14\n\x0c\x61mount_swept\x18\n \x01(\t\x12\x17\n\x0f\x64\x65posit_address\x18\x0b \x01(\t\x12\x30\n\x06status\x18\x0c \x01(\x0e\x32 .paymesh.ledger.v1.PaymentStatus\x12\x19\n\x11merchant_order_id\x18\r \x01(\t\x12:\n\x08metadata\x18\x0e \x03(\x0b\x32(.paymesh.ledger.v1.Payment.MetadataEntry\x12\x1e\n\x16\x63onfirmations_required\x18\x0f \x01(\r\x12.\n\ncreated_at\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x12 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\ttransfers\x18\x13 \x03(\x0b\x32\x1b.paymesh.ledger.v1.Transfer\x12\x0f\n\x07version\x18\x14 \x01(\x04\x12\x15\n\rsweep_tx_hash\x18\x15 \x01(\t\x12\x11\n\tsweep_fee\x18\x16 \x01(\t\x12\x12\n\nsweep_dust\x18\x17 \x01(\t\x12\'\n\x05price\x18\x18 \x01(\x0b\x32\x18.paymesh.ledger.v1.Money\x12\'\n\x05quote\x18\x19 \x01(\x0b\x32\x18.paymesh.ledger.v1.Quote\x12\x30\n\x06policy\x18\x1a \x01(\x0b\x32 .paymesh.ledger.v1.PaymentPolicy\x12\x16\n\x0e\x61mount_minimum\x18\x1b \x01(\t\x12\x31\n\x0fvalue_confirmed\x18\x1c \x01(\x0b\x32\x18.paymesh.ledger.v1.Money\x12\x31\n\nresolution\x18\x1d \x01(\x0e\x32\x1d.paymesh.ledger.v1.Resolution\x12\x17\n\x0fresolution_note\x18\x1e \x01(\t\x12/\n\x0bresolved_at\x18\x1f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bwatch_until\x18  \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01*\xbb\x02\n\rPaymentStatus\x12\x1e\n\x1aPAYMENT_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n\x16PAYMENT_STATUS_PENDING\x10\x01\x12\x1b\n\x17PAYMENT_STATUS_DETECTED\x10\x02\x12\x1c\n\x18PAYMENT_STATUS_CONFIRMED\x10\x03\x12\x1c\n\x18PAYMENT_STATUS_UNDERPAID\x10\x04\x12\x1b\n\x17PAYMENT_STATUS_OVERPAID\x10\x05\x12\x1a\n\x16PAYMENT_STATUS_EXPIRED\x10\x06\x12\x1c\n\x18PAYMENT_STATUS_CANCELLED\x10\x07\x12$\n PAYMENT_STATUS_PAID_AFTER_EXPIRY\x10\x08\x12\x18\n\x14PAYMENT_STATUS_SWEPT\x10\t*\x83\x01\n\rTransferState\x12\x1e\n\x1aTRANSFER_STATE_UNSPECIFIED\x10\x00\x12\x17\n\x13TRANSFER_STATE_SEEN\x10\x01\x12\x1c\n\x18TRANSFER_STATE_CONFIRMED\x10\x02\x12\x1b\n\x17TRANSFER_STATE_ORPHANED\x10\x03*e\n\x0cTransferKind\x12\x1d\n\x19TRANSFER_KIND_UNSPECIFIED\x10\x00\x12\x19\n\x15TRANSFER_KIND_PAYMENT\x10\x01\x12\x1b\n\x17TRANSFER_KIND_GAS_TOPUP\x10\x02*X\n\nResolution\x12\x1a\n\x16RESOLUTION_UNSPECIFIED\x10\x00\x12\x17\n\x13RESOLUTION_ACCEPTED\x10\x01\x12\x15\n\x11RESOLUTION_REFUND\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,16 +35,28 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_PAYMENT_METADATAENTRY']._loaded_options = None
   _globals['_PAYMENT_METADATAENTRY']._serialized_options = b'8\001'
-  _globals['_PAYMENTSTATUS']._serialized_start=1184
-  _globals['_PAYMENTSTATUS']._serialized_end=1499
-  _globals['_TRANSFERSTATE']._serialized_start=1502
-  _globals['_TRANSFERSTATE']._serialized_end=1633
-  _globals['_TRANSFERKIND']._serialized_start=1635
-  _globals['_TRANSFERKIND']._serialized_end=1736
-  _globals['_TRANSFER']._serialized_start=88
-  _globals['_TRANSFER']._serialized_end=447
-  _globals['_PAYMENT']._serialized_start=450
-  _globals['_PAYMENT']._serialized_end=1181
-  _globals['_PAYMENT_METADATAENTRY']._serialized_start=1134
-  _globals['_PAYMENT_METADATAENTRY']._serialized_end=1181
+  _globals['_PAYMENTSTATUS']._serialized_start=2349
+  _globals['_PAYMENTSTATUS']._serialized_end=2664
+  _globals['_TRANSFERSTATE']._serialized_start=2667
+  _globals['_TRANSFERSTATE']._serialized_end=2798
+  _globals['_TRANSFERKIND']._serialized_start=2800
+  _globals['_TRANSFERKIND']._serialized_end=2901
+  _globals['_RESOLUTION']._serialized_start=2903
+  _globals['_RESOLUTION']._serialized_end=2991
+  _globals['_TRANSFER']._serialized_start=120
+  _globals['_TRANSFER']._serialized_end=548
+  _globals['_MONEY']._serialized_start=550
+  _globals['_MONEY']._serialized_end=591
+  _globals['_QUOTE']._serialized_start=594
+  _globals['_QUOTE']._serialized_end=808
+  _globals['_CHAINCONFIRMATIONS']._serialized_start=810
+  _globals['_CHAINCONFIRMATIONS']._serialized_end=871
+  _globals['_CONFIRMATIONTIER']._serialized_start=873
+  _globals['_CONFIRMATIONTIER']._serialized_end=959
+  _globals['_PAYMENTPOLICY']._serialized_start=962
+  _globals['_PAYMENTPOLICY']._serialized_end=1231
+  _globals['_PAYMENT']._serialized_start=1234
+  _globals['_PAYMENT']._serialized_end=2346
+  _globals['_PAYMENT_METADATAENTRY']._serialized_start=2299
+  _globals['_PAYMENT_METADATAENTRY']._serialized_end=2346
 # @@protoc_insertion_point(module_scope)

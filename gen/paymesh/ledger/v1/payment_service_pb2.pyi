@@ -12,7 +12,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class CreatePaymentRequest(_message.Message):
-    __slots__ = ("chain_id", "asset", "amount", "expires_in", "expires_at", "merchant_order_id", "metadata", "idempotency_key")
+    __slots__ = ("chain_id", "asset", "amount", "expires_in", "expires_at", "merchant_order_id", "metadata", "idempotency_key", "price", "policy")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -28,6 +28,8 @@ class CreatePaymentRequest(_message.Message):
     MERCHANT_ORDER_ID_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    PRICE_FIELD_NUMBER: _ClassVar[int]
+    POLICY_FIELD_NUMBER: _ClassVar[int]
     chain_id: int
     asset: str
     amount: str
@@ -36,7 +38,9 @@ class CreatePaymentRequest(_message.Message):
     merchant_order_id: str
     metadata: _containers.ScalarMap[str, str]
     idempotency_key: str
-    def __init__(self, chain_id: _Optional[int] = ..., asset: _Optional[str] = ..., amount: _Optional[str] = ..., expires_in: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., merchant_order_id: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
+    price: _payment_pb2.Money
+    policy: _payment_pb2.PaymentPolicy
+    def __init__(self, chain_id: _Optional[int] = ..., asset: _Optional[str] = ..., amount: _Optional[str] = ..., expires_in: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., merchant_order_id: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., idempotency_key: _Optional[str] = ..., price: _Optional[_Union[_payment_pb2.Money, _Mapping]] = ..., policy: _Optional[_Union[_payment_pb2.PaymentPolicy, _Mapping]] = ...) -> None: ...
 
 class CreatePaymentResponse(_message.Message):
     __slots__ = ("payment", "created")
@@ -103,6 +107,36 @@ class WatchPaymentRequest(_message.Message):
     PAYMENT_ID_FIELD_NUMBER: _ClassVar[int]
     payment_id: str
     def __init__(self, payment_id: _Optional[str] = ...) -> None: ...
+
+class RequotePaymentRequest(_message.Message):
+    __slots__ = ("payment_id",)
+    PAYMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    payment_id: str
+    def __init__(self, payment_id: _Optional[str] = ...) -> None: ...
+
+class RequotePaymentResponse(_message.Message):
+    __slots__ = ("payment", "requoted")
+    PAYMENT_FIELD_NUMBER: _ClassVar[int]
+    REQUOTED_FIELD_NUMBER: _ClassVar[int]
+    payment: _payment_pb2.Payment
+    requoted: bool
+    def __init__(self, payment: _Optional[_Union[_payment_pb2.Payment, _Mapping]] = ..., requoted: _Optional[bool] = ...) -> None: ...
+
+class ResolvePaymentRequest(_message.Message):
+    __slots__ = ("payment_id", "resolution", "note")
+    PAYMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    RESOLUTION_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
+    payment_id: str
+    resolution: _payment_pb2.Resolution
+    note: str
+    def __init__(self, payment_id: _Optional[str] = ..., resolution: _Optional[_Union[_payment_pb2.Resolution, str]] = ..., note: _Optional[str] = ...) -> None: ...
+
+class ResolvePaymentResponse(_message.Message):
+    __slots__ = ("payment",)
+    PAYMENT_FIELD_NUMBER: _ClassVar[int]
+    payment: _payment_pb2.Payment
+    def __init__(self, payment: _Optional[_Union[_payment_pb2.Payment, _Mapping]] = ...) -> None: ...
 
 class WatchPaymentResponse(_message.Message):
     __slots__ = ("payment",)

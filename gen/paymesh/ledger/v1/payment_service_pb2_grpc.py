@@ -62,6 +62,16 @@ class PaymentServiceStub:
                 request_serializer=paymesh_dot_ledger_dot_v1_dot_payment__service__pb2.WatchPaymentRequest.SerializeToString,
                 response_deserializer=paymesh_dot_ledger_dot_v1_dot_payment__service__pb2.WatchPaymentResponse.FromString,
                 _registered_method=True)
+        self.RequotePayment = channel.unary_unary(
+                '/paymesh.ledger.v1.PaymentService/RequotePayment',
+                request_serializer=paymesh_dot_ledger_dot_v1_dot_payment__service__pb2.RequotePaymentRequest.SerializeToString,
+                response_deserializer=paymesh_dot_ledger_dot_v1_dot_payment__service__pb2.RequotePaymentResponse.FromString,
+                _registered_method=True)
+        self.ResolvePayment = channel.unary_unary(
+                '/paymesh.ledger.v1.PaymentService/ResolvePayment',
+                request_serializer=paymesh_dot_ledger_dot_v1_dot_payment__service__pb2.ResolvePaymentRequest.SerializeToString,
+                response_deserializer=paymesh_dot_ledger_dot_v1_dot_payment__service__pb2.ResolvePaymentResponse.FromString,
+                _registered_method=True)
 
 
 class PaymentServiceServicer:
@@ -112,6 +122,27 @@ class PaymentServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RequotePayment(self, request, context):
+        """RequotePayment locks a fresh rate for a priced PENDING payment whose quote's
+        lock window has ended (the checkout calls it when the customer comes back):
+        amount_due is recomputed from the price, a `requoted` event is published. A
+        quote still in its window is kept (requoted false); a payment that has received
+        anything, or is not priced, fails with FAILED_PRECONDITION. Never done silently.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResolvePayment(self, request, context):
+        """ResolvePayment closes an UNDERPAID, OVERPAID or PAID_AFTER_EXPIRY payment as
+        accepted or to be refunded (Coinbase Commerce's UNRESOLVED -> RESOLVED), with a
+        `resolved` event. Resolving again with the same resolution returns the payment
+        unchanged; another resolution, or any other outcome, fails with FAILED_PRECONDITION.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PaymentServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -139,6 +170,16 @@ def add_PaymentServiceServicer_to_server(servicer, server):
                     servicer.WatchPayment,
                     request_deserializer=paymesh_dot_ledger_dot_v1_dot_payment__service__pb2.WatchPaymentRequest.FromString,
                     response_serializer=paymesh_dot_ledger_dot_v1_dot_payment__service__pb2.WatchPaymentResponse.SerializeToString,
+            ),
+            'RequotePayment': grpc.unary_unary_rpc_method_handler(
+                    servicer.RequotePayment,
+                    request_deserializer=paymesh_dot_ledger_dot_v1_dot_payment__service__pb2.RequotePaymentRequest.FromString,
+                    response_serializer=paymesh_dot_ledger_dot_v1_dot_payment__service__pb2.RequotePaymentResponse.SerializeToString,
+            ),
+            'ResolvePayment': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResolvePayment,
+                    request_deserializer=paymesh_dot_ledger_dot_v1_dot_payment__service__pb2.ResolvePaymentRequest.FromString,
+                    response_serializer=paymesh_dot_ledger_dot_v1_dot_payment__service__pb2.ResolvePaymentResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -279,6 +320,60 @@ class PaymentService:
             '/paymesh.ledger.v1.PaymentService/WatchPayment',
             paymesh_dot_ledger_dot_v1_dot_payment__service__pb2.WatchPaymentRequest.SerializeToString,
             paymesh_dot_ledger_dot_v1_dot_payment__service__pb2.WatchPaymentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RequotePayment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/paymesh.ledger.v1.PaymentService/RequotePayment',
+            paymesh_dot_ledger_dot_v1_dot_payment__service__pb2.RequotePaymentRequest.SerializeToString,
+            paymesh_dot_ledger_dot_v1_dot_payment__service__pb2.RequotePaymentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResolvePayment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/paymesh.ledger.v1.PaymentService/ResolvePayment',
+            paymesh_dot_ledger_dot_v1_dot_payment__service__pb2.ResolvePaymentRequest.SerializeToString,
+            paymesh_dot_ledger_dot_v1_dot_payment__service__pb2.ResolvePaymentResponse.FromString,
             options,
             channel_credentials,
             insecure,

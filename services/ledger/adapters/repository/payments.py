@@ -41,6 +41,11 @@ NEW_PAYMENT_COLUMNS = ColumnList(
     Column("confirmations_required", "int"),
     Column("created_at", "timestamptz"),
     Column("expires_at", "timestamptz"),
+    Column("price_currency", "varchar"),
+    Column("price_amount", "numeric"),
+    Column("quote", "jsonb"),
+    Column("underpayment_tolerance_bps", "int"),
+    Column("watch_until", "timestamptz"),
 )
 # What the deposit address and the `created` outbox event take besides.
 CREATED_WITH_COLUMNS = ColumnList(
@@ -112,11 +117,20 @@ def creation_row(
         "confirmations_required": payment.confirmations_required,
         "created_at": payment.created_at,
         "expires_at": payment.expires_at,
+        "price_currency": None if payment.price is None else payment.price.currency.code,
+        "price_amount": None if payment.price is None else str(payment.price.amount),
+        "quote": _quote_json(payment),
+        "underpayment_tolerance_bps": payment.tolerance_bps,
+        "watch_until": payment.watch_until,
         "from_block": from_block,
         "event_id": created.event_id,
         "subject": outbox.event_subject(created),
         "payload": outbox.event_payload(created),
     }
+
+
+def _quote_json(payment: PaymentRecord) -> str | None:
+    return None if payment.quote is None else json.dumps(payment.quote.to_json())
 
 
 async def create_payments(pool: asyncpg.Pool, rows: list[dict[str, Any]]) -> set[str]:
@@ -228,6 +242,7 @@ async def payments_to_expire(conn: AsyncConnection, now: datetime, limit: int) -
 # The fields payment_state.py re-derives or a use case sets, written back as they
 # are on the record (PaymentRecord attributes of the same names).
 PAYMENT_STATE_COLUMNS = ColumnList(
+    Column("amount_due", "numeric", str),
     Column("amount_received", "numeric", str),
     Column("amount_confirmed", "numeric", str),
     Column("amount_swept", "numeric", str),
@@ -240,6 +255,11 @@ PAYMENT_STATE_COLUMNS = ColumnList(
     Column("sweep_tx_hash", "varchar"),
     Column("sweep_fee", "numeric", str),
     Column("sweep_dust", "numeric", str),
+    Column("resolution", "varchar", lambda resolution: None if resolution is None else resolution.value),
+    Column("resolution_note", "varchar"),
+    Column("resolved_at", "timestamptz"),
+    # A requote replaces the quote (and amount_due).
+    Column("quote", "jsonb", lambda quote: None if quote is None else json.dumps(quote.to_json())),
 )
 SAVE_PAYMENT_COLUMNS = (
     ColumnList(Column("id", "varchar")) + PAYMENT_STATE_COLUMNS + ColumnList(Column("sweepable", "bool"))

@@ -31,6 +31,7 @@ TRANSFER_COLUMNS = ColumnList(
     Column("late", "boolean"),
     Column("asset", "varchar"),
     Column("kind", "varchar"),
+    Column("after_quote_expiry", "boolean"),
 )
 
 # Replays (the identity constraint) and transfers of orphaned blocks (a transfer

@@ -30,17 +30,17 @@ async def xmin_horizon(conn: AsyncConnection) -> int:
 
 
 async def active_addresses(
-    conn: AsyncConnection, chain_id: int, *, after_id: int, active_since: datetime, limit: int
+    conn: AsyncConnection, chain_id: int, *, after_id: int, now: datetime, limit: int
 ) -> list[tuple[WatchedAddressRecord, int]]:
-    """Addresses of payments that can still receive funds worth watching (not
-    expired before `active_since`), in id order, with their txid."""
+    """Addresses of payments that can still receive funds worth watching (their
+    policy's watch_until not passed), in id order, with their txid."""
     query = (
         select(*_FEED_COLUMNS)
         .join(PAYMENTS, PAYMENTS.c.id == DEPOSIT_ADDRESSES.c.payment_id)
         .where(
             DEPOSIT_ADDRESSES.c.chain_id == chain_id,
             DEPOSIT_ADDRESSES.c.id > after_id,
-            PAYMENTS.c.expires_at >= active_since,
+            PAYMENTS.c.watch_until >= now,
         )
         .order_by(DEPOSIT_ADDRESSES.c.id)
         .limit(limit)
