@@ -23,6 +23,8 @@ class Reason(StrEnum):
     SERVICE_TOKEN_WRONG = "SERVICE_TOKEN_WRONG"  # a service-to-service or operator token that does not match
     API_DISABLED = "API_DISABLED"  # the operator has not set this API's token
     SWEEP_LEASE_NOT_HELD = "SWEEP_LEASE_NOT_HELD"  # another sweeper holds (or the lease expired)
+    RATE_NOT_CONFIGURED = "RATE_NOT_CONFIGURED"  # no rate source in rates.yaml for the asset and currency asked
+    ASSET_DEPEGGED = "ASSET_DEPEGGED"  # a fixed-rate asset's guard price is too far from its peg
 
 
 class DomainError(Exception):
