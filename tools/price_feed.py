@@ -34,7 +34,7 @@ import eth_abi
 from eth_account import Account
 from eth_utils import function_signature_to_4byte_selector, to_checksum_address
 
-from tools.pay import DEFAULT_RPC, Rpc, send
+from tools.pay import DEFAULT_RPC, Rpc, wait_receipt
 
 ARTIFACT = Path(__file__).resolve().parent / "contracts" / "TestPriceFeed.json"
 # keccak256("paymesh price feed deployer (anvil only)"): public, worthless off anvil.
@@ -46,6 +46,7 @@ ETH_USD_ANSWER = Decimal("3000.00")
 TUSD_USD_ANSWER = Decimal("1.00")
 FEED_GAS = 1_500_000
 _FUNDS = 10**21  # 1000 ETH for the deployer's gas
+_TIP = 10**9  # 1 gwei
 
 
 def artifact() -> dict[str, Any]:
@@ -62,6 +63,32 @@ def scaled_answer(answer: Decimal, decimals: int) -> int:
 
 def _calldata(signature: str, types: list[str], args: list[Any]) -> str:
     return "0x" + (function_signature_to_4byte_selector(signature) + eth_abi.encode(types, args)).hex()
+
+
+def send(rpc: Rpc, key: str, *, to: str | None, data: str, gas: int) -> dict[str, Any]:
+    """An EIP-1559 transaction with a fixed 1 gwei tip, mined and successful; its receipt.
+    (A fixed tip, not a multiple of eth_gasPrice: anvil suggests prices from recent tips,
+    so paying a multiple of its suggestion would double it with every transaction.)"""
+    sender = Account.from_key(key).address
+    base_fee = int(rpc("eth_getBlockByNumber", "latest", False)["baseFeePerGas"], 16)
+    tx: dict[str, Any] = {
+        "type": 2,
+        "chainId": int(rpc("eth_chainId"), 16),
+        "nonce": int(rpc("eth_getTransactionCount", sender, "pending"), 16),
+        "maxPriorityFeePerGas": _TIP,
+        "maxFeePerGas": 2 * base_fee + _TIP,
+        "gas": gas,
+        "value": 0,
+        "data": data,
+    }
+    if to is not None:
+        tx["to"] = to_checksum_address(to)
+    signed = Account.sign_transaction(tx, key)
+    tx_hash = rpc("eth_sendRawTransaction", "0x" + signed.raw_transaction.hex().removeprefix("0x"))
+    receipt = wait_receipt(rpc, tx_hash)
+    if int(receipt["status"], 16) != 1:
+        raise RuntimeError(f"transaction {tx_hash} reverted")
+    return receipt
 
 
 def _fund_deployer(rpc: Rpc) -> None:

@@ -219,13 +219,14 @@ async def start_rates(
     store: RateStore | None = None
     keeper: LeaseKeeper | None = None
     if nc is not None:
+        holder = holder or default_holder()
         js = nc.jetstream()
-        store = RateStore(await ensure_bucket(js, RATES_BUCKET, description="ledger rates, one key per pair"))
+        store = RateStore(await ensure_bucket(js, RATES_BUCKET, description="ledger rates, one key per pair"), holder)
         lease_kv = await ensure_bucket(
             js, LEASE_BUCKET, ttl=lease_ttl, description="ledger leases (rates: the replica that fetches rates)"
         )
         ttl = await effective_ttl(lease_kv, lease_ttl, LEASE_BUCKET)
-        keeper = LeaseKeeper(KvLease(lease_kv, LEASE_KEY, holder or default_holder()), ttl, name="ledger rates writer")
+        keeper = LeaseKeeper(KvLease(lease_kv, LEASE_KEY, holder), ttl, name="ledger rates writer")
     refresher = RateRefresher(book, sources, refresh_seconds=config.refresh_seconds, store=store, keeper=keeper)
     refresher.export_ages()
 

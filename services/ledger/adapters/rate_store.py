@@ -30,11 +30,12 @@ def rate_key(asset: str, currency: str) -> str:
 
 
 class RateStore:
-    def __init__(self, kv: KeyValue) -> None:
+    def __init__(self, kv: KeyValue, writer: str = "") -> None:
         self._kv = kv
+        self.writer = writer  # named in every value this replica writes
 
     async def put(self, rule: PairRule, reading: PairReading) -> None:
-        await self._kv.put(rate_key(rule.asset, rule.currency), encode_reading(rule, reading))
+        await self._kv.put(rate_key(rule.asset, rule.currency), encode_reading(rule, reading, self.writer))
 
     async def get(self, asset: str, currency: str) -> tuple[str, str, PairReading] | None:
         try:

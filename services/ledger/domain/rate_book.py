@@ -220,10 +220,12 @@ def _rate_json(rate: Rate) -> dict[str, Any]:
     return {"value": f"{rate.value:f}", "source": rate.source, "observed_at": _time(rate.observed_at)}
 
 
-def encode_reading(rule: PairRule, reading: PairReading) -> bytes:
+def encode_reading(rule: PairRule, reading: PairReading, writer: str = "") -> bytes:
     """The KV value of a pair: JSON with the rate as a decimal string, its source and
-    observed_at, the last error, and for a guarded fixed pair the guard's deviation."""
+    observed_at, the last error, who wrote it, and for a guarded fixed pair the
+    guard's price and deviation."""
     body: dict[str, Any] = {
+        "writer": writer,
         "asset": rule.asset,
         "currency": rule.currency,
         "source": rule.quoted_source(),
@@ -259,6 +261,16 @@ def _parse_time(value: Any, what: str) -> datetime:
     if parsed.tzinfo is None:
         raise ReadingFormatError(f"{what} has no time zone")
     return parsed
+
+
+def decode_writer(data: bytes) -> str:
+    """Who wrote a KV value ("" if unknown)."""
+    try:
+        body = json.loads(data)
+    except ValueError:
+        return ""
+    writer = body.get("writer") if isinstance(body, dict) else ""
+    return writer if isinstance(writer, str) else ""
 
 
 def decode_reading(data: bytes) -> tuple[str, str, PairReading]:
