@@ -39,7 +39,7 @@ from paymesh.ledger.v1 import merchant_admin_service_pb2 as apb
 from paymesh.ledger.v1 import merchant_admin_service_pb2_grpc as agrpc
 
 from services.common import local_mesh
-from tools import devstack
+from tools import devstack, price_feed
 from tools.services import REPO_ROOT, ServiceProcess
 
 # The demo's keys come from anvil's well-known dev mnemonic: never use it for real funds.
@@ -247,6 +247,7 @@ def start_mesh(
             **stack.env,
             **dev_secrets(data),
             "PAYMESH_CHAINS_FILE": str(REPO_ROOT / "chains.yaml"),
+            "PAYMESH_RATES_FILE": str(REPO_ROOT / "rates.yaml"),
             "PAYMESH_ALLOW_PRIVATE_WEBHOOKS": "true",  # local development: webhooks to localhost
             "PAYMESH_LOG_LEVEL": os.environ.get("PAYMESH_LOG_LEVEL", "INFO"),
             # One sweeper here, so a stable id: restarted, it takes its own leases
@@ -261,6 +262,8 @@ def start_mesh(
         env.update(extra_env or {})
         mesh.env = env
         log("test token:", ensure_test_token(env["PAYMESH_ANVIL_RPC_URL"]))
+        # rates.yaml's ETH/USD and TUSD/USD: stand-in Chainlink feeds on anvil (tools/price_feed.py).
+        log("price feeds:", price_feed.ensure_price_feeds(env["PAYMESH_ANVIL_RPC_URL"]))
         mesh.ports.update(chosen)
         for name in mesh.ports:
             log(f"starting {name} on {mesh.addr(name)}")

@@ -46,6 +46,7 @@ from services.ledger.index_allocation import IndexAllocator
 from services.ledger.merchants import MerchantsService
 from services.ledger.outbox import OutboxRelay
 from services.ledger.payments import PaymentsService, RateBook
+from services.ledger.rate_refresher import start_rates
 from services.ledger.settings import LedgerSettings
 from services.ledger.sweeps import SweepService
 from services.ledger.watched_address_feed import WatchedAddressFeed
@@ -94,6 +95,7 @@ class LedgerApp:
             ack_wait=s.consumer_ack_wait_seconds,
         )
 
+        self.rates, rate_tasks = await start_rates(s, self.chains, self.nc, self.stop_event)
         relay = OutboxRelay(
             self.engine,
             self.hot_pool,
@@ -168,6 +170,7 @@ class LedgerApp:
                 name="chain-consumer",
             ),
             asyncio.create_task(watch_health(self.grpc, self._dependencies_ok, self.stop_event), name="health"),
+            *rate_tasks,
         ]
         port = await self.grpc.start()
         self.metrics_port = start_metrics_server(s.metrics_port)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field, SecretStr
 
 from services.common.settings import ADDRESS_FEED_TOKEN, MERCHANT_DIRECTORY_TOKEN, SWEEP_LEDGER_TOKEN, CommonSettings
@@ -35,3 +37,7 @@ class LedgerSettings(CommonSettings):
     consumer_batch: int = Field(256, ge=1, le=5000)
     consumer_ack_wait_seconds: float = Field(30.0, ge=1, description="redelivery delay of an unacked chain event")
     allow_private_webhooks: bool = Field(False, description="allow webhook URLs on private/loopback hosts")
+    rates_file: Path = Field(
+        Path("rates.yaml"),
+        description="path of rates.yaml (fiat rate sources); the default path absent means no fiat pricing",
+    )

@@ -20,6 +20,14 @@ def chains_file(stack_dir: Path) -> Path:
     return write_chains_file(stack_dir / "chains.yaml")
 
 
+def no_rates_file(folder: Path) -> Path:
+    """A rates.yaml with no sources: the shared ledger prices in base units only
+    (tests/integration/test_ledger_fiat.py runs one with sources)."""
+    path = folder / "no-rates.yaml"
+    path.write_text("rates: []\n")
+    return path
+
+
 def ledger_settings(database_url: str, nats_url: str, chains_file: Path, **extra) -> LedgerSettings:
     return LedgerSettings(
         database_url=database_url,
@@ -31,7 +39,7 @@ def ledger_settings(database_url: str, nats_url: str, chains_file: Path, **extra
         expiry_interval_seconds=0.2,
         shutdown_grace_seconds=1.0,
         allow_private_webhooks=True,  # test receivers listen on loopback
-        **extra,
+        **{"rates_file": no_rates_file(Path(chains_file).parent), **extra},
     )
 
 

@@ -214,7 +214,7 @@ async def test_an_overpayment_resolves_to_refund_and_a_confirmed_one_cannot(merc
 
 
 async def test_priced_payments_need_rate_sources(ledger, merchant):
-    """This ledger has no rates.yaml: a price is refused with the reason, nothing stored."""
+    """This ledger configures no rate sources: a price is refused with the reason, nothing stored."""
     before = await count_payments(ledger, merchant.merchant_id)
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await merchant.create(amount="", price=pb.Money(currency="USD", amount="19.99"))
