@@ -203,3 +203,19 @@ def test_an_absent_default_file_means_no_rates_but_an_explicit_path_must_exist(t
     monkeypatch.setenv("PAYMESH_RATES_FILE", str(tmp_path / "missing.yaml"))
     with pytest.raises(RatesConfigError, match="file not found"):
         load_rates_file(LedgerSettings(), CHAINS)
+
+
+@pytest.mark.parametrize(
+    ("rates", "chains", "env"),
+    [
+        (
+            "deploy/k8s/base/config/rates.yaml",
+            "deploy/k8s/base/config/chains.yaml",
+            {"PAYMESH_ETHEREUM_RPC_URL": "https://x"},
+        ),
+        ("deploy/k8s/overlays/dev/rates-anvil.yaml", "deploy/k8s/overlays/dev/chains-anvil.yaml", {}),
+    ],
+)
+def test_the_deployed_rates_files_load_against_their_chains(rates, chains, env):
+    parsed = load_rates(REPO / rates, load_chains(REPO / chains, env=env), env=env)
+    assert parsed.rates and any(isinstance(r, FixedRate) and r.guard is not None for r in parsed.rates)
