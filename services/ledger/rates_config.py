@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from eth_utils import is_address, to_checksum_address
+from eth_utils import is_checksum_address, is_hex_address, to_checksum_address
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from services.common.chains import ChainConfigError, Chains
@@ -94,8 +94,12 @@ class ChainlinkRate(_Pair):
     @field_validator("feed")
     @classmethod
     def _checksum(cls, value: str) -> str:
-        if not isinstance(value, str) or not is_address(value):
-            raise ValueError(f"not an EVM address (or a wrong checksum): {str(value)[:60]!r}")
+        if not isinstance(value, str) or not is_hex_address(value):
+            raise ValueError(f"not an EVM address (0x and 40 hex digits): {str(value)[:60]!r}")
+        body = value[2:]
+        if body != body.lower() and body != body.upper() and not is_checksum_address(value):
+            # Mixed case is an EIP-55 checksum: a wrong one means a mistyped address.
+            raise ValueError(f"not an EVM address: {value!r} has a wrong EIP-55 checksum (mistyped?)")
         return to_checksum_address(value)
 
     def describe(self) -> str:

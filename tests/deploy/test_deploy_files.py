@@ -24,7 +24,7 @@ K8S_VERSION = "1.33.0"
 
 
 def known_env_vars() -> set[str]:
-    """Every PAYMESH_* variable some service reads, plus those chains files expand."""
+    """Every PAYMESH_* variable some service reads, plus those chains and rates files expand."""
     names = {"PAYMESH_SERVICE", "PAYMESH_FAILPOINTS"}
     for service in SERVICES:
         if not (ROOT / "services" / service / "settings.py").exists():
@@ -39,8 +39,10 @@ def known_env_vars() -> set[str]:
                     for choice in getattr(alias, "choices", [alias] if isinstance(alias, str) else []):
                         if isinstance(choice, str):
                             names.add(choice.upper())
-    for chains in [ROOT / "chains.yaml", *ROOT.glob("deploy/**/chains*.yaml")]:
-        names |= set(re.findall(r"\$\{(PAYMESH_[A-Z0-9_]+)", chains.read_text()))
+    config_files = [ROOT / "chains.yaml", ROOT / "rates.yaml"]
+    config_files += [*ROOT.glob("deploy/**/chains*.yaml"), *ROOT.glob("deploy/**/rates*.yaml")]
+    for path in config_files:
+        names |= set(re.findall(r"\$\{(PAYMESH_[A-Z0-9_]+)", path.read_text()))
     return names
 
 

@@ -293,8 +293,11 @@ def decode_reading(data: bytes) -> tuple[str, str, PairReading]:
     if raw is not None:
         if not isinstance(raw, dict) or not isinstance(raw.get("source"), str):
             raise ReadingFormatError("rate is not an object with a source")
+        text = raw.get("value")
+        if not isinstance(text, str):
+            raise ReadingFormatError("rate value is not a decimal string")
         try:
-            value = parse_rate(raw.get("value"))  # type: ignore[arg-type]
+            value = parse_rate(text)
         except PricingError as err:
             raise ReadingFormatError(f"rate value: {err}") from None
         rate = Rate(asset, currency, value, raw["source"], _parse_time(raw.get("observed_at"), "rate observed_at"))
