@@ -77,7 +77,7 @@ def test_the_refusal_quotes_the_sources_last_error():
     with pytest.raises(Unavailable) as caught:
         b.rate("ETH", "USD", T0)
     assert caught.value.message == f"no usable ETH/USD rate: {error}"
-    assert caught.value.reason == "UNAVAILABLE"
+    assert caught.value.reason == Reason.RATE_UNAVAILABLE
     # A failed fetch keeps the last good rate while it is young enough ...
     b.apply("ETH", "USD", PairReading(rate("3000", T0)))
     b.apply("ETH", "USD", PairReading(None, "coinbase: no answer within 5 s", T0 + timedelta(seconds=10)))
