@@ -1,6 +1,13 @@
 """Sweep bookkeeping for the sweeper: leases, write-ahead transaction records,
 completion. The ledger never signs anything; it remembers what was signed so a
-crashed sweeper rebroadcasts the same transaction instead of signing a new one."""
+crashed sweeper rebroadcasts the same transaction instead of signing a new one.
+
+A sweep job is one (payment, chain, asset). Until payment options exist a payment
+has exactly one, its own chain and asset: the requests that name a job
+(RecordSweepTransaction, CompleteSweep, ReleaseSweep) may leave chain_id and asset
+empty for it, and anything else they name is refused (`check_job`). A sweep
+transaction's asset (SweepTransaction.asset) is its job's, so today the
+payment's: derived from the payment, not stored (`JobTransaction`)."""
 
 from __future__ import annotations
 
@@ -8,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.common.errors import FailedPrecondition, InvalidArgument, NotFound, Reason
 from services.common.page_tokens import PageTokens, filter_fingerprint, page_size
@@ -39,6 +46,29 @@ class NewSweepTx:
     max_priority_fee_per_gas: int | None
     replaces_tx_hash: str
     l1_fee_reserve: int = 0
+    asset: str = ""  # the sweep job's asset; "" = the payment's own
+
+
+@dataclass(frozen=True)
+class JobTransaction:
+    """A recorded sweep transaction and the asset of the sweep job it belongs to
+    (SweepTransaction.asset; a gas top-up's is the asset of the job it tops up for)."""
+
+    tx: SweepTxRecord
+    asset: str
+
+
+def check_job(payment: PaymentRecord, chain_id: int, asset: str, fields: str = "") -> None:
+    """(payment, chain_id, asset) must name one of the payment's sweep jobs: 0 and ""
+    name its own chain and asset, which is its only job until payment options exist.
+    `fields` prefixes the field names in the message ("transaction.")."""
+    if (not chain_id or chain_id == payment.chain_id) and (not asset or asset == payment.asset):
+        return
+    named = f"{fields}chain_id {chain_id or payment.chain_id} and {fields}asset {(asset or payment.asset)[:32]!r}"
+    raise FailedPrecondition(
+        f"payment {payment.id} has one sweep job, {payment.asset} on chain {payment.chain_id}, but the request "
+        f"names {named}: name that job, or leave {fields}chain_id and {fields}asset empty for the payment's own"
+    )
 
 
 def _tx_hash(value: str, field: str = "tx_hash") -> str:
@@ -84,7 +114,7 @@ class SweepService:
                 )
         return jobs
 
-    async def record(self, worker_id: str, tx: NewSweepTx) -> SweepTxRecord:
+    async def record(self, worker_id: str, tx: NewSweepTx) -> JobTransaction:
         tx_hash = _tx_hash(tx.tx_hash)
         replaces = _tx_hash(tx.replaces_tx_hash, "transaction.replaces_tx_hash") if tx.replaces_tx_hash else ""
         token = checksum_address(tx.token_address, "transaction.token_address") if tx.token_address else None
@@ -96,10 +126,11 @@ class SweepService:
         async with self._engine.begin() as conn:
             existing = await repo.sweeps.get_sweep_tx(conn, tx_hash)
             if existing is not None:
-                return existing  # recording twice is a no-op
+                return await _with_asset(conn, existing)  # recording twice is a no-op
             payment = await repo.payments.get_payment(conn, tx.payment_id)
             if payment is None:
                 raise NotFound(f"payment {tx.payment_id} not found")
+            check_job(payment, tx.chain_id, tx.asset, "transaction.")
             if not await repo.sweeps.holds_lease(conn, tx.payment_id, worker_id, now):
                 raise FailedPrecondition(
                     f"worker {worker_id!r} does not hold the sweep lease of {tx.payment_id}; claim it first",
@@ -133,11 +164,11 @@ class SweepService:
                 await repo.transfers.mark_gas_topup_transfers(conn, payment.id, tx_hash)
             stored = await repo.sweeps.get_sweep_tx(conn, tx_hash)
         assert stored is not None
-        return stored
+        return JobTransaction(stored, payment.asset)
 
     async def update(
         self, tx_hash: str, state: str, block_number: int, error: str, fee: int | None = None
-    ) -> SweepTxRecord:
+    ) -> JobTransaction:
         """`fee`: what the transaction paid per its receipt (None: keep the recorded one).
         Back to BROADCAST (its block left the chain) forgets the fee of that block."""
         tx_hash = _tx_hash(tx_hash)
@@ -158,18 +189,22 @@ class SweepService:
                 values["fee"] = None
             await repo.sweeps.update_sweep_tx(conn, tx_hash, **values)
             stored = await repo.sweeps.get_sweep_tx(conn, tx_hash)
-        assert stored is not None
-        return stored
+            assert stored is not None
+            return await _with_asset(conn, stored)
 
-    async def complete(self, payment_id: str, tx_hash: str, amount: int, fee: int) -> PaymentRecord:
-        """The sweep transaction is confirmed: it moved `amount` to the treasury and paid
-        `fee` (its receipt). The payment's figures follow domain/accounting.py."""
+    async def complete(
+        self, payment_id: str, tx_hash: str, amount: int, fee: int, *, chain_id: int = 0, asset: str = ""
+    ) -> PaymentRecord:
+        """The sweep transaction of the job (payment_id, chain_id, asset) is confirmed: it
+        moved `amount` to the treasury and paid `fee` (its receipt). The payment's figures
+        follow domain/accounting.py."""
         tx_hash = _tx_hash(tx_hash)
         now = utcnow()
         async with self._engine.begin() as conn:
             payment = await repo.payments.get_payment(conn, payment_id, for_update=True)
             if payment is None:
                 raise NotFound(f"payment {payment_id} not found")
+            check_job(payment, chain_id, asset)
             tx = await repo.sweeps.get_sweep_tx(conn, tx_hash, for_update=True)
             if tx is None or tx.payment_id != payment_id or tx.kind != "sweep":
                 raise FailedPrecondition(f"{tx_hash} is not a recorded sweep transaction of {payment_id}")
@@ -199,9 +234,16 @@ class SweepService:
         self._on_outbox()
         return payment
 
-    async def release(self, payment_id: str, worker_id: str, error: str, retry_after: int) -> None:
+    async def release(
+        self, payment_id: str, worker_id: str, error: str, retry_after: int, *, chain_id: int = 0, asset: str = ""
+    ) -> None:
+        """Give the job (payment_id, chain_id, asset) back: today the payment's one lease."""
         due = utcnow() + timedelta(seconds=max(1, retry_after))
         async with self._engine.begin() as conn:
+            if chain_id or asset:
+                payment = await repo.payments.get_payment(conn, payment_id)
+                if payment is not None:  # unknown: "does not hold the lease", as without them
+                    check_job(payment, chain_id, asset)
             if not await repo.sweeps.release_sweep(conn, payment_id, worker_id, error[:2000], due):
                 raise FailedPrecondition(
                     f"worker {worker_id!r} does not hold the sweep lease of {payment_id}",
@@ -226,11 +268,21 @@ class SweepService:
         return count
 
     async def list(
-        self, *, chain_id: int, payment_id: str, merchant_id: str, states: list[str], size: int, token: str
-    ) -> tuple[list[SweepTxRecord], str]:
+        self,
+        *,
+        chain_id: int,
+        payment_id: str,
+        merchant_id: str,
+        states: list[str],
+        size: int,
+        token: str,
+        asset: str = "",
+    ) -> tuple[list[JobTransaction], str]:
+        """`asset`: only the transactions of sweep jobs of that asset (empty: all)."""
         limit = page_size(size)
         scope = "ListSweepTransactions|internal"
-        filters = filter_fingerprint(chain_id, payment_id, merchant_id, sorted(states))
+        # The asset joins the fingerprint only when given: tokens issued without it stay valid.
+        filters = filter_fingerprint(chain_id, payment_id, merchant_id, sorted(states), *([asset] if asset else []))
         after = self._tokens.read(scope, token, int, filters)
         async with self._engine.connect() as conn:
             rows = await repo.sweeps.list_sweep_txs(
@@ -241,9 +293,17 @@ class SweepService:
                 states=states,
                 after=after,  # type: ignore[arg-type]
                 limit=limit + 1,
+                asset=asset,
             )
+            assets = await repo.sweeps.job_assets(conn, {r.payment_id for r in rows[:limit]})
         token_out = ""
         if len(rows) > limit:
             rows = rows[:limit]
             token_out = self._tokens.issue(scope, rows[-1].created_at, rows[-1].id, filters)
-        return rows, token_out
+        return [JobTransaction(r, assets.get(r.payment_id, "")) for r in rows], token_out
+
+
+async def _with_asset(conn: AsyncConnection, tx: SweepTxRecord) -> JobTransaction:
+    """`tx` with its sweep job's asset (the payment's, until payment options)."""
+    assets = await repo.sweeps.job_assets(conn, {tx.payment_id})
+    return JobTransaction(tx, assets.get(tx.payment_id, ""))

@@ -29,8 +29,20 @@ hands. It checks the RPC serves the configured chain and answers (the chain's
 health), rebroadcasts gas top-ups the node lost (gas_wallet.py), and claims up
 to the free slots (PAYMESH_SWEEPER_CONCURRENCY in flight, PAYMESH_SWEEPER_BATCH_SIZE
 a round); claiming again renews the ledger leases of the payments in flight.
-Each claimed payment is swept by payment_sweep.PaymentSweep in its own task;
+Each claimed sweep job is swept by payment_sweep.PaymentSweep in its own task;
 whatever ends it early becomes a release through the one table in releases.py.
+
+A sweep job is one (payment, chain, asset), its SweepJobKey (domain/model.py):
+a payment that accepts several assets on one deposit address has one job per
+asset, so everything here that is per job (the sweeps in flight, the hold-backs,
+the releases) is keyed by it, and jobs of one payment complete and release on
+their own. Jobs that sign with the same deposit key (two assets of one payment on
+this chain) are swept one after the other, never at once: their nonces come from
+that one key. Which goes first (`signing_order`): a job with recorded transactions
+still open (resume before anything new is signed with that key), then a
+native-coin job (its sweep leaves the address at exactly zero, so a token job
+after it pays its gas from a top-up, never from the native job's funds). The ones
+waiting stay leased and start in a later round.
 """
 
 from __future__ import annotations
@@ -49,7 +61,7 @@ from services.common.evm_rpc import MalformedResponse, RpcError, RpcUnavailable
 from services.common.lease import LeaseKeeper
 from services.sweeper import metrics
 from services.sweeper.adapters.key_store import DerivedKey, KeyStore
-from services.sweeper.domain.model import ChainStatus, Job
+from services.sweeper.domain.model import ChainStatus, Job, SweepJobKey
 from services.sweeper.domain.policy import SweepPolicy
 from services.sweeper.domain.releases import Release, ReleaseCategory
 from services.sweeper.gas_wallet import GasWallet
@@ -62,6 +74,12 @@ from services.sweeper.settler import Settler
 
 # The name predates this module; kept, since it is in every log line and log queries filter on it.
 log = structlog.get_logger("sweeper.worker")
+
+
+def signing_order(job: Job) -> tuple[int, int]:
+    """Among jobs that sign with one deposit key, which starts first (lowest): one with
+    open recorded transactions, then the native coin, then tokens (module docstring)."""
+    return (0 if any(t.is_open for t in job.transactions) else 1, 0 if job.is_native else 1)
 
 
 class ChainSweeper:
@@ -91,13 +109,14 @@ class ChainSweeper:
         self.policy = policy
         self.cfg = config
         self.label = str(chain.chain_id)
-        self.in_flight: dict[str, asyncio.Task] = {}
+        self.in_flight: dict[SweepJobKey, asyncio.Task] = {}
+        self._signers: dict[SweepJobKey, str] = {}  # the deposit address each job in flight signs with
         self.wake = asyncio.Event()
         self.last_error = ""
         self.last_run_at: datetime | None = None
         self._chain_checked = False
         self._reconciled_at = -1e9
-        self._not_before: dict[str, float] = {}  # payments that failed without a release: not before then
+        self._not_before: dict[SweepJobKey, float] = {}  # jobs that failed without a release: not before then
         self._log = log.bind(chain_id=chain.chain_id)
 
     # ------------------------------------------------------------------ status
@@ -208,15 +227,26 @@ class ChainSweeper:
             self._log.warning("claim failed", error=str(exc)[:300])
             return
         now = time.monotonic()
-        for payment_id, until in list(self._not_before.items()):
+        for key, until in list(self._not_before.items()):
             if until <= now:
-                del self._not_before[payment_id]
+                del self._not_before[key]
+        signing = set(self._signers.values())
+        first: dict[str, SweepJobKey] = {}  # per deposit key, the job that may start
+        for job in sorted(jobs, key=signing_order):
+            if job.key not in self.in_flight and job.key not in self._not_before:
+                first.setdefault(job.deposit_address.lower(), job.key)
         for job in jobs:
-            if job.payment_id in self.in_flight or job.payment_id in self._not_before or want <= 0:
+            key = job.key
+            if key in self.in_flight or key in self._not_before or want <= 0:
                 continue
+            signer = job.deposit_address.lower()
+            if signer in signing or first.get(signer) != key:
+                continue  # another job signs with this deposit key now, or goes first: this one after it
+            signing.add(signer)
             want -= 1
-            task = asyncio.create_task(self._sweep(job), name=f"sweep-{job.payment_id}")
-            self.in_flight[job.payment_id] = task
+            task = asyncio.create_task(self._sweep(job), name=f"sweep-{key}")
+            self.in_flight[key] = task
+            self._signers[key] = signer
         metrics.IN_FLIGHT.labels(self.label).set(len(self.in_flight))
 
     async def _health(self, ok: bool) -> None:
@@ -276,15 +306,17 @@ class ChainSweeper:
                 log_.exception("sweep failed unexpectedly")
             await self._release(job, release, log_)
         finally:
-            self.in_flight.pop(job.payment_id, None)
+            self.in_flight.pop(job.key, None)
+            self._signers.pop(job.key, None)
             metrics.IN_FLIGHT.labels(self.label).set(len(self.in_flight))
             self.wake.set()  # a free slot: claim more at once instead of at the next interval
 
     async def _release(self, job: Job, release: Release, log_) -> None:
-        """Give the payment back to the ledger with the release's reason and retry delay."""
+        """Give the sweep job back to the ledger with the release's reason and retry delay
+        (only this job: another job of the same payment keeps its lease)."""
         if not release.hand_back:
             # The ledger is gone: the lease lapses by itself and the next claim recovers.
-            self._not_before[job.payment_id] = time.monotonic() + release.retry_after
+            self._not_before[job.key] = time.monotonic() + release.retry_after
             self.note_error(release.reason)
             log_.warning("ledger unavailable during sweep; the lease will lapse", error=release.reason[:300])
             return
@@ -300,7 +332,7 @@ class ChainSweeper:
             category=category.value,
         )
         try:
-            await self.ledger.release(job.payment_id, self.cfg.worker_id, release.reason, release.retry_after)
+            await self.ledger.release(job.key, self.cfg.worker_id, release.reason, release.retry_after)
         except (FailedPrecondition, NotFound) as exc:
             log_.info("release not needed: lease already gone", error=str(exc)[:200])
         except DomainError as exc:

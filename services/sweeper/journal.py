@@ -1,4 +1,4 @@
-"""The write-ahead record of one payment's transactions in the ledger.
+"""The write-ahead record of one sweep job's transactions in the ledger.
 
 Guarantees: a signed transaction is recorded in the ledger (raw bytes, hash,
 nonce, fees: RecordSweepTransaction) before any node sees it, and only while this
@@ -26,8 +26,9 @@ from services.sweeper.releases import ReleasePayment
 
 
 class PaymentJournal:
-    """One payment's transactions: recorded, broadcast and updated through the ledger.
-    `job.transactions` is kept in step with what the ledger holds."""
+    """One sweep job's transactions (its SweepJobKey: payment, chain, asset; another job
+    of the same payment has a journal of its own): recorded, broadcast and updated
+    through the ledger. `job.transactions` is kept in step with what the ledger holds."""
 
     def __init__(
         self,
@@ -64,7 +65,7 @@ class PaymentJournal:
                 1,
                 ReleaseCategory.STOPPING,
             )
-        recorded = await self._ledger.record(self._worker_id, self.job.payment_id, self.job.chain_id, signed)
+        recorded = await self._ledger.record(self._worker_id, self.job.key, signed)
         metrics.TRANSACTIONS.labels(self._label, signed.kind.value).inc()
         self.job.transactions.append(recorded)
         self._log.info(

@@ -1,10 +1,11 @@
-"""One payment's sweep, from the checks through recovery to CompleteSweep.
+"""One sweep job's sweep (a payment's funds in one asset on one chain, its
+SweepJobKey), from the checks through recovery to CompleteSweep.
 
 1. Check the job before anything is signed: the asset is in the sweeper's
    chains.yaml with the same token address; the treasury is set, checksummed,
    not the zero address, the deposit address or the token contract; the key
    derived at the ledger's `derivation_path` is the deposit address.
-2. Recover first: every sweep the ledger recorded for the payment that may still
+2. Recover first: every sweep the ledger recorded for the job that may still
    be mined is settled (rebroadcast, waited for, fee-bumped: the same signed
    content, never another). One that is mined deep enough completes the sweep.
 3. Otherwise the asset's transfer strategy signs a new sweep, the journal records
@@ -37,7 +38,8 @@ from services.sweeper.transfer_strategies import NativeCoinTransfer, TokenTransf
 
 
 class PaymentSweep:
-    """Sweeps one claimed payment (`run`); raises when it cannot."""
+    """Sweeps one claimed sweep job (`run`); raises when it cannot. It resumes only the
+    job's own recorded transactions (`job.transactions`), never another job's."""
 
     def __init__(
         self,
@@ -181,7 +183,7 @@ class PaymentSweep:
             if topup.kind is TxKind.GAS_TOPUP and topup.state is TxState.MINED:
                 await self._journal.update(topup, TxState.CONFIRMED, topup.block_number)  # below the deep sweep
         fee = fee_paid(receipt, tx.max_fee_per_gas)
-        status = await self._ledger.complete(self.job.payment_id, tx.tx_hash, tx.amount, fee)
+        status = await self._ledger.complete(self.job.key, tx.tx_hash, tx.amount, fee)
         tx.state = TxState.CONFIRMED
         tx.fee = fee
         self._log.info(

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from services.sweeper.domain.fees import FeeQuote
-from services.sweeper.domain.model import Job, RecordedTx, SignedTx, TxState
+from services.sweeper.domain.model import Job, RecordedTx, SignedTx, SweepJobKey, TxState
 from services.sweeper.domain.send_errors import SendOutcome
 
 
@@ -65,19 +65,22 @@ class ChainGateway(Protocol):
 class SweepLedger(Protocol):
     """The ledger's SweepLedgerService as the sweeper's use cases call it. Failures
     are the shared domain errors (services/common/errors.py): Unavailable when the
-    ledger cannot be reached, FailedPrecondition / NotFound when a lease is gone."""
+    ledger cannot be reached, FailedPrecondition / NotFound when a lease is gone.
+    Every call about one sweep job names it by its SweepJobKey (payment, chain, asset)."""
 
-    async def claim(self, chain_id: int, worker_id: str, limit: int, lease_seconds: int) -> list[Job]: ...
+    async def claim(self, chain_id: int, worker_id: str, limit: int, lease_seconds: int) -> list[Job]:
+        """Lease sweep jobs of the chain; each carries only its own recorded transactions."""
+        ...
 
-    async def record(self, worker_id: str, payment_id: str, chain_id: int, tx: SignedTx) -> RecordedTx: ...
+    async def record(self, worker_id: str, job: SweepJobKey, tx: SignedTx) -> RecordedTx: ...
 
     async def update(
         self, tx_hash: str, state: TxState, block_number: int = 0, error: str = "", fee: int | None = None
     ) -> RecordedTx: ...
 
-    async def complete(self, payment_id: str, tx_hash: str, amount: int, fee: int) -> str: ...
+    async def complete(self, job: SweepJobKey, tx_hash: str, amount: int, fee: int) -> str: ...
 
-    async def release(self, payment_id: str, worker_id: str, error: str, retry_after_seconds: int) -> None: ...
+    async def release(self, job: SweepJobKey, worker_id: str, error: str, retry_after_seconds: int) -> None: ...
 
     async def unsettled_transactions(self, chain_id: int, limit: int = 500) -> list[RecordedTx]:
         """The chain's recorded transactions still SIGNED or BROADCAST (oldest pages first)."""

@@ -275,8 +275,8 @@ class TokenTransfer:
 
 
 async def idle_nonce(gateway: ChainGateway, address: str, config: SweepConfig) -> int:
-    """The next nonce of `address`, which must have nothing pending that the ledger has
-    no open record of (else ReleasePayment: wait for it before signing anything)."""
+    """The next nonce of `address`, which must have nothing pending that this sweep job
+    has no open record of (else ReleasePayment: wait for it before signing anything)."""
     latest = await gateway.nonce(address, "latest")
     pending = await gateway.nonce(address, "pending")
     if pending != latest:

@@ -101,3 +101,133 @@ async def test_sweep_bookkeeping_refuses_what_its_columns_cannot_hold(ledger_cha
             ),
             metadata=AUTH,
         )
+
+
+async def expect_precondition(call, request, text: str) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await call(request, metadata=AUTH)
+    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION, caught.value.details()
+    assert text in caught.value.details(), caught.value.details()
+
+
+async def test_a_sweep_job_is_named_by_payment_chain_and_asset(ledger_channel, merchant, js):
+    """chain_id and asset name the sweep job: empty is the payment's own (its only job
+    before payment options), another is FAILED_PRECONDITION and changes nothing; every
+    returned SweepTransaction carries its job's asset, and ListSweepTransactions filters
+    by it."""
+    internal = igrpc.SweepLedgerServiceStub(ledger_channel)
+    payment = await confirmed_payment(merchant, js)
+    worker = "worker-sweep-job-key-test"
+    claimed = await internal.ClaimSweeps(
+        ipb.ClaimSweepsRequest(chain_id=31337, worker_id=worker, limit=500, lease_seconds=60, jobs_per_asset=True),
+        metadata=AUTH,
+    )
+    (sweep_job,) = [j for j in claimed.jobs if j.payment_id == payment.payment_id]
+    assert (sweep_job.chain_id, sweep_job.asset) == (31337, "ETH")
+    released = False
+    try:
+
+        def tx(**fields) -> ipb.RecordSweepTransactionRequest:
+            return ipb.RecordSweepTransactionRequest(
+                worker_id=worker,
+                transaction=ipb.SweepTransaction(
+                    **{
+                        "payment_id": payment.payment_id,
+                        "kind": ipb.SWEEP_TRANSACTION_KIND_SWEEP,
+                        "tx_hash": random_hash(),
+                        "raw_tx": b"\x02\xf8",
+                        "from_address": payment.deposit_address,
+                        "to_address": TREASURY,
+                        "amount": "1000",
+                        "gas_limit": 21_000,
+                        "max_fee_per_gas": "0",
+                        **fields,
+                    }
+                ),
+            )
+
+        own = "leave transaction.chain_id and transaction.asset empty for the payment's own"
+        await expect_precondition(internal.RecordSweepTransaction, tx(asset="TUSD"), own)
+        await expect_precondition(
+            internal.RecordSweepTransaction, tx(chain_id=1, asset="ETH"), "names transaction.chain_id 1"
+        )
+        named = await internal.RecordSweepTransaction(tx(chain_id=31337, asset="ETH"), metadata=AUTH)
+        unnamed = await internal.RecordSweepTransaction(tx(nonce=1), metadata=AUTH)
+        assert named.transaction.asset == unnamed.transaction.asset == "ETH"  # empty: the payment's own
+        updated = await internal.UpdateSweepTransaction(
+            ipb.UpdateSweepTransactionRequest(
+                tx_hash=unnamed.transaction.tx_hash, state=ipb.SWEEP_TRANSACTION_STATE_BROADCAST
+            ),
+            metadata=AUTH,
+        )
+        assert updated.transaction.asset == "ETH"
+
+        async def listed(**fields) -> list[str]:
+            page = await internal.ListSweepTransactions(
+                ipb.ListSweepTransactionsRequest(payment_id=payment.payment_id, **fields), metadata=AUTH
+            )
+            assert all(t.asset == "ETH" for t in page.transactions)
+            return sorted(t.tx_hash for t in page.transactions)
+
+        both = sorted([named.transaction.tx_hash, unnamed.transaction.tx_hash])
+        assert await listed() == await listed(asset="ETH") == both
+        assert await listed(asset="TUSD") == []
+        page = await internal.ListSweepTransactions(
+            ipb.ListSweepTransactionsRequest(payment_id=payment.payment_id, asset="ETH", page_size=1), metadata=AUTH
+        )
+        assert len(page.transactions) == 1 and page.next_page_token
+        nxt = await internal.ListSweepTransactions(
+            ipb.ListSweepTransactionsRequest(
+                payment_id=payment.payment_id, asset="ETH", page_size=1, page_token=page.next_page_token
+            ),
+            metadata=AUTH,
+        )
+        assert sorted([page.transactions[0].tx_hash, nxt.transactions[0].tx_hash]) == both
+
+        await expect_precondition(
+            internal.CompleteSweep,
+            ipb.CompleteSweepRequest(
+                payment_id=payment.payment_id, tx_hash=named.transaction.tx_hash, amount="1000", fee="0", asset="TUSD"
+            ),
+            "leave chain_id and asset empty for the payment's own",
+        )
+        await expect_precondition(
+            internal.ReleaseSweep,
+            ipb.ReleaseSweepRequest(
+                payment_id=payment.payment_id, worker_id=worker, error="x", retry_after_seconds=1, chain_id=10
+            ),
+            f"payment {payment.payment_id} has one sweep job, ETH on chain 31337",
+        )
+        # Refused releases changed nothing: the lease is still this worker's.
+        again = await internal.ClaimSweeps(
+            ipb.ClaimSweepsRequest(chain_id=31337, worker_id=worker, limit=500, lease_seconds=60), metadata=AUTH
+        )
+        assert payment.payment_id in [j.payment_id for j in again.jobs]
+        assert (await merchant.get(payment.payment_id)).status == pb.PAYMENT_STATUS_CONFIRMED  # nothing completed
+        for recorded in (named, unnamed):  # nothing left open for another test's claims to resume
+            await internal.UpdateSweepTransaction(
+                ipb.UpdateSweepTransactionRequest(
+                    tx_hash=recorded.transaction.tx_hash, state=ipb.SWEEP_TRANSACTION_STATE_FAILED, error="test"
+                ),
+                metadata=AUTH,
+            )
+        await internal.ReleaseSweep(
+            ipb.ReleaseSweepRequest(
+                payment_id=payment.payment_id,
+                worker_id=worker,
+                error="test done",
+                retry_after_seconds=1,
+                chain_id=31337,
+                asset="ETH",
+            ),
+            metadata=AUTH,
+        )
+        released = True
+    finally:
+        if not released:
+            await internal.ReleaseSweep(
+                ipb.ReleaseSweepRequest(
+                    payment_id=payment.payment_id, worker_id=worker, error="test done", retry_after_seconds=1
+                ),
+                metadata=AUTH,
+            )

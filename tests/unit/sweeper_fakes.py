@@ -10,7 +10,10 @@ state machines without anvil, NATS or a ledger.
   mempool, use a sender's nonce elsewhere, short an ERC-20 transfer, stall the
   chain, or run a hook when the chain reaches a height.
 - `FakeLedger` (ports.SweepLedger): records transactions as the ledger does
-  (a replacement marks the one it replaces REPLACED) and remembers every call.
+  (a replacement marks the one it replaces REPLACED) and remembers every call;
+  its claims lease sweep jobs (SweepJobKey) until they are completed or released.
+- `FakeClockChainSweeper`: chain_sweeper.ChainSweeper whose sweeps settle on the
+  fake clock, for whole rounds on the fakes.
 """
 
 from __future__ import annotations
@@ -30,9 +33,10 @@ from pydantic import SecretStr
 
 from services.common.chains import ChainConfig, NativeConfig, TokenConfig
 from services.sweeper.adapters.key_store import KeyStore
+from services.sweeper.chain_sweeper import ChainSweeper
 from services.sweeper.domain.erc20 import TRANSFER_TOPIC
 from services.sweeper.domain.fees import FeeQuote
-from services.sweeper.domain.model import Job, RecordedTx, SignedTx, TxState
+from services.sweeper.domain.model import Job, RecordedTx, SignedTx, SweepJobKey, TxState
 from services.sweeper.domain.policy import SweepPolicy
 from services.sweeper.domain.send_errors import SendOutcome
 from services.sweeper.gas_wallet import GasWallet
@@ -277,27 +281,36 @@ class FakeChain:
 
 
 class FakeLedger:
-    """ports.SweepLedger in memory."""
+    """ports.SweepLedger in memory. `jobs` are the sweep jobs it leases: each claim returns
+    those not yet completed or released, each with every transaction recorded for its
+    payment (looser than the ledger, which sends only the job's own: Job keeps its own)."""
 
     def __init__(self) -> None:
         self.recorded: dict[str, RecordedTx] = {}  # the ledger's copies, by hash
         self.updates: list[tuple[str, TxState, int, str, int | None]] = []
-        self.completed: list[tuple[str, str, int, int]] = []
-        self.released: list[tuple[str, str, int]] = []  # payment id, reason, retry after
+        self.completed: list[tuple[SweepJobKey, str, int, int]] = []  # job, tx hash, amount, fee
+        self.released: list[tuple[SweepJobKey, str, int]] = []  # job, reason, retry after
         self.jobs: list[Job] = []
 
     def state_of(self, tx_hash: str) -> TxState:
         return self.recorded[tx_hash].state
 
     async def claim(self, chain_id: int, worker_id: str, limit: int, lease_seconds: int) -> list[Job]:
-        jobs, self.jobs = self.jobs[:limit], self.jobs[limit:]
-        return jobs
+        done = {c[0] for c in self.completed} | {r[0] for r in self.released}
+        return [
+            dataclasses.replace(
+                j,
+                transactions=[dataclasses.replace(t) for t in self.recorded.values() if t.payment_id == j.payment_id],
+            )
+            for j in self.jobs
+            if j.key not in done
+        ][:limit]
 
-    async def record(self, worker_id: str, payment_id: str, chain_id: int, tx: SignedTx) -> RecordedTx:
+    async def record(self, worker_id: str, job: SweepJobKey, tx: SignedTx) -> RecordedTx:
         now = datetime.now(UTC)
         if tx.replaces_tx_hash:
             self.recorded[tx.replaces_tx_hash].state = TxState.REPLACED
-        stored = dataclasses.replace(tx.as_recorded(payment_id, chain_id), created_at=now, updated_at=now)
+        stored = dataclasses.replace(tx.as_recorded(job), created_at=now, updated_at=now)
         self.recorded[tx.tx_hash] = stored
         return dataclasses.replace(stored)
 
@@ -312,12 +325,13 @@ class FakeLedger:
         stored.fee = stored.fee if fee is None else fee
         return dataclasses.replace(stored)
 
-    async def complete(self, payment_id: str, tx_hash: str, amount: int, fee: int) -> str:
-        self.completed.append((payment_id, tx_hash, amount, fee))
+    async def complete(self, job: SweepJobKey, tx_hash: str, amount: int, fee: int) -> str:
+        self.completed.append((job, tx_hash, amount, fee))
+        self.recorded[tx_hash].state = TxState.CONFIRMED  # as CompleteSweep does
         return "PAYMENT_STATUS_SWEPT"
 
-    async def release(self, payment_id: str, worker_id: str, error: str, retry_after_seconds: int) -> None:
-        self.released.append((payment_id, error, retry_after_seconds))
+    async def release(self, job: SweepJobKey, worker_id: str, error: str, retry_after_seconds: int) -> None:
+        self.released.append((job, error, retry_after_seconds))
 
     async def unsettled_transactions(self, chain_id: int, limit: int = 500) -> list[RecordedTx]:
         open_ = [t for t in self.recorded.values() if t.state in (TxState.SIGNED, TxState.BROADCAST)]
@@ -333,6 +347,21 @@ class FakeKeeper:
 
     async def run(self, stop: asyncio.Event) -> None:
         await stop.wait()
+
+
+class FakeClockChainSweeper(ChainSweeper):
+    """A ChainSweeper whose sweeps' settlers wait on `clock` (the fake chain's time)
+    instead of the real one; everything else as the sweeper wires it."""
+
+    def __init__(self, clock: FakeClock, **parts) -> None:
+        super().__init__(**parts)
+        self._fake_clock = clock
+
+    def _payment_sweep(self, job: Job, log_) -> PaymentSweep:
+        sweep = super()._payment_sweep(job, log_)
+        sweep._settler._clock = self._fake_clock
+        sweep._settler._sleep = self._fake_clock.sleep
+        return sweep
 
 
 # ---------------------------------------------------------------------- wiring on the fakes
@@ -377,9 +406,15 @@ def keys() -> KeyStore:
     return _KEYS
 
 
-def job(amount: int = ETHER, *, token: bool = False, transactions: list[RecordedTx] | None = None) -> Job:
+def job(
+    amount: int = ETHER,
+    *,
+    token: bool = False,
+    transactions: list[RecordedTx] | None = None,
+    payment_id: str = "pay_unit",
+) -> Job:
     return Job(
-        payment_id="pay_unit",
+        payment_id=payment_id,
         merchant_id="mch_unit",
         chain_id=CHAIN_ID,
         asset="TUSD" if token else "ETH",

@@ -21,8 +21,8 @@ async def test_native_sweep_leaves_exactly_zero_and_completes():
     h = harness(job(ETHER + 12_345))
     h.chain.balances[h.deposit] = ETHER + 12_345
     await h.sweep.run()
-    ((payment_id, tx_hash, amount, fee),) = h.ledger.completed
-    assert payment_id == "pay_unit" and fee == 21_000 * 30
+    ((key, tx_hash, amount, fee),) = h.ledger.completed
+    assert key == h.job.key and fee == 21_000 * 30
     assert amount + fee == ETHER + 12_345  # the value reached the treasury, the rest paid the gas
     assert h.chain.balances[h.deposit] == 0 and h.chain.balances[TREASURY] == amount
     assert [(t.kind, t.state) for t in h.job.transactions] == [(TxKind.SWEEP, TxState.CONFIRMED)]

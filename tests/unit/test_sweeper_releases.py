@@ -143,7 +143,7 @@ async def test_an_rpc_failure_releases_the_payment_with_the_reason_and_delay():
     before = released_total("error")
     await sweeper._sweep(h.job)
     reason = "chain 31337 RPC failed, will retry: eth_getTransactionCount: connection refused"
-    assert h.ledger.released == [("pay_unit", reason, 30)]
+    assert h.ledger.released == [(h.job.key, reason, 30)]
     assert released_total("error") == before + 1
     assert sweeper.last_error == f"pay_unit: {reason}"
     assert h.ledger.recorded == {}  # nothing was signed
@@ -155,8 +155,8 @@ async def test_dust_is_released_for_hours_with_the_reason():
     sweeper = chain_sweeper(h)
     before = released_total("dust")
     await sweeper._sweep(h.job)
-    ((payment_id, reason, retry_after),) = h.ledger.released
-    assert payment_id == "pay_unit" and retry_after == 6 * 3600
+    ((key, reason, retry_after),) = h.ledger.released
+    assert key == h.job.key and retry_after == 6 * 3600
     assert reason.startswith("dust: 1000 base units of ETH are below the sweep fee of 630000")
     assert reason.endswith("not swept at a loss (retried in 6.0 h)")
     assert released_total("dust") == before + 1
@@ -174,7 +174,7 @@ async def test_the_ledger_unreachable_holds_the_payment_back_without_a_release()
     before = released_total("error")
     await sweeper._sweep(h.job)
     assert h.ledger.released == [] and released_total("error") == before  # the claim lapses by itself
-    assert "pay_unit" in sweeper._not_before  # and this replica does not pick it up again at once
+    assert h.job.key in sweeper._not_before  # and this replica does not pick it up again at once
     assert sweeper.last_error == "ledger (recording transaction 0x..): unavailable"
 
 
@@ -198,6 +198,6 @@ async def test_a_sweep_cancelled_on_stop_is_released_at_once_and_stays_cancelled
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert h.ledger.released == [("pay_unit", "the sweeper stopped; another replica or a restart resumes it", 1)]
+    assert h.ledger.released == [(h.job.key, "the sweeper stopped; another replica or a restart resumes it", 1)]
     assert released_total("stopping") == before + 1
     assert sweeper.last_error == ""  # a stop is not an error

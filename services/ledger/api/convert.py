@@ -216,11 +216,14 @@ def merchant_to_pb(m: MerchantRecord) -> apb.Merchant:
     )
 
 
-def sweep_tx_to_pb(s: SweepTxRecord) -> swpb.SweepTransaction:
+def sweep_tx_to_pb(s: SweepTxRecord, asset: str) -> swpb.SweepTransaction:
+    """A recorded sweep transaction; `asset` is its sweep job's (the payment's, until
+    payment options; for a gas top-up, the asset of the job it tops up for)."""
     return swpb.SweepTransaction(
         payment_id=s.payment_id,
         merchant_id=s.merchant_id,
         chain_id=s.chain_id,
+        asset=asset,
         kind=SWEEP_KIND_TO_PB[s.kind],
         state=SWEEP_STATE_TO_PB[s.state],
         tx_hash=s.tx_hash,
@@ -244,8 +247,10 @@ def sweep_tx_to_pb(s: SweepTxRecord) -> swpb.SweepTransaction:
 
 
 def sweep_job_to_pb(j: SweepJobRecord) -> swpb.SweepJob:
-    """A claimed payment as the sweeper sees it: what to move (confirmed funds no
-    sweep has accounted for yet), from where, to which treasury, until when."""
+    """A claimed sweep job as the sweeper sees it: what to move (confirmed funds no
+    sweep has accounted for yet), from where, to which treasury, until when. Until
+    payment options a payment has one job, its own chain and asset, and every
+    recorded transaction of the payment is that job's."""
     return swpb.SweepJob(
         payment_id=j.payment.id,
         merchant_id=j.payment.merchant_id,
@@ -257,7 +262,7 @@ def sweep_job_to_pb(j: SweepJobRecord) -> swpb.SweepJob:
         amount=str(j.payment.amount_confirmed - j.payment.amount_accounted),
         treasury_address=j.treasury_address,
         lease_expires_at=ts(j.lease_until),
-        transactions=[sweep_tx_to_pb(t) for t in j.transactions],
+        transactions=[sweep_tx_to_pb(t, j.payment.asset) for t in j.transactions],
         attempts=j.attempts,
     )
 

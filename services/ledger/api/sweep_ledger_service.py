@@ -31,6 +31,8 @@ class SweepLedgerServicer(swgrpc.SweepLedgerServiceServicer, CallerCheck):
     async def ClaimSweeps(self, request: swpb.ClaimSweepsRequest, context) -> swpb.ClaimSweepsResponse:
         self._check(context)
         self._chain(request.chain_id)
+        # request.jobs_per_asset changes nothing yet: until payment options every payment has
+        # one sweep job (its own chain and asset), which either kind of sweeper can take.
         jobs = await self._sweeps.claim(request.chain_id, request.worker_id, request.limit, request.lease_seconds)
         return swpb.ClaimSweepsResponse(jobs=[sweep_job_to_pb(j) for j in jobs])
 
@@ -69,16 +71,17 @@ class SweepLedgerServicer(swgrpc.SweepLedgerServiceServicer, CallerCheck):
                     if t.l1_fee_reserve
                     else 0
                 ),
+                asset=t.asset,
             ),
         )
-        return swpb.RecordSweepTransactionResponse(transaction=sweep_tx_to_pb(stored))
+        return swpb.RecordSweepTransactionResponse(transaction=sweep_tx_to_pb(stored.tx, stored.asset))
 
     async def UpdateSweepTransaction(self, request, context) -> swpb.UpdateSweepTransactionResponse:
         self._check(context)
         state = PB_TO_SWEEP_STATE.get(request.state, "")
         fee = parse_amount(request.fee, field="fee", allow_zero=True) if request.fee else None
         stored = await self._sweeps.update(request.tx_hash, state, request.block_number, request.error, fee)
-        return swpb.UpdateSweepTransactionResponse(transaction=sweep_tx_to_pb(stored))
+        return swpb.UpdateSweepTransactionResponse(transaction=sweep_tx_to_pb(stored.tx, stored.asset))
 
     async def CompleteSweep(self, request, context) -> swpb.CompleteSweepResponse:
         self._check(context)
@@ -87,12 +90,21 @@ class SweepLedgerServicer(swgrpc.SweepLedgerServiceServicer, CallerCheck):
             request.tx_hash,
             parse_amount(request.amount, field="amount"),
             parse_amount(request.fee, field="fee", allow_zero=True),
+            chain_id=request.chain_id,
+            asset=request.asset,
         )
         return swpb.CompleteSweepResponse(payment=payment_to_pb(payment))
 
     async def ReleaseSweep(self, request, context) -> swpb.ReleaseSweepResponse:
         self._check(context)
-        await self._sweeps.release(request.payment_id, request.worker_id, request.error, request.retry_after_seconds)
+        await self._sweeps.release(
+            request.payment_id,
+            request.worker_id,
+            request.error,
+            request.retry_after_seconds,
+            chain_id=request.chain_id,
+            asset=request.asset,
+        )
         return swpb.ReleaseSweepResponse()
 
     async def ListSweepTransactions(self, request, context) -> swpb.ListSweepTransactionsResponse:
@@ -111,8 +123,11 @@ class SweepLedgerServicer(swgrpc.SweepLedgerServiceServicer, CallerCheck):
             states=states,
             size=request.page_size,
             token=request.page_token,
+            asset=request.asset,
         )
-        return swpb.ListSweepTransactionsResponse(transactions=[sweep_tx_to_pb(t) for t in rows], next_page_token=token)
+        return swpb.ListSweepTransactionsResponse(
+            transactions=[sweep_tx_to_pb(t.tx, t.asset) for t in rows], next_page_token=token
+        )
 
     async def RequestSweep(self, request, context) -> swpb.RequestSweepResponse:
         self._check(context)

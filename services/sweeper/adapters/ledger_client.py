@@ -15,7 +15,7 @@ from paymesh.ledger.v1 import sweep_ledger_service_pb2_grpc as igrpc
 
 from services.common.grpc_client import ServiceClient
 from services.common.timestamps import optional_datetime
-from services.sweeper.domain.model import Job, RecordedTx, SignedTx, TxKind, TxState
+from services.sweeper.domain.model import Job, RecordedTx, SignedTx, SweepJobKey, TxKind, TxState
 
 KIND_TO_PB = {TxKind.GAS_TOPUP: ipb.SWEEP_TRANSACTION_KIND_GAS_TOPUP, TxKind.SWEEP: ipb.SWEEP_TRANSACTION_KIND_SWEEP}
 PB_TO_KIND = {v: k for k, v in KIND_TO_PB.items()}
@@ -58,10 +58,13 @@ def tx_from_pb(t: ipb.SweepTransaction) -> RecordedTx:
         merchant_id=t.merchant_id,
         fee=_int(t.fee) if t.fee else None,
         l1_fee_reserve=_int(t.l1_fee_reserve),
+        asset=t.asset,
     )
 
 
 def job_from_pb(j: ipb.SweepJob) -> Job:
+    """A sweep job; it keeps only its own transactions (domain/model.py Job: the ledger
+    sends no other job's, and one of another job of the same payment is never resumed)."""
     return Job(
         payment_id=j.payment_id,
         merchant_id=j.merchant_id,
@@ -93,19 +96,26 @@ class LedgerClient:
         reply = await self._ledger.call(
             "claiming sweeps",
             "ClaimSweeps",
-            ipb.ClaimSweepsRequest(chain_id=chain_id, limit=limit, worker_id=worker_id, lease_seconds=lease_seconds),
+            ipb.ClaimSweepsRequest(
+                chain_id=chain_id,
+                limit=limit,
+                worker_id=worker_id,
+                lease_seconds=lease_seconds,
+                jobs_per_asset=True,  # jobs are keyed by (payment, chain, asset) here
+            ),
         )
         return [job_from_pb(j) for j in reply.jobs]
 
-    async def record(self, worker_id: str, payment_id: str, chain_id: int, tx: SignedTx) -> RecordedTx:
+    async def record(self, worker_id: str, job: SweepJobKey, tx: SignedTx) -> RecordedTx:
         reply = await self._ledger.call(
             f"recording transaction {tx.tx_hash}",
             "RecordSweepTransaction",
             ipb.RecordSweepTransactionRequest(
                 worker_id=worker_id,
                 transaction=ipb.SweepTransaction(
-                    payment_id=payment_id,
-                    chain_id=chain_id,
+                    payment_id=job.payment_id,
+                    chain_id=job.chain_id,
+                    asset=job.asset,
                     kind=KIND_TO_PB[tx.kind],
                     state=ipb.SWEEP_TRANSACTION_STATE_SIGNED,
                     tx_hash=tx.tx_hash,
@@ -144,22 +154,31 @@ class LedgerClient:
         )
         return tx_from_pb(reply.transaction)
 
-    async def complete(self, payment_id: str, tx_hash: str, amount: int, fee: int) -> str:
-        """Mark the payment swept: `amount` reached the treasury, the transaction paid
+    async def complete(self, job: SweepJobKey, tx_hash: str, amount: int, fee: int) -> str:
+        """Mark the sweep job swept: `amount` reached the treasury, the transaction paid
         `fee` (its receipt). Returns the payment's new status name."""
         reply = await self._ledger.call(
-            f"completing the sweep of {payment_id}",
+            f"completing the sweep of {job}",
             "CompleteSweep",
-            ipb.CompleteSweepRequest(payment_id=payment_id, tx_hash=tx_hash, amount=str(amount), fee=str(fee)),
+            ipb.CompleteSweepRequest(
+                payment_id=job.payment_id,
+                chain_id=job.chain_id,
+                asset=job.asset,
+                tx_hash=tx_hash,
+                amount=str(amount),
+                fee=str(fee),
+            ),
         )
         return str(reply.payment.status)
 
-    async def release(self, payment_id: str, worker_id: str, error: str, retry_after_seconds: int) -> None:
+    async def release(self, job: SweepJobKey, worker_id: str, error: str, retry_after_seconds: int) -> None:
         await self._ledger.call(
-            f"releasing {payment_id}",
+            f"releasing {job}",
             "ReleaseSweep",
             ipb.ReleaseSweepRequest(
-                payment_id=payment_id,
+                payment_id=job.payment_id,
+                chain_id=job.chain_id,
+                asset=job.asset,
                 worker_id=worker_id,
                 error=error[:2000],
                 retry_after_seconds=max(1, min(int(retry_after_seconds), 2**32 - 1)),
@@ -172,6 +191,7 @@ class LedgerClient:
         chain_id: int = 0,
         payment_id: str = "",
         merchant_id: str = "",
+        asset: str = "",
         states: list[TxState] | None = None,
         page_size: int = 50,
         page_token: str = "",
@@ -183,6 +203,7 @@ class LedgerClient:
                 chain_id=chain_id,
                 payment_id=payment_id,
                 merchant_id=merchant_id,
+                asset=asset,
                 states=[STATE_TO_PB[s] for s in states or []],
                 page_size=page_size,
                 page_token=page_token,

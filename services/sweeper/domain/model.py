@@ -25,6 +25,23 @@ class TxState(StrEnum):
 OPEN_STATES = frozenset({TxState.SIGNED, TxState.BROADCAST, TxState.MINED})
 
 
+@dataclass(frozen=True, order=True)
+class SweepJobKey:
+    """What names a sweep job: one payment's funds in one asset on one chain.
+
+    A payment may accept several (chain, asset) options on one deposit address, so
+    it may have several jobs, even on one chain (ETH and TUSD); each is claimed,
+    recorded, completed and released on its own, and everything the sweeper keeps
+    per job (sweeps in flight, hold-backs, the journal) is keyed by this."""
+
+    payment_id: str
+    chain_id: int
+    asset: str
+
+    def __str__(self) -> str:
+        return f"{self.payment_id}/{self.chain_id}/{self.asset}"
+
+
 @dataclass
 class RecordedTx:
     """A sweep transaction as the ledger recorded it (write-ahead)."""
@@ -51,6 +68,9 @@ class RecordedTx:
     merchant_id: str = ""
     fee: int | None = None  # what it paid the network per its receipt, once mined
     l1_fee_reserve: int = 0  # native coin left aside for an OP-stack L1 data fee
+    # The asset of the sweep job it belongs to (a gas top-up's: the job it tops up for);
+    # "" from a ledger older than sweep jobs per asset: the payment's own.
+    asset: str = ""
 
     @property
     def is_open(self) -> bool:
@@ -64,7 +84,10 @@ class RecordedTx:
 
 @dataclass
 class Job:
-    """A payment leased to this sweeper (ledger SweepJob)."""
+    """A sweep job leased to this sweeper (ledger SweepJob): one payment's funds in one
+    asset on one chain, named by `key`. `transactions` are only the job's own: the
+    ones given that belong to another job of the same payment (`owns`) are dropped
+    when the job is made, so they are never resumed, rebroadcast or completed here."""
 
     payment_id: str
     merchant_id: str
@@ -78,9 +101,21 @@ class Job:
     attempts: int = 0
     transactions: list[RecordedTx] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        self.transactions = [t for t in self.transactions if self.owns(t)]
+
     @property
     def is_native(self) -> bool:
         return not self.token_address
+
+    @property
+    def key(self) -> SweepJobKey:
+        return SweepJobKey(self.payment_id, self.chain_id, self.asset)
+
+    def owns(self, tx: RecordedTx) -> bool:
+        """`tx` is one of this job's transactions (not another job's of the same payment).
+        A transaction without an asset comes from a ledger with one job per payment."""
+        return tx.payment_id == self.payment_id and tx.chain_id in (0, self.chain_id) and tx.asset in ("", self.asset)
 
 
 @dataclass(frozen=True)
@@ -101,10 +136,12 @@ class SignedTx:
     replaces_tx_hash: str = ""
     l1_fee_reserve: int = 0  # the quote's L1 data fee reserve the transaction was priced with
 
-    def as_recorded(self, payment_id: str, chain_id: int) -> RecordedTx:
+    def as_recorded(self, key: SweepJobKey) -> RecordedTx:
+        """As the ledger records it for the job `key` (SIGNED)."""
         return RecordedTx(
-            payment_id=payment_id,
-            chain_id=chain_id,
+            payment_id=key.payment_id,
+            chain_id=key.chain_id,
+            asset=key.asset,
             kind=self.kind,
             state=TxState.SIGNED,
             tx_hash=self.tx_hash,

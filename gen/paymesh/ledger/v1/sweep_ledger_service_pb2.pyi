@@ -66,7 +66,7 @@ class SweepJob(_message.Message):
     def __init__(self, payment_id: _Optional[str] = ..., merchant_id: _Optional[str] = ..., chain_id: _Optional[int] = ..., asset: _Optional[str] = ..., token_address: _Optional[str] = ..., deposit_address: _Optional[str] = ..., derivation_path: _Optional[str] = ..., amount: _Optional[str] = ..., treasury_address: _Optional[str] = ..., lease_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., transactions: _Optional[_Iterable[_Union[SweepTransaction, _Mapping]]] = ..., attempts: _Optional[int] = ...) -> None: ...
 
 class SweepTransaction(_message.Message):
-    __slots__ = ("payment_id", "chain_id", "kind", "state", "tx_hash", "raw_tx", "nonce", "from_address", "to_address", "amount", "token_address", "gas_limit", "max_fee_per_gas", "max_priority_fee_per_gas", "block_number", "error", "replaces_tx_hash", "created_at", "updated_at", "merchant_id", "fee", "l1_fee_reserve")
+    __slots__ = ("payment_id", "chain_id", "kind", "state", "tx_hash", "raw_tx", "nonce", "from_address", "to_address", "amount", "token_address", "gas_limit", "max_fee_per_gas", "max_priority_fee_per_gas", "block_number", "error", "replaces_tx_hash", "created_at", "updated_at", "merchant_id", "fee", "l1_fee_reserve", "asset")
     PAYMENT_ID_FIELD_NUMBER: _ClassVar[int]
     CHAIN_ID_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
@@ -89,6 +89,7 @@ class SweepTransaction(_message.Message):
     MERCHANT_ID_FIELD_NUMBER: _ClassVar[int]
     FEE_FIELD_NUMBER: _ClassVar[int]
     L1_FEE_RESERVE_FIELD_NUMBER: _ClassVar[int]
+    ASSET_FIELD_NUMBER: _ClassVar[int]
     payment_id: str
     chain_id: int
     kind: SweepTransactionKind
@@ -111,19 +112,22 @@ class SweepTransaction(_message.Message):
     merchant_id: str
     fee: str
     l1_fee_reserve: str
-    def __init__(self, payment_id: _Optional[str] = ..., chain_id: _Optional[int] = ..., kind: _Optional[_Union[SweepTransactionKind, str]] = ..., state: _Optional[_Union[SweepTransactionState, str]] = ..., tx_hash: _Optional[str] = ..., raw_tx: _Optional[bytes] = ..., nonce: _Optional[int] = ..., from_address: _Optional[str] = ..., to_address: _Optional[str] = ..., amount: _Optional[str] = ..., token_address: _Optional[str] = ..., gas_limit: _Optional[int] = ..., max_fee_per_gas: _Optional[str] = ..., max_priority_fee_per_gas: _Optional[str] = ..., block_number: _Optional[int] = ..., error: _Optional[str] = ..., replaces_tx_hash: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., merchant_id: _Optional[str] = ..., fee: _Optional[str] = ..., l1_fee_reserve: _Optional[str] = ...) -> None: ...
+    asset: str
+    def __init__(self, payment_id: _Optional[str] = ..., chain_id: _Optional[int] = ..., kind: _Optional[_Union[SweepTransactionKind, str]] = ..., state: _Optional[_Union[SweepTransactionState, str]] = ..., tx_hash: _Optional[str] = ..., raw_tx: _Optional[bytes] = ..., nonce: _Optional[int] = ..., from_address: _Optional[str] = ..., to_address: _Optional[str] = ..., amount: _Optional[str] = ..., token_address: _Optional[str] = ..., gas_limit: _Optional[int] = ..., max_fee_per_gas: _Optional[str] = ..., max_priority_fee_per_gas: _Optional[str] = ..., block_number: _Optional[int] = ..., error: _Optional[str] = ..., replaces_tx_hash: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., merchant_id: _Optional[str] = ..., fee: _Optional[str] = ..., l1_fee_reserve: _Optional[str] = ..., asset: _Optional[str] = ...) -> None: ...
 
 class ClaimSweepsRequest(_message.Message):
-    __slots__ = ("chain_id", "limit", "worker_id", "lease_seconds")
+    __slots__ = ("chain_id", "limit", "worker_id", "lease_seconds", "jobs_per_asset")
     CHAIN_ID_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     LEASE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    JOBS_PER_ASSET_FIELD_NUMBER: _ClassVar[int]
     chain_id: int
     limit: int
     worker_id: str
     lease_seconds: int
-    def __init__(self, chain_id: _Optional[int] = ..., limit: _Optional[int] = ..., worker_id: _Optional[str] = ..., lease_seconds: _Optional[int] = ...) -> None: ...
+    jobs_per_asset: bool
+    def __init__(self, chain_id: _Optional[int] = ..., limit: _Optional[int] = ..., worker_id: _Optional[str] = ..., lease_seconds: _Optional[int] = ..., jobs_per_asset: _Optional[bool] = ...) -> None: ...
 
 class ClaimSweepsResponse(_message.Message):
     __slots__ = ("jobs",)
@@ -166,16 +170,20 @@ class UpdateSweepTransactionResponse(_message.Message):
     def __init__(self, transaction: _Optional[_Union[SweepTransaction, _Mapping]] = ...) -> None: ...
 
 class CompleteSweepRequest(_message.Message):
-    __slots__ = ("payment_id", "tx_hash", "amount", "fee")
+    __slots__ = ("payment_id", "tx_hash", "amount", "fee", "chain_id", "asset")
     PAYMENT_ID_FIELD_NUMBER: _ClassVar[int]
     TX_HASH_FIELD_NUMBER: _ClassVar[int]
     AMOUNT_FIELD_NUMBER: _ClassVar[int]
     FEE_FIELD_NUMBER: _ClassVar[int]
+    CHAIN_ID_FIELD_NUMBER: _ClassVar[int]
+    ASSET_FIELD_NUMBER: _ClassVar[int]
     payment_id: str
     tx_hash: str
     amount: str
     fee: str
-    def __init__(self, payment_id: _Optional[str] = ..., tx_hash: _Optional[str] = ..., amount: _Optional[str] = ..., fee: _Optional[str] = ...) -> None: ...
+    chain_id: int
+    asset: str
+    def __init__(self, payment_id: _Optional[str] = ..., tx_hash: _Optional[str] = ..., amount: _Optional[str] = ..., fee: _Optional[str] = ..., chain_id: _Optional[int] = ..., asset: _Optional[str] = ...) -> None: ...
 
 class CompleteSweepResponse(_message.Message):
     __slots__ = ("payment",)
@@ -184,36 +192,42 @@ class CompleteSweepResponse(_message.Message):
     def __init__(self, payment: _Optional[_Union[_payment_pb2.Payment, _Mapping]] = ...) -> None: ...
 
 class ReleaseSweepRequest(_message.Message):
-    __slots__ = ("payment_id", "worker_id", "error", "retry_after_seconds")
+    __slots__ = ("payment_id", "worker_id", "error", "retry_after_seconds", "chain_id", "asset")
     PAYMENT_ID_FIELD_NUMBER: _ClassVar[int]
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     RETRY_AFTER_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    CHAIN_ID_FIELD_NUMBER: _ClassVar[int]
+    ASSET_FIELD_NUMBER: _ClassVar[int]
     payment_id: str
     worker_id: str
     error: str
     retry_after_seconds: int
-    def __init__(self, payment_id: _Optional[str] = ..., worker_id: _Optional[str] = ..., error: _Optional[str] = ..., retry_after_seconds: _Optional[int] = ...) -> None: ...
+    chain_id: int
+    asset: str
+    def __init__(self, payment_id: _Optional[str] = ..., worker_id: _Optional[str] = ..., error: _Optional[str] = ..., retry_after_seconds: _Optional[int] = ..., chain_id: _Optional[int] = ..., asset: _Optional[str] = ...) -> None: ...
 
 class ReleaseSweepResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
 class ListSweepTransactionsRequest(_message.Message):
-    __slots__ = ("chain_id", "payment_id", "merchant_id", "states", "page_size", "page_token")
+    __slots__ = ("chain_id", "payment_id", "merchant_id", "states", "page_size", "page_token", "asset")
     CHAIN_ID_FIELD_NUMBER: _ClassVar[int]
     PAYMENT_ID_FIELD_NUMBER: _ClassVar[int]
     MERCHANT_ID_FIELD_NUMBER: _ClassVar[int]
     STATES_FIELD_NUMBER: _ClassVar[int]
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    ASSET_FIELD_NUMBER: _ClassVar[int]
     chain_id: int
     payment_id: str
     merchant_id: str
     states: _containers.RepeatedScalarFieldContainer[SweepTransactionState]
     page_size: int
     page_token: str
-    def __init__(self, chain_id: _Optional[int] = ..., payment_id: _Optional[str] = ..., merchant_id: _Optional[str] = ..., states: _Optional[_Iterable[_Union[SweepTransactionState, str]]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+    asset: str
+    def __init__(self, chain_id: _Optional[int] = ..., payment_id: _Optional[str] = ..., merchant_id: _Optional[str] = ..., states: _Optional[_Iterable[_Union[SweepTransactionState, str]]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., asset: _Optional[str] = ...) -> None: ...
 
 class ListSweepTransactionsResponse(_message.Message):
     __slots__ = ("transactions", "next_page_token")

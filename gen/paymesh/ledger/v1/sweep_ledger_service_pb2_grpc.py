@@ -30,6 +30,13 @@ class SweepLedgerServiceStub:
     record of every signed transaction, completion and release. Only the sweeper
     calls it, with the sweep ledger token (PAYMESH_SWEEP_LEDGER_TOKEN) in the gRPC
     metadata `authorization: Bearer <token>`.
+
+    A sweep job is one (payment, chain, asset): the funds one payment received in
+    one asset on one chain. Its key is (payment_id, chain_id, asset) in SweepJob,
+    SweepTransaction, CompleteSweepRequest and ReleaseSweepRequest. An empty
+    chain_id (0) or asset means the payment's own chain and asset, the only job a
+    payment has before payment options; while a payment has only that job, a
+    chain_id or asset that names another is refused (FAILED_PRECONDITION).
     """
 
     def __init__(self, channel):
@@ -80,6 +87,13 @@ class SweepLedgerServiceServicer:
     record of every signed transaction, completion and release. Only the sweeper
     calls it, with the sweep ledger token (PAYMESH_SWEEP_LEDGER_TOKEN) in the gRPC
     metadata `authorization: Bearer <token>`.
+
+    A sweep job is one (payment, chain, asset): the funds one payment received in
+    one asset on one chain. Its key is (payment_id, chain_id, asset) in SweepJob,
+    SweepTransaction, CompleteSweepRequest and ReleaseSweepRequest. An empty
+    chain_id (0) or asset means the payment's own chain and asset, the only job a
+    payment has before payment options; while a payment has only that job, a
+    chain_id or asset that names another is refused (FAILED_PRECONDITION).
     """
 
     def ClaimSweeps(self, request, context):
@@ -110,16 +124,18 @@ class SweepLedgerServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def CompleteSweep(self, request, context):
-        """CompleteSweep marks the payment's swept amount and the sweep's fee once its
-        sweep transaction is confirmed, and emits the swept event once all confirmed
-        funds are accounted for. Completing twice is a no-op.
+        """CompleteSweep marks the payment's swept amount and the sweep's fee once the
+        sweep transaction of one sweep job (payment_id, chain_id, asset) is confirmed,
+        and emits the swept event once all confirmed funds are accounted for.
+        Completing twice is a no-op.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ReleaseSweep(self, request, context):
-        """ReleaseSweep gives a claimed payment back, with the reason, to be retried later.
+        """ReleaseSweep gives one claimed sweep job (payment_id, chain_id, asset) back,
+        with the reason, to be retried later.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -191,6 +207,13 @@ class SweepLedgerService:
     record of every signed transaction, completion and release. Only the sweeper
     calls it, with the sweep ledger token (PAYMESH_SWEEP_LEDGER_TOKEN) in the gRPC
     metadata `authorization: Bearer <token>`.
+
+    A sweep job is one (payment, chain, asset): the funds one payment received in
+    one asset on one chain. Its key is (payment_id, chain_id, asset) in SweepJob,
+    SweepTransaction, CompleteSweepRequest and ReleaseSweepRequest. An empty
+    chain_id (0) or asset means the payment's own chain and asset, the only job a
+    payment has before payment options; while a payment has only that job, a
+    chain_id or asset that names another is refused (FAILED_PRECONDITION).
     """
 
     @staticmethod

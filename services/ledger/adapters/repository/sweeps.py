@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import exists, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -121,6 +121,16 @@ async def update_sweep_tx(conn: AsyncConnection, tx_hash: str, **values: Any) ->
     )
 
 
+async def job_assets(conn: AsyncConnection, payment_ids: set[str]) -> dict[str, str]:
+    """The asset of the sweep job that each payment's sweep transactions belong to, by
+    payment id. Until payment options a payment has one sweep job, its own chain and
+    asset, so this is the payment's asset (not stored per transaction)."""
+    if not payment_ids:
+        return {}
+    rows = await conn.execute(select(PAYMENTS.c.id, PAYMENTS.c.asset).where(PAYMENTS.c.id.in_(sorted(payment_ids))))
+    return {r.id: r.asset for r in rows}
+
+
 async def list_sweep_txs(
     conn: AsyncConnection,
     *,
@@ -130,7 +140,9 @@ async def list_sweep_txs(
     states: list[str],
     after: tuple[datetime, int] | None,
     limit: int,
+    asset: str = "",
 ) -> list[SweepTxRecord]:
+    """`asset`: only the transactions of sweep jobs of that asset (job_assets)."""
     table = SWEEP_TRANSACTIONS
     query = select(table)
     if chain_id:
@@ -139,6 +151,8 @@ async def list_sweep_txs(
         query = query.where(table.c.payment_id == payment_id)
     if merchant_id:
         query = query.where(table.c.merchant_id == merchant_id)
+    if asset:
+        query = query.where(exists().where(PAYMENTS.c.id == table.c.payment_id, PAYMENTS.c.asset == asset))
     if states:
         query = query.where(table.c.state.in_(states))
     if after is not None:
