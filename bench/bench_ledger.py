@@ -18,6 +18,7 @@ from pathlib import Path
 
 import grpc
 import nats
+from paymesh.ledger.v1 import payment_pb2 as pb
 from paymesh.ledger.v1 import payment_service_pb2 as spb
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -36,7 +37,11 @@ from tools import devstack
 from tools.services import ServiceProcess
 
 
-async def create_load(port: int, merchant, seconds: float, concurrency: int) -> tuple[int, list[float]]:
+async def create_load(
+    port: int, merchant, seconds: float, concurrency: int, *, priced: bool = False
+) -> tuple[int, list[float]]:
+    """CreatePayment for `seconds` from `concurrency` clients; `priced`: a USD price
+    in TUSD, quoted by the ledger from its in-memory rate book, instead of base units."""
     latencies: list[float] = []
     deadline = time.perf_counter() + seconds
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
@@ -46,9 +51,14 @@ async def create_load(port: int, merchant, seconds: float, concurrency: int) -> 
             n = 0
             while time.perf_counter() < deadline:
                 n += 1
-                req = spb.CreatePaymentRequest(
-                    chain_id=31337, asset="ETH", amount=str(10**15 + n), idempotency_key=f"b-{concurrency}-{w}-{n}"
-                )
+                key = f"b-{'p' if priced else 'a'}-{concurrency}-{w}-{n}"
+                if priced:
+                    price = pb.Money(currency="USD", amount=f"{19 + n % 80}.{n % 100:02d}")
+                    req = spb.CreatePaymentRequest(chain_id=31337, asset="TUSD", price=price, idempotency_key=key)
+                else:
+                    req = spb.CreatePaymentRequest(
+                        chain_id=31337, asset="ETH", amount=str(10**15 + n), idempotency_key=key
+                    )
                 started = time.perf_counter()
                 await stub.CreatePayment(req, metadata=merchant.auth)
                 latencies.append(time.perf_counter() - started)
@@ -102,6 +112,8 @@ async def apply_rate(port: int, nats_url: str, db_url: str, merchant, events: in
 
 async def main(seconds: float, concurrencies: list[int], events: int) -> str:
     work = Path(tempfile.mkdtemp(prefix="paymesh-bench-"))
+    rates = work / "rates.yaml"
+    rates.write_text("rates:\n  - {asset: TUSD, currency: USD, source: fixed}\n")
     with devstack.postgres_scratch_dir(work / "pg") as pg_dir:
         pg = devstack.start_postgres(pg_dir, fast=False)  # fsync on: honest commits
         nats_server = devstack.start_nats(work / "nats")
@@ -111,6 +123,7 @@ async def main(seconds: float, concurrencies: list[int], events: int) -> str:
                 "PAYMESH_DATABASE_URL": db_url,
                 "PAYMESH_NATS_URL": nats_server.url,
                 "PAYMESH_CHAINS_FILE": str(write_chains_file(work / "chains.yaml")),
+                "PAYMESH_RATES_FILE": str(rates),
                 "PAYMESH_ADMIN_TOKEN": ADMIN_TOKEN,
                 **SERVICE_TOKEN_ENV,
                 "PAYMESH_LOG_LEVEL": "WARNING",
@@ -127,6 +140,12 @@ async def main(seconds: float, concurrencies: list[int], events: int) -> str:
                     s = summary_ms(lat)
                     rows.append((c, rate, s))
                     print(f"CreatePayment concurrency={c}: {rate}/s p50={s['p50']:.1f} ms p99={s['p99']:.1f} ms")
+                priced_rows = []
+                for c in concurrencies:
+                    rate, lat = await create_load(ledger.port, merchant, seconds, c, priced=True)
+                    s = summary_ms(lat)
+                    priced_rows.append((c, rate, s))
+                    print(f"CreatePayment priced in USD concurrency={c}: {rate}/s p99={s['p99']:.1f} ms")
                 applied, publish_rate = await apply_rate(
                     ledger.port,
                     nats_server.url,
@@ -143,6 +162,10 @@ async def main(seconds: float, concurrencies: list[int], events: int) -> str:
     table = "\n".join(
         f"| {c} | {rate:,} | {s['p50']:.1f} | {s['p90']:.1f} | {s['p99']:.1f} | {s['max']:.1f} |" for c, rate, s in rows
     )
+    priced_table = "\n".join(
+        f"| {c} | {rate:,} | {s['p50']:.1f} | {s['p90']:.1f} | {s['p99']:.1f} | {s['max']:.1f} |"
+        for c, rate, s in priced_rows
+    )
     return f"""## Ledger
 
 CreatePayment over gRPC (merchant API key auth, idempotency key, fresh HD
@@ -156,6 +179,17 @@ number of clients (Little's law: {rows[-1][0]} clients at {rows[-1][1]:,}/s wait
 | concurrent clients | CreatePayment/s | p50 ms | p90 ms | p99 ms | max ms |
 |---:|---:|---:|---:|---:|---:|
 {table}
+
+CreatePayment **priced in fiat** (`price` 19.00–98.99 USD in TUSD: the ledger
+quotes it from its in-memory rate book, computes the amount due exactly and stores
+the price, the quote and the policy in force with the payment; one payment option,
+as options per payment are not built yet), same ledger, same {seconds:g} s per row.
+The rate is a `fixed` source (no network: the rate book never fetches on the
+request path, whatever the source).
+
+| concurrent clients | priced CreatePayment/s | p50 ms | p90 ms | p99 ms | max ms |
+|---:|---:|---:|---:|---:|---:|
+{priced_table}
 
 Chain events applied (transfer events from NATS → transfer recorded, payment
 re-derived, outbox event written, commit, ack): **{applied:,.0f} events/s** over
