@@ -179,7 +179,7 @@ class Chains:
         return max(c.confirmations for c in self._by_id.values())
 
 
-def _expand(value: Any, where: str, env: dict[str, str]) -> Any:
+def expand_env(value: Any, where: str, env: dict[str, str]) -> Any:
     if isinstance(value, str):
 
         def sub(match: re.Match[str]) -> str:
@@ -192,9 +192,9 @@ def _expand(value: Any, where: str, env: dict[str, str]) -> Any:
 
         return _ENV_REF.sub(sub, value)
     if isinstance(value, list):
-        return [_expand(v, f"{where}[{i}]", env) for i, v in enumerate(value)]
+        return [expand_env(v, f"{where}[{i}]", env) for i, v in enumerate(value)]
     if isinstance(value, dict):
-        return {k: _expand(v, f"{where}.{k}" if where else str(k), env) for k, v in value.items()}
+        return {k: expand_env(v, f"{where}.{k}" if where else str(k), env) for k, v in value.items()}
     return value
 
 
@@ -210,7 +210,7 @@ def load_chains(path: Path | str, env: dict[str, str] | None = None) -> Chains:
     if not isinstance(raw, dict):
         raise ChainConfigError(f"{path}: expected a mapping with a 'chains' list")
     try:
-        expanded = _expand(raw, "", dict(os.environ if env is None else env))
+        expanded = expand_env(raw, "", dict(os.environ if env is None else env))
     except ChainConfigError as exc:
         raise ChainConfigError(f"{path}: {exc}") from None
     try:

@@ -321,10 +321,7 @@ class PaymentsService:
         return existing
 
     async def get(self, merchant_id: str | None, payment_id: str) -> PaymentRecord:
-        if not payment_id:
-            raise InvalidArgument("payment_id is required")
-        if len(payment_id) > 64:
-            raise InvalidArgument("payment_id is not a payment id (too long)")
+        self._check_id(payment_id)
         async with self._engine.connect() as conn:
             payment = await repo.payments.get_payment(conn, payment_id, merchant_id=merchant_id)
             if payment is None:

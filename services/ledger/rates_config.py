@@ -35,8 +35,7 @@ import yaml
 from eth_utils import is_checksum_address, is_hex_address, to_checksum_address
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from services.common.chains import ChainConfigError, Chains
-from services.common.chains import _expand as expand_env  # one expansion rule for both files
+from services.common.chains import ChainConfigError, Chains, expand_env
 from services.ledger.domain.pricing import PricingError, currency, parse_rate
 from services.ledger.domain.rate_book import DEFAULT_LOCK_WINDOW, DEFAULT_REFRESH, PairRule
 

@@ -26,6 +26,26 @@ AUTH = bearer(SWEEP_LEDGER_TOKEN)
 TREASURY = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
 
 
+def record_request(worker: str, payment, **fields) -> ipb.RecordSweepTransactionRequest:
+    """A RecordSweepTransaction of a sweep of `payment` by `worker`; `fields` override."""
+    return ipb.RecordSweepTransactionRequest(
+        worker_id=worker,
+        transaction=ipb.SweepTransaction(
+            **{
+                "payment_id": payment.payment_id,
+                "kind": ipb.SWEEP_TRANSACTION_KIND_SWEEP,
+                "tx_hash": random_hash(),
+                "raw_tx": b"\x02\xf8",
+                "from_address": payment.deposit_address,
+                "to_address": TREASURY,
+                "amount": "1000",
+                "gas_limit": 21_000,
+                **fields,
+            }
+        ),
+    )
+
+
 async def confirmed_payment(merchant, js) -> pb.Payment:
     payment = await merchant.create(amount="1000")
     block = next_block()
@@ -62,23 +82,7 @@ async def test_sweep_bookkeeping_refuses_what_its_columns_cannot_hold(ledger_cha
     try:
 
         def tx(**fields) -> ipb.RecordSweepTransactionRequest:
-            return ipb.RecordSweepTransactionRequest(
-                worker_id=worker,
-                transaction=ipb.SweepTransaction(
-                    **{
-                        "payment_id": payment.payment_id,
-                        "kind": ipb.SWEEP_TRANSACTION_KIND_SWEEP,
-                        "tx_hash": random_hash(),
-                        "raw_tx": b"\x02\xf8",
-                        "from_address": payment.deposit_address,
-                        "to_address": TREASURY,
-                        "amount": "1000",
-                        "gas_limit": 21_000,
-                        "max_fee_per_gas": "1",
-                        **fields,
-                    }
-                ),
-            )
+            return record_request(worker, payment, **{"max_fee_per_gas": "1", **fields})
 
         await expect_invalid(
             internal.RecordSweepTransaction,
@@ -128,23 +132,7 @@ async def test_a_sweep_job_is_named_by_payment_chain_and_asset(ledger_channel, m
     try:
 
         def tx(**fields) -> ipb.RecordSweepTransactionRequest:
-            return ipb.RecordSweepTransactionRequest(
-                worker_id=worker,
-                transaction=ipb.SweepTransaction(
-                    **{
-                        "payment_id": payment.payment_id,
-                        "kind": ipb.SWEEP_TRANSACTION_KIND_SWEEP,
-                        "tx_hash": random_hash(),
-                        "raw_tx": b"\x02\xf8",
-                        "from_address": payment.deposit_address,
-                        "to_address": TREASURY,
-                        "amount": "1000",
-                        "gas_limit": 21_000,
-                        "max_fee_per_gas": "0",
-                        **fields,
-                    }
-                ),
-            )
+            return record_request(worker, payment, **{"max_fee_per_gas": "0", **fields})
 
         own = "leave transaction.chain_id and transaction.asset empty for the payment's own"
         await expect_precondition(internal.RecordSweepTransaction, tx(asset="TUSD"), own)

@@ -64,6 +64,13 @@ def money_to_pb(amount: Decimal, price: Price) -> pb.Money:
     return pb.Money(currency=price.currency.code, amount=format_decimal(amount, price.currency.minor_units))
 
 
+def value_to_pb(p: PaymentRecord, units: int) -> pb.Money | None:
+    """What `units` of a priced payment's asset are worth at its locked quote, as
+    Money in its currency; None (the field stays unset) for a payment in base units."""
+    value = p.value_of(units)
+    return None if value is None or p.price is None else money_to_pb(value, p.price)
+
+
 def quote_to_pb(q: QuoteRecord) -> pb.Quote:
     return pb.Quote(
         asset=q.asset,
@@ -124,7 +131,6 @@ def policy_from_pb(message: pb.PaymentPolicy, where: str) -> Policy:
 
 
 def transfer_to_pb(t: TransferRecord, payment: PaymentRecord | None = None) -> pb.Transfer:
-    value = payment.value_of(t.amount) if payment is not None and t.credited else None
     return pb.Transfer(
         chain_id=t.chain_id,
         tx_hash=t.tx_hash,
@@ -140,13 +146,12 @@ def transfer_to_pb(t: TransferRecord, payment: PaymentRecord | None = None) -> p
         token_address=t.token_address or "",
         asset=t.asset,
         kind=TRANSFER_KIND_TO_PB[t.kind],
-        value=money_to_pb(value, payment.price) if value is not None and payment and payment.price else None,
+        value=value_to_pb(payment, t.amount) if payment is not None and t.credited else None,
         after_quote_expiry=t.after_quote_expiry,
     )
 
 
 def payment_to_pb(p: PaymentRecord, *, with_transfers: bool = True) -> pb.Payment:
-    value_confirmed = p.value_of(p.amount_confirmed)
     in_force = pb.PaymentPolicy(
         underpayment_tolerance_bps=p.tolerance_bps,
         confirmations=[pb.ChainConfirmations(chain_id=p.chain_id, confirmations=p.confirmations_required)],
@@ -181,11 +186,11 @@ def payment_to_pb(p: PaymentRecord, *, with_transfers: bool = True) -> pb.Paymen
         quote=quote_to_pb(p.quote) if p.quote is not None else None,
         policy=in_force,
         amount_minimum=str(p.amount_minimum),
-        value_confirmed=money_to_pb(value_confirmed, p.price) if value_confirmed is not None and p.price else None,
+        value_confirmed=value_to_pb(p, p.amount_confirmed),
         resolution=RESOLUTION_TO_PB[p.resolution] if p.resolution is not None else pb.RESOLUTION_UNSPECIFIED,
         resolution_note=p.resolution_note,
-        resolved_at=ts(p.resolved_at) if p.resolved_at is not None else None,
-        watch_until=ts(p.watch_until) if p.watch_until is not None else None,
+        resolved_at=ts(p.resolved_at),
+        watch_until=ts(p.watch_until),
     )
 
 

@@ -96,8 +96,7 @@ class QuoteRecord:
         }
 
     @classmethod
-    def from_json(cls, stored: Mapping[str, Any] | str) -> QuoteRecord:
-        data: Mapping[str, Any] = json.loads(stored) if isinstance(stored, str) else stored
+    def from_json(cls, data: Mapping[str, Any]) -> QuoteRecord:
         return cls(
             asset=data["asset"],
             currency=data["currency"],
@@ -191,9 +190,7 @@ class PaymentRecord:
         """From a `payments` row (transfers are loaded separately). `metadata` is
         JSONB: a dict through SQLAlchemy, JSON text through a raw asyncpg connection."""
         row = _columns(row)
-        metadata = row["metadata"]
-        if isinstance(metadata, str):
-            metadata = json.loads(metadata)
+        metadata = _json(row["metadata"])
         return cls(
             id=row["id"],
             merchant_id=row["merchant_id"],
@@ -228,7 +225,7 @@ class PaymentRecord:
                 if row["price_currency"] is None
                 else parse_price(row["price_currency"], _plain(row["price_amount"]))
             ),
-            quote=None if row["quote"] is None else QuoteRecord.from_json(row["quote"]),
+            quote=None if row["quote"] is None else QuoteRecord.from_json(_json(row["quote"])),
             tolerance_bps=row["underpayment_tolerance_bps"],
             watch_until=row["watch_until"],
             resolution=None if row["resolution"] is None else Resolution(row["resolution"]),
