@@ -132,6 +132,14 @@ class ChainConfig(BaseModel):
     def asset_symbols(self) -> list[str]:
         return [self.native.symbol, *(t.symbol for t in self.tokens)]
 
+    @property
+    def assets(self) -> list[Asset]:
+        """Every asset of the chain: the native coin, then the tokens in file order."""
+        return [
+            Asset(self.native.symbol, None, self.native.decimals),
+            *(Asset(t.symbol, t.address, t.decimals) for t in self.tokens),
+        ]
+
 
 @dataclass(frozen=True)
 class Asset:

@@ -5,8 +5,8 @@ is idempotent: a transfer has a unique identity, confirmation and orphaning
 are state transitions that a replay finds already done, and a transfer event
 that arrives after the reorg that orphaned its block is ignored.
 
-A transfer counts (state confirmed) once it has the payment's `confirmations`:
-its block is the first (services/common/confirmations.py). A transfer recorded
+A transfer counts (state confirmed) once it has the confirmations the payment
+waits for on its chain: its block is the first (services/common/confirmations.py). A transfer recorded
 after the payment's cancel or expiry committed is late (domain/status.py
 is_late): recording locks the payment row, as cancel and expiry do, so the
 ledger's own order decides, never a block timestamp against the ledger's clock.
@@ -112,6 +112,7 @@ class ChainEventApplier:
             return 0
         payments = await repo.payments.lock_payments_by_address(conn, chain_id, sorted({e.to_address for e in run}))
         head = heads.get(chain_id, 0)
+        by_id = {p.id: p for p in payments.values()}
         rows = []
         for e in run:
             payment = payments.get(e.to_address)
@@ -120,6 +121,7 @@ class ChainEventApplier:
                     "transfer to an address the ledger does not know", chain_id=chain_id, to=e.to_address, tx=e.tx_hash
                 )
                 continue
+            option = payment.option_for(chain_id, e.token_address)
             rows.append(
                 {
                     "chain_id": chain_id,
@@ -133,11 +135,9 @@ class ChainEventApplier:
                     "token_address": e.token_address,
                     "amount": e.amount,
                     "payment_id": payment.id,
-                    "state": "confirmed"
-                    if is_confirmed(head, e.block_number, payment.confirmations_required)
-                    else "seen",
-                    # Another asset than asked for is recorded (the funds are real) but not credited.
-                    "credited": (e.token_address or None) == (payment.token_address or None),
+                    "state": "confirmed" if is_confirmed(head, e.block_number, payment.depth_on(chain_id)) else "seen",
+                    # An asset no option asks for is recorded (the funds are real) but not credited.
+                    "credited": option is not None,
                     # From the row locked above: a cancel or expiry that committed first makes it late.
                     "late": is_late(
                         e.block_timestamp,
@@ -148,17 +148,26 @@ class ChainEventApplier:
                     "asset": chain.symbol_of(e.token_address),
                     "kind": "payment",
                     # Credited at the locked quote all the same, and flagged (BTCPay does so too).
-                    "after_quote_expiry": payment.quote is not None and e.block_timestamp > payment.quote.expires_at,
+                    "after_quote_expiry": option is not None
+                    and option.quote is not None
+                    and e.block_timestamp > option.quote.expires_at,
                 }
             )
-        # Native coin into a token payment's address may be the sweeper's own gas top-up:
-        # recorded (write-ahead) before it was broadcast, so already known here.
-        maybe_topups = [r for r in rows if r["token_address"] is None and not r["credited"]]
+        # Native coin into the address of a payment with a token option on this chain
+        # may be the sweeper's own gas top-up: recorded (write-ahead) before it was
+        # broadcast, so already known here. A top-up is never credited, even when the
+        # payment also accepts the native coin.
+        maybe_topups = [
+            r
+            for r in rows
+            if r["token_address"] is None
+            and any(o.chain_id == chain_id and not o.is_native for o in by_id[r["payment_id"]].options)
+        ]
         if maybe_topups:
             topups = await repo.sweeps.gas_topups_among(conn, [r["tx_hash"] for r in maybe_topups])
             for r in maybe_topups:
                 if (r["tx_hash"], r["payment_id"]) in topups:
-                    r["kind"] = "gas_topup"
+                    r["kind"], r["credited"], r["after_quote_expiry"] = "gas_topup", False, False
         touched = await repo.transfers.insert_transfers(conn, rows)  # replays and orphaned blocks are skipped
         changed = [p for p in payments.values() if p.id in touched]
         return len(await refresh_payments(conn, changed, utcnow(), on_event=self._on_event))

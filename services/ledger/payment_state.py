@@ -14,14 +14,24 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.ledger.adapters import repository as repo
 from services.ledger.domain.records import PaymentEventRecord, PaymentRecord
-from services.ledger.domain.status import (
-    EventType,
-    TransferFacts,
-    derive_status,
-    event_for_change,
-    sum_transfers,
-)
+from services.ledger.domain.status import EventType, event_for_change, settle
 from services.ledger.metrics import PAYMENT_EVENTS
+
+
+def show_option(payment: PaymentRecord, index: int) -> None:
+    """Make option `index` the selected one: the payment's headline fields repeat it."""
+    for i, o in enumerate(payment.options):
+        o.selected = i == index
+    o = payment.options[index]
+    payment.chain_id, payment.asset, payment.token_address, payment.decimals = (
+        o.chain_id,
+        o.asset,
+        o.token_address,
+        o.decimals,
+    )
+    payment.amount_due, payment.quote, payment.confirmations_required = o.amount_due, o.quote, o.confirmations_required
+    payment.amount_received, payment.amount_confirmed = o.amount_received, o.amount_confirmed
+    payment.amount_swept, payment.sweep_fee, payment.sweep_dust = o.amount_swept, o.sweep_fee, o.sweep_dust
 
 
 def derive_change(
@@ -31,37 +41,40 @@ def derive_change(
     extra_event: EventType | None = None,
     touched: bool = False,
 ) -> tuple[bool, list[PaymentEventRecord]]:
-    """Recompute amounts and status from `payment.transfers` (pure). Returns
-    (save it?, events to write); updates the record in place when it changed.
+    """Recompute amounts and status from `payment.transfers` over its options (pure).
+    Returns (save it?, events to write); updates the record in place when it changed.
     `touched` says the caller changed a stored field itself (expired_at,
-    cancelled_at, the sweep figures), so it is saved even when the derived fields stay."""
-    amounts = sum_transfers([TransferFacts(t.amount, t.state, t.credited, t.late) for t in payment.transfers])
-    expired = payment.expired_at is not None
-    status = derive_status(
-        amount_due=payment.amount_due,
-        amount_minimum=payment.amount_minimum,
-        amounts=amounts,
-        amount_accounted=payment.amount_accounted,
-        expired=expired,
+    cancelled_at, the sweep figures, a quote), so it is saved even when the derived
+    fields stay."""
+    settled = settle(
+        payment.option_facts(),
+        payment.transfer_facts(),
+        expired=payment.expired_at is not None,
         cancelled=payment.cancelled_at is not None,
     )
+    late = any(a.late for a in settled.amounts)
     old_status = payment.status
+    old_selected = next((i for i, o in enumerate(payment.options) if o.selected), None)
     changed = (
-        status != old_status
-        or amounts.received != payment.amount_received
-        or amounts.confirmed != payment.amount_confirmed
-        or amounts.late != payment.late
+        settled.status != old_status
+        or late != payment.late
+        or settled.selected != old_selected
         or touched
+        or any(
+            (o.amount_received, o.amount_confirmed, o.status) != (a.received, a.confirmed, st)
+            for o, a, st in zip(payment.options, settled.amounts, settled.statuses, strict=True)
+        )
     )
     if not changed and extra_event is None:
         return False, []
-    payment.amount_received = amounts.received
-    payment.amount_confirmed = amounts.confirmed
-    payment.late = amounts.late
-    payment.status = status
+    for o, a, st in zip(payment.options, settled.amounts, settled.statuses, strict=True):
+        o.amount_received, o.amount_confirmed, o.status = a.received, a.confirmed, st
+    show_option(payment, settled.selected)
+    payment.late = late
+    payment.status = settled.status
     payment.version += 1
     payment.updated_at = now
-    types = [t for t in (extra_event, event_for_change(old_status, status)) if t is not None]
+    types = [t for t in (extra_event, event_for_change(old_status, settled.status)) if t is not None]
     events = [
         PaymentEventRecord(
             event_id=str(uuid.uuid4()), event_type=t.value, payment=payment, previous_status=old_status, created_at=now
@@ -78,7 +91,7 @@ async def write_changes(
     on_event: Callable[[PaymentEventRecord], None] | None = None,
 ) -> None:
     """Save re-derived payments and their events (one round trip each, whatever the count).
-    Each payment's sweep eligibility follows PaymentRecord.sweepable."""
+    Each option's sweep eligibility follows PaymentRecord.option_sweepable."""
     await repo.payments.save_payment_states(conn, changed)
     await repo.outbox.insert_events(conn, events)
     for e in events:

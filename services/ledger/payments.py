@@ -15,7 +15,15 @@ from typing import Protocol
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.common.chains import Asset, Chains
-from services.common.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, Reason
+from services.common.errors import (
+    AlreadyExists,
+    DomainError,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    Reason,
+    Unavailable,
+)
 from services.common.money import MAX_UINT256
 from services.common.page_tokens import PageTokens, filter_fingerprint, page_size
 from services.ledger.adapters import repository as repo
@@ -25,7 +33,7 @@ from services.ledger.domain import keys
 from services.ledger.domain import policy as policies
 from services.ledger.domain.policy import Policy, PolicyError
 from services.ledger.domain.pricing import Price, Rate, amount_due
-from services.ledger.domain.records import PaymentEventRecord, PaymentRecord, QuoteRecord
+from services.ledger.domain.records import PaymentEventRecord, PaymentOptionRecord, PaymentRecord, QuoteRecord
 from services.ledger.domain.status import RESOLVABLE, EventType, PaymentStatus, Resolution, outcome
 from services.ledger.domain.validation import NewPayment, utcnow, validate_new_payment
 from services.ledger.index_allocation import IndexAllocator
@@ -104,10 +112,15 @@ class PaymentsService:
         price: tuple[str, str] | None = None,
         policy: Policy | None = None,
         merchant_policy: Policy | None = None,
+        options: list[tuple[int, str]] | None = None,
+        accept_all: bool = False,
+        accept_chain_ids: list[int] | None = None,
     ) -> tuple[PaymentRecord, bool]:
         """A new payment (or, for a retry with the same idempotency key, the one it
         created). `price` (currency, amount) instead of `amount` quotes the asset at
-        the rate book's current rate; `policy` overrides `merchant_policy` field by field."""
+        the rate book's current rate; `options` (chain id, asset) or `accept_all`
+        (on `accept_chain_ids`, or every chain) instead of one chain and asset let
+        the customer pay any of them; `policy` overrides `merchant_policy` field by field."""
         now = utcnow()
         new = validate_new_payment(
             self._chains,
@@ -121,21 +134,25 @@ class PaymentsService:
             metadata=metadata,
             idempotency_key=idempotency_key,
             now=now,
+            options=options or (),
+            accept_all=accept_all,
+            accept_chain_ids=accept_chain_ids or (),
         )
         override = self.checked_policy(policy or Policy(), "policy")
-        in_force = policies.in_force(
-            policies.merge(merchant_policy or Policy(), override),
-            chain_id=new.chain_id,
-            chain_minimum=new.confirmations_required,
-            price=new.price,
-            default_watch=self._default_watch,
-        )
-        quote: QuoteRecord | None = None
-        if new.price is not None:
-            quote, due = self._quote(new.price, new.asset, now)
-        else:
-            assert new.amount_due is not None  # validate_new_payment: amount or price
-            due = new.amount_due
+        merged = policies.merge(merchant_policy or Policy(), override)
+        in_force = {
+            o.chain_id: policies.in_force(
+                merged,
+                chain_id=o.chain_id,
+                chain_minimum=o.chain_minimum,
+                price=new.price,
+                default_watch=self._default_watch,
+            )
+            for o in new.options
+        }
+        accepted = self._options(new, in_force, now)
+        first = accepted[0]
+        policy_in_force = in_force[first.chain_id]
         print_ = fingerprint(new, override)
         # No read before the write: the insert's ON CONFLICT detects a retry. A
         # retry costs one unused derivation index, which is harmless (the sweeper
@@ -145,11 +162,11 @@ class PaymentsService:
         record = PaymentRecord(
             id=payment_id,
             merchant_id=merchant_id,
-            chain_id=new.chain_id,
-            asset=new.asset.symbol,
-            token_address=new.asset.token_address,
-            decimals=new.asset.decimals,
-            amount_due=due,
+            chain_id=first.chain_id,
+            asset=first.asset,
+            token_address=first.token_address,
+            decimals=first.decimals,
+            amount_due=first.amount_due,
             amount_received=0,
             amount_confirmed=0,
             amount_swept=0,
@@ -160,7 +177,7 @@ class PaymentsService:
             deposit_address=address,
             derivation_index=index,
             derivation_path=path,
-            confirmations_required=in_force.confirmations,
+            confirmations_required=first.confirmations_required,
             version=1,
             created_at=now,
             updated_at=now,
@@ -169,9 +186,10 @@ class PaymentsService:
             cancelled_at=None,
             sweep_tx_hash="",
             price=new.price,
-            quote=quote,
-            tolerance_bps=in_force.tolerance_bps,
-            watch_until=new.expires_at + in_force.watch_after_expiry,
+            quote=first.quote,
+            tolerance_bps=policy_in_force.tolerance_bps,
+            watch_until=new.expires_at + policy_in_force.watch_after_expiry,
+            options=accepted,
         )
         event = PaymentEventRecord(
             event_id=str(uuid.uuid4()),
@@ -185,10 +203,10 @@ class PaymentsService:
             event,
             idempotency_key=new.idempotency_key,
             request_fingerprint=print_,
-            from_block=self._heads.get(new.chain_id),
+            from_blocks={o.chain_id: self._heads.get(o.chain_id) for o in accepted},
         )
         if await self._inserter.insert(row):
-            PAYMENTS_CREATED.labels(str(new.chain_id), new.asset.symbol).inc()
+            PAYMENTS_CREATED.labels(str(first.chain_id), first.asset).inc()
             PAYMENT_EVENTS.labels(EventType.CREATED.value).inc()
             self._on_outbox()
             self.address_added.set()
@@ -207,6 +225,47 @@ class PaymentsService:
             return policies.check_policy(policy, self._chain_minimums, where=where)
         except PolicyError as err:
             raise InvalidArgument(str(err)) from None
+
+    def _options(
+        self, new: NewPayment, in_force: dict[int, policies.PolicyInForce], now: datetime
+    ) -> list[PaymentOptionRecord]:
+        """The new payment's options with their amounts due: the amount asked for, or
+        each asset quoted from memory. With accept_all an asset that cannot be quoted
+        now is left out; the request fails only when none can (with the first reason)."""
+        options: list[PaymentOptionRecord] = []
+        skipped: DomainError | None = None
+        for accepted in new.options:
+            quote: QuoteRecord | None = None
+            if new.price is None:
+                assert new.amount_due is not None  # validate_new_payment: amount or price
+                due = new.amount_due
+            else:
+                try:
+                    quote, due = self._quote(new.price, accepted.asset, now)
+                except (Unavailable, FailedPrecondition) as err:
+                    if not new.accept_all:
+                        raise
+                    skipped = skipped or err
+                    continue
+            options.append(
+                PaymentOptionRecord(
+                    position=len(options),
+                    chain_id=accepted.chain_id,
+                    asset=accepted.asset.symbol,
+                    token_address=accepted.asset.token_address,
+                    decimals=accepted.asset.decimals,
+                    amount_due=due,
+                    confirmations_required=in_force[accepted.chain_id].confirmations,
+                    quote=quote,
+                    selected=not options,
+                )
+            )
+        if not options:
+            assert skipped is not None
+            raise type(skipped)(
+                f"no configured asset can be quoted in {new.price} now: {skipped.message}", reason=skipped.reason
+            ) from None
+        return options
 
     def _quote(self, price: Price, asset: Asset, now: datetime) -> tuple[QuoteRecord, int]:
         """The quote a priced payment locks now, and the amount due it gives (from
@@ -250,17 +309,18 @@ class PaymentsService:
                     f"payment {payment_id} is {payment.status.value}; only a pending payment (nothing received) "
                     "can be re-quoted"
                 )
-            if now < payment.quote.expires_at:
+            if all(o.quote is not None and now < o.quote.expires_at for o in payment.options):
                 payment.transfers = await repo.transfers.transfers_of(conn, payment_id)
                 return payment, False
-            chain = self._chains.get(payment.chain_id)
-            asset = chain.asset(payment.asset) if chain is not None else None
-            if asset is None:
-                raise FailedPrecondition(
-                    f"{payment.asset} on chain {payment.chain_id} is no longer configured; "
-                    "the payment cannot be re-quoted"
-                )
-            payment.quote, payment.amount_due = self._quote(payment.price, asset, now)
+            # Every option is renewed, or none (a rate missing now fails the whole call).
+            for o in payment.options:
+                chain = self._chains.get(o.chain_id)
+                asset = chain.asset(o.asset) if chain is not None else None
+                if asset is None:
+                    raise FailedPrecondition(
+                        f"{o.asset} on chain {o.chain_id} is no longer configured; the payment cannot be re-quoted"
+                    )
+                o.quote, o.amount_due = self._quote(payment.price, asset, now)
             await refresh_payment(conn, payment, now, extra_event=EventType.REQUOTED, touched=True)
         self._on_outbox()
         return payment, True
@@ -287,10 +347,10 @@ class PaymentsService:
                     )
                 payment.transfers = await repo.transfers.transfers_of(conn, payment_id)
                 return payment  # resolving twice the same way is harmless
+            payment.transfers = await repo.transfers.transfers_of(conn, payment_id)
             money = outcome(
-                amount_due=payment.amount_due,
-                amount_minimum=payment.amount_minimum,
-                amounts=payment.amounts,
+                payment.option_facts(),
+                payment.transfer_facts(),
                 expired=payment.expired_at is not None,
                 cancelled=payment.cancelled_at is not None,
             )

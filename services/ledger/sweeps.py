@@ -2,12 +2,11 @@
 completion. The ledger never signs anything; it remembers what was signed so a
 crashed sweeper rebroadcasts the same transaction instead of signing a new one.
 
-A sweep job is one (payment, chain, asset). Until payment options exist a payment
-has exactly one, its own chain and asset: the requests that name a job
+A sweep job is one (payment, chain, asset): one option of the payment
+(payment_options holds its lease and figures). The requests that name a job
 (RecordSweepTransaction, CompleteSweep, ReleaseSweep) may leave chain_id and asset
-empty for it, and anything else they name is refused (`check_job`). A sweep
-transaction's asset (SweepTransaction.asset) is its job's, so today the
-payment's: derived from the payment, not stored (`JobTransaction`)."""
+empty when they leave only one option to match (`job_option`); a sweep
+transaction stores its job's asset (SweepTransaction.asset)."""
 
 from __future__ import annotations
 
@@ -15,17 +14,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.common.errors import FailedPrecondition, InvalidArgument, NotFound, Reason
 from services.common.page_tokens import PageTokens, filter_fingerprint, page_size
 from services.ledger.adapters import repository as repo
 from services.ledger.domain.accounting import SweepFigures, complete_sweep, sweep_allowance
-from services.ledger.domain.records import PaymentRecord, SweepJobRecord, SweepTxRecord
+from services.ledger.domain.records import PaymentOptionRecord, PaymentRecord, SweepJobRecord, SweepTxRecord
 from services.ledger.domain.validation import checksum_address, utcnow
 from services.ledger.payment_state import refresh_payment
 
-MAX_WORKER_ID = 128  # payments.sweep_claimed_by
+MAX_WORKER_ID = 128  # payment_options.sweep_claimed_by
 TX_STATES = ("signed", "broadcast", "mined", "confirmed", "failed", "replaced")
 
 
@@ -46,28 +45,22 @@ class NewSweepTx:
     max_priority_fee_per_gas: int | None
     replaces_tx_hash: str
     l1_fee_reserve: int = 0
-    asset: str = ""  # the sweep job's asset; "" = the payment's own
+    asset: str = ""  # the sweep job's asset; "" = the payment's only option
 
 
-@dataclass(frozen=True)
-class JobTransaction:
-    """A recorded sweep transaction and the asset of the sweep job it belongs to
-    (SweepTransaction.asset; a gas top-up's is the asset of the job it tops up for)."""
-
-    tx: SweepTxRecord
-    asset: str
-
-
-def check_job(payment: PaymentRecord, chain_id: int, asset: str, fields: str = "") -> None:
-    """(payment, chain_id, asset) must name one of the payment's sweep jobs: 0 and ""
-    name its own chain and asset, which is its only job until payment options exist.
-    `fields` prefixes the field names in the message ("transaction.")."""
-    if (not chain_id or chain_id == payment.chain_id) and (not asset or asset == payment.asset):
-        return
-    named = f"{fields}chain_id {chain_id or payment.chain_id} and {fields}asset {(asset or payment.asset)[:32]!r}"
+def job_option(payment: PaymentRecord, chain_id: int, asset: str, fields: str = "") -> PaymentOptionRecord:
+    """The option (sweep job) that (chain_id, asset) names: 0 and "" match any, and
+    exactly one option must match. `fields` prefixes the field names in the message
+    ("transaction.")."""
+    found = [o for o in payment.options if (not chain_id or o.chain_id == chain_id) and (not asset or o.asset == asset)]
+    if len(found) == 1:
+        return found[0]
+    jobs = ", ".join(f"{o.asset} on chain {o.chain_id}" for o in payment.options)
+    if not found:
+        named = f"{fields}chain_id {chain_id or 'any'} and {fields}asset {(asset or 'any')[:32]!r}"
+        raise FailedPrecondition(f"payment {payment.id} has no sweep job {named}; its jobs are: {jobs}")
     raise FailedPrecondition(
-        f"payment {payment.id} has one sweep job, {payment.asset} on chain {payment.chain_id}, but the request "
-        f"names {named}: name that job, or leave {fields}chain_id and {fields}asset empty for the payment's own"
+        f"payment {payment.id} has several sweep jobs ({jobs}); name one with {fields}chain_id and {fields}asset"
     )
 
 
@@ -87,7 +80,11 @@ class SweepService:
         self._tokens = tokens
         self._on_outbox = on_outbox
 
-    async def claim(self, chain_id: int, worker_id: str, limit: int, lease_seconds: int) -> list[SweepJobRecord]:
+    async def claim(
+        self, chain_id: int, worker_id: str, limit: int, lease_seconds: int, *, jobs_per_asset: bool = True
+    ) -> list[SweepJobRecord]:
+        """`jobs_per_asset` False: a sweeper that keys jobs by payment alone gets only
+        payments with one option."""
         if not 1 <= len(worker_id) <= MAX_WORKER_ID:
             raise InvalidArgument(
                 f"worker_id must be 1 to {MAX_WORKER_ID} characters (it names the sweeper that holds the lease); "
@@ -101,20 +98,26 @@ class SweepService:
         lease_until = now + timedelta(seconds=lease_seconds)
         jobs = []
         async with self._engine.begin() as conn:
-            claimed = await repo.sweeps.claim_sweeps(conn, chain_id, worker_id, lease_until, now, limit)
-            for payment, attempts in claimed:
+            claimed = await repo.sweeps.claim_sweeps(
+                conn, chain_id, worker_id, lease_until, now, limit, jobs_per_asset=jobs_per_asset
+            )
+            for payment_id, position, attempts in claimed:
+                payment = await repo.payments.get_payment(conn, payment_id)
+                assert payment is not None  # an option's payment (foreign key)
+                option = next(o for o in payment.options if o.position == position)
                 jobs.append(
                     SweepJobRecord(
                         payment=payment,
+                        option=option,
                         treasury_address=await repo.merchants.treasury_of(conn, payment.merchant_id, chain_id),
                         lease_until=lease_until,
                         attempts=attempts,
-                        transactions=await repo.sweeps.sweep_txs_of(conn, payment.id),
+                        transactions=await repo.sweeps.sweep_txs_of(conn, payment_id, option.chain_id, option.asset),
                     )
                 )
         return jobs
 
-    async def record(self, worker_id: str, tx: NewSweepTx) -> JobTransaction:
+    async def record(self, worker_id: str, tx: NewSweepTx) -> SweepTxRecord:
         tx_hash = _tx_hash(tx.tx_hash)
         replaces = _tx_hash(tx.replaces_tx_hash, "transaction.replaces_tx_hash") if tx.replaces_tx_hash else ""
         token = checksum_address(tx.token_address, "transaction.token_address") if tx.token_address else None
@@ -126,12 +129,12 @@ class SweepService:
         async with self._engine.begin() as conn:
             existing = await repo.sweeps.get_sweep_tx(conn, tx_hash)
             if existing is not None:
-                return await _with_asset(conn, existing)  # recording twice is a no-op
-            payment = await repo.payments.get_payment(conn, tx.payment_id)
+                return existing  # recording twice is a no-op
+            payment = await repo.payments.get_payment(conn, tx.payment_id, for_update=tx.kind == "gas_topup")
             if payment is None:
                 raise NotFound(f"payment {tx.payment_id} not found")
-            check_job(payment, tx.chain_id, tx.asset, "transaction.")
-            if not await repo.sweeps.holds_lease(conn, tx.payment_id, worker_id, now):
+            option = job_option(payment, tx.chain_id, tx.asset, "transaction.")
+            if not await repo.sweeps.holds_lease(conn, payment.id, option.chain_id, option.asset, worker_id, now):
                 raise FailedPrecondition(
                     f"worker {worker_id!r} does not hold the sweep lease of {tx.payment_id}; claim it first",
                     reason=Reason.SWEEP_LEASE_NOT_HELD,
@@ -141,7 +144,8 @@ class SweepService:
                 {
                     "payment_id": payment.id,
                     "merchant_id": payment.merchant_id,
-                    "chain_id": payment.chain_id,
+                    "chain_id": option.chain_id,
+                    "asset": option.asset,
                     "kind": tx.kind,
                     "state": "signed",
                     "tx_hash": tx_hash,
@@ -160,15 +164,19 @@ class SweepService:
             )
             if replaces:
                 await repo.sweeps.update_sweep_tx(conn, replaces, state="replaced")
-            if tx.kind == "gas_topup":
-                await repo.transfers.mark_gas_topup_transfers(conn, payment.id, tx_hash)
+            events = []
+            if tx.kind == "gas_topup" and await repo.transfers.mark_gas_topup_transfers(conn, payment.id, tx_hash):
+                # It was recorded first and may have been credited to a native option.
+                events = await refresh_payment(conn, payment, now)
             stored = await repo.sweeps.get_sweep_tx(conn, tx_hash)
         assert stored is not None
-        return JobTransaction(stored, payment.asset)
+        if events:
+            self._on_outbox()
+        return stored
 
     async def update(
         self, tx_hash: str, state: str, block_number: int, error: str, fee: int | None = None
-    ) -> JobTransaction:
+    ) -> SweepTxRecord:
         """`fee`: what the transaction paid per its receipt (None: keep the recorded one).
         Back to BROADCAST (its block left the chain) forgets the fee of that block."""
         tx_hash = _tx_hash(tx_hash)
@@ -190,7 +198,7 @@ class SweepService:
             await repo.sweeps.update_sweep_tx(conn, tx_hash, **values)
             stored = await repo.sweeps.get_sweep_tx(conn, tx_hash)
             assert stored is not None
-            return await _with_asset(conn, stored)
+            return stored
 
     async def complete(
         self, payment_id: str, tx_hash: str, amount: int, fee: int, *, chain_id: int = 0, asset: str = ""
@@ -204,18 +212,21 @@ class SweepService:
             payment = await repo.payments.get_payment(conn, payment_id, for_update=True)
             if payment is None:
                 raise NotFound(f"payment {payment_id} not found")
-            check_job(payment, chain_id, asset)
+            option = job_option(payment, chain_id, asset)
             tx = await repo.sweeps.get_sweep_tx(conn, tx_hash, for_update=True)
-            if tx is None or tx.payment_id != payment_id or tx.kind != "sweep":
-                raise FailedPrecondition(f"{tx_hash} is not a recorded sweep transaction of {payment_id}")
-            if tx.state == "confirmed" and payment.sweep_tx_hash == tx_hash:
+            if tx is None or tx.payment_id != payment_id or tx.kind != "sweep" or tx.asset != option.asset:
+                raise FailedPrecondition(
+                    f"{tx_hash} is not a recorded sweep transaction of {payment_id}'s {option.asset} "
+                    f"on chain {option.chain_id}"
+                )
+            if tx.state == "confirmed" and option.sweep_tx_hash == tx_hash:
                 payment.transfers = await repo.transfers.transfers_of(conn, payment_id)
                 return payment  # completing twice is a no-op
-            native = payment.is_native
+            native = option.is_native
             after = complete_sweep(
-                SweepFigures(payment.amount_swept, payment.sweep_fee, payment.sweep_dust),
+                SweepFigures(option.amount_swept, option.sweep_fee, option.sweep_dust),
                 native=native,
-                confirmed=payment.amount_confirmed,
+                confirmed=option.amount_confirmed,
                 allowance=sweep_allowance(
                     native=native,
                     amount=tx.amount,
@@ -228,8 +239,8 @@ class SweepService:
                 fee=fee,
             )
             await repo.sweeps.update_sweep_tx(conn, tx_hash, state="confirmed", completed=True, fee=fee)
-            payment.amount_swept, payment.sweep_fee, payment.sweep_dust = after.swept, after.fee, after.dust
-            payment.sweep_tx_hash = tx_hash
+            option.amount_swept, option.sweep_fee, option.sweep_dust = after.swept, after.fee, after.dust
+            option.sweep_tx_hash = payment.sweep_tx_hash = tx_hash
             await refresh_payment(conn, payment, now, touched=True)
         self._on_outbox()
         return payment
@@ -237,14 +248,15 @@ class SweepService:
     async def release(
         self, payment_id: str, worker_id: str, error: str, retry_after: int, *, chain_id: int = 0, asset: str = ""
     ) -> None:
-        """Give the job (payment_id, chain_id, asset) back: today the payment's one lease."""
+        """Give the job (payment_id, chain_id, asset) back; other jobs of the payment keep their leases."""
         due = utcnow() + timedelta(seconds=max(1, retry_after))
         async with self._engine.begin() as conn:
-            if chain_id or asset:
-                payment = await repo.payments.get_payment(conn, payment_id)
-                if payment is not None:  # unknown: "does not hold the lease", as without them
-                    check_job(payment, chain_id, asset)
-            if not await repo.sweeps.release_sweep(conn, payment_id, worker_id, error[:2000], due):
+            payment = await repo.payments.get_payment(conn, payment_id)
+            # Unknown payment: "does not hold the lease", as for any job it does not hold.
+            option = job_option(payment, chain_id, asset) if payment is not None else None
+            if option is None or not await repo.sweeps.release_sweep(
+                conn, payment_id, option.chain_id, option.asset, worker_id, error[:2000], due
+            ):
                 raise FailedPrecondition(
                     f"worker {worker_id!r} does not hold the sweep lease of {payment_id}",
                     reason=Reason.SWEEP_LEASE_NOT_HELD,
@@ -277,7 +289,7 @@ class SweepService:
         size: int,
         token: str,
         asset: str = "",
-    ) -> tuple[list[JobTransaction], str]:
+    ) -> tuple[list[SweepTxRecord], str]:
         """`asset`: only the transactions of sweep jobs of that asset (empty: all)."""
         limit = page_size(size)
         scope = "ListSweepTransactions|internal"
@@ -295,15 +307,8 @@ class SweepService:
                 limit=limit + 1,
                 asset=asset,
             )
-            assets = await repo.sweeps.job_assets(conn, {r.payment_id for r in rows[:limit]})
         token_out = ""
         if len(rows) > limit:
             rows = rows[:limit]
             token_out = self._tokens.issue(scope, rows[-1].created_at, rows[-1].id, filters)
-        return [JobTransaction(r, assets.get(r.payment_id, "")) for r in rows], token_out
-
-
-async def _with_asset(conn: AsyncConnection, tx: SweepTxRecord) -> JobTransaction:
-    """`tx` with its sweep job's asset (the payment's, until payment options)."""
-    assets = await repo.sweeps.job_assets(conn, {tx.payment_id})
-    return JobTransaction(tx, assets.get(tx.payment_id, ""))
+        return rows, token_out

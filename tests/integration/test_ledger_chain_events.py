@@ -258,9 +258,10 @@ async def test_head_events_confirm_at_the_depth_each_payment_was_created_with(me
     deep = await merchant.create(amount="1000")
     shallow = await merchant.create(amount="1000")
     async with ledger.engine.begin() as conn:
-        await conn.execute(
-            text("UPDATE payments SET confirmations_required = 4 WHERE id = :id"), {"id": deep.payment_id}
-        )
+        for table, key in (("payments", "id"), ("payment_options", "payment_id"), ("deposit_addresses", "payment_id")):
+            await conn.execute(
+                text(f"UPDATE {table} SET confirmations_required = 4 WHERE {key} = :id"), {"id": deep.payment_id}
+            )
     block = next_block()
     for p in (deep, shallow):
         await publish_chain(js, "transfer", transfer_event(p.deposit_address, 1000, block=block))

@@ -39,9 +39,9 @@ async def pool(postgres):
         await pool.close()
 
 
-def row(merchant_id: str = "m_batch", key: str | None = None) -> dict:
+def row(merchant_id: str = "m_batch", key: str | None = None, extra_options=lambda payment_id: ()) -> dict:
     now = datetime.now(UTC)
-    return {
+    values = {
         "id": keys.new_payment_id(),
         "merchant_id": merchant_id,
         "chain_id": 31337,
@@ -64,10 +64,29 @@ def row(merchant_id: str = "m_batch", key: str | None = None) -> dict:
         "quote": None,
         "underpayment_tolerance_bps": 0,
         "watch_until": now + timedelta(days=7, hours=1),
-        "from_block": 7,
         "event_id": str(uuid.uuid4()),
         "subject": "paymesh.payments.m_batch.created",
         "payload": b"\x08\x01",
+    }
+    values["options"] = [
+        option(values["id"], 0, 31337, "ETH", None, 18, values["amount_due"], from_block=7),
+        *extra_options(values["id"]),
+    ]
+    return values
+
+
+def option(payment_id, position, chain_id, asset, token, decimals, due, *, from_block, depth=2) -> dict:
+    return {
+        "payment_id": payment_id,
+        "position": position,
+        "chain_id": chain_id,
+        "asset": asset,
+        "token_address": token,
+        "decimals": decimals,
+        "amount_due": due,
+        "quote": None,
+        "confirmations_required": depth,
+        "from_block": from_block,
     }
 
 
@@ -121,3 +140,35 @@ async def test_one_bad_row_fails_alone(pool):
     assert [o for i, o in enumerate(outcomes) if i != 3] == [True] * 6
     ids = [r["id"] for r in good] + [bad["id"]]
     assert await pool.fetchval("SELECT count(*) FROM payments WHERE id = ANY($1::varchar[])", ids) == 6
+
+
+async def test_options_are_stored_with_one_watched_address_per_chain(pool):
+    """A payment with three options on two chains: three option rows in order, and its
+    one deposit address watched on each chain from that chain's head, at that chain's depth."""
+    token = "0x" + "cd" * 20
+    r = row(
+        extra_options=lambda pid: (
+            option(pid, 1, 31337, "TUSD", token, 6, 25_000_000, from_block=7),
+            option(pid, 2, 8453, "ETH", None, 18, 10**16, from_block=900, depth=10),
+        )
+    )
+    assert await CreatePaymentBatcher(pool).insert(r)
+    options = await pool.fetch(
+        "SELECT position, chain_id, asset, amount_due, status FROM payment_options WHERE payment_id = $1 "
+        "ORDER BY position",
+        r["id"],
+    )
+    assert [(o["position"], o["chain_id"], o["asset"], int(o["amount_due"]), o["status"]) for o in options] == [
+        (0, 31337, "ETH", r["amount_due"], "awaiting"),
+        (1, 31337, "TUSD", 25_000_000, "awaiting"),
+        (2, 8453, "ETH", 10**16, "awaiting"),
+    ]
+    watched = await pool.fetch(
+        "SELECT chain_id, address, from_block, confirmations_required FROM deposit_addresses "
+        "WHERE payment_id = $1 ORDER BY chain_id",
+        r["id"],
+    )
+    assert [tuple(w.values()) for w in watched] == [
+        (8453, r["deposit_address"], 900, 10),
+        (31337, r["deposit_address"], 7, 2),
+    ]

@@ -19,20 +19,26 @@ import grpc
 import nats
 import pytest
 import pytest_asyncio
+from paymesh.events.v1 import chain_events_pb2 as cpb
 from paymesh.ledger.v1 import payment_pb2 as pb
 from paymesh.ledger.v1 import payment_service_pb2 as spb
+from paymesh.ledger.v1 import sweep_ledger_service_pb2 as ipb
+from paymesh.ledger.v1 import sweep_ledger_service_pb2_grpc as igrpc
 from sqlalchemy import text
 
 from services.ledger.app import LedgerApp
 from tests.integration.conftest import ledger_settings
 from tests.support.ledger import (
+    SWEEP_LEDGER_TOKEN,
     TOKEN_ADDRESS,
+    bearer,
     create_merchant,
     eventually,
     fresh_xpub,
     next_block,
     publish_chain,
     publish_head,
+    random_hash,
     transfer_event,
     write_chains_file,
 )
@@ -311,3 +317,261 @@ async def test_requote_after_the_lock_window_and_late_funds_flagged(fiat, shop, 
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await shop.payments.RequotePayment(spb.RequotePaymentRequest(payment_id=base.payment_id), metadata=shop.auth)
     assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION and "base units" in err.value.details()
+
+
+# ---------------------------------------------------------------- several options
+
+SWEEP_AUTH = bearer(SWEEP_LEDGER_TOKEN)
+BASE = 8453  # the second chain of write_chains_file: ETH, 5 confirmations
+
+
+def accepts(*options: tuple[int, str]) -> list[spb.AcceptedAsset]:
+    return [spb.AcceptedAsset(chain_id=c, asset=a) for c, a in options]
+
+
+async def create_with_options(shop, price: pb.Money, **fields) -> pb.Payment:
+    reply = await shop.payments.CreatePayment(spb.CreatePaymentRequest(price=price, **fields), metadata=shop.auth)
+    return reply.payment
+
+
+async def pay_on(js, payment: pb.Payment, amount: int, *, chain_id: int, token: str = "", **event) -> None:
+    """A transfer on `chain_id` and the heads that give it that chain's depth (2, or 5 on BASE)."""
+    block = next_block()
+    depth = 5 if chain_id == BASE else 2
+    message = transfer_event(payment.deposit_address, amount, block=block, token=token, chain_id=chain_id, **event)
+    await publish_chain(js, "transfer", message)
+    await publish_head(js, block + depth - 1, chain_id=chain_id)
+
+
+def by_asset(p: pb.Payment) -> dict[tuple[int, str], pb.PaymentOption]:
+    return {(o.chain_id, o.asset): o for o in p.options}
+
+
+async def test_the_same_price_paid_in_tusd_on_a_second_option(fiat, shop, js):
+    p = await create_with_options(shop, usd("30.00"), options=accepts((31337, "ETH"), (31337, "TUSD")))
+    eth, tusd = p.options
+    assert (eth.asset, eth.amount_due, eth.selected) == ("ETH", "10000000000000000", True)  # 30 / 3000
+    assert (tusd.asset, tusd.amount_due, tusd.selected) == ("TUSD", "30000000", False)
+    assert Decimal(tusd.quote.rate) == 1 and tusd.quote.source.startswith("fixed")
+    assert [o.status for o in p.options] == [pb.PAYMENT_OPTION_STATUS_AWAITING] * 2
+    assert (p.chain_id, p.asset, p.amount_due) == (31337, "ETH", eth.amount_due)  # the headline: the first option
+    await pay_on(js, p, 30_000_000, chain_id=31337, token=TOKEN_ADDRESS)
+    done = await wait_status(shop, p.payment_id, pb.PAYMENT_STATUS_CONFIRMED)
+    assert (done.asset, done.amount_due, done.amount_confirmed, done.token_address) == (
+        "TUSD",
+        "30000000",
+        "30000000",
+        TOKEN_ADDRESS,
+    )
+    assert done.value_confirmed == usd("30.00") and done.transfers[0].value == usd("30.00")
+    options = by_asset(done)
+    assert options[31337, "TUSD"].status == pb.PAYMENT_OPTION_STATUS_PAID and options[31337, "TUSD"].selected
+    assert options[31337, "ETH"].status == pb.PAYMENT_OPTION_STATUS_AWAITING
+    assert options[31337, "ETH"].amount_received == "0"
+
+
+async def test_paid_on_two_options_at_once_the_first_pays_and_the_other_is_kept_as_surplus(fiat, shop, js):
+    p = await create_with_options(shop, usd("30.00"), options=accepts((31337, "ETH"), (BASE, "ETH")))
+    assert [o.confirmations_required for o in p.options] == [2, 5]  # each chain's own depth
+    await pay_on(js, p, 10**16, chain_id=BASE)
+    paid = await wait_status(shop, p.payment_id, pb.PAYMENT_STATUS_CONFIRMED)
+    assert (paid.chain_id, paid.confirmations_required) == (BASE, 5)
+    await pay_on(js, p, 10**16, chain_id=31337)
+    both = await wait_status(shop, p.payment_id, pb.PAYMENT_STATUS_OVERPAID)
+    options = by_asset(both)
+    assert options[BASE, "ETH"].status == pb.PAYMENT_OPTION_STATUS_PAID and options[BASE, "ETH"].selected
+    assert options[31337, "ETH"].status == pb.PAYMENT_OPTION_STATUS_SURPLUS
+    assert options[31337, "ETH"].amount_confirmed == options[BASE, "ETH"].amount_confirmed == str(10**16)
+    assert options[31337, "ETH"].value_confirmed == usd("30.00")
+    assert {t.chain_id for t in both.transfers} == {31337, BASE} and all(t.credited for t in both.transfers)
+    # The sweeper gets a job on each chain that received funds (a legacy sweeper, none).
+    async with grpc.aio.insecure_channel(fiat.target) as channel:
+        sweeps = igrpc.SweepLedgerServiceStub(channel)
+        worker = f"fiat-{p.payment_id[-6:]}"
+        legacy = await sweeps.ClaimSweeps(
+            ipb.ClaimSweepsRequest(chain_id=BASE, worker_id=worker, limit=500, lease_seconds=30), metadata=SWEEP_AUTH
+        )
+        assert p.payment_id not in [j.payment_id for j in legacy.jobs]
+        for chain_id in (31337, BASE):
+            claimed = await sweeps.ClaimSweeps(
+                ipb.ClaimSweepsRequest(
+                    chain_id=chain_id, worker_id=worker, limit=500, lease_seconds=30, jobs_per_asset=True
+                ),
+                metadata=SWEEP_AUTH,
+            )
+            (job,) = [j for j in claimed.jobs if j.payment_id == p.payment_id]
+            assert (job.chain_id, job.asset, job.amount, job.deposit_address) == (
+                chain_id,
+                "ETH",
+                str(10**16),
+                p.deposit_address,
+            )
+            await sweeps.ReleaseSweep(
+                ipb.ReleaseSweepRequest(
+                    payment_id=p.payment_id,
+                    worker_id=worker,
+                    error="test done",
+                    retry_after_seconds=3600,
+                    chain_id=chain_id,
+                    asset="ETH",
+                ),
+                metadata=SWEEP_AUTH,
+            )
+        with pytest.raises(grpc.aio.AioRpcError) as err:  # two jobs: an unnamed one is ambiguous
+            await sweeps.ReleaseSweep(
+                ipb.ReleaseSweepRequest(payment_id=p.payment_id, worker_id=worker, retry_after_seconds=1),
+                metadata=SWEEP_AUTH,
+            )
+        assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION and "several sweep jobs" in err.value.details()
+
+
+async def test_a_reorg_of_the_paying_transfer_hands_the_payment_to_the_other_option(fiat, shop, js):
+    p = await create_with_options(shop, usd("30.00"), options=accepts((31337, "ETH"), (BASE, "ETH")))
+    orphan = random_hash()
+    block = next_block()
+    await publish_chain(js, "transfer", transfer_event(p.deposit_address, 10**16, block=block, block_hash=orphan))
+    await publish_head(js, block + 1)
+    await wait_status(shop, p.payment_id, pb.PAYMENT_STATUS_CONFIRMED)
+    await pay_on(js, p, 10**16, chain_id=BASE)
+    await wait_status(shop, p.payment_id, pb.PAYMENT_STATUS_OVERPAID)
+    await publish_chain(
+        js,
+        "reorg",
+        cpb.ReorgObserved(
+            chain_id=31337,
+            common_ancestor_number=block - 1,
+            common_ancestor_hash=random_hash(),
+            orphaned_block_hashes=[orphan],
+            new_head_number=block + 1,
+            new_head_hash=random_hash(),
+        ),
+    )
+    after = await wait_status(shop, p.payment_id, pb.PAYMENT_STATUS_CONFIRMED)
+    options = by_asset(after)
+    assert options[BASE, "ETH"].status == pb.PAYMENT_OPTION_STATUS_PAID and after.chain_id == BASE
+    assert options[31337, "ETH"].status == pb.PAYMENT_OPTION_STATUS_AWAITING
+    assert options[31337, "ETH"].amount_received == "0"
+    assert sorted(t.state for t in after.transfers) == [pb.TRANSFER_STATE_CONFIRMED, pb.TRANSFER_STATE_ORPHANED]
+
+
+async def test_partials_on_two_options_do_not_add_up(fiat, shop, js):
+    p = await create_with_options(shop, usd("30.00"), options=accepts((31337, "ETH"), (31337, "TUSD")))
+    await pay_on(js, p, 6 * 10**15, chain_id=31337)  # 18 USD of ETH
+    await pay_on(js, p, 15_000_000, chain_id=31337, token=TOKEN_ADDRESS)  # 15 USD of TUSD
+    short = await wait_status(shop, p.payment_id, pb.PAYMENT_STATUS_UNDERPAID)
+    assert [o.status for o in short.options] == [pb.PAYMENT_OPTION_STATUS_UNDERPAID] * 2
+    assert short.asset == "ETH"  # the option of the first transfer received
+
+
+async def test_accept_all_assets_offers_every_asset_with_a_rate(fiat, shop):
+    p = await create_with_options(shop, usd("30.00"), accept_all_assets=True)
+    assert [(o.chain_id, o.asset) for o in p.options] == [(31337, "ETH"), (31337, "TUSD"), (BASE, "ETH")]
+    only_base = await create_with_options(shop, usd("30.00"), accept_all_assets=True, accept_chain_ids=[BASE])
+    assert [(o.chain_id, o.asset) for o in only_base.options] == [(BASE, "ETH")]
+    before = await count_payments(fiat, shop.merchant_id)
+    with pytest.raises(grpc.aio.AioRpcError) as err:  # ETH/EUR is stale, TUSD has no EUR rate: none left
+        await create_with_options(shop, pb.Money(currency="EUR", amount="10.00"), accept_all_assets=True)
+    assert err.value.code() == grpc.StatusCode.UNAVAILABLE and "no configured asset" in err.value.details()
+    assert await count_payments(fiat, shop.merchant_id) == before
+
+
+BAD_OPTIONS = [
+    (dict(options=accepts((31337, "ETH"))), grpc.StatusCode.INVALID_ARGUMENT, "need a price", False),
+    (dict(options=accepts((31337, "ETH")), chain_id=31337), grpc.StatusCode.INVALID_ARGUMENT, "give one of", True),
+    (dict(options=accepts((31337, "ETH"), (31337, "eth"))), grpc.StatusCode.INVALID_ARGUMENT, "repeats", True),
+    (dict(options=accepts((31337, "ETH"), (999, "ETH"))), grpc.StatusCode.NOT_FOUND, "options[1]: chain 999", True),
+    (dict(options=accepts((BASE, "TUSD"))), grpc.StatusCode.NOT_FOUND, "options[0]: asset 'TUSD'", True),
+    (dict(options=accepts(*[(31337, "ETH")] * 33)), grpc.StatusCode.INVALID_ARGUMENT, "at most 32", True),
+    (dict(accept_chain_ids=[BASE], chain_id=BASE, asset="ETH"), grpc.StatusCode.INVALID_ARGUMENT, "accept_all", True),
+    (dict(accept_all_assets=True, accept_chain_ids=[7]), grpc.StatusCode.NOT_FOUND, "accept_chain_ids[0] 7", True),
+]
+
+
+@pytest.mark.parametrize(("fields", "code", "message", "priced"), BAD_OPTIONS)
+async def test_bad_options_are_refused_and_nothing_is_stored(fiat, shop, fields, code, message, priced):
+    before = await count_payments(fiat, shop.merchant_id)
+    request = spb.CreatePaymentRequest(**fields, **({"price": usd("30.00")} if priced else {"amount": "1000"}))
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await shop.payments.CreatePayment(request, metadata=shop.auth)
+    assert err.value.code() == code, err.value.details()
+    assert message in err.value.details(), err.value.details()
+    assert await count_payments(fiat, shop.merchant_id) == before
+
+
+async def test_a_gas_top_up_is_never_credited_to_the_native_option(fiat, shop, js):
+    """A payment taking ETH and TUSD on one chain, paid in TUSD: the sweeper's native
+    top-up into its address is gas, not an ETH payment, whether the ledger hears of the
+    top-up before (write-ahead) or after the listener reports it."""
+    async with grpc.aio.insecure_channel(fiat.target) as channel:
+        sweeps = igrpc.SweepLedgerServiceStub(channel)
+        for reported_first in (False, True):
+            p = await create_with_options(shop, usd("30.00"), options=accepts((31337, "ETH"), (31337, "TUSD")))
+            await pay_on(js, p, 30_000_000, chain_id=31337, token=TOKEN_ADDRESS)
+            await wait_status(shop, p.payment_id, pb.PAYMENT_STATUS_CONFIRMED)
+            worker = f"topup-{p.payment_id[-6:]}"
+            claimed = await sweeps.ClaimSweeps(
+                ipb.ClaimSweepsRequest(
+                    chain_id=31337, worker_id=worker, limit=500, lease_seconds=30, jobs_per_asset=True
+                ),
+                metadata=SWEEP_AUTH,
+            )
+            (job,) = [j for j in claimed.jobs if j.payment_id == p.payment_id]
+            assert job.asset == "TUSD"
+            topup = random_hash()
+            if reported_first:  # a top-up the listener reported before the ledger recorded it
+                await pay_on(js, p, 10**15, chain_id=31337, tx_hash=topup)
+                await wait_status(shop, p.payment_id, pb.PAYMENT_STATUS_OVERPAID)
+                # While it was unconfirmed the payment was DETECTED: its sweep lease was dropped.
+                await sweeps.ClaimSweeps(
+                    ipb.ClaimSweepsRequest(
+                        chain_id=31337, worker_id=worker, limit=500, lease_seconds=30, jobs_per_asset=True
+                    ),
+                    metadata=SWEEP_AUTH,
+                )
+            await sweeps.RecordSweepTransaction(
+                ipb.RecordSweepTransactionRequest(
+                    worker_id=worker,
+                    transaction=ipb.SweepTransaction(
+                        payment_id=p.payment_id,
+                        chain_id=31337,
+                        asset="TUSD",
+                        kind=ipb.SWEEP_TRANSACTION_KIND_GAS_TOPUP,
+                        tx_hash=topup,
+                        raw_tx=b"\x02\xf8",
+                        from_address="0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
+                        to_address=p.deposit_address,
+                        amount=str(10**15),
+                        gas_limit=21_000,
+                        max_fee_per_gas="1",
+                    ),
+                ),
+                metadata=SWEEP_AUTH,
+            )
+            if not reported_first:
+                await pay_on(js, p, 10**15, chain_id=31337, tx_hash=topup)
+
+            async def topup_recorded(payment_id=p.payment_id):
+                got = await shop.get(payment_id)
+                return got if any(t.kind == pb.TRANSFER_KIND_GAS_TOPUP for t in got.transfers) else None
+
+            got = await eventually(topup_recorded)
+            got = await wait_status(shop, p.payment_id, pb.PAYMENT_STATUS_CONFIRMED)
+            (gas,) = [t for t in got.transfers if t.kind == pb.TRANSFER_KIND_GAS_TOPUP]
+            assert not gas.credited and not gas.HasField("value")
+            assert by_asset(got)[31337, "ETH"].amount_received == "0"
+            await sweeps.UpdateSweepTransaction(
+                ipb.UpdateSweepTransactionRequest(
+                    tx_hash=topup, state=ipb.SWEEP_TRANSACTION_STATE_FAILED, error="test"
+                ),
+                metadata=SWEEP_AUTH,
+            )
+            await sweeps.ReleaseSweep(
+                ipb.ReleaseSweepRequest(
+                    payment_id=p.payment_id,
+                    worker_id=worker,
+                    retry_after_seconds=3600,
+                    chain_id=31337,
+                    asset="TUSD",
+                ),
+                metadata=SWEEP_AUTH,
+            )

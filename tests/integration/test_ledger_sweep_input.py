@@ -115,8 +115,8 @@ async def expect_precondition(call, request, text: str) -> None:
 
 
 async def test_a_sweep_job_is_named_by_payment_chain_and_asset(ledger_channel, merchant, js):
-    """chain_id and asset name the sweep job: empty is the payment's own (its only job
-    before payment options), another is FAILED_PRECONDITION and changes nothing; every
+    """chain_id and asset name the sweep job (a payment option): empty matches the
+    payment's only option, one it does not have is FAILED_PRECONDITION and changes nothing; every
     returned SweepTransaction carries its job's asset, and ListSweepTransactions filters
     by it."""
     internal = igrpc.SweepLedgerServiceStub(ledger_channel)
@@ -134,10 +134,10 @@ async def test_a_sweep_job_is_named_by_payment_chain_and_asset(ledger_channel, m
         def tx(**fields) -> ipb.RecordSweepTransactionRequest:
             return record_request(worker, payment, **{"max_fee_per_gas": "0", **fields})
 
-        own = "leave transaction.chain_id and transaction.asset empty for the payment's own"
-        await expect_precondition(internal.RecordSweepTransaction, tx(asset="TUSD"), own)
+        jobs = "its jobs are: ETH on chain 31337"
+        await expect_precondition(internal.RecordSweepTransaction, tx(asset="TUSD"), jobs)
         await expect_precondition(
-            internal.RecordSweepTransaction, tx(chain_id=1, asset="ETH"), "names transaction.chain_id 1"
+            internal.RecordSweepTransaction, tx(chain_id=1, asset="ETH"), "no sweep job transaction.chain_id 1"
         )
         named = await internal.RecordSweepTransaction(tx(chain_id=31337, asset="ETH"), metadata=AUTH)
         unnamed = await internal.RecordSweepTransaction(tx(nonce=1), metadata=AUTH)
@@ -177,14 +177,14 @@ async def test_a_sweep_job_is_named_by_payment_chain_and_asset(ledger_channel, m
             ipb.CompleteSweepRequest(
                 payment_id=payment.payment_id, tx_hash=named.transaction.tx_hash, amount="1000", fee="0", asset="TUSD"
             ),
-            "leave chain_id and asset empty for the payment's own",
+            "has no sweep job chain_id any and asset 'TUSD'; its jobs are: ETH on chain 31337",
         )
         await expect_precondition(
             internal.ReleaseSweep,
             ipb.ReleaseSweepRequest(
                 payment_id=payment.payment_id, worker_id=worker, error="x", retry_after_seconds=1, chain_id=10
             ),
-            f"payment {payment.payment_id} has one sweep job, ETH on chain 31337",
+            f"payment {payment.payment_id} has no sweep job chain_id 10",
         )
         # Refused releases changed nothing: the lease is still this worker's.
         again = await internal.ClaimSweeps(

@@ -162,9 +162,10 @@ def transfer_event(
     log_index: int = -1,
     token: str = "",
     block_time: datetime | None = None,
+    chain_id: int = 31337,
 ) -> cpb.TransferObserved:
     return cpb.TransferObserved(
-        chain_id=31337,
+        chain_id=chain_id,
         block_number=block,
         block_hash=block_hash or random_hash(),
         block_timestamp=timestamp(block_time or datetime.now(UTC)),
@@ -183,12 +184,12 @@ async def publish_chain(js, kind: str, message, msg_id: str | None = None) -> No
     await js.publish(subject, message.SerializeToString(), headers=headers, stream="CHAIN")
 
 
-async def publish_head(js, number: int, block_hash: str | None = None) -> None:
+async def publish_head(js, number: int, block_hash: str | None = None, chain_id: int = 31337) -> None:
     await publish_chain(
         js,
         "head",
         cpb.HeadObserved(
-            chain_id=31337,
+            chain_id=chain_id,
             number=number,
             hash=block_hash or random_hash(),
             parent_hash=random_hash(),

@@ -468,8 +468,10 @@ class SweeperStack:
         conn = await asyncpg.connect(self.database_url.replace("postgresql+asyncpg://", "postgresql://"))
         try:
             return await conn.fetchrow(
-                "SELECT status, amount_swept, sweep_fee, sweep_dust, sweep_tx_hash, sweep_due_at, sweep_claimed_by, "
-                "sweep_last_error, sweep_attempts FROM payments WHERE id = $1",
+                # The payment's status and its first option's sweep job (one option here).
+                "SELECT p.status, o.amount_swept, o.sweep_fee, o.sweep_dust, o.sweep_tx_hash, o.sweep_due_at, "
+                "o.sweep_claimed_by, o.sweep_last_error, o.sweep_attempts "
+                "FROM payments p JOIN payment_options o ON o.payment_id = p.id AND o.position = 0 WHERE p.id = $1",
                 payment_id,
             )
         finally:

@@ -17,7 +17,7 @@ from sqlalchemy.dialects import postgresql
 from services.ledger.adapters import models
 from services.ledger.adapters.repository import outbox, payments, transfers
 from services.ledger.adapters.repository.bulk import Column, ColumnList
-from services.ledger.domain.records import PaymentEventRecord, PaymentRecord
+from services.ledger.domain.records import PaymentEventRecord, PaymentOptionRecord, PaymentRecord
 from services.ledger.domain.status import PaymentStatus
 
 pytestmark = pytest.mark.unit
@@ -75,21 +75,25 @@ def test_lists_concatenate_in_order_and_refuse_a_column_twice():
 
 # ---------------------------------------------------------------- the ledger's statements
 
+# Each statement and its column lists, in the order their arrays are sent.
 STATEMENTS = [
-    ("create payments", payments.CREATE_PAYMENTS_SQL, payments.CREATE_COLUMNS),
-    ("save payment states", payments.SAVE_PAYMENTS_SQL, payments.SAVE_PAYMENT_COLUMNS),
-    ("insert transfers", transfers.INSERT_TRANSFERS_SQL, transfers.TRANSFER_COLUMNS),
-    ("insert events", outbox.INSERT_EVENTS_SQL, outbox.OUTBOX_COLUMNS),
+    ("create payments", payments.CREATE_PAYMENTS_SQL, [payments.CREATE_COLUMNS, payments.CREATE_OPTION_COLUMNS]),
+    ("save payment states", payments.SAVE_PAYMENTS_SQL, [payments.SAVE_PAYMENT_COLUMNS]),
+    ("save option states", payments.SAVE_OPTIONS_SQL, [payments.SAVE_OPTION_COLUMNS]),
+    ("insert transfers", transfers.INSERT_TRANSFERS_SQL, [transfers.TRANSFER_COLUMNS]),
+    ("insert events", outbox.INSERT_EVENTS_SQL, [outbox.OUTBOX_COLUMNS]),
 ]
 
 
-@pytest.mark.parametrize(("name", "sql", "columns"), STATEMENTS, ids=[s[0] for s in STATEMENTS])
-def test_each_statement_takes_exactly_one_array_per_column_of_its_list(name, sql, columns):
+@pytest.mark.parametrize(("name", "sql", "lists"), STATEMENTS, ids=[s[0] for s in STATEMENTS])
+def test_each_statement_takes_exactly_one_array_per_column_of_its_lists(name, sql, lists):
+    columns = [c for lst in lists for c in lst]
     placeholders = sorted({int(n) for n in re.findall(r"\$(\d+)::", sql)})
     assert placeholders == list(range(1, len(columns) + 1))
     for i, column in enumerate(columns, start=1):
         assert f"${i}::{column.pg_type}[]" in sql, (name, column.name)
-    assert f"({', '.join(columns.names)}" in sql  # the unnest alias names them in the same order
+    for lst in lists:
+        assert f"({', '.join(lst.names)}" in sql  # the unnest alias names them in the same order
 
 
 def test_create_writes_every_new_payment_column_and_the_created_event_from_the_outbox_list():
@@ -106,7 +110,17 @@ def test_save_writes_back_every_state_column_and_keys_on_the_id():
     for name in payments.PAYMENT_STATE_COLUMNS.names:
         assert f"{name} = u.{name}" in sql
     assert "WHERE p.id = u.id" in sql
+    sql = payments.SAVE_OPTIONS_SQL
+    for name in payments.OPTION_STATE_COLUMNS.names:
+        assert f"{name} = u.{name}" in sql
+    assert "WHERE o.payment_id = u.payment_id AND o.position = u.position" in sql
     assert "CASE WHEN u.sweepable" in sql
+
+
+def test_create_writes_each_option_and_one_deposit_address_per_chain():
+    sql = payments.CREATE_PAYMENTS_SQL
+    assert f"INSERT INTO payment_options ({', '.join(payments.NEW_OPTION_COLUMNS.names)}, status)" in sql
+    assert "SELECT DISTINCT ON (o.payment_id, o.chain_id)" in sql
 
 
 # Element types of the array parameters -> the Postgres types of the model columns they fill.
@@ -127,8 +141,10 @@ TABLE_COLUMNS = [
     (payments.PAYMENT_STATE_COLUMNS, models.PAYMENTS),
     (transfers.TRANSFER_COLUMNS, models.TRANSFERS),
     (outbox.OUTBOX_COLUMNS, models.OUTBOX),
-    (ColumnList(payments.CREATED_WITH_COLUMNS.columns[0]), models.DEPOSIT_ADDRESSES),  # from_block
-    (ColumnList(*payments.CREATED_WITH_COLUMNS.columns[1:]), models.OUTBOX),  # event_id, subject, payload
+    (payments.CREATED_WITH_COLUMNS, models.OUTBOX),  # event_id, subject, payload
+    (payments.NEW_OPTION_COLUMNS, models.PAYMENT_OPTIONS),
+    (payments.OPTION_STATE_COLUMNS, models.PAYMENT_OPTIONS),
+    (ColumnList(*payments.CREATE_OPTION_COLUMNS.columns[-1:]), models.DEPOSIT_ADDRESSES),  # from_block
 ]
 
 
@@ -173,7 +189,22 @@ def payment(**changes) -> PaymentRecord:
         sweep_tx_hash="",
     )
     values.update(changes)
-    return PaymentRecord(**values)
+    record = PaymentRecord(**values)
+    record.options = [
+        PaymentOptionRecord(
+            position=0,
+            chain_id=record.chain_id,
+            asset=record.asset,
+            token_address=record.token_address,
+            decimals=record.decimals,
+            amount_due=record.amount_due,
+            confirmations_required=record.confirmations_required,
+            amount_received=record.amount_received,
+            amount_confirmed=record.amount_confirmed,
+            selected=True,
+        )
+    ]
+    return record
 
 
 def created_event(p: PaymentRecord) -> PaymentEventRecord:
@@ -198,14 +229,18 @@ class Recorder:
 
 async def test_create_sends_the_import_time_statement_with_the_arrays_of_its_list():
     p = payment()
-    row = payments.creation_row(p, created_event(p), idempotency_key="key-1", request_fingerprint="f", from_block=9)
-    assert set(row) == set(payments.CREATE_COLUMNS.names)
+    row = payments.creation_row(
+        p, created_event(p), idempotency_key="key-1", request_fingerprint="f", from_blocks={31337: 9}
+    )
+    assert set(row) == {*payments.CREATE_COLUMNS.names, "options"}
+    assert set(row["options"][0]) == set(payments.CREATE_OPTION_COLUMNS.names)
+    assert row["options"][0]["from_block"] == 9
     assert row["subject"] == "paymesh.payments.mch_1.created" and row["payload"]  # encoded once, here
     pool = Recorder()
     await payments.create_payments(pool, [row])
     ((sql, args),) = pool.calls
     assert sql is payments.CREATE_PAYMENTS_SQL  # the constant itself, not a string built per call
-    assert list(args) == payments.CREATE_COLUMNS.arrays([row])
+    assert list(args) == payments.CREATE_COLUMNS.arrays([row]) + payments.CREATE_OPTION_COLUMNS.arrays(row["options"])
     assert args[payments.CREATE_COLUMNS.names.index("amount_due")] == [str(10**18)]
     assert args[payments.CREATE_COLUMNS.names.index("metadata")] == ['{"k": "v"}']
 
@@ -223,13 +258,18 @@ async def test_save_and_insert_statements_are_the_constants_with_one_array_per_c
     transfer = {name: None for name in transfers.TRANSFER_COLUMNS.names} | {"amount": 5, "payment_id": "pay_1"}
     await transfers.insert_transfers(None, [transfer])
     await outbox.insert_events(None, [created_event(confirmed)])
-    (save_sql, save_args), (transfer_sql, transfer_args), (event_sql, event_args) = conn.calls
+    (save_sql, save_args), (option_sql, option_args), (transfer_sql, transfer_args), (event_sql, event_args) = (
+        conn.calls
+    )
     assert save_sql is payments.SAVE_PAYMENTS_SQL and len(save_args) == len(payments.SAVE_PAYMENT_COLUMNS)
     by_name = dict(zip(payments.SAVE_PAYMENT_COLUMNS.names, save_args, strict=True))
     assert by_name["id"] == ["pay_1", "pay_2"]
     assert by_name["status"] == ["confirmed", "pending"]
     assert by_name["amount_confirmed"] == [str(10**18), "0"]
-    assert by_name["sweepable"] == [True, False]  # PaymentRecord.sweepable
+    assert option_sql is payments.SAVE_OPTIONS_SQL
+    options = dict(zip(payments.SAVE_OPTION_COLUMNS.names, option_args, strict=True))
+    assert options["payment_id"] == ["pay_1", "pay_2"] and options["position"] == [0, 0]
+    assert options["sweepable"] == [True, False]  # PaymentRecord.option_sweepable
     assert transfer_sql is transfers.INSERT_TRANSFERS_SQL
     assert dict(zip(transfers.TRANSFER_COLUMNS.names, transfer_args, strict=True))["amount"] == ["5"]
     assert event_sql is outbox.INSERT_EVENTS_SQL and len(event_args) == len(outbox.OUTBOX_COLUMNS)

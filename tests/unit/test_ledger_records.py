@@ -15,12 +15,13 @@ from services.ledger.adapters import models
 from services.ledger.domain.policy import Policy
 from services.ledger.domain.records import (
     MerchantRecord,
+    PaymentOptionRecord,
     PaymentRecord,
     SweepTxRecord,
     TransferRecord,
     WatchedAddressRecord,
 )
-from services.ledger.domain.status import PaymentStatus, Resolution
+from services.ledger.domain.status import OptionStatus, PaymentStatus, Resolution
 
 pytestmark = pytest.mark.unit
 
@@ -66,11 +67,6 @@ PAYMENT_ROW = {
     "expired_at": None,
     "cancelled_at": None,
     "cancel_reason": "",
-    "sweep_due_at": NOW,
-    "sweep_claimed_by": None,
-    "sweep_lease_until": None,
-    "sweep_attempts": 0,
-    "sweep_last_error": "",
     "sweep_tx_hash": "",
     "sweep_fee": Decimal(0),
     "sweep_dust": Decimal(0),
@@ -99,8 +95,53 @@ def test_payment_from_row(row):
     assert p.status is PaymentStatus.OVERPAID
     assert p.metadata == {"k": "v"} and p.request_fingerprint == "f" * 64
     assert (p.created_at, p.expires_at, p.expired_at) == (NOW, NOW + timedelta(hours=1), None)
-    assert p.version == 4 and p.transfers == []
-    assert p.sweepable  # overpaid, confirmed, nothing swept
+    assert p.version == 4 and p.transfers == [] and p.options == []  # options are loaded separately
+
+
+OPTION_ROW = {
+    "payment_id": "pay_1",
+    "position": 1,
+    "chain_id": 8453,
+    "asset": "TUSD",
+    "token_address": ADDRESS,
+    "decimals": 6,
+    "amount_due": Decimal(25_000_000),
+    "amount_received": Decimal(25_000_001),
+    "amount_confirmed": Decimal(25_000_000),
+    "amount_swept": Decimal(0),
+    "sweep_fee": Decimal(0),
+    "sweep_dust": Decimal(0),
+    "quote": None,
+    "confirmations_required": 10,
+    "status": "paid",
+    "sweep_due_at": NOW,
+    "sweep_claimed_by": None,
+    "sweep_lease_until": None,
+    "sweep_attempts": 0,
+    "sweep_last_error": "",
+    "sweep_tx_hash": "",
+}
+
+
+@pytest.mark.parametrize("row", both_rows(OPTION_ROW), ids=["sqlalchemy", "asyncpg"])
+def test_option_from_row(row):
+    o = PaymentOptionRecord.from_row(row)
+    assert (o.position, o.key, o.token_address, o.decimals, o.confirmations_required) == (
+        1,
+        (8453, "TUSD"),
+        ADDRESS,
+        6,
+        10,
+    )
+    assert (o.amount_due, o.amount_received, o.amount_confirmed) == (25_000_000, 25_000_001, 25_000_000)
+    assert all(type(v) is int for v in (o.amount_due, o.amount_received, o.amount_swept, o.sweep_fee))
+    assert o.status is OptionStatus.PAID and not o.is_native and o.quote is None and not o.selected
+    p = PaymentRecord.from_row({**PAYMENT_ROW, "status": "overpaid"})
+    p.options = [o]
+    assert p.option(8453, "TUSD") is o and p.option(31337, "TUSD") is None
+    assert p.option_for(8453, ADDRESS) is o and p.option_for(8453, None) is None
+    assert p.depth_on(8453) == 10 and p.depth_on(1) == p.confirmations_required
+    assert p.option_sweepable(o)  # overpaid, confirmed, nothing swept
 
 
 QUOTE = {
@@ -135,7 +176,9 @@ def test_priced_payment_from_row(quote):
     assert p.quote.expires_at == NOW + timedelta(minutes=15)
     assert p.tolerance_bps == 50 and p.amount_minimum == 24_875_000  # 25 TUSD less 0.5 %
     assert p.resolution is Resolution.ACCEPTED and p.resolved_at == NOW
-    assert p.value_of(25_000_000) == Decimal("24.98")  # 25 x 0.9995 = 24.9875, rounded down
+    option = PaymentOptionRecord.from_row({**OPTION_ROW, "quote": quote})
+    assert p.option_value(option, 25_000_000) == Decimal("24.98")  # 25 x 0.9995 = 24.9875, rounded down
+    assert p.option_minimum(option) == 24_875_000
 
 
 def test_payment_metadata_from_jsonb_text_or_null():
@@ -231,6 +274,7 @@ SWEEP_TX_ROW = {
     "merchant_id": "mch_1",
     "chain_id": 31337,
     "kind": "sweep",
+    "asset": "ETH",
     "state": "mined",
     "tx_hash": TX,
     "raw_tx": b"\x02signed",
@@ -273,6 +317,7 @@ def test_sweep_tx_from_row(row):
         0,
     )
     assert all(type(v) is int for v in (s.amount, s.max_fee_per_gas, s.max_priority_fee_per_gas, s.fee))
+    assert s.asset == "ETH"
 
 
 def test_sweep_tx_without_priority_fee_or_receipt_keeps_none():
@@ -290,6 +335,7 @@ WATCHED_ROW = {
     "from_block": 990,
     "created_at": NOW,
     "txid": 123_456,
+    "confirmations_required": 2,
 }
 
 
@@ -304,12 +350,13 @@ def test_watched_address_from_row(row):
     ("build", "table", "row"),
     [
         (PaymentRecord.from_row, models.PAYMENTS, PAYMENT_ROW),
+        (PaymentOptionRecord.from_row, models.PAYMENT_OPTIONS, OPTION_ROW),
         (TransferRecord.from_row, models.TRANSFERS, TRANSFER_ROW),
         (lambda r: MerchantRecord.from_row(r, {}), models.MERCHANTS, MERCHANT_ROW),
         (SweepTxRecord.from_row, models.SWEEP_TRANSACTIONS, SWEEP_TX_ROW),
         (WatchedAddressRecord.from_row, models.DEPOSIT_ADDRESSES, WATCHED_ROW),
     ],
-    ids=["payments", "transfers", "merchants", "sweep_transactions", "deposit_addresses"],
+    ids=["payments", "payment_options", "transfers", "merchants", "sweep_transactions", "deposit_addresses"],
 )
 def test_the_rows_here_are_the_tables_rows_so_from_row_reads_only_real_columns(build, table, row):
     """Each sample row has exactly its table's columns (models.py), and from_row needs

@@ -11,7 +11,15 @@ from hypothesis import strategies as st
 
 from services.ledger.domain.policy import ConfirmationTier, Policy, PolicyError, check_policy, in_force, merge
 from services.ledger.domain.pricing import minimum_accepted, parse_price
-from services.ledger.domain.status import Amounts, PaymentStatus, derive_status, is_sweepable, outcome
+from services.ledger.domain.status import (
+    Amounts,
+    OptionFacts,
+    PaymentStatus,
+    TransferFacts,
+    derive_status,
+    is_sweepable,
+    outcome,
+)
 
 CHAINS = {31337: 2, 8453: 10}
 WEEK = timedelta(days=7)
@@ -127,7 +135,8 @@ def test_outcome_ignores_sweeps_so_a_swept_underpayment_stays_resolvable():
     amounts = Amounts(received=500, confirmed=500, late=False)
     swept = derive_status(amount_due=1000, amounts=amounts, amount_accounted=500, expired=True, cancelled=False)
     assert swept is PaymentStatus.SWEPT
-    got = outcome(amount_due=1000, amount_minimum=1000, amounts=amounts, expired=True, cancelled=False)
+    paid = [TransferFacts(500, "confirmed", True, False)]
+    got = outcome([OptionFacts(1000, 1000, accounted=500)], paid, expired=True, cancelled=False)
     assert got is PaymentStatus.UNDERPAID
 
 

@@ -11,6 +11,8 @@ from hypothesis import strategies as st
 from services.ledger.domain.status import (
     Amounts,
     EventType,
+    OptionFacts,
+    OptionStatus,
     PaymentStatus,
     TransferFacts,
     derive_status,
@@ -18,6 +20,8 @@ from services.ledger.domain.status import (
     funds_accounted,
     is_late,
     is_sweepable,
+    outcome,
+    settle,
     sum_transfers,
 )
 
@@ -151,3 +155,123 @@ def test_recorded_after_the_cancel_or_expiry_committed_is_late_whatever_the_bloc
     # Neither committed yet: only the chain's word counts, and it may already say too late.
     assert not is_late(expires, expires_at=expires, cancelled_at=None, expired_at=None)
     assert is_late(expires + timedelta(seconds=1), expires_at=expires, cancelled_at=None, expired_at=None)
+
+
+# ---------------------------------------------------------------- several options
+
+OS = OptionStatus
+
+
+def confirmed(amount, option, *, late=False, state="confirmed"):
+    return TransferFacts(amount, state, True, late, option)
+
+
+def settle_of(transfers, options=((100, 100), (2000, 2000)), accounted=(), **flags):
+    facts = [
+        OptionFacts(due, minimum, accounted[i] if i < len(accounted) else 0) for i, (due, minimum) in enumerate(options)
+    ]
+    return settle(facts, transfers, expired=flags.get("expired", False), cancelled=flags.get("cancelled", False))
+
+
+def test_nothing_received_shows_the_first_option():
+    got = settle_of([])
+    assert (got.status, got.selected, got.paid_by, got.statuses) == (S.PENDING, 0, None, (OS.AWAITING, OS.AWAITING))
+
+
+def test_the_second_option_pays_and_is_selected():
+    got = settle_of([confirmed(2000, 1)])
+    assert (got.status, got.selected, got.paid_by, got.statuses) == (S.CONFIRMED, 1, 1, (OS.AWAITING, OS.PAID))
+    assert got.amounts[1] == Amounts(2000, 2000, False) and got.amounts[0] == Amounts(0, 0, False)
+
+
+def test_paid_on_two_options_the_first_recorded_pays_and_the_other_is_surplus():
+    got = settle_of([confirmed(2000, 1), confirmed(100, 0)])
+    assert (got.status, got.paid_by, got.statuses) == (S.OVERPAID, 1, (OS.SURPLUS, OS.PAID))
+    got = settle_of([confirmed(100, 0), confirmed(2000, 1)])
+    assert (got.status, got.paid_by, got.statuses) == (S.OVERPAID, 0, (OS.PAID, OS.SURPLUS))
+
+
+def test_partials_on_two_options_never_add_up():
+    got = settle_of([confirmed(60, 0), confirmed(1500, 1)])
+    assert (got.status, got.paid_by, got.selected) == (S.UNDERPAID, None, 0)
+    assert got.statuses == (OS.UNDERPAID, OS.UNDERPAID)
+
+
+def test_a_partial_then_the_other_option_in_full_is_overpaid():
+    got = settle_of([confirmed(60, 0), confirmed(2000, 1)])
+    assert (got.status, got.paid_by, got.selected, got.statuses) == (S.OVERPAID, 1, 1, (OS.SURPLUS, OS.PAID))
+
+
+def test_a_reorg_of_the_paying_transfer_hands_the_win_to_the_other_option():
+    got = settle_of([confirmed(100, 0, state="orphaned"), confirmed(2000, 1)])
+    assert (got.status, got.paid_by, got.statuses) == (S.CONFIRMED, 1, (OS.AWAITING, OS.PAID))
+
+
+def test_unconfirmed_funds_on_any_option_keep_the_payment_detected():
+    got = settle_of([confirmed(100, 0), confirmed(5, 1, state="seen")])
+    assert (got.status, got.paid_by, got.statuses) == (S.DETECTED, 0, (OS.PAID, OS.DETECTED))
+
+
+def test_swept_only_when_every_option_with_funds_is_accounted_for():
+    paid = [confirmed(100, 0), confirmed(2000, 1)]
+    assert settle_of(paid, accounted=(100,)).status is S.OVERPAID
+    assert settle_of(paid, accounted=(100, 2000)).status is S.SWEPT
+    assert (
+        outcome([OptionFacts(100, 100, 100), OptionFacts(2000, 2000, 2000)], paid, expired=False, cancelled=False)
+        is S.OVERPAID
+    )
+
+
+def test_a_late_transfer_on_any_option_is_paid_after_expiry():
+    got = settle_of([confirmed(2000, 1, late=True)], cancelled=True)
+    assert got.status is S.PAID_AFTER_EXPIRY
+
+
+_FACT = st.tuples(
+    st.integers(0, 10**24),
+    st.sampled_from(["seen", "confirmed", "orphaned"]),
+    st.booleans(),
+    st.booleans(),
+)
+
+
+@given(
+    due=st.integers(1, 10**24),
+    minimum=st.integers(0, 10**24),
+    accounted=st.integers(0, 10**24),
+    parts=st.lists(_FACT, max_size=8),
+    expired=st.booleans(),
+    cancelled=st.booleans(),
+)
+def test_one_option_settles_as_derive_status(due, minimum, accounted, parts, expired, cancelled):
+    minimum = min(minimum, due)
+    facts = [TransferFacts(*p) for p in parts]
+    got = settle([OptionFacts(due, minimum, accounted)], facts, expired=expired, cancelled=cancelled)
+    expected = derive_status(
+        amount_due=due,
+        amount_minimum=minimum,
+        amounts=sum_transfers(facts),
+        amount_accounted=accounted,
+        expired=expired,
+        cancelled=cancelled,
+    )
+    assert got.status is expected
+    assert got.amounts == (sum_transfers(facts),) and got.selected == 0
+
+
+@given(
+    parts=st.lists(st.tuples(_FACT, st.integers(0, 2)), max_size=10),
+    dues=st.lists(st.integers(1, 10**6), min_size=3, max_size=3),
+)
+def test_several_options_amounts_never_mix(parts, dues):
+    facts = [TransferFacts(*fact, option) for fact, option in parts]
+    got = settle([OptionFacts(d, d) for d in dues], facts, expired=False, cancelled=False)
+    assert sum(a.received for a in got.amounts) == sum_transfers(facts).received
+    for i in range(3):
+        assert got.amounts[i] == sum_transfers(facts, i)
+    paid = [i for i, s in enumerate(got.statuses) if s is OS.PAID]
+    assert paid == ([] if got.paid_by is None else [got.paid_by])
+    if got.paid_by is not None:
+        assert got.selected == got.paid_by and got.amounts[got.paid_by].confirmed >= dues[got.paid_by]
+    if got.status is S.CONFIRMED:
+        assert sum(1 for a in got.amounts if a.confirmed) == 1

@@ -93,12 +93,7 @@ class Payment(Base):
     expired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     cancelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     cancel_reason: Mapped[str] = mapped_column(String(256), server_default="")
-    # Sweeping: when the payment became eligible, who holds the lease, retries.
-    sweep_due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    sweep_claimed_by: Mapped[str | None] = mapped_column(String(128))
-    sweep_lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    sweep_attempts: Mapped[int] = mapped_column(Integer, server_default="0")
-    sweep_last_error: Mapped[str] = mapped_column(Text, server_default="")
+    # The last sweep transaction completed (any option's); the leases are per option.
     sweep_tx_hash: Mapped[str] = mapped_column(String(66), server_default="")
     # Native coin the completed sweeps paid the network (from their receipts), and, for
     # native payments, coin they set aside for that fee but did not use (left at the
@@ -132,8 +127,44 @@ class Payment(Base):
         ),
         Index("ix_payments_merchant_created", "merchant_id", text("created_at DESC"), text("id DESC")),
         Index("ix_payments_expiry", "expires_at", postgresql_where=text("expired_at IS NULL")),
+    )
+
+
+class PaymentOption(Base):
+    """One way to pay a payment: an asset on a chain with its own amount due, and its
+    sweep job (lease, retries). Every payment has at least one (position 0 for a
+    payment created for one chain and asset). The payment's chain_id, asset, amounts
+    and sweep figures repeat those of its selected option (payment_state.py)."""
+
+    __tablename__ = "payment_options"
+
+    payment_id: Mapped[str] = mapped_column(ForeignKey("payments.id"), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)  # the order the merchant gave
+    chain_id: Mapped[int] = mapped_column(BigInteger)
+    asset: Mapped[str] = mapped_column(String(16))
+    token_address: Mapped[str | None] = mapped_column(String(42))
+    decimals: Mapped[int] = mapped_column(Integer)
+    amount_due: Mapped[Decimal] = mapped_column(Money)
+    amount_received: Mapped[Decimal] = mapped_column(Money, server_default="0")
+    amount_confirmed: Mapped[Decimal] = mapped_column(Money, server_default="0")
+    amount_swept: Mapped[Decimal] = mapped_column(Money, server_default="0")
+    sweep_fee: Mapped[Decimal] = mapped_column(Money, server_default="0")
+    sweep_dust: Mapped[Decimal] = mapped_column(Money, server_default="0")
+    quote: Mapped[dict | None] = mapped_column(JSONB)  # as payments.quote; NULL without a price
+    confirmations_required: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), server_default="awaiting")  # domain/status.OptionStatus
+    # Sweeping: when the option became eligible, who holds the lease, retries.
+    sweep_due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    sweep_claimed_by: Mapped[str | None] = mapped_column(String(128))
+    sweep_lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    sweep_attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    sweep_last_error: Mapped[str] = mapped_column(Text, server_default="")
+    sweep_tx_hash: Mapped[str] = mapped_column(String(66), server_default="")
+
+    __table_args__ = (
+        UniqueConstraint("payment_id", "chain_id", "asset", name="uq_payment_options_asset"),
         Index(
-            "ix_payments_sweep_due",
+            "ix_payment_options_sweep_due",
             "chain_id",
             "sweep_due_at",
             postgresql_where=text("sweep_due_at IS NOT NULL"),
@@ -150,9 +181,11 @@ class DepositAddress(Base):
     chain_id: Mapped[int] = mapped_column(BigInteger)
     address: Mapped[str] = mapped_column(String(42))
     merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id"))
-    payment_id: Mapped[str] = mapped_column(ForeignKey("payments.id"), unique=True)
+    payment_id: Mapped[str] = mapped_column(ForeignKey("payments.id"))
     derivation_index: Mapped[int] = mapped_column(BigInteger)
     from_block: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    # The depth the payment's transfers on this chain wait for (the policy in force).
+    confirmations_required: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     # The inserting transaction's id. The address feed reads rows above the
     # oldest still-running transaction (the snapshot's xmin) and moves its
@@ -161,6 +194,8 @@ class DepositAddress(Base):
 
     __table_args__ = (
         UniqueConstraint("chain_id", "address", name="uq_deposit_addresses_chain_address"),
+        # One address per payment, watched on each chain its options accept.
+        UniqueConstraint("payment_id", "chain_id", name="uq_deposit_addresses_payment_chain"),
         Index("ix_deposit_addresses_feed", "chain_id", "txid"),
     )
 
@@ -228,6 +263,9 @@ class SweepTransaction(Base):
     merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id"))
     chain_id: Mapped[int] = mapped_column(BigInteger)
     kind: Mapped[str] = mapped_column(String(16))  # gas_topup | sweep
+    # The asset of the sweep job (payment option) it belongs to; a gas top-up's is
+    # the token it tops up for.
+    asset: Mapped[str] = mapped_column(String(16))
     state: Mapped[str] = mapped_column(String(16))  # signed | broadcast | mined | confirmed | failed | replaced
     tx_hash: Mapped[str] = mapped_column(String(66), unique=True)
     raw_tx: Mapped[bytes] = mapped_column(LargeBinary)
@@ -291,6 +329,7 @@ def _table(model: type[Base]) -> Table:
 MERCHANTS = _table(Merchant)
 TREASURIES = _table(Treasury)
 PAYMENTS = _table(Payment)
+PAYMENT_OPTIONS = _table(PaymentOption)
 DEPOSIT_ADDRESSES = _table(DepositAddress)
 TRANSFERS = _table(Transfer)
 ORPHANED_BLOCKS = _table(OrphanedBlock)

@@ -23,6 +23,7 @@ from services.ledger.domain.pricing import Price, format_decimal
 from services.ledger.domain.records import (
     MerchantRecord,
     PaymentEventRecord,
+    PaymentOptionRecord,
     PaymentRecord,
     QuoteRecord,
     SweepJobRecord,
@@ -30,9 +31,10 @@ from services.ledger.domain.records import (
     TransferRecord,
     WatchedAddressRecord,
 )
-from services.ledger.domain.status import PaymentStatus, Resolution
+from services.ledger.domain.status import OptionStatus, PaymentStatus, Resolution
 
 STATUS_TO_PB = {s: pb.PaymentStatus.Value(f"PAYMENT_STATUS_{s.name}") for s in PaymentStatus}
+OPTION_STATUS_TO_PB = {s: pb.PaymentOptionStatus.Value(f"PAYMENT_OPTION_STATUS_{s.name}") for s in OptionStatus}
 PB_TO_STATUS = {v: k for k, v in STATUS_TO_PB.items()}
 TRANSFER_KIND_TO_PB = {"payment": pb.TRANSFER_KIND_PAYMENT, "gas_topup": pb.TRANSFER_KIND_GAS_TOPUP}
 TRANSFER_STATE_TO_PB = {
@@ -64,11 +66,32 @@ def money_to_pb(amount: Decimal, price: Price) -> pb.Money:
     return pb.Money(currency=price.currency.code, amount=format_decimal(amount, price.currency.minor_units))
 
 
-def value_to_pb(p: PaymentRecord, units: int) -> pb.Money | None:
-    """What `units` of a priced payment's asset are worth at its locked quote, as
-    Money in its currency; None (the field stays unset) for a payment in base units."""
-    value = p.value_of(units)
+def value_to_pb(p: PaymentRecord, option: PaymentOptionRecord | None, units: int) -> pb.Money | None:
+    """What `units` of an option's asset are worth at its locked quote, as Money in
+    the payment's currency; None (the field stays unset) for a payment in base units."""
+    value = None if option is None else p.option_value(option, units)
     return None if value is None or p.price is None else money_to_pb(value, p.price)
+
+
+def option_to_pb(p: PaymentRecord, o: PaymentOptionRecord) -> pb.PaymentOption:
+    return pb.PaymentOption(
+        chain_id=o.chain_id,
+        asset=o.asset,
+        token_address=o.token_address or "",
+        decimals=o.decimals,
+        amount_due=str(o.amount_due),
+        amount_minimum=str(p.option_minimum(o)),
+        amount_received=str(o.amount_received),
+        amount_confirmed=str(o.amount_confirmed),
+        amount_swept=str(o.amount_swept),
+        sweep_fee=str(o.sweep_fee),
+        sweep_dust=str(o.sweep_dust),
+        quote=quote_to_pb(o.quote) if o.quote is not None else None,
+        value_confirmed=value_to_pb(p, o, o.amount_confirmed),
+        confirmations_required=o.confirmations_required,
+        status=OPTION_STATUS_TO_PB[o.status],
+        selected=o.selected,
+    )
 
 
 def quote_to_pb(q: QuoteRecord) -> pb.Quote:
@@ -146,7 +169,7 @@ def transfer_to_pb(t: TransferRecord, payment: PaymentRecord | None = None) -> p
         token_address=t.token_address or "",
         asset=t.asset,
         kind=TRANSFER_KIND_TO_PB[t.kind],
-        value=value_to_pb(payment, t.amount) if payment is not None and t.credited else None,
+        value=value_to_pb(payment, payment.transfer_option(t), t.amount) if payment is not None else None,
         after_quote_expiry=t.after_quote_expiry,
     )
 
@@ -154,7 +177,11 @@ def transfer_to_pb(t: TransferRecord, payment: PaymentRecord | None = None) -> p
 def payment_to_pb(p: PaymentRecord, *, with_transfers: bool = True) -> pb.Payment:
     in_force = pb.PaymentPolicy(
         underpayment_tolerance_bps=p.tolerance_bps,
-        confirmations=[pb.ChainConfirmations(chain_id=p.chain_id, confirmations=p.confirmations_required)],
+        confirmations=[
+            pb.ChainConfirmations(chain_id=c, confirmations=n)
+            for c, n in sorted({o.chain_id: o.confirmations_required for o in p.options}.items())
+        ]
+        or [pb.ChainConfirmations(chain_id=p.chain_id, confirmations=p.confirmations_required)],
     )
     if p.watch_until is not None:
         in_force.watch_after_expiry.CopyFrom(duration(p.watch_until - p.expires_at))
@@ -186,11 +213,12 @@ def payment_to_pb(p: PaymentRecord, *, with_transfers: bool = True) -> pb.Paymen
         quote=quote_to_pb(p.quote) if p.quote is not None else None,
         policy=in_force,
         amount_minimum=str(p.amount_minimum),
-        value_confirmed=value_to_pb(p, p.amount_confirmed),
+        value_confirmed=value_to_pb(p, p.option(p.chain_id, p.asset), p.amount_confirmed),
         resolution=RESOLUTION_TO_PB[p.resolution] if p.resolution is not None else pb.RESOLUTION_UNSPECIFIED,
         resolution_note=p.resolution_note,
         resolved_at=ts(p.resolved_at),
         watch_until=ts(p.watch_until),
+        options=[option_to_pb(p, o) for o in p.options],
     )
 
 
@@ -221,14 +249,14 @@ def merchant_to_pb(m: MerchantRecord) -> apb.Merchant:
     )
 
 
-def sweep_tx_to_pb(s: SweepTxRecord, asset: str) -> swpb.SweepTransaction:
-    """A recorded sweep transaction; `asset` is its sweep job's (the payment's, until
-    payment options; for a gas top-up, the asset of the job it tops up for)."""
+def sweep_tx_to_pb(s: SweepTxRecord) -> swpb.SweepTransaction:
+    """A recorded sweep transaction, with its sweep job's asset (for a gas top-up, the
+    asset of the job it tops up for)."""
     return swpb.SweepTransaction(
         payment_id=s.payment_id,
         merchant_id=s.merchant_id,
         chain_id=s.chain_id,
-        asset=asset,
+        asset=s.asset,
         kind=SWEEP_KIND_TO_PB[s.kind],
         state=SWEEP_STATE_TO_PB[s.state],
         tx_hash=s.tx_hash,
@@ -252,22 +280,21 @@ def sweep_tx_to_pb(s: SweepTxRecord, asset: str) -> swpb.SweepTransaction:
 
 
 def sweep_job_to_pb(j: SweepJobRecord) -> swpb.SweepJob:
-    """A claimed sweep job as the sweeper sees it: what to move (confirmed funds no
-    sweep has accounted for yet), from where, to which treasury, until when. Until
-    payment options a payment has one job, its own chain and asset, and every
-    recorded transaction of the payment is that job's."""
+    """A claimed sweep job as the sweeper sees it: one option's confirmed funds no
+    sweep has accounted for yet, from where, to which treasury, until when."""
+    o = j.option
     return swpb.SweepJob(
         payment_id=j.payment.id,
         merchant_id=j.payment.merchant_id,
-        chain_id=j.payment.chain_id,
-        asset=j.payment.asset,
-        token_address=j.payment.token_address or "",
+        chain_id=o.chain_id,
+        asset=o.asset,
+        token_address=o.token_address or "",
         deposit_address=j.payment.deposit_address,
         derivation_path=j.payment.derivation_path,
-        amount=str(j.payment.amount_confirmed - j.payment.amount_accounted),
+        amount=str(o.amount_confirmed - o.amount_accounted),
         treasury_address=j.treasury_address,
         lease_expires_at=ts(j.lease_until),
-        transactions=[sweep_tx_to_pb(t, j.payment.asset) for t in j.transactions],
+        transactions=[sweep_tx_to_pb(t) for t in j.transactions],
         attempts=j.attempts,
     )
 

@@ -53,6 +53,9 @@ class PaymentServicer(sgrpc.PaymentServiceServicer):
             price=(request.price.currency, request.price.amount) if request.HasField("price") else None,
             policy=policy_from_pb(request.policy, "policy") if request.HasField("policy") else None,
             merchant_policy=caller.payment_policy,
+            options=[(o.chain_id, o.asset) for o in request.options],
+            accept_all=request.accept_all_assets,
+            accept_chain_ids=list(request.accept_chain_ids),
         )
         return spb.CreatePaymentResponse(payment=payment_to_pb(payment), created=created)
 

@@ -31,9 +31,13 @@ class SweepLedgerServicer(swgrpc.SweepLedgerServiceServicer, CallerCheck):
     async def ClaimSweeps(self, request: swpb.ClaimSweepsRequest, context) -> swpb.ClaimSweepsResponse:
         self._check(context)
         self._chain(request.chain_id)
-        # request.jobs_per_asset changes nothing yet: until payment options every payment has
-        # one sweep job (its own chain and asset), which either kind of sweeper can take.
-        jobs = await self._sweeps.claim(request.chain_id, request.worker_id, request.limit, request.lease_seconds)
+        jobs = await self._sweeps.claim(
+            request.chain_id,
+            request.worker_id,
+            request.limit,
+            request.lease_seconds,
+            jobs_per_asset=request.jobs_per_asset,
+        )
         return swpb.ClaimSweepsResponse(jobs=[sweep_job_to_pb(j) for j in jobs])
 
     async def RecordSweepTransaction(
@@ -74,14 +78,14 @@ class SweepLedgerServicer(swgrpc.SweepLedgerServiceServicer, CallerCheck):
                 asset=t.asset,
             ),
         )
-        return swpb.RecordSweepTransactionResponse(transaction=sweep_tx_to_pb(stored.tx, stored.asset))
+        return swpb.RecordSweepTransactionResponse(transaction=sweep_tx_to_pb(stored))
 
     async def UpdateSweepTransaction(self, request, context) -> swpb.UpdateSweepTransactionResponse:
         self._check(context)
         state = PB_TO_SWEEP_STATE.get(request.state, "")
         fee = parse_amount(request.fee, field="fee", allow_zero=True) if request.fee else None
         stored = await self._sweeps.update(request.tx_hash, state, request.block_number, request.error, fee)
-        return swpb.UpdateSweepTransactionResponse(transaction=sweep_tx_to_pb(stored.tx, stored.asset))
+        return swpb.UpdateSweepTransactionResponse(transaction=sweep_tx_to_pb(stored))
 
     async def CompleteSweep(self, request, context) -> swpb.CompleteSweepResponse:
         self._check(context)
@@ -125,9 +129,7 @@ class SweepLedgerServicer(swgrpc.SweepLedgerServiceServicer, CallerCheck):
             token=request.page_token,
             asset=request.asset,
         )
-        return swpb.ListSweepTransactionsResponse(
-            transactions=[sweep_tx_to_pb(t.tx, t.asset) for t in rows], next_page_token=token
-        )
+        return swpb.ListSweepTransactionsResponse(transactions=[sweep_tx_to_pb(t) for t in rows], next_page_token=token)
 
     async def RequestSweep(self, request, context) -> swpb.RequestSweepResponse:
         self._check(context)

@@ -18,7 +18,16 @@ from typing import Any
 
 from services.ledger.domain.policy import Policy
 from services.ledger.domain.pricing import Price, fiat_value, minimum_accepted, parse_price, parse_rate
-from services.ledger.domain.status import Amounts, PaymentStatus, Resolution, funds_accounted, is_sweepable
+from services.ledger.domain.status import (
+    Amounts,
+    OptionFacts,
+    OptionStatus,
+    PaymentStatus,
+    Resolution,
+    TransferFacts,
+    funds_accounted,
+    is_sweepable,
+)
 
 
 def _columns(row: Any) -> Mapping[str, Any]:
@@ -109,6 +118,64 @@ class QuoteRecord:
 
 
 @dataclass
+class PaymentOptionRecord:
+    """One way to pay a payment (payment_options): an asset on a chain, its amount due,
+    quote, the amounts derived for it and its sweep figures."""
+
+    position: int
+    chain_id: int
+    asset: str
+    token_address: str | None
+    decimals: int
+    amount_due: int
+    confirmations_required: int
+    quote: QuoteRecord | None = None
+    amount_received: int = 0
+    amount_confirmed: int = 0
+    amount_swept: int = 0
+    sweep_fee: int = 0
+    sweep_dust: int = 0
+    status: OptionStatus = OptionStatus.AWAITING
+    sweep_tx_hash: str = ""
+    selected: bool = False  # derived: the option the payment's headline shows
+
+    @property
+    def key(self) -> tuple[int, str]:
+        return (self.chain_id, self.asset)
+
+    @property
+    def is_native(self) -> bool:
+        return self.token_address is None
+
+    @property
+    def amount_accounted(self) -> int:
+        """Confirmed funds the option's completed sweeps dealt with (status.funds_accounted)."""
+        return funds_accounted(native=self.is_native, swept=self.amount_swept, fee=self.sweep_fee, dust=self.sweep_dust)
+
+    @classmethod
+    def from_row(cls, row: Any) -> PaymentOptionRecord:
+        """From a `payment_options` row."""
+        row = _columns(row)
+        return cls(
+            position=row["position"],
+            chain_id=row["chain_id"],
+            asset=row["asset"],
+            token_address=row["token_address"],
+            decimals=row["decimals"],
+            amount_due=int(row["amount_due"]),
+            confirmations_required=row["confirmations_required"],
+            quote=None if row["quote"] is None else QuoteRecord.from_json(_json(row["quote"])),
+            amount_received=int(row["amount_received"]),
+            amount_confirmed=int(row["amount_confirmed"]),
+            amount_swept=int(row["amount_swept"]),
+            sweep_fee=int(row["sweep_fee"]),
+            sweep_dust=int(row["sweep_dust"]),
+            status=OptionStatus(row["status"]),
+            sweep_tx_hash=row["sweep_tx_hash"],
+        )
+
+
+@dataclass
 class PaymentRecord:
     id: str
     merchant_id: str
@@ -146,10 +213,67 @@ class PaymentRecord:
     resolution: Resolution | None = None
     resolution_note: str = ""
     resolved_at: datetime | None = None
+    # Every way to pay it, in position order (at least one); the headline fields
+    # above (chain_id ... sweep_dust, quote, confirmations_required) are the
+    # selected option's (payment_state.show_option).
+    options: list[PaymentOptionRecord] = field(default_factory=list)
 
     @property
     def is_native(self) -> bool:
         return self.token_address is None
+
+    def option(self, chain_id: int, asset: str) -> PaymentOptionRecord | None:
+        """The option of this chain and asset symbol, if the payment accepts it."""
+        return next((o for o in self.options if o.chain_id == chain_id and o.asset == asset), None)
+
+    def option_for(self, chain_id: int, token_address: str | None) -> PaymentOptionRecord | None:
+        """The option a transfer of this token (None: the native coin) on this chain pays."""
+        token = token_address or None
+        return next((o for o in self.options if o.chain_id == chain_id and o.token_address == token), None)
+
+    def depth_on(self, chain_id: int) -> int:
+        """The confirmations the payment's transfers on this chain wait for."""
+        return next(
+            (o.confirmations_required for o in self.options if o.chain_id == chain_id), self.confirmations_required
+        )
+
+    def option_minimum(self, option: PaymentOptionRecord) -> int:
+        """The least confirmed amount that pays the payment on this option."""
+        return minimum_accepted(option.amount_due, self.tolerance_bps)
+
+    def option_value(self, option: PaymentOptionRecord, units: int) -> Decimal | None:
+        """What `units` base units of the option's asset are worth at its locked quote,
+        rounded down to the currency's minor unit; None when not priced."""
+        if self.price is None or option.quote is None:
+            return None
+        return fiat_value(units, option.decimals, option.quote.rate, self.price.currency.minor_units)
+
+    def transfer_option(self, transfer: TransferRecord) -> PaymentOptionRecord | None:
+        """The option a recorded transfer counts for (None: not credited)."""
+        return self.option_for(transfer.chain_id, transfer.token_address) if transfer.credited else None
+
+    def transfer_facts(self) -> list[TransferFacts]:
+        """The payment's transfers as the status rules see them, in recorded order."""
+        positions = {(o.chain_id, o.token_address): i for i, o in enumerate(self.options)}
+        facts = []
+        for t in self.transfers:
+            index = positions.get((t.chain_id, t.token_address or None))
+            facts.append(TransferFacts(t.amount, t.state, t.credited and index is not None, t.late, index or 0))
+        return facts
+
+    def option_facts(self) -> list[OptionFacts]:
+        return [OptionFacts(o.amount_due, self.option_minimum(o), o.amount_accounted) for o in self.options]
+
+    def option_sweepable(self, option: PaymentOptionRecord) -> bool:
+        """Confirmed funds on this option that will not change any more and no sweep
+        has dealt with yet (domain/status.is_sweepable): the sweeper may claim it."""
+        return is_sweepable(
+            self.status,
+            expired=self.expired_at is not None,
+            confirmed=option.amount_confirmed,
+            accounted=option.amount_accounted,
+            accepted=self.resolution is Resolution.ACCEPTED,
+        )
 
     @property
     def amounts(self) -> Amounts:
@@ -160,30 +284,6 @@ class PaymentRecord:
     def amount_minimum(self) -> int:
         """The least confirmed amount that makes the payment CONFIRMED."""
         return minimum_accepted(self.amount_due, self.tolerance_bps)
-
-    def value_of(self, units: int) -> Decimal | None:
-        """What `units` base units of the payment's asset are worth at its locked
-        quote, rounded down to the currency's minor unit; None when not priced."""
-        if self.price is None or self.quote is None:
-            return None
-        return fiat_value(units, self.decimals, self.quote.rate, self.price.currency.minor_units)
-
-    @property
-    def amount_accounted(self) -> int:
-        """Confirmed funds the completed sweeps dealt with (domain/status.funds_accounted)."""
-        return funds_accounted(native=self.is_native, swept=self.amount_swept, fee=self.sweep_fee, dust=self.sweep_dust)
-
-    @property
-    def sweepable(self) -> bool:
-        """Confirmed funds that will not change any more and no sweep has dealt with
-        yet (domain/status.is_sweepable): the sweeper may claim the payment."""
-        return is_sweepable(
-            self.status,
-            expired=self.expired_at is not None,
-            confirmed=self.amount_confirmed,
-            accounted=self.amount_accounted,
-            accepted=self.resolution is Resolution.ACCEPTED,
-        )
 
     @classmethod
     def from_row(cls, row: Any) -> PaymentRecord:
@@ -307,6 +407,7 @@ class SweepTxRecord:
     id: int = 0
     fee: int | None = None  # what it paid the network per its receipt; None until mined
     l1_fee_reserve: int = 0  # native coin left aside for an OP-stack L1 data fee when signed
+    asset: str = ""  # the sweep job's (payment option's) asset; a top-up's is the token it tops up for
 
     @classmethod
     def from_row(cls, row: Any) -> SweepTxRecord:
@@ -336,12 +437,14 @@ class SweepTxRecord:
             updated_at=row["updated_at"],
             fee=_money(row["fee"]),
             l1_fee_reserve=int(row["l1_fee_reserve"]),
+            asset=row["asset"],
         )
 
 
 @dataclass
 class SweepJobRecord:
     payment: PaymentRecord
+    option: PaymentOptionRecord  # the job: this option's funds
     treasury_address: str
     lease_until: datetime
     attempts: int

@@ -14,6 +14,21 @@ reorgs and late events always land on the same answer:
 
 where `minimum` is the amount due less the payment's underpayment tolerance
 (pricing.minimum_accepted; equal to the amount due without a tolerance).
+
+A payment may accept several **options** (chain, asset), each with its own amount
+due; `settle` decides a payment of any number of options (one option gives exactly
+the rules above):
+
+- a transfer counts for the option of its chain and asset (TransferFacts.option);
+  amounts are summed per option, never across options (different assets);
+- the option that pays is the **first** whose running sum of confirmed funds, in
+  the order the ledger recorded the transfers, reaches its minimum (at least one
+  base unit); without one the payment is UNDERPAID (partials on several options do
+  not add up);
+- confirmed funds on any other option are **surplus**: kept, reported, swept, and
+  they make the payment OVERPAID (as funds above the amount due do);
+- the **selected** option, which the payment's headline fields show, is the one
+  that paid, else the option of the first transfer received, else the first option.
 """
 
 from __future__ import annotations
@@ -69,14 +84,25 @@ FINAL_STATUSES = frozenset({PaymentStatus.SWEPT, PaymentStatus.EXPIRED, PaymentS
 SEEN, CONFIRMED, ORPHANED = "seen", "confirmed", "orphaned"
 
 
+class OptionStatus(str, Enum):
+    """Where one option of a payment stands (see settle)."""
+
+    AWAITING = "awaiting"
+    DETECTED = "detected"
+    UNDERPAID = "underpaid"
+    PAID = "paid"
+    SURPLUS = "surplus"
+
+
 @dataclass(frozen=True)
 class TransferFacts:
     """What the status needs to know about one recorded transfer."""
 
     amount: int
     state: str  # seen | confirmed | orphaned
-    credited: bool  # right asset for this payment
+    credited: bool  # the asset of one of the payment's options
     late: bool  # recorded after the cancel/expiry committed, or mined after expires_at
+    option: int = 0  # the index of the option it counts for (when credited)
 
 
 @dataclass(frozen=True)
@@ -86,17 +112,101 @@ class Amounts:
     late: bool
 
 
-def sum_transfers(transfers: list[TransferFacts]) -> Amounts:
+def sum_transfers(transfers: list[TransferFacts], option: int | None = None) -> Amounts:
+    """The sums of the credited transfers (of one option, when given)."""
     received = confirmed = 0
     late = False
     for t in transfers:
-        if not t.credited or t.state == ORPHANED:
+        if not t.credited or t.state == ORPHANED or (option is not None and t.option != option):
             continue
         received += t.amount
         if t.state == CONFIRMED:
             confirmed += t.amount
             late = late or t.late
     return Amounts(received=received, confirmed=confirmed, late=late)
+
+
+@dataclass(frozen=True)
+class OptionFacts:
+    """What the status needs to know about one option of a payment."""
+
+    amount_due: int
+    amount_minimum: int
+    accounted: int = 0  # funds_accounted(...) of the option's completed sweeps
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """A payment decided over its options (settle)."""
+
+    status: PaymentStatus
+    amounts: tuple[Amounts, ...]  # per option, in option order
+    statuses: tuple[OptionStatus, ...]  # per option
+    selected: int  # the option the headline shows
+    paid_by: int | None  # the option that paid, if any
+
+
+def settle(
+    options: list[OptionFacts],
+    transfers: list[TransferFacts],
+    *,
+    expired: bool,
+    cancelled: bool,
+    ignore_sweeps: bool = False,
+) -> Settlement:
+    """The payment's status over all its options (the module docstring gives the rules).
+    `transfers` in the order the ledger recorded them. `ignore_sweeps`: the outcome
+    the money alone gives, as if nothing were swept (what a merchant resolves)."""
+    amounts = tuple(sum_transfers(transfers, i) for i in range(len(options)))
+    # The option that paid: the first whose running confirmed sum reaches its minimum.
+    running = [0] * len(options)
+    paid_by: int | None = None
+    first_received: int | None = None
+    for t in transfers:
+        if not t.credited or t.state == ORPHANED or not 0 <= t.option < len(options):
+            continue
+        if first_received is None:
+            first_received = t.option
+        if t.state != CONFIRMED or paid_by is not None:
+            continue
+        running[t.option] += t.amount
+        if running[t.option] >= max(1, options[t.option].amount_minimum):
+            paid_by = t.option
+    selected = paid_by if paid_by is not None else (first_received or 0)
+    statuses = tuple(_option_status(i, options[i], amounts[i], paid_by) for i in range(len(options)))
+    received = sum(a.received for a in amounts)
+    confirmed = sum(a.confirmed for a in amounts)
+    status: PaymentStatus
+    if received > confirmed:
+        status = PaymentStatus.DETECTED
+    elif confirmed == 0:
+        if cancelled:
+            status = PaymentStatus.CANCELLED
+        else:
+            status = PaymentStatus.EXPIRED if expired else PaymentStatus.PENDING
+    elif not ignore_sweeps and all(o.accounted >= a.confirmed for o, a in zip(options, amounts, strict=True)):
+        status = PaymentStatus.SWEPT
+    elif any(a.late for a in amounts):
+        status = PaymentStatus.PAID_AFTER_EXPIRY
+    elif paid_by is None:
+        status = PaymentStatus.UNDERPAID
+    elif amounts[paid_by].confirmed > options[paid_by].amount_due or confirmed > amounts[paid_by].confirmed:
+        status = PaymentStatus.OVERPAID
+    else:
+        status = PaymentStatus.CONFIRMED
+    return Settlement(status=status, amounts=amounts, statuses=statuses, selected=selected, paid_by=paid_by)
+
+
+def _option_status(index: int, option: OptionFacts, amounts: Amounts, paid_by: int | None) -> OptionStatus:
+    if index == paid_by:
+        return OptionStatus.PAID
+    if amounts.received == 0:
+        return OptionStatus.AWAITING
+    if paid_by is not None and amounts.confirmed > 0:
+        return OptionStatus.SURPLUS
+    if amounts.received > amounts.confirmed:
+        return OptionStatus.DETECTED
+    return OptionStatus.UNDERPAID
 
 
 def funds_accounted(*, native: bool, swept: int, fee: int, dust: int) -> int:
@@ -120,7 +230,8 @@ def derive_status(
     cancelled: bool,
     amount_minimum: int | None = None,
 ) -> PaymentStatus:
-    """`amount_accounted` is funds_accounted(...) of the payment's sweeps;
+    """The status of a payment with one option (settle gives the same answer for
+    it). `amount_accounted` is funds_accounted(...) of the payment's sweeps;
     `amount_minimum` the least confirmed amount accepted (default: amount_due)."""
     if amounts.received > amounts.confirmed:
         return PaymentStatus.DETECTED
@@ -140,17 +251,12 @@ def derive_status(
     return PaymentStatus.OVERPAID
 
 
-def outcome(*, amount_due: int, amount_minimum: int, amounts: Amounts, expired: bool, cancelled: bool) -> PaymentStatus:
+def outcome(
+    options: list[OptionFacts], transfers: list[TransferFacts], *, expired: bool, cancelled: bool
+) -> PaymentStatus:
     """The status the money alone gives, as if nothing were swept: what a merchant
     resolves (an UNDERPAID payment stays underpaid after its sweep)."""
-    return derive_status(
-        amount_due=amount_due,
-        amount_minimum=amount_minimum,
-        amounts=amounts,
-        amount_accounted=0,
-        expired=expired,
-        cancelled=cancelled,
-    )
+    return settle(options, transfers, expired=expired, cancelled=cancelled, ignore_sweeps=True).status
 
 
 def is_sweepable(

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 
 from eth_utils import to_checksum_address
 
-from services.common.chains import Asset, Chains
+from services.common.chains import Asset, ChainConfig, Chains
 from services.common.errors import InvalidArgument, NotFound
 from services.common.money import parse_amount
 from services.common.ssrf import webhook_url_problem
@@ -26,21 +27,40 @@ MAX_EXPIRY = timedelta(days=30)
 DEFAULT_EXPIRY = timedelta(hours=1)
 
 
+MAX_OPTIONS = 32
+
+
 @dataclass(frozen=True)
-class NewPayment:
+class AcceptedOption:
+    """An asset on a chain a new payment accepts, with the chain's minimum depth."""
+
     chain_id: int
     asset: Asset
+    chain_minimum: int  # chains.yaml `confirmations`
+
+
+@dataclass(frozen=True)
+class NewPayment:
+    chain_id: int  # the first option's
+    asset: Asset  # the first option's
     amount_due: int | None  # None when priced: the quote gives it
     price: Price | None
     expires_at: datetime
     merchant_order_id: str
     metadata: dict[str, str]
     idempotency_key: str | None
-    confirmations_required: int
+    confirmations_required: int  # the first option's chain minimum
     # The expiry as asked for: ("in", microseconds), ("at", ISO time) or ("default",).
     # A retry repeats the request, so a relative expiry is compared as given, not
     # as the absolute time it produced.
     expiry_requested: tuple = ("default",)
+    # Every option asked for, in order (one for chain_id + asset). With accept_all,
+    # every configured candidate: those without a rate now are left out when quoted.
+    options: tuple[AcceptedOption, ...] = ()
+    accept_all: bool = False
+    # How the options were asked for, for the fingerprint: () for chain_id + asset,
+    # ("options", ...) or ("all", chain ids).
+    options_requested: tuple = ()
 
     def fingerprint(self) -> tuple:
         """Every parameter of the request: a retry with the same idempotency key must repeat them all."""
@@ -52,7 +72,96 @@ class NewPayment:
             self.merchant_order_id,
             tuple(sorted(self.metadata.items())),
             self.expiry_requested,
+        ) + ((self.options_requested,) if self.options_requested else ())
+
+
+def _asset(chains: Chains, chain_id: int, asset: str, where: str = "") -> tuple[ChainConfig, Asset]:
+    """The configured chain and asset a request names; `where` prefixes the message
+    ("options[2]: ")."""
+    chain = chains.get(chain_id)
+    if chain_id == 0:
+        raise InvalidArgument(f"{where}chain_id is required; configured chains: {chains.ids()}")
+    if chain is None:
+        raise NotFound(f"{where}chain {chain_id} is not configured; configured chains: {chains.ids()}")
+    if not asset.strip():
+        raise InvalidArgument(f"{where}asset is required; chain {chain_id} accepts {chain.asset_symbols()}")
+    if asset != asset.strip():
+        raise InvalidArgument(
+            f"{where}asset {asset[:32]!r} has spaces around it; send the symbol alone, e.g. {asset.strip()[:32]!r}"
         )
+    found = chain.asset(asset)
+    if found is None:
+        raise NotFound(
+            f"{where}asset {asset[:32]!r} is not configured on chain {chain_id}; it accepts {chain.asset_symbols()}"
+        )
+    return chain, found
+
+
+def _accepted(
+    chains: Chains,
+    *,
+    chain_id: int,
+    asset: str,
+    options: Sequence[tuple[int, str]],
+    accept_all: bool,
+    accept_chain_ids: Sequence[int],
+    priced: bool,
+) -> tuple[tuple[AcceptedOption, ...], tuple]:
+    """The options a request asks for, and how it asked (NewPayment.options_requested)."""
+    ways = [
+        name
+        for name, given in (
+            ("chain_id and asset", bool(chain_id or asset)),
+            ("options", bool(options)),
+            ("accept_all_assets", accept_all),
+        )
+        if given
+    ]
+    if len(ways) > 1:
+        raise InvalidArgument(
+            f"give one of chain_id and asset, options, or accept_all_assets; got {' and '.join(ways)}"
+        )
+    if accept_chain_ids and not accept_all:
+        raise InvalidArgument("accept_chain_ids limits accept_all_assets; set accept_all_assets too")
+    if not ways:
+        raise InvalidArgument(
+            f"say what the payment accepts: chain_id and asset, options (a list of chain_id and asset), "
+            f"or accept_all_assets; configured chains: {chains.ids()}"
+        )
+    if (options or accept_all) and not priced:
+        raise InvalidArgument(
+            "options and accept_all_assets need a price: each option's amount due comes from the price at its "
+            "quote; give price, or one chain_id and asset with amount"
+        )
+    if options:
+        if len(options) > MAX_OPTIONS:
+            raise InvalidArgument(f"options has {len(options)} entries; at most {MAX_OPTIONS} are allowed")
+        found: list[AcceptedOption] = []
+        for i, (option_chain, option_asset) in enumerate(options):
+            chain, resolved = _asset(chains, option_chain, option_asset, f"options[{i}]: ")
+            for j, earlier in enumerate(found):
+                if (earlier.chain_id, earlier.asset.symbol) == (option_chain, resolved.symbol):
+                    raise InvalidArgument(
+                        f"options[{i}] repeats options[{j}] ({resolved.symbol} on chain {option_chain})"
+                    )
+            found.append(AcceptedOption(option_chain, resolved, chain.confirmations))
+        return tuple(found), ("options", tuple((o.chain_id, o.asset.symbol) for o in found))
+    if accept_all:
+        if len(set(accept_chain_ids)) != len(accept_chain_ids):
+            raise InvalidArgument("accept_chain_ids names a chain twice")
+        for i, c in enumerate(accept_chain_ids):
+            if chains.get(c) is None:
+                raise NotFound(f"accept_chain_ids[{i}] {c} is not configured; configured chains: {chains.ids()}")
+        wanted = set(accept_chain_ids)
+        found = [
+            AcceptedOption(chain.chain_id, a, chain.confirmations)
+            for chain in chains
+            if not wanted or chain.chain_id in wanted
+            for a in chain.assets
+        ]
+        return tuple(found), ("all", tuple(sorted(wanted)))
+    chain, resolved = _asset(chains, chain_id, asset)
+    return (AcceptedOption(chain_id, resolved, chain.confirmations),), ()
 
 
 def validate_new_payment(
@@ -68,23 +177,19 @@ def validate_new_payment(
     metadata: dict[str, str],
     idempotency_key: str,
     now: datetime,
+    options: Sequence[tuple[int, str]] = (),
+    accept_all: bool = False,
+    accept_chain_ids: Sequence[int] = (),
 ) -> NewPayment:
-    chain = chains.get(chain_id)
-    if chain_id == 0:
-        raise InvalidArgument(f"chain_id is required; configured chains: {chains.ids()}")
-    if chain is None:
-        raise NotFound(f"chain {chain_id} is not configured; configured chains: {chains.ids()}")
-    if not asset.strip():
-        raise InvalidArgument(f"asset is required; chain {chain_id} accepts {chain.asset_symbols()}")
-    if asset != asset.strip():
-        raise InvalidArgument(
-            f"asset {asset[:32]!r} has spaces around it; send the symbol alone, e.g. {asset.strip()[:32]!r}"
-        )
-    found = chain.asset(asset)
-    if found is None:
-        raise NotFound(
-            f"asset {asset[:32]!r} is not configured on chain {chain_id}; it accepts {chain.asset_symbols()}"
-        )
+    accepted, requested_options = _accepted(
+        chains,
+        chain_id=chain_id,
+        asset=asset,
+        options=options,
+        accept_all=accept_all,
+        accept_chain_ids=accept_chain_ids,
+        priced=price is not None,
+    )
     amount_due: int | None = None
     parsed_price: Price | None = None
     if price is not None:
@@ -125,17 +230,21 @@ def validate_new_payment(
     validate_metadata(metadata)
     if len(idempotency_key) > MAX_IDEMPOTENCY_KEY:
         raise InvalidArgument(f"idempotency_key is longer than {MAX_IDEMPOTENCY_KEY} characters")
+    first = accepted[0]
     return NewPayment(
-        chain_id=chain_id,
-        asset=found,
+        chain_id=first.chain_id,
+        asset=first.asset,
         amount_due=amount_due,
         price=parsed_price,
         expires_at=now + expiry,
         merchant_order_id=merchant_order_id,
         metadata=dict(metadata),
         idempotency_key=idempotency_key or None,
-        confirmations_required=chain.confirmations,
+        confirmations_required=first.chain_minimum,
         expiry_requested=requested,
+        options=accepted,
+        accept_all=accept_all,
+        options_requested=requested_options,
     )
 
 

@@ -42,6 +42,15 @@ class Resolution(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     RESOLUTION_UNSPECIFIED: _ClassVar[Resolution]
     RESOLUTION_ACCEPTED: _ClassVar[Resolution]
     RESOLUTION_REFUND: _ClassVar[Resolution]
+
+class PaymentOptionStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PAYMENT_OPTION_STATUS_UNSPECIFIED: _ClassVar[PaymentOptionStatus]
+    PAYMENT_OPTION_STATUS_AWAITING: _ClassVar[PaymentOptionStatus]
+    PAYMENT_OPTION_STATUS_DETECTED: _ClassVar[PaymentOptionStatus]
+    PAYMENT_OPTION_STATUS_UNDERPAID: _ClassVar[PaymentOptionStatus]
+    PAYMENT_OPTION_STATUS_PAID: _ClassVar[PaymentOptionStatus]
+    PAYMENT_OPTION_STATUS_SURPLUS: _ClassVar[PaymentOptionStatus]
 PAYMENT_STATUS_UNSPECIFIED: PaymentStatus
 PAYMENT_STATUS_PENDING: PaymentStatus
 PAYMENT_STATUS_DETECTED: PaymentStatus
@@ -62,6 +71,12 @@ TRANSFER_KIND_GAS_TOPUP: TransferKind
 RESOLUTION_UNSPECIFIED: Resolution
 RESOLUTION_ACCEPTED: Resolution
 RESOLUTION_REFUND: Resolution
+PAYMENT_OPTION_STATUS_UNSPECIFIED: PaymentOptionStatus
+PAYMENT_OPTION_STATUS_AWAITING: PaymentOptionStatus
+PAYMENT_OPTION_STATUS_DETECTED: PaymentOptionStatus
+PAYMENT_OPTION_STATUS_UNDERPAID: PaymentOptionStatus
+PAYMENT_OPTION_STATUS_PAID: PaymentOptionStatus
+PAYMENT_OPTION_STATUS_SURPLUS: PaymentOptionStatus
 
 class Transfer(_message.Message):
     __slots__ = ("chain_id", "tx_hash", "log_index", "block_number", "block_hash", "from_address", "amount", "state", "credited", "late", "observed_at", "token_address", "asset", "kind", "value", "after_quote_expiry")
@@ -153,8 +168,44 @@ class PaymentPolicy(_message.Message):
     watch_after_expiry: _duration_pb2.Duration
     def __init__(self, underpayment_tolerance_bps: _Optional[int] = ..., confirmations: _Optional[_Iterable[_Union[ChainConfirmations, _Mapping]]] = ..., confirmation_tiers: _Optional[_Iterable[_Union[ConfirmationTier, _Mapping]]] = ..., watch_after_expiry: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
+class PaymentOption(_message.Message):
+    __slots__ = ("chain_id", "asset", "token_address", "decimals", "amount_due", "amount_minimum", "amount_received", "amount_confirmed", "amount_swept", "sweep_fee", "sweep_dust", "quote", "value_confirmed", "confirmations_required", "status", "selected")
+    CHAIN_ID_FIELD_NUMBER: _ClassVar[int]
+    ASSET_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    DECIMALS_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_DUE_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_MINIMUM_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_RECEIVED_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_CONFIRMED_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_SWEPT_FIELD_NUMBER: _ClassVar[int]
+    SWEEP_FEE_FIELD_NUMBER: _ClassVar[int]
+    SWEEP_DUST_FIELD_NUMBER: _ClassVar[int]
+    QUOTE_FIELD_NUMBER: _ClassVar[int]
+    VALUE_CONFIRMED_FIELD_NUMBER: _ClassVar[int]
+    CONFIRMATIONS_REQUIRED_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    SELECTED_FIELD_NUMBER: _ClassVar[int]
+    chain_id: int
+    asset: str
+    token_address: str
+    decimals: int
+    amount_due: str
+    amount_minimum: str
+    amount_received: str
+    amount_confirmed: str
+    amount_swept: str
+    sweep_fee: str
+    sweep_dust: str
+    quote: Quote
+    value_confirmed: Money
+    confirmations_required: int
+    status: PaymentOptionStatus
+    selected: bool
+    def __init__(self, chain_id: _Optional[int] = ..., asset: _Optional[str] = ..., token_address: _Optional[str] = ..., decimals: _Optional[int] = ..., amount_due: _Optional[str] = ..., amount_minimum: _Optional[str] = ..., amount_received: _Optional[str] = ..., amount_confirmed: _Optional[str] = ..., amount_swept: _Optional[str] = ..., sweep_fee: _Optional[str] = ..., sweep_dust: _Optional[str] = ..., quote: _Optional[_Union[Quote, _Mapping]] = ..., value_confirmed: _Optional[_Union[Money, _Mapping]] = ..., confirmations_required: _Optional[int] = ..., status: _Optional[_Union[PaymentOptionStatus, str]] = ..., selected: _Optional[bool] = ...) -> None: ...
+
 class Payment(_message.Message):
-    __slots__ = ("payment_id", "merchant_id", "chain_id", "asset", "token_address", "decimals", "amount_due", "amount_received", "amount_confirmed", "amount_swept", "deposit_address", "status", "merchant_order_id", "metadata", "confirmations_required", "created_at", "expires_at", "updated_at", "transfers", "version", "sweep_tx_hash", "sweep_fee", "sweep_dust", "price", "quote", "policy", "amount_minimum", "value_confirmed", "resolution", "resolution_note", "resolved_at", "watch_until")
+    __slots__ = ("payment_id", "merchant_id", "chain_id", "asset", "token_address", "decimals", "amount_due", "amount_received", "amount_confirmed", "amount_swept", "deposit_address", "status", "merchant_order_id", "metadata", "confirmations_required", "created_at", "expires_at", "updated_at", "transfers", "version", "sweep_tx_hash", "sweep_fee", "sweep_dust", "price", "quote", "policy", "amount_minimum", "value_confirmed", "resolution", "resolution_note", "resolved_at", "watch_until", "options")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -194,6 +245,7 @@ class Payment(_message.Message):
     RESOLUTION_NOTE_FIELD_NUMBER: _ClassVar[int]
     RESOLVED_AT_FIELD_NUMBER: _ClassVar[int]
     WATCH_UNTIL_FIELD_NUMBER: _ClassVar[int]
+    OPTIONS_FIELD_NUMBER: _ClassVar[int]
     payment_id: str
     merchant_id: str
     chain_id: int
@@ -226,4 +278,5 @@ class Payment(_message.Message):
     resolution_note: str
     resolved_at: _timestamp_pb2.Timestamp
     watch_until: _timestamp_pb2.Timestamp
-    def __init__(self, payment_id: _Optional[str] = ..., merchant_id: _Optional[str] = ..., chain_id: _Optional[int] = ..., asset: _Optional[str] = ..., token_address: _Optional[str] = ..., decimals: _Optional[int] = ..., amount_due: _Optional[str] = ..., amount_received: _Optional[str] = ..., amount_confirmed: _Optional[str] = ..., amount_swept: _Optional[str] = ..., deposit_address: _Optional[str] = ..., status: _Optional[_Union[PaymentStatus, str]] = ..., merchant_order_id: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., confirmations_required: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., transfers: _Optional[_Iterable[_Union[Transfer, _Mapping]]] = ..., version: _Optional[int] = ..., sweep_tx_hash: _Optional[str] = ..., sweep_fee: _Optional[str] = ..., sweep_dust: _Optional[str] = ..., price: _Optional[_Union[Money, _Mapping]] = ..., quote: _Optional[_Union[Quote, _Mapping]] = ..., policy: _Optional[_Union[PaymentPolicy, _Mapping]] = ..., amount_minimum: _Optional[str] = ..., value_confirmed: _Optional[_Union[Money, _Mapping]] = ..., resolution: _Optional[_Union[Resolution, str]] = ..., resolution_note: _Optional[str] = ..., resolved_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., watch_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    options: _containers.RepeatedCompositeFieldContainer[PaymentOption]
+    def __init__(self, payment_id: _Optional[str] = ..., merchant_id: _Optional[str] = ..., chain_id: _Optional[int] = ..., asset: _Optional[str] = ..., token_address: _Optional[str] = ..., decimals: _Optional[int] = ..., amount_due: _Optional[str] = ..., amount_received: _Optional[str] = ..., amount_confirmed: _Optional[str] = ..., amount_swept: _Optional[str] = ..., deposit_address: _Optional[str] = ..., status: _Optional[_Union[PaymentStatus, str]] = ..., merchant_order_id: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., confirmations_required: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., transfers: _Optional[_Iterable[_Union[Transfer, _Mapping]]] = ..., version: _Optional[int] = ..., sweep_tx_hash: _Optional[str] = ..., sweep_fee: _Optional[str] = ..., sweep_dust: _Optional[str] = ..., price: _Optional[_Union[Money, _Mapping]] = ..., quote: _Optional[_Union[Quote, _Mapping]] = ..., policy: _Optional[_Union[PaymentPolicy, _Mapping]] = ..., amount_minimum: _Optional[str] = ..., value_confirmed: _Optional[_Union[Money, _Mapping]] = ..., resolution: _Optional[_Union[Resolution, str]] = ..., resolution_note: _Optional[str] = ..., resolved_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., watch_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., options: _Optional[_Iterable[_Union[PaymentOption, _Mapping]]] = ...) -> None: ...

@@ -125,7 +125,8 @@ class PaymentServiceServicer:
     def RequotePayment(self, request, context):
         """RequotePayment locks a fresh rate for a priced PENDING payment whose quote's
         lock window has ended (the checkout calls it when the customer comes back):
-        amount_due is recomputed from the price, a `requoted` event is published. A
+        every option's amount_due is recomputed from the price at a fresh rate (all
+        options or none), a `requoted` event is published. A
         quote still in its window is kept (requoted false); a payment that has received
         anything, or is not priced, fails with FAILED_PRECONDITION. Never done silently.
         """

@@ -33,10 +33,11 @@ class SweepLedgerServiceStub:
 
     A sweep job is one (payment, chain, asset): the funds one payment received in
     one asset on one chain. Its key is (payment_id, chain_id, asset) in SweepJob,
-    SweepTransaction, CompleteSweepRequest and ReleaseSweepRequest. An empty
-    chain_id (0) or asset means the payment's own chain and asset, the only job a
-    payment has before payment options; while a payment has only that job, a
-    chain_id or asset that names another is refused (FAILED_PRECONDITION).
+    SweepTransaction, CompleteSweepRequest and ReleaseSweepRequest: a payment has
+    one job per option (Payment.options) that received confirmed funds. An empty
+    chain_id (0) or asset means the payment's only option; for a payment with
+    several options they must be given, and a chain_id or asset that names no option
+    of the payment is refused (FAILED_PRECONDITION).
     """
 
     def __init__(self, channel):
@@ -90,10 +91,11 @@ class SweepLedgerServiceServicer:
 
     A sweep job is one (payment, chain, asset): the funds one payment received in
     one asset on one chain. Its key is (payment_id, chain_id, asset) in SweepJob,
-    SweepTransaction, CompleteSweepRequest and ReleaseSweepRequest. An empty
-    chain_id (0) or asset means the payment's own chain and asset, the only job a
-    payment has before payment options; while a payment has only that job, a
-    chain_id or asset that names another is refused (FAILED_PRECONDITION).
+    SweepTransaction, CompleteSweepRequest and ReleaseSweepRequest: a payment has
+    one job per option (Payment.options) that received confirmed funds. An empty
+    chain_id (0) or asset means the payment's only option; for a payment with
+    several options they must be given, and a chain_id or asset that names no option
+    of the payment is refused (FAILED_PRECONDITION).
     """
 
     def ClaimSweeps(self, request, context):
@@ -210,10 +212,11 @@ class SweepLedgerService:
 
     A sweep job is one (payment, chain, asset): the funds one payment received in
     one asset on one chain. Its key is (payment_id, chain_id, asset) in SweepJob,
-    SweepTransaction, CompleteSweepRequest and ReleaseSweepRequest. An empty
-    chain_id (0) or asset means the payment's own chain and asset, the only job a
-    payment has before payment options; while a payment has only that job, a
-    chain_id or asset that names another is refused (FAILED_PRECONDITION).
+    SweepTransaction, CompleteSweepRequest and ReleaseSweepRequest: a payment has
+    one job per option (Payment.options) that received confirmed funds. An empty
+    chain_id (0) or asset means the payment's only option; for a payment with
+    several options they must be given, and a chain_id or asset that names no option
+    of the payment is refused (FAILED_PRECONDITION).
     """
 
     @staticmethod

@@ -56,10 +56,11 @@ class ColumnList:
 
     # ------------------------------------------------------------ SQL text
 
-    def unnest(self, alias: str, *, ordinality: str = "") -> str:
+    def unnest(self, alias: str, *, ordinality: str = "", start: int = 1) -> str:
         """`unnest($1::type[], ...) AS alias(name, ...)`: one row per array index.
-        With `ordinality`, the row's position is one more column of that name."""
-        arrays = ", ".join(f"${i}::{c.pg_type}[]" for i, c in enumerate(self.columns, start=1))
+        With `ordinality`, the row's position is one more column of that name.
+        `start`: the first parameter's number (a second list in the same statement)."""
+        arrays = ", ".join(f"${i}::{c.pg_type}[]" for i, c in enumerate(self.columns, start=start))
         if ordinality:
             return f"unnest({arrays}) WITH ORDINALITY AS {alias}({', '.join((*self.names, ordinality))})"
         return f"unnest({arrays}) AS {alias}({', '.join(self.names)})"

@@ -10,14 +10,14 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
-from sqlalchemy import func, select, update
+from sqlalchemy import exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.ledger.adapters.db import driver
-from services.ledger.adapters.models import PAYMENTS
+from services.ledger.adapters.models import PAYMENT_OPTIONS, PAYMENTS
 from services.ledger.adapters.repository import outbox
 from services.ledger.adapters.repository.bulk import Column, ColumnList
-from services.ledger.domain.records import PaymentEventRecord, PaymentRecord
+from services.ledger.domain.records import PaymentEventRecord, PaymentOptionRecord, PaymentRecord, QuoteRecord
 
 # ---------------------------------------------------------------- create
 
@@ -47,18 +47,33 @@ NEW_PAYMENT_COLUMNS = ColumnList(
     Column("underpayment_tolerance_bps", "int"),
     Column("watch_until", "timestamptz"),
 )
-# What the deposit address and the `created` outbox event take besides.
+# What the `created` outbox event takes besides.
 CREATED_WITH_COLUMNS = ColumnList(
-    Column("from_block", "bigint"),
     Column("event_id", "uuid"),
     Column("subject", "varchar"),
     Column("payload", "bytea"),
 )
 CREATE_COLUMNS = NEW_PAYMENT_COLUMNS + CREATED_WITH_COLUMNS
+# Each option of the new payments (payment_options), and the head of its chain the
+# deposit address is watched from there (deposit_addresses.from_block).
+NEW_OPTION_COLUMNS = ColumnList(
+    Column("payment_id", "varchar"),
+    Column("position", "int"),
+    Column("chain_id", "bigint"),
+    Column("asset", "varchar"),
+    Column("token_address", "varchar"),
+    Column("decimals", "int"),
+    Column("amount_due", "numeric", str),
+    Column("quote", "jsonb"),
+    Column("confirmations_required", "int"),
+)
+CREATE_OPTION_COLUMNS = NEW_OPTION_COLUMNS + ColumnList(Column("from_block", "bigint"))
 
 # One statement, one round trip for a batch of new payments (create_batch.py):
-# each payment, its deposit address and its `created` outbox event are written
-# together or not at all. Rows are unnested from one array per column.
+# each payment, its options, its deposit address (one row per chain its options
+# accept: one EVM key is one address on every chain) and its `created` outbox
+# event are written together or not at all. Rows are unnested from one array per
+# column (payments, then options).
 # ON CONFLICT makes a concurrent retry with the same idempotency key wait for
 # the first insert and then write nothing (the caller then reads the existing
 # payment); a key repeated inside one batch inserts once, the same way.
@@ -68,17 +83,25 @@ CREATE_COLUMNS = NEW_PAYMENT_COLUMNS + CREATED_WITH_COLUMNS
 CREATE_PAYMENTS_SQL = f"""
 WITH input AS (
   SELECT * FROM {CREATE_COLUMNS.unnest("t")}
+), opt AS (
+  SELECT * FROM {CREATE_OPTION_COLUMNS.unnest("o", start=len(CREATE_COLUMNS) + 1)}
 ), ins AS (
   INSERT INTO payments ({NEW_PAYMENT_COLUMNS.select()}, status, updated_at)
   SELECT {NEW_PAYMENT_COLUMNS.select()}, 'pending', created_at
   FROM input ORDER BY merchant_id, idempotency_key, id
   ON CONFLICT (merchant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
   RETURNING id
+), options AS (
+  INSERT INTO payment_options ({NEW_OPTION_COLUMNS.select()}, status)
+  SELECT {NEW_OPTION_COLUMNS.select("o")}, 'awaiting'
+  FROM opt o JOIN ins ON ins.id = o.payment_id
 ), addr AS (
   INSERT INTO deposit_addresses (chain_id, address, merchant_id, payment_id, derivation_index,
-      from_block, created_at)
-  SELECT i.chain_id, i.deposit_address, i.merchant_id, i.id, i.derivation_index, i.from_block, i.created_at
-  FROM input i JOIN ins USING (id)
+      from_block, created_at, confirmations_required)
+  SELECT DISTINCT ON (o.payment_id, o.chain_id) o.chain_id, i.deposit_address, i.merchant_id, i.id,
+      i.derivation_index, o.from_block, i.created_at, o.confirmations_required
+  FROM opt o JOIN input i ON i.id = o.payment_id JOIN ins ON ins.id = i.id
+  ORDER BY o.payment_id, o.chain_id, o.position
 ), evt AS (
   INSERT INTO outbox ({outbox.OUTBOX_COLUMNS.select()})
   SELECT {outbox.OUTBOX_COLUMNS.select("i", payment_id="i.id", event_type="'created'")}
@@ -94,11 +117,13 @@ def creation_row(
     *,
     idempotency_key: str | None,
     request_fingerprint: str,
-    from_block: int,
+    from_blocks: dict[int, int],
 ) -> dict[str, Any]:
     """One row of CREATE_COLUMNS for create_payments (via create_batch.py): the new
-    payment, the head its address is watched from, and its `created` event, whose
-    payload is encoded here, once per payment (a batch retried row by row reuses it)."""
+    payment, its options (under "options", rows of CREATE_OPTION_COLUMNS), the head
+    of each chain its address is watched from (`from_blocks`), and its `created`
+    event, whose payload is encoded here, once per payment (a batch retried row by
+    row reuses it)."""
     return {
         "id": payment.id,
         "merchant_id": payment.merchant_id,
@@ -119,29 +144,72 @@ def creation_row(
         "expires_at": payment.expires_at,
         "price_currency": None if payment.price is None else payment.price.currency.code,
         "price_amount": None if payment.price is None else str(payment.price.amount),
-        "quote": _quote_json(payment),
+        "quote": _quote_json(payment.quote),
         "underpayment_tolerance_bps": payment.tolerance_bps,
         "watch_until": payment.watch_until,
-        "from_block": from_block,
         "event_id": created.event_id,
         "subject": outbox.event_subject(created),
         "payload": outbox.event_payload(created),
+        "options": [
+            {
+                "payment_id": payment.id,
+                "position": o.position,
+                "chain_id": o.chain_id,
+                "asset": o.asset,
+                "token_address": o.token_address,
+                "decimals": o.decimals,
+                "amount_due": o.amount_due,
+                "quote": _quote_json(o.quote),
+                "confirmations_required": o.confirmations_required,
+                "from_block": from_blocks.get(o.chain_id, 0),
+            }
+            for o in payment.options
+        ],
     }
 
 
-def _quote_json(payment: PaymentRecord) -> str | None:
-    return None if payment.quote is None else json.dumps(payment.quote.to_json())
+def _quote_json(quote: QuoteRecord | None) -> str | None:
+    return None if quote is None else json.dumps(quote.to_json())
 
 
 async def create_payments(pool: asyncpg.Pool, rows: list[dict[str, Any]]) -> set[str]:
-    """Insert payments, each with its deposit address and `created` outbox event,
-    in one statement (autocommit: one implicit transaction). Returns the ids
+    """Insert payments, each with its options, deposit address and `created` outbox
+    event, in one statement (autocommit: one implicit transaction). Returns the ids
     inserted; a row whose idempotency key already exists is not among them."""
-    found = await pool.fetch(CREATE_PAYMENTS_SQL, *CREATE_COLUMNS.arrays(rows))
+    options = [o for r in rows for o in r["options"]]
+    found = await pool.fetch(CREATE_PAYMENTS_SQL, *CREATE_COLUMNS.arrays(rows), *CREATE_OPTION_COLUMNS.arrays(options))
     return {r["id"] for r in found}
 
 
 # ---------------------------------------------------------------- read
+
+# The options of many payments, one index probe per payment (see _LOCK_BY_ADDRESS_SQL).
+_OPTIONS_OF_SQL = (
+    "SELECT o.* FROM unnest($1::varchar[]) AS k(payment_id) CROSS JOIN LATERAL "
+    "(SELECT * FROM payment_options x WHERE x.payment_id = k.payment_id OFFSET 0) o ORDER BY o.payment_id, o.position"
+)
+
+
+async def attach_options(conn: AsyncConnection, payments: list[PaymentRecord]) -> list[PaymentRecord]:
+    """Load each payment's options (PaymentRecord.options) in one round trip; the
+    selected one is the option the payment's headline fields show."""
+    if not payments:
+        return payments
+    rows = await (await driver(conn)).fetch(_OPTIONS_OF_SQL, sorted({p.id for p in payments}))
+    by_payment: dict[str, list[PaymentOptionRecord]] = {}
+    for r in rows:
+        by_payment.setdefault(r["payment_id"], []).append(PaymentOptionRecord.from_row(r))
+    for p in payments:
+        p.options = by_payment.get(p.id, [])
+        for o in p.options:
+            o.selected = (o.chain_id, o.asset) == (p.chain_id, p.asset)
+    return payments
+
+
+async def _one(conn: AsyncConnection, row: Any) -> PaymentRecord | None:
+    if row is None:
+        return None
+    return (await attach_options(conn, [PaymentRecord.from_row(row)]))[0]
 
 
 async def payment_by_idempotency_key(conn: AsyncConnection, merchant_id: str, key: str) -> PaymentRecord | None:
@@ -150,7 +218,7 @@ async def payment_by_idempotency_key(conn: AsyncConnection, merchant_id: str, ke
             select(PAYMENTS).where(PAYMENTS.c.merchant_id == merchant_id, PAYMENTS.c.idempotency_key == key)
         )
     ).first()
-    return PaymentRecord.from_row(row) if row else None
+    return await _one(conn, row)
 
 
 async def get_payment(
@@ -161,8 +229,7 @@ async def get_payment(
         query = query.where(PAYMENTS.c.merchant_id == merchant_id)
     if for_update:
         query = query.with_for_update()
-    row = (await conn.execute(query)).first()
-    return PaymentRecord.from_row(row) if row else None
+    return await _one(conn, (await conn.execute(query)).first())
 
 
 async def list_payments(
@@ -177,11 +244,14 @@ async def list_payments(
     after: tuple[datetime, str] | None,
     limit: int,
 ) -> list[PaymentRecord]:
+    """`chain_id`: only payments with an option on that chain."""
     query = select(PAYMENTS).where(PAYMENTS.c.merchant_id == merchant_id)
     if statuses:
         query = query.where(PAYMENTS.c.status.in_(statuses))
     if chain_id:
-        query = query.where(PAYMENTS.c.chain_id == chain_id)
+        query = query.where(
+            exists().where(PAYMENT_OPTIONS.c.payment_id == PAYMENTS.c.id, PAYMENT_OPTIONS.c.chain_id == chain_id)
+        )
     if merchant_order_id:
         query = query.where(PAYMENTS.c.merchant_order_id == merchant_order_id)
     if created_after is not None:
@@ -191,7 +261,7 @@ async def list_payments(
     if after is not None:
         query = query.where(func.row(PAYMENTS.c.created_at, PAYMENTS.c.id) < func.row(after[0], after[1]))
     query = query.order_by(PAYMENTS.c.created_at.desc(), PAYMENTS.c.id.desc()).limit(limit)
-    return [PaymentRecord.from_row(r) for r in await conn.execute(query)]
+    return await attach_options(conn, [PaymentRecord.from_row(r) for r in await conn.execute(query)])
 
 
 # ---------------------------------------------------------------- lock
@@ -213,7 +283,8 @@ async def lock_payments_by_address(
 ) -> dict[str, PaymentRecord]:
     """Lock the payments of these deposit addresses (in id order, so batches never deadlock)."""
     rows = await (await driver(conn)).fetch(_LOCK_BY_ADDRESS_SQL, chain_id, sorted(set(addresses)))
-    return {r["deposit_address"]: PaymentRecord.from_row(r) for r in rows}
+    payments = await attach_options(conn, [PaymentRecord.from_row(r) for r in rows])
+    return {p.deposit_address: p for p in payments}
 
 
 async def lock_payments(conn: AsyncConnection, payment_ids: list[str]) -> list[PaymentRecord]:
@@ -223,7 +294,7 @@ async def lock_payments(conn: AsyncConnection, payment_ids: list[str]) -> list[P
     rows = await (await driver(conn)).fetch(
         "SELECT * FROM payments WHERE id = ANY($1::varchar[]) ORDER BY id FOR UPDATE", payment_ids
     )
-    return [PaymentRecord.from_row(r) for r in rows]
+    return await attach_options(conn, [PaymentRecord.from_row(r) for r in rows])
 
 
 async def payments_to_expire(conn: AsyncConnection, now: datetime, limit: int) -> list[PaymentRecord]:
@@ -234,14 +305,20 @@ async def payments_to_expire(conn: AsyncConnection, now: datetime, limit: int) -
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
-    return [PaymentRecord.from_row(r) for r in await conn.execute(query)]
+    return await attach_options(conn, [PaymentRecord.from_row(r) for r in await conn.execute(query)])
 
 
 # ---------------------------------------------------------------- write back
 
 # The fields payment_state.py re-derives or a use case sets, written back as they
-# are on the record (PaymentRecord attributes of the same names).
+# are on the record (PaymentRecord attributes of the same names; the headline
+# fields repeat the selected option's).
 PAYMENT_STATE_COLUMNS = ColumnList(
+    Column("chain_id", "bigint"),
+    Column("asset", "varchar"),
+    Column("token_address", "varchar"),
+    Column("decimals", "int"),
+    Column("confirmations_required", "int"),
     Column("amount_due", "numeric", str),
     Column("amount_received", "numeric", str),
     Column("amount_confirmed", "numeric", str),
@@ -259,28 +336,75 @@ PAYMENT_STATE_COLUMNS = ColumnList(
     Column("resolution_note", "varchar"),
     Column("resolved_at", "timestamptz"),
     # A requote replaces the quote (and amount_due).
-    Column("quote", "jsonb", lambda quote: None if quote is None else json.dumps(quote.to_json())),
+    Column("quote", "jsonb", _quote_json),
 )
-SAVE_PAYMENT_COLUMNS = (
-    ColumnList(Column("id", "varchar")) + PAYMENT_STATE_COLUMNS + ColumnList(Column("sweepable", "bool"))
-)
+SAVE_PAYMENT_COLUMNS = ColumnList(Column("id", "varchar")) + PAYMENT_STATE_COLUMNS
 
 # One statement for any number of payments (unnest: one array per column).
 SAVE_PAYMENTS_SQL = f"""
-UPDATE payments p SET {PAYMENT_STATE_COLUMNS.set_from("u")},
-    sweep_due_at = CASE WHEN u.sweepable THEN coalesce(p.sweep_due_at, u.updated_at) END,
-    sweep_claimed_by = CASE WHEN u.sweepable THEN p.sweep_claimed_by END,
-    sweep_lease_until = CASE WHEN u.sweepable THEN p.sweep_lease_until END
+UPDATE payments p SET {PAYMENT_STATE_COLUMNS.set_from("u")}
 FROM {SAVE_PAYMENT_COLUMNS.unnest("u")}
 WHERE p.id = u.id
 """
 
+# The fields of each option payment_state.py re-derives or a use case sets, and
+# whether its sweep job is due (PaymentRecord.option_sweepable).
+OPTION_STATE_COLUMNS = ColumnList(
+    Column("amount_due", "numeric", str),
+    Column("amount_received", "numeric", str),
+    Column("amount_confirmed", "numeric", str),
+    Column("amount_swept", "numeric", str),
+    Column("sweep_fee", "numeric", str),
+    Column("sweep_dust", "numeric", str),
+    Column("sweep_tx_hash", "varchar"),
+    Column("status", "varchar", lambda status: status.value),
+    Column("quote", "jsonb", _quote_json),
+)
+SAVE_OPTION_COLUMNS = (
+    ColumnList(Column("payment_id", "varchar"), Column("position", "int"))
+    + OPTION_STATE_COLUMNS
+    + ColumnList(Column("sweepable", "bool"), Column("now", "timestamptz"))
+)
+# An option that stops being sweepable (a reorg) loses its sweep eligibility and lease.
+SAVE_OPTIONS_SQL = f"""
+UPDATE payment_options o SET {OPTION_STATE_COLUMNS.set_from("u")},
+    sweep_due_at = CASE WHEN u.sweepable THEN coalesce(o.sweep_due_at, u.now) END,
+    sweep_claimed_by = CASE WHEN u.sweepable THEN o.sweep_claimed_by END,
+    sweep_lease_until = CASE WHEN u.sweepable THEN o.sweep_lease_until END
+FROM {SAVE_OPTION_COLUMNS.unnest("u")}
+WHERE o.payment_id = u.payment_id AND o.position = u.position
+"""
+
+
+def option_state_rows(payments: list[PaymentRecord]) -> list[dict[str, Any]]:
+    """Rows of SAVE_OPTION_COLUMNS: every option of these payments as derived now."""
+    return [
+        {
+            "payment_id": p.id,
+            "position": o.position,
+            "amount_due": o.amount_due,
+            "amount_received": o.amount_received,
+            "amount_confirmed": o.amount_confirmed,
+            "amount_swept": o.amount_swept,
+            "sweep_fee": o.sweep_fee,
+            "sweep_dust": o.sweep_dust,
+            "sweep_tx_hash": o.sweep_tx_hash,
+            "status": o.status,
+            "quote": o.quote,
+            "sweepable": p.option_sweepable(o),
+            "now": p.updated_at,
+        }
+        for p in payments
+        for o in p.options
+    ]
+
 
 async def save_payment_states(conn: AsyncConnection, payments: list[PaymentRecord]) -> None:
-    """Write the derived fields of payments the caller holds locked. A payment
-    that stops being sweepable (a reorg) loses its sweep eligibility and lease."""
+    """Write the derived fields of payments the caller holds locked, and of their options."""
     if payments:
-        await (await driver(conn)).execute(SAVE_PAYMENTS_SQL, *SAVE_PAYMENT_COLUMNS.arrays_of(payments))
+        db = await driver(conn)
+        await db.execute(SAVE_PAYMENTS_SQL, *SAVE_PAYMENT_COLUMNS.arrays_of(payments))
+        await db.execute(SAVE_OPTIONS_SQL, *SAVE_OPTION_COLUMNS.arrays(option_state_rows(payments)))
 
 
 async def cancel_reason(conn: AsyncConnection, payment_id: str, reason: str) -> None:

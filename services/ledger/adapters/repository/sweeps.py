@@ -1,4 +1,4 @@
-"""SQL of sweeps: the sweep leases on payments (due, claimed by, until) and the
+"""SQL of sweeps: the sweep leases on payment options (due, claimed by, until) and the
 sweep transactions the sweeper recorded before broadcasting them (write-ahead).
 Functions take the connection (the caller owns the transaction) and return plain
 records."""
@@ -13,62 +13,80 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.ledger.adapters.db import driver
-from services.ledger.adapters.models import PAYMENTS, SWEEP_TRANSACTIONS
-from services.ledger.domain.records import PaymentRecord, SweepTxRecord
+from services.ledger.adapters.models import PAYMENT_OPTIONS, PAYMENTS, SWEEP_TRANSACTIONS
+from services.ledger.domain.records import SweepTxRecord
 
 # ---------------------------------------------------------------- leases
 
+# Due options of a chain, free or with an expired lease or the worker's own, oldest
+# due first (the partial index ix_payment_options_sweep_due), leased to the worker.
+# $5 false: only payments with one option (a sweeper that keys jobs by payment alone).
+_CLAIM_SQL = """
+UPDATE payment_options o SET sweep_claimed_by = $2, sweep_lease_until = $3
+FROM (
+  SELECT payment_id, position FROM payment_options c
+  WHERE c.chain_id = $1 AND c.sweep_due_at <= $4
+    AND (c.sweep_lease_until IS NULL OR c.sweep_lease_until < $4 OR c.sweep_claimed_by = $2)
+    AND ($5 OR NOT EXISTS (
+      SELECT 1 FROM payment_options s WHERE s.payment_id = c.payment_id AND s.position <> c.position))
+  ORDER BY c.sweep_due_at LIMIT $6
+  FOR UPDATE SKIP LOCKED
+) due
+WHERE o.payment_id = due.payment_id AND o.position = due.position
+RETURNING o.payment_id, o.position, o.sweep_attempts
+"""
+
 
 async def claim_sweeps(
-    conn: AsyncConnection, chain_id: int, worker_id: str, lease_until: datetime, now: datetime, limit: int
-) -> list[tuple[PaymentRecord, int]]:
-    """Lease up to `limit` due payments of a chain to `worker_id` (free ones, expired
-    leases, or the worker's own); returns each payment with its sweep attempts so far."""
-    candidates = (
-        select(PAYMENTS.c.id)
-        .where(
-            PAYMENTS.c.chain_id == chain_id,
-            PAYMENTS.c.sweep_due_at <= now,
-            (PAYMENTS.c.sweep_lease_until.is_(None))
-            | (PAYMENTS.c.sweep_lease_until < now)
-            | (PAYMENTS.c.sweep_claimed_by == worker_id),
-        )
-        .order_by(PAYMENTS.c.sweep_due_at)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-        .scalar_subquery()
-    )
-    result = await conn.execute(
-        update(PAYMENTS)
-        .where(PAYMENTS.c.id.in_(candidates))
-        .values(sweep_claimed_by=worker_id, sweep_lease_until=lease_until)
-        .returning(*PAYMENTS.c)
-    )
-    return [(PaymentRecord.from_row(row), row.sweep_attempts) for row in result]
+    conn: AsyncConnection,
+    chain_id: int,
+    worker_id: str,
+    lease_until: datetime,
+    now: datetime,
+    limit: int,
+    *,
+    jobs_per_asset: bool = True,
+) -> list[tuple[str, int, int]]:
+    """Lease up to `limit` due sweep jobs (payment options) of a chain to `worker_id`;
+    returns (payment id, option position, sweep attempts so far) of each."""
+    rows = await (await driver(conn)).fetch(_CLAIM_SQL, chain_id, worker_id, lease_until, now, jobs_per_asset, limit)
+    return [(r["payment_id"], r["position"], r["sweep_attempts"]) for r in rows]
 
 
-async def holds_lease(conn: AsyncConnection, payment_id: str, worker_id: str, now: datetime) -> bool:
+def _job(payment_id: str, chain_id: int, asset: str) -> Any:
+    return (
+        (PAYMENT_OPTIONS.c.payment_id == payment_id)
+        & (PAYMENT_OPTIONS.c.chain_id == chain_id)
+        & (PAYMENT_OPTIONS.c.asset == asset)
+    )
+
+
+async def holds_lease(
+    conn: AsyncConnection, payment_id: str, chain_id: int, asset: str, worker_id: str, now: datetime
+) -> bool:
     row = (
         await conn.execute(
-            select(PAYMENTS.c.id).where(
-                PAYMENTS.c.id == payment_id,
-                PAYMENTS.c.sweep_claimed_by == worker_id,
-                PAYMENTS.c.sweep_lease_until >= now,
+            select(PAYMENT_OPTIONS.c.position).where(
+                _job(payment_id, chain_id, asset),
+                PAYMENT_OPTIONS.c.sweep_claimed_by == worker_id,
+                PAYMENT_OPTIONS.c.sweep_lease_until >= now,
             )
         )
     ).first()
     return row is not None
 
 
-async def release_sweep(conn: AsyncConnection, payment_id: str, worker_id: str, error: str, due_at: datetime) -> bool:
+async def release_sweep(
+    conn: AsyncConnection, payment_id: str, chain_id: int, asset: str, worker_id: str, error: str, due_at: datetime
+) -> bool:
     result = await conn.execute(
-        update(PAYMENTS)
-        .where(PAYMENTS.c.id == payment_id, PAYMENTS.c.sweep_claimed_by == worker_id)
+        update(PAYMENT_OPTIONS)
+        .where(_job(payment_id, chain_id, asset), PAYMENT_OPTIONS.c.sweep_claimed_by == worker_id)
         .values(
             sweep_claimed_by=None,
             sweep_lease_until=None,
             sweep_last_error=error,
-            sweep_attempts=PAYMENTS.c.sweep_attempts + 1,
+            sweep_attempts=PAYMENT_OPTIONS.c.sweep_attempts + 1,
             sweep_due_at=due_at,
         )
     )
@@ -76,11 +94,15 @@ async def release_sweep(conn: AsyncConnection, payment_id: str, worker_id: str, 
 
 
 async def request_sweep(conn: AsyncConnection, now: datetime, *, payment_id: str = "", merchant_id: str = "") -> int:
-    query = update(PAYMENTS).where(PAYMENTS.c.sweep_due_at.is_not(None))
+    """Make the due sweep jobs of a payment (or of all a merchant's payments) due now,
+    dropping their leases; returns how many jobs."""
+    query = update(PAYMENT_OPTIONS).where(PAYMENT_OPTIONS.c.sweep_due_at.is_not(None))
     if payment_id:
-        query = query.where(PAYMENTS.c.id == payment_id)
+        query = query.where(PAYMENT_OPTIONS.c.payment_id == payment_id)
     else:
-        query = query.where(PAYMENTS.c.merchant_id == merchant_id)
+        query = query.where(
+            exists().where(PAYMENTS.c.id == PAYMENT_OPTIONS.c.payment_id, PAYMENTS.c.merchant_id == merchant_id)
+        )
     result = await conn.execute(query.values(sweep_due_at=now, sweep_lease_until=None, sweep_claimed_by=None))
     return result.rowcount
 
@@ -88,11 +110,13 @@ async def request_sweep(conn: AsyncConnection, now: datetime, *, payment_id: str
 # ---------------------------------------------------------------- sweep transactions
 
 
-async def sweep_txs_of(conn: AsyncConnection, payment_id: str) -> list[SweepTxRecord]:
+async def sweep_txs_of(conn: AsyncConnection, payment_id: str, chain_id: int, asset: str) -> list[SweepTxRecord]:
+    """The recorded transactions of one sweep job, oldest first."""
+    table = SWEEP_TRANSACTIONS
     rows = await conn.execute(
-        select(SWEEP_TRANSACTIONS)
-        .where(SWEEP_TRANSACTIONS.c.payment_id == payment_id)
-        .order_by(SWEEP_TRANSACTIONS.c.id)
+        select(table)
+        .where(table.c.payment_id == payment_id, table.c.chain_id == chain_id, table.c.asset == asset)
+        .order_by(table.c.id)
     )
     return [SweepTxRecord.from_row(r) for r in rows]
 
@@ -121,16 +145,6 @@ async def update_sweep_tx(conn: AsyncConnection, tx_hash: str, **values: Any) ->
     )
 
 
-async def job_assets(conn: AsyncConnection, payment_ids: set[str]) -> dict[str, str]:
-    """The asset of the sweep job that each payment's sweep transactions belong to, by
-    payment id. Until payment options a payment has one sweep job, its own chain and
-    asset, so this is the payment's asset (not stored per transaction)."""
-    if not payment_ids:
-        return {}
-    rows = await conn.execute(select(PAYMENTS.c.id, PAYMENTS.c.asset).where(PAYMENTS.c.id.in_(sorted(payment_ids))))
-    return {r.id: r.asset for r in rows}
-
-
 async def list_sweep_txs(
     conn: AsyncConnection,
     *,
@@ -142,7 +156,7 @@ async def list_sweep_txs(
     limit: int,
     asset: str = "",
 ) -> list[SweepTxRecord]:
-    """`asset`: only the transactions of sweep jobs of that asset (job_assets)."""
+    """`asset`: only the transactions of sweep jobs of that asset."""
     table = SWEEP_TRANSACTIONS
     query = select(table)
     if chain_id:
@@ -152,7 +166,7 @@ async def list_sweep_txs(
     if merchant_id:
         query = query.where(table.c.merchant_id == merchant_id)
     if asset:
-        query = query.where(exists().where(PAYMENTS.c.id == table.c.payment_id, PAYMENTS.c.asset == asset))
+        query = query.where(table.c.asset == asset)
     if states:
         query = query.where(table.c.state.in_(states))
     if after is not None:

@@ -35,11 +35,14 @@ TRANSFER_COLUMNS = ColumnList(
 )
 
 # Replays (the identity constraint) and transfers of orphaned blocks (a transfer
-# event that arrives after the reorg that removed its block) write nothing.
+# event that arrives after the reorg that removed its block) write nothing. Ids
+# follow the events' order (ORDER BY the array position): which option paid a
+# payment first is decided in that order (domain/status.settle).
 INSERT_TRANSFERS_SQL = f"""
 INSERT INTO transfers ({TRANSFER_COLUMNS.select()})
-SELECT t.* FROM {TRANSFER_COLUMNS.unnest("t")}
+SELECT {TRANSFER_COLUMNS.select("t")} FROM {TRANSFER_COLUMNS.unnest("t", ordinality="n")}
 WHERE NOT EXISTS (SELECT 1 FROM orphaned_blocks o WHERE o.chain_id = t.chain_id AND o.block_hash = t.block_hash)
+ORDER BY t.n
 ON CONFLICT ON CONSTRAINT uq_transfers_identity DO NOTHING
 RETURNING payment_id
 """
@@ -78,14 +81,15 @@ async def transfers_of_many(conn: AsyncConnection, payment_ids: list[str]) -> di
 
 
 # The rule of services/common/confirmations.py (last_confirmed_block) in SQL, per
-# payment: each keeps the depth it was created with (confirmations_required), so a
-# change of chains.yaml applies to new payments only. The partial index on seen
-# transfers keeps this to the few that wait.
+# payment and chain: each keeps the depth it was created with on that chain
+# (deposit_addresses.confirmations_required), so a change of chains.yaml applies
+# to new payments only. The partial index on seen transfers keeps this to the few
+# that wait.
 _CONFIRM_TRANSFERS_SQL = """
 UPDATE transfers x SET state = 'confirmed'
-FROM payments p
-WHERE p.id = x.payment_id AND x.chain_id = $1 AND x.state = 'seen'
-  AND x.block_number <= $2 - p.confirmations_required + 1
+FROM deposit_addresses d
+WHERE d.payment_id = x.payment_id AND d.chain_id = x.chain_id AND x.chain_id = $1 AND x.state = 'seen'
+  AND x.block_number <= $2 - d.confirmations_required + 1
 RETURNING x.payment_id
 """
 
@@ -97,13 +101,19 @@ async def confirm_transfers(conn: AsyncConnection, chain_id: int, head: int) -> 
     return sorted({r["payment_id"] for r in rows if r["payment_id"]})
 
 
-async def mark_gas_topup_transfers(conn: AsyncConnection, payment_id: str, tx_hash: str) -> None:
-    """Transfers of this payment in a just-recorded gas top-up are top-ups (for a
-    transfer recorded first: a restored database, a hand-made top-up recorded late)."""
-    await conn.execute(
+async def mark_gas_topup_transfers(conn: AsyncConnection, payment_id: str, tx_hash: str) -> int:
+    """Transfers of this payment in a just-recorded gas top-up are top-ups, never
+    credited (for a transfer recorded first: a restored database, a hand-made top-up
+    recorded late; a payment with a native option on the chain credited it). Returns
+    how many were relabelled."""
+    result = await conn.execute(
         update(TRANSFERS)
         .where(
-            TRANSFERS.c.payment_id == payment_id, TRANSFERS.c.tx_hash == tx_hash, TRANSFERS.c.token_address.is_(None)
+            TRANSFERS.c.payment_id == payment_id,
+            TRANSFERS.c.tx_hash == tx_hash,
+            TRANSFERS.c.token_address.is_(None),
+            TRANSFERS.c.kind != "gas_topup",
         )
-        .values(kind="gas_topup")
+        .values(kind="gas_topup", credited=False)
     )
+    return result.rowcount
