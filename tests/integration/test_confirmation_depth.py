@@ -242,7 +242,9 @@ async def test_the_sweeper_signs_nothing_before_the_nth_confirmation(net):
             await eventually(lambda: _now(rounds[0] >= seen + 2))
             assert await sweep_transactions(net, payment.payment_id) == [], f"signed at head {head}"
             (row,) = await _db(
-                net, "SELECT sweep_due_at, sweep_claimed_by FROM payment_options WHERE payment_id = $1", payment.payment_id
+                net,
+                "SELECT sweep_due_at, sweep_claimed_by FROM payment_options WHERE payment_id = $1",
+                payment.payment_id,
             )
             assert (row["sweep_due_at"], row["sweep_claimed_by"]) == (None, None), f"claimable at head {head}"
 

@@ -15,6 +15,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from hexbytes import HexBytes
 from paymesh.events.v1 import payment_events_pb2 as evpb
 from paymesh.ledger.v1 import payment_pb2 as pb
+from paymesh.ledger.v1 import payment_service_pb2 as spb
 from paymesh.ledger.v1 import sweep_ledger_service_pb2 as ipb
 from paymesh.ledger.v1 import sweep_ledger_service_pb2_grpc as igrpc
 from paymesh.sweeper.v1 import sweeper_service_pb2 as swpb
@@ -31,6 +32,7 @@ from tests.support.ledger import (
     bearer,
     eventually,
     publish_chain,
+    publish_head,
     transfer_event,
 )
 from tests.support.sweeper_chain import (
@@ -38,6 +40,7 @@ from tests.support.sweeper_chain import (
     ETHER,
     GAS_WALLET,
     TUSD,
+    Paid,
     RpcProxy,
     start_stack,
     stop_stack,
@@ -91,6 +94,50 @@ async def test_native_sweep_leaves_exactly_zero(stack):
         assert int(receipt["effectiveGasPrice"], 16) == fields["maxFeePerGas"]  # cost exactly gas x maxFee
         total_to_treasury += int(tx["amount"])
     assert await stack.chain.balance(treasury) == total_to_treasury
+
+
+async def test_a_payment_paid_on_two_options_has_both_swept(stack):
+    """A payment of 30 USD payable in ETH or TUSD on one deposit address, paid in full in
+    ETH and then 5 TUSD more: the sweeper sweeps both jobs (the native coin first, then the
+    token with a gas top-up that is never credited to the ETH option), the payment ends
+    SWEPT, and the treasury holds both, to the wei."""
+    merchant, treasury = await stack.merchant()
+    reply = await merchant.payments.CreatePayment(
+        spb.CreatePaymentRequest(
+            price=pb.Money(currency="USD", amount="30.00"),
+            options=[spb.AcceptedAsset(chain_id=31337, asset="ETH"), spb.AcceptedAsset(chain_id=31337, asset="TUSD")],
+        ),
+        metadata=merchant.auth,
+    )
+    payment = reply.payment
+    eth_due = int(payment.options[0].amount_due)
+    assert eth_due == 10**16  # 30 / 3000 ETH
+    await stack.fund(payment, eth_due)
+    block = await stack.fund(payment, 5 * TUSD, token=True)
+    await publish_head(stack.js, max(block + stack.confirmations - 1, await stack.chain.head()))
+    paid = Paid(payment, merchant, treasury, eth_due)
+    overpaid = await stack.wait_status(paid, pb.PAYMENT_STATUS_OVERPAID)
+    assert [o.status for o in overpaid.options] == [pb.PAYMENT_OPTION_STATUS_PAID, pb.PAYMENT_OPTION_STATUS_SURPLUS]
+    async with stack.sweeper():
+        (swept,) = await stack.wait_swept(paid)
+    eth, tusd = swept.options
+    assert (eth.amount_confirmed, tusd.amount_confirmed) == (str(eth_due), str(5 * TUSD))
+    assert await stack.chain.token_balance(TOKEN_ADDRESS, treasury) == int(tusd.amount_swept) == 5 * TUSD
+    assert await stack.chain.balance(treasury) == int(eth.amount_swept)
+    assert int(eth.amount_swept) + int(eth.sweep_fee) + int(eth.sweep_dust) == eth_due
+    assert await stack.chain.token_balance(TOKEN_ADDRESS, payment.deposit_address) == 0
+    txs = await stack.sweep_txs(payment.payment_id)
+    assert sorted((t["kind"], t["state"]) for t in txs) == [
+        ("gas_topup", "confirmed"),
+        ("sweep", "confirmed"),
+        ("sweep", "confirmed"),
+    ]
+    (topup,) = [t for t in swept.transfers if t.kind == pb.TRANSFER_KIND_GAS_TOPUP] or [None]
+    assert topup is None or not topup.credited  # reported or not, a top-up is never the customer's ETH
+    # Events carry every option too (webhooks and NATS subscribers see what GetPayment shows).
+    events = {kind: evpb.PaymentEvent.FromString(payload) for kind, payload in await stack.events(payment.payment_id)}
+    assert list(events["overpaid"].payment.options) == list(overpaid.options)
+    assert [o.amount_swept for o in events["swept"].payment.options] == [eth.amount_swept, tusd.amount_swept]
 
 
 async def test_api_figures_reconcile_with_the_chain(stack):

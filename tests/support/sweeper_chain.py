@@ -423,6 +423,19 @@ class SweeperStack:
         payment = await merchant.create(
             asset="TUSD" if token else "ETH", amount=str(amount), idempotency_key=secrets.token_hex(8)
         )
+        block = await self.fund(payment, amount, token=token, sent=sent)
+        paid = Paid(payment, merchant, treasury, amount, TOKEN_ADDRESS if token else "")
+        if confirm:
+            await publish_head(self.js, max(block + self.confirmations - 1, await self.chain.head()))
+            await self.wait_status(
+                paid, pb.PAYMENT_STATUS_CONFIRMED, pb.PAYMENT_STATUS_OVERPAID, pb.PAYMENT_STATUS_UNDERPAID
+            )
+        return paid
+
+    async def fund(self, payment: pb.Payment, amount: int, *, token: bool = False, sent: int | None = None) -> int:
+        """Send `sent` (default: `amount`) ETH or TUSD for real to the payment's deposit
+        address and tell the ledger a transfer of `amount` happened (as the listener
+        would); returns its block."""
         deposit = payment.deposit_address
         if token:
             receipt = await self.chain.send_token(FUNDER_KEY, TOKEN_ADDRESS, deposit, amount if sent is None else sent)
@@ -444,13 +457,7 @@ class SweeperStack:
                 token=TOKEN_ADDRESS if token else "",
             ),
         )
-        paid = Paid(payment, merchant, treasury, amount, TOKEN_ADDRESS if token else "")
-        if confirm:
-            await publish_head(self.js, max(block + self.confirmations - 1, await self.chain.head()))
-            await self.wait_status(
-                paid, pb.PAYMENT_STATUS_CONFIRMED, pb.PAYMENT_STATUS_OVERPAID, pb.PAYMENT_STATUS_UNDERPAID
-            )
-        return paid
+        return block
 
     async def wait_status(self, paid: Paid, *statuses: int, within: float = 30.0) -> pb.Payment:
         async def check():
@@ -527,11 +534,18 @@ async def start_stack(directory: Path, postgres, *, block_time: float = 0.25, co
         chains_file = write_sweeper_chains_file(
             directory / "chains.yaml", anvil.http_url, confirmations=confirmations, block_time=block_time
         )
+        # Fixed rates (TUSD 1, ETH 3000 USD), for payments priced in USD with several options.
+        rates_file = directory / "rates.yaml"
+        rates_file.write_text(
+            "rates:\n  - {asset: TUSD, currency: USD, source: fixed}\n"
+            '  - {asset: ETH, currency: USD, source: fixed, value: "3000"}\n'
+        )
         ledger = LedgerApp(
             LedgerSettings(
                 database_url=database_url,
                 nats_url=nats_server.url,
                 chains_file=chains_file,
+                rates_file=rates_file,
                 grpc_port=0,
                 admin_token=ADMIN_TOKEN,
                 **SERVICE_TOKENS,
