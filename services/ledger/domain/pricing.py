@@ -7,7 +7,7 @@ amount due in the asset's base units (wei, token units) is
 
     amount_due = ceil(price × 10^decimals / rate)
 
-computed with integers (Fraction over the exact decimals, never a float), so at
+computed with integers (each exact decimal as its integer ratio, never a float), so at
 the quoted rate the customer pays at least the price and less than the price
 plus one base unit's worth. Rounding rules, stated once:
 
@@ -119,14 +119,18 @@ def amount_due(price: Price, rate: Decimal, decimals: int) -> int:
     (currency units per whole asset unit), rounded up to one base unit."""
     if rate <= 0:
         raise PricingError("rate must be greater than zero")
-    exact = Fraction(price.amount) * 10**decimals / Fraction(rate)
-    return -(-exact.numerator // exact.denominator)
+    # price x 10^decimals / rate as one integer fraction (each Decimal is exactly n/d;
+    # integers, not Fraction objects: this runs for every option of every CreatePayment).
+    price_n, price_d = price.amount.as_integer_ratio()
+    rate_n, rate_d = rate.as_integer_ratio()
+    numerator, denominator = price_n * 10**decimals * rate_d, price_d * rate_n
+    return -(-numerator // denominator)
 
 
 def fiat_value(units: int, decimals: int, rate: Decimal, minor_units: int) -> Decimal:
     """What `units` base units are worth at `rate`, rounded down to the minor unit."""
-    exact = Fraction(units, 10**decimals) * Fraction(rate) * 10**minor_units
-    return scaled(exact.numerator // exact.denominator, minor_units)
+    rate_n, rate_d = rate.as_integer_ratio()
+    return scaled(units * rate_n * 10**minor_units // (10**decimals * rate_d), minor_units)
 
 
 def minimum_accepted(due: int, tolerance_bps: int) -> int:

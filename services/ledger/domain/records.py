@@ -13,6 +13,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from decimal import Decimal
 from typing import Any
 
@@ -92,6 +93,11 @@ class QuoteRecord:
     observed_at: datetime
     quoted_at: datetime
     expires_at: datetime
+
+    @cached_property
+    def json_text(self) -> str:
+        """to_json as JSON text, made once per quote (every save of every option writes it)."""
+        return json.dumps(self.to_json())
 
     def to_json(self) -> dict[str, str]:
         return {

@@ -169,7 +169,7 @@ def creation_row(
 
 
 def _quote_json(quote: QuoteRecord | None) -> str | None:
-    return None if quote is None else json.dumps(quote.to_json())
+    return None if quote is None else quote.json_text
 
 
 async def create_payments(pool: asyncpg.Pool, rows: list[dict[str, Any]]) -> set[str]:
