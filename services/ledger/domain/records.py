@@ -13,8 +13,8 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import cached_property
 from decimal import Decimal
+from functools import cached_property
 from typing import Any
 
 from services.ledger.domain.policy import Policy
