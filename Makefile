@@ -22,12 +22,13 @@ help:
 	@echo "make bench      run the benchmarks and update docs/BENCHMARKS.md"
 	@echo "make chaos      the long chaos run (1,000 payments, a kill every 3 s), three times"
 
-# The virtualenv, the project with its dev extras, and anvil from npm.
+# The virtualenv, the project with its dev extras, anvil from npm, and Chromium for the page tests.
 $(STAMP): pyproject.toml package.json
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
 	npm install --no-audit --no-fund --loglevel=error
+	tools/install_chromium.sh
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -6,8 +6,9 @@ restarts (the anvil chain too). Point PAYMESH_DATABASE_URL / PAYMESH_NATS_URL /
 PAYMESH_ANVIL_RPC_URL at existing servers to use them instead of starting local ones.
 
 The addresses stay the same from run to run: ledger 127.0.0.1:50051, listener
-:50052, sweeper :50053, notifier :50054 (PAYMESH_LEDGER_PORT, PAYMESH_LISTENER_PORT,
-PAYMESH_SWEEPER_PORT, PAYMESH_NOTIFIER_PORT move them), anvil :8545 and NATS :4222
+:50052, sweeper :50053, notifier :50054, and the checkout's pages on http://127.0.0.1:8080
+(PAYMESH_LEDGER_PORT, PAYMESH_LISTENER_PORT, PAYMESH_SWEEPER_PORT, PAYMESH_NOTIFIER_PORT,
+PAYMESH_CHECKOUT_PORT move them), anvil :8545 and NATS :4222
 (PAYMESH_ANVIL_PORT, PAYMESH_NATS_PORT; tools/devstack.py).
 
 Guarantees: one mesh per data directory - a second `make run` on it says which
@@ -46,7 +47,7 @@ from tools.services import REPO_ROOT, ServiceProcess
 DEV_MNEMONIC = "test test test test test test test test test test test junk"
 DEMO_ACCOUNT = 1  # deposit addresses at m/44'/60'/1'/0/i (not anvil's funded dev accounts)
 DEMO_TREASURY = "0xa0Ee7A142d267C1f36714E4a8F75612F20a79720"  # anvil dev account 9
-SERVICES = (("ledger", 50051), ("listener", 50052), ("sweeper", 50053), ("notifier", 50054))
+SERVICES = (("ledger", 50051), ("listener", 50052), ("sweeper", 50053), ("notifier", 50054), ("checkout", 8080))
 
 
 def load_env_file(path: Path) -> dict[str, str]:
@@ -66,6 +67,7 @@ def dev_secrets(data: Path) -> dict[str, str]:
         "PAYMESH_ADDRESS_FEED_TOKEN": lambda: "feed_" + secrets.token_urlsafe(24),
         "PAYMESH_SWEEP_LEDGER_TOKEN": lambda: "swl_" + secrets.token_urlsafe(24),
         "PAYMESH_MERCHANT_DIRECTORY_TOKEN": lambda: "dir_" + secrets.token_urlsafe(24),
+        "PAYMESH_CHECKOUT_LEDGER_TOKEN": lambda: "chk_" + secrets.token_urlsafe(24),
         "PAYMESH_SWEEPER_MNEMONIC": lambda: DEV_MNEMONIC,
     }
     missing = {name: make() for name, make in wanted.items() if name not in values}
@@ -104,6 +106,31 @@ def ensure_demo_merchant(data: Path, ledger_port: int, admin_token: str) -> dict
     return demo
 
 
+def demo_checkout(ledger_port: int, api_key: str) -> str:
+    """A new demo payment (19.99 USD, payable in ETH or TUSD) and the URL of its
+    checkout page; a payment of 0.01 ETH when the rates are not up yet."""
+    from paymesh.ledger.v1 import payment_pb2 as pb
+    from paymesh.ledger.v1 import payment_service_pb2 as spb
+    from paymesh.ledger.v1 import payment_service_pb2_grpc as sgrpc
+
+    priced = spb.CreatePaymentRequest(
+        price=pb.Money(currency="USD", amount="19.99"),
+        options=[spb.AcceptedAsset(chain_id=31337, asset="ETH"), spb.AcceptedAsset(chain_id=31337, asset="TUSD")],
+        description="Demo order: 1 paymesh mug",
+        merchant_order_id=f"demo-{secrets.token_hex(3)}",
+        return_url="http://127.0.0.1/thanks",
+    )
+    plain = spb.CreatePaymentRequest(chain_id=31337, asset="ETH", amount=str(10**16), description="Demo order")
+    with grpc.insecure_channel(f"127.0.0.1:{ledger_port}") as channel:
+        stub = sgrpc.PaymentServiceStub(channel)
+        auth = (("authorization", f"Bearer {api_key}"),)
+        try:
+            reply = stub.CreatePayment(priced, metadata=auth, timeout=30)
+        except grpc.RpcError:
+            reply = stub.CreatePayment(plain, metadata=auth, timeout=30)
+    return reply.payment.checkout_url
+
+
 def ensure_test_token(rpc_url: str) -> str:
     """Deploy the TUSD test token on a fresh anvil (tools/pay.py knows how)."""
     try:
@@ -113,7 +140,9 @@ def ensure_test_token(rpc_url: str) -> str:
     return pay.ensure_test_token(rpc_url)
 
 
-def banner(ports: dict[str, int], demo: dict, env: dict[str, str], data: Path | None = None) -> str:
+def banner(
+    ports: dict[str, int], demo: dict, env: dict[str, str], data: Path | None = None, checkout_url: str = ""
+) -> str:
     ledger = f"127.0.0.1:{ports['ledger']}"
     # The tools find this mesh through its data directory: say which, unless it is the usual one.
     data_export = (
@@ -128,6 +157,7 @@ def banner(ports: dict[str, int], demo: dict, env: dict[str, str], data: Path | 
         f"Events: NATS {env['PAYMESH_NATS_URL']} (examples/nats_subscriber.py --nats {env['PAYMESH_NATS_URL']}; "
         "dead letters: .venv/bin/python -m services.common.dlq list)",
         "",
+        *([f"A demo payment's checkout page: {checkout_url}", ""] if checkout_url else []),
         "# In another terminal:",
         f"export PATH={REPO_ROOT / '.venv' / 'bin'}:$PATH  # grpcurl",
         f"export PAYMESH_API_KEY={demo['api_key']}",
@@ -259,6 +289,10 @@ def start_mesh(
             env["PAYMESH_NOTIFIER_DATABASE_URL"] = stack.postgres.create_database("paymesh_notifier")
         elif os.environ.get("PAYMESH_NOTIFIER_DATABASE_URL"):
             env["PAYMESH_NOTIFIER_DATABASE_URL"] = os.environ["PAYMESH_NOTIFIER_DATABASE_URL"]
+        if "checkout" in chosen:
+            # Payments name their page on the local checkout; return URLs may be http:// here.
+            env["PAYMESH_CHECKOUT_BASE_URL"] = f"http://127.0.0.1:{chosen['checkout']}"
+            env["PAYMESH_ALLOW_HTTP_RETURN_URLS"] = "true"
         env.update(extra_env or {})
         mesh.env = env
         log("test token:", ensure_test_token(env["PAYMESH_ANVIL_RPC_URL"]))
@@ -344,7 +378,8 @@ def main(argv: list[str]) -> int:
         return 1
     try:
         local_mesh.write_state(data, mesh_state(mesh, lock_record))
-        text = banner(mesh.ports, mesh.demo, mesh.env, data)
+        checkout_url = demo_checkout(mesh.ports["ledger"], mesh.demo["api_key"]) if "checkout" in mesh.ports else ""
+        text = banner(mesh.ports, mesh.demo, mesh.env, data, checkout_url)
         (data / "demo.txt").write_text(text)
         print(text, flush=True)
         if not args.exit_after_start:

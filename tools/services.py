@@ -11,9 +11,15 @@ import time
 from pathlib import Path
 
 import grpc
+import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+# Services that serve HTTP, not gRPC: their port is PAYMESH_HTTP_PORT and they are
+# serving once GET /healthz answers 200.
+HTTP_SERVICES = frozenset({"services.checkout"})
 
 
 class ServiceProcess:
@@ -23,9 +29,11 @@ class ServiceProcess:
         self.log_path = log_path
         self.port = port
         self.proc: subprocess.Popen | None = None
+        self.http = module in HTTP_SERVICES
 
     def start(self, extra_env: dict[str, str] | None = None, wait: bool = True) -> ServiceProcess:
-        env = {**os.environ, **self.env, **(extra_env or {}), "PAYMESH_GRPC_PORT": str(self.port)}
+        port_variable = "PAYMESH_HTTP_PORT" if self.http else "PAYMESH_GRPC_PORT"
+        env = {**os.environ, **self.env, **(extra_env or {}), port_variable: str(self.port)}
         if "PAYMESH_SWEEPER_MNEMONIC" not in {**self.env, **(extra_env or {})}:
             env.pop("PAYMESH_SWEEPER_MNEMONIC", None)
         if "PAYMESH_FAILPOINTS" not in (extra_env or {}):
@@ -46,6 +54,9 @@ class ServiceProcess:
         return self
 
     def wait_serving(self, timeout: float = 30.0) -> None:
+        if self.http:
+            self._wait_http(timeout)
+            return
         deadline = time.monotonic() + timeout
         with grpc.insecure_channel(f"127.0.0.1:{self.port}") as channel:
             stub = health_pb2_grpc.HealthStub(channel)
@@ -59,6 +70,19 @@ class ServiceProcess:
                 except grpc.RpcError:
                     pass
                 time.sleep(0.1)
+        raise RuntimeError(f"{self.module} not serving after {timeout}s:\n{self.tail()}")
+
+    def _wait_http(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"{self.module} exited with {self.proc.returncode}:\n{self.tail()}")
+            try:
+                if httpx.get(f"http://127.0.0.1:{self.port}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
         raise RuntimeError(f"{self.module} not serving after {timeout}s:\n{self.tail()}")
 
     def wait_exit(self, timeout: float = 30.0) -> int:

@@ -29,3 +29,4 @@ class CommonSettings(BaseSettings):
 ADDRESS_FEED_TOKEN = Field(SecretStr(""), description="AddressFeedService token (the listener calls it)")
 SWEEP_LEDGER_TOKEN = Field(SecretStr(""), description="SweepLedgerService token (the sweeper calls it)")
 MERCHANT_DIRECTORY_TOKEN = Field(SecretStr(""), description="MerchantDirectoryService token (the notifier calls it)")
+CHECKOUT_LEDGER_TOKEN = Field(SecretStr(""), description="CheckoutLedgerService token (the checkout calls it)")

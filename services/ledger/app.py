@@ -10,6 +10,7 @@ from datetime import timedelta
 
 import structlog
 from paymesh.ledger.v1 import address_feed_service_pb2_grpc as fgrpc
+from paymesh.ledger.v1 import checkout_ledger_service_pb2_grpc as cgrpc
 from paymesh.ledger.v1 import merchant_admin_service_pb2_grpc as agrpc
 from paymesh.ledger.v1 import merchant_directory_service_pb2_grpc as dgrpc
 from paymesh.ledger.v1 import payment_service_pb2_grpc as sgrpc
@@ -34,12 +35,15 @@ from services.ledger.adapters.db import create_engine, create_hot_pool, migrate_
 from services.ledger.adapters.payment_event_publisher import PaymentEventPublisher
 from services.ledger.adapters.payment_event_subscriber import PaymentEventSubscriber
 from services.ledger.api.address_feed_service import AddressFeedServicer
+from services.ledger.api.checkout_ledger_service import CheckoutLedgerServicer
+from services.ledger.api.convert import set_checkout_base_url
 from services.ledger.api.merchant_admin_service import MerchantAdminServicer
 from services.ledger.api.merchant_directory_service import MerchantDirectoryServicer
 from services.ledger.api.payment_service import PaymentServicer
 from services.ledger.api.sweep_ledger_service import SweepLedgerServicer
 from services.ledger.authentication import Authenticator
 from services.ledger.chain_events import ChainEventApplier, HeadCache
+from services.ledger.checkout import CheckoutService
 from services.ledger.expiry import Expirer
 from services.ledger.inbound.chain_consumer import LEDGER_DURABLE, ChainConsumer
 from services.ledger.index_allocation import IndexAllocator
@@ -59,6 +63,7 @@ SERVICES = (
     "paymesh.ledger.v1.AddressFeedService",
     "paymesh.ledger.v1.SweepLedgerService",
     "paymesh.ledger.v1.MerchantDirectoryService",
+    "paymesh.ledger.v1.CheckoutLedgerService",
 )
 
 
@@ -120,7 +125,9 @@ class LedgerApp:
             tokens,
             rates=self.rates,
             default_watch=timedelta(days=s.watch_retention_days),
+            allow_http_return_urls=s.allow_http_return_urls,
         )
+        set_checkout_base_url(s.checkout_base_url)
         merchants = MerchantsService(
             self.engine, self.chains, auth, allocator, tokens, allow_private_webhooks=s.allow_private_webhooks
         )
@@ -148,6 +155,14 @@ class LedgerApp:
             (
                 dgrpc.add_MerchantDirectoryServiceServicer_to_server,
                 MerchantDirectoryServicer(merchants, auth, s.merchant_directory_token.get_secret_value()),
+            ),
+            (
+                cgrpc.add_CheckoutLedgerServiceServicer_to_server,
+                CheckoutLedgerServicer(
+                    CheckoutService(self.engine, payments, heads),
+                    s.checkout_ledger_token.get_secret_value(),
+                    subscriber.subscribe,
+                ),
             ),
         ]
         for (register, servicer), name in zip(servicers, SERVICES, strict=True):

@@ -84,8 +84,10 @@ class PaymentsService:
         *,
         rates: RateBook | None = None,
         default_watch: timedelta = timedelta(days=7),
+        allow_http_return_urls: bool = False,
     ) -> None:
         self._engine = engine
+        self._allow_http_return_urls = allow_http_return_urls
         self._rates = rates
         self._default_watch = default_watch
         self._chain_minimums = {c.chain_id: c.confirmations for c in chains}
@@ -115,6 +117,8 @@ class PaymentsService:
         options: list[tuple[int, str]] | None = None,
         accept_all: bool = False,
         accept_chain_ids: list[int] | None = None,
+        description: str = "",
+        return_url: str = "",
     ) -> tuple[PaymentRecord, bool]:
         """A new payment (or, for a retry with the same idempotency key, the one it
         created). `price` (currency, amount) instead of `amount` quotes the asset at
@@ -137,6 +141,9 @@ class PaymentsService:
             options=options or (),
             accept_all=accept_all,
             accept_chain_ids=accept_chain_ids or (),
+            description=description,
+            return_url=return_url,
+            allow_http_return_url=self._allow_http_return_urls,
         )
         override = self.checked_policy(policy or Policy(), "policy")
         merged = policies.merge(merchant_policy or Policy(), override)
@@ -190,6 +197,9 @@ class PaymentsService:
             tolerance_bps=policy_in_force.tolerance_bps,
             watch_until=new.expires_at + policy_in_force.watch_after_expiry,
             options=accepted,
+            checkout_token=keys.new_checkout_token(),
+            description=new.description,
+            return_url=new.return_url,
         )
         event = PaymentEventRecord(
             event_id=str(uuid.uuid4()),

@@ -6,13 +6,26 @@ from pathlib import Path
 
 from pydantic import Field, SecretStr
 
-from services.common.settings import ADDRESS_FEED_TOKEN, MERCHANT_DIRECTORY_TOKEN, SWEEP_LEDGER_TOKEN, CommonSettings
+from services.common.settings import (
+    ADDRESS_FEED_TOKEN,
+    CHECKOUT_LEDGER_TOKEN,
+    MERCHANT_DIRECTORY_TOKEN,
+    SWEEP_LEDGER_TOKEN,
+    CommonSettings,
+)
 
 
 class LedgerSettings(CommonSettings):
     address_feed_token: SecretStr = ADDRESS_FEED_TOKEN
     sweep_ledger_token: SecretStr = SWEEP_LEDGER_TOKEN
     merchant_directory_token: SecretStr = MERCHANT_DIRECTORY_TOKEN
+    checkout_ledger_token: SecretStr = CHECKOUT_LEDGER_TOKEN
+    checkout_base_url: str = Field(
+        "", description="the public checkout's base URL (Payment.checkout_url = this + /pay/<token>); empty: none"
+    )
+    allow_http_return_urls: bool = Field(
+        False, description="accept http:// return URLs on payments (development); https:// only otherwise"
+    )
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/paymesh"
     db_pool_size: int = Field(20, ge=1, le=200)
     migrate_on_start: bool = Field(True, description="run Alembic migrations at startup")

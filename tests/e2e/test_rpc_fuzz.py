@@ -68,6 +68,7 @@ from tests.support.ledger import (
     random_hash,
 )
 from tests.support.proto_strategies import Hints, MessageStrategies
+from tools.services import HTTP_SERVICES
 
 C = grpc.StatusCode
 # RESOURCE_EXHAUSTED too: the requests drawn stay far below the 4 MiB limit, so it
@@ -216,7 +217,8 @@ async def harness(mesh):
     notifier_url = env.get("PAYMESH_NOTIFIER_DATABASE_URL", ledger_url).replace(
         "postgresql+asyncpg://", "postgresql://"
     )
-    channels = {name: grpc.aio.insecure_channel(mesh.addr(name)) for name in mesh.ports}
+    grpc_services = [name for name in mesh.ports if f"services.{name}" not in HTTP_SERVICES]  # not the checkout
+    channels = {name: grpc.aio.insecure_channel(mesh.addr(name)) for name in grpc_services}
     ledger_db = await asyncpg.connect(ledger_url)
     notifier_db = await asyncpg.connect(notifier_url)
     h = Harness(
@@ -227,7 +229,7 @@ async def harness(mesh):
         horizon=datetime.now(UTC) + timedelta(minutes=59),
     )
     try:
-        for name in mesh.ports:
+        for name in grpc_services:
             for service in await _services_of(mesh.addr(name)):
                 h.process_of[service] = name
         h.caller = await create_merchant(channels["ledger"], fresh_xpub()[0])

@@ -27,10 +27,12 @@ ADMIN_TOKEN = "test-admin-token-0123456789"
 ADDRESS_FEED_TOKEN = "test-address-feed-token-0123456789"
 SWEEP_LEDGER_TOKEN = "test-sweep-ledger-token-0123456789"
 MERCHANT_DIRECTORY_TOKEN = "test-merchant-directory-token-0123456789"
+CHECKOUT_LEDGER_TOKEN = "test-checkout-ledger-token-0123456789"
 SERVICE_TOKENS = {
     "address_feed_token": ADDRESS_FEED_TOKEN,
     "sweep_ledger_token": SWEEP_LEDGER_TOKEN,
     "merchant_directory_token": MERCHANT_DIRECTORY_TOKEN,
+    "checkout_ledger_token": CHECKOUT_LEDGER_TOKEN,
 }
 SERVICE_TOKEN_ENV = {f"PAYMESH_{name.upper()}": value for name, value in SERVICE_TOKENS.items()}
 ANVIL_MNEMONIC = "test test test test test test test test test test test junk"

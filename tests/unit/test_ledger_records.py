@@ -78,6 +78,9 @@ PAYMENT_ROW = {
     "resolution": None,
     "resolution_note": "",
     "resolved_at": None,
+    "checkout_token": "t" * 32,
+    "description": "2 coffees",
+    "return_url": "",
 }
 
 
@@ -96,6 +99,7 @@ def test_payment_from_row(row):
     assert p.metadata == {"k": "v"} and p.request_fingerprint == "f" * 64
     assert (p.created_at, p.expires_at, p.expired_at) == (NOW, NOW + timedelta(hours=1), None)
     assert p.version == 4 and p.transfers == [] and p.options == []  # options are loaded separately
+    assert (p.checkout_token, p.description, p.return_url) == ("t" * 32, "2 coffees", "")
 
 
 OPTION_ROW = {

@@ -115,6 +115,11 @@ class Payment(Base):
     resolution: Mapped[str | None] = mapped_column(String(16))
     resolution_note: Mapped[str] = mapped_column(String(256), server_default="")
     resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The public checkout: the page's unguessable token, what is paid for, where the
+    # customer goes back to.
+    checkout_token: Mapped[str] = mapped_column(String(64), unique=True)
+    description: Mapped[str] = mapped_column(String(512), server_default="")
+    return_url: Mapped[str] = mapped_column(String(2048), server_default="")
 
     __table_args__ = (
         # Idempotency: one payment per (merchant, key); NULL keys are not deduplicated.

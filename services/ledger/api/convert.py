@@ -7,10 +7,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from google.protobuf.duration_pb2 import Duration
 from paymesh.events.v1 import payment_events_pb2 as ev
 from paymesh.ledger.v1 import address_feed_service_pb2 as fpb
+from paymesh.ledger.v1 import checkout_ledger_service_pb2 as cpb
 from paymesh.ledger.v1 import merchant_admin_service_pb2 as apb
 from paymesh.ledger.v1 import payment_pb2 as pb
 from paymesh.ledger.v1 import sweep_ledger_service_pb2 as swpb
@@ -32,6 +34,10 @@ from services.ledger.domain.records import (
     WatchedAddressRecord,
 )
 from services.ledger.domain.status import OptionStatus, PaymentStatus, Resolution
+
+if TYPE_CHECKING:  # types only: the checkout use case imports the repository, which imports this
+    from services.ledger.chain_events import HeadCache
+    from services.ledger.checkout import CheckoutRecord
 
 STATUS_TO_PB = {s: pb.PaymentStatus.Value(f"PAYMENT_STATUS_{s.name}") for s in PaymentStatus}
 OPTION_STATUS_TO_PB = {s: pb.PaymentOptionStatus.Value(f"PAYMENT_OPTION_STATUS_{s.name}") for s in OptionStatus}
@@ -174,6 +180,20 @@ def transfer_to_pb(t: TransferRecord, payment: PaymentRecord | None = None) -> p
     )
 
 
+# The public checkout's base URL (PAYMESH_CHECKOUT_BASE_URL), set once by the app at
+# start: every Payment message names its page (Payment.checkout_url) from it.
+_checkout_base = {"url": ""}
+
+
+def set_checkout_base_url(url: str) -> None:
+    _checkout_base["url"] = url.rstrip("/")
+
+
+def checkout_url(token: str) -> str:
+    base = _checkout_base["url"]
+    return f"{base}/pay/{token}" if base and token else ""
+
+
 def payment_to_pb(p: PaymentRecord, *, with_transfers: bool = True) -> pb.Payment:
     in_force = pb.PaymentPolicy(
         underpayment_tolerance_bps=p.tolerance_bps,
@@ -219,6 +239,10 @@ def payment_to_pb(p: PaymentRecord, *, with_transfers: bool = True) -> pb.Paymen
         resolved_at=ts(p.resolved_at),
         watch_until=ts(p.watch_until),
         options=[option_to_pb(p, o) for o in p.options],
+        checkout_token=p.checkout_token,
+        checkout_url=checkout_url(p.checkout_token),
+        description=p.description,
+        return_url=p.return_url,
     )
 
 
@@ -306,4 +330,24 @@ def watched_address_to_pb(r: WatchedAddressRecord) -> fpb.WatchedAddress:
         payment_id=r.payment_id,
         from_block=r.from_block,
         created_at=ts(r.created_at),
+    )
+
+
+def checkout_view_to_pb(c: CheckoutRecord, heads: HeadCache) -> cpb.CheckoutView:
+    """A payment as its customer sees it: no ids, metadata or sweep figures."""
+    p = c.payment
+    confirmations, depth = c.confirmations(heads)
+    return cpb.CheckoutView(
+        merchant_name=c.merchant_name,
+        merchant_order_id=p.merchant_order_id,
+        description=p.description,
+        status=STATUS_TO_PB[p.status],
+        price=money_to_pb(p.price.amount, p.price) if p.price is not None else None,
+        deposit_address=p.deposit_address,
+        options=[option_to_pb(p, o) for o in p.options],
+        expires_at=ts(p.expires_at),
+        return_url=p.return_url,
+        confirmations=confirmations,
+        confirmations_required=depth,
+        version=p.version,
     )

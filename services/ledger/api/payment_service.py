@@ -56,6 +56,8 @@ class PaymentServicer(sgrpc.PaymentServiceServicer):
             options=[(o.chain_id, o.asset) for o in request.options],
             accept_all=request.accept_all_assets,
             accept_chain_ids=list(request.accept_chain_ids),
+            description=request.description,
+            return_url=request.return_url,
         )
         return spb.CreatePaymentResponse(payment=payment_to_pb(payment), created=created)
 

@@ -32,3 +32,11 @@ def new_merchant_id() -> str:
 
 def new_payment_id() -> str:
     return "pay_" + uuid.uuid4().hex
+
+
+# A checkout token opens one payment's public page: 24 random bytes (192 bits), URL-safe.
+CHECKOUT_TOKEN_PATTERN = r"[A-Za-z0-9_-]{32,64}"
+
+
+def new_checkout_token() -> str:
+    return secrets.token_urlsafe(24)

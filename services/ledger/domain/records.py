@@ -223,6 +223,9 @@ class PaymentRecord:
     # above (chain_id ... sweep_dust, quote, confirmations_required) are the
     # selected option's (payment_state.show_option).
     options: list[PaymentOptionRecord] = field(default_factory=list)
+    checkout_token: str = ""  # the public page's token (never the id)
+    description: str = ""
+    return_url: str = ""
 
     @property
     def is_native(self) -> bool:
@@ -337,6 +340,9 @@ class PaymentRecord:
             resolution=None if row["resolution"] is None else Resolution(row["resolution"]),
             resolution_note=row["resolution_note"],
             resolved_at=row["resolved_at"],
+            checkout_token=row["checkout_token"],
+            description=row["description"],
+            return_url=row["return_url"],
         )
 
 

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
+from urllib.parse import urlsplit
 
 from eth_utils import to_checksum_address
 
@@ -28,6 +29,8 @@ DEFAULT_EXPIRY = timedelta(hours=1)
 
 
 MAX_OPTIONS = 32
+MAX_DESCRIPTION = 512
+MAX_RETURN_URL = 2048
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,8 @@ class NewPayment:
     # How the options were asked for, for the fingerprint: () for chain_id + asset,
     # ("options", ...) or ("all", chain ids).
     options_requested: tuple = ()
+    description: str = ""
+    return_url: str = ""
 
     def fingerprint(self) -> tuple:
         """Every parameter of the request: a retry with the same idempotency key must repeat them all."""
@@ -72,7 +77,15 @@ class NewPayment:
             self.merchant_order_id,
             tuple(sorted(self.metadata.items())),
             self.expiry_requested,
-        ) + ((self.options_requested,) if self.options_requested else ())
+        ) + tuple(
+            part
+            for part in (
+                self.options_requested,
+                ("description", self.description) if self.description else (),
+                ("return_url", self.return_url) if self.return_url else (),
+            )
+            if part
+        )
 
 
 def _asset(chains: Chains, chain_id: int, asset: str, where: str = "") -> tuple[ChainConfig, Asset]:
@@ -180,6 +193,9 @@ def validate_new_payment(
     options: Sequence[tuple[int, str]] = (),
     accept_all: bool = False,
     accept_chain_ids: Sequence[int] = (),
+    description: str = "",
+    return_url: str = "",
+    allow_http_return_url: bool = False,
 ) -> NewPayment:
     accepted, requested_options = _accepted(
         chains,
@@ -230,6 +246,9 @@ def validate_new_payment(
     validate_metadata(metadata)
     if len(idempotency_key) > MAX_IDEMPOTENCY_KEY:
         raise InvalidArgument(f"idempotency_key is longer than {MAX_IDEMPOTENCY_KEY} characters")
+    if len(description) > MAX_DESCRIPTION:
+        raise InvalidArgument(f"description is longer than {MAX_DESCRIPTION} characters")
+    validate_return_url(return_url, allow_http=allow_http_return_url)
     first = accepted[0]
     return NewPayment(
         chain_id=first.chain_id,
@@ -245,7 +264,32 @@ def validate_new_payment(
         options=accepted,
         accept_all=accept_all,
         options_requested=requested_options,
+        description=description,
+        return_url=return_url,
     )
+
+
+def validate_return_url(url: str, *, allow_http: bool) -> str:
+    """Where a checkout page may send the customer: an absolute https:// URL (http://
+    where the operator allows it), with a host, no credentials, no spaces or control
+    characters. javascript:, data: and every other scheme are refused."""
+    if not url:
+        return ""
+    allowed = ("https", "http") if allow_http else ("https",)
+    shown = url[:80]
+    if len(url) > MAX_RETURN_URL:
+        raise InvalidArgument(f"return_url is longer than {MAX_RETURN_URL} characters")
+    if any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in url):
+        raise InvalidArgument(f"return_url {shown!r} contains spaces or control characters")
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in allowed:
+        wanted = " or ".join(f"{a}://" for a in allowed)
+        raise InvalidArgument(f"return_url must start with {wanted}; got {shown!r}")
+    if not parts.hostname:
+        raise InvalidArgument(f"return_url {shown!r} has no host")
+    if parts.username is not None or parts.password is not None:
+        raise InvalidArgument(f"return_url {shown!r} carries credentials (user@host); give the URL without them")
+    return url
 
 
 def validate_metadata(metadata: dict[str, str]) -> None:

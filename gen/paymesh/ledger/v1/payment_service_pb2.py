@@ -27,7 +27,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from paymesh.ledger.v1 import payment_pb2 as paymesh_dot_ledger_dot_v1_dot_payment__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'paymesh/ledger/v1/payment_service.proto\x12\x11paymesh.ledger.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1fpaymesh/ledger/v1/payment.proto\"\xa5\x04\n\x14\x43reatePaymentRequest\x12\x10\n\x08\x63hain_id\x18\x01 \x01(\x04\x12\r\n\x05\x61sset\x18\x02 \x01(\t\x12\x0e\n\x06\x61mount\x18\x03 \x01(\t\x12/\n\nexpires_in\x18\x04 \x01(\x0b\x32\x19.google.protobuf.DurationH\x00\x12\x30\n\nexpires_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampH\x00\x12\x19\n\x11merchant_order_id\x18\x06 \x01(\t\x12G\n\x08metadata\x18\x07 \x03(\x0b\x32\x35.paymesh.ledger.v1.CreatePaymentRequest.MetadataEntry\x12\x17\n\x0fidempotency_key\x18\x08 \x01(\t\x12\'\n\x05price\x18\t \x01(\x0b\x32\x18.paymesh.ledger.v1.Money\x12\x30\n\x06policy\x18\n \x01(\x0b\x32 .paymesh.ledger.v1.PaymentPolicy\x12\x31\n\x07options\x18\x0b \x03(\x0b\x32 .paymesh.ledger.v1.AcceptedAsset\x12\x19\n\x11\x61\x63\x63\x65pt_all_assets\x18\x0c \x01(\x08\x12\x18\n\x10\x61\x63\x63\x65pt_chain_ids\x18\r \x03(\x04\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x08\n\x06\x65xpiry\"0\n\rAcceptedAsset\x12\x10\n\x08\x63hain_id\x18\x01 \x01(\x04\x12\r\n\x05\x61sset\x18\x02 \x01(\t\"U\n\x15\x43reatePaymentResponse\x12+\n\x07payment\x18\x01 \x01(\x0b\x32\x1a.paymesh.ledger.v1.Payment\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\"\'\n\x11GetPaymentRequest\x12\x12\n\npayment_id\x18\x01 \x01(\t\"A\n\x12GetPaymentResponse\x12+\n\x07payment\x18\x01 \x01(\x0b\x32\x1a.paymesh.ledger.v1.Payment\"\x84\x02\n\x13ListPaymentsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\r\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x32\n\x08statuses\x18\x03 \x03(\x0e\x32 .paymesh.ledger.v1.PaymentStatus\x12\x10\n\x08\x63hain_id\x18\x04 \x01(\x04\x12\x19\n\x11merchant_order_id\x18\x05 \x01(\t\x12\x31\n\rcreated_after\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0e\x63reated_before\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"]\n\x14ListPaymentsResponse\x12,\n\x08payments\x18\x01 \x03(\x0b\x32\x1a.paymesh.ledger.v1.Payment\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\":\n\x14\x43\x61ncelPaymentRequest\x12\x12\n\npayment_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"D\n\x15\x43\x61ncelPaymentResponse\x12+\n\x07payment\x18\x01 \x01(\x0b\x32\x1a.paymesh.ledger.v1.Payment\")\n\x13WatchPaymentRequest\x12\x12\n\npayment_id\x18\x01 \x01(\t\"+\n\x15RequotePaymentRequest\x12\x12\n\npayment_id\x18\x01 \x01(\t\"W\n\x16RequotePaymentResponse\x12+\n\x07payment\x18\x01 \x01(\x0b\x32\x1a.paymesh.ledger.v1.Payment\x12\x10\n\x08requoted\x18\x02 \x01(\x08\"l\n\x15ResolvePaymentRequest\x12\x12\n\npayment_id\x18\x01 \x01(\t\x12\x31\n\nresolution\x18\x02 \x01(\x0e\x32\x1d.paymesh.ledger.v1.Resolution\x12\x0c\n\x04note\x18\x03 \x01(\t\"E\n\x16ResolvePaymentResponse\x12+\n\x07payment\x18\x01 \x01(\x0b\x32\x1a.paymesh.ledger.v1.Payment\"C\n\x14WatchPaymentResponse\x12+\n\x07payment\x18\x01 \x01(\x0b\x32\x1a.paymesh.ledger.v1.Payment2\xc5\x05\n\x0ePaymentService\x12\x62\n\rCreatePayment\x12\'.paymesh.ledger.v1.CreatePaymentRequest\x1a(.paymesh.ledger.v1.CreatePaymentResponse\x12Y\n\nGetPayment\x12$.paymesh.ledger.v1.GetPaymentRequest\x1a%.paymesh.ledger.v1.GetPaymentResponse\x12_\n\x0cListPayments\x12&.paymesh.ledger.v1.ListPaymentsRequest\x1a\'.paymesh.ledger.v1.ListPaymentsResponse\x12\x62\n\rCancelPayment\x12\'.paymesh.ledger.v1.CancelPaymentRequest\x1a(.paymesh.ledger.v1.CancelPaymentResponse\x12\x61\n\x0cWatchPayment\x12&.paymesh.ledger.v1.WatchPaymentRequest\x1a\'.paymesh.ledger.v1.WatchPaymentResponse0\x01\x12\x65\n\x0eRequotePayment\x12(.paymesh.ledger.v1.RequotePaymentRequest\x1a).paymesh.ledger.v1.RequotePaymentResponse\x12\x65\n\x0eResolvePayment\x12(.paymesh.ledger.v1.ResolvePaymentRequest\x1a).paymesh.ledger.v1.ResolvePaymentResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'paymesh/ledger/v1/payment_service.proto\x12\x11paymesh.ledger.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1fpaymesh/ledger/v1/payment.proto\"\xce\x04\n\x14\x43reatePaymentRequest\x12\x10\n\x08\x63hain_id\x18\x01 \x01(\x04\x12\r\n\x05\x61sset\x18\x02 \x01(\t\x12\x0e\n\x06\x61mount\x18\x03 \x01(\t\x12/\n\nexpires_in\x18\x04 \x01(\x0b\x32\x19.google.protobuf.DurationH\x00\x12\x30\n\nexpires_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampH\x00\x12\x19\n\x11merchant_order_id\x18\x06 \x01(\t\x12G\n\x08metadata\x18\x07 \x03(\x0b\x32\x35.paymesh.ledger.v1.CreatePaymentRequest.MetadataEntry\x12\x17\n\x0fidempotency_key\x18\x08 \x01(\t\x12\'\n\x05price\x18\t \x01(\x0b\x32\x18.paymesh.ledger.v1.Money\x12\x30\n\x06policy\x18\n \x01(\x0b\x32 .paymesh.ledger.v1.PaymentPolicy\x12\x31\n\x07options\x18\x0b \x03(\x0b\x32 .paymesh.ledger.v1.AcceptedAsset\x12\x19\n\x11\x61\x63\x63\x65pt_all_assets\x18\x0c \x01(\x08\x12\x18\n\x10\x61\x63\x63\x65pt_chain_ids\x18\r \x03(\x04\x12\x13\n\x0b\x64\x65scription\x18\x0e \x01(\t\x12\x12\n\nreturn_url\x18\x0f \x01(\t\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x08\n\x06\x65xpiry\"0\n\rAcceptedAsset\x12\x10\n\x08\x63hain_id\x18\x01 \x01(\x04\x12\r\n\x05\x61sset\x18\x02 \x01(\t\"U\n\x15\x43reatePaymentResponse\x12+\n\x07payment\x18\x01 \x01(\x0b\x32\x1a.paymesh.ledger.v1.Payment\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\"\'\n\x11GetPaymentRequest\x12\x12\n\npayment_id\x18\x01 \x01(\t\"A\n\x12GetPaymentResponse\x12+\n\x07payment\x18\x01 \x01(\x0b\x32\x1a.paymesh.ledger.v1.Payment\"\x84\x02\n\x13ListPaymentsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\r\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x32\n\x08statuses\x18\x03 \x03(\x0e\x32 .paymesh.ledger.v1.PaymentStatus\x12\x10\n\x08\x63hain_id\x18\x04 \x01(\x04\x12\x19\n\x11merchant_order_id\x18\x05 \x01(\t\x12\x31\n\rcreated_after\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0e\x63reated_before\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"]\n\x14ListPaymentsResponse\x12,\n\x08payments\x18\x01 \x03(\x0b\x32\x1a.paymesh.ledger.v1.Payment\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\":\n\x14\x43\x61ncelPaymentRequest\x12\x12\n\npayment_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"D\n\x15\x43\x61ncelPaymentResponse\x12+\n\x07payment\x18\x01 \x01(\x0b\x32\x1a.paymesh.ledger.v1.Payment\")\n\x13WatchPaymentRequest\x12\x12\n\npayment_id\x18\x01 \x01(\t\"+\n\x15RequotePaymentRequest\x12\x12\n\npayment_id\x18\x01 \x01(\t\"W\n\x16RequotePaymentResponse\x12+\n\x07payment\x18\x01 \x01(\x0b\x32\x1a.paymesh.ledger.v1.Payment\x12\x10\n\x08requoted\x18\x02 \x01(\x08\"l\n\x15ResolvePaymentRequest\x12\x12\n\npayment_id\x18\x01 \x01(\t\x12\x31\n\nresolution\x18\x02 \x01(\x0e\x32\x1d.paymesh.ledger.v1.Resolution\x12\x0c\n\x04note\x18\x03 \x01(\t\"E\n\x16ResolvePaymentResponse\x12+\n\x07payment\x18\x01 \x01(\x0b\x32\x1a.paymesh.ledger.v1.Payment\"C\n\x14WatchPaymentResponse\x12+\n\x07payment\x18\x01 \x01(\x0b\x32\x1a.paymesh.ledger.v1.Payment2\xc5\x05\n\x0ePaymentService\x12\x62\n\rCreatePayment\x12\'.paymesh.ledger.v1.CreatePaymentRequest\x1a(.paymesh.ledger.v1.CreatePaymentResponse\x12Y\n\nGetPayment\x12$.paymesh.ledger.v1.GetPaymentRequest\x1a%.paymesh.ledger.v1.GetPaymentResponse\x12_\n\x0cListPayments\x12&.paymesh.ledger.v1.ListPaymentsRequest\x1a\'.paymesh.ledger.v1.ListPaymentsResponse\x12\x62\n\rCancelPayment\x12\'.paymesh.ledger.v1.CancelPaymentRequest\x1a(.paymesh.ledger.v1.CancelPaymentResponse\x12\x61\n\x0cWatchPayment\x12&.paymesh.ledger.v1.WatchPaymentRequest\x1a\'.paymesh.ledger.v1.WatchPaymentResponse0\x01\x12\x65\n\x0eRequotePayment\x12(.paymesh.ledger.v1.RequotePaymentRequest\x1a).paymesh.ledger.v1.RequotePaymentResponse\x12\x65\n\x0eResolvePayment\x12(.paymesh.ledger.v1.ResolvePaymentRequest\x1a).paymesh.ledger.v1.ResolvePaymentResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,37 +37,37 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CREATEPAYMENTREQUEST_METADATAENTRY']._loaded_options = None
   _globals['_CREATEPAYMENTREQUEST_METADATAENTRY']._serialized_options = b'8\001'
   _globals['_CREATEPAYMENTREQUEST']._serialized_start=161
-  _globals['_CREATEPAYMENTREQUEST']._serialized_end=710
-  _globals['_CREATEPAYMENTREQUEST_METADATAENTRY']._serialized_start=653
-  _globals['_CREATEPAYMENTREQUEST_METADATAENTRY']._serialized_end=700
-  _globals['_ACCEPTEDASSET']._serialized_start=712
-  _globals['_ACCEPTEDASSET']._serialized_end=760
-  _globals['_CREATEPAYMENTRESPONSE']._serialized_start=762
-  _globals['_CREATEPAYMENTRESPONSE']._serialized_end=847
-  _globals['_GETPAYMENTREQUEST']._serialized_start=849
-  _globals['_GETPAYMENTREQUEST']._serialized_end=888
-  _globals['_GETPAYMENTRESPONSE']._serialized_start=890
-  _globals['_GETPAYMENTRESPONSE']._serialized_end=955
-  _globals['_LISTPAYMENTSREQUEST']._serialized_start=958
-  _globals['_LISTPAYMENTSREQUEST']._serialized_end=1218
-  _globals['_LISTPAYMENTSRESPONSE']._serialized_start=1220
-  _globals['_LISTPAYMENTSRESPONSE']._serialized_end=1313
-  _globals['_CANCELPAYMENTREQUEST']._serialized_start=1315
-  _globals['_CANCELPAYMENTREQUEST']._serialized_end=1373
-  _globals['_CANCELPAYMENTRESPONSE']._serialized_start=1375
-  _globals['_CANCELPAYMENTRESPONSE']._serialized_end=1443
-  _globals['_WATCHPAYMENTREQUEST']._serialized_start=1445
-  _globals['_WATCHPAYMENTREQUEST']._serialized_end=1486
-  _globals['_REQUOTEPAYMENTREQUEST']._serialized_start=1488
-  _globals['_REQUOTEPAYMENTREQUEST']._serialized_end=1531
-  _globals['_REQUOTEPAYMENTRESPONSE']._serialized_start=1533
-  _globals['_REQUOTEPAYMENTRESPONSE']._serialized_end=1620
-  _globals['_RESOLVEPAYMENTREQUEST']._serialized_start=1622
-  _globals['_RESOLVEPAYMENTREQUEST']._serialized_end=1730
-  _globals['_RESOLVEPAYMENTRESPONSE']._serialized_start=1732
-  _globals['_RESOLVEPAYMENTRESPONSE']._serialized_end=1801
-  _globals['_WATCHPAYMENTRESPONSE']._serialized_start=1803
-  _globals['_WATCHPAYMENTRESPONSE']._serialized_end=1870
-  _globals['_PAYMENTSERVICE']._serialized_start=1873
-  _globals['_PAYMENTSERVICE']._serialized_end=2582
+  _globals['_CREATEPAYMENTREQUEST']._serialized_end=751
+  _globals['_CREATEPAYMENTREQUEST_METADATAENTRY']._serialized_start=694
+  _globals['_CREATEPAYMENTREQUEST_METADATAENTRY']._serialized_end=741
+  _globals['_ACCEPTEDASSET']._serialized_start=753
+  _globals['_ACCEPTEDASSET']._serialized_end=801
+  _globals['_CREATEPAYMENTRESPONSE']._serialized_start=803
+  _globals['_CREATEPAYMENTRESPONSE']._serialized_end=888
+  _globals['_GETPAYMENTREQUEST']._serialized_start=890
+  _globals['_GETPAYMENTREQUEST']._serialized_end=929
+  _globals['_GETPAYMENTRESPONSE']._serialized_start=931
+  _globals['_GETPAYMENTRESPONSE']._serialized_end=996
+  _globals['_LISTPAYMENTSREQUEST']._serialized_start=999
+  _globals['_LISTPAYMENTSREQUEST']._serialized_end=1259
+  _globals['_LISTPAYMENTSRESPONSE']._serialized_start=1261
+  _globals['_LISTPAYMENTSRESPONSE']._serialized_end=1354
+  _globals['_CANCELPAYMENTREQUEST']._serialized_start=1356
+  _globals['_CANCELPAYMENTREQUEST']._serialized_end=1414
+  _globals['_CANCELPAYMENTRESPONSE']._serialized_start=1416
+  _globals['_CANCELPAYMENTRESPONSE']._serialized_end=1484
+  _globals['_WATCHPAYMENTREQUEST']._serialized_start=1486
+  _globals['_WATCHPAYMENTREQUEST']._serialized_end=1527
+  _globals['_REQUOTEPAYMENTREQUEST']._serialized_start=1529
+  _globals['_REQUOTEPAYMENTREQUEST']._serialized_end=1572
+  _globals['_REQUOTEPAYMENTRESPONSE']._serialized_start=1574
+  _globals['_REQUOTEPAYMENTRESPONSE']._serialized_end=1661
+  _globals['_RESOLVEPAYMENTREQUEST']._serialized_start=1663
+  _globals['_RESOLVEPAYMENTREQUEST']._serialized_end=1771
+  _globals['_RESOLVEPAYMENTRESPONSE']._serialized_start=1773
+  _globals['_RESOLVEPAYMENTRESPONSE']._serialized_end=1842
+  _globals['_WATCHPAYMENTRESPONSE']._serialized_start=1844
+  _globals['_WATCHPAYMENTRESPONSE']._serialized_end=1911
+  _globals['_PAYMENTSERVICE']._serialized_start=1914
+  _globals['_PAYMENTSERVICE']._serialized_end=2623
 # @@protoc_insertion_point(module_scope)

@@ -12,7 +12,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class CreatePaymentRequest(_message.Message):
-    __slots__ = ("chain_id", "asset", "amount", "expires_in", "expires_at", "merchant_order_id", "metadata", "idempotency_key", "price", "policy", "options", "accept_all_assets", "accept_chain_ids")
+    __slots__ = ("chain_id", "asset", "amount", "expires_in", "expires_at", "merchant_order_id", "metadata", "idempotency_key", "price", "policy", "options", "accept_all_assets", "accept_chain_ids", "description", "return_url")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -33,6 +33,8 @@ class CreatePaymentRequest(_message.Message):
     OPTIONS_FIELD_NUMBER: _ClassVar[int]
     ACCEPT_ALL_ASSETS_FIELD_NUMBER: _ClassVar[int]
     ACCEPT_CHAIN_IDS_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    RETURN_URL_FIELD_NUMBER: _ClassVar[int]
     chain_id: int
     asset: str
     amount: str
@@ -46,7 +48,9 @@ class CreatePaymentRequest(_message.Message):
     options: _containers.RepeatedCompositeFieldContainer[AcceptedAsset]
     accept_all_assets: bool
     accept_chain_ids: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, chain_id: _Optional[int] = ..., asset: _Optional[str] = ..., amount: _Optional[str] = ..., expires_in: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., merchant_order_id: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., idempotency_key: _Optional[str] = ..., price: _Optional[_Union[_payment_pb2.Money, _Mapping]] = ..., policy: _Optional[_Union[_payment_pb2.PaymentPolicy, _Mapping]] = ..., options: _Optional[_Iterable[_Union[AcceptedAsset, _Mapping]]] = ..., accept_all_assets: _Optional[bool] = ..., accept_chain_ids: _Optional[_Iterable[int]] = ...) -> None: ...
+    description: str
+    return_url: str
+    def __init__(self, chain_id: _Optional[int] = ..., asset: _Optional[str] = ..., amount: _Optional[str] = ..., expires_in: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., merchant_order_id: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., idempotency_key: _Optional[str] = ..., price: _Optional[_Union[_payment_pb2.Money, _Mapping]] = ..., policy: _Optional[_Union[_payment_pb2.PaymentPolicy, _Mapping]] = ..., options: _Optional[_Iterable[_Union[AcceptedAsset, _Mapping]]] = ..., accept_all_assets: _Optional[bool] = ..., accept_chain_ids: _Optional[_Iterable[int]] = ..., description: _Optional[str] = ..., return_url: _Optional[str] = ...) -> None: ...
 
 class AcceptedAsset(_message.Message):
     __slots__ = ("chain_id", "asset")

@@ -46,6 +46,9 @@ NEW_PAYMENT_COLUMNS = ColumnList(
     Column("quote", "jsonb"),
     Column("underpayment_tolerance_bps", "int"),
     Column("watch_until", "timestamptz"),
+    Column("checkout_token", "varchar"),
+    Column("description", "varchar"),
+    Column("return_url", "varchar"),
 )
 # What the `created` outbox event takes besides.
 CREATED_WITH_COLUMNS = ColumnList(
@@ -147,6 +150,9 @@ def creation_row(
         "quote": _quote_json(payment.quote),
         "underpayment_tolerance_bps": payment.tolerance_bps,
         "watch_until": payment.watch_until,
+        "checkout_token": payment.checkout_token,
+        "description": payment.description,
+        "return_url": payment.return_url,
         "event_id": created.event_id,
         "subject": outbox.event_subject(created),
         "payload": outbox.event_payload(created),
@@ -409,3 +415,8 @@ async def save_payment_states(conn: AsyncConnection, payments: list[PaymentRecor
 
 async def cancel_reason(conn: AsyncConnection, payment_id: str, reason: str) -> None:
     await conn.execute(update(PAYMENTS).where(PAYMENTS.c.id == payment_id).values(cancel_reason=reason))
+
+
+async def payment_by_checkout_token(conn: AsyncConnection, token: str) -> PaymentRecord | None:
+    row = (await conn.execute(select(PAYMENTS).where(PAYMENTS.c.checkout_token == token))).first()
+    return await _one(conn, row)

@@ -1,0 +1,77 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from paymesh.ledger.v1 import payment_pb2 as _payment_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class CheckoutView(_message.Message):
+    __slots__ = ("merchant_name", "merchant_order_id", "description", "status", "price", "deposit_address", "options", "expires_at", "return_url", "confirmations", "confirmations_required", "version")
+    MERCHANT_NAME_FIELD_NUMBER: _ClassVar[int]
+    MERCHANT_ORDER_ID_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    PRICE_FIELD_NUMBER: _ClassVar[int]
+    DEPOSIT_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    RETURN_URL_FIELD_NUMBER: _ClassVar[int]
+    CONFIRMATIONS_FIELD_NUMBER: _ClassVar[int]
+    CONFIRMATIONS_REQUIRED_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    merchant_name: str
+    merchant_order_id: str
+    description: str
+    status: _payment_pb2.PaymentStatus
+    price: _payment_pb2.Money
+    deposit_address: str
+    options: _containers.RepeatedCompositeFieldContainer[_payment_pb2.PaymentOption]
+    expires_at: _timestamp_pb2.Timestamp
+    return_url: str
+    confirmations: int
+    confirmations_required: int
+    version: int
+    def __init__(self, merchant_name: _Optional[str] = ..., merchant_order_id: _Optional[str] = ..., description: _Optional[str] = ..., status: _Optional[_Union[_payment_pb2.PaymentStatus, str]] = ..., price: _Optional[_Union[_payment_pb2.Money, _Mapping]] = ..., deposit_address: _Optional[str] = ..., options: _Optional[_Iterable[_Union[_payment_pb2.PaymentOption, _Mapping]]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., return_url: _Optional[str] = ..., confirmations: _Optional[int] = ..., confirmations_required: _Optional[int] = ..., version: _Optional[int] = ...) -> None: ...
+
+class GetCheckoutRequest(_message.Message):
+    __slots__ = ("checkout_token",)
+    CHECKOUT_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    checkout_token: str
+    def __init__(self, checkout_token: _Optional[str] = ...) -> None: ...
+
+class GetCheckoutResponse(_message.Message):
+    __slots__ = ("checkout",)
+    CHECKOUT_FIELD_NUMBER: _ClassVar[int]
+    checkout: CheckoutView
+    def __init__(self, checkout: _Optional[_Union[CheckoutView, _Mapping]] = ...) -> None: ...
+
+class WatchCheckoutRequest(_message.Message):
+    __slots__ = ("checkout_token",)
+    CHECKOUT_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    checkout_token: str
+    def __init__(self, checkout_token: _Optional[str] = ...) -> None: ...
+
+class WatchCheckoutResponse(_message.Message):
+    __slots__ = ("checkout",)
+    CHECKOUT_FIELD_NUMBER: _ClassVar[int]
+    checkout: CheckoutView
+    def __init__(self, checkout: _Optional[_Union[CheckoutView, _Mapping]] = ...) -> None: ...
+
+class RequoteCheckoutRequest(_message.Message):
+    __slots__ = ("checkout_token",)
+    CHECKOUT_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    checkout_token: str
+    def __init__(self, checkout_token: _Optional[str] = ...) -> None: ...
+
+class RequoteCheckoutResponse(_message.Message):
+    __slots__ = ("checkout", "requoted")
+    CHECKOUT_FIELD_NUMBER: _ClassVar[int]
+    REQUOTED_FIELD_NUMBER: _ClassVar[int]
+    checkout: CheckoutView
+    requoted: bool
+    def __init__(self, checkout: _Optional[_Union[CheckoutView, _Mapping]] = ..., requoted: _Optional[bool] = ...) -> None: ...

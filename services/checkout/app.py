@@ -1,0 +1,98 @@
+"""The checkout: public payment pages over HTTP, stateless, a gRPC client of the
+ledger (CheckoutLedgerService) like the other services. Health on /healthz and
+/readyz, Prometheus metrics on PAYMESH_METRICS_PORT, JSON logs, graceful SIGTERM
+(open live streams get PAYMESH_SHUTDOWN_GRACE_SECONDS to end)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import grpc
+import structlog
+import uvicorn
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from services.checkout.adapters.ledger_client import CheckoutLedger
+from services.checkout.settings import CheckoutSettings
+from services.checkout.web import CheckoutWeb
+from services.common.chains import load_chains
+from services.common.lifecycle import run_until_stopped
+from services.common.logging import configure_logging
+from services.common.metrics import start_metrics_server
+
+SERVICE = "paymesh.checkout"
+
+
+class CheckoutApp:
+    def __init__(self, settings: CheckoutSettings) -> None:
+        self.settings = settings
+        self.port = 0
+        self.metrics_port: int | None = None
+        self._channel: grpc.aio.Channel | None = None
+        self._server: uvicorn.Server | None = None
+        self._task: asyncio.Task | None = None
+        self._log = structlog.get_logger("checkout")
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.settings.http_host}:{self.port}"
+
+    async def start(self) -> CheckoutApp:
+        s = self.settings
+        configure_logging("checkout", s.log_level)
+        chains = load_chains(s.chains_file)
+        self._channel = grpc.aio.insecure_channel(s.ledger_addr)
+        ledger = CheckoutLedger(
+            self._channel, token=s.checkout_ledger_token.get_secret_value(), timeout=s.ledger_timeout_seconds
+        )
+        web = CheckoutWeb(
+            ledger,
+            {c.chain_id: c.name for c in chains},
+            refresh_seconds=s.refresh_seconds,
+            keepalive_seconds=s.keepalive_seconds,
+            requote_per_minute=s.requote_per_minute,
+            ready=self._ledger_ready,
+        )
+        sock = socket.socket(socket.AF_INET6 if ":" in s.http_host else socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((s.http_host, s.http_port))
+        self.port = sock.getsockname()[1]
+        config = uvicorn.Config(
+            web.app,
+            lifespan="off",
+            log_config=None,
+            access_log=False,
+            timeout_graceful_shutdown=max(1, int(s.shutdown_grace_seconds)),
+            proxy_headers=True,
+        )
+        self._server = uvicorn.Server(config)
+        self._task = asyncio.create_task(self._server.serve(sockets=[sock]), name="checkout-http")
+        while not self._server.started:
+            if self._task.done():
+                await self._task  # raises what made it fail
+            await asyncio.sleep(0.01)
+        self.metrics_port = start_metrics_server(s.metrics_port)
+        self._log.info("checkout serving", url=self.url, ledger=s.ledger_addr, metrics_port=self.metrics_port)
+        return self
+
+    async def _ledger_ready(self) -> bool:
+        assert self._channel is not None
+        try:
+            reply = await health_pb2_grpc.HealthStub(self._channel).Check(health_pb2.HealthCheckRequest(), timeout=2)
+        except grpc.aio.AioRpcError:
+            return False
+        return reply.status == health_pb2.HealthCheckResponse.SERVING
+
+    async def stop(self) -> None:
+        self._log.info("checkout stopping")
+        if self._server is not None and self._task is not None:
+            self._server.should_exit = True
+            await self._task
+        if self._channel is not None:
+            await self._channel.close()
+        self._log.info("checkout stopped")
+
+
+async def serve() -> None:
+    await run_until_stopped(CheckoutApp(CheckoutSettings()))

@@ -1,0 +1,20 @@
+"""Checkout settings (environment, prefix PAYMESH_)."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+
+from services.common.settings import CHECKOUT_LEDGER_TOKEN, CommonSettings
+
+
+class CheckoutSettings(CommonSettings):
+    checkout_ledger_token: SecretStr = CHECKOUT_LEDGER_TOKEN
+    ledger_addr: str = Field("127.0.0.1:50051", description="the ledger's gRPC address (host:port)")
+    ledger_timeout_seconds: float = Field(5.0, gt=0)
+    http_host: str = Field("127.0.0.1", description="where the public pages listen")
+    http_port: int = Field(8080, ge=0, le=65535, description="0 picks a free port")
+    refresh_seconds: int = Field(10, ge=2, le=300, description="how often a page without JavaScript reloads itself")
+    keepalive_seconds: float = Field(15.0, gt=0, le=120, description="a comment on idle live-update streams")
+    requote_per_minute: int = Field(
+        30, ge=1, le=10_000, description="re-quotes one client address may cause per minute (HTTP 429 beyond)"
+    )

@@ -1,0 +1,252 @@
+"""The checkout's public HTTP routes (Starlette). Every page is rendered on the
+server from the ledger's CheckoutView with autoescaping templates, sent with a strict
+Content-Security-Policy (scripts, styles and images only from this origin; nothing
+from anyone else), no referrer (the token is in the URL) and no caching.
+
+    GET /pay/{token}[?option=N]       the payment page (works without JavaScript)
+    GET /pay/{token}/live[?option=N]  its live part, as server-sent events
+    GET /healthz, /readyz             liveness, and whether the ledger answers
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import structlog
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from paymesh.ledger.v1 import checkout_ledger_service_pb2 as cpb
+from paymesh.ledger.v1 import payment_pb2 as pb
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, PlainTextResponse, Response, StreamingResponse
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from services.checkout.adapters.ledger_client import CheckoutLedger
+from services.checkout.domain.i18n import choose_language, text
+from services.checkout.domain.rate_limit import WindowLimit
+from services.checkout.metrics import LIVE_STREAMS, PAGES
+from services.checkout.page import build_page
+from services.common.errors import DomainError, NotFound
+
+log = structlog.get_logger("checkout.web")
+HERE = Path(__file__).parent
+TOKEN = re.compile(r"[A-Za-z0-9_-]{32,64}")
+MAX_OPTION_DIGITS = 3
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
+        "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+    ),
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Cache-Control": "no-store",
+}
+
+
+class CheckoutWeb:
+    def __init__(
+        self,
+        ledger: CheckoutLedger,
+        networks: dict[int, str],
+        *,
+        refresh_seconds: int,
+        keepalive_seconds: float,
+        requote_per_minute: int,
+        ready: Callable[[], Awaitable[bool]],
+    ) -> None:
+        self._ledger = ledger
+        self._networks = networks
+        self._refresh = refresh_seconds
+        self._keepalive = keepalive_seconds
+        self._requotes = WindowLimit(requote_per_minute, 60.0)
+        self._ready = ready
+        self._templates = Environment(
+            loader=FileSystemLoader(HERE / "templates"),
+            autoescape=select_autoescape(default=True, default_for_string=True),
+            enable_async=False,
+        )
+        self.app = Starlette(
+            routes=[
+                Route("/pay/{token}", self.page),
+                Route("/pay/{token}/live", self.live),
+                Route("/healthz", self.healthz),
+                Route("/readyz", self.readyz),
+                Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
+            ],
+            exception_handlers={404: self._not_found_handler, 405: self._not_found_handler},
+        )
+        self.app.add_middleware(_SecurityHeaders)
+
+    # ------------------------------------------------------------ pages
+
+    async def page(self, request: Request) -> Response:
+        language = choose_language(request.headers.get("accept-language", ""))
+        token = request.path_params["token"]
+        option = _option(request)
+        if not TOKEN.fullmatch(token) or option is False:
+            return self._not_found(language)
+        try:
+            view = await self._ledger.get(token)
+            requoted = False
+            if self._expired_quote(view, option):
+                wait = self._requotes.take(request.client.host if request.client else "", time.monotonic())
+                if wait:
+                    return self._message(language, 429, "unavailable", headers={"Retry-After": str(wait)})
+                view, requoted = await self._ledger.requote(token)
+        except NotFound:
+            return self._not_found(language)
+        except DomainError as err:
+            log.warning("ledger unavailable for a page", error=err.message)
+            return self._message(language, 503, "unavailable", headers={"Retry-After": "5"})
+        page = build_page(view, language=language, asked=option, networks=self._networks)
+        PAGES.labels(page.status).inc()
+        live_url = f"/pay/{token}/live" + (f"?option={page.current}" if page.current >= 0 else "")
+        html = self._render(
+            "page.html", language, page=page, requoted=requoted, live_url=live_url, refresh_seconds=self._refresh
+        )
+        return HTMLResponse(html)
+
+    async def live(self, request: Request) -> Response:
+        language = choose_language(request.headers.get("accept-language", ""))
+        token = request.path_params["token"]
+        option = _option(request)
+        if not TOKEN.fullmatch(token) or option is False:
+            return self._not_found(language)
+        try:
+            first = await self._ledger.get(token)  # a 404 now, not an event stream that ends at once
+        except NotFound:
+            return self._not_found(language)
+        except DomainError:
+            return self._message(language, 503, "unavailable", headers={"Retry-After": "5"})
+        return StreamingResponse(
+            self._events(token, option, language, first.version),
+            media_type="text/event-stream",
+            headers={"X-Accel-Buffering": "no"},
+        )
+
+    async def _events(self, token: str, option: int | None, language: str, shown: int) -> AsyncIterator[str]:
+        """The live part after each change (not the one the page was rendered with,
+        version `shown`), a keep-alive comment when idle, `end` at a final status."""
+        queue: asyncio.Queue[cpb.CheckoutView | None] = asyncio.Queue(maxsize=64)
+
+        async def read() -> None:
+            try:
+                async for view in self._ledger.watch(token):
+                    await queue.put(view)
+            except DomainError as err:
+                log.info("live stream ended by the ledger", error=err.message)
+            finally:
+                await queue.put(None)
+
+        reader = asyncio.create_task(read())
+        LIVE_STREAMS.inc()
+        last: tuple[int, int] | None = None
+        try:
+            while True:
+                try:
+                    view = await asyncio.wait_for(queue.get(), timeout=self._keepalive)
+                except TimeoutError:
+                    yield ": keep-alive\n\n"
+                    continue
+                if view is None:
+                    yield "event: end\ndata: \n\n"
+                    return
+                if last is None and view.version == shown and not view.confirmations:
+                    last = (view.version, view.confirmations)
+                    continue  # the page already shows this one
+                if (view.version, view.confirmations) == last:
+                    continue
+                last = (view.version, view.confirmations)
+                page = build_page(view, language=language, asked=option, networks=self._networks)
+                html = self._render("live.html", language, page=page)
+                yield "event: update\n" + "".join(f"data: {line}\n" for line in html.splitlines()) + "\n"
+                if page.final:
+                    yield "event: end\ndata: \n\n"
+                    return
+        finally:
+            LIVE_STREAMS.dec()
+            reader.cancel()
+
+    @staticmethod
+    def _expired_quote(view: cpb.CheckoutView, option: int | None) -> bool:
+        """A pending priced payment whose shown option's lock window has passed is
+        re-quoted when the customer opens the page (never silently in the background)."""
+        if view.status != pb.PAYMENT_STATUS_PENDING or not view.options:
+            return False
+        shown = view.options[option if option is not None else 0]
+        return shown.HasField("quote") and shown.quote.expires_at.ToDatetime() <= _utcnow_naive()
+
+    # ------------------------------------------------------------ health
+
+    async def healthz(self, request: Request) -> Response:
+        return PlainTextResponse("ok")
+
+    async def readyz(self, request: Request) -> Response:
+        ok = await self._ready()
+        return PlainTextResponse("ok" if ok else "ledger unavailable", status_code=200 if ok else 503)
+
+    # ------------------------------------------------------------ rendering
+
+    def _render(self, name: str, language: str, **values: object) -> str:
+        def t(key: str, **fields: object) -> str:
+            return text(language, key, **fields)
+
+        return self._templates.get_template(name).render(language=language, t=t, **values)
+
+    def _message(self, language: str, status: int, key: str, headers: dict[str, str] | None = None) -> Response:
+        heading = text(language, "not_found_title") if status == 404 else "paymesh"
+        html = self._render("message.html", language, heading=heading, message=text(language, key))
+        return HTMLResponse(html, status_code=status, headers=headers)
+
+    def _not_found(self, language: str) -> Response:
+        """The same page for every unknown, malformed or foreign token: nothing says whether a payment exists."""
+        return self._message(language, 404, "not_found")
+
+    async def _not_found_handler(self, request: Request, exc: Exception) -> Response:
+        return self._not_found(choose_language(request.headers.get("accept-language", "")))
+
+
+def _option(request: Request) -> int | None | bool:
+    """?option=N: None when absent, False when malformed (the page is then a 404)."""
+    raw = request.query_params.get("option")
+    if raw is None:
+        return None
+    if not raw.isdigit() or len(raw) > MAX_OPTION_DIGITS or not raw.isascii():
+        return False
+    return int(raw)
+
+
+def _utcnow_naive() -> datetime:
+    """Now in UTC without a zone, as protobuf Timestamp.ToDatetime() gives times."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class _SecurityHeaders:
+    """Adds SECURITY_HEADERS to every response (pages, streams, static files, errors)."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                present = {k.lower() for k, _ in headers}
+                for name, value in SECURITY_HEADERS.items():
+                    if name.lower().encode() not in present:
+                        headers.append((name.lower().encode(), value.encode()))
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
