@@ -1,5 +1,5 @@
 """`python -m services <name> [args]` runs one service (ledger, listener, sweeper,
-notifier); without a name, $PAYMESH_SERVICE decides. The container image's
+notifier, checkout); without a name, $PAYMESH_SERVICE decides. The container image's
 entry point, so one image serves every Deployment."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import os
 import runpy
 import sys
 
-SERVICES = ("ledger", "listener", "sweeper", "notifier")
+SERVICES = ("ledger", "listener", "sweeper", "notifier", "checkout")
 
 
 def main() -> None:

@@ -19,7 +19,8 @@ from services.common.settings import CommonSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-SERVICES = ("ledger", "listener", "sweeper", "notifier")
+SERVICES = ("ledger", "listener", "sweeper", "notifier", "checkout")
+HTTP = {"checkout": 8080}  # services that serve HTTP, not gRPC
 K8S_VERSION = "1.33.0"
 
 
@@ -85,7 +86,8 @@ def test_compose_names_only_what_exists():
             if var.startswith("PAYMESH_"):
                 assert var in env_names, f"{name}: {var} is read by no service"
         for port in svc.get("ports", []):
-            assert port.endswith(":50051"), f"{name}: the image serves gRPC on 50051"
+            served = HTTP.get(svc["command"][0], 50051)
+            assert port.endswith(f":{served}"), f"{name}: the image serves {svc['command'][0]} on {served}"
     # The one-shot commands parse with the real CLI (migrate; admin create-merchant).
     for name in ("migrate", "demo-bootstrap"):
         args = paymesh[name]["command"][1:]
@@ -132,7 +134,10 @@ def test_manifests_follow_the_rules(overlay):
         (container,) = pod["containers"]
         assert container["args"] == [service]
         for probe in ("readinessProbe", "livenessProbe"):
-            assert container[probe]["grpc"]["port"] == 50051, f"{service}: gRPC {probe}"
+            if service in HTTP:
+                assert container[probe]["httpGet"]["port"] == "http", f"{service}: HTTP {probe}"
+            else:
+                assert container[probe]["grpc"]["port"] == 50051, f"{service}: gRPC {probe}"
         assert container["resources"]["requests"] and container["resources"]["limits"]
         security = container["securityContext"]
         assert security["readOnlyRootFilesystem"] and not security["allowPrivilegeEscalation"]
@@ -150,3 +155,14 @@ def test_manifests_follow_the_rules(overlay):
         assert set(by_kind["HorizontalPodAutoscaler"]) == {"ledger", "notifier"}
         assert "Secret" not in by_kind, "production secrets are created by the operator, never rendered"
         assert by_kind["Deployment"]["ledger"]["spec"]["replicas"] >= 2
+        # The checkout is the one service on the internet: the only Ingress, to it alone.
+        assert {
+            i["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["name"] for i in by_kind["Ingress"].values()
+        } == {"checkout"}
+    # The checkout reaches DNS and the ledger's gRPC port, nothing else.
+    egress = by_kind["NetworkPolicy"]["checkout-egress"]["spec"]["egress"]
+    assert [r.get("ports") for r in egress] == [
+        [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
+        [{"protocol": "TCP", "port": 50051}],
+    ]
+    assert egress[1]["to"] == [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "ledger"}}}]
