@@ -53,6 +53,8 @@ class CheckoutApp:
             keepalive_seconds=s.keepalive_seconds,
             requote_per_minute=s.requote_per_minute,
             ready=self._ledger_ready,
+            link_per_client=s.link_payments_per_minute_per_client,
+            link_per_link=s.link_payments_per_minute_per_link,
         )
         sock = socket.socket(socket.AF_INET6 if ":" in s.http_host else socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -65,6 +67,7 @@ class CheckoutApp:
             access_log=False,
             timeout_graceful_shutdown=max(1, int(s.shutdown_grace_seconds)),
             proxy_headers=True,
+            forwarded_allow_ips=s.forwarded_allow_ips,
         )
         self._server = uvicorn.Server(config)
         self._task = asyncio.create_task(self._server.serve(sockets=[sock]), name="checkout-http")

@@ -5,6 +5,9 @@ from anyone else), no referrer (the token is in the URL) and no caching.
 
     GET /pay/{token}[?option=N]       the payment page (works without JavaScript)
     GET /pay/{token}/live[?option=N]  its live part, as server-sent events
+    GET /link/{token}                 a payment link's page (sets the visitor cookie)
+    POST /link/{token}                start this visitor's payment (one per visitor and
+                                      amount), then 303 to its /pay page; rate-limited
     GET /healthz, /readyz             liveness, and whether the ledger answers
 """
 
@@ -12,10 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import re
+import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import parse_qs
 
 import structlog
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -23,7 +28,7 @@ from paymesh.ledger.v1 import checkout_ledger_service_pb2 as cpb
 from paymesh.ledger.v1 import payment_pb2 as pb
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, PlainTextResponse, Response, StreamingResponse
+from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -32,12 +37,16 @@ from services.checkout.domain.i18n import choose_language, text
 from services.checkout.domain.rate_limit import WindowLimit
 from services.checkout.metrics import LIVE_STREAMS, PAGES
 from services.checkout.page import build_page
-from services.common.errors import DomainError, NotFound
+from services.common.errors import DomainError, FailedPrecondition, InvalidArgument, NotFound
 
 log = structlog.get_logger("checkout.web")
 HERE = Path(__file__).parent
 TOKEN = re.compile(r"[A-Za-z0-9_-]{32,64}")
 MAX_OPTION_DIGITS = 3
+VISITOR_COOKIE = "pm_visitor"
+VISITOR = re.compile(r"[A-Za-z0-9_-]{32}")
+MAX_FORM_BYTES = 1024
+MAX_AMOUNT_CHARS = 32
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
@@ -60,12 +69,16 @@ class CheckoutWeb:
         keepalive_seconds: float,
         requote_per_minute: int,
         ready: Callable[[], Awaitable[bool]],
+        link_per_client: int = 10,
+        link_per_link: int = 600,
     ) -> None:
         self._ledger = ledger
         self._networks = networks
         self._refresh = refresh_seconds
         self._keepalive = keepalive_seconds
         self._requotes = WindowLimit(requote_per_minute, 60.0)
+        self._link_clients = WindowLimit(link_per_client, 60.0)
+        self._link_links = WindowLimit(link_per_link, 60.0)
         self._ready = ready
         self._templates = Environment(
             loader=FileSystemLoader(HERE / "templates"),
@@ -76,6 +89,8 @@ class CheckoutWeb:
             routes=[
                 Route("/pay/{token}", self.page),
                 Route("/pay/{token}/live", self.live),
+                Route("/link/{token}", self.link, methods=["GET"]),
+                Route("/link/{token}", self.start_link_payment, methods=["POST"]),
                 Route("/healthz", self.healthz),
                 Route("/readyz", self.readyz),
                 Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
@@ -183,6 +198,75 @@ class CheckoutWeb:
         shown = view.options[option if option is not None else 0]
         return shown.HasField("quote") and shown.quote.expires_at.ToDatetime() <= _utcnow_naive()
 
+    # ------------------------------------------------------------ payment links
+
+    async def link(self, request: Request) -> Response:
+        language = choose_language(request.headers.get("accept-language", ""))
+        token = request.path_params["token"]
+        if not TOKEN.fullmatch(token):
+            return self._not_found(language)
+        try:
+            view = await self._ledger.link(token)
+        except NotFound:
+            return self._not_found(language)
+        except DomainError:
+            return self._message(language, 503, "unavailable", headers={"Retry-After": "5"})
+        response = self._link_page(language, token, view)
+        if not VISITOR.fullmatch(request.cookies.get(VISITOR_COOKIE, "")):
+            response.set_cookie(
+                VISITOR_COOKIE,
+                secrets.token_urlsafe(24),
+                max_age=30 * 86400,
+                path="/link",
+                httponly=True,
+                samesite="strict",
+                secure=request.url.scheme == "https",
+            )
+        return response
+
+    async def start_link_payment(self, request: Request) -> Response:
+        """One payment per visitor (the cookie set by the link's page) and amount; a
+        resubmitted form gets the same payment. Limited per client address and per link."""
+        language = choose_language(request.headers.get("accept-language", ""))
+        token = request.path_params["token"]
+        if not TOKEN.fullmatch(token):
+            return self._not_found(language)
+        now = time.monotonic()
+        client = request.client.host if request.client else ""
+        wait = self._link_clients.take(client, now) or self._link_links.take(token, now)
+        if wait:
+            return self._message(language, 429, "too_many", headers={"Retry-After": str(wait)})
+        form = await _small_form(request)
+        if form is None or set(form) - {"amount"} or any(len(v) != 1 for v in form.values()):
+            return self._message(language, 400, "bad_form")
+        amount = form.get("amount", [""])[0]
+        if len(amount) > MAX_AMOUNT_CHARS:
+            return self._message(language, 400, "bad_form")
+        visitor = request.cookies.get(VISITOR_COOKIE, "")
+        if not VISITOR.fullmatch(visitor):
+            return self._message(language, 400, "cookies")
+        try:
+            checkout_token = await self._ledger.open_link(token, visitor, amount)
+        except NotFound:
+            return self._not_found(language)
+        except (InvalidArgument, FailedPrecondition) as err:
+            try:
+                view = await self._ledger.link(token)
+            except DomainError:
+                return self._message(language, 503, "unavailable", headers={"Retry-After": "5"})
+            status = 400 if isinstance(err, InvalidArgument) else 409
+            return self._link_page(language, token, view, error=err.message, amount=amount, status=status)
+        except DomainError as err:
+            log.warning("ledger unavailable for a payment link", error=err.message)
+            return self._message(language, 503, "unavailable", headers={"Retry-After": "5"})
+        return RedirectResponse(f"/pay/{checkout_token}", status_code=303)
+
+    def _link_page(
+        self, language: str, token: str, view: cpb.LinkView, *, error: str = "", amount: str = "", status: int = 200
+    ) -> Response:
+        html = self._render("link.html", language, link=view, action=f"/link/{token}", error=error, amount=amount)
+        return HTMLResponse(html, status_code=status)
+
     # ------------------------------------------------------------ health
 
     async def healthz(self, request: Request) -> Response:
@@ -211,6 +295,25 @@ class CheckoutWeb:
 
     async def _not_found_handler(self, request: Request, exc: Exception) -> Response:
         return self._not_found(choose_language(request.headers.get("accept-language", "")))
+
+
+async def _small_form(request: Request) -> dict[str, list[str]] | None:
+    """An urlencoded form of at most MAX_FORM_BYTES, or None (too big, another
+    content type, not UTF-8, not a form)."""
+    if request.headers.get("content-type", "").split(";")[0].strip() != "application/x-www-form-urlencoded":
+        return None
+    declared = request.headers.get("content-length", "")
+    if declared and (not declared.isdigit() or int(declared) > MAX_FORM_BYTES):
+        return None
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FORM_BYTES:
+            return None
+    try:
+        return parse_qs(body.decode("utf-8"), keep_blank_values=True, strict_parsing=bool(body), max_num_fields=8)
+    except (UnicodeDecodeError, ValueError):
+        return None
 
 
 def _option(request: Request) -> int | None | bool:

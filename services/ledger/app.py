@@ -13,6 +13,7 @@ from paymesh.ledger.v1 import address_feed_service_pb2_grpc as fgrpc
 from paymesh.ledger.v1 import checkout_ledger_service_pb2_grpc as cgrpc
 from paymesh.ledger.v1 import merchant_admin_service_pb2_grpc as agrpc
 from paymesh.ledger.v1 import merchant_directory_service_pb2_grpc as dgrpc
+from paymesh.ledger.v1 import payment_link_service_pb2_grpc as lgrpc
 from paymesh.ledger.v1 import payment_service_pb2_grpc as sgrpc
 from paymesh.ledger.v1 import sweep_ledger_service_pb2_grpc as swgrpc
 
@@ -39,6 +40,7 @@ from services.ledger.api.checkout_ledger_service import CheckoutLedgerServicer
 from services.ledger.api.convert import set_checkout_base_url
 from services.ledger.api.merchant_admin_service import MerchantAdminServicer
 from services.ledger.api.merchant_directory_service import MerchantDirectoryServicer
+from services.ledger.api.payment_link_service import PaymentLinkServicer
 from services.ledger.api.payment_service import PaymentServicer
 from services.ledger.api.sweep_ledger_service import SweepLedgerServicer
 from services.ledger.authentication import Authenticator
@@ -49,6 +51,7 @@ from services.ledger.inbound.chain_consumer import LEDGER_DURABLE, ChainConsumer
 from services.ledger.index_allocation import IndexAllocator
 from services.ledger.merchants import MerchantsService
 from services.ledger.outbox import OutboxRelay
+from services.ledger.payment_links import PaymentLinksService
 from services.ledger.payments import PaymentsService, RateBook
 from services.ledger.rate_refresher import start_rates
 from services.ledger.settings import LedgerSettings
@@ -64,6 +67,7 @@ SERVICES = (
     "paymesh.ledger.v1.SweepLedgerService",
     "paymesh.ledger.v1.MerchantDirectoryService",
     "paymesh.ledger.v1.CheckoutLedgerService",
+    "paymesh.ledger.v1.PaymentLinkService",
 )
 
 
@@ -128,6 +132,7 @@ class LedgerApp:
             allow_http_return_urls=s.allow_http_return_urls,
         )
         set_checkout_base_url(s.checkout_base_url)
+        links = PaymentLinksService(self.engine, self.chains, payments, allow_http_return_urls=s.allow_http_return_urls)
         merchants = MerchantsService(
             self.engine, self.chains, auth, allocator, tokens, allow_private_webhooks=s.allow_private_webhooks
         )
@@ -160,10 +165,12 @@ class LedgerApp:
                 cgrpc.add_CheckoutLedgerServiceServicer_to_server,
                 CheckoutLedgerServicer(
                     CheckoutService(self.engine, payments, heads),
+                    links,
                     s.checkout_ledger_token.get_secret_value(),
                     subscriber.subscribe,
                 ),
             ),
+            (lgrpc.add_PaymentLinkServiceServicer_to_server, PaymentLinkServicer(links, auth)),
         ]
         for (register, servicer), name in zip(servicers, SERVICES, strict=True):
             self.grpc.add(register, servicer, name)

@@ -84,6 +84,12 @@ async def shop(mesh):
 
 
 @pytest_asyncio.fixture(loop_scope="session")
+async def other_shop(mesh):
+    async for merchant in new_shop(mesh, "Another shop"):
+        yield merchant
+
+
+@pytest_asyncio.fixture(loop_scope="session")
 async def xss_shop(mesh):
     async for merchant in new_shop(mesh, XSS_NAME):
         yield merchant
@@ -251,3 +257,189 @@ async def test_unknown_and_malformed_tokens_are_one_plain_404(mesh, shop):
         # Nothing is loaded from anywhere else: every src and stylesheet is this origin's own.
         assert re.findall(r'(?:src|href)="(/static/[^"]+)"', ok.text) == ["/static/checkout.css", "/static/checkout.js"]
         assert not re.search(r'src="(?:https?:)?//', ok.text)
+
+
+# ---------------------------------------------------------------- payment links
+
+
+async def create_link(mesh, shop, **fields):
+    from paymesh.ledger.v1 import payment_link_service_pb2 as lpb
+    from paymesh.ledger.v1 import payment_link_service_pb2_grpc as lgrpc
+
+    async with grpc.aio.insecure_channel(mesh.addr("ledger")) as channel:
+        stub = lgrpc.PaymentLinkServiceStub(channel)
+        fields.setdefault(
+            "options",
+            [spb.AcceptedAsset(chain_id=31337, asset="ETH"), spb.AcceptedAsset(chain_id=31337, asset="TUSD")],
+        )
+        reply = await stub.CreatePaymentLink(lpb.CreatePaymentLinkRequest(**fields), metadata=shop.auth)
+        return reply.link
+
+
+async def link_uses(mesh, shop, link_id: str) -> int:
+    from paymesh.ledger.v1 import payment_link_service_pb2 as lpb
+    from paymesh.ledger.v1 import payment_link_service_pb2_grpc as lgrpc
+
+    async with grpc.aio.insecure_channel(mesh.addr("ledger")) as channel:
+        reply = await lgrpc.PaymentLinkServiceStub(channel).GetPaymentLink(
+            lpb.GetPaymentLinkRequest(link_id=link_id), metadata=shop.auth
+        )
+    return reply.link.uses
+
+
+def visitor(address: str) -> dict:
+    """A browser context as one visitor from one address (the checkout believes
+    X-Forwarded-For from loopback, as from a reverse proxy)."""
+    return {"viewport": MOBILE, "extra_http_headers": {"X-Forwarded-For": address}}
+
+
+async def test_a_payment_link_creates_one_payment_per_visitor_and_not_two_on_reload(mesh, browser, shop):
+    link = await create_link(mesh, shop, description="Sticker pack", price=pb.Money(currency="USD", amount="5.00"))
+    assert link.url == f"http://127.0.0.1:{mesh.ports['checkout']}/link/{link.token}"
+    tokens = []
+    for address in ("198.51.100.1", "198.51.100.2"):  # two visitors
+        context = await browser.new_context(**visitor(address))
+        page = await context.new_page()
+        await page.goto(link.url)
+        assert await page.text_content("#price") == "5.00 USD"
+        assert await page.text_content("#description") == "Sticker pack"
+        await page.click("#pay")
+        await page.wait_for_url(re.compile(r".*/pay/[A-Za-z0-9_-]+$"))
+        first = page.url
+        await page.reload()  # a reload shows the same payment
+        assert page.url == first and await page.locator("#choose").is_visible()
+        await page.goto(link.url)  # back to the link, pay again: still the same payment
+        await page.click("#pay")
+        await page.wait_for_url(re.compile(r".*/pay/[A-Za-z0-9_-]+$"))
+        assert page.url == first
+        tokens.append(first)
+        await context.close()
+    assert tokens[0] != tokens[1]  # each visitor their own payment
+    assert await link_uses(mesh, shop, link.link_id) == 2
+
+
+async def test_a_link_with_an_amount_the_customer_enters(mesh, browser, shop):
+    link = await create_link(
+        mesh,
+        shop,
+        description="Tip jar",
+        min_price=pb.Money(currency="USD", amount="1.00"),
+        max_price=pb.Money(currency="USD", amount="50.00"),
+    )
+    context = await browser.new_context(**visitor("198.51.100.3"))
+    page = await context.new_page()
+    await page.goto(link.url)
+    await page.fill("#amount", "75")
+    await page.click("#pay")
+    assert "between 1.00 USD and 50.00 USD" in (await page.text_content("#error") or "")
+    assert await link_uses(mesh, shop, link.link_id) == 0  # nothing created
+    await page.fill("#amount", "12.50")
+    await page.click("#pay")
+    await page.wait_for_url(re.compile(r".*/pay/[A-Za-z0-9_-]+$"))
+    assert await page.text_content("#price") == "12.50 USD"
+    assert await link_uses(mesh, shop, link.link_id) == 1
+    await context.close()
+
+
+async def test_link_input_is_checked_and_starting_payments_is_rate_limited(mesh, shop):
+    link = await create_link(mesh, shop, price=pb.Money(currency="USD", amount="2.00"), max_uses=100)
+    base = f"http://127.0.0.1:{mesh.ports['checkout']}"
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    async with httpx.AsyncClient(base_url=base, timeout=10, headers={"X-Forwarded-For": "198.51.100.9"}) as client:
+        page = await client.get(f"/link/{link.token}")
+        assert page.status_code == 200 and "pm_visitor" in page.headers["set-cookie"]
+        assert (
+            "samesite=strict" in page.headers["set-cookie"].lower() and "httponly" in page.headers["set-cookie"].lower()
+        )
+        bad = [
+            await client.post(f"/link/{link.token}", content="amount=" + "9" * 2000, headers=form),  # oversized
+            await client.post(f"/link/{link.token}", content=b"\xff\xfe", headers=form),  # not UTF-8
+            await client.post(f"/link/{link.token}", json={"amount": "1"}),  # not a form
+            await client.post(f"/link/{link.token}", content="amount=1&evil=2", headers=form),  # unknown field
+        ]
+        assert [r.status_code for r in bad] == [400, 400, 400, 400]
+        async with httpx.AsyncClient(
+            base_url=base, timeout=10, headers={"X-Forwarded-For": "198.51.100.10"}
+        ) as cookieless:
+            refused = await cookieless.post(f"/link/{link.token}", content="", headers=form)
+            assert refused.status_code == 400 and "cookie" in refused.text
+        unknown = await client.get("/link/" + "B" * 32)
+        assert unknown.status_code == 404
+        assert await link_uses(mesh, shop, link.link_id) == 0  # nothing stored by any of these
+        codes = []
+        for _ in range(12):  # bounded: more than one client address may start per minute (10)
+            reply = await client.post(f"/link/{link.token}", content="", headers=form, follow_redirects=False)
+            codes.append(reply.status_code)
+            if reply.status_code == 429:
+                assert int(reply.headers["retry-after"]) >= 1
+                break
+        assert 429 in codes and set(codes[:-1]) <= {303, 400}
+        assert await link_uses(mesh, shop, link.link_id) == 1  # one visitor, one amount: one payment
+
+
+USD5 = pb.Money(currency="USD", amount="5.00")
+BAD_LINKS = [
+    (dict(), "give price"),
+    (dict(price=USD5, min_price=USD5, max_price=USD5), "not both"),
+    (dict(min_price=USD5), "both min_price and max_price"),
+    (dict(min_price=USD5, max_price=pb.Money(currency="EUR", amount="9.00")), "use one currency"),
+    (dict(min_price=pb.Money(currency="USD", amount="9.00"), max_price=USD5), "is above max_price"),
+    (dict(price=pb.Money(currency="USD", amount="1.999")), "price: "),
+    (dict(price=USD5, options=[]), "say what the link's payments accept"),
+    (dict(price=USD5, return_url="javascript:alert(1)"), "return_url"),
+    (dict(price=USD5, max_uses=1_000_001), "max_uses"),
+    (dict(price=USD5, description="x" * 513), "description"),
+]
+
+
+@pytest.mark.parametrize(("fields", "message"), BAD_LINKS)
+async def test_bad_links_are_refused(mesh, shop, fields, message):
+    if "options" not in fields:
+        fields = {**fields, "options": [spb.AcceptedAsset(chain_id=31337, asset="ETH")]}
+    elif not fields["options"]:
+        fields = {k: v for k, v in fields.items() if k != "options"}
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            from paymesh.ledger.v1 import payment_link_service_pb2 as lpb
+            from paymesh.ledger.v1 import payment_link_service_pb2_grpc as lgrpc
+
+            async with grpc.aio.insecure_channel(mesh.addr("ledger")) as channel:
+                await lgrpc.PaymentLinkServiceStub(channel).CreatePaymentLink(
+                    lpb.CreatePaymentLinkRequest(**fields), metadata=shop.auth
+                )
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and message in err.value.details()
+        return
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await create_link(mesh, shop, **fields)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT, err.value.details()
+    assert message in err.value.details(), err.value.details()
+
+
+async def test_a_deactivated_or_used_up_link_creates_nothing(mesh, shop, other_shop):
+    from paymesh.ledger.v1 import payment_link_service_pb2 as lpb
+    from paymesh.ledger.v1 import payment_link_service_pb2_grpc as lgrpc
+
+    once = await create_link(mesh, shop, price=USD5, max_uses=1, idempotency_key="once")
+    again = await create_link(mesh, shop, price=USD5, max_uses=1, idempotency_key="once")
+    assert again.link_id == once.link_id  # an idempotent retry
+    base = f"http://127.0.0.1:{mesh.ports['checkout']}"
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    for address in ("203.0.113.1", "203.0.113.2"):
+        async with httpx.AsyncClient(base_url=base, timeout=10, headers={"X-Forwarded-For": address}) as client:
+            await client.get(f"/link/{once.token}")
+            reply = await client.post(f"/link/{once.token}", content="", headers=form)
+            codes = reply.status_code
+            if address.endswith(".1"):
+                assert codes == 303 and reply.headers["location"].startswith("/pay/")
+            else:
+                assert codes == 409 and "used up" in reply.text  # the one use is taken
+    async with grpc.aio.insecure_channel(mesh.addr("ledger")) as channel:
+        stub = lgrpc.PaymentLinkServiceStub(channel)
+        with pytest.raises(grpc.aio.AioRpcError) as err:  # another merchant's link is not found
+            await stub.GetPaymentLink(lpb.GetPaymentLinkRequest(link_id=once.link_id), metadata=other_shop.auth)
+        assert err.value.code() == grpc.StatusCode.NOT_FOUND
+        reply = await stub.DeactivatePaymentLink(
+            lpb.DeactivatePaymentLinkRequest(link_id=once.link_id), metadata=shop.auth
+        )
+        assert not reply.link.active and reply.link.uses == 1
+    async with httpx.AsyncClient(base_url=base, timeout=10) as client:
+        assert (await client.get(f"/link/{once.token}")).status_code == 404

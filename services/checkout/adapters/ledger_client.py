@@ -41,3 +41,13 @@ class CheckoutLedger:
             "watching a checkout", "WatchCheckout", cpb.WatchCheckoutRequest(checkout_token=token)
         ):
             yield reply.checkout
+
+    async def link(self, token: str) -> cpb.LinkView:
+        reply = await self._ledger.call("reading a payment link", "GetLink", cpb.GetLinkRequest(link_token=token))
+        return reply.link
+
+    async def open_link(self, token: str, visitor_id: str, amount: str) -> str:
+        """The checkout token of this visitor's payment of the link (created once)."""
+        request = cpb.OpenLinkRequest(link_token=token, visitor_id=visitor_id, amount=amount)
+        reply = await self._ledger.call("opening a payment link", "OpenLink", request)
+        return reply.checkout_token

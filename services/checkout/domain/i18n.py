@@ -41,6 +41,12 @@ TEXTS: dict[str, dict[str, str]] = {
         "requoted": "The price was converted at a new rate: the amount above is the one to send.",
         "noscript": "This page refreshes itself every {seconds} seconds.",
         "language": "Language",
+        "link_pay": "Continue to payment",
+        "link_closed": "This payment link no longer takes payments.",
+        "amount_label": "Amount ({low} to {high} {currency})",
+        "bad_form": "The form could not be read. Reload the page and try again.",
+        "too_many": "Too many payments were started from here. Wait a minute and try again.",
+        "cookies": "This page needs a cookie to remember your payment. Allow cookies and reload it.",
     },
     "de": {
         "title": "Zahlung an {merchant}",
@@ -80,6 +86,12 @@ TEXTS: dict[str, dict[str, str]] = {
         "requoted": "Der Preis wurde zu einem neuen Kurs umgerechnet: Der Betrag oben ist der zu sendende.",
         "noscript": "Diese Seite lädt sich alle {seconds} Sekunden neu.",
         "language": "Sprache",
+        "link_pay": "Weiter zur Zahlung",
+        "link_closed": "Dieser Zahlungslink nimmt keine Zahlungen mehr an.",
+        "amount_label": "Betrag ({low} bis {high} {currency})",
+        "bad_form": "Das Formular war nicht lesbar. Laden Sie die Seite neu und versuchen Sie es noch einmal.",
+        "too_many": "Von hier wurden zu viele Zahlungen begonnen. Warten Sie eine Minute.",
+        "cookies": "Diese Seite braucht ein Cookie für Ihre Zahlung. Erlauben Sie Cookies und laden Sie neu.",
     },
 }
 LANGUAGES = tuple(TEXTS)

@@ -177,6 +177,45 @@ class PaymentOption(Base):
     )
 
 
+class PaymentLink(Base):
+    """A reusable payment page: each visitor who pays gets a payment of their own
+    (payment_links.py); uses counts the payments it created."""
+
+    __tablename__ = "payment_links"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id"))
+    token: Mapped[str] = mapped_column(String(64))
+    description: Mapped[str] = mapped_column(String(512), server_default="")
+    # All in `currency`: a fixed price, or the bounds of the amount a visitor enters.
+    currency: Mapped[str] = mapped_column(String(3))
+    price_amount: Mapped[Decimal | None] = mapped_column(Numeric)
+    min_amount: Mapped[Decimal | None] = mapped_column(Numeric)
+    max_amount: Mapped[Decimal | None] = mapped_column(Numeric)
+    options: Mapped[list] = mapped_column(JSONB, server_default=text("'[]'::jsonb"))  # [[chain_id, asset], ...]
+    accept_all: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    accept_chain_ids: Mapped[list] = mapped_column(JSONB, server_default=text("'[]'::jsonb"))
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    max_uses: Mapped[int] = mapped_column(Integer, server_default="0")  # 0: no limit
+    uses: Mapped[int] = mapped_column(Integer, server_default="0")
+    return_url: Mapped[str] = mapped_column(String(2048), server_default="")
+    active: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+    idempotency_key: Mapped[str | None] = mapped_column(String(128))
+    request_fingerprint: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        UniqueConstraint("token", name="uq_payment_links_token"),
+        Index(
+            "uq_payment_links_merchant_idempotency",
+            "merchant_id",
+            "idempotency_key",
+            unique=True,
+            postgresql_where=text("idempotency_key IS NOT NULL"),
+        ),
+    )
+
+
 class DepositAddress(Base):
     """Watched addresses; the serial id is the listener stream's cursor."""
 
@@ -335,6 +374,7 @@ MERCHANTS = _table(Merchant)
 TREASURIES = _table(Treasury)
 PAYMENTS = _table(Payment)
 PAYMENT_OPTIONS = _table(PaymentOption)
+PAYMENT_LINKS = _table(PaymentLink)
 DEPOSIT_ADDRESSES = _table(DepositAddress)
 TRANSFERS = _table(Transfer)
 ORPHANED_BLOCKS = _table(OrphanedBlock)

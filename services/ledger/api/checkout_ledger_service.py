@@ -11,9 +11,11 @@ from paymesh.ledger.v1 import checkout_ledger_service_pb2_grpc as cgrpc
 
 from services.ledger.adapters.payment_event_subscriber import EventSubscription
 from services.ledger.api.caller_check import CallerCheck
-from services.ledger.api.convert import checkout_view_to_pb
+from services.ledger.api.convert import checkout_view_to_pb, link_view_to_pb
 from services.ledger.checkout import CheckoutService
 from services.ledger.domain.status import FINAL_STATUSES
+from services.ledger.domain.validation import utcnow
+from services.ledger.payment_links import PaymentLinksService
 
 # How often a watched payment with funds waiting for their depth is re-read for its
 # confirmations (new heads emit no payment event).
@@ -26,12 +28,24 @@ class CheckoutLedgerServicer(cgrpc.CheckoutLedgerServiceServicer, CallerCheck):
     def __init__(
         self,
         checkout: CheckoutService,
+        links: PaymentLinksService,
         token: str,
         subscribe: Callable[[str], Awaitable[EventSubscription]],
     ) -> None:
         CallerCheck.__init__(self, token, "checkout ledger", lambda _: True)
         self._checkout = checkout
+        self._links = links
         self._subscribe = subscribe
+
+    async def GetLink(self, request: cpb.GetLinkRequest, context) -> cpb.GetLinkResponse:
+        self._check(context)
+        link, merchant_name = await self._links.by_token(request.link_token)
+        return cpb.GetLinkResponse(link=link_view_to_pb(link, merchant_name, self._links.is_open(link, utcnow())))
+
+    async def OpenLink(self, request: cpb.OpenLinkRequest, context) -> cpb.OpenLinkResponse:
+        self._check(context)
+        payment, created = await self._links.open(request.link_token, request.visitor_id, request.amount)
+        return cpb.OpenLinkResponse(checkout_token=payment.checkout_token, created=created)
 
     async def GetCheckout(self, request: cpb.GetCheckoutRequest, context) -> cpb.GetCheckoutResponse:
         self._check(context)

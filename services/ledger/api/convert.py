@@ -14,7 +14,9 @@ from paymesh.events.v1 import payment_events_pb2 as ev
 from paymesh.ledger.v1 import address_feed_service_pb2 as fpb
 from paymesh.ledger.v1 import checkout_ledger_service_pb2 as cpb
 from paymesh.ledger.v1 import merchant_admin_service_pb2 as apb
+from paymesh.ledger.v1 import payment_link_service_pb2 as lpb
 from paymesh.ledger.v1 import payment_pb2 as pb
+from paymesh.ledger.v1 import payment_service_pb2 as spb
 from paymesh.ledger.v1 import sweep_ledger_service_pb2 as swpb
 
 from services.common.errors import InvalidArgument
@@ -25,6 +27,7 @@ from services.ledger.domain.pricing import Price, format_decimal
 from services.ledger.domain.records import (
     MerchantRecord,
     PaymentEventRecord,
+    PaymentLinkRecord,
     PaymentOptionRecord,
     PaymentRecord,
     QuoteRecord,
@@ -189,9 +192,9 @@ def set_checkout_base_url(url: str) -> None:
     _checkout_base["url"] = url.rstrip("/")
 
 
-def checkout_url(token: str) -> str:
+def checkout_url(token: str, page: str = "pay") -> str:
     base = _checkout_base["url"]
-    return f"{base}/pay/{token}" if base and token else ""
+    return f"{base}/{page}/{token}" if base and token else ""
 
 
 def payment_to_pb(p: PaymentRecord, *, with_transfers: bool = True) -> pb.Payment:
@@ -350,4 +353,40 @@ def checkout_view_to_pb(c: CheckoutRecord, heads: HeadCache) -> cpb.CheckoutView
         confirmations=confirmations,
         confirmations_required=depth,
         version=p.version,
+    )
+
+
+def _money(price: Price | None) -> pb.Money | None:
+    return None if price is None else money_to_pb(price.amount, price)
+
+
+def link_to_pb(link: PaymentLinkRecord) -> lpb.PaymentLink:
+    return lpb.PaymentLink(
+        link_id=link.id,
+        url=checkout_url(link.token, "link"),
+        token=link.token,
+        description=link.description,
+        price=_money(link.price),
+        min_price=_money(link.min_price),
+        max_price=_money(link.max_price),
+        options=[spb.AcceptedAsset(chain_id=c, asset=a) for c, a in link.options],
+        accept_all_assets=link.accept_all,
+        accept_chain_ids=link.accept_chain_ids,
+        expires_at=ts(link.expires_at) if link.expires_at is not None else None,
+        max_uses=link.max_uses,
+        uses=link.uses,
+        return_url=link.return_url,
+        active=link.active,
+        created_at=ts(link.created_at),
+    )
+
+
+def link_view_to_pb(link: PaymentLinkRecord, merchant_name: str, is_open: bool) -> cpb.LinkView:
+    return cpb.LinkView(
+        merchant_name=merchant_name,
+        description=link.description,
+        price=_money(link.price),
+        min_price=_money(link.min_price),
+        max_price=_money(link.max_price),
+        open=is_open,
     )

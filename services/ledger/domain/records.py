@@ -355,6 +355,61 @@ def _plain(value: Any) -> str:
 
 
 @dataclass
+class PaymentLinkRecord:
+    """A reusable payment page (payment_links): a fixed price, or bounds on the amount
+    a visitor enters, all in one currency."""
+
+    id: str
+    merchant_id: str
+    token: str
+    description: str
+    currency: str
+    price: Price | None  # fixed price; None: the visitor enters the amount
+    min_price: Price | None
+    max_price: Price | None
+    options: list[tuple[int, str]]
+    accept_all: bool
+    accept_chain_ids: list[int]
+    expires_at: datetime | None
+    max_uses: int  # 0: no limit
+    uses: int
+    return_url: str
+    active: bool
+    created_at: datetime
+    request_fingerprint: str = ""
+
+    @classmethod
+    def from_row(cls, row: Any) -> PaymentLinkRecord:
+        """From a `payment_links` row."""
+        row = _columns(row)
+
+        def price(column: str) -> Price | None:
+            value = row[column]
+            return None if value is None else parse_price(row["currency"], _plain(value))
+
+        return cls(
+            id=row["id"],
+            merchant_id=row["merchant_id"],
+            token=row["token"],
+            description=row["description"],
+            currency=row["currency"],
+            price=price("price_amount"),
+            min_price=price("min_amount"),
+            max_price=price("max_amount"),
+            options=[(int(c), str(a)) for c, a in _json(row["options"])],
+            accept_all=row["accept_all"],
+            accept_chain_ids=[int(c) for c in _json(row["accept_chain_ids"])],
+            expires_at=row["expires_at"],
+            max_uses=row["max_uses"],
+            uses=row["uses"],
+            return_url=row["return_url"],
+            active=row["active"],
+            created_at=row["created_at"],
+            request_fingerprint=row["request_fingerprint"],
+        )
+
+
+@dataclass
 class MerchantRecord:
     id: str
     name: str

@@ -110,7 +110,7 @@ def _asset(chains: Chains, chain_id: int, asset: str, where: str = "") -> tuple[
     return chain, found
 
 
-def _accepted(
+def accepted_options(
     chains: Chains,
     *,
     chain_id: int,
@@ -197,7 +197,7 @@ def validate_new_payment(
     return_url: str = "",
     allow_http_return_url: bool = False,
 ) -> NewPayment:
-    accepted, requested_options = _accepted(
+    accepted, requested_options = accepted_options(
         chains,
         chain_id=chain_id,
         asset=asset,

@@ -10,6 +10,52 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class LinkView(_message.Message):
+    __slots__ = ("merchant_name", "description", "price", "min_price", "max_price", "open")
+    MERCHANT_NAME_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    PRICE_FIELD_NUMBER: _ClassVar[int]
+    MIN_PRICE_FIELD_NUMBER: _ClassVar[int]
+    MAX_PRICE_FIELD_NUMBER: _ClassVar[int]
+    OPEN_FIELD_NUMBER: _ClassVar[int]
+    merchant_name: str
+    description: str
+    price: _payment_pb2.Money
+    min_price: _payment_pb2.Money
+    max_price: _payment_pb2.Money
+    open: bool
+    def __init__(self, merchant_name: _Optional[str] = ..., description: _Optional[str] = ..., price: _Optional[_Union[_payment_pb2.Money, _Mapping]] = ..., min_price: _Optional[_Union[_payment_pb2.Money, _Mapping]] = ..., max_price: _Optional[_Union[_payment_pb2.Money, _Mapping]] = ..., open: _Optional[bool] = ...) -> None: ...
+
+class GetLinkRequest(_message.Message):
+    __slots__ = ("link_token",)
+    LINK_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    link_token: str
+    def __init__(self, link_token: _Optional[str] = ...) -> None: ...
+
+class GetLinkResponse(_message.Message):
+    __slots__ = ("link",)
+    LINK_FIELD_NUMBER: _ClassVar[int]
+    link: LinkView
+    def __init__(self, link: _Optional[_Union[LinkView, _Mapping]] = ...) -> None: ...
+
+class OpenLinkRequest(_message.Message):
+    __slots__ = ("link_token", "visitor_id", "amount")
+    LINK_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    VISITOR_ID_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    link_token: str
+    visitor_id: str
+    amount: str
+    def __init__(self, link_token: _Optional[str] = ..., visitor_id: _Optional[str] = ..., amount: _Optional[str] = ...) -> None: ...
+
+class OpenLinkResponse(_message.Message):
+    __slots__ = ("checkout_token", "created")
+    CHECKOUT_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    CREATED_FIELD_NUMBER: _ClassVar[int]
+    checkout_token: str
+    created: bool
+    def __init__(self, checkout_token: _Optional[str] = ..., created: _Optional[bool] = ...) -> None: ...
+
 class CheckoutView(_message.Message):
     __slots__ = ("merchant_name", "merchant_order_id", "description", "status", "price", "deposit_address", "options", "expires_at", "return_url", "confirmations", "confirmations_required", "version")
     MERCHANT_NAME_FIELD_NUMBER: _ClassVar[int]

@@ -55,6 +55,16 @@ class CheckoutLedgerServiceStub:
                 request_serializer=paymesh_dot_ledger_dot_v1_dot_checkout__ledger__service__pb2.RequoteCheckoutRequest.SerializeToString,
                 response_deserializer=paymesh_dot_ledger_dot_v1_dot_checkout__ledger__service__pb2.RequoteCheckoutResponse.FromString,
                 _registered_method=True)
+        self.GetLink = channel.unary_unary(
+                '/paymesh.ledger.v1.CheckoutLedgerService/GetLink',
+                request_serializer=paymesh_dot_ledger_dot_v1_dot_checkout__ledger__service__pb2.GetLinkRequest.SerializeToString,
+                response_deserializer=paymesh_dot_ledger_dot_v1_dot_checkout__ledger__service__pb2.GetLinkResponse.FromString,
+                _registered_method=True)
+        self.OpenLink = channel.unary_unary(
+                '/paymesh.ledger.v1.CheckoutLedgerService/OpenLink',
+                request_serializer=paymesh_dot_ledger_dot_v1_dot_checkout__ledger__service__pb2.OpenLinkRequest.SerializeToString,
+                response_deserializer=paymesh_dot_ledger_dot_v1_dot_checkout__ledger__service__pb2.OpenLinkResponse.FromString,
+                _registered_method=True)
 
 
 class CheckoutLedgerServiceServicer:
@@ -91,6 +101,24 @@ class CheckoutLedgerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetLink(self, request, context):
+        """GetLink returns what a payment link's page shows (by the link's token);
+        NOT_FOUND for an unknown, malformed or deactivated token.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def OpenLink(self, request, context):
+        """OpenLink creates the payment of one visitor of a link (idempotent per visitor
+        and amount: the same visitor paying the same amount again gets the same
+        payment) and returns its checkout token. FAILED_PRECONDITION when the link has
+        expired or is used up; INVALID_ARGUMENT for an amount outside its bounds.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CheckoutLedgerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -108,6 +136,16 @@ def add_CheckoutLedgerServiceServicer_to_server(servicer, server):
                     servicer.RequoteCheckout,
                     request_deserializer=paymesh_dot_ledger_dot_v1_dot_checkout__ledger__service__pb2.RequoteCheckoutRequest.FromString,
                     response_serializer=paymesh_dot_ledger_dot_v1_dot_checkout__ledger__service__pb2.RequoteCheckoutResponse.SerializeToString,
+            ),
+            'GetLink': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetLink,
+                    request_deserializer=paymesh_dot_ledger_dot_v1_dot_checkout__ledger__service__pb2.GetLinkRequest.FromString,
+                    response_serializer=paymesh_dot_ledger_dot_v1_dot_checkout__ledger__service__pb2.GetLinkResponse.SerializeToString,
+            ),
+            'OpenLink': grpc.unary_unary_rpc_method_handler(
+                    servicer.OpenLink,
+                    request_deserializer=paymesh_dot_ledger_dot_v1_dot_checkout__ledger__service__pb2.OpenLinkRequest.FromString,
+                    response_serializer=paymesh_dot_ledger_dot_v1_dot_checkout__ledger__service__pb2.OpenLinkResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -197,6 +235,60 @@ class CheckoutLedgerService:
             '/paymesh.ledger.v1.CheckoutLedgerService/RequoteCheckout',
             paymesh_dot_ledger_dot_v1_dot_checkout__ledger__service__pb2.RequoteCheckoutRequest.SerializeToString,
             paymesh_dot_ledger_dot_v1_dot_checkout__ledger__service__pb2.RequoteCheckoutResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetLink(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/paymesh.ledger.v1.CheckoutLedgerService/GetLink',
+            paymesh_dot_ledger_dot_v1_dot_checkout__ledger__service__pb2.GetLinkRequest.SerializeToString,
+            paymesh_dot_ledger_dot_v1_dot_checkout__ledger__service__pb2.GetLinkResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def OpenLink(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/paymesh.ledger.v1.CheckoutLedgerService/OpenLink',
+            paymesh_dot_ledger_dot_v1_dot_checkout__ledger__service__pb2.OpenLinkRequest.SerializeToString,
+            paymesh_dot_ledger_dot_v1_dot_checkout__ledger__service__pb2.OpenLinkResponse.FromString,
             options,
             channel_credentials,
             insecure,

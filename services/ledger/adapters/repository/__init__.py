@@ -5,6 +5,7 @@ business rules.
 
     merchants          merchants, treasuries, derivation index reservations
     payments           create (group-commit statement), read, list, lock, write back state
+    payment_links      reusable payment pages: create, read, count uses against the limit
     transfers          recorded chain transfers, confirmation at a head, gas top-up labels
     chain_state        chain heads, orphaned blocks
     outbox             payment events as published (subject, protobuf payload), claim, prune
@@ -22,6 +23,7 @@ from services.ledger.adapters.repository import (
     chain_state,
     merchants,
     outbox,
+    payment_links,
     payments,
     signing_keys,
     sweeps,
@@ -33,6 +35,7 @@ __all__ = [
     "chain_state",
     "merchants",
     "outbox",
+    "payment_links",
     "payments",
     "signing_keys",
     "sweeps",
