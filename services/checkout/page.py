@@ -5,6 +5,7 @@ The templates only lay this out (and escape every value)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import segno
 from paymesh.ledger.v1 import checkout_ledger_service_pb2 as cpb
@@ -146,6 +147,10 @@ def status_text(page: Page, view: cpb.CheckoutView, language: str) -> str:
     return text(language, f"status_{page.status}")
 
 
+# Making a QR code costs ~4.5 ms of CPU (segno's mask selection, pure Python), about
+# everything a page costs; a page is rendered again on every reload and live update
+# with the same URI, so the last 1,024 are kept (~8 KiB each). bench/bench_checkout.py.
+@lru_cache(maxsize=1024)
 def qr_svg(uri: str) -> str:
     """The URI as an inline SVG QR code: black modules on white, no style attributes
     (the page's Content-Security-Policy allows no inline styles), sized by the page's CSS."""

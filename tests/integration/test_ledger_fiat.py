@@ -575,3 +575,29 @@ async def test_a_gas_top_up_is_never_credited_to_the_native_option(fiat, shop, j
                 ),
                 metadata=SWEEP_AUTH,
             )
+
+
+async def test_the_checkout_requotes_a_page_opened_after_the_lock_window(fiat, shop):
+    """The customer comes back to the page after the lock window: the checkout asks
+    for a fresh quote (RequoteCheckout), for every option at once; never silently."""
+    from paymesh.ledger.v1 import checkout_ledger_service_pb2 as chpb
+    from paymesh.ledger.v1 import checkout_ledger_service_pb2_grpc as chgrpc
+
+    from tests.support.ledger import CHECKOUT_LEDGER_TOKEN
+
+    p = await create_with_options(shop, usd("30.00"), options=accepts((31337, "ETH"), (31337, "TUSD")))
+    async with grpc.aio.insecure_channel(fiat.target) as channel:
+        checkout = chgrpc.CheckoutLedgerServiceStub(channel)
+        auth = bearer(CHECKOUT_LEDGER_TOKEN)
+        request = chpb.RequoteCheckoutRequest(checkout_token=p.checkout_token)
+        kept = await checkout.RequoteCheckout(request, metadata=auth)
+        assert not kept.requoted  # still in its window
+
+        async def requoted():
+            reply = await checkout.RequoteCheckout(request, metadata=auth)
+            return reply if reply.requoted else None
+
+        reply = await eventually(requoted, timeout=LOCK_WINDOW + 10)
+        fresh = [o.quote.quoted_at.ToDatetime() for o in reply.checkout.options]
+        assert all(t > p.options[0].quote.quoted_at.ToDatetime() for t in fresh)
+        assert [o.asset for o in reply.checkout.options] == ["ETH", "TUSD"]
