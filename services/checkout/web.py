@@ -84,6 +84,7 @@ class CheckoutWeb:
             loader=FileSystemLoader(HERE / "templates"),
             autoescape=select_autoescape(default=True, default_for_string=True),
             enable_async=False,
+            auto_reload=False,  # templates ship with the code: no stat() per render
         )
         self.app = Starlette(
             routes=[

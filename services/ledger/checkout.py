@@ -49,12 +49,12 @@ class CheckoutService:
         if not _TOKEN.fullmatch(token or ""):
             raise NotFound(NOT_FOUND)
         async with self._engine.connect() as conn:
-            payment = await repo.payments.payment_by_checkout_token(conn, token)
-            if payment is None:
+            found = await repo.payments.payment_by_checkout_token(conn, token)
+            if found is None:
                 raise NotFound(NOT_FOUND)
+            payment, merchant_name = found
             payment.transfers = await repo.transfers.transfers_of(conn, payment.id)
-            merchant = await repo.merchants.get_merchant(conn, payment.merchant_id)
-        return CheckoutRecord(payment, merchant.name if merchant is not None else "")
+        return CheckoutRecord(payment, merchant_name)
 
     async def requote(self, token: str) -> tuple[CheckoutRecord, bool]:
         found = await self.get(token)

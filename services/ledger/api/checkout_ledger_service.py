@@ -30,7 +30,7 @@ class CheckoutLedgerServicer(cgrpc.CheckoutLedgerServiceServicer, CallerCheck):
         checkout: CheckoutService,
         links: PaymentLinksService,
         token: str,
-        subscribe: Callable[[str], Awaitable[EventSubscription]],
+        subscribe: Callable[[str, str], Awaitable[EventSubscription]],
     ) -> None:
         CallerCheck.__init__(self, token, "checkout ledger", lambda _: True)
         self._checkout = checkout
@@ -63,7 +63,7 @@ class CheckoutLedgerServicer(cgrpc.CheckoutLedgerServiceServicer, CallerCheck):
         self._check(context)
         found = await self._checkout.get(request.checkout_token)
         # Subscribe, then read again: no change between the first read and the subscription is missed.
-        subscription = await self._subscribe(found.payment.merchant_id)
+        subscription = await self._subscribe(found.payment.merchant_id, found.payment.id)
         try:
             found = await self._checkout.get(request.checkout_token)
             view = checkout_view_to_pb(found, self._checkout.heads)

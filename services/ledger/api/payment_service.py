@@ -21,8 +21,8 @@ from services.ledger.authentication import Authenticator
 from services.ledger.domain.status import FINAL_STATUSES
 from services.ledger.payments import ListFilter, PaymentsService
 
-# Subscribes to one merchant's payment events (adapters/payment_event_subscriber.py).
-EventSubscriber = Callable[[str], Awaitable[Any]]
+# Subscribes to one payment's events (adapters/payment_event_subscriber.py).
+EventSubscriber = Callable[[str, str], Awaitable[Any]]
 
 
 class PaymentServicer(sgrpc.PaymentServiceServicer):
@@ -107,7 +107,7 @@ class PaymentServicer(sgrpc.PaymentServiceServicer):
         api_key = bearer_token(context)
         merchant_id = await self._auth.merchant_for(api_key)
         # Subscribe before reading, so no change between the two is missed.
-        subscription = await self._subscribe(merchant_id)
+        subscription = await self._subscribe(merchant_id, request.payment_id)
         try:
             payment = await self._payments.get(merchant_id, request.payment_id)
             version = payment.version

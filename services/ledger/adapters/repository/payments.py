@@ -14,7 +14,7 @@ from sqlalchemy import exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.ledger.adapters.db import driver
-from services.ledger.adapters.models import PAYMENT_OPTIONS, PAYMENTS
+from services.ledger.adapters.models import MERCHANTS, PAYMENT_OPTIONS, PAYMENTS
 from services.ledger.adapters.repository import outbox
 from services.ledger.adapters.repository.bulk import Column, ColumnList
 from services.ledger.domain.records import PaymentEventRecord, PaymentOptionRecord, PaymentRecord, QuoteRecord
@@ -417,6 +417,16 @@ async def cancel_reason(conn: AsyncConnection, payment_id: str, reason: str) -> 
     await conn.execute(update(PAYMENTS).where(PAYMENTS.c.id == payment_id).values(cancel_reason=reason))
 
 
-async def payment_by_checkout_token(conn: AsyncConnection, token: str) -> PaymentRecord | None:
-    row = (await conn.execute(select(PAYMENTS).where(PAYMENTS.c.checkout_token == token))).first()
-    return await _one(conn, row)
+async def payment_by_checkout_token(conn: AsyncConnection, token: str) -> tuple[PaymentRecord, str] | None:
+    """The payment of a checkout token with its options, and its merchant's name (one join)."""
+    query = (
+        select(PAYMENTS, MERCHANTS.c.name.label("merchant_name"))
+        .join(MERCHANTS, MERCHANTS.c.id == PAYMENTS.c.merchant_id)
+        .where(PAYMENTS.c.checkout_token == token)
+    )
+    row = (await conn.execute(query)).first()
+    if row is None:
+        return None
+    payment = await _one(conn, row)
+    assert payment is not None
+    return payment, row.merchant_name
