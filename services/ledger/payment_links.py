@@ -7,7 +7,10 @@ derived from (link, visitor session, amount), so a reload or a resubmitted form
 returns the same payment. A use is counted (atomically, against max_uses) before
 the payment is created and given back if it is not (an error, or a concurrent
 request of the same visitor that created it first), so the count is the number of
-payments the link created."""
+payments the link created, and never more than max_uses. One case is left open: a
+ledger killed between counting the use and creating the payment keeps the use
+counted without a payment (the error is on the safe side: one payment fewer, never
+one more than the limit)."""
 
 from __future__ import annotations
 
