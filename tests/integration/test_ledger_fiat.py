@@ -601,3 +601,16 @@ async def test_the_checkout_requotes_a_page_opened_after_the_lock_window(fiat, s
         fresh = [o.quote.quoted_at.ToDatetime() for o in reply.checkout.options]
         assert all(t > p.options[0].quote.quoted_at.ToDatetime() for t in fresh)
         assert [o.asset for o in reply.checkout.options] == ["ETH", "TUSD"]
+
+
+async def test_the_python_client_creates_a_priced_payment_with_options(fiat, shop):
+    from paymesh_client import PaymeshClient
+
+    async with PaymeshClient(fiat.target, shop.api_key) as client:
+        payment = await client.create_priced_payment(
+            currency="USD", price=Decimal("30.00"), options=[(31337, "ETH"), (31337, "TUSD")], description="Mug"
+        )
+        assert [o.amount_due for o in payment.options] == ["10000000000000000", "30000000"]
+        assert payment.description == "Mug" and payment.checkout_token
+        with pytest.raises(TypeError, match="never a float"):
+            await client.create_priced_payment(currency="USD", price=30.0, options=[(31337, "ETH")])  # type: ignore[arg-type]

@@ -10,7 +10,8 @@
 - the API key goes in `authorization: Bearer ...` on every call;
 - every CreatePayment carries an idempotency key (generated if you give none),
   so the built-in retries on UNAVAILABLE / DEADLINE_EXCEEDED never create twice;
-- amounts are Python ints in base units (never floats), sent as decimal strings.
+- amounts are Python ints in base units (never floats), sent as decimal strings;
+  fiat prices are Decimals or decimal strings (`create_priced_payment`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import random
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import timedelta
+from decimal import Decimal
 from typing import TypeVar
 
 import grpc
@@ -99,6 +101,43 @@ class PaymeshClient:
             asset=asset,
             amount=str(amount),
             merchant_order_id=merchant_order_id,
+            metadata=metadata or {},
+            idempotency_key=idempotency_key or str(uuid.uuid4()),
+        )
+        if expires_in is not None:
+            request.expires_in.CopyFrom(Duration(seconds=int(expires_in.total_seconds())))
+        return (await self._call(self._stub.CreatePayment, request)).payment
+
+    async def create_priced_payment(
+        self,
+        *,
+        currency: str,
+        price: Decimal | str,
+        options: Sequence[tuple[int, str]] = (),
+        accept_all_assets: bool = False,
+        accept_chain_ids: Sequence[int] = (),
+        expires_in: timedelta | None = None,
+        merchant_order_id: str = "",
+        description: str = "",
+        return_url: str = "",
+        metadata: dict[str, str] | None = None,
+        idempotency_key: str | None = None,
+    ) -> pb.Payment:
+        """A payment priced in a fiat currency (`price` an exact Decimal or a decimal
+        string such as "19.99", never a float), payable in any of `options` (chain id,
+        asset symbol) or in every configured asset with a rate (`accept_all_assets`).
+        The reply's `options` give each one's amount due; `checkout_url` is the
+        customer's page."""
+        if isinstance(price, float) or not isinstance(price, (Decimal, str)):
+            raise TypeError("price must be a Decimal or a decimal string such as '19.99', never a float")
+        request = spb.CreatePaymentRequest(
+            price=pb.Money(currency=currency, amount=format(price, "f") if isinstance(price, Decimal) else price),
+            options=[spb.AcceptedAsset(chain_id=c, asset=a) for c, a in options],
+            accept_all_assets=accept_all_assets,
+            accept_chain_ids=list(accept_chain_ids),
+            merchant_order_id=merchant_order_id,
+            description=description,
+            return_url=return_url,
             metadata=metadata or {},
             idempotency_key=idempotency_key or str(uuid.uuid4()),
         )
