@@ -9,6 +9,7 @@ import asyncio
 from datetime import timedelta
 
 import structlog
+from paymesh.events.v1 import event_service_pb2_grpc as egrpc
 from paymesh.ledger.v1 import address_feed_service_pb2_grpc as fgrpc
 from paymesh.ledger.v1 import checkout_ledger_service_pb2_grpc as cgrpc
 from paymesh.ledger.v1 import merchant_admin_service_pb2_grpc as agrpc
@@ -38,6 +39,7 @@ from services.ledger.adapters.payment_event_subscriber import PaymentEventSubscr
 from services.ledger.api.address_feed_service import AddressFeedServicer
 from services.ledger.api.checkout_ledger_service import CheckoutLedgerServicer
 from services.ledger.api.convert import set_checkout_base_url
+from services.ledger.api.event_service import EventServicer
 from services.ledger.api.merchant_admin_service import MerchantAdminServicer
 from services.ledger.api.merchant_directory_service import MerchantDirectoryServicer
 from services.ledger.api.payment_link_service import PaymentLinkServicer
@@ -46,6 +48,7 @@ from services.ledger.api.sweep_ledger_service import SweepLedgerServicer
 from services.ledger.authentication import Authenticator
 from services.ledger.chain_events import ChainEventApplier, HeadCache
 from services.ledger.checkout import CheckoutService
+from services.ledger.events import EventsService
 from services.ledger.expiry import Expirer
 from services.ledger.inbound.chain_consumer import LEDGER_DURABLE, ChainConsumer
 from services.ledger.index_allocation import IndexAllocator
@@ -68,6 +71,7 @@ SERVICES = (
     "paymesh.ledger.v1.MerchantDirectoryService",
     "paymesh.ledger.v1.CheckoutLedgerService",
     "paymesh.ledger.v1.PaymentLinkService",
+    "paymesh.events.v1.EventService",
 )
 
 
@@ -171,6 +175,7 @@ class LedgerApp:
                 ),
             ),
             (lgrpc.add_PaymentLinkServiceServicer_to_server, PaymentLinkServicer(links, auth)),
+            (egrpc.add_EventServiceServicer_to_server, EventServicer(EventsService(self.engine, tokens), auth)),
         ]
         for (register, servicer), name in zip(servicers, SERVICES, strict=True):
             self.grpc.add(register, servicer, name)

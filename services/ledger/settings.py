@@ -40,7 +40,9 @@ class LedgerSettings(CommonSettings):
     relay_linger_seconds: float = Field(
         0.005, ge=0, le=1, description="pause between partial outbox batches, so one round trip carries many events"
     )
-    outbox_retention_days: float = Field(7.0, gt=0)
+    outbox_retention_days: float = Field(
+        30.0, gt=0, description="published payment events are kept this long (EventService.ListEvents reads them)"
+    )
     watch_retention_days: float = Field(
         7.0,
         ge=0,

@@ -353,8 +353,15 @@ class Outbox(Base):
     payload: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The inserting transaction's id: PaymentService.ListEvents reads a merchant's
+    # events by (txid, id) below the oldest running transaction, an order that never
+    # changes behind a reader (as deposit_addresses.txid for the address feed).
+    txid: Mapped[int] = mapped_column(BigInteger, server_default=text("(pg_current_xact_id()::text::bigint)"))
 
-    __table_args__ = (Index("ix_outbox_unpublished", "id", postgresql_where=text("published_at IS NULL")),)
+    __table_args__ = (
+        Index("ix_outbox_unpublished", "id", postgresql_where=text("published_at IS NULL")),
+        Index("ix_outbox_merchant_feed", "merchant_id", "txid", "id"),
+    )
 
 
 # Keys the ledger made for itself, shared by its replicas (the page token key).

@@ -96,3 +96,43 @@ async def claim_unpublished(conn: asyncpg.Connection, limit: int, now: datetime)
 async def prune_published(conn: AsyncConnection, before: datetime) -> int:
     result = await conn.execute(delete(OUTBOX).where(OUTBOX.c.published_at < before))
     return result.rowcount
+
+
+# ---------------------------------------------------------------- the events API
+
+# A merchant's events after a cursor (txid, id), in that order, only from
+# transactions below the oldest still running (all of them finished): a row that
+# commits later always sorts after every row already returned, so a reader paging
+# by this cursor never misses one (the address feed's rule, watched_address_feed.py).
+_EVENTS_SQL = """
+SELECT txid, id, event_id::text, event_type, payload, created_at FROM outbox
+WHERE merchant_id = $1
+  AND (txid, id) > ($2, $3)
+  AND txid < pg_snapshot_xmin(pg_current_snapshot())::text::bigint
+  AND (cardinality($4::varchar[]) = 0 OR event_type = ANY($4::varchar[]))
+  AND ($5 = '' OR payment_id = $5)
+ORDER BY txid, id
+LIMIT $6
+"""
+
+
+async def list_events(
+    conn: AsyncConnection,
+    merchant_id: str,
+    *,
+    after: tuple[int, int],
+    types: list[str],
+    payment_id: str,
+    limit: int,
+) -> list[asyncpg.Record]:
+    """Rows (txid, id, event_id, event_type, payload, created_at) of the merchant's
+    events after the cursor `after` (txid, id)."""
+    return await (await driver(conn)).fetch(_EVENTS_SQL, merchant_id, after[0], after[1], types, payment_id, limit)
+
+
+async def event_cursor(conn: AsyncConnection, merchant_id: str, event_id: str) -> tuple[int, int] | None:
+    """The (txid, id) of one of the merchant's events, if it is still kept."""
+    row = await (await driver(conn)).fetchrow(
+        "SELECT txid, id FROM outbox WHERE event_id = $1::uuid AND merchant_id = $2", event_id, merchant_id
+    )
+    return None if row is None else (row["txid"], row["id"])
