@@ -115,7 +115,9 @@ async def watchers(
                 if ready == count:
                     opened.set()
                 async for line in reply.aiter_lines():
-                    if line.startswith("event: update"):
+                    # The stream starts with the page as it is (pending); the update that
+                    # counts is the one showing the transfer seen on chain.
+                    if 'data-status="detected"' in line:
                         updates.setdefault(i, time.time())
                         return
 

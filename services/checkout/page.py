@@ -92,13 +92,13 @@ def build_page(view: cpb.CheckoutView, *, language: str, asked: int | None, netw
         price=f"{view.price.amount} {view.price.currency}" if view.HasField("price") else "",
         status=status,
         status_text="",
-        asking=status in ASKING,
+        asking=status in ASKING and not view.expired,
         paid=status in PAID,
         final=status in FINAL,
         expires_at=view.expires_at.ToDatetime().isoformat() + "Z",
         return_url=view.return_url,
         version=view.version,
-        choosing=index is None and status in ASKING,
+        choosing=index is None and status in ASKING and not view.expired,
     )
     page.choices = [
         Choice(
@@ -143,6 +143,8 @@ def status_text(page: Page, view: cpb.CheckoutView, language: str) -> str:
             )
         return text(language, "status_detected_plain")
     if page.status == "underpaid":
+        if view.expired:
+            return text(language, "status_underpaid_expired")
         return text(language, "status_underpaid", remaining=page.amount or "?", asset=page.asset)
     return text(language, f"status_{page.status}")
 

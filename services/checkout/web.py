@@ -36,8 +36,8 @@ from services.checkout.adapters.ledger_client import CheckoutLedger
 from services.checkout.domain.i18n import choose_language, text
 from services.checkout.domain.rate_limit import WindowLimit
 from services.checkout.metrics import LIVE_STREAMS, PAGES
-from services.checkout.page import build_page
-from services.common.errors import DomainError, FailedPrecondition, InvalidArgument, NotFound
+from services.checkout.page import build_page, current_option
+from services.common.errors import DomainError, FailedPrecondition, InvalidArgument, NotFound, Unavailable
 
 log = structlog.get_logger("checkout.web")
 HERE = Path(__file__).parent
@@ -115,7 +115,13 @@ class CheckoutWeb:
                 wait = self._requotes.take(request.client.host if request.client else "", time.monotonic())
                 if wait:
                     return self._message(language, 429, "unavailable", headers={"Retry-After": str(wait)})
-                view, requoted = await self._ledger.requote(token)
+                try:
+                    view, requoted = await self._ledger.requote(token)
+                except (FailedPrecondition, Unavailable) as err:
+                    # A rate missing now, or funds arrived meanwhile: show the payment as it is
+                    # (funds are credited at its locked quote, flagged if late), never a dead end.
+                    log.info("re-quote not possible now", error=err.message)
+                    view = await self._ledger.get(token)
         except NotFound:
             return self._not_found(language)
         except DomainError as err:
@@ -136,20 +142,20 @@ class CheckoutWeb:
         if not TOKEN.fullmatch(token) or option is False:
             return self._not_found(language)
         try:
-            first = await self._ledger.get(token)  # a 404 now, not an event stream that ends at once
+            await self._ledger.get(token)  # a 404 now, not an event stream that ends at once
         except NotFound:
             return self._not_found(language)
         except DomainError:
             return self._message(language, 503, "unavailable", headers={"Retry-After": "5"})
         return StreamingResponse(
-            self._events(token, option, language, first.version),
+            self._events(token, option, language),
             media_type="text/event-stream",
             headers={"X-Accel-Buffering": "no"},
         )
 
-    async def _events(self, token: str, option: int | None, language: str, shown: int) -> AsyncIterator[str]:
-        """The live part after each change (not the one the page was rendered with,
-        version `shown`), a keep-alive comment when idle, `end` at a final status."""
+    async def _events(self, token: str, option: int | None, language: str) -> AsyncIterator[str]:
+        """The live part now and after each change, a keep-alive comment when idle,
+        `end` at a final status."""
         queue: asyncio.Queue[cpb.CheckoutView | None] = asyncio.Queue(maxsize=64)
 
         async def read() -> None:
@@ -174,9 +180,8 @@ class CheckoutWeb:
                 if view is None:
                     yield "event: end\ndata: \n\n"
                     return
-                if last is None and view.version == shown and not view.confirmations:
-                    last = (view.version, view.confirmations)
-                    continue  # the page already shows this one
+                # The first view is sent too: the payment may have changed between the page's
+                # render and this stream's start (a skipped "unchanged" view lost an expiry).
                 if (view.version, view.confirmations) == last:
                     continue
                 last = (view.version, view.confirmations)
@@ -196,7 +201,8 @@ class CheckoutWeb:
         re-quoted when the customer opens the page (never silently in the background)."""
         if view.status != pb.PAYMENT_STATUS_PENDING or not view.options:
             return False
-        shown = view.options[option if option is not None else 0]
+        index = current_option(view, option)
+        shown = view.options[index if index is not None else 0]
         return shown.HasField("quote") and shown.quote.expires_at.ToDatetime() <= _utcnow_naive()
 
     # ------------------------------------------------------------ payment links
@@ -220,7 +226,10 @@ class CheckoutWeb:
                 max_age=30 * 86400,
                 path="/link",
                 httponly=True,
-                samesite="strict",
+                # Lax: the cookie comes along when the customer arrives from the merchant's
+                # site or an email (Strict would make every such arrival a new visitor),
+                # and still not on a POST from another site.
+                samesite="lax",
                 secure=request.url.scheme == "https",
             )
         return response

@@ -2,18 +2,21 @@
 who chooses to pay (the checkout's /link/<token>), at a fixed price or an amount
 the visitor enters within bounds.
 
-Exactly one payment per visitor and amount: the payment's idempotency key is
+One payment per visitor and amount at a time: the payment's idempotency key is
 derived from (link, visitor session, amount), so a reload or a resubmitted form
-returns the same payment. A use is counted (atomically, against max_uses) before
+returns the same payment; once that payment has ended unpaid (expired, cancelled)
+the visitor gets a new one. A use is counted (atomically, against max_uses) before
 the payment is created and given back if it is not (an error, or a concurrent
 request of the same visitor that created it first), so the count is the number of
 payments the link created, and never more than max_uses. One case is left open: a
 ledger killed between counting the use and creating the payment keeps the use
-counted without a payment (the error is on the safe side: one payment fewer, never
-one more than the limit)."""
+counted without a payment, and so does a request cancelled while its payment is
+being inserted (the error is on the safe side: one payment fewer, never one more
+than the limit). Uses of payments that expire unpaid are not given back."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import re
@@ -28,6 +31,7 @@ from services.ledger.adapters import repository as repo
 from services.ledger.domain import keys
 from services.ledger.domain.pricing import Price, PricingError, parse_price
 from services.ledger.domain.records import PaymentLinkRecord, PaymentRecord
+from services.ledger.domain.status import PaymentStatus
 from services.ledger.domain.validation import (
     MAX_DESCRIPTION,
     MAX_IDEMPOTENCY_KEY,
@@ -38,6 +42,7 @@ from services.ledger.domain.validation import (
 from services.ledger.payments import PaymentsService
 
 MAX_USES = 1_000_000
+MAX_GENERATIONS = 20  # unpaid payments one visitor may start of one link, per amount
 _VISITOR = re.compile(r"[A-Za-z0-9_-]{16,64}")
 _TOKEN = re.compile(keys.CHECKOUT_TOKEN_PATTERN)
 NOT_FOUND = "no such payment link"
@@ -201,12 +206,22 @@ class PaymentLinksService:
         if link.expires_at is not None and now >= link.expires_at:
             raise FailedPrecondition("this payment link has expired")
         price = link.price if link.price is not None else self._entered(link, amount)
-        key = "link:" + hashlib.sha256(f"{link.id}|{visitor_id}|{price.amount}".encode()).hexdigest()[:40]
         async with self._engine.connect() as conn:
-            existing = await repo.payments.payment_by_idempotency_key(conn, link.merchant_id, key)
             merchant = await repo.merchants.get_merchant(conn, link.merchant_id)
-        if existing is not None:
-            return existing, False
+            # The visitor's payment of this amount, unless it ended unpaid (expired or
+            # cancelled): then the next one (a visitor who comes back later pays anew).
+            for generation in range(MAX_GENERATIONS):
+                key = (
+                    "link:"
+                    + hashlib.sha256(f"{link.id}|{visitor_id}|{price.amount}|{generation}".encode()).hexdigest()[:40]
+                )
+                existing = await repo.payments.payment_by_idempotency_key(conn, link.merchant_id, key)
+                if existing is None:
+                    break
+                if existing.status not in (PaymentStatus.EXPIRED, PaymentStatus.CANCELLED):
+                    return existing, False
+            else:
+                raise FailedPrecondition("this visitor has started too many payments of this link")
         async with self._engine.begin() as conn:
             if not await repo.payment_links.take_use(conn, link.id):
                 raise FailedPrecondition("this payment link has been used up")
@@ -218,7 +233,7 @@ class PaymentLinksService:
                 amount="",
                 expires_in=None,
                 expires_at=None,
-                merchant_order_id=f"link:{link.id}",
+                merchant_order_id="",
                 metadata={"payment_link_id": link.id},
                 idempotency_key=key,
                 price=(price.currency.code, str(price.amount)),
@@ -229,7 +244,11 @@ class PaymentLinksService:
                 description=link.description,
                 return_url=link.return_url,
             )
-        except BaseException:
+        except asyncio.CancelledError:
+            # The insert may still be under way (group commit): keep the use counted,
+            # so the count never lets more payments through than max_uses.
+            raise
+        except Exception:
             async with self._engine.begin() as conn:
                 await repo.payment_links.give_back_use(conn, link.id)
             raise

@@ -214,7 +214,12 @@ class SweepService:
                 raise NotFound(f"payment {payment_id} not found")
             option = job_option(payment, chain_id, asset)
             tx = await repo.sweeps.get_sweep_tx(conn, tx_hash, for_update=True)
-            if tx is None or tx.payment_id != payment_id or tx.kind != "sweep" or tx.asset != option.asset:
+            if (
+                tx is None
+                or tx.payment_id != payment_id
+                or tx.kind != "sweep"
+                or (tx.chain_id, tx.asset) != (option.chain_id, option.asset)
+            ):
                 raise FailedPrecondition(
                     f"{tx_hash} is not a recorded sweep transaction of {payment_id}'s {option.asset} "
                     f"on chain {option.chain_id}"

@@ -251,6 +251,8 @@ async def test_unknown_and_malformed_tokens_are_one_plain_404(mesh, shop):
         assert len(bodies) == 1  # one answer: nothing tells whether a payment exists
         ok = await client.get(f"/pay/{payment.checkout_token}")
         assert ok.status_code == 200
+        # An option number the payment does not have shows the payment's own page.
+        assert (await client.get(f"/pay/{payment.checkout_token}?option=5")).status_code == 200
         csp = ok.headers["content-security-policy"]
         assert "default-src 'none'" in csp and "script-src 'self'" in csp and "unsafe" not in csp
         assert ok.headers["referrer-policy"] == "no-referrer" and ok.headers["x-frame-options"] == "DENY"
@@ -349,7 +351,7 @@ async def test_link_input_is_checked_and_starting_payments_is_rate_limited(mesh,
         page = await client.get(f"/link/{link.token}")
         assert page.status_code == 200 and "pm_visitor" in page.headers["set-cookie"]
         assert (
-            "samesite=strict" in page.headers["set-cookie"].lower() and "httponly" in page.headers["set-cookie"].lower()
+            "samesite=lax" in page.headers["set-cookie"].lower() and "httponly" in page.headers["set-cookie"].lower()
         )
         bad = [
             await client.post(f"/link/{link.token}", content="amount=" + "9" * 2000, headers=form),  # oversized
@@ -443,3 +445,55 @@ async def test_a_deactivated_or_used_up_link_creates_nothing(mesh, shop, other_s
         assert not reply.link.active and reply.link.uses == 1
     async with httpx.AsyncClient(base_url=base, timeout=10) as client:
         assert (await client.get(f"/link/{once.token}")).status_code == 404
+
+
+async def expire_now(mesh, payment_id: str) -> None:
+    conn = await asyncpg.connect(mesh.env["PAYMESH_DATABASE_URL"].replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        await conn.execute("UPDATE payments SET expires_at = now() WHERE id = $1", payment_id)
+    finally:
+        await conn.close()
+
+
+async def test_an_expired_underpaid_page_asks_for_nothing_more(mesh, chain, browser, shop):
+    payment = await create(shop, chain_id=31337, asset="ETH", amount=str(10**16))
+    context = await browser.new_context(viewport=DESKTOP)
+    page = await context.new_page()
+    await page.goto(payment.checkout_url)
+    to, _ = await requested(page)
+    await chain.send_eth(to, 10**15)
+    await wait_status(page, "underpaid")
+    await expire_now(mesh, payment.payment_id)
+
+    async def stopped_asking():
+        await page.reload()
+        return await page.locator("#wallet-link").count() == 0
+
+    await eventually(stopped_asking, timeout=30, interval=0.5)
+    assert "expired" in (await page.text_content("#status-text") or "")
+    await context.close()
+
+
+async def test_a_visitor_back_after_their_link_payment_expired_gets_a_new_one(mesh, browser, shop):
+    link = await create_link(mesh, shop, price=pb.Money(currency="USD", amount="3.00"))
+    context = await browser.new_context(**visitor("198.51.100.77"))
+    page = await context.new_page()
+    await page.goto(link.url)
+    await page.click("#pay")
+    await page.wait_for_url(re.compile(r".*/pay/[A-Za-z0-9_-]+$"))
+    first = page.url
+    token = first.rsplit("/", 1)[1]
+    conn = await asyncpg.connect(mesh.env["PAYMESH_DATABASE_URL"].replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        payment_id = await conn.fetchval("SELECT id FROM payments WHERE checkout_token = $1", token)
+    finally:
+        await conn.close()
+    await expire_now(mesh, payment_id)
+    await page.goto(first)
+    await wait_status(page, "expired", timeout=30)
+    await page.goto(link.url)
+    await page.click("#pay")
+    await page.wait_for_url(re.compile(r".*/pay/[A-Za-z0-9_-]+$"))
+    assert page.url != first  # a new payment: the old one ended unpaid
+    assert await link_uses(mesh, shop, link.link_id) == 2
+    await context.close()

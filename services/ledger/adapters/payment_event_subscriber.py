@@ -61,12 +61,14 @@ class PaymentEventSubscriber:
         async with self._lock:
             feed = self._feeds.get(merchant_id)
             if feed is None:
-                feed = self._feeds[merchant_id] = _MerchantFeed()
+                fresh = _MerchantFeed()
 
                 async def on_msg(msg: Msg) -> None:
-                    self._deliver(feed, msg)
+                    self._deliver(fresh, msg)
 
-                feed.subscription = await self._nc.subscribe(f"paymesh.payments.{merchant_id}.>", cb=on_msg)
+                # Registered only once subscribed: a failed subscribe leaves no feed without events.
+                fresh.subscription = await self._nc.subscribe(f"paymesh.payments.{merchant_id}.>", cb=on_msg)
+                feed = self._feeds[merchant_id] = fresh
             feed.watchers.setdefault(payment_id, set()).add(subscription)
         return subscription
 

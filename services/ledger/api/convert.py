@@ -336,6 +336,13 @@ def watched_address_to_pb(r: WatchedAddressRecord) -> fpb.WatchedAddress:
     )
 
 
+def _customer_option(option: pb.PaymentOption) -> pb.PaymentOption:
+    """An option as the customer sees it: without the merchant's sweep figures."""
+    for name in ("amount_swept", "sweep_fee", "sweep_dust"):
+        option.ClearField(name)
+    return option
+
+
 def checkout_view_to_pb(c: CheckoutRecord, heads: HeadCache) -> cpb.CheckoutView:
     """A payment as its customer sees it: no ids, metadata or sweep figures."""
     p = c.payment
@@ -347,9 +354,10 @@ def checkout_view_to_pb(c: CheckoutRecord, heads: HeadCache) -> cpb.CheckoutView
         status=STATUS_TO_PB[p.status],
         price=money_to_pb(p.price.amount, p.price) if p.price is not None else None,
         deposit_address=p.deposit_address,
-        options=[option_to_pb(p, o) for o in p.options],
+        options=[_customer_option(option_to_pb(p, o)) for o in p.options],
         expires_at=ts(p.expires_at),
         return_url=p.return_url,
+        expired=p.expired_at is not None or p.cancelled_at is not None,
         confirmations=confirmations,
         confirmations_required=depth,
         version=p.version,

@@ -57,7 +57,7 @@ class OpenLinkResponse(_message.Message):
     def __init__(self, checkout_token: _Optional[str] = ..., created: _Optional[bool] = ...) -> None: ...
 
 class CheckoutView(_message.Message):
-    __slots__ = ("merchant_name", "merchant_order_id", "description", "status", "price", "deposit_address", "options", "expires_at", "return_url", "confirmations", "confirmations_required", "version")
+    __slots__ = ("merchant_name", "merchant_order_id", "description", "status", "price", "deposit_address", "options", "expires_at", "return_url", "confirmations", "confirmations_required", "version", "expired")
     MERCHANT_NAME_FIELD_NUMBER: _ClassVar[int]
     MERCHANT_ORDER_ID_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
@@ -70,6 +70,7 @@ class CheckoutView(_message.Message):
     CONFIRMATIONS_FIELD_NUMBER: _ClassVar[int]
     CONFIRMATIONS_REQUIRED_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
+    EXPIRED_FIELD_NUMBER: _ClassVar[int]
     merchant_name: str
     merchant_order_id: str
     description: str
@@ -82,7 +83,8 @@ class CheckoutView(_message.Message):
     confirmations: int
     confirmations_required: int
     version: int
-    def __init__(self, merchant_name: _Optional[str] = ..., merchant_order_id: _Optional[str] = ..., description: _Optional[str] = ..., status: _Optional[_Union[_payment_pb2.PaymentStatus, str]] = ..., price: _Optional[_Union[_payment_pb2.Money, _Mapping]] = ..., deposit_address: _Optional[str] = ..., options: _Optional[_Iterable[_Union[_payment_pb2.PaymentOption, _Mapping]]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., return_url: _Optional[str] = ..., confirmations: _Optional[int] = ..., confirmations_required: _Optional[int] = ..., version: _Optional[int] = ...) -> None: ...
+    expired: bool
+    def __init__(self, merchant_name: _Optional[str] = ..., merchant_order_id: _Optional[str] = ..., description: _Optional[str] = ..., status: _Optional[_Union[_payment_pb2.PaymentStatus, str]] = ..., price: _Optional[_Union[_payment_pb2.Money, _Mapping]] = ..., deposit_address: _Optional[str] = ..., options: _Optional[_Iterable[_Union[_payment_pb2.PaymentOption, _Mapping]]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., return_url: _Optional[str] = ..., confirmations: _Optional[int] = ..., confirmations_required: _Optional[int] = ..., version: _Optional[int] = ..., expired: _Optional[bool] = ...) -> None: ...
 
 class GetCheckoutRequest(_message.Message):
     __slots__ = ("checkout_token",)
