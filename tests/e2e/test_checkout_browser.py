@@ -350,9 +350,7 @@ async def test_link_input_is_checked_and_starting_payments_is_rate_limited(mesh,
     async with httpx.AsyncClient(base_url=base, timeout=10, headers={"X-Forwarded-For": "198.51.100.9"}) as client:
         page = await client.get(f"/link/{link.token}")
         assert page.status_code == 200 and "pm_visitor" in page.headers["set-cookie"]
-        assert (
-            "samesite=lax" in page.headers["set-cookie"].lower() and "httponly" in page.headers["set-cookie"].lower()
-        )
+        assert "samesite=lax" in page.headers["set-cookie"].lower() and "httponly" in page.headers["set-cookie"].lower()
         bad = [
             await client.post(f"/link/{link.token}", content="amount=" + "9" * 2000, headers=form),  # oversized
             await client.post(f"/link/{link.token}", content=b"\xff\xfe", headers=form),  # not UTF-8
