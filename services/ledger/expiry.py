@@ -10,16 +10,20 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.ledger.adapters import repository as repo
+from services.ledger.domain.status import PaymentStatus
 from services.ledger.domain.validation import utcnow
 from services.ledger.payment_state import refresh_payment
 
+# The metadata key that names the payment link a payment was created from (payment_links.py).
+LINK_METADATA = "payment_link_id"
 # The logger the job had when it lived in outbox.py: log queries keep matching.
 log = structlog.get_logger("ledger.outbox")
 
 
 class Expirer:
     """Marks payments past their expiry. A payment with nothing received becomes
-    EXPIRED; a partly paid one stays UNDERPAID but becomes sweepable. Either way,
+    EXPIRED (and gives its payment link, if any, its use back); a partly paid one
+    stays UNDERPAID but becomes sweepable. Either way,
     once `expired_at` commits, every transfer recorded for the payment afterwards
     is late (chain_events locks the same row), whatever its block's timestamp."""
 
@@ -38,6 +42,11 @@ class Expirer:
             for payment in due:
                 payment.expired_at = now
                 await refresh_payment(conn, payment, now, touched=True)
+                link_id = payment.metadata.get(LINK_METADATA)
+                if link_id and payment.status is PaymentStatus.EXPIRED:
+                    # Nothing was paid: the payment link gets its use back, in the same
+                    # transaction as the expiry (which happens once per payment).
+                    await repo.payment_links.give_back_use(conn, link_id)
         if due:
             self._on_outbox()
         return len(due)

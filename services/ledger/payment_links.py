@@ -12,7 +12,8 @@ payments the link created, and never more than max_uses. One case is left open: 
 ledger killed between counting the use and creating the payment keeps the use
 counted without a payment, and so does a request cancelled while its payment is
 being inserted (the error is on the safe side: one payment fewer, never one more
-than the limit). Uses of payments that expire unpaid are not given back."""
+than the limit). A payment that expires with nothing paid gives its use back
+(expiry.py, in the expiry's own transaction)."""
 
 from __future__ import annotations
 
@@ -39,6 +40,7 @@ from services.ledger.domain.validation import (
     utcnow,
     validate_return_url,
 )
+from services.ledger.expiry import LINK_METADATA
 from services.ledger.payments import PaymentsService
 
 MAX_USES = 1_000_000
@@ -234,7 +236,7 @@ class PaymentLinksService:
                 expires_in=None,
                 expires_at=None,
                 merchant_order_id="",
-                metadata={"payment_link_id": link.id},
+                metadata={LINK_METADATA: link.id},
                 idempotency_key=key,
                 price=(price.currency.code, str(price.amount)),
                 merchant_policy=merchant.payment_policy if merchant is not None else None,

@@ -493,5 +493,5 @@ async def test_a_visitor_back_after_their_link_payment_expired_gets_a_new_one(me
     await page.click("#pay")
     await page.wait_for_url(re.compile(r".*/pay/[A-Za-z0-9_-]+$"))
     assert page.url != first  # a new payment: the old one ended unpaid
-    assert await link_uses(mesh, shop, link.link_id) == 2
+    assert await link_uses(mesh, shop, link.link_id) == 1  # the expired one gave its use back
     await context.close()
