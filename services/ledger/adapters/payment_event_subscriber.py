@@ -22,6 +22,8 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from paymesh.events.v1 import payment_events_pb2 as evpb
 
+from services.common.errors import Unavailable
+
 
 class EventSubscription:
     """Payment events for one watcher: a merchant's, or one payment's of it."""
@@ -68,6 +70,14 @@ class PaymentEventSubscriber:
 
                 # Registered only once subscribed: a failed subscribe leaves no feed without events.
                 fresh.subscription = await self._nc.subscribe(f"paymesh.payments.{merchant_id}.>", cb=on_msg)
+                # The server has the subscription once a PING after it is answered: the
+                # watchers read the payment after subscribing, so no event between is missed.
+                try:
+                    await self._nc.flush(timeout=5)
+                except Exception as err:  # noqa: BLE001 - any NATS failure: the watch cannot start safely
+                    with contextlib.suppress(Exception):
+                        await fresh.subscription.unsubscribe()
+                    raise Unavailable(f"payment events are not reachable right now ({err!r}); retry") from None
                 feed = self._feeds[merchant_id] = fresh
             feed.watchers.setdefault(payment_id, set()).add(subscription)
         return subscription
