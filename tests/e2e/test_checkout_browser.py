@@ -495,3 +495,37 @@ async def test_a_visitor_back_after_their_link_payment_expired_gets_a_new_one(me
     assert page.url != first  # a new payment: the old one ended unpaid
     assert await link_uses(mesh, shop, link.link_id) == 1  # the expired one gave its use back
     await context.close()
+
+
+async def test_paid_on_two_options_shows_overpaid_and_paid_after_expiry_shows_late(mesh, chain, browser, shop):
+    payment = await create(shop, **priced())
+    context = await browser.new_context(viewport=DESKTOP)
+    page = await context.new_page()
+    await page.goto(payment.checkout_url + "?option=0")
+    to, amount = await requested(page)  # the ETH option
+    await chain.send_eth(to, amount)
+    await wait_status(page, *PAID)
+    await chain.send_token(to, 30_000_000)  # and the TUSD option as well
+
+    async def overpaid():  # a paid page is final (its live updates ended): the customer reloads
+        await page.reload()
+        return await status_of(page) in ("overpaid", "swept")
+
+    await eventually(overpaid, timeout=60, interval=0.5)
+    if await status_of(page) == "overpaid":
+        assert "more than the amount due" in (await page.text_content("#status-text") or "")
+
+    late = await create(shop, chain_id=31337, asset="ETH", amount=str(10**15))
+    await expire_now(mesh, late.payment_id)
+    await page.goto(late.checkout_url)
+    await wait_status(page, "expired", timeout=30)
+    await chain.send_eth(late.deposit_address, 10**15)  # funds after the expiry: kept, and said so
+
+    async def late_paid():  # an expired page is final too: the customer reloads
+        await page.reload()
+        return await status_of(page) in ("paid_after_expiry", "swept")
+
+    await eventually(late_paid, timeout=60, interval=0.5)
+    if await status_of(page) == "paid_after_expiry":
+        assert "after the payment expired" in (await page.text_content("#status-text") or "")
+    await context.close()
