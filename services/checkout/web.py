@@ -103,7 +103,7 @@ class CheckoutWeb:
     # ------------------------------------------------------------ pages
 
     async def page(self, request: Request) -> Response:
-        language = choose_language(request.headers.get("accept-language", ""))
+        language = _language(request)
         token = request.path_params["token"]
         option = _option(request)
         if not TOKEN.fullmatch(token) or option is False:
@@ -126,7 +126,7 @@ class CheckoutWeb:
             return self._not_found(language)
         except DomainError as err:
             log.warning("ledger unavailable for a page", error=err.message)
-            return self._message(language, 503, "unavailable", headers={"Retry-After": "5"})
+            return self._unavailable(language)
         page = build_page(view, language=language, asked=option, networks=self._networks)
         PAGES.labels(page.status).inc()
         live_url = f"/pay/{token}/live" + (f"?option={page.current}" if page.current >= 0 else "")
@@ -136,7 +136,7 @@ class CheckoutWeb:
         return HTMLResponse(html)
 
     async def live(self, request: Request) -> Response:
-        language = choose_language(request.headers.get("accept-language", ""))
+        language = _language(request)
         token = request.path_params["token"]
         option = _option(request)
         if not TOKEN.fullmatch(token) or option is False:
@@ -146,7 +146,7 @@ class CheckoutWeb:
         except NotFound:
             return self._not_found(language)
         except DomainError:
-            return self._message(language, 503, "unavailable", headers={"Retry-After": "5"})
+            return self._unavailable(language)
         return StreamingResponse(
             self._events(token, option, language),
             media_type="text/event-stream",
@@ -208,7 +208,7 @@ class CheckoutWeb:
     # ------------------------------------------------------------ payment links
 
     async def link(self, request: Request) -> Response:
-        language = choose_language(request.headers.get("accept-language", ""))
+        language = _language(request)
         token = request.path_params["token"]
         if not TOKEN.fullmatch(token):
             return self._not_found(language)
@@ -217,7 +217,7 @@ class CheckoutWeb:
         except NotFound:
             return self._not_found(language)
         except DomainError:
-            return self._message(language, 503, "unavailable", headers={"Retry-After": "5"})
+            return self._unavailable(language)
         response = self._link_page(language, token, view)
         if not VISITOR.fullmatch(request.cookies.get(VISITOR_COOKIE, "")):
             response.set_cookie(
@@ -237,7 +237,7 @@ class CheckoutWeb:
     async def start_link_payment(self, request: Request) -> Response:
         """One payment per visitor (the cookie set by the link's page) and amount; a
         resubmitted form gets the same payment. Limited per client address and per link."""
-        language = choose_language(request.headers.get("accept-language", ""))
+        language = _language(request)
         token = request.path_params["token"]
         if not TOKEN.fullmatch(token):
             return self._not_found(language)
@@ -263,12 +263,12 @@ class CheckoutWeb:
             try:
                 view = await self._ledger.link(token)
             except DomainError:
-                return self._message(language, 503, "unavailable", headers={"Retry-After": "5"})
+                return self._unavailable(language)
             status = 400 if isinstance(err, InvalidArgument) else 409
             return self._link_page(language, token, view, error=err.message, amount=amount, status=status)
         except DomainError as err:
             log.warning("ledger unavailable for a payment link", error=err.message)
-            return self._message(language, 503, "unavailable", headers={"Retry-After": "5"})
+            return self._unavailable(language)
         return RedirectResponse(f"/pay/{checkout_token}", status_code=303)
 
     def _link_page(
@@ -299,12 +299,20 @@ class CheckoutWeb:
         html = self._render("message.html", language, heading=heading, message=text(language, key))
         return HTMLResponse(html, status_code=status, headers=headers)
 
+    def _unavailable(self, language: str) -> Response:
+        """The ledger could not answer: try again in a moment."""
+        return self._message(language, 503, "unavailable", headers={"Retry-After": "5"})
+
     def _not_found(self, language: str) -> Response:
         """The same page for every unknown, malformed or foreign token: nothing says whether a payment exists."""
         return self._message(language, 404, "not_found")
 
     async def _not_found_handler(self, request: Request, exc: Exception) -> Response:
-        return self._not_found(choose_language(request.headers.get("accept-language", "")))
+        return self._not_found(_language(request))
+
+
+def _language(request: Request) -> str:
+    return choose_language(request.headers.get("accept-language", ""))
 
 
 async def _small_form(request: Request) -> dict[str, list[str]] | None:

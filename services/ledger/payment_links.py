@@ -31,7 +31,7 @@ from services.common.errors import AlreadyExists, FailedPrecondition, InvalidArg
 from services.ledger.adapters import repository as repo
 from services.ledger.domain import keys
 from services.ledger.domain.pricing import Price, PricingError, parse_price
-from services.ledger.domain.records import PaymentLinkRecord, PaymentRecord
+from services.ledger.domain.records import MerchantRecord, PaymentLinkRecord, PaymentRecord
 from services.ledger.domain.status import PaymentStatus
 from services.ledger.domain.validation import (
     MAX_DESCRIPTION,
@@ -178,8 +178,8 @@ class PaymentLinksService:
 
     # ------------------------------------------------------------ the public page
 
-    async def by_token(self, token: str) -> tuple[PaymentLinkRecord, str]:
-        """The active link of this token and its merchant's name; NotFound otherwise
+    async def by_token(self, token: str) -> tuple[PaymentLinkRecord, MerchantRecord]:
+        """The active link of this token and its (active) merchant; NotFound otherwise
         (unknown, malformed and deactivated alike)."""
         if not _TOKEN.fullmatch(token or ""):
             raise NotFound(NOT_FOUND)
@@ -190,7 +190,7 @@ class PaymentLinksService:
             merchant = await repo.merchants.get_merchant(conn, link.merchant_id)
         if merchant is None or merchant.status != "active":
             raise NotFound(NOT_FOUND)  # a disabled merchant's links create nothing
-        return link, merchant.name
+        return link, merchant
 
     @staticmethod
     def is_open(link: PaymentLinkRecord, now: datetime) -> bool:
@@ -201,7 +201,7 @@ class PaymentLinksService:
     async def open(self, token: str, visitor_id: str, amount: str) -> tuple[PaymentRecord, bool]:
         """The payment of this visitor (and amount) of the link: created now, or the one
         created before for them."""
-        link, _ = await self.by_token(token)
+        link, merchant = await self.by_token(token)
         if not _VISITOR.fullmatch(visitor_id or ""):
             raise InvalidArgument("visitor_id must be 16 to 64 of A-Z a-z 0-9 _ -")
         now = utcnow()
@@ -209,7 +209,6 @@ class PaymentLinksService:
             raise FailedPrecondition("this payment link has expired")
         price = link.price if link.price is not None else self._entered(link, amount)
         async with self._engine.connect() as conn:
-            merchant = await repo.merchants.get_merchant(conn, link.merchant_id)
             # The visitor's payment of this amount, unless it ended unpaid (expired or
             # cancelled): then the next one (a visitor who comes back later pays anew).
             for generation in range(MAX_GENERATIONS):
@@ -239,7 +238,7 @@ class PaymentLinksService:
                 metadata={LINK_METADATA: link.id},
                 idempotency_key=key,
                 price=(price.currency.code, str(price.amount)),
-                merchant_policy=merchant.payment_policy if merchant is not None else None,
+                merchant_policy=merchant.payment_policy,
                 options=link.options,
                 accept_all=link.accept_all,
                 accept_chain_ids=link.accept_chain_ids,

@@ -130,7 +130,7 @@ OPTION_ROW = {
 @pytest.mark.parametrize("row", both_rows(OPTION_ROW), ids=["sqlalchemy", "asyncpg"])
 def test_option_from_row(row):
     o = PaymentOptionRecord.from_row(row)
-    assert (o.position, o.key, o.token_address, o.decimals, o.confirmations_required) == (
+    assert (o.position, (o.chain_id, o.asset), o.token_address, o.decimals, o.confirmations_required) == (
         1,
         (8453, "TUSD"),
         ADDRESS,

@@ -3,6 +3,8 @@ browser's Accept-Language header (RFC 9110 §12.5.4: ranges with q-values). Pure
 
 from __future__ import annotations
 
+from decimal import Decimal, InvalidOperation
+
 DEFAULT = "en"
 
 TEXTS: dict[str, dict[str, str]] = {
@@ -101,18 +103,20 @@ LANGUAGES = tuple(TEXTS)
 
 def choose_language(accept_language: str) -> str:
     """The supported language the browser prefers most (`de-CH` matches `de`), or English."""
-    best, best_q = DEFAULT, 0.0
+    best, best_q = DEFAULT, Decimal(0)
     for position, part in enumerate(accept_language.split(",")[:32]):
         fields = part.strip().split(";")
         tag = fields[0].strip().lower()
-        q = 1.0
+        q = Decimal(1)
         for param in fields[1:]:
             name, _, value = param.strip().partition("=")
             if name.strip() == "q":
                 try:
-                    q = float(value)
-                except ValueError:
-                    q = 0.0
+                    q = Decimal(value.strip())
+                except InvalidOperation:
+                    q = Decimal(0)
+                if not q.is_finite():
+                    q = Decimal(0)
         primary = tag.split("-")[0]
         # Earlier ranges win ties (the header's order is the browser's order).
         if primary in TEXTS and q > best_q and 0 < q <= 1:

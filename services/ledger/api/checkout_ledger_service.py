@@ -39,8 +39,8 @@ class CheckoutLedgerServicer(cgrpc.CheckoutLedgerServiceServicer, CallerCheck):
 
     async def GetLink(self, request: cpb.GetLinkRequest, context) -> cpb.GetLinkResponse:
         self._check(context)
-        link, merchant_name = await self._links.by_token(request.link_token)
-        return cpb.GetLinkResponse(link=link_view_to_pb(link, merchant_name, self._links.is_open(link, utcnow())))
+        link, merchant = await self._links.by_token(request.link_token)
+        return cpb.GetLinkResponse(link=link_view_to_pb(link, merchant.name, self._links.is_open(link, utcnow())))
 
     async def OpenLink(self, request: cpb.OpenLinkRequest, context) -> cpb.OpenLinkResponse:
         self._check(context)
@@ -74,7 +74,7 @@ class CheckoutLedgerServicer(cgrpc.CheckoutLedgerServiceServicer, CallerCheck):
                 except TimeoutError:
                     event = None
                 if event is not None:
-                    if event.payment.payment_id != found.payment.id or event.payment.version <= view.version:
+                    if event.payment.version <= view.version:  # the subscription is this payment's alone
                         continue
                     found = await self._checkout.get(request.checkout_token)
                 # A new view on a change, or when a waiting transfer gained a confirmation.

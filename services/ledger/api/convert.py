@@ -75,6 +75,11 @@ def money_to_pb(amount: Decimal, price: Price) -> pb.Money:
     return pb.Money(currency=price.currency.code, amount=format_decimal(amount, price.currency.minor_units))
 
 
+def price_to_pb(price: Price | None) -> pb.Money | None:
+    """A price as Money; None (the field stays unset) without one."""
+    return None if price is None else money_to_pb(price.amount, price)
+
+
 def value_to_pb(p: PaymentRecord, option: PaymentOptionRecord | None, units: int) -> pb.Money | None:
     """What `units` of an option's asset are worth at its locked quote, as Money in
     the payment's currency; None (the field stays unset) for a payment in base units."""
@@ -232,7 +237,7 @@ def payment_to_pb(p: PaymentRecord, *, with_transfers: bool = True) -> pb.Paymen
         sweep_tx_hash=p.sweep_tx_hash,
         sweep_fee=str(p.sweep_fee),
         sweep_dust=str(p.sweep_dust),
-        price=money_to_pb(p.price.amount, p.price) if p.price is not None else None,
+        price=price_to_pb(p.price),
         quote=quote_to_pb(p.quote) if p.quote is not None else None,
         policy=in_force,
         amount_minimum=str(p.amount_minimum),
@@ -352,7 +357,7 @@ def checkout_view_to_pb(c: CheckoutRecord, heads: HeadCache) -> cpb.CheckoutView
         merchant_order_id=p.merchant_order_id,
         description=p.description,
         status=STATUS_TO_PB[p.status],
-        price=money_to_pb(p.price.amount, p.price) if p.price is not None else None,
+        price=price_to_pb(p.price),
         deposit_address=p.deposit_address,
         options=[_customer_option(option_to_pb(p, o)) for o in p.options],
         expires_at=ts(p.expires_at),
@@ -364,19 +369,15 @@ def checkout_view_to_pb(c: CheckoutRecord, heads: HeadCache) -> cpb.CheckoutView
     )
 
 
-def _money(price: Price | None) -> pb.Money | None:
-    return None if price is None else money_to_pb(price.amount, price)
-
-
 def link_to_pb(link: PaymentLinkRecord) -> lpb.PaymentLink:
     return lpb.PaymentLink(
         link_id=link.id,
         url=checkout_url(link.token, "link"),
         token=link.token,
         description=link.description,
-        price=_money(link.price),
-        min_price=_money(link.min_price),
-        max_price=_money(link.max_price),
+        price=price_to_pb(link.price),
+        min_price=price_to_pb(link.min_price),
+        max_price=price_to_pb(link.max_price),
         options=[spb.AcceptedAsset(chain_id=c, asset=a) for c, a in link.options],
         accept_all_assets=link.accept_all,
         accept_chain_ids=link.accept_chain_ids,
@@ -393,8 +394,8 @@ def link_view_to_pb(link: PaymentLinkRecord, merchant_name: str, is_open: bool) 
     return cpb.LinkView(
         merchant_name=merchant_name,
         description=link.description,
-        price=_money(link.price),
-        min_price=_money(link.min_price),
-        max_price=_money(link.max_price),
+        price=price_to_pb(link.price),
+        min_price=price_to_pb(link.min_price),
+        max_price=price_to_pb(link.max_price),
         open=is_open,
     )

@@ -125,7 +125,7 @@ class PaymentServicer(sgrpc.PaymentServiceServicer):
                 await self._auth.merchant_for(api_key)
                 if event is None:
                     continue
-                if event.payment.payment_id != request.payment_id or event.payment.version <= version:
+                if event.payment.version <= version:  # the subscription is this payment's alone
                     continue
                 version = event.payment.version
                 yield spb.WatchPaymentResponse(payment=event.payment)

@@ -146,10 +146,6 @@ class PaymentOptionRecord:
     selected: bool = False  # derived: the option the payment's headline shows
 
     @property
-    def key(self) -> tuple[int, str]:
-        return (self.chain_id, self.asset)
-
-    @property
     def is_native(self) -> bool:
         return self.token_address is None
 
