@@ -26,6 +26,12 @@ class Reason(StrEnum):
     RATE_NOT_CONFIGURED = "RATE_NOT_CONFIGURED"  # no rate source for the asset/currency pair (rates.yaml)
     RATE_UNAVAILABLE = "RATE_UNAVAILABLE"  # the pair's source has no rate younger than its max age
     ASSET_DEPEGGED = "ASSET_DEPEGGED"  # a fixed-rate stablecoin's guard feed says it is off its peg
+    PAYOUT_BAD_DESTINATION = "PAYOUT_BAD_DESTINATION"  # zero address, the source itself, the token contract
+    PAYOUT_DAILY_LIMIT = "PAYOUT_DAILY_LIMIT"  # over the merchant's payout limit per 24 hours
+    PAYOUT_NOT_CANCELLABLE = "PAYOUT_NOT_CANCELLABLE"  # signed already: its transaction may be mined
+    REFUND_NOTHING_TO_REFUND = "REFUND_NOTHING_TO_REFUND"  # no confirmed funds (or excess) left to give back
+    REFUND_TOO_LARGE = "REFUND_TOO_LARGE"  # more than the option's confirmed funds less earlier refunds
+    SWEEP_HELD_FOR_REFUND = "SWEEP_HELD_FOR_REFUND"  # a refund from the deposit address goes first
 
 
 class DomainError(Exception):

@@ -16,6 +16,8 @@ from paymesh.ledger.v1 import merchant_admin_service_pb2_grpc as agrpc
 from paymesh.ledger.v1 import merchant_directory_service_pb2_grpc as dgrpc
 from paymesh.ledger.v1 import payment_link_service_pb2_grpc as lgrpc
 from paymesh.ledger.v1 import payment_service_pb2_grpc as sgrpc
+from paymesh.ledger.v1 import payout_ledger_service_pb2_grpc as plgrpc
+from paymesh.ledger.v1 import payout_service_pb2_grpc as pogrpc
 from paymesh.ledger.v1 import sweep_ledger_service_pb2_grpc as swgrpc
 
 from services.common import nats_helpers
@@ -32,6 +34,7 @@ from services.common.logging import configure_logging
 from services.common.metrics import start_metrics_server
 from services.common.page_tokens import PageTokens
 from services.ledger.adapters import repository as repo
+from services.ledger.adapters.chain_balances import ChainBalances
 from services.ledger.adapters.create_batch import CreatePaymentBatcher
 from services.ledger.adapters.db import create_engine, create_hot_pool, migrate_async
 from services.ledger.adapters.payment_event_publisher import PaymentEventPublisher
@@ -44,6 +47,8 @@ from services.ledger.api.merchant_admin_service import MerchantAdminServicer
 from services.ledger.api.merchant_directory_service import MerchantDirectoryServicer
 from services.ledger.api.payment_link_service import PaymentLinkServicer
 from services.ledger.api.payment_service import PaymentServicer
+from services.ledger.api.payout_ledger_service import PayoutLedgerServicer
+from services.ledger.api.payout_service import PayoutServicer
 from services.ledger.api.sweep_ledger_service import SweepLedgerServicer
 from services.ledger.authentication import Authenticator
 from services.ledger.chain_events import ChainEventApplier, HeadCache
@@ -56,6 +61,7 @@ from services.ledger.merchants import MerchantsService
 from services.ledger.outbox import OutboxRelay
 from services.ledger.payment_links import PaymentLinksService
 from services.ledger.payments import PaymentsService, RateBook
+from services.ledger.payouts import PayoutsService
 from services.ledger.rate_refresher import start_rates
 from services.ledger.settings import LedgerSettings
 from services.ledger.sweeps import SweepService
@@ -72,6 +78,8 @@ SERVICES = (
     "paymesh.ledger.v1.CheckoutLedgerService",
     "paymesh.ledger.v1.PaymentLinkService",
     "paymesh.events.v1.EventService",
+    "paymesh.ledger.v1.PayoutService",
+    "paymesh.ledger.v1.PayoutLedgerService",
 )
 
 
@@ -91,6 +99,8 @@ class LedgerApp:
     @property
     def port(self) -> int:
         return self.grpc.port
+
+    balances: ChainBalances | None = None
 
     async def start(self) -> int:
         s = self.settings
@@ -141,6 +151,8 @@ class LedgerApp:
             self.engine, self.chains, auth, allocator, tokens, allow_private_webhooks=s.allow_private_webhooks
         )
         sweeps = SweepService(self.engine, relay.poke, tokens)
+        self.balances = ChainBalances(self.chains)
+        payouts = PayoutsService(self.engine, self.chains, relay.poke, tokens, self.balances)
         applier = ChainEventApplier(self.engine, self.chains, heads, relay.poke)
         await applier.load_heads()
         feed = WatchedAddressFeed(self.engine, payments.address_added)
@@ -151,7 +163,7 @@ class LedgerApp:
             (sgrpc.add_PaymentServiceServicer_to_server, PaymentServicer(payments, auth, subscriber.subscribe)),
             (
                 agrpc.add_MerchantAdminServiceServicer_to_server,
-                MerchantAdminServicer(merchants, payments, s.admin_token.get_secret_value()),
+                MerchantAdminServicer(merchants, payments, s.admin_token.get_secret_value(), payouts),
             ),
             (
                 fgrpc.add_AddressFeedServiceServicer_to_server,
@@ -176,6 +188,11 @@ class LedgerApp:
             ),
             (lgrpc.add_PaymentLinkServiceServicer_to_server, PaymentLinkServicer(links, auth)),
             (egrpc.add_EventServiceServicer_to_server, EventServicer(EventsService(self.engine, tokens), auth)),
+            (pogrpc.add_PayoutServiceServicer_to_server, PayoutServicer(payouts, auth)),
+            (
+                plgrpc.add_PayoutLedgerServiceServicer_to_server,
+                PayoutLedgerServicer(payouts, s.sweep_ledger_token.get_secret_value(), known_chain),
+            ),
         ]
         for (register, servicer), name in zip(servicers, SERVICES, strict=True):
             self.grpc.add(register, servicer, name)
@@ -213,6 +230,8 @@ class LedgerApp:
         self.stop_event.set()
         await stop_tasks(self._tasks)
         await close_connections(nc=self.nc)
+        if self.balances is not None:
+            await self.balances.aclose()
         if self.hot_pool is not None:
             await self.hot_pool.close()
         await self.engine.dispose()

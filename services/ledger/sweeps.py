@@ -130,7 +130,8 @@ class SweepService:
             existing = await repo.sweeps.get_sweep_tx(conn, tx_hash)
             if existing is not None:
                 return existing  # recording twice is a no-op
-            payment = await repo.payments.get_payment(conn, tx.payment_id, for_update=tx.kind == "gas_topup")
+            # Locked: a refund from the deposit address (payouts.py) is decided under this lock too.
+            payment = await repo.payments.get_payment(conn, tx.payment_id, for_update=True)
             if payment is None:
                 raise NotFound(f"payment {tx.payment_id} not found")
             option = job_option(payment, tx.chain_id, tx.asset, "transaction.")
@@ -138,6 +139,14 @@ class SweepService:
                 raise FailedPrecondition(
                     f"worker {worker_id!r} does not hold the sweep lease of {tx.payment_id}; claim it first",
                     reason=Reason.SWEEP_LEASE_NOT_HELD,
+                )
+            if tx.kind == "sweep" and await repo.payouts.active_deposit_refunds(
+                conn, payment.id, option.chain_id, option.asset
+            ):
+                raise FailedPrecondition(
+                    f"payment {payment.id}'s {option.asset} on chain {option.chain_id} is held back for a refund from "
+                    "its deposit address; it is swept once the refund has ended",
+                    reason=Reason.SWEEP_HELD_FOR_REFUND,
                 )
             await repo.sweeps.insert_sweep_tx(
                 conn,

@@ -116,6 +116,7 @@ class SweeperApp:
                 policy=policy,
                 config=config,
                 on_health=self._health_setter(chain.chain_id),
+                payouts=ledger,
             )
         if s.sweeper_wake_on_events:
             # Sweep as soon as the ledger says funds are confirmed, not at the next interval.

@@ -32,6 +32,12 @@ a round); claiming again renews the ledger leases of the payments in flight.
 Each claimed sweep job is swept by payment_sweep.PaymentSweep in its own task;
 whatever ends it early becomes a release through the one table in releases.py.
 
+Refunds and payouts (payout_send.PayoutSend) run in the same rounds, slots and
+signer bookkeeping: after the sweeps, the round claims the chain's due refunds and
+payouts (PayoutLedgerService) and starts those whose source key signs nothing else
+now. So a deposit address never signs a sweep and a refund at once, and a payout
+wallet sends one payout at a time: their nonces never collide.
+
 A sweep job is one (payment, chain, asset), its SweepJobKey (domain/model.py):
 a payment that accepts several assets on one deposit address has one job per
 asset, so everything here that is per job (the sweeps in flight, the hold-backs,
@@ -61,13 +67,14 @@ from services.common.evm_rpc import MalformedResponse, RpcError, RpcUnavailable
 from services.common.lease import LeaseKeeper
 from services.sweeper import metrics
 from services.sweeper.adapters.key_store import DerivedKey, KeyStore
-from services.sweeper.domain.model import ChainStatus, Job, SweepJobKey
+from services.sweeper.domain.model import ChainStatus, Job, PayoutJob, SweepJobKey
 from services.sweeper.domain.policy import SweepPolicy
 from services.sweeper.domain.releases import Release, ReleaseCategory
 from services.sweeper.gas_wallet import GasWallet
-from services.sweeper.journal import PaymentJournal
+from services.sweeper.journal import PaymentJournal, PayoutJournal
 from services.sweeper.payment_sweep import PaymentSweep
-from services.sweeper.ports import ChainGateway, SweepLedger
+from services.sweeper.payout_send import PayoutSend
+from services.sweeper.ports import ChainGateway, PayoutLedger, SweepLedger
 from services.sweeper.releases import release_for
 from services.sweeper.settings import SweepConfig
 from services.sweeper.settler import Settler
@@ -97,8 +104,11 @@ class ChainSweeper:
         policy: SweepPolicy,
         config: SweepConfig,
         on_health: Callable[[bool], Awaitable[None]] | None = None,
+        payouts: PayoutLedger | None = None,
     ) -> None:
+        """`payouts`: the ledger's PayoutLedgerService (None: this sweeper sends no refunds or payouts)."""
         self.chain = chain
+        self.payout_ledger = payouts
         self._on_health = on_health
         self._healthy: bool | None = None
         self.gateway = gateway
@@ -109,14 +119,15 @@ class ChainSweeper:
         self.policy = policy
         self.cfg = config
         self.label = str(chain.chain_id)
-        self.in_flight: dict[SweepJobKey, asyncio.Task] = {}
-        self._signers: dict[SweepJobKey, str] = {}  # the deposit address each job in flight signs with
+        # Sweep jobs by their key, refunds and payouts by their id.
+        self.in_flight: dict[SweepJobKey | str, asyncio.Task] = {}
+        self._signers: dict[SweepJobKey | str, str] = {}  # the address each job in flight signs with
         self.wake = asyncio.Event()
         self.last_error = ""
         self.last_run_at: datetime | None = None
         self._chain_checked = False
         self._reconciled_at = -1e9
-        self._not_before: dict[SweepJobKey, float] = {}  # jobs that failed without a release: not before then
+        self._not_before: dict[SweepJobKey | str, float] = {}  # jobs that failed without a release: not before then
         self._log = log.bind(chain_id=chain.chain_id)
 
     # ------------------------------------------------------------------ status
@@ -247,7 +258,109 @@ class ChainSweeper:
             task = asyncio.create_task(self._sweep(job), name=f"sweep-{key}")
             self.in_flight[key] = task
             self._signers[key] = signer
+        if self.payout_ledger is not None:
+            await self._start_payouts(signing, want)
         metrics.IN_FLIGHT.labels(self.label).set(len(self.in_flight))
+
+    async def _start_payouts(self, signing: set[str], want: int) -> None:
+        """Claim the chain's due refunds and payouts (renewing the leases of those in
+        flight) and start those whose source key signs nothing else now, oldest first."""
+        assert self.payout_ledger is not None
+        in_flight = sum(1 for k in self.in_flight if isinstance(k, str))
+        if want <= 0 and not in_flight:
+            return
+        try:
+            jobs = await self.payout_ledger.claim_payouts(
+                self.chain.chain_id,
+                self.cfg.worker_id,
+                max(1, min(500, in_flight + max(want, 0))),
+                self.cfg.claim_lease_seconds,
+            )
+        except DomainError as exc:
+            self.note_error(str(exc))
+            self._log.warning("payout claim failed", error=str(exc)[:300])
+            return
+        for job in jobs:
+            key = job.payout_id
+            signer = job.source_address.lower()
+            if key in self.in_flight or key in self._not_before or want <= 0 or signer in signing:
+                continue
+            signing.add(signer)
+            want -= 1
+            self.in_flight[key] = asyncio.create_task(self._send_payout(job), name=f"payout-{key}")
+            self._signers[key] = signer
+
+    async def _send_payout(self, job: PayoutJob) -> None:
+        assert self.payout_ledger is not None
+        log_ = self._log.bind(payout_id=job.payout_id, kind=job.kind, asset=job.asset)
+        journal = PayoutJournal(
+            job=job,
+            ledger=self.payout_ledger,
+            gateway=self.gateway,
+            worker_id=self.cfg.worker_id,
+            may_sign=lambda: self.keeper.held,
+            label=self.label,
+            log=log_,
+        )
+        settler = Settler(
+            gateway=self.gateway,
+            journal=journal,
+            config=self.cfg,
+            confirmations=self.chain.confirmations,
+            label=self.label,
+            log=log_,
+        )
+        send = PayoutSend(
+            job,
+            chain=self.chain,
+            gateway=self.gateway,
+            ledger=self.payout_ledger,
+            keys=self.keys,
+            gas_wallet=self.gas_wallet,
+            policy=self.policy,
+            config=self.cfg,
+            journal=journal,
+            settler=settler,
+            worker_id=self.cfg.worker_id,
+            log=log_,
+        )
+        try:
+            await send.run()
+            metrics.PAYOUTS.labels(self.label, job.kind).inc()
+        except asyncio.CancelledError as exc:
+            release = release_for(exc, chain_id=job.chain_id, delays=self.cfg.retry_delays)
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(self._release_payout(job, release, log_), timeout=3)
+            raise
+        except Exception as exc:  # noqa: BLE001 - every failure ends in a release (releases.py)
+            release = release_for(exc, chain_id=job.chain_id, delays=self.cfg.retry_delays)
+            assert release is not None
+            if release.unexpected:
+                log_.exception("payout failed unexpectedly")
+            await self._release_payout(job, release, log_)
+        finally:
+            self.in_flight.pop(job.payout_id, None)
+            self._signers.pop(job.payout_id, None)
+            metrics.IN_FLIGHT.labels(self.label).set(len(self.in_flight))
+            self.wake.set()
+
+    async def _release_payout(self, job: PayoutJob, release: Release | None, log_) -> None:
+        assert self.payout_ledger is not None
+        if release is None:
+            return
+        if not release.hand_back:
+            self._not_before[job.payout_id] = time.monotonic() + release.retry_after
+            self.note_error(release.reason)
+            return
+        if release.category is not ReleaseCategory.STOPPING:
+            self.note_error(f"{job.payout_id}: {release.reason}")
+        log_.warning("payout not sent yet; released", reason=release.reason, retry_after_seconds=release.retry_after)
+        try:
+            await self.payout_ledger.release_payout(
+                job.payout_id, self.cfg.worker_id, release.reason, release.retry_after
+            )
+        except DomainError as exc:
+            log_.info("payout release not needed or failed; the lease will lapse", error=str(exc)[:200])
 
     async def _health(self, ok: bool) -> None:
         if ok != self._healthy and self._on_health is not None:

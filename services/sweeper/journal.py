@@ -8,8 +8,13 @@ it. So a crash at any point leaves the ledger knowing every transaction that may
 be mined, and the next signer resumes with the same signed bytes.
 
 Crash tests kill the process at the failpoints here (services/common/failpoints.py):
-`sweeper.after_record_before_broadcast[.<kind>]` once a transaction is recorded,
-`sweeper.after_broadcast[.<kind>]` once a node accepted it (kind: sweep, gas_topup).
+`sweeper.after_sign_before_record.<kind>` once a transaction is signed (the signed
+bytes exist only in this process), `sweeper.after_record_before_broadcast[.<kind>]`
+once it is recorded, `sweeper.after_broadcast[.<kind>]` once a node accepted it
+(kind: sweep, gas_topup, payout).
+
+A sweep job's journal (PaymentJournal) writes to SweepLedgerService; a refund's or
+payout's (PayoutJournal) to PayoutLedgerService, with the same guarantees.
 """
 
 from __future__ import annotations
@@ -18,10 +23,10 @@ from collections.abc import Callable
 
 from services.common.failpoints import failpoint
 from services.sweeper import metrics
-from services.sweeper.domain.model import Job, RecordedTx, SignedTx, TxState
+from services.sweeper.domain.model import Job, PayoutJob, RecordedTx, SignedTx, TxState
 from services.sweeper.domain.releases import ReleaseCategory
 from services.sweeper.domain.send_errors import SendOutcome
-from services.sweeper.ports import ChainGateway, SweepLedger
+from services.sweeper.ports import ChainGateway, PayoutLedger, SweepLedger
 from services.sweeper.releases import ReleasePayment
 
 
@@ -41,7 +46,7 @@ class PaymentJournal:
         label: str,
         log,
     ) -> None:
-        self.job = job
+        self.job: Job | PayoutJob = job
         self._ledger = ledger
         self._gateway = gateway
         self._worker_id = worker_id
@@ -65,7 +70,8 @@ class PaymentJournal:
                 1,
                 ReleaseCategory.STOPPING,
             )
-        recorded = await self._ledger.record(self._worker_id, self.job.key, signed)
+        failpoint(f"sweeper.after_sign_before_record.{signed.kind.value}")
+        recorded = await self._write_record(signed)
         metrics.TRANSACTIONS.labels(self._label, signed.kind.value).inc()
         self.job.transactions.append(recorded)
         self._log.info(
@@ -95,7 +101,7 @@ class PaymentJournal:
         self, tx: RecordedTx, state: TxState, block_number: int = 0, error: str = "", fee: int | None = None
     ) -> None:
         """The ledger first, then the local copy (`fee`: per the receipt; None keeps it)."""
-        await self._ledger.update(tx.tx_hash, state, block_number, error, fee)
+        await self._write_update(tx.tx_hash, state, block_number, error, fee)
         tx.state = state
         if block_number:
             tx.block_number = block_number
@@ -103,3 +109,44 @@ class PaymentJournal:
             tx.error = error
         if fee is not None:
             tx.fee = fee
+
+    async def _write_record(self, signed: SignedTx) -> RecordedTx:
+        assert isinstance(self.job, Job)
+        return await self._ledger.record(self._worker_id, self.job.key, signed)
+
+    async def _write_update(self, tx_hash: str, state: TxState, block_number: int, error: str, fee: int | None) -> None:
+        await self._ledger.update(tx_hash, state, block_number, error, fee)
+
+
+class PayoutJournal(PaymentJournal):
+    """One refund's or payout's transactions, recorded and updated through the ledger's
+    PayoutLedgerService (the same write-ahead rules as a sweep job's)."""
+
+    def __init__(
+        self,
+        *,
+        job: PayoutJob,
+        ledger: PayoutLedger,
+        gateway: ChainGateway,
+        worker_id: str,
+        may_sign: Callable[[], bool],
+        label: str,
+        log,
+    ) -> None:
+        super().__init__(
+            job=job,  # type: ignore[arg-type]
+            ledger=None,  # type: ignore[arg-type]
+            gateway=gateway,
+            worker_id=worker_id,
+            may_sign=may_sign,
+            label=label,
+            log=log,
+        )
+        self.payout = job
+        self._payouts = ledger
+
+    async def _write_record(self, signed: SignedTx) -> RecordedTx:
+        return await self._payouts.record_payout_tx(self._worker_id, self.payout.payout_id, signed)
+
+    async def _write_update(self, tx_hash: str, state: TxState, block_number: int, error: str, fee: int | None) -> None:
+        await self._payouts.update_payout_tx(tx_hash, state, block_number, error, fee)

@@ -32,3 +32,8 @@ SWEEP_SECONDS = Histogram(
 LEADER = Gauge("paymesh_sweeper_leader", "1 while this replica is the chain's signer.", ["chain_id"])
 IN_FLIGHT = Gauge("paymesh_sweeper_in_flight", "Payments being swept.", ["chain_id"])
 GAS_WALLET_WEI = Gauge("paymesh_sweeper_gas_wallet_balance_wei", "Gas wallet balance (last seen).", ["chain_id"])
+PAYOUTS = Counter(
+    "paymesh_sweeper_payouts_total",
+    "Refunds and payouts sent and confirmed (or failed for good).",
+    ["chain_id", "kind"],
+)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from services.sweeper.domain.fees import FeeQuote
-from services.sweeper.domain.model import Job, RecordedTx, SignedTx, SweepJobKey, TxState
+from services.sweeper.domain.model import Job, PayoutJob, RecordedTx, SignedTx, SweepJobKey, TxState
 from services.sweeper.domain.send_errors import SendOutcome
 
 
@@ -85,3 +85,24 @@ class SweepLedger(Protocol):
     async def unsettled_transactions(self, chain_id: int, limit: int = 500) -> list[RecordedTx]:
         """The chain's recorded transactions still SIGNED or BROADCAST (oldest pages first)."""
         ...
+
+
+class PayoutLedger(Protocol):
+    """The ledger's PayoutLedgerService as the sweeper's use cases call it (errors as
+    for SweepLedger). Every call about one refund or payout names it by its id."""
+
+    async def claim_payouts(self, chain_id: int, worker_id: str, limit: int, lease_seconds: int) -> list[PayoutJob]:
+        """Lease refunds and payouts of the chain to send (or resume)."""
+        ...
+
+    async def record_payout_tx(self, worker_id: str, payout_id: str, tx: SignedTx) -> RecordedTx: ...
+
+    async def update_payout_tx(
+        self, tx_hash: str, state: TxState, block_number: int = 0, error: str = "", fee: int | None = None
+    ) -> RecordedTx: ...
+
+    async def complete_payout(self, payout_id: str, tx_hash: str, amount_sent: int, fee: int) -> None: ...
+
+    async def fail_payout(self, payout_id: str, worker_id: str, reason: str) -> None: ...
+
+    async def release_payout(self, payout_id: str, worker_id: str, error: str, retry_after_seconds: int) -> None: ...

@@ -14,6 +14,8 @@ today; refunds and payouts are meant to reuse it with their own journal.
   `eip1559: false` chains; an estimated gas limit for a contract destination).
   A replacement spends the same total on value and gas, and leaves the same L1
   data fee reserve aside.
+- `ExactNativeTransfer` (refunds and payouts): exactly `amount` to the destination,
+  the fee on top, paid by the key; a replacement sends the same value at a higher fee.
 - `TokenTransfer` (ERC-20): gas top-ups from the gas wallet until the key can pay
   the `transfer` gas (mined is enough), then `transfer(destination, amount)` at
   a fee that spends what the key holds in native coin (up to 3x the market; the
@@ -155,6 +157,74 @@ class NativeCoinTransfer:
         return ""  # a successful native transfer moved its value
 
 
+class ExactNativeTransfer:
+    """The native coin, an exact amount: the destination gets `amount`, the key pays the
+    fee on top (a refund of part of a deposit, a payout from the payout wallet)."""
+
+    label = "payout transaction"
+
+    def __init__(self, transfer: Transfer, *, gateway: ChainGateway, config: SweepConfig, log) -> None:
+        self.transfer = transfer
+        self._gateway = gateway
+        self._cfg = config
+        self._log = log
+
+    async def sign(self) -> SignedTx:
+        t = self.transfer
+        nonce = await idle_nonce(self._gateway, t.source, self._cfg)
+        if await self._gateway.is_contract(t.destination):
+            estimate = await estimate_gas(self._gateway, t.source, t.destination, b"", t.amount, self._cfg)
+            gas = with_buffer(estimate, self._cfg.token_gas_buffer_percent)
+        else:
+            gas = NATIVE_TRANSFER_GAS
+        fee = await self._gateway.fee_quote()
+        balance = await self._gateway.balance(t.source)
+        if balance < t.amount + fee.cost(gas):
+            raise InsufficientFunds(
+                f"{t.source} holds {balance} base units of {t.symbol}; sending {t.amount} needs "
+                f"{t.amount + fee.cost(gas)} with the network fee ({gas} gas at {fee.max_fee_per_gas} wei)"
+            )
+        return t.key.sign(
+            kind=TxKind.PAYOUT,
+            chain_id=t.chain_id,
+            nonce=nonce,
+            to=t.destination,
+            value=t.amount,
+            data=b"",
+            gas_limit=gas,
+            fee=fee,
+            recipient=t.destination,
+            amount=t.amount,
+        )
+
+    async def replacement(self, stuck: RecordedTx, fee: FeeQuote) -> SignedTx | None:
+        t = self.transfer
+        _check_signer(t.key, stuck, self._cfg)
+        if await self._gateway.balance(t.source) < stuck.amount + fee.cost(stuck.gas_limit):
+            self._log.warning("cannot bump the payout's fee: the source cannot pay it", tx_hash=stuck.tx_hash)
+            return None
+        return t.key.sign(
+            kind=stuck.kind,
+            chain_id=t.chain_id,
+            nonce=stuck.nonce,
+            to=stuck.to_address,
+            value=stuck.amount,
+            data=b"",
+            gas_limit=stuck.gas_limit,
+            fee=fee,
+            recipient=stuck.to_address,
+            amount=stuck.amount,
+            replaces_tx_hash=stuck.tx_hash,
+        )
+
+    def mined_problem(self, tx: RecordedTx, receipt: dict) -> str:
+        return ""  # a successful native transfer moved its value
+
+
+class InsufficientFunds(Exception):
+    """The key cannot pay the transfer (a payout: it fails with this reason, nothing was signed)."""
+
+
 class TokenTransfer:
     """An ERC-20 token: gas top-ups from the gas wallet first, then transfer()."""
 
@@ -171,7 +241,13 @@ class TokenTransfer:
         policy: SweepPolicy,
         config: SweepConfig,
         log,
+        kind: TxKind = TxKind.SWEEP,
     ) -> None:
+        """`kind` PAYOUT: a refund's or payout's exact amount (no minimum worth sweeping;
+        too few tokens at the key is InsufficientFunds)."""
+        self.kind = kind
+        if kind is TxKind.PAYOUT:
+            self.label = "token payout"
         self.transfer = transfer
         self._gateway = gateway
         self._journal = journal
@@ -186,6 +262,8 @@ class TokenTransfer:
         source = t.source
         token = t.token_address
         held = await self._gateway.token_balance(token, source)
+        if held < t.amount and self.kind is TxKind.PAYOUT:
+            raise InsufficientFunds(f"{source} holds {held} base units of {t.symbol}; the payout sends {t.amount}")
         if held < t.amount:
             raise ReleasePayment(
                 f"insufficient funds: deposit address {source} holds {held} base units of {t.symbol} but the "
@@ -193,7 +271,7 @@ class TokenTransfer:
                 self._cfg.error_retry * 10,
             )
         decision = token_decision(amount=t.amount, policy=self._policy, chain_id=t.chain_id, symbol=t.symbol)
-        if not decision.sweep:
+        if not decision.sweep and self.kind is TxKind.SWEEP:
             raise _dust(decision.reason, self._cfg)
         data = encode_transfer(t.destination, t.amount)
         gas = with_buffer(
@@ -206,9 +284,10 @@ class TokenTransfer:
             await self._settler.settle(group, self._gas_wallet, depth=1)  # mined is enough to pay for the sweep
         native = await self._ensure_gas(source, gas, market)
         nonce = await idle_nonce(self._gateway, source, self._cfg)
-        fee = spend_all_fee(native, gas, market)
+        # A sweep spends the deposit's native dust on gas; a payout pays the market fee.
+        fee = spend_all_fee(native, gas, market) if self.kind is TxKind.SWEEP else market
         return t.key.sign(
-            kind=TxKind.SWEEP,
+            kind=self.kind,
             chain_id=t.chain_id,
             nonce=nonce,
             to=token,

@@ -124,6 +124,9 @@ OPTION_ROW = {
     "sweep_attempts": 0,
     "sweep_last_error": "",
     "sweep_tx_hash": "",
+    "amount_refunded": Decimal(0),
+    "deposit_refunded": Decimal(0),
+    "deposit_refund_fee": Decimal(0),
 }
 
 
@@ -250,6 +253,7 @@ MERCHANT_ROW = {
     "created_at": NOW,
     "updated_at": NOW,
     "payment_policy": {"tolerance_bps": 50, "confirmations": {"31337": 4}},
+    "payout_policy": {},
 }
 
 

@@ -51,6 +51,8 @@ class Merchant(Base):
     next_address_index: Mapped[int] = mapped_column(BigInteger, server_default="0")
     # The merchant's payment policy (domain/policy.Policy.to_json); {} is the defaults.
     payment_policy: Mapped[dict] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    # The merchant's payout policy (domain/payouts.PayoutPolicy.to_json); {}: no approvals, no limits.
+    payout_policy: Mapped[dict] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
@@ -165,6 +167,12 @@ class PaymentOption(Base):
     sweep_attempts: Mapped[int] = mapped_column(Integer, server_default="0")
     sweep_last_error: Mapped[str] = mapped_column(Text, server_default="")
     sweep_tx_hash: Mapped[str] = mapped_column(String(66), server_default="")
+    # Refunds: what the option's confirmed refunds gave back (any source), and the part
+    # of its confirmed funds refunds from the deposit address dealt with: their value
+    # and, for the native coin, their network fees (domain/status.funds_accounted).
+    amount_refunded: Mapped[Decimal] = mapped_column(Money, server_default="0")
+    deposit_refunded: Mapped[Decimal] = mapped_column(Money, server_default="0")
+    deposit_refund_fee: Mapped[Decimal] = mapped_column(Money, server_default="0")
 
     __table_args__ = (
         UniqueConstraint("payment_id", "chain_id", "asset", name="uq_payment_options_asset"),
@@ -364,6 +372,98 @@ class Outbox(Base):
     )
 
 
+class Payout(Base):
+    """A refund (payment_id set) or payout: an amount of one asset sent once to one
+    destination by the sweeper (payouts.py). Claimable while due_at is set."""
+
+    __tablename__ = "payouts"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id"))
+    kind: Mapped[str] = mapped_column(String(8))  # refund | payout
+    payment_id: Mapped[str | None] = mapped_column(ForeignKey("payments.id"))
+    batch_id: Mapped[str] = mapped_column(String(40), server_default="")
+    batch_index: Mapped[int] = mapped_column(Integer, server_default="0")  # its item's place in the batch
+    chain_id: Mapped[int] = mapped_column(BigInteger)
+    asset: Mapped[str] = mapped_column(String(16))
+    token_address: Mapped[str | None] = mapped_column(String(42))
+    decimals: Mapped[int] = mapped_column(Integer)
+    amount: Mapped[Decimal] = mapped_column(Money)
+    fee_from_amount: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    amount_sent: Mapped[Decimal | None] = mapped_column(Money)
+    fee: Mapped[Decimal | None] = mapped_column(Money)
+    destination: Mapped[str] = mapped_column(String(42))
+    source: Mapped[str] = mapped_column(String(16))  # deposit | payout_wallet
+    source_address: Mapped[str] = mapped_column(String(42))
+    source_path: Mapped[str] = mapped_column(String(96))
+    # requested | approved | signed | broadcast | confirmed | failed | cancelled
+    state: Mapped[str] = mapped_column(String(16))
+    memo: Mapped[str] = mapped_column(String(500), server_default="")
+    failure_reason: Mapped[str] = mapped_column(Text, server_default="")
+    last_error: Mapped[str] = mapped_column(Text, server_default="")
+    tx_hash: Mapped[str] = mapped_column(String(66), server_default="")
+    approval_required: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    approved_by: Mapped[str] = mapped_column(String(16), server_default="")
+    idempotency_key: Mapped[str | None] = mapped_column(String(128))
+    request_fingerprint: Mapped[str] = mapped_column(String(64), server_default="")
+    # Sending: when it is due, who holds the lease, retries.
+    due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    claimed_by: Mapped[str | None] = mapped_column(String(128))
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        Index("ix_payouts_due", "chain_id", "due_at", postgresql_where=text("due_at IS NOT NULL")),
+        Index("ix_payouts_merchant_created", "merchant_id", text("created_at DESC"), text("id DESC")),
+        Index("ix_payouts_payment", "payment_id", postgresql_where=text("payment_id IS NOT NULL")),
+        Index(
+            "uq_payouts_merchant_idempotency",
+            "merchant_id",
+            "idempotency_key",
+            unique=True,
+            postgresql_where=text("idempotency_key IS NOT NULL"),
+        ),
+    )
+
+
+class PayoutTransaction(Base):
+    """A signed transaction of a payout, recorded before any node saw it (write-ahead);
+    a gas top-up into the source is one too. payment_id repeats a refund's payment,
+    so a top-up into its deposit address is never credited to the payment."""
+
+    __tablename__ = "payout_transactions"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    payout_id: Mapped[str] = mapped_column(ForeignKey("payouts.id"))
+    payment_id: Mapped[str | None] = mapped_column(String(40))
+    merchant_id: Mapped[str] = mapped_column(String(40))
+    chain_id: Mapped[int] = mapped_column(BigInteger)
+    kind: Mapped[str] = mapped_column(String(16))  # payout | gas_topup
+    state: Mapped[str] = mapped_column(String(16))  # as sweep_transactions.state
+    tx_hash: Mapped[str] = mapped_column(String(66), unique=True)
+    raw_tx: Mapped[bytes] = mapped_column(LargeBinary)
+    nonce: Mapped[int] = mapped_column(BigInteger)
+    from_address: Mapped[str] = mapped_column(String(42))
+    to_address: Mapped[str] = mapped_column(String(42))
+    amount: Mapped[Decimal] = mapped_column(Money)
+    token_address: Mapped[str | None] = mapped_column(String(42))
+    gas_limit: Mapped[int] = mapped_column(BigInteger)
+    max_fee_per_gas: Mapped[Decimal] = mapped_column(Money)
+    max_priority_fee_per_gas: Mapped[Decimal | None] = mapped_column(Money)
+    block_number: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    error: Mapped[str] = mapped_column(Text, server_default="")
+    replaces_tx_hash: Mapped[str] = mapped_column(String(66), server_default="")
+    fee: Mapped[Decimal | None] = mapped_column(Money)
+    l1_fee_reserve: Mapped[Decimal] = mapped_column(Money, server_default="0")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    __table_args__ = (Index("ix_payout_transactions_payout", "payout_id"),)
+
+
 # Keys the ledger made for itself, shared by its replicas (the page token key).
 SIGNING_KEYS = "signing_keys"
 SigningKeys = signing_keys_table(Base.metadata, SIGNING_KEYS)
@@ -387,4 +487,6 @@ TRANSFERS = _table(Transfer)
 ORPHANED_BLOCKS = _table(OrphanedBlock)
 CHAIN_HEADS = _table(ChainHead)
 SWEEP_TRANSACTIONS = _table(SweepTransaction)
+PAYOUTS = _table(Payout)
+PAYOUT_TRANSACTIONS = _table(PayoutTransaction)
 OUTBOX = _table(Outbox)

@@ -17,11 +17,21 @@ from paymesh.ledger.v1 import merchant_admin_service_pb2 as apb
 from paymesh.ledger.v1 import payment_link_service_pb2 as lpb
 from paymesh.ledger.v1 import payment_pb2 as pb
 from paymesh.ledger.v1 import payment_service_pb2 as spb
+from paymesh.ledger.v1 import payout_ledger_service_pb2 as plpb
+from paymesh.ledger.v1 import payout_pb2 as popb
 from paymesh.ledger.v1 import sweep_ledger_service_pb2 as swpb
 
 from services.common.errors import InvalidArgument
 from services.common.timestamps import from_timestamp, to_timestamp
 from services.ledger.domain import policy as policies
+from services.ledger.domain.payouts import (
+    PayoutEventRecord,
+    PayoutKind,
+    PayoutRecord,
+    PayoutSource,
+    PayoutState,
+    PayoutTxRecord,
+)
 from services.ledger.domain.policy import Policy, PolicyError
 from services.ledger.domain.pricing import Price, format_decimal
 from services.ledger.domain.records import (
@@ -100,6 +110,7 @@ def option_to_pb(p: PaymentRecord, o: PaymentOptionRecord) -> pb.PaymentOption:
         amount_swept=str(o.amount_swept),
         sweep_fee=str(o.sweep_fee),
         sweep_dust=str(o.sweep_dust),
+        amount_refunded=str(o.amount_refunded),
         quote=quote_to_pb(o.quote) if o.quote is not None else None,
         value_confirmed=value_to_pb(p, o, o.amount_confirmed),
         confirmations_required=o.confirmations_required,
@@ -251,6 +262,7 @@ def payment_to_pb(p: PaymentRecord, *, with_transfers: bool = True) -> pb.Paymen
         checkout_url=checkout_url(p.checkout_token),
         description=p.description,
         return_url=p.return_url,
+        amount_refunded=str(selected.amount_refunded if (selected := p.option(p.chain_id, p.asset)) else 0),
     )
 
 
@@ -398,4 +410,98 @@ def link_view_to_pb(link: PaymentLinkRecord, merchant_name: str, is_open: bool) 
         min_price=price_to_pb(link.min_price),
         max_price=price_to_pb(link.max_price),
         open=is_open,
+    )
+
+
+# ------------------------------------------------------------------ refunds and payouts
+
+PAYOUT_STATE_TO_PB = {
+    PayoutState.REQUESTED: popb.PAYOUT_STATE_REQUESTED,
+    PayoutState.APPROVED: popb.PAYOUT_STATE_APPROVED,
+    PayoutState.SIGNED: popb.PAYOUT_STATE_SIGNED,
+    PayoutState.BROADCAST: popb.PAYOUT_STATE_BROADCAST,
+    PayoutState.CONFIRMED: popb.PAYOUT_STATE_CONFIRMED,
+    PayoutState.FAILED: popb.PAYOUT_STATE_FAILED,
+    PayoutState.CANCELLED: popb.PAYOUT_STATE_CANCELLED,
+}
+PAYOUT_STATE_FROM_PB = {v: k for k, v in PAYOUT_STATE_TO_PB.items()}
+PAYOUT_TX_STATES = ("signed", "broadcast", "mined", "confirmed", "failed", "replaced")
+PAYOUT_TX_STATE_TO_PB = {
+    name: plpb.PayoutTransactionState.Value(f"PAYOUT_TRANSACTION_STATE_{name.upper()}") for name in PAYOUT_TX_STATES
+}
+PAYOUT_TX_STATE_FROM_PB = {v: k for k, v in PAYOUT_TX_STATE_TO_PB.items()}
+PAYOUT_TX_KIND_TO_PB = {
+    "payout": plpb.PAYOUT_TRANSACTION_KIND_PAYOUT,
+    "gas_topup": plpb.PAYOUT_TRANSACTION_KIND_GAS_TOPUP,
+}
+PAYOUT_TX_KIND_FROM_PB = {v: k for k, v in PAYOUT_TX_KIND_TO_PB.items()}
+
+
+def payout_to_pb(p: PayoutRecord) -> popb.Payout:
+    return popb.Payout(
+        payout_id=p.id,
+        merchant_id=p.merchant_id,
+        kind=popb.PAYOUT_KIND_REFUND if p.kind is PayoutKind.REFUND else popb.PAYOUT_KIND_PAYOUT,
+        payment_id=p.payment_id or "",
+        batch_id=p.batch_id,
+        chain_id=p.chain_id,
+        asset=p.asset,
+        token_address=p.token_address or "",
+        decimals=p.decimals,
+        amount=str(p.amount),
+        fee_from_amount=p.fee_from_amount,
+        amount_sent="" if p.amount_sent is None else str(p.amount_sent),
+        fee="" if p.fee is None else str(p.fee),
+        destination=p.destination,
+        source=popb.PAYOUT_SOURCE_DEPOSIT_ADDRESS
+        if p.source is PayoutSource.DEPOSIT
+        else popb.PAYOUT_SOURCE_PAYOUT_WALLET,
+        source_address=p.source_address,
+        state=PAYOUT_STATE_TO_PB[p.state],
+        memo=p.memo,
+        failure_reason=p.failure_reason,
+        last_error=p.last_error,
+        tx_hash=p.tx_hash,
+        approval_required=p.approval_required,
+        approved_by=p.approved_by,
+        created_at=ts(p.created_at),
+        updated_at=ts(p.updated_at),
+        completed_at=ts(p.completed_at),
+    )
+
+
+def payout_tx_to_pb(t: PayoutTxRecord) -> plpb.PayoutTransaction:
+    return plpb.PayoutTransaction(
+        payout_id=t.payout_id,
+        chain_id=t.chain_id,
+        kind=PAYOUT_TX_KIND_TO_PB[t.kind],
+        state=PAYOUT_TX_STATE_TO_PB[t.state],
+        tx_hash=t.tx_hash,
+        raw_tx=t.raw_tx,
+        nonce=t.nonce,
+        from_address=t.from_address,
+        to_address=t.to_address,
+        amount=str(t.amount),
+        token_address=t.token_address or "",
+        gas_limit=t.gas_limit,
+        max_fee_per_gas=str(t.max_fee_per_gas),
+        max_priority_fee_per_gas="" if t.max_priority_fee_per_gas is None else str(t.max_priority_fee_per_gas),
+        block_number=t.block_number,
+        error=t.error,
+        replaces_tx_hash=t.replaces_tx_hash,
+        fee="" if t.fee is None else str(t.fee),
+        l1_fee_reserve=str(t.l1_fee_reserve),
+        created_at=ts(t.created_at),
+        updated_at=ts(t.updated_at),
+    )
+
+
+def payout_event_to_pb(e: PayoutEventRecord) -> ev.PaymentEvent:
+    return ev.PaymentEvent(
+        event_id=e.event_id,
+        type=ev.PaymentEventType.Value(f"PAYMENT_EVENT_TYPE_{e.event_type.upper()}"),
+        merchant_id=e.payout.merchant_id,
+        payment=payment_to_pb(e.payment, with_transfers=False) if e.payment is not None else None,
+        created_at=ts(e.created_at),
+        payout=payout_to_pb(e.payout),
     )

@@ -8,16 +8,20 @@ from paymesh.ledger.v1 import merchant_admin_service_pb2_grpc as agrpc
 
 from services.common.errors import InvalidArgument
 from services.common.grpc_server import check_token
-from services.ledger.api.convert import merchant_to_pb, payment_to_pb, policy_from_pb
+from services.ledger.api.convert import merchant_to_pb, payment_to_pb, payout_to_pb, policy_from_pb
 from services.ledger.merchants import MerchantsService
 from services.ledger.payments import PaymentsService
+from services.ledger.payouts import PayoutsService
 
 
 class MerchantAdminServicer(agrpc.MerchantAdminServiceServicer):
-    def __init__(self, merchants: MerchantsService, payments: PaymentsService, admin_token: str) -> None:
+    def __init__(
+        self, merchants: MerchantsService, payments: PaymentsService, admin_token: str, payouts: PayoutsService
+    ) -> None:
         self._merchants = merchants
         self._payments = payments
         self._token = admin_token
+        self._payouts = payouts
 
     def _check(self, context) -> None:
         check_token(context, self._token, "admin")
@@ -90,3 +94,25 @@ class MerchantAdminServicer(agrpc.MerchantAdminServiceServicer):
             request.merchant_id, policy_from_pb(request.policy, "policy")
         )
         return apb.SetPaymentPolicyResponse(merchant=merchant_to_pb(merchant))
+
+    async def SetPayoutPolicy(self, request, context) -> apb.SetPayoutPolicyResponse:
+        self._check(context)
+        policy = await self._payouts.set_policy(
+            request.merchant_id,
+            [(a.chain_id, a.asset, a.approval_above, a.daily_limit) for a in request.limits],
+        )
+        return apb.SetPayoutPolicyResponse(
+            limits=[
+                apb.AssetPayoutLimits(
+                    chain_id=a.chain_id,
+                    asset=a.asset,
+                    approval_above="" if a.approval_above is None else str(a.approval_above),
+                    daily_limit="" if a.daily_limit is None else str(a.daily_limit),
+                )
+                for a in policy.limits
+            ]
+        )
+
+    async def ApprovePayout(self, request, context) -> apb.ApprovePayoutResponse:
+        self._check(context)
+        return apb.ApprovePayoutResponse(payout=payout_to_pb(await self._payouts.approve(request.payout_id)))

@@ -80,3 +80,13 @@ class AddressDeriver:
 def address_path(account_path: str, index: int) -> str:
     """The full path of deposit address `index` under the operator's seed."""
     return f"{account_path}/0/{index}"
+
+
+def payout_wallet_address(xpub: str) -> str:
+    """The checksummed address of a merchant's payout wallet: the key at `<xpub>/1/0`
+    (the account's internal chain, index 0; deposit addresses use the external chain
+    /0/i), which the sweeper derives from the seed at domain/payouts.payout_wallet_path."""
+    pubkey, chain_code = parse_xpub(xpub)
+    internal_pub, internal_chain = _ckd_pub(pubkey, chain_code, 1)
+    child, _ = _ckd_pub(internal_pub, internal_chain, 0)
+    return to_checksum_address(keccak(PublicKey(child).format(compressed=False)[1:])[-20:])

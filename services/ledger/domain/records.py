@@ -144,6 +144,9 @@ class PaymentOptionRecord:
     status: OptionStatus = OptionStatus.AWAITING
     sweep_tx_hash: str = ""
     selected: bool = False  # derived: the option the payment's headline shows
+    amount_refunded: int = 0  # confirmed refunds of the option, any source
+    deposit_refunded: int = 0  # of which paid from the deposit address
+    deposit_refund_fee: int = 0  # native coin those refunds paid the network from the deposit address
 
     @property
     def is_native(self) -> bool:
@@ -151,8 +154,16 @@ class PaymentOptionRecord:
 
     @property
     def amount_accounted(self) -> int:
-        """Confirmed funds the option's completed sweeps dealt with (status.funds_accounted)."""
-        return funds_accounted(native=self.is_native, swept=self.amount_swept, fee=self.sweep_fee, dust=self.sweep_dust)
+        """Confirmed funds the option's completed sweeps and deposit refunds dealt with
+        (status.funds_accounted)."""
+        return funds_accounted(
+            native=self.is_native,
+            swept=self.amount_swept,
+            fee=self.sweep_fee,
+            dust=self.sweep_dust,
+            refunded=self.deposit_refunded,
+            refund_fee=self.deposit_refund_fee,
+        )
 
     @classmethod
     def from_row(cls, row: Any) -> PaymentOptionRecord:
@@ -174,6 +185,9 @@ class PaymentOptionRecord:
             sweep_dust=int(row["sweep_dust"]),
             status=OptionStatus(row["status"]),
             sweep_tx_hash=row["sweep_tx_hash"],
+            amount_refunded=int(row["amount_refunded"]),
+            deposit_refunded=int(row["deposit_refunded"]),
+            deposit_refund_fee=int(row["deposit_refund_fee"]),
         )
 
 

@@ -209,16 +209,21 @@ def _option_status(index: int, option: OptionFacts, amounts: Amounts, paid_by: i
     return OptionStatus.UNDERPAID
 
 
-def funds_accounted(*, native: bool, swept: int, fee: int, dust: int) -> int:
-    """The confirmed funds the payment's completed sweeps have dealt with.
+def funds_accounted(*, native: bool, swept: int, fee: int, dust: int, refunded: int = 0, refund_fee: int = 0) -> int:
+    """The confirmed funds the payment's completed sweeps and refunds from its deposit
+    address have dealt with: they left the deposit address (to the treasury, to the
+    customer, or to the network as fee) or stay there as dust. A payment whose
+    confirmed funds are all dealt with is SWEPT.
 
     A token sweep moves the tokens themselves: `swept` (its fee is native coin from
     the gas wallet's top-up, not the payment's funds). A native sweep spends the
     payment's own coin: what reached the treasury (`swept`), what the network took
     as fee (`fee`), and what it set aside for the fee without using (`dust`, left at
     the deposit address). So after a native sweep
-    confirmed == swept + fee + dust + what is not swept yet."""
-    return swept + fee + dust if native else swept
+    confirmed == swept + fee + dust + what is not swept yet.
+    A refund from the deposit address takes its value (`refunded`) and, for the
+    native coin, its fee (`refund_fee`; a token refund's gas comes from a top-up)."""
+    return swept + fee + dust + refunded + refund_fee if native else swept + refunded
 
 
 def derive_status(

@@ -10,6 +10,7 @@ from enum import StrEnum
 class TxKind(StrEnum):
     GAS_TOPUP = "gas_topup"
     SWEEP = "sweep"
+    PAYOUT = "payout"  # a refund's or payout's transfer to its destination
 
 
 class TxState(StrEnum):
@@ -116,6 +117,39 @@ class Job:
         """`tx` is one of this job's transactions (not another job's of the same payment).
         A transaction without an asset comes from a ledger with one job per payment."""
         return tx.payment_id == self.payment_id and tx.chain_id in (0, self.chain_id) and tx.asset in ("", self.asset)
+
+
+@dataclass
+class PayoutJob:
+    """A refund or payout leased to this sweeper (ledger PayoutJob): send `amount` of one
+    asset from `source_address` (the key at `source_path`: a refunded payment's deposit
+    address or the merchant's payout wallet) to `destination`, exactly once.
+    `transactions` are its recorded ones (kind PAYOUT or GAS_TOPUP), oldest first; their
+    `payment_id` holds the payout's id."""
+
+    payout_id: str
+    merchant_id: str
+    kind: str  # refund | payout
+    payment_id: str  # the refunded payment; "" for a payout
+    chain_id: int
+    asset: str
+    token_address: str  # "" for native coin
+    amount: int
+    fee_from_amount: bool  # native, from a deposit address: it is emptied, the fee comes out of the amount
+    destination: str
+    source_address: str
+    source_path: str
+    from_deposit: bool
+    attempts: int = 0
+    transactions: list[RecordedTx] = field(default_factory=list)
+
+    @property
+    def is_native(self) -> bool:
+        return not self.token_address
+
+    @property
+    def label(self) -> str:
+        return f"{self.kind} {self.payout_id}"
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,20 @@ from paymesh.events.v1 import payment_events_pb2 as evpb
 
 from services.common import nats_helpers
 
-# Payment events after which a payment may have become sweepable.
-WAKE_EVENTS = ("confirmed", "overpaid", "underpaid", "paid_after_expiry", "expired")
+# Payment events after which a payment may have become sweepable, or a refund or
+# payout sendable (approved), or a sweep no longer held back for a refund.
+WAKE_EVENTS = (
+    "confirmed",
+    "overpaid",
+    "underpaid",
+    "paid_after_expiry",
+    "expired",
+    "refund_approved",
+    "refund_confirmed",
+    "refund_failed",
+    "refund_cancelled",
+    "payout_approved",
+)
 
 
 class PaymentEventWakeups:
@@ -44,7 +56,8 @@ class PaymentEventWakeups:
 
     async def _on_message(self, msg) -> None:
         try:
-            chain_id = evpb.PaymentEvent.FromString(msg.data).payment.chain_id
+            event = evpb.PaymentEvent.FromString(msg.data)
+            chain_id = event.payout.chain_id if event.HasField("payout") else event.payment.chain_id
         except Exception:  # noqa: BLE001 - a malformed event only costs an extra round
             chain_id = 0
         self._wake(chain_id)

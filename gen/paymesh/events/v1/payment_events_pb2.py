@@ -24,17 +24,18 @@ _sym_db = _symbol_database.Default()
 
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from paymesh.ledger.v1 import payment_pb2 as paymesh_dot_ledger_dot_v1_dot_payment__pb2
+from paymesh.ledger.v1 import payout_pb2 as paymesh_dot_ledger_dot_v1_dot_payout__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&paymesh/events/v1/payment_events.proto\x12\x11paymesh.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1fpaymesh/ledger/v1/payment.proto\"\x80\x02\n\x0cPaymentEvent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x31\n\x04type\x18\x02 \x01(\x0e\x32#.paymesh.events.v1.PaymentEventType\x12\x13\n\x0bmerchant_id\x18\x03 \x01(\t\x12+\n\x07payment\x18\x04 \x01(\x0b\x32\x1a.paymesh.ledger.v1.Payment\x12.\n\ncreated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x39\n\x0fprevious_status\x18\x06 \x01(\x0e\x32 .paymesh.ledger.v1.PaymentStatus*\xe5\x03\n\x10PaymentEventType\x12\"\n\x1ePAYMENT_EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x1e\n\x1aPAYMENT_EVENT_TYPE_CREATED\x10\x01\x12\x1f\n\x1bPAYMENT_EVENT_TYPE_DETECTED\x10\x02\x12 \n\x1cPAYMENT_EVENT_TYPE_CONFIRMED\x10\x03\x12 \n\x1cPAYMENT_EVENT_TYPE_UNDERPAID\x10\x04\x12\x1f\n\x1bPAYMENT_EVENT_TYPE_OVERPAID\x10\x05\x12\x1e\n\x1aPAYMENT_EVENT_TYPE_EXPIRED\x10\x06\x12 \n\x1cPAYMENT_EVENT_TYPE_CANCELLED\x10\x07\x12(\n$PAYMENT_EVENT_TYPE_PAID_AFTER_EXPIRY\x10\x08\x12\x1c\n\x18PAYMENT_EVENT_TYPE_SWEPT\x10\t\x12\x1e\n\x1aPAYMENT_EVENT_TYPE_REORGED\x10\n\x12\x1b\n\x17PAYMENT_EVENT_TYPE_TEST\x10\x0b\x12\x1f\n\x1bPAYMENT_EVENT_TYPE_RESOLVED\x10\x0c\x12\x1f\n\x1bPAYMENT_EVENT_TYPE_REQUOTED\x10\rb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&paymesh/events/v1/payment_events.proto\x12\x11paymesh.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1fpaymesh/ledger/v1/payment.proto\x1a\x1epaymesh/ledger/v1/payout.proto\"\xab\x02\n\x0cPaymentEvent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x31\n\x04type\x18\x02 \x01(\x0e\x32#.paymesh.events.v1.PaymentEventType\x12\x13\n\x0bmerchant_id\x18\x03 \x01(\t\x12+\n\x07payment\x18\x04 \x01(\x0b\x32\x1a.paymesh.ledger.v1.Payment\x12.\n\ncreated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x39\n\x0fprevious_status\x18\x06 \x01(\x0e\x32 .paymesh.ledger.v1.PaymentStatus\x12)\n\x06payout\x18\x07 \x01(\x0b\x32\x19.paymesh.ledger.v1.Payout*\xc5\x07\n\x10PaymentEventType\x12\"\n\x1ePAYMENT_EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x1e\n\x1aPAYMENT_EVENT_TYPE_CREATED\x10\x01\x12\x1f\n\x1bPAYMENT_EVENT_TYPE_DETECTED\x10\x02\x12 \n\x1cPAYMENT_EVENT_TYPE_CONFIRMED\x10\x03\x12 \n\x1cPAYMENT_EVENT_TYPE_UNDERPAID\x10\x04\x12\x1f\n\x1bPAYMENT_EVENT_TYPE_OVERPAID\x10\x05\x12\x1e\n\x1aPAYMENT_EVENT_TYPE_EXPIRED\x10\x06\x12 \n\x1cPAYMENT_EVENT_TYPE_CANCELLED\x10\x07\x12(\n$PAYMENT_EVENT_TYPE_PAID_AFTER_EXPIRY\x10\x08\x12\x1c\n\x18PAYMENT_EVENT_TYPE_SWEPT\x10\t\x12\x1e\n\x1aPAYMENT_EVENT_TYPE_REORGED\x10\n\x12\x1b\n\x17PAYMENT_EVENT_TYPE_TEST\x10\x0b\x12\x1f\n\x1bPAYMENT_EVENT_TYPE_RESOLVED\x10\x0c\x12\x1f\n\x1bPAYMENT_EVENT_TYPE_REQUOTED\x10\r\x12%\n!PAYMENT_EVENT_TYPE_REFUND_CREATED\x10\x0e\x12&\n\"PAYMENT_EVENT_TYPE_REFUND_APPROVED\x10\x0f\x12\'\n#PAYMENT_EVENT_TYPE_REFUND_BROADCAST\x10\x10\x12\'\n#PAYMENT_EVENT_TYPE_REFUND_CONFIRMED\x10\x11\x12$\n PAYMENT_EVENT_TYPE_REFUND_FAILED\x10\x12\x12\'\n#PAYMENT_EVENT_TYPE_REFUND_CANCELLED\x10\x13\x12%\n!PAYMENT_EVENT_TYPE_PAYOUT_CREATED\x10\x14\x12&\n\"PAYMENT_EVENT_TYPE_PAYOUT_APPROVED\x10\x15\x12\'\n#PAYMENT_EVENT_TYPE_PAYOUT_BROADCAST\x10\x16\x12\'\n#PAYMENT_EVENT_TYPE_PAYOUT_CONFIRMED\x10\x17\x12$\n PAYMENT_EVENT_TYPE_PAYOUT_FAILED\x10\x18\x12\'\n#PAYMENT_EVENT_TYPE_PAYOUT_CANCELLED\x10\x19\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'paymesh.events.v1.payment_events_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_PAYMENTEVENTTYPE']._serialized_start=387
-  _globals['_PAYMENTEVENTTYPE']._serialized_end=872
-  _globals['_PAYMENTEVENT']._serialized_start=128
-  _globals['_PAYMENTEVENT']._serialized_end=384
+  _globals['_PAYMENTEVENTTYPE']._serialized_start=462
+  _globals['_PAYMENTEVENTTYPE']._serialized_end=1427
+  _globals['_PAYMENTEVENT']._serialized_start=160
+  _globals['_PAYMENTEVENT']._serialized_end=459
 # @@protoc_insertion_point(module_scope)

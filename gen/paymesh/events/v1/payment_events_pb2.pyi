@@ -2,6 +2,7 @@ import datetime
 
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from paymesh.ledger.v1 import payment_pb2 as _payment_pb2
+from paymesh.ledger.v1 import payout_pb2 as _payout_pb2
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -26,6 +27,18 @@ class PaymentEventType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     PAYMENT_EVENT_TYPE_TEST: _ClassVar[PaymentEventType]
     PAYMENT_EVENT_TYPE_RESOLVED: _ClassVar[PaymentEventType]
     PAYMENT_EVENT_TYPE_REQUOTED: _ClassVar[PaymentEventType]
+    PAYMENT_EVENT_TYPE_REFUND_CREATED: _ClassVar[PaymentEventType]
+    PAYMENT_EVENT_TYPE_REFUND_APPROVED: _ClassVar[PaymentEventType]
+    PAYMENT_EVENT_TYPE_REFUND_BROADCAST: _ClassVar[PaymentEventType]
+    PAYMENT_EVENT_TYPE_REFUND_CONFIRMED: _ClassVar[PaymentEventType]
+    PAYMENT_EVENT_TYPE_REFUND_FAILED: _ClassVar[PaymentEventType]
+    PAYMENT_EVENT_TYPE_REFUND_CANCELLED: _ClassVar[PaymentEventType]
+    PAYMENT_EVENT_TYPE_PAYOUT_CREATED: _ClassVar[PaymentEventType]
+    PAYMENT_EVENT_TYPE_PAYOUT_APPROVED: _ClassVar[PaymentEventType]
+    PAYMENT_EVENT_TYPE_PAYOUT_BROADCAST: _ClassVar[PaymentEventType]
+    PAYMENT_EVENT_TYPE_PAYOUT_CONFIRMED: _ClassVar[PaymentEventType]
+    PAYMENT_EVENT_TYPE_PAYOUT_FAILED: _ClassVar[PaymentEventType]
+    PAYMENT_EVENT_TYPE_PAYOUT_CANCELLED: _ClassVar[PaymentEventType]
 PAYMENT_EVENT_TYPE_UNSPECIFIED: PaymentEventType
 PAYMENT_EVENT_TYPE_CREATED: PaymentEventType
 PAYMENT_EVENT_TYPE_DETECTED: PaymentEventType
@@ -40,19 +53,33 @@ PAYMENT_EVENT_TYPE_REORGED: PaymentEventType
 PAYMENT_EVENT_TYPE_TEST: PaymentEventType
 PAYMENT_EVENT_TYPE_RESOLVED: PaymentEventType
 PAYMENT_EVENT_TYPE_REQUOTED: PaymentEventType
+PAYMENT_EVENT_TYPE_REFUND_CREATED: PaymentEventType
+PAYMENT_EVENT_TYPE_REFUND_APPROVED: PaymentEventType
+PAYMENT_EVENT_TYPE_REFUND_BROADCAST: PaymentEventType
+PAYMENT_EVENT_TYPE_REFUND_CONFIRMED: PaymentEventType
+PAYMENT_EVENT_TYPE_REFUND_FAILED: PaymentEventType
+PAYMENT_EVENT_TYPE_REFUND_CANCELLED: PaymentEventType
+PAYMENT_EVENT_TYPE_PAYOUT_CREATED: PaymentEventType
+PAYMENT_EVENT_TYPE_PAYOUT_APPROVED: PaymentEventType
+PAYMENT_EVENT_TYPE_PAYOUT_BROADCAST: PaymentEventType
+PAYMENT_EVENT_TYPE_PAYOUT_CONFIRMED: PaymentEventType
+PAYMENT_EVENT_TYPE_PAYOUT_FAILED: PaymentEventType
+PAYMENT_EVENT_TYPE_PAYOUT_CANCELLED: PaymentEventType
 
 class PaymentEvent(_message.Message):
-    __slots__ = ("event_id", "type", "merchant_id", "payment", "created_at", "previous_status")
+    __slots__ = ("event_id", "type", "merchant_id", "payment", "created_at", "previous_status", "payout")
     EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
     MERCHANT_ID_FIELD_NUMBER: _ClassVar[int]
     PAYMENT_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     PREVIOUS_STATUS_FIELD_NUMBER: _ClassVar[int]
+    PAYOUT_FIELD_NUMBER: _ClassVar[int]
     event_id: str
     type: PaymentEventType
     merchant_id: str
     payment: _payment_pb2.Payment
     created_at: _timestamp_pb2.Timestamp
     previous_status: _payment_pb2.PaymentStatus
-    def __init__(self, event_id: _Optional[str] = ..., type: _Optional[_Union[PaymentEventType, str]] = ..., merchant_id: _Optional[str] = ..., payment: _Optional[_Union[_payment_pb2.Payment, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., previous_status: _Optional[_Union[_payment_pb2.PaymentStatus, str]] = ...) -> None: ...
+    payout: _payout_pb2.Payout
+    def __init__(self, event_id: _Optional[str] = ..., type: _Optional[_Union[PaymentEventType, str]] = ..., merchant_id: _Optional[str] = ..., payment: _Optional[_Union[_payment_pb2.Payment, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., previous_status: _Optional[_Union[_payment_pb2.PaymentStatus, str]] = ..., payout: _Optional[_Union[_payout_pb2.Payout, _Mapping]] = ...) -> None: ...

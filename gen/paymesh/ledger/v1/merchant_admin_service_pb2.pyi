@@ -2,6 +2,7 @@ import datetime
 
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from paymesh.ledger.v1 import payment_pb2 as _payment_pb2
+from paymesh.ledger.v1 import payout_pb2 as _payout_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -219,3 +220,41 @@ class SetPaymentPolicyResponse(_message.Message):
     MERCHANT_FIELD_NUMBER: _ClassVar[int]
     merchant: Merchant
     def __init__(self, merchant: _Optional[_Union[Merchant, _Mapping]] = ...) -> None: ...
+
+class AssetPayoutLimits(_message.Message):
+    __slots__ = ("chain_id", "asset", "approval_above", "daily_limit")
+    CHAIN_ID_FIELD_NUMBER: _ClassVar[int]
+    ASSET_FIELD_NUMBER: _ClassVar[int]
+    APPROVAL_ABOVE_FIELD_NUMBER: _ClassVar[int]
+    DAILY_LIMIT_FIELD_NUMBER: _ClassVar[int]
+    chain_id: int
+    asset: str
+    approval_above: str
+    daily_limit: str
+    def __init__(self, chain_id: _Optional[int] = ..., asset: _Optional[str] = ..., approval_above: _Optional[str] = ..., daily_limit: _Optional[str] = ...) -> None: ...
+
+class SetPayoutPolicyRequest(_message.Message):
+    __slots__ = ("merchant_id", "limits")
+    MERCHANT_ID_FIELD_NUMBER: _ClassVar[int]
+    LIMITS_FIELD_NUMBER: _ClassVar[int]
+    merchant_id: str
+    limits: _containers.RepeatedCompositeFieldContainer[AssetPayoutLimits]
+    def __init__(self, merchant_id: _Optional[str] = ..., limits: _Optional[_Iterable[_Union[AssetPayoutLimits, _Mapping]]] = ...) -> None: ...
+
+class SetPayoutPolicyResponse(_message.Message):
+    __slots__ = ("limits",)
+    LIMITS_FIELD_NUMBER: _ClassVar[int]
+    limits: _containers.RepeatedCompositeFieldContainer[AssetPayoutLimits]
+    def __init__(self, limits: _Optional[_Iterable[_Union[AssetPayoutLimits, _Mapping]]] = ...) -> None: ...
+
+class ApprovePayoutRequest(_message.Message):
+    __slots__ = ("payout_id",)
+    PAYOUT_ID_FIELD_NUMBER: _ClassVar[int]
+    payout_id: str
+    def __init__(self, payout_id: _Optional[str] = ...) -> None: ...
+
+class ApprovePayoutResponse(_message.Message):
+    __slots__ = ("payout",)
+    PAYOUT_FIELD_NUMBER: _ClassVar[int]
+    payout: _payout_pb2.Payout
+    def __init__(self, payout: _Optional[_Union[_payout_pb2.Payout, _Mapping]] = ...) -> None: ...

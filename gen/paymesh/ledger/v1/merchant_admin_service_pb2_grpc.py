@@ -91,6 +91,16 @@ class MerchantAdminServiceStub:
                 request_serializer=paymesh_dot_ledger_dot_v1_dot_merchant__admin__service__pb2.SetPaymentPolicyRequest.SerializeToString,
                 response_deserializer=paymesh_dot_ledger_dot_v1_dot_merchant__admin__service__pb2.SetPaymentPolicyResponse.FromString,
                 _registered_method=True)
+        self.SetPayoutPolicy = channel.unary_unary(
+                '/paymesh.ledger.v1.MerchantAdminService/SetPayoutPolicy',
+                request_serializer=paymesh_dot_ledger_dot_v1_dot_merchant__admin__service__pb2.SetPayoutPolicyRequest.SerializeToString,
+                response_deserializer=paymesh_dot_ledger_dot_v1_dot_merchant__admin__service__pb2.SetPayoutPolicyResponse.FromString,
+                _registered_method=True)
+        self.ApprovePayout = channel.unary_unary(
+                '/paymesh.ledger.v1.MerchantAdminService/ApprovePayout',
+                request_serializer=paymesh_dot_ledger_dot_v1_dot_merchant__admin__service__pb2.ApprovePayoutRequest.SerializeToString,
+                response_deserializer=paymesh_dot_ledger_dot_v1_dot_merchant__admin__service__pb2.ApprovePayoutResponse.FromString,
+                _registered_method=True)
 
 
 class MerchantAdminServiceServicer:
@@ -179,6 +189,21 @@ class MerchantAdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetPayoutPolicy(self, request, context):
+        """SetPayoutPolicy sets the merchant's payout policy: per asset, the amount above
+        which a refund or payout waits for ApprovePayout, and a limit per rolling 24 hours.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ApprovePayout(self, request, context):
+        """ApprovePayout approves a REQUESTED refund or payout of any merchant.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MerchantAdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -236,6 +261,16 @@ def add_MerchantAdminServiceServicer_to_server(servicer, server):
                     servicer.SetPaymentPolicy,
                     request_deserializer=paymesh_dot_ledger_dot_v1_dot_merchant__admin__service__pb2.SetPaymentPolicyRequest.FromString,
                     response_serializer=paymesh_dot_ledger_dot_v1_dot_merchant__admin__service__pb2.SetPaymentPolicyResponse.SerializeToString,
+            ),
+            'SetPayoutPolicy': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetPayoutPolicy,
+                    request_deserializer=paymesh_dot_ledger_dot_v1_dot_merchant__admin__service__pb2.SetPayoutPolicyRequest.FromString,
+                    response_serializer=paymesh_dot_ledger_dot_v1_dot_merchant__admin__service__pb2.SetPayoutPolicyResponse.SerializeToString,
+            ),
+            'ApprovePayout': grpc.unary_unary_rpc_method_handler(
+                    servicer.ApprovePayout,
+                    request_deserializer=paymesh_dot_ledger_dot_v1_dot_merchant__admin__service__pb2.ApprovePayoutRequest.FromString,
+                    response_serializer=paymesh_dot_ledger_dot_v1_dot_merchant__admin__service__pb2.ApprovePayoutResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -537,6 +572,60 @@ class MerchantAdminService:
             '/paymesh.ledger.v1.MerchantAdminService/SetPaymentPolicy',
             paymesh_dot_ledger_dot_v1_dot_merchant__admin__service__pb2.SetPaymentPolicyRequest.SerializeToString,
             paymesh_dot_ledger_dot_v1_dot_merchant__admin__service__pb2.SetPaymentPolicyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetPayoutPolicy(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/paymesh.ledger.v1.MerchantAdminService/SetPayoutPolicy',
+            paymesh_dot_ledger_dot_v1_dot_merchant__admin__service__pb2.SetPayoutPolicyRequest.SerializeToString,
+            paymesh_dot_ledger_dot_v1_dot_merchant__admin__service__pb2.SetPayoutPolicyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ApprovePayout(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/paymesh.ledger.v1.MerchantAdminService/ApprovePayout',
+            paymesh_dot_ledger_dot_v1_dot_merchant__admin__service__pb2.ApprovePayoutRequest.SerializeToString,
+            paymesh_dot_ledger_dot_v1_dot_merchant__admin__service__pb2.ApprovePayoutResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -169,7 +169,7 @@ class PaymentPolicy(_message.Message):
     def __init__(self, underpayment_tolerance_bps: _Optional[int] = ..., confirmations: _Optional[_Iterable[_Union[ChainConfirmations, _Mapping]]] = ..., confirmation_tiers: _Optional[_Iterable[_Union[ConfirmationTier, _Mapping]]] = ..., watch_after_expiry: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
 class PaymentOption(_message.Message):
-    __slots__ = ("chain_id", "asset", "token_address", "decimals", "amount_due", "amount_minimum", "amount_received", "amount_confirmed", "amount_swept", "sweep_fee", "sweep_dust", "quote", "value_confirmed", "confirmations_required", "status", "selected")
+    __slots__ = ("chain_id", "asset", "token_address", "decimals", "amount_due", "amount_minimum", "amount_received", "amount_confirmed", "amount_swept", "sweep_fee", "sweep_dust", "quote", "value_confirmed", "confirmations_required", "status", "selected", "amount_refunded")
     CHAIN_ID_FIELD_NUMBER: _ClassVar[int]
     ASSET_FIELD_NUMBER: _ClassVar[int]
     TOKEN_ADDRESS_FIELD_NUMBER: _ClassVar[int]
@@ -186,6 +186,7 @@ class PaymentOption(_message.Message):
     CONFIRMATIONS_REQUIRED_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     SELECTED_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_REFUNDED_FIELD_NUMBER: _ClassVar[int]
     chain_id: int
     asset: str
     token_address: str
@@ -202,10 +203,11 @@ class PaymentOption(_message.Message):
     confirmations_required: int
     status: PaymentOptionStatus
     selected: bool
-    def __init__(self, chain_id: _Optional[int] = ..., asset: _Optional[str] = ..., token_address: _Optional[str] = ..., decimals: _Optional[int] = ..., amount_due: _Optional[str] = ..., amount_minimum: _Optional[str] = ..., amount_received: _Optional[str] = ..., amount_confirmed: _Optional[str] = ..., amount_swept: _Optional[str] = ..., sweep_fee: _Optional[str] = ..., sweep_dust: _Optional[str] = ..., quote: _Optional[_Union[Quote, _Mapping]] = ..., value_confirmed: _Optional[_Union[Money, _Mapping]] = ..., confirmations_required: _Optional[int] = ..., status: _Optional[_Union[PaymentOptionStatus, str]] = ..., selected: _Optional[bool] = ...) -> None: ...
+    amount_refunded: str
+    def __init__(self, chain_id: _Optional[int] = ..., asset: _Optional[str] = ..., token_address: _Optional[str] = ..., decimals: _Optional[int] = ..., amount_due: _Optional[str] = ..., amount_minimum: _Optional[str] = ..., amount_received: _Optional[str] = ..., amount_confirmed: _Optional[str] = ..., amount_swept: _Optional[str] = ..., sweep_fee: _Optional[str] = ..., sweep_dust: _Optional[str] = ..., quote: _Optional[_Union[Quote, _Mapping]] = ..., value_confirmed: _Optional[_Union[Money, _Mapping]] = ..., confirmations_required: _Optional[int] = ..., status: _Optional[_Union[PaymentOptionStatus, str]] = ..., selected: _Optional[bool] = ..., amount_refunded: _Optional[str] = ...) -> None: ...
 
 class Payment(_message.Message):
-    __slots__ = ("payment_id", "merchant_id", "chain_id", "asset", "token_address", "decimals", "amount_due", "amount_received", "amount_confirmed", "amount_swept", "deposit_address", "status", "merchant_order_id", "metadata", "confirmations_required", "created_at", "expires_at", "updated_at", "transfers", "version", "sweep_tx_hash", "sweep_fee", "sweep_dust", "price", "quote", "policy", "amount_minimum", "value_confirmed", "resolution", "resolution_note", "resolved_at", "watch_until", "options", "checkout_token", "checkout_url", "description", "return_url")
+    __slots__ = ("payment_id", "merchant_id", "chain_id", "asset", "token_address", "decimals", "amount_due", "amount_received", "amount_confirmed", "amount_swept", "deposit_address", "status", "merchant_order_id", "metadata", "confirmations_required", "created_at", "expires_at", "updated_at", "transfers", "version", "sweep_tx_hash", "sweep_fee", "sweep_dust", "price", "quote", "policy", "amount_minimum", "value_confirmed", "resolution", "resolution_note", "resolved_at", "watch_until", "options", "checkout_token", "checkout_url", "description", "return_url", "amount_refunded")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -250,6 +252,7 @@ class Payment(_message.Message):
     CHECKOUT_URL_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     RETURN_URL_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_REFUNDED_FIELD_NUMBER: _ClassVar[int]
     payment_id: str
     merchant_id: str
     chain_id: int
@@ -287,4 +290,5 @@ class Payment(_message.Message):
     checkout_url: str
     description: str
     return_url: str
-    def __init__(self, payment_id: _Optional[str] = ..., merchant_id: _Optional[str] = ..., chain_id: _Optional[int] = ..., asset: _Optional[str] = ..., token_address: _Optional[str] = ..., decimals: _Optional[int] = ..., amount_due: _Optional[str] = ..., amount_received: _Optional[str] = ..., amount_confirmed: _Optional[str] = ..., amount_swept: _Optional[str] = ..., deposit_address: _Optional[str] = ..., status: _Optional[_Union[PaymentStatus, str]] = ..., merchant_order_id: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., confirmations_required: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., transfers: _Optional[_Iterable[_Union[Transfer, _Mapping]]] = ..., version: _Optional[int] = ..., sweep_tx_hash: _Optional[str] = ..., sweep_fee: _Optional[str] = ..., sweep_dust: _Optional[str] = ..., price: _Optional[_Union[Money, _Mapping]] = ..., quote: _Optional[_Union[Quote, _Mapping]] = ..., policy: _Optional[_Union[PaymentPolicy, _Mapping]] = ..., amount_minimum: _Optional[str] = ..., value_confirmed: _Optional[_Union[Money, _Mapping]] = ..., resolution: _Optional[_Union[Resolution, str]] = ..., resolution_note: _Optional[str] = ..., resolved_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., watch_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., options: _Optional[_Iterable[_Union[PaymentOption, _Mapping]]] = ..., checkout_token: _Optional[str] = ..., checkout_url: _Optional[str] = ..., description: _Optional[str] = ..., return_url: _Optional[str] = ...) -> None: ...
+    amount_refunded: str
+    def __init__(self, payment_id: _Optional[str] = ..., merchant_id: _Optional[str] = ..., chain_id: _Optional[int] = ..., asset: _Optional[str] = ..., token_address: _Optional[str] = ..., decimals: _Optional[int] = ..., amount_due: _Optional[str] = ..., amount_received: _Optional[str] = ..., amount_confirmed: _Optional[str] = ..., amount_swept: _Optional[str] = ..., deposit_address: _Optional[str] = ..., status: _Optional[_Union[PaymentStatus, str]] = ..., merchant_order_id: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., confirmations_required: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., transfers: _Optional[_Iterable[_Union[Transfer, _Mapping]]] = ..., version: _Optional[int] = ..., sweep_tx_hash: _Optional[str] = ..., sweep_fee: _Optional[str] = ..., sweep_dust: _Optional[str] = ..., price: _Optional[_Union[Money, _Mapping]] = ..., quote: _Optional[_Union[Quote, _Mapping]] = ..., policy: _Optional[_Union[PaymentPolicy, _Mapping]] = ..., amount_minimum: _Optional[str] = ..., value_confirmed: _Optional[_Union[Money, _Mapping]] = ..., resolution: _Optional[_Union[Resolution, str]] = ..., resolution_note: _Optional[str] = ..., resolved_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., watch_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., options: _Optional[_Iterable[_Union[PaymentOption, _Mapping]]] = ..., checkout_token: _Optional[str] = ..., checkout_url: _Optional[str] = ..., description: _Optional[str] = ..., return_url: _Optional[str] = ..., amount_refunded: _Optional[str] = ...) -> None: ...

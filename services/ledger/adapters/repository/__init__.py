@@ -4,6 +4,7 @@ plain records (domain/records.py, built with their `from_row`); nothing here dec
 business rules.
 
     merchants          merchants, treasuries, derivation index reservations
+    payouts            refunds and payouts, their leases and transactions recorded write-ahead
     payments           create (group-commit statement), read, list, lock, write back state
     payment_links      reusable payment pages: create, read, count uses against the limit
     transfers          recorded chain transfers, confirmation at a head, gas top-up labels
@@ -25,6 +26,7 @@ from services.ledger.adapters.repository import (
     outbox,
     payment_links,
     payments,
+    payouts,
     signing_keys,
     sweeps,
     transfers,
@@ -37,6 +39,7 @@ __all__ = [
     "outbox",
     "payment_links",
     "payments",
+    "payouts",
     "signing_keys",
     "sweeps",
     "transfers",

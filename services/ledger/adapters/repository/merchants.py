@@ -19,8 +19,11 @@ async def insert_merchant(conn: AsyncConnection, **values: Any) -> None:
     await conn.execute(insert(MERCHANTS).values(**values))
 
 
-async def get_merchant(conn: AsyncConnection, merchant_id: str) -> MerchantRecord | None:
-    row = (await conn.execute(select(MERCHANTS).where(MERCHANTS.c.id == merchant_id))).first()
+async def get_merchant(conn: AsyncConnection, merchant_id: str, *, for_update: bool = False) -> MerchantRecord | None:
+    query = select(MERCHANTS).where(MERCHANTS.c.id == merchant_id)
+    if for_update:
+        query = query.with_for_update()
+    row = (await conn.execute(query)).first()
     if row is None:
         return None
     rows = await conn.execute(
@@ -98,3 +101,16 @@ async def reserve_indexes(conn: AsyncConnection, merchant_id: str, count: int) -
     if row is None:
         return None
     return row.next_address_index - count, row.xpub, row.derivation_path
+
+
+async def payout_policy_of(conn: AsyncConnection, merchant_id: str) -> dict:
+    """The merchant's payout policy as stored (domain/payouts.PayoutPolicy.from_json)."""
+    value = (await conn.execute(select(MERCHANTS.c.payout_policy).where(MERCHANTS.c.id == merchant_id))).scalar()
+    return value or {}
+
+
+async def set_payout_policy(conn: AsyncConnection, merchant_id: str, policy: dict) -> bool:
+    result = await conn.execute(
+        update(MERCHANTS).where(MERCHANTS.c.id == merchant_id).values(payout_policy=policy, updated_at=func.now())
+    )
+    return result.rowcount == 1

@@ -21,7 +21,8 @@ from services.common.nats_helpers import payment_subject
 from services.ledger.adapters.db import driver
 from services.ledger.adapters.models import OUTBOX
 from services.ledger.adapters.repository.bulk import Column, ColumnList
-from services.ledger.api.convert import event_to_pb
+from services.ledger.api.convert import event_to_pb, payout_event_to_pb
+from services.ledger.domain.payouts import PayoutEventRecord
 from services.ledger.domain.records import PaymentEventRecord
 
 OUTBOX_COLUMNS = ColumnList(
@@ -61,6 +62,28 @@ def event_row(event: PaymentEventRecord) -> dict[str, Any]:
         "payload": event_payload(event),
         "created_at": event.created_at,
     }
+
+
+def payout_event_row(event: PayoutEventRecord) -> dict[str, Any]:
+    """One row of OUTBOX_COLUMNS for a refund or payout event (payment_id: the refunded
+    payment, the payout's id for a payout)."""
+    payout = event.payout
+    return {
+        "event_id": event.event_id,
+        "merchant_id": payout.merchant_id,
+        "payment_id": payout.payment_id or payout.id,
+        "event_type": event.event_type,
+        "subject": payment_subject(payout.merchant_id, event.event_type),
+        "payload": payout_event_to_pb(event).SerializeToString(),
+        "created_at": event.created_at,
+    }
+
+
+async def insert_payout_events(conn: AsyncConnection, events: list[PayoutEventRecord]) -> None:
+    """Write refund and payout events to the outbox, in order, in one statement."""
+    if events:
+        rows = [payout_event_row(e) for e in events]
+        await (await driver(conn)).execute(INSERT_EVENTS_SQL, *OUTBOX_COLUMNS.arrays(rows))
 
 
 async def insert_events(conn: AsyncConnection, events: list[PaymentEventRecord]) -> None:

@@ -365,6 +365,9 @@ OPTION_STATE_COLUMNS = ColumnList(
     Column("sweep_tx_hash", "varchar"),
     Column("status", "varchar", lambda status: status.value),
     Column("quote", "jsonb", _quote_json),
+    Column("amount_refunded", "numeric", str),
+    Column("deposit_refunded", "numeric", str),
+    Column("deposit_refund_fee", "numeric", str),
 )
 SAVE_OPTION_COLUMNS = (
     ColumnList(Column("payment_id", "varchar"), Column("position", "int"))
@@ -397,6 +400,9 @@ def option_state_rows(payments: list[PaymentRecord]) -> list[dict[str, Any]]:
             "sweep_tx_hash": o.sweep_tx_hash,
             "status": o.status,
             "quote": o.quote,
+            "amount_refunded": o.amount_refunded,
+            "deposit_refunded": o.deposit_refunded,
+            "deposit_refund_fee": o.deposit_refund_fee,
             "sweepable": p.option_sweepable(o),
             "now": p.updated_at,
         }

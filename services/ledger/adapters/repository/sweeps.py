@@ -21,6 +21,8 @@ from services.ledger.domain.records import SweepTxRecord
 # Due options of a chain, free or with an expired lease or the worker's own, oldest
 # due first (the partial index ix_payment_options_sweep_due), leased to the worker.
 # $5 false: only payments with one option (a sweeper that keys jobs by payment alone).
+# An option with a refund from its deposit address under way is held back: the
+# refund goes first, and what remains is swept after it (payouts.py).
 _CLAIM_SQL = """
 UPDATE payment_options o SET sweep_claimed_by = $2, sweep_lease_until = $3
 FROM (
@@ -29,6 +31,10 @@ FROM (
     AND (c.sweep_lease_until IS NULL OR c.sweep_lease_until < $4 OR c.sweep_claimed_by = $2)
     AND ($5 OR NOT EXISTS (
       SELECT 1 FROM payment_options s WHERE s.payment_id = c.payment_id AND s.position <> c.position))
+    AND NOT EXISTS (
+      SELECT 1 FROM payouts r
+      WHERE r.payment_id = c.payment_id AND r.chain_id = c.chain_id AND r.asset = c.asset AND r.source = 'deposit'
+        AND r.state IN ('requested', 'approved', 'signed', 'broadcast'))
   ORDER BY c.sweep_due_at LIMIT $6
   FOR UPDATE SKIP LOCKED
 ) due
@@ -178,11 +184,13 @@ async def list_sweep_txs(
 async def gas_topups_among(conn: AsyncConnection, tx_hashes: list[str]) -> set[tuple[str, str]]:
     """(tx hash, payment id) of the recorded gas top-ups among these transaction hashes.
     Top-ups are recorded before they are broadcast (write-ahead), so before any
-    listener can report them."""
+    listener can report them. A refund's top-up into a deposit address is one too."""
     if not tx_hashes:
         return set()
     rows = await (await driver(conn)).fetch(
-        "SELECT tx_hash, payment_id FROM sweep_transactions WHERE tx_hash = ANY($1::varchar[]) AND kind = 'gas_topup'",
+        "SELECT tx_hash, payment_id FROM sweep_transactions WHERE tx_hash = ANY($1::varchar[]) AND kind = 'gas_topup' "
+        "UNION ALL SELECT tx_hash, payment_id FROM payout_transactions "
+        "WHERE tx_hash = ANY($1::varchar[]) AND kind = 'gas_topup' AND payment_id IS NOT NULL",
         sorted(set(tx_hashes)),
     )
     return {(r["tx_hash"], r["payment_id"]) for r in rows}
