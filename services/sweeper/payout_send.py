@@ -26,6 +26,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from services.common.chains import ChainConfig
+from services.common.failpoints import failpoint
 from services.sweeper.adapters.key_store import DerivedKey, KeyError_, KeyStore
 from services.sweeper.domain.model import PayoutJob, SignedTx, TxKind, TxState
 from services.sweeper.domain.policy import SweepPolicy, treasury_problem
@@ -178,6 +179,7 @@ class PayoutSend:
             if topup.kind is TxKind.GAS_TOPUP and topup.state is TxState.MINED:
                 await self._journal.update(topup, TxState.CONFIRMED, topup.block_number)
         fee = fee_paid(receipt, tx.max_fee_per_gas)
+        failpoint("sweeper.before_complete.payout")  # mined deep enough, the ledger not yet told
         await self._ledger.complete_payout(self.job.payout_id, tx.tx_hash, tx.amount, fee)
         tx.state = TxState.CONFIRMED
         self._log.info("payout sent", tx_hash=tx.tx_hash, amount=str(tx.amount), fee=str(fee), kind=self.job.kind)
