@@ -16,6 +16,11 @@
       }
     }
 
+A refund's or payout's event has the type "refund.<what>" or "payout.<what>"
+(created, approved, broadcast, confirmed, failed, cancelled) and carries
+`data.refund` or `data.payout`: the refund or payout as PayoutService returns it;
+a refund's event also carries the refunded `data.payment` (without transfers).
+
 The body is built once, when the event is taken in, and stored: every attempt
 sends the same bytes (only the signature's timestamp changes).
 """
@@ -29,8 +34,15 @@ TYPE_PREFIX = "payment."
 TEST_EVENT_TYPE = "test"
 
 
+PAYOUT_PREFIXES = ("refund_", "payout_")
+
+
 def webhook_type(event_type: str) -> str:
-    """'confirmed' -> 'payment.confirmed' (the `type` field of the body)."""
+    """'confirmed' -> 'payment.confirmed', 'refund_confirmed' -> 'refund.confirmed'
+    (the `type` field of the body)."""
+    for prefix in PAYOUT_PREFIXES:
+        if event_type.startswith(prefix):
+            return prefix[:-1] + "." + event_type[len(prefix) :]
     return TYPE_PREFIX + event_type
 
 
@@ -40,10 +52,16 @@ def build_body(
     event_type: str,
     created_at: str,
     merchant_id: str,
-    payment: dict[str, Any],
+    payment: dict[str, Any] | None,
     previous_status: str | None = None,
+    payout: dict[str, Any] | None = None,
 ) -> bytes:
-    data: dict[str, Any] = {"payment": payment}
+    """`payout`: a refund's or payout's event (data.refund or data.payout)."""
+    data: dict[str, Any] = {}
+    if payout is not None:
+        data["refund" if event_type.startswith("refund_") else "payout"] = payout
+    if payment is not None:
+        data["payment"] = payment
     if previous_status:
         data["previous_status"] = previous_status
     envelope = {

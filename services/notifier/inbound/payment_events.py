@@ -79,14 +79,15 @@ def decode(msg: Msg) -> NewDelivery:
         event_type=event_type,
         created_at=(event.created_at.ToJsonString() if created else datetime.now(UTC).isoformat()),
         merchant_id=merchant_id,
-        payment=payment_json(event.payment),
+        payment=payment_json(event.payment) if event.HasField("payment") else None,
         previous_status=previous,
+        payout=payment_json(event.payout) if event.HasField("payout") else None,
     )
     return NewDelivery(
         event_id=event_id,
         event_type=event_type,
         merchant_id=merchant_id,
-        payment_id=event.payment.payment_id,
+        payment_id=event.payment.payment_id or event.payout.payout_id,
         body=body,
         event_created_at=created,
     )
