@@ -1,8 +1,11 @@
 """Scenario 2: chaos. While a stream of payments is created and paid, each
 service in turn is killed with SIGKILL and restarted (and one is frozen with
-SIGSTOP/SIGCONT). Afterwards every payment must reach its right final state
-(swept), no transfer is credited twice, no sweep is sent twice (balances prove
-it), and every webhook event is delivered at least once under a stable id.
+SIGSTOP/SIGCONT). Meanwhile refunds (of overpayments' excess, as soon as a
+payment is OVERPAID) and payouts from the merchant's payout wallet are asked for.
+Afterwards every payment must reach its right final state (swept), no transfer is
+credited twice, no sweep, refund or payout is sent twice and none is lost
+(balances prove it, to the wei), and every webhook event is delivered at least
+once under a stable id.
 
 CI runs a short version; `make chaos` sets PAYMESH_CHAOS_PAYMENTS=1000 and
 PAYMESH_CHAOS_KILL_EVERY=3 for the long one."""
@@ -24,6 +27,9 @@ from paymesh.events.v1 import payment_events_pb2 as evpb
 from paymesh.ledger.v1 import merchant_admin_service_pb2 as apb
 from paymesh.ledger.v1 import payment_pb2 as pb
 from paymesh.ledger.v1 import payment_service_pb2 as spb
+from paymesh.ledger.v1 import payout_pb2 as popb
+from paymesh.ledger.v1 import payout_service_pb2 as pspb
+from paymesh.ledger.v1 import payout_service_pb2_grpc as psgrpc
 from paymesh.ledger.v1 import sweep_ledger_service_pb2 as ipb
 from paymesh.ledger.v1 import sweep_ledger_service_pb2_grpc as igrpc
 
@@ -89,10 +95,43 @@ async def test_chaos(mesh, chain):
             webhook_url=receiver.url,
             treasuries=[apb.Treasury(chain_id=31337, address=treasury)],
         )
+        payouts_api = psgrpc.PayoutServiceStub(channel)
+        wallet = (
+            await payouts_api.GetPayoutWallet(pspb.GetPayoutWalletRequest(chain_id=31337), metadata=merchant.auth)
+        ).address
+        wallet_funds = 10**18
+        await chain.send_eth(wallet, wallet_funds, key_index=3)
         stop = asyncio.Event()
         log: list[str] = []
         chaos_task = asyncio.create_task(chaos(mesh, stop, log))
         paid: dict[str, tuple[str, str, int]] = {}  # payment id -> (asset, deposit address, amount)
+        excess_of: dict[str, int] = {}  # overpaid payment id -> what it received above its amount due
+        refunds: dict[str, tuple[str, str]] = {}  # payment id -> (refund id, destination)
+        payouts: dict[str, tuple[str, int]] = {}  # payout id -> (destination, amount)
+
+        async def refund_overpaid() -> None:
+            """Refund the excess of every payment that is OVERPAID now (the merchant's backend
+            reacting to the overpaid event), with an idempotency key per payment."""
+            for payment_id in [p for p in excess_of if p not in refunds]:
+                reply = await retrying(
+                    lambda pid=payment_id: merchant.payments.GetPayment(
+                        spb.GetPaymentRequest(payment_id=pid), metadata=merchant.auth, timeout=5
+                    )
+                )
+                if reply.payment.status not in (pb.PAYMENT_STATUS_OVERPAID, pb.PAYMENT_STATUS_SWEPT):
+                    continue
+                to = to_checksum_address("0x" + secrets.token_hex(20))
+                created = await retrying(
+                    lambda pid=payment_id, to=to: payouts_api.CreateRefund(
+                        pspb.CreateRefundRequest(
+                            payment_id=pid, mode=pspb.REFUND_AMOUNT_EXCESS, destination=to, idempotency_key=f"rf-{pid}"
+                        ),
+                        metadata=merchant.auth,
+                        timeout=5,
+                    )
+                )
+                refunds[payment_id] = (created.refund.payout_id, created.refund.destination)
+
         # Spread the stream over at least five chaos turns, so every service is hit.
         pace = max(KILL_EVERY * 5.5 / PAYMENTS, 0.02)
         try:
@@ -101,6 +140,9 @@ async def test_chaos(mesh, chain):
                 # ETH from 0.001: smaller amounts are dust the sweeper rightly leaves
                 # in place rather than sweep at a loss (fee ~1e14 wei here).
                 amount = rng.randint(1, 10**6) if token else rng.randint(10**5, 10**6) * 10**10
+                # Every fifth native payment is overpaid by a quarter: its excess is refunded.
+                overpaid = not token and i % 5 == 1
+                sent = amount + amount // 4 if overpaid else amount
                 request = spb.CreatePaymentRequest(
                     chain_id=31337, asset="TUSD" if token else "ETH", amount=str(amount), idempotency_key=f"chaos-{i}"
                 )
@@ -111,12 +153,37 @@ async def test_chaos(mesh, chain):
                 if token:
                     await chain.send_token(p.deposit_address, amount, wait=False)
                 else:
-                    await chain.send_eth(p.deposit_address, amount, key_index=2, wait=False)
-                paid[p.payment_id] = ("TUSD" if token else "ETH", p.deposit_address, amount)
+                    await chain.send_eth(p.deposit_address, sent, key_index=2, wait=False)
+                paid[p.payment_id] = ("TUSD" if token else "ETH", p.deposit_address, sent)
+                if overpaid:
+                    excess_of[p.payment_id] = sent - amount
+                if i % 6 == 5:  # a payout from the payout wallet, now and then
+                    to = to_checksum_address("0x" + secrets.token_hex(20))
+                    value = 10**15 + i
+                    created = await retrying(
+                        lambda to=to, value=value, i=i: payouts_api.CreatePayout(
+                            pspb.CreatePayoutRequest(
+                                chain_id=31337,
+                                asset="ETH",
+                                amount=str(value),
+                                destination=to,
+                                idempotency_key=f"po-{i}",
+                            ),
+                            metadata=merchant.auth,
+                            timeout=5,
+                        )
+                    )
+                    payouts[created.payout.payout_id] = (to, value)
+                await refund_overpaid()
                 await asyncio.sleep(pace * rng.uniform(0.5, 1.5))
         finally:
             stop.set()
             await chaos_task
+        refund_deadline = time.monotonic() + 120
+        while len(refunds) < len(excess_of) and time.monotonic() < refund_deadline:
+            await refund_overpaid()
+            await asyncio.sleep(0.5)
+        assert len(refunds) == len(excess_of), (refunds, excess_of)
         assert {entry.split()[1] for entry in log if entry.startswith("kill")} == set(SERVICES), log
 
         async def all_swept() -> dict[str, pb.Payment]:
@@ -141,6 +208,48 @@ async def test_chaos(mesh, chain):
         }
         assert not stuck, f"not swept: {stuck}; chaos: {log}"
 
+        # Every refund and payout ends CONFIRMED, and paid exactly its amount, once.
+        async def ended() -> dict[str, popb.Payout]:
+            out = {}
+            for payout_id in [r for r, _ in refunds.values()]:
+                reply = await retrying(
+                    lambda pid=payout_id: payouts_api.GetRefund(
+                        pspb.GetRefundRequest(refund_id=pid), metadata=merchant.auth, timeout=5
+                    )
+                )
+                out[payout_id] = reply.refund
+            for payout_id in payouts:
+                reply = await retrying(
+                    lambda pid=payout_id: payouts_api.GetPayout(
+                        pspb.GetPayoutRequest(payout_id=pid), metadata=merchant.auth, timeout=5
+                    )
+                )
+                out[payout_id] = reply.payout
+            return out
+
+        deadline = time.monotonic() + max(120, PAYMENTS)
+        while True:
+            sent_out = await ended()
+            if all(x.state == popb.PAYOUT_STATE_CONFIRMED for x in sent_out.values()) or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(1)
+        unsent = {
+            k: popb.PayoutState.Name(v.state) for k, v in sent_out.items() if v.state != popb.PAYOUT_STATE_CONFIRMED
+        }
+        assert not unsent, f"not sent: {unsent}; chaos: {log}"
+        final = await all_swept()  # a refund from a deposit address is swept after it
+        from_wallet = 0
+        for payment_id, (refund_id, to) in refunds.items():
+            refund = sent_out[refund_id]
+            assert int(await chain.rpc("eth_getBalance", to, "latest"), 16) == excess_of[payment_id]
+            assert final[payment_id].amount_refunded == str(excess_of[payment_id])
+            if refund.source == popb.PAYOUT_SOURCE_PAYOUT_WALLET:
+                from_wallet += excess_of[payment_id] + int(refund.fee)
+        for payout_id, (to, value) in payouts.items():
+            assert int(await chain.rpc("eth_getBalance", to, "latest"), 16) == value
+            from_wallet += value + int(sent_out[payout_id].fee)
+        assert int(await chain.rpc("eth_getBalance", wallet, "latest"), 16) == wallet_funds - from_wallet
+
         # Nothing credited twice, and exactly what was paid.
         for payment_id, (_asset, _address, amount) in paid.items():
             p = final[payment_id]
@@ -151,6 +260,10 @@ async def test_chaos(mesh, chain):
             # amount_swept reached the treasury; a native sweep's fee paid the rest, to the wei.
             to_network = int(p.sweep_fee) if not p.token_address else 0
             assert p.amount_confirmed == str(amount) and p.sweep_dust == "0"
+            refund = sent_out[refunds[payment_id][0]] if payment_id in refunds else None
+            if refund is not None and refund.source == popb.PAYOUT_SOURCE_DEPOSIT_ADDRESS:
+                # Refunded from the deposit address first: the excess and its fee left from there.
+                to_network += int(refund.fee) + excess_of[payment_id]
             assert int(p.amount_swept) + to_network == amount
 
         # Nothing swept twice: one confirmed sweep per payment, and the chain agrees.
@@ -194,7 +307,8 @@ async def test_chaos(mesh, chain):
                     break
                 event = evpb.PaymentEvent.FromString(msg.data)
                 published.add(event.event_id)
-                kinds[event.payment.payment_id].add(event.type)
+                if event.payment.payment_id in kinds:  # a payout's event names no payment
+                    kinds[event.payment.payment_id].add(event.type)
         finally:
             await nc.drain()
         # (DETECTED may be skipped: a transfer that reaches the ledger already deep
