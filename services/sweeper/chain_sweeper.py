@@ -301,6 +301,7 @@ class ChainSweeper:
             may_sign=lambda: self.keeper.held,
             label=self.label,
             log=log_,
+            on_mined=lambda: self._free_signer(job.payout_id),
         )
         settler = Settler(
             gateway=self.gateway,
@@ -342,6 +343,12 @@ class ChainSweeper:
             self.in_flight.pop(job.payout_id, None)
             self._signers.pop(job.payout_id, None)
             metrics.IN_FLIGHT.labels(self.label).set(len(self.in_flight))
+            self.wake.set()
+
+    def _free_signer(self, key: str) -> None:
+        """The payout's transaction is mined: its source may sign the next one (the payout
+        itself stays in flight until it has its confirmations)."""
+        if self._signers.pop(key, None) is not None:
             self.wake.set()
 
     async def _release_payout(self, job: PayoutJob, release: Release | None, log_) -> None:

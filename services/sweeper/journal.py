@@ -23,7 +23,7 @@ from collections.abc import Callable
 
 from services.common.failpoints import failpoint
 from services.sweeper import metrics
-from services.sweeper.domain.model import Job, PayoutJob, RecordedTx, SignedTx, TxState
+from services.sweeper.domain.model import Job, PayoutJob, RecordedTx, SignedTx, TxKind, TxState
 from services.sweeper.domain.releases import ReleaseCategory
 from services.sweeper.domain.send_errors import SendOutcome
 from services.sweeper.ports import ChainGateway, PayoutLedger, SweepLedger
@@ -120,7 +120,9 @@ class PaymentJournal:
 
 class PayoutJournal(PaymentJournal):
     """One refund's or payout's transactions, recorded and updated through the ledger's
-    PayoutLedgerService (the same write-ahead rules as a sweep job's)."""
+    PayoutLedgerService (the same write-ahead rules as a sweep job's). `on_mined` is
+    called once its payout transaction is in a block: its source's next nonce is then
+    free for the next payout, which need not wait for this one's confirmations."""
 
     def __init__(
         self,
@@ -132,6 +134,7 @@ class PayoutJournal(PaymentJournal):
         may_sign: Callable[[], bool],
         label: str,
         log,
+        on_mined: Callable[[], None] | None = None,
     ) -> None:
         super().__init__(
             job=job,  # type: ignore[arg-type]
@@ -144,6 +147,14 @@ class PayoutJournal(PaymentJournal):
         )
         self.payout = job
         self._payouts = ledger
+        self._on_mined = on_mined
+
+    async def update(
+        self, tx: RecordedTx, state: TxState, block_number: int = 0, error: str = "", fee: int | None = None
+    ) -> None:
+        await super().update(tx, state, block_number, error, fee)
+        if state is TxState.MINED and tx.kind is TxKind.PAYOUT and self._on_mined is not None:
+            self._on_mined()
 
     async def _write_record(self, signed: SignedTx) -> RecordedTx:
         return await self._payouts.record_payout_tx(self._worker_id, self.payout.payout_id, signed)
