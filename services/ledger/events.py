@@ -12,7 +12,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from services.common.errors import InvalidArgument, NotFound
 from services.common.page_tokens import PageTokens, filter_fingerprint, page_size
 from services.ledger.adapters import repository as repo
-from services.ledger.domain.status import EventType
 from services.ledger.domain.validation import utcnow
 
 
@@ -26,7 +25,7 @@ class EventsService:
         merchant_id: str,
         *,
         after_event_id: str,
-        types: list[EventType],
+        types: list[str],
         payment_id: str,
         size: int,
         token: str,
@@ -38,7 +37,7 @@ class EventsService:
         if len(payment_id) > 64:
             raise InvalidArgument("payment_id is not a payment id (too long)")
         limit = page_size(size)
-        names = sorted({t.value for t in types})
+        names = sorted(set(types))
         scope = f"ListEvents|{merchant_id}"
         filters = filter_fingerprint(names, payment_id)
         cursor = (0, 0)

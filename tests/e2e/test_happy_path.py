@@ -1,5 +1,6 @@
 """Scenario 1: create → pay → detected → confirmed → webhook → swept, for the
-native coin and an ERC-20 token, with an extra NATS subscriber watching."""
+native coin and an ERC-20 token, with an extra NATS subscriber watching; and a
+refund of an overpayment, told by webhook."""
 
 from __future__ import annotations
 
@@ -13,6 +14,9 @@ from eth_utils import to_checksum_address
 from paymesh.events.v1 import payment_events_pb2 as evpb
 from paymesh.ledger.v1 import merchant_admin_service_pb2 as apb
 from paymesh.ledger.v1 import payment_pb2 as pb
+from paymesh.ledger.v1 import payout_pb2 as popb
+from paymesh.ledger.v1 import payout_service_pb2 as pspb
+from paymesh.ledger.v1 import payout_service_pb2_grpc as psgrpc
 
 from services.notifier.verify import verify
 from tests.support.ledger import create_merchant, eventually, fresh_xpub
@@ -160,3 +164,67 @@ async def test_payment_sent_by_a_contract_is_detected_and_swept(mesh, chain):
     assert await balance(chain, payment.deposit_address) == 0
     assert done.amount_swept == str(await balance(chain, treasury))  # the amount minus the sweep's fee
     assert int(done.amount_swept) + int(done.sweep_fee) == ETH_AMOUNT and done.sweep_dust == "0"
+
+
+async def test_a_refund_reaches_the_customer_and_the_merchant_hears_of_it_by_signed_webhook(mesh, chain):
+    """The whole mesh: an overpaid payment's excess refunded (from the deposit address if
+    the sweeper has not swept it yet, else from the funded payout wallet), the customer
+    holds exactly the excess, and the merchant gets refund.created / approved /
+    confirmed webhooks signed with its secret, carrying the refund and the payment."""
+    treasury = to_checksum_address("0x" + secrets.token_hex(20))
+    customer = to_checksum_address("0x" + secrets.token_hex(20))
+    async with WebhookReceiver(ok()) as receiver, grpc.aio.insecure_channel(mesh.addr("ledger")) as channel:
+        xpub, account = fresh_xpub()
+        merchant = await create_merchant(
+            channel,
+            xpub,
+            derivation_path=f"m/44'/60'/{account}'",
+            webhook_url=receiver.url,
+            treasuries=[apb.Treasury(chain_id=31337, address=treasury)],
+        )
+        payouts = psgrpc.PayoutServiceStub(channel)
+        wallet = (
+            await payouts.GetPayoutWallet(pspb.GetPayoutWalletRequest(chain_id=31337), metadata=merchant.auth)
+        ).address
+        await chain.send_eth(wallet, ETH_AMOUNT)
+        payment = await merchant.create(asset="ETH", amount=str(ETH_AMOUNT), idempotency_key="e2e-refund")
+        await chain.send_eth(payment.deposit_address, ETH_AMOUNT + ETH_AMOUNT // 5)
+
+        async def overpaid():
+            p = await merchant.get(payment.payment_id)
+            return p if p.status in (pb.PAYMENT_STATUS_OVERPAID, pb.PAYMENT_STATUS_SWEPT) else None
+
+        await eventually(overpaid, timeout=60)
+        refund = (
+            await payouts.CreateRefund(
+                pspb.CreateRefundRequest(
+                    payment_id=payment.payment_id, mode=pspb.REFUND_AMOUNT_EXCESS, destination=customer
+                ),
+                metadata=merchant.auth,
+            )
+        ).refund
+
+        async def confirmed():
+            r = (
+                await payouts.GetRefund(pspb.GetRefundRequest(refund_id=refund.payout_id), metadata=merchant.auth)
+            ).refund
+            return r if r.state == popb.PAYOUT_STATE_CONFIRMED else None
+
+        await eventually(confirmed, timeout=90)
+        assert await balance(chain, customer) == ETH_AMOUNT // 5
+
+        def refund_webhooks():
+            found = [r.json() for r in receiver.succeeded() if r.json()["type"].startswith("refund.")]
+            return (
+                found
+                if {"refund.created", "refund.approved", "refund.confirmed"} <= {b["type"] for b in found}
+                else None
+            )
+
+        bodies = await receiver.wait_for(refund_webhooks, within=60)
+        for request in receiver.succeeded():
+            verify(request.body, request.headers[SIGNATURE], merchant.webhook_secret)
+        (done,) = [b for b in bodies if b["type"] == "refund.confirmed"]
+        assert done["data"]["refund"]["payout_id"] == refund.payout_id
+        assert done["data"]["refund"]["amount_sent"] == str(ETH_AMOUNT // 5)
+        assert done["data"]["payment"]["payment_id"] == payment.payment_id

@@ -10,11 +10,15 @@ from paymesh.events.v1 import payment_events_pb2 as evpb
 from services.common.errors import InvalidArgument
 from services.common.grpc_server import bearer_token
 from services.ledger.authentication import Authenticator
-from services.ledger.domain.status import EventType
 from services.ledger.events import EventsService
 
-# PaymentEventType numbers -> the event types the outbox stores.
-PB_TO_EVENT_TYPE = {evpb.PaymentEventType.Value(f"PAYMENT_EVENT_TYPE_{t.name}"): t for t in EventType}
+# PaymentEventType numbers -> the event types the outbox stores (payment events, and
+# refund_* / payout_*); TEST events are never stored.
+PB_TO_EVENT_TYPE = {
+    number: name.removeprefix("PAYMENT_EVENT_TYPE_").lower()
+    for name, number in evpb.PaymentEventType.items()
+    if name not in ("PAYMENT_EVENT_TYPE_UNSPECIFIED", "PAYMENT_EVENT_TYPE_TEST")
+}
 
 
 class EventServicer(egrpc.EventServiceServicer):
