@@ -14,11 +14,20 @@ from paymesh.events.v1 import payment_events_pb2 as evpb
 from paymesh.ledger.v1 import merchant_admin_service_pb2 as apb
 from paymesh.ledger.v1 import merchant_admin_service_pb2_grpc as agrpc
 from paymesh.ledger.v1 import payment_pb2 as pb
+from paymesh.ledger.v1 import payment_service_pb2 as spb
 from paymesh.ledger.v1 import payout_pb2 as popb
 from paymesh.ledger.v1 import payout_service_pb2 as pspb
 from paymesh.ledger.v1 import payout_service_pb2_grpc as psgrpc
 
-from tests.support.ledger import ADMIN_TOKEN, TOKEN_ADDRESS, bearer, eventually, publish_head
+from tests.support.ledger import (
+    ADMIN_TOKEN,
+    TOKEN_ADDRESS,
+    bearer,
+    eventually,
+    publish_chain,
+    publish_head,
+    transfer_event,
+)
 from tests.support.sweeper_chain import ETHER, FUNDER_KEY, TUSD, Paid, start_stack, stop_stack
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.timeout(240)]
@@ -402,3 +411,103 @@ async def test_insufficient_funds_fails_with_a_reason_and_sends_nothing(stack):
     assert "nothing was sent" in failed.failure_reason
     assert await payout_txs(stack, payout.payout_id) == []
     assert await stack.chain.balance(to) == 0
+
+
+async def test_a_token_refund_from_the_deposit_address_tops_up_gas_that_is_never_credited(stack):
+    """A payment of 10 TUSD or its ETH worth, paid 12 TUSD: the 2 TUSD excess goes back
+    from the deposit address, whose gas comes from a gas-wallet top-up recorded as the
+    refund's transaction. Reported by the listener (here: this test) as native coin
+    into the deposit address, the top-up is never credited to the ETH option."""
+    merchant, treasury = await stack.merchant()
+    reply = await merchant.payments.CreatePayment(
+        spb.CreatePaymentRequest(
+            price=pb.Money(currency="USD", amount="10.00"),
+            options=[spb.AcceptedAsset(chain_id=31337, asset="TUSD"), spb.AcceptedAsset(chain_id=31337, asset="ETH")],
+        ),
+        metadata=merchant.auth,
+    )
+    payment = reply.payment
+    block = await stack.fund(payment, 12 * TUSD, token=True)
+    await publish_head(stack.js, max(block + stack.confirmations - 1, await stack.chain.head()))
+    paid = Paid(payment, merchant, treasury, 12 * TUSD, TOKEN_ADDRESS)
+    await stack.wait_status(paid, pb.PAYMENT_STATUS_OVERPAID)
+    customer = Account.create().address
+    refund = (
+        await payouts_of(stack).CreateRefund(
+            pspb.CreateRefundRequest(
+                payment_id=payment.payment_id, mode=pspb.REFUND_AMOUNT_EXCESS, asset="TUSD", destination=customer
+            ),
+            metadata=merchant.auth,
+        )
+    ).refund
+    assert refund.source == popb.PAYOUT_SOURCE_DEPOSIT_ADDRESS and refund.amount == str(2 * TUSD)
+    async with stack.sweeper():
+        await wait_payout(stack, merchant, refund.payout_id, popb.PAYOUT_STATE_CONFIRMED, refund=True)
+        txs = await payout_txs(stack, refund.payout_id)
+        assert [t["kind"] for t in txs] == ["gas_topup", "payout"]
+        topup = txs[0]
+        receipt = await stack.chain.wait_receipt(topup["tx_hash"])
+        await publish_chain(  # what the listener reports: native coin into a watched address
+            stack.js,
+            "transfer",
+            transfer_event(
+                payment.deposit_address,
+                int(topup["amount"]),
+                block=int(receipt["blockNumber"], 16),
+                block_hash=receipt["blockHash"],
+                tx_hash=topup["tx_hash"],
+            ),
+        )
+        await publish_head(stack.js, await stack.chain.head() + stack.confirmations)
+        (swept,) = await stack.wait_swept(paid)
+    assert await stack.chain.token_balance(TOKEN_ADDRESS, customer) == 2 * TUSD
+    assert await stack.chain.token_balance(TOKEN_ADDRESS, treasury) == 10 * TUSD
+    tusd, eth = swept.options
+    assert tusd.amount_refunded == str(2 * TUSD) and eth.amount_confirmed == "0"
+    seen = await eventually(
+        lambda: _with_topup(merchant, payment.payment_id, topup["tx_hash"]), timeout=30, interval=0.2
+    )
+    assert not seen.credited and seen.kind == pb.TRANSFER_KIND_GAS_TOPUP
+
+
+async def _with_topup(merchant, payment_id: str, tx_hash: str):
+    p = await merchant.get(payment_id)
+    return next((t for t in p.transfers if t.tx_hash.lower() == tx_hash.lower()), None)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def deep(tmp_path_factory, postgres):
+    """A chain whose depth (8 blocks of 0.25 s) leaves time to reorg a mined payout."""
+    s = await start_stack(tmp_path_factory.mktemp("payouts-deep"), postgres, confirmations=8)
+    try:
+        yield s
+    finally:
+        await stop_stack(s)
+
+
+async def test_a_reorged_payout_is_broadcast_again_and_paid_once(deep):
+    merchant, _ = await deep.merchant()
+    wallet = await fund_wallet(deep, merchant, ether=ETHER)
+    to = Account.create().address
+    payout = (
+        await payouts_of(deep).CreatePayout(
+            pspb.CreatePayoutRequest(chain_id=31337, asset="ETH", amount=str(ETHER // 7), destination=to),
+            metadata=merchant.auth,
+        )
+    ).payout
+    async with deep.sweeper():
+
+        async def mined():
+            txs = await payout_txs(deep, payout.payout_id)
+            return txs if txs and txs[0]["state"] == "mined" else None
+
+        (tx,) = await eventually(mined, timeout=30, interval=0.05)
+        receipt = await deep.chain.wait_receipt(tx["tx_hash"])
+        depth = await deep.chain.head() - int(receipt["blockNumber"], 16) + 1
+        await deep.chain.rpc("anvil_reorg", [depth, []])  # its block and those after it: gone, nothing in them
+        assert await deep.chain.rpc("eth_getTransactionReceipt", [tx["tx_hash"]]) is None
+        done = await wait_payout(deep, merchant, payout.payout_id, popb.PAYOUT_STATE_CONFIRMED)
+    (again,) = await payout_txs(deep, payout.payout_id)
+    assert again["tx_hash"] == tx["tx_hash"] == done.tx_hash  # the same bytes, mined again
+    assert await deep.chain.balance(to) == ETHER // 7
+    assert await deep.chain.balance(wallet) == ETHER - ETHER // 7 - int(done.fee)
