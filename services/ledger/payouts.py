@@ -50,6 +50,7 @@ from services.ledger.domain.payouts import (
     RefundableFunds,
     RefundMode,
 )
+from services.ledger.domain.pricing import Price, PricingError, parse_price, units_worth
 from services.ledger.domain.records import MerchantRecord, PaymentOptionRecord, PaymentRecord
 from services.ledger.domain.validation import MAX_IDEMPOTENCY_KEY, checksum_address, utcnow
 from services.ledger.payment_state import refresh_payment
@@ -158,9 +159,21 @@ class PayoutsService:
         destination: str,
         idempotency_key: str,
         reason: str,
+        value: tuple[str, str] | None = None,
     ) -> tuple[PayoutRecord, bool]:
-        if mode is RefundMode.AMOUNT:
-            wanted: int | None = parse_amount(amount, field="amount")
+        """`value`: (currency, decimal amount) instead of `amount`, a priced payment's
+        refund as a worth in its currency, at the option's locked quote."""
+        worth: Price | None = None
+        if value is not None:
+            if amount or mode is not RefundMode.AMOUNT:
+                raise InvalidArgument("give one of amount, value or mode")
+            try:
+                worth = parse_price(*value)
+            except PricingError as err:
+                raise InvalidArgument(f"value: {err}") from None
+            wanted: int | None = None
+        elif mode is RefundMode.AMOUNT:
+            wanted = parse_amount(amount, field="amount")
         elif amount:
             raise InvalidArgument(f"give amount or mode {mode.name}, not both")
         else:
@@ -170,7 +183,7 @@ class PayoutsService:
         to = checksum_address(destination, "destination")
         memo = _memo(reason, "reason")
         key = _key(idempotency_key)
-        fingerprint = _fingerprint("refund", payment_id, mode.value, amount, chain_id, asset, to, memo)
+        fingerprint = _fingerprint("refund", payment_id, mode.value, amount, chain_id, asset, to, memo, value)
         now = utcnow()
         async with self._engine.begin() as conn:
             if key is not None and (found := await self._retry(conn, merchant_id, key, fingerprint)) is not None:
@@ -180,6 +193,8 @@ class PayoutsService:
             if payment is None or payment.merchant_id != merchant_id:
                 raise NotFound(f"payment {payment_id} not found")
             option = job_option(payment, chain_id, asset) if (chain_id or asset) else _selected(payment)
+            if worth is not None:
+                wanted = _units_worth(payment, option, worth)
             refunding, deposit_active = await repo.payouts.refunding(conn, payment.id, option.chain_id, option.asset)
             value = rules.refund_amount(
                 mode,
@@ -818,6 +833,22 @@ class PayoutsService:
                 due_at=now + timedelta(seconds=max(1, retry_after)),
                 updated_at=now,
             )
+
+
+def _units_worth(payment: PaymentRecord, option: PaymentOptionRecord, worth: Price) -> int:
+    """A refund's fiat value in the option's base units at its locked quote."""
+    if payment.price is None or option.quote is None:
+        raise InvalidArgument(f"payment {payment.id} has no price, so no rate to convert value at; give amount")
+    if worth.currency.code != payment.price.currency.code:
+        raise InvalidArgument(
+            f"value is in {worth.currency.code} but payment {payment.id} is priced in {payment.price.currency.code}"
+        )
+    units = units_worth(worth, option.quote.rate, option.decimals)
+    if units <= 0:
+        raise InvalidArgument(
+            f"value {worth.amount} {worth.currency.code} is less than one base unit of {option.asset}"
+        )
+    return units
 
 
 def _selected(payment: PaymentRecord) -> PaymentOptionRecord:

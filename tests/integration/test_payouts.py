@@ -511,3 +511,58 @@ async def test_a_reorged_payout_is_broadcast_again_and_paid_once(deep):
     assert again["tx_hash"] == tx["tx_hash"] == done.tx_hash  # the same bytes, mined again
     assert await deep.chain.balance(to) == ETHER // 7
     assert await deep.chain.balance(wallet) == ETHER - ETHER // 7 - int(done.fee)
+
+
+async def test_a_refund_given_as_a_fiat_value_is_converted_at_the_locked_quote(stack):
+    merchant, treasury = await stack.merchant()
+    payment = (
+        await merchant.payments.CreatePayment(
+            spb.CreatePaymentRequest(chain_id=31337, asset="ETH", price=pb.Money(currency="USD", amount="30.00")),
+            metadata=merchant.auth,
+        )
+    ).payment
+    assert payment.amount_due == str(10**16)  # 30 USD at 3,000 USD per ETH
+    block = await stack.fund(payment, 12 * 10**15)  # 36 USD worth
+    await publish_head(stack.js, max(block + stack.confirmations - 1, await stack.chain.head()))
+    await stack.wait_status(Paid(payment, merchant, treasury, 12 * 10**15), pb.PAYMENT_STATUS_OVERPAID)
+    api = payouts_of(stack)
+    customer = Account.create().address
+    refund = (
+        await api.CreateRefund(
+            pspb.CreateRefundRequest(
+                payment_id=payment.payment_id, value=pb.Money(currency="USD", amount="6.00"), destination=customer
+            ),
+            metadata=merchant.auth,
+        )
+    ).refund
+    assert refund.amount == str(2 * 10**15)  # floor(6.00 x 10^18 / 3000)
+    bad = [
+        (
+            pspb.CreateRefundRequest(payment_id=payment.payment_id, value=pb.Money(currency="EUR", amount="1.00")),
+            "priced in USD",
+        ),
+        (
+            pspb.CreateRefundRequest(payment_id=payment.payment_id, value=pb.Money(currency="USD", amount="1.001")),
+            "value",
+        ),
+        (
+            pspb.CreateRefundRequest(
+                payment_id=payment.payment_id, amount="5", value=pb.Money(currency="USD", amount="1")
+            ),
+            "one of amount, value or mode",
+        ),
+    ]
+    for request, says in bad:
+        request.destination = customer
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await api.CreateRefund(request, metadata=merchant.auth)
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and says in err.value.details(), err.value.details()
+    unpriced = await stack.pay(merchant, treasury, 10**15)
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await api.CreateRefund(
+            pspb.CreateRefundRequest(
+                payment_id=unpriced.payment_id, value=pb.Money(currency="USD", amount="1.00"), destination=customer
+            ),
+            metadata=merchant.auth,
+        )
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "has no price" in err.value.details()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+from fractions import Fraction
+
 import pytest
 from eth_account import Account
 from hypothesis import given
@@ -27,6 +30,7 @@ from services.ledger.domain.payouts import (
     payout_wallet_path,
     refund_amount,
 )
+from services.ledger.domain.pricing import parse_price, units_worth
 from services.notifier.domain.payload import build_body, webhook_type
 from tests.support.ledger import ANVIL_MNEMONIC, fresh_xpub
 
@@ -123,3 +127,18 @@ def test_the_payout_wallet_is_the_accounts_internal_chain_index_0():
     Account.enable_unaudited_hdwallet_features()
     assert Account.from_mnemonic(ANVIL_MNEMONIC, account_path=path).address == hd.payout_wallet_address(xpub)
     assert path.endswith("/1/0")
+
+
+@given(
+    cents=st.integers(1, 10**12),
+    rate_cents=st.integers(1, 10**10),
+    decimals=st.sampled_from([0, 6, 8, 18]),
+)
+def test_a_fiat_refund_never_gives_back_more_than_its_value(cents, rate_cents, decimals):
+    """floor(value x 10^decimals / rate): worth at most the value, and one more base unit
+    would be worth more than it (exact fractions, no float)."""
+    value = parse_price("USD", f"{cents // 100}.{cents % 100:02d}")
+    rate = Decimal(rate_cents) / 100
+    units = units_worth(value, rate, decimals)
+    worth = lambda n: Fraction(n) * Fraction(rate) / 10**decimals  # noqa: E731
+    assert worth(units) <= Fraction(value.amount) < worth(units + 1)

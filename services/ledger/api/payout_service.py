@@ -47,6 +47,7 @@ class PayoutServicer(pogrpc.PayoutServiceServicer):
             destination=request.destination,
             idempotency_key=request.idempotency_key,
             reason=request.reason,
+            value=(request.value.currency, request.value.amount) if request.HasField("value") else None,
         )
         return popb.CreateRefundResponse(refund=payout_to_pb(refund), created=created)
 

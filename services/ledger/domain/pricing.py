@@ -14,6 +14,8 @@ plus one base unit's worth. Rounding rules, stated once:
 - amounts due round **up** to the asset's smallest unit (the merchant is never paid short);
 - the fiat value of received base units rounds **down** to the currency's minor
   unit (a report never claims more than arrived);
+- a refund given as a fiat value gives back floor(value × 10^decimals / rate) base units
+  at the option's locked rate (`units_worth`: never more than the stated value);
 - an underpayment tolerance of `bps` basis points accepts confirmed funds of at
   least ceil(amount_due × (10,000 − bps) / 10,000) base units.
 """
@@ -125,6 +127,16 @@ def amount_due(price: Price, rate: Decimal, decimals: int) -> int:
     rate_n, rate_d = rate.as_integer_ratio()
     numerator, denominator = price_n * 10**decimals * rate_d, price_d * rate_n
     return -(-numerator // denominator)
+
+
+def units_worth(value: Price, rate: Decimal, decimals: int) -> int:
+    """Base units of an asset with `decimals` worth at most `value` at `rate`, rounded
+    down to one base unit (a refund of a fiat value never gives back more)."""
+    if rate <= 0:
+        raise PricingError("rate must be greater than zero")
+    value_n, value_d = value.amount.as_integer_ratio()
+    rate_n, rate_d = rate.as_integer_ratio()
+    return value_n * 10**decimals * rate_d // (value_d * rate_n)
 
 
 def fiat_value(units: int, decimals: int, rate: Decimal, minor_units: int) -> Decimal:

@@ -22,58 +22,59 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from paymesh.ledger.v1 import payment_pb2 as paymesh_dot_ledger_dot_v1_dot_payment__pb2
 from paymesh.ledger.v1 import payout_pb2 as paymesh_dot_ledger_dot_v1_dot_payout__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&paymesh/ledger/v1/payout_service.proto\x12\x11paymesh.ledger.v1\x1a\x1epaymesh/ledger/v1/payout.proto\"\xc7\x01\n\x13\x43reateRefundRequest\x12\x12\n\npayment_id\x18\x01 \x01(\t\x12\x0e\n\x06\x61mount\x18\x02 \x01(\t\x12-\n\x04mode\x18\x03 \x01(\x0e\x32\x1f.paymesh.ledger.v1.RefundAmount\x12\x10\n\x08\x63hain_id\x18\x04 \x01(\x04\x12\r\n\x05\x61sset\x18\x05 \x01(\t\x12\x13\n\x0b\x64\x65stination\x18\x06 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x07 \x01(\t\x12\x0e\n\x06reason\x18\x08 \x01(\t\"R\n\x14\x43reateRefundResponse\x12)\n\x06refund\x18\x01 \x01(\x0b\x32\x19.paymesh.ledger.v1.Payout\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\"%\n\x10GetRefundRequest\x12\x11\n\trefund_id\x18\x01 \x01(\t\">\n\x11GetRefundResponse\x12)\n\x06refund\x18\x01 \x01(\x0b\x32\x19.paymesh.ledger.v1.Payout\"O\n\x12ListRefundsRequest\x12\x12\n\npayment_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\r\x12\x12\n\npage_token\x18\x03 \x01(\t\"Z\n\x13ListRefundsResponse\x12*\n\x07refunds\x18\x01 \x03(\x0b\x32\x19.paymesh.ledger.v1.Payout\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x82\x01\n\x13\x43reatePayoutRequest\x12\x10\n\x08\x63hain_id\x18\x01 \x01(\x04\x12\r\n\x05\x61sset\x18\x02 \x01(\t\x12\x0e\n\x06\x61mount\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x65stination\x18\x04 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x05 \x01(\t\x12\x0c\n\x04memo\x18\x06 \x01(\t\"R\n\x14\x43reatePayoutResponse\x12)\n\x06payout\x18\x01 \x01(\x0b\x32\x19.paymesh.ledger.v1.Payout\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\"?\n\nPayoutItem\x12\x0e\n\x06\x61mount\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65stination\x18\x02 \x01(\t\x12\x0c\n\x04memo\x18\x03 \x01(\t\"\x82\x01\n\x18\x43reatePayoutBatchRequest\x12\x10\n\x08\x63hain_id\x18\x01 \x01(\x04\x12\r\n\x05\x61sset\x18\x02 \x01(\t\x12,\n\x05items\x18\x03 \x03(\x0b\x32\x1d.paymesh.ledger.v1.PayoutItem\x12\x17\n\x0fidempotency_key\x18\x04 \x01(\t\"j\n\x19\x43reatePayoutBatchResponse\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12*\n\x07payouts\x18\x02 \x03(\x0b\x32\x19.paymesh.ledger.v1.Payout\x12\x0f\n\x07\x63reated\x18\x03 \x01(\x08\"%\n\x10GetPayoutRequest\x12\x11\n\tpayout_id\x18\x01 \x01(\t\">\n\x11GetPayoutResponse\x12)\n\x06payout\x18\x01 \x01(\x0b\x32\x19.paymesh.ledger.v1.Payout\"}\n\x12ListPayoutsRequest\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12.\n\x06states\x18\x02 \x03(\x0e\x32\x1e.paymesh.ledger.v1.PayoutState\x12\x11\n\tpage_size\x18\x03 \x01(\r\x12\x12\n\npage_token\x18\x04 \x01(\t\"Z\n\x13ListPayoutsResponse\x12*\n\x07payouts\x18\x01 \x03(\x0b\x32\x19.paymesh.ledger.v1.Payout\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"(\n\x13\x43\x61ncelPayoutRequest\x12\x11\n\tpayout_id\x18\x01 \x01(\t\"A\n\x14\x43\x61ncelPayoutResponse\x12)\n\x06payout\x18\x01 \x01(\x0b\x32\x19.paymesh.ledger.v1.Payout\"*\n\x16GetPayoutWalletRequest\x12\x10\n\x08\x63hain_id\x18\x01 \x01(\x04\"W\n\x0c\x41ssetBalance\x12\r\n\x05\x61sset\x18\x01 \x01(\t\x12\x15\n\rtoken_address\x18\x02 \x01(\t\x12\x0f\n\x07\x62\x61lance\x18\x03 \x01(\t\x12\x10\n\x08reserved\x18\x04 \x01(\t\"\x88\x01\n\x17GetPayoutWalletResponse\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\t\x12\x17\n\x0f\x64\x65rivation_path\x18\x02 \x01(\t\x12\x10\n\x08\x63hain_id\x18\x03 \x01(\x04\x12\x31\n\x08\x62\x61lances\x18\x04 \x03(\x0b\x32\x1f.paymesh.ledger.v1.AssetBalance*g\n\x0cRefundAmount\x12\x1d\n\x19REFUND_AMOUNT_UNSPECIFIED\x10\x00\x12\x1e\n\x1aREFUND_AMOUNT_ALL_RECEIVED\x10\x01\x12\x18\n\x14REFUND_AMOUNT_EXCESS\x10\x02\x32\xf8\x06\n\rPayoutService\x12_\n\x0c\x43reateRefund\x12&.paymesh.ledger.v1.CreateRefundRequest\x1a\'.paymesh.ledger.v1.CreateRefundResponse\x12V\n\tGetRefund\x12#.paymesh.ledger.v1.GetRefundRequest\x1a$.paymesh.ledger.v1.GetRefundResponse\x12\\\n\x0bListRefunds\x12%.paymesh.ledger.v1.ListRefundsRequest\x1a&.paymesh.ledger.v1.ListRefundsResponse\x12_\n\x0c\x43reatePayout\x12&.paymesh.ledger.v1.CreatePayoutRequest\x1a\'.paymesh.ledger.v1.CreatePayoutResponse\x12n\n\x11\x43reatePayoutBatch\x12+.paymesh.ledger.v1.CreatePayoutBatchRequest\x1a,.paymesh.ledger.v1.CreatePayoutBatchResponse\x12V\n\tGetPayout\x12#.paymesh.ledger.v1.GetPayoutRequest\x1a$.paymesh.ledger.v1.GetPayoutResponse\x12\\\n\x0bListPayouts\x12%.paymesh.ledger.v1.ListPayoutsRequest\x1a&.paymesh.ledger.v1.ListPayoutsResponse\x12_\n\x0c\x43\x61ncelPayout\x12&.paymesh.ledger.v1.CancelPayoutRequest\x1a\'.paymesh.ledger.v1.CancelPayoutResponse\x12h\n\x0fGetPayoutWallet\x12).paymesh.ledger.v1.GetPayoutWalletRequest\x1a*.paymesh.ledger.v1.GetPayoutWalletResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&paymesh/ledger/v1/payout_service.proto\x12\x11paymesh.ledger.v1\x1a\x1fpaymesh/ledger/v1/payment.proto\x1a\x1epaymesh/ledger/v1/payout.proto\"\xf0\x01\n\x13\x43reateRefundRequest\x12\x12\n\npayment_id\x18\x01 \x01(\t\x12\x0e\n\x06\x61mount\x18\x02 \x01(\t\x12-\n\x04mode\x18\x03 \x01(\x0e\x32\x1f.paymesh.ledger.v1.RefundAmount\x12\x10\n\x08\x63hain_id\x18\x04 \x01(\x04\x12\r\n\x05\x61sset\x18\x05 \x01(\t\x12\x13\n\x0b\x64\x65stination\x18\x06 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x07 \x01(\t\x12\x0e\n\x06reason\x18\x08 \x01(\t\x12\'\n\x05value\x18\t \x01(\x0b\x32\x18.paymesh.ledger.v1.Money\"R\n\x14\x43reateRefundResponse\x12)\n\x06refund\x18\x01 \x01(\x0b\x32\x19.paymesh.ledger.v1.Payout\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\"%\n\x10GetRefundRequest\x12\x11\n\trefund_id\x18\x01 \x01(\t\">\n\x11GetRefundResponse\x12)\n\x06refund\x18\x01 \x01(\x0b\x32\x19.paymesh.ledger.v1.Payout\"O\n\x12ListRefundsRequest\x12\x12\n\npayment_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\r\x12\x12\n\npage_token\x18\x03 \x01(\t\"Z\n\x13ListRefundsResponse\x12*\n\x07refunds\x18\x01 \x03(\x0b\x32\x19.paymesh.ledger.v1.Payout\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x82\x01\n\x13\x43reatePayoutRequest\x12\x10\n\x08\x63hain_id\x18\x01 \x01(\x04\x12\r\n\x05\x61sset\x18\x02 \x01(\t\x12\x0e\n\x06\x61mount\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x65stination\x18\x04 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x05 \x01(\t\x12\x0c\n\x04memo\x18\x06 \x01(\t\"R\n\x14\x43reatePayoutResponse\x12)\n\x06payout\x18\x01 \x01(\x0b\x32\x19.paymesh.ledger.v1.Payout\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\"?\n\nPayoutItem\x12\x0e\n\x06\x61mount\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65stination\x18\x02 \x01(\t\x12\x0c\n\x04memo\x18\x03 \x01(\t\"\x82\x01\n\x18\x43reatePayoutBatchRequest\x12\x10\n\x08\x63hain_id\x18\x01 \x01(\x04\x12\r\n\x05\x61sset\x18\x02 \x01(\t\x12,\n\x05items\x18\x03 \x03(\x0b\x32\x1d.paymesh.ledger.v1.PayoutItem\x12\x17\n\x0fidempotency_key\x18\x04 \x01(\t\"j\n\x19\x43reatePayoutBatchResponse\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12*\n\x07payouts\x18\x02 \x03(\x0b\x32\x19.paymesh.ledger.v1.Payout\x12\x0f\n\x07\x63reated\x18\x03 \x01(\x08\"%\n\x10GetPayoutRequest\x12\x11\n\tpayout_id\x18\x01 \x01(\t\">\n\x11GetPayoutResponse\x12)\n\x06payout\x18\x01 \x01(\x0b\x32\x19.paymesh.ledger.v1.Payout\"}\n\x12ListPayoutsRequest\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12.\n\x06states\x18\x02 \x03(\x0e\x32\x1e.paymesh.ledger.v1.PayoutState\x12\x11\n\tpage_size\x18\x03 \x01(\r\x12\x12\n\npage_token\x18\x04 \x01(\t\"Z\n\x13ListPayoutsResponse\x12*\n\x07payouts\x18\x01 \x03(\x0b\x32\x19.paymesh.ledger.v1.Payout\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"(\n\x13\x43\x61ncelPayoutRequest\x12\x11\n\tpayout_id\x18\x01 \x01(\t\"A\n\x14\x43\x61ncelPayoutResponse\x12)\n\x06payout\x18\x01 \x01(\x0b\x32\x19.paymesh.ledger.v1.Payout\"*\n\x16GetPayoutWalletRequest\x12\x10\n\x08\x63hain_id\x18\x01 \x01(\x04\"W\n\x0c\x41ssetBalance\x12\r\n\x05\x61sset\x18\x01 \x01(\t\x12\x15\n\rtoken_address\x18\x02 \x01(\t\x12\x0f\n\x07\x62\x61lance\x18\x03 \x01(\t\x12\x10\n\x08reserved\x18\x04 \x01(\t\"\x88\x01\n\x17GetPayoutWalletResponse\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\t\x12\x17\n\x0f\x64\x65rivation_path\x18\x02 \x01(\t\x12\x10\n\x08\x63hain_id\x18\x03 \x01(\x04\x12\x31\n\x08\x62\x61lances\x18\x04 \x03(\x0b\x32\x1f.paymesh.ledger.v1.AssetBalance*g\n\x0cRefundAmount\x12\x1d\n\x19REFUND_AMOUNT_UNSPECIFIED\x10\x00\x12\x1e\n\x1aREFUND_AMOUNT_ALL_RECEIVED\x10\x01\x12\x18\n\x14REFUND_AMOUNT_EXCESS\x10\x02\x32\xf8\x06\n\rPayoutService\x12_\n\x0c\x43reateRefund\x12&.paymesh.ledger.v1.CreateRefundRequest\x1a\'.paymesh.ledger.v1.CreateRefundResponse\x12V\n\tGetRefund\x12#.paymesh.ledger.v1.GetRefundRequest\x1a$.paymesh.ledger.v1.GetRefundResponse\x12\\\n\x0bListRefunds\x12%.paymesh.ledger.v1.ListRefundsRequest\x1a&.paymesh.ledger.v1.ListRefundsResponse\x12_\n\x0c\x43reatePayout\x12&.paymesh.ledger.v1.CreatePayoutRequest\x1a\'.paymesh.ledger.v1.CreatePayoutResponse\x12n\n\x11\x43reatePayoutBatch\x12+.paymesh.ledger.v1.CreatePayoutBatchRequest\x1a,.paymesh.ledger.v1.CreatePayoutBatchResponse\x12V\n\tGetPayout\x12#.paymesh.ledger.v1.GetPayoutRequest\x1a$.paymesh.ledger.v1.GetPayoutResponse\x12\\\n\x0bListPayouts\x12%.paymesh.ledger.v1.ListPayoutsRequest\x1a&.paymesh.ledger.v1.ListPayoutsResponse\x12_\n\x0c\x43\x61ncelPayout\x12&.paymesh.ledger.v1.CancelPayoutRequest\x1a\'.paymesh.ledger.v1.CancelPayoutResponse\x12h\n\x0fGetPayoutWallet\x12).paymesh.ledger.v1.GetPayoutWalletRequest\x1a*.paymesh.ledger.v1.GetPayoutWalletResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'paymesh.ledger.v1.payout_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_REFUNDAMOUNT']._serialized_start=1881
-  _globals['_REFUNDAMOUNT']._serialized_end=1984
-  _globals['_CREATEREFUNDREQUEST']._serialized_start=94
-  _globals['_CREATEREFUNDREQUEST']._serialized_end=293
-  _globals['_CREATEREFUNDRESPONSE']._serialized_start=295
-  _globals['_CREATEREFUNDRESPONSE']._serialized_end=377
-  _globals['_GETREFUNDREQUEST']._serialized_start=379
-  _globals['_GETREFUNDREQUEST']._serialized_end=416
-  _globals['_GETREFUNDRESPONSE']._serialized_start=418
-  _globals['_GETREFUNDRESPONSE']._serialized_end=480
-  _globals['_LISTREFUNDSREQUEST']._serialized_start=482
-  _globals['_LISTREFUNDSREQUEST']._serialized_end=561
-  _globals['_LISTREFUNDSRESPONSE']._serialized_start=563
-  _globals['_LISTREFUNDSRESPONSE']._serialized_end=653
-  _globals['_CREATEPAYOUTREQUEST']._serialized_start=656
-  _globals['_CREATEPAYOUTREQUEST']._serialized_end=786
-  _globals['_CREATEPAYOUTRESPONSE']._serialized_start=788
-  _globals['_CREATEPAYOUTRESPONSE']._serialized_end=870
-  _globals['_PAYOUTITEM']._serialized_start=872
-  _globals['_PAYOUTITEM']._serialized_end=935
-  _globals['_CREATEPAYOUTBATCHREQUEST']._serialized_start=938
-  _globals['_CREATEPAYOUTBATCHREQUEST']._serialized_end=1068
-  _globals['_CREATEPAYOUTBATCHRESPONSE']._serialized_start=1070
-  _globals['_CREATEPAYOUTBATCHRESPONSE']._serialized_end=1176
-  _globals['_GETPAYOUTREQUEST']._serialized_start=1178
-  _globals['_GETPAYOUTREQUEST']._serialized_end=1215
-  _globals['_GETPAYOUTRESPONSE']._serialized_start=1217
-  _globals['_GETPAYOUTRESPONSE']._serialized_end=1279
-  _globals['_LISTPAYOUTSREQUEST']._serialized_start=1281
-  _globals['_LISTPAYOUTSREQUEST']._serialized_end=1406
-  _globals['_LISTPAYOUTSRESPONSE']._serialized_start=1408
-  _globals['_LISTPAYOUTSRESPONSE']._serialized_end=1498
-  _globals['_CANCELPAYOUTREQUEST']._serialized_start=1500
-  _globals['_CANCELPAYOUTREQUEST']._serialized_end=1540
-  _globals['_CANCELPAYOUTRESPONSE']._serialized_start=1542
-  _globals['_CANCELPAYOUTRESPONSE']._serialized_end=1607
-  _globals['_GETPAYOUTWALLETREQUEST']._serialized_start=1609
-  _globals['_GETPAYOUTWALLETREQUEST']._serialized_end=1651
-  _globals['_ASSETBALANCE']._serialized_start=1653
-  _globals['_ASSETBALANCE']._serialized_end=1740
-  _globals['_GETPAYOUTWALLETRESPONSE']._serialized_start=1743
-  _globals['_GETPAYOUTWALLETRESPONSE']._serialized_end=1879
-  _globals['_PAYOUTSERVICE']._serialized_start=1987
-  _globals['_PAYOUTSERVICE']._serialized_end=2875
+  _globals['_REFUNDAMOUNT']._serialized_start=1955
+  _globals['_REFUNDAMOUNT']._serialized_end=2058
+  _globals['_CREATEREFUNDREQUEST']._serialized_start=127
+  _globals['_CREATEREFUNDREQUEST']._serialized_end=367
+  _globals['_CREATEREFUNDRESPONSE']._serialized_start=369
+  _globals['_CREATEREFUNDRESPONSE']._serialized_end=451
+  _globals['_GETREFUNDREQUEST']._serialized_start=453
+  _globals['_GETREFUNDREQUEST']._serialized_end=490
+  _globals['_GETREFUNDRESPONSE']._serialized_start=492
+  _globals['_GETREFUNDRESPONSE']._serialized_end=554
+  _globals['_LISTREFUNDSREQUEST']._serialized_start=556
+  _globals['_LISTREFUNDSREQUEST']._serialized_end=635
+  _globals['_LISTREFUNDSRESPONSE']._serialized_start=637
+  _globals['_LISTREFUNDSRESPONSE']._serialized_end=727
+  _globals['_CREATEPAYOUTREQUEST']._serialized_start=730
+  _globals['_CREATEPAYOUTREQUEST']._serialized_end=860
+  _globals['_CREATEPAYOUTRESPONSE']._serialized_start=862
+  _globals['_CREATEPAYOUTRESPONSE']._serialized_end=944
+  _globals['_PAYOUTITEM']._serialized_start=946
+  _globals['_PAYOUTITEM']._serialized_end=1009
+  _globals['_CREATEPAYOUTBATCHREQUEST']._serialized_start=1012
+  _globals['_CREATEPAYOUTBATCHREQUEST']._serialized_end=1142
+  _globals['_CREATEPAYOUTBATCHRESPONSE']._serialized_start=1144
+  _globals['_CREATEPAYOUTBATCHRESPONSE']._serialized_end=1250
+  _globals['_GETPAYOUTREQUEST']._serialized_start=1252
+  _globals['_GETPAYOUTREQUEST']._serialized_end=1289
+  _globals['_GETPAYOUTRESPONSE']._serialized_start=1291
+  _globals['_GETPAYOUTRESPONSE']._serialized_end=1353
+  _globals['_LISTPAYOUTSREQUEST']._serialized_start=1355
+  _globals['_LISTPAYOUTSREQUEST']._serialized_end=1480
+  _globals['_LISTPAYOUTSRESPONSE']._serialized_start=1482
+  _globals['_LISTPAYOUTSRESPONSE']._serialized_end=1572
+  _globals['_CANCELPAYOUTREQUEST']._serialized_start=1574
+  _globals['_CANCELPAYOUTREQUEST']._serialized_end=1614
+  _globals['_CANCELPAYOUTRESPONSE']._serialized_start=1616
+  _globals['_CANCELPAYOUTRESPONSE']._serialized_end=1681
+  _globals['_GETPAYOUTWALLETREQUEST']._serialized_start=1683
+  _globals['_GETPAYOUTWALLETREQUEST']._serialized_end=1725
+  _globals['_ASSETBALANCE']._serialized_start=1727
+  _globals['_ASSETBALANCE']._serialized_end=1814
+  _globals['_GETPAYOUTWALLETRESPONSE']._serialized_start=1817
+  _globals['_GETPAYOUTWALLETRESPONSE']._serialized_end=1953
+  _globals['_PAYOUTSERVICE']._serialized_start=2061
+  _globals['_PAYOUTSERVICE']._serialized_end=2949
 # @@protoc_insertion_point(module_scope)

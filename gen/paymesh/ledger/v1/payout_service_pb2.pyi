@@ -1,3 +1,4 @@
+from paymesh.ledger.v1 import payment_pb2 as _payment_pb2
 from paymesh.ledger.v1 import payout_pb2 as _payout_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
@@ -18,7 +19,7 @@ REFUND_AMOUNT_ALL_RECEIVED: RefundAmount
 REFUND_AMOUNT_EXCESS: RefundAmount
 
 class CreateRefundRequest(_message.Message):
-    __slots__ = ("payment_id", "amount", "mode", "chain_id", "asset", "destination", "idempotency_key", "reason")
+    __slots__ = ("payment_id", "amount", "mode", "chain_id", "asset", "destination", "idempotency_key", "reason", "value")
     PAYMENT_ID_FIELD_NUMBER: _ClassVar[int]
     AMOUNT_FIELD_NUMBER: _ClassVar[int]
     MODE_FIELD_NUMBER: _ClassVar[int]
@@ -27,6 +28,7 @@ class CreateRefundRequest(_message.Message):
     DESTINATION_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
     payment_id: str
     amount: str
     mode: RefundAmount
@@ -35,7 +37,8 @@ class CreateRefundRequest(_message.Message):
     destination: str
     idempotency_key: str
     reason: str
-    def __init__(self, payment_id: _Optional[str] = ..., amount: _Optional[str] = ..., mode: _Optional[_Union[RefundAmount, str]] = ..., chain_id: _Optional[int] = ..., asset: _Optional[str] = ..., destination: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+    value: _payment_pb2.Money
+    def __init__(self, payment_id: _Optional[str] = ..., amount: _Optional[str] = ..., mode: _Optional[_Union[RefundAmount, str]] = ..., chain_id: _Optional[int] = ..., asset: _Optional[str] = ..., destination: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., reason: _Optional[str] = ..., value: _Optional[_Union[_payment_pb2.Money, _Mapping]] = ...) -> None: ...
 
 class CreateRefundResponse(_message.Message):
     __slots__ = ("refund", "created")
