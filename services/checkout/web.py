@@ -33,6 +33,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from services.checkout.adapters.ledger_client import CheckoutLedger
+from services.checkout.domain.amounts import format_units
 from services.checkout.domain.i18n import choose_language, text
 from services.checkout.domain.rate_limit import WindowLimit
 from services.checkout.metrics import LIVE_STREAMS, PAGES
@@ -79,6 +80,7 @@ class CheckoutWeb:
         self._requotes = WindowLimit(requote_per_minute, 60.0)
         self._link_clients = WindowLimit(link_per_client, 60.0)
         self._link_links = WindowLimit(link_per_link, 60.0)
+        self._claims = WindowLimit(10, 60.0)  # tries per refund claim and minute
         self._ready = ready
         self._templates = Environment(
             loader=FileSystemLoader(HERE / "templates"),
@@ -92,6 +94,8 @@ class CheckoutWeb:
                 Route("/pay/{token}/live", self.live),
                 Route("/link/{token}", self.link, methods=["GET"]),
                 Route("/link/{token}", self.start_link_payment, methods=["POST"]),
+                Route("/refund/{token}", self.refund, methods=["GET"]),
+                Route("/refund/{token}", self.claim_refund, methods=["POST"]),
                 Route("/healthz", self.healthz),
                 Route("/readyz", self.readyz),
                 Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
@@ -265,7 +269,9 @@ class CheckoutWeb:
             except DomainError:
                 return self._unavailable(language)
             status = 400 if isinstance(err, InvalidArgument) else 409
-            return self._link_page(language, token, view, error=err.message, amount=amount, status=status)
+            return self._link_page(
+                language, token, view, error=err.peer_message or err.message, amount=amount, status=status
+            )
         except DomainError as err:
             log.warning("ledger unavailable for a payment link", error=err.message)
             return self._unavailable(language)
@@ -275,6 +281,77 @@ class CheckoutWeb:
         self, language: str, token: str, view: cpb.LinkView, *, error: str = "", amount: str = "", status: int = 200
     ) -> Response:
         html = self._render("link.html", language, link=view, action=f"/link/{token}", error=error, amount=amount)
+        return HTMLResponse(html, status_code=status)
+
+    # ------------------------------------------------------------ refund claims
+
+    async def refund(self, request: Request) -> Response:
+        language = _language(request)
+        token = request.path_params["token"]
+        if not TOKEN.fullmatch(token):
+            return self._not_found(language)
+        try:
+            claim = await self._ledger.refund_claim(token)
+        except NotFound:
+            return self._not_found(language)
+        except DomainError:
+            return self._unavailable(language)
+        return self._refund_page(language, token, claim)
+
+    async def claim_refund(self, request: Request) -> Response:
+        """The customer's address, entered twice. Limited per client address and per
+        claim (a claim is one form: a few tries are plenty)."""
+        language = _language(request)
+        token = request.path_params["token"]
+        if not TOKEN.fullmatch(token):
+            return self._not_found(language)
+        now = time.monotonic()
+        client = request.client.host if request.client else ""
+        wait = self._link_clients.take(client, now) or self._claims.take(token, now)
+        if wait:
+            return self._message(language, 429, "refund_too_many", headers={"Retry-After": str(wait)})
+        form = await _small_form(request)
+        fields = {"destination", "destination_again"}
+        if form is None or set(form) != fields or any(len(v) != 1 or len(v[0]) > 64 for v in form.values()):
+            return self._message(language, 400, "bad_form")
+        destination, again = form["destination"][0].strip(), form["destination_again"][0].strip()
+        try:
+            await self._ledger.submit_refund_claim(token, destination, again)
+        except NotFound:
+            return self._not_found(language)
+        except (InvalidArgument, FailedPrecondition) as err:
+            try:
+                claim = await self._ledger.refund_claim(token)
+            except DomainError:
+                return self._unavailable(language)
+            status = 400 if isinstance(err, InvalidArgument) else 409
+            return self._refund_page(
+                language, token, claim, error=err.peer_message or err.message, destination=destination, status=status
+            )
+        except DomainError as err:
+            log.warning("ledger unavailable for a refund claim", error=err.message)
+            return self._unavailable(language)
+        return RedirectResponse(f"/refund/{token}", status_code=303)
+
+    def _refund_page(
+        self,
+        language: str,
+        token: str,
+        claim: cpb.RefundClaimView,
+        *,
+        error: str = "",
+        destination: str = "",
+        status: int = 200,
+    ) -> Response:
+        html = self._render(
+            "refund.html",
+            language,
+            claim=claim,
+            amount=format_units(int(claim.amount), claim.decimals),
+            action=f"/refund/{token}",
+            error=error,
+            destination=destination,
+        )
         return HTMLResponse(html, status_code=status)
 
     # ------------------------------------------------------------ health

@@ -35,9 +35,12 @@ class Reason(StrEnum):
 
 
 class DomainError(Exception):
-    """Base class; `message` is shown to the caller as is, `reason` is for programs."""
+    """Base class; `message` is shown to the caller as is, `reason` is for programs.
+    An error from another service (grpc_client) also keeps that service's own message
+    in `peer_message`, without what we were doing when it failed."""
 
     default_reason = "UNKNOWN"
+    peer_message = ""
 
     def __init__(self, message: str, *, reason: str | None = None) -> None:
         super().__init__(message)

@@ -59,7 +59,9 @@ def error_from_rpc(err: grpc.aio.AioRpcError, *, peer: str, what: str, token_var
     cls = _CLASS_OF.get(code)
     if cls is None or cls is errors.Unavailable:
         return errors.Unavailable(f"{peer} is unavailable ({code.name}) while {what}: {detail}", reason=reason)
-    return cls(f"{peer} ({what}): {detail}", reason=reason)
+    error = cls(f"{peer} ({what}): {detail}", reason=reason)
+    error.peer_message = detail  # the peer's own words, for a page that shows them to a person
+    return error
 
 
 def bearer(token: str) -> tuple[tuple[str, str], ...]:

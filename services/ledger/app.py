@@ -184,6 +184,7 @@ class LedgerApp:
                     links,
                     s.checkout_ledger_token.get_secret_value(),
                     subscriber.subscribe,
+                    payouts,
                 ),
             ),
             (lgrpc.add_PaymentLinkServiceServicer_to_server, PaymentLinkServicer(links, auth)),

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ from services.common.errors import AlreadyExists, FailedPrecondition, InvalidArg
 from services.common.money import parse_amount
 from services.common.page_tokens import PageTokens, filter_fingerprint, page_size
 from services.ledger.adapters import repository as repo
+from services.ledger.domain import keys as keys_
 from services.ledger.domain import payouts as rules
 from services.ledger.domain.hd import payout_wallet_address
 from services.ledger.domain.payouts import (
@@ -57,6 +59,8 @@ from services.ledger.payment_state import refresh_payment
 from services.ledger.sweeps import job_option
 
 MAX_WORKER_ID = 128
+NO_CLAIM = "no such refund claim"
+_CLAIM_TOKEN = re.compile(keys_.CHECKOUT_TOKEN_PATTERN)
 TX_STATES = ("signed", "broadcast", "mined", "confirmed", "failed", "replaced")
 _OPEN_TX = ("signed", "broadcast", "mined")
 
@@ -160,6 +164,7 @@ class PayoutsService:
         idempotency_key: str,
         reason: str,
         value: tuple[str, str] | None = None,
+        claim_link: bool = False,
     ) -> tuple[PayoutRecord, bool]:
         """`value`: (currency, decimal amount) instead of `amount`, a priced payment's
         refund as a worth in its currency, at the option's locked quote."""
@@ -180,10 +185,14 @@ class PayoutsService:
             wanted = None
         if not payment_id:
             raise InvalidArgument("payment_id is required: the payment to refund")
-        to = checksum_address(destination, "destination")
+        if claim_link and destination:
+            raise InvalidArgument("give destination or claim_link, not both")
+        to = "" if claim_link else checksum_address(destination, "destination")
         memo = _memo(reason, "reason")
         key = _key(idempotency_key)
-        fingerprint = _fingerprint("refund", payment_id, mode.value, amount, chain_id, asset, to, memo, value)
+        fingerprint = _fingerprint(
+            "refund", payment_id, mode.value, amount, chain_id, asset, to, memo, value, claim_link
+        )
         now = utcnow()
         async with self._engine.begin() as conn:
             if key is not None and (found := await self._retry(conn, merchant_id, key, fingerprint)) is not None:
@@ -201,27 +210,17 @@ class PayoutsService:
                 wanted,
                 RefundableFunds(confirmed=option.amount_confirmed, amount_due=option.amount_due, refunding=refunding),
             )
-            at_deposit = option.amount_confirmed - option.amount_accounted - deposit_active
-            busy = await repo.payouts.open_sweep_txs(conn, payment.id, option.chain_id, option.asset) > 0
-            source = rules.choose_source(at_deposit=at_deposit, amount=value, sweep_busy=busy)
-            # Everything a native option still holds goes back from its deposit address,
-            # which pays the fee out of it (nothing else is there to pay it).
-            fee_from_amount = (
-                source is PayoutSource.DEPOSIT and option.is_native and mode is RefundMode.ALL_RECEIVED
-            ) or (source is PayoutSource.DEPOSIT and option.is_native and value == at_deposit)
-            if source is PayoutSource.DEPOSIT:
-                source_address, source_path = payment.deposit_address, payment.derivation_path
+            if claim_link:
+                # Where it leaves from is decided when the customer claims it.
+                source, (source_address, source_path), fee_from_amount = (
+                    PayoutSource.PAYOUT_WALLET,
+                    self._wallet(merchant),
+                    False,
+                )
             else:
-                source_address, source_path = self._wallet(merchant)
-            problem = rules.destination_problem(
-                to, source_address=source_address, token_address=option.token_address
-            ) or (
-                f"destination {to} is the payment's own deposit address"
-                if to.lower() == payment.deposit_address.lower()
-                else ""
-            )
-            if problem:
-                raise InvalidArgument(f"refund refused: {problem}", reason=Reason.PAYOUT_BAD_DESTINATION)
+                source, source_address, source_path, fee_from_amount = await self._refund_route(
+                    conn, merchant, payment, option, value, to, deposit_active
+                )
             record = await self._insert(
                 conn,
                 merchant,
@@ -239,6 +238,7 @@ class PayoutsService:
                 keys=[key],
                 fingerprint=fingerprint,
                 now=now,
+                claim=claim_link,
             )
             if record is None:  # a concurrent request with the same key won
                 found = await self._retry(conn, merchant_id, key or "", fingerprint)
@@ -341,6 +341,108 @@ class PayoutsService:
         self._on_outbox()
         return records, True
 
+    async def _refund_route(
+        self,
+        conn: AsyncConnection,
+        merchant: MerchantRecord,
+        payment: PaymentRecord,
+        option: PaymentOptionRecord,
+        value: int,
+        to: str,
+        deposit_active: int,
+    ) -> tuple[PayoutSource, str, str, bool]:
+        """Where a refund of `value` to `to` leaves from: (source, its address, its key's
+        path, fee out of the amount?); InvalidArgument for a destination it must not go
+        to. `deposit_active`: other refunds under way from the deposit address."""
+        at_deposit = option.amount_confirmed - option.amount_accounted - deposit_active
+        busy = await repo.payouts.open_sweep_txs(conn, payment.id, option.chain_id, option.asset) > 0
+        source = rules.choose_source(at_deposit=at_deposit, amount=value, sweep_busy=busy)
+        if source is PayoutSource.DEPOSIT:
+            source_address, source_path = payment.deposit_address, payment.derivation_path
+        else:
+            source_address, source_path = self._wallet(merchant)
+        # Everything a native option still holds goes back from its deposit address,
+        # which pays the fee out of it (nothing else is there to pay it).
+        fee_from_amount = source is PayoutSource.DEPOSIT and option.is_native and value == at_deposit
+        problem = rules.destination_problem(to, source_address=source_address, token_address=option.token_address) or (
+            f"destination {to} is the payment's own deposit address"
+            if to.lower() == payment.deposit_address.lower()
+            else ""
+        )
+        if problem:
+            raise InvalidArgument(f"refund refused: {problem}", reason=Reason.PAYOUT_BAD_DESTINATION)
+        return source, source_address, source_path, fee_from_amount
+
+    # ------------------------------------------------------------------ the customer: claim pages
+
+    async def claim_view(self, claim_token: str) -> tuple[PayoutRecord, str, str]:
+        """(the refund, the merchant's name, the chain's name) of a claim page; the same
+        NotFound for an unknown and a malformed token."""
+        if not _CLAIM_TOKEN.fullmatch(claim_token):
+            raise NotFound(NO_CLAIM)
+        async with self._engine.connect() as conn:
+            payout = await repo.payouts.by_claim_token(conn, claim_token)
+            if payout is None:
+                raise NotFound(NO_CLAIM)
+            merchant = await repo.merchants.get_merchant(conn, payout.merchant_id)
+        assert merchant is not None
+        return payout, merchant.name, self._chain_name(payout.chain_id)
+
+    def _chain_name(self, chain_id: int) -> str:
+        chain = self._chains.get(chain_id)
+        return chain.name if chain is not None else str(chain_id)
+
+    async def submit_claim(self, claim_token: str, destination: str, again: str) -> tuple[PayoutRecord, str, str]:
+        """The customer's address, entered twice: the refund's destination from now on;
+        it goes on as if created with it (approval by the policy in force now)."""
+        if not _CLAIM_TOKEN.fullmatch(claim_token):
+            raise NotFound(NO_CLAIM)
+        to = checksum_address(destination, "destination")
+        if checksum_address(again, "destination_again") != to:
+            raise InvalidArgument("the two addresses differ: enter the same address twice")
+        now = utcnow()
+        async with self._engine.begin() as conn:
+            found = await repo.payouts.by_claim_token(conn, claim_token)
+            if found is None:
+                raise NotFound(NO_CLAIM)
+            merchant = await self._lock_merchant(conn, found.merchant_id)
+            assert found.payment_id is not None
+            payment = await repo.payments.get_payment(conn, found.payment_id, for_update=True)
+            payout = await repo.payouts.get_payout(conn, found.id, for_update=True)
+            assert payment is not None and payout is not None
+            if payout.state is not PayoutState.AWAITING_CLAIM:
+                raise FailedPrecondition("this refund was claimed already (or cancelled); nothing was changed")
+            option = payment.option(payout.chain_id, payout.asset)
+            assert option is not None
+            _, deposit_active = await repo.payouts.refunding(conn, payment.id, option.chain_id, option.asset)
+            source, source_address, source_path, fee_from_amount = await self._refund_route(
+                conn, merchant, payment, option, payout.amount, to, deposit_active
+            )
+            policy = PayoutPolicy.from_json(await repo.merchants.payout_policy_of(conn, merchant.id))
+            approval = rules.needs_approval(policy.for_asset(payout.chain_id, payout.asset), payout.amount)
+            state = PayoutState.REQUESTED if approval else PayoutState.APPROVED
+            await repo.payouts.update_payout(
+                conn,
+                payout.id,
+                destination=to,
+                source=source.value,
+                source_address=source_address,
+                source_path=source_path,
+                fee_from_amount=fee_from_amount,
+                state=state.value,
+                approval_required=approval,
+                approved_by="" if approval else "policy",
+                due_at=None if approval else now,
+                updated_at=now,
+            )
+            stored = await repo.payouts.get_payout(conn, payout.id)
+            assert stored is not None
+            if state is PayoutState.APPROVED:
+                await repo.outbox.insert_payout_events(conn, [self._event(stored, PayoutState.APPROVED, payment, now)])
+        if state is PayoutState.APPROVED:
+            self._on_outbox()
+        return stored, merchant.name, self._chain_name(stored.chain_id)
+
     async def _batch_of(self, conn: AsyncConnection, first: PayoutRecord) -> list[PayoutRecord]:
         return await repo.payouts.batch_payouts(conn, first.merchant_id, first.batch_id)
 
@@ -384,9 +486,11 @@ class PayoutsService:
         fingerprint: str,
         now: datetime,
         batch_id: str = "",
+        claim: bool = False,
     ) -> list[PayoutRecord] | None:
         """Check the merchant's payout policy for the total, then insert (None: the
-        idempotency key was taken meanwhile) with the creation events."""
+        idempotency key was taken meanwhile) with the creation events. `claim`: a
+        refund that waits for its claim page (its approval is decided at the claim)."""
         policy = await repo.merchants.payout_policy_of(conn, merchant.id)
         limits = PayoutPolicy.from_json(policy).for_asset(chain_id, asset)
         total = sum(a for a, _, _ in amounts)
@@ -395,6 +499,7 @@ class PayoutsService:
         rows = []
         for i, ((value, to, memo), key) in enumerate(zip(amounts, keys, strict=True)):
             approval = rules.needs_approval(limits, value)
+            state = PayoutState.AWAITING_CLAIM if claim else PayoutState.REQUESTED if approval else PayoutState.APPROVED
             rows.append(
                 {
                     "id": rules.new_payout_id(kind),
@@ -413,13 +518,14 @@ class PayoutsService:
                     "source": source.value,
                     "source_address": source_address,
                     "source_path": source_path,
-                    "state": (PayoutState.REQUESTED if approval else PayoutState.APPROVED).value,
+                    "state": state.value,
                     "memo": memo,
-                    "approval_required": approval,
-                    "approved_by": "" if approval else "policy",
+                    "approval_required": approval and not claim,
+                    "approved_by": "policy" if state is PayoutState.APPROVED else "",
                     "idempotency_key": key,
                     "request_fingerprint": fingerprint,
-                    "due_at": None if approval else now,
+                    "claim_token": keys_.new_checkout_token() if claim else None,
+                    "due_at": now if state is PayoutState.APPROVED else None,
                     "created_at": now,
                     "updated_at": now,
                 }

@@ -15,11 +15,15 @@ import grpc
 import httpx
 import pytest
 import pytest_asyncio
+from eth_utils import to_checksum_address as to_checksum
 from paymesh.ledger.v1 import merchant_admin_service_pb2 as apb
 from paymesh.ledger.v1 import payment_link_service_pb2 as lpb
 from paymesh.ledger.v1 import payment_link_service_pb2_grpc as lgrpc
 from paymesh.ledger.v1 import payment_pb2 as pb
 from paymesh.ledger.v1 import payment_service_pb2 as spb
+from paymesh.ledger.v1 import payout_pb2 as popb
+from paymesh.ledger.v1 import payout_service_pb2 as pspb
+from paymesh.ledger.v1 import payout_service_pb2_grpc as psgrpc
 from playwright.async_api import async_playwright
 
 from tests.e2e.conftest import local_mesh
@@ -505,3 +509,74 @@ async def test_paid_on_two_options_shows_overpaid_and_paid_after_expiry_shows_la
     if await status_of(page) == "paid_after_expiry":
         assert "after the payment expired" in (await page.text_content("#status-text") or "")
     await context.close()
+
+
+async def test_a_refund_claim_link_lets_the_customer_enter_their_address_twice(mesh, chain, browser, shop):
+    """An overpaid payment's excess refunded with a claim link: the customer opens the
+    refund's page, mistypes the second address (refused, nothing stored), then enters it
+    twice; the refund is sent to exactly that address, once. The merchant's reason is
+    shown as text, never markup."""
+    async with grpc.aio.insecure_channel(mesh.addr("ledger")) as channel:
+        payouts = psgrpc.PayoutServiceStub(channel)
+        wallet = (
+            await payouts.GetPayoutWallet(pspb.GetPayoutWalletRequest(chain_id=31337), metadata=shop.auth)
+        ).address
+        await chain.send_eth(wallet, 10**16)  # in case the sweeper swept first: the refund then leaves from here
+        payment = await create(shop, chain_id=31337, asset="ETH", amount=str(10**16))
+        await chain.send_eth(payment.deposit_address, 10**16 + 3 * 10**15)
+
+        async def overpaid():
+            p = (
+                await shop.payments.GetPayment(spb.GetPaymentRequest(payment_id=payment.payment_id), metadata=shop.auth)
+            ).payment
+            return p.status in (pb.PAYMENT_STATUS_OVERPAID, pb.PAYMENT_STATUS_SWEPT)
+
+        await eventually(overpaid, timeout=60, interval=0.2)
+        refund = (
+            await payouts.CreateRefund(
+                pspb.CreateRefundRequest(
+                    payment_id=payment.payment_id,
+                    mode=pspb.REFUND_AMOUNT_EXCESS,
+                    claim_link=True,
+                    reason=XSS_DESCRIPTION,
+                ),
+                metadata=shop.auth,
+            )
+        ).refund
+        assert refund.state == popb.PAYOUT_STATE_AWAITING_CLAIM and refund.destination == ""
+        assert refund.claim_url.startswith(f"http://127.0.0.1:{mesh.ports['checkout']}/refund/")
+        customer = "0x" + "3c" * 20
+        context = await browser.new_context(viewport=MOBILE)
+        page = await context.new_page()
+        alerts: list[str] = []
+        page.on("dialog", lambda d: alerts.append(d.message))
+        await page.goto(refund.claim_url)
+        assert await page.text_content("#amount") == "0.003 ETH"
+        assert await page.text_content("#reason") == XSS_DESCRIPTION  # shown as text
+        await page.fill("#destination", customer)
+        await page.fill("#destination_again", "0x" + "3d" * 20)
+        await page.click("#claim")
+        assert "differ" in (await page.text_content("#error"))
+        stored = (await payouts.GetRefund(pspb.GetRefundRequest(refund_id=refund.payout_id), metadata=shop.auth)).refund
+        assert stored.state == popb.PAYOUT_STATE_AWAITING_CLAIM and stored.destination == ""
+        await page.fill("#destination_again", customer)
+        await page.screenshot(path=str(IMG / "checkout-refund-claim.png"), full_page=True)
+        await page.click("#claim")
+        await page.wait_for_selector("#claimed")
+        assert to_checksum(customer) in await page.text_content("#claimed")
+        await context.close()
+        assert alerts == []
+
+        async def sent():
+            r = (await payouts.GetRefund(pspb.GetRefundRequest(refund_id=refund.payout_id), metadata=shop.auth)).refund
+            return r if r.state == popb.PAYOUT_STATE_CONFIRMED else None
+
+        done = await eventually(sent, timeout=90, interval=0.3)
+        assert done.destination == to_checksum(customer)
+        assert int(await chain.rpc("eth_getBalance", customer, "latest"), 16) == 3 * 10**15
+        # The page cannot be claimed again, and a wrong token is the one plain 404.
+        async with httpx.AsyncClient() as http:
+            again = await http.post(refund.claim_url, data={"destination": customer, "destination_again": customer})
+            assert again.status_code == 409
+            missing = await http.get(refund.claim_url[:-4] + "AAAA")
+            assert missing.status_code == 404

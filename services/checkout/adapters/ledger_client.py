@@ -51,3 +51,14 @@ class CheckoutLedger:
         request = cpb.OpenLinkRequest(link_token=token, visitor_id=visitor_id, amount=amount)
         reply = await self._ledger.call("opening a payment link", "OpenLink", request)
         return reply.checkout_token
+
+    async def refund_claim(self, token: str) -> cpb.RefundClaimView:
+        reply = await self._ledger.call(
+            "reading a refund claim", "GetRefundClaim", cpb.GetRefundClaimRequest(claim_token=token)
+        )
+        return reply.claim
+
+    async def submit_refund_claim(self, token: str, destination: str, again: str) -> cpb.RefundClaimView:
+        request = cpb.SubmitRefundClaimRequest(claim_token=token, destination=destination, destination_again=again)
+        reply = await self._ledger.call("claiming a refund", "SubmitRefundClaim", request)
+        return reply.claim

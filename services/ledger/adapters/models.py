@@ -406,6 +406,7 @@ class Payout(Base):
     approved_by: Mapped[str] = mapped_column(String(16), server_default="")
     idempotency_key: Mapped[str | None] = mapped_column(String(128))
     request_fingerprint: Mapped[str] = mapped_column(String(64), server_default="")
+    claim_token: Mapped[str | None] = mapped_column(String(64))  # a refund's claim page (/refund/<token>)
     # Sending: when it is due, who holds the lease, retries.
     due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     claimed_by: Mapped[str | None] = mapped_column(String(128))
@@ -419,6 +420,7 @@ class Payout(Base):
         Index("ix_payouts_due", "chain_id", "due_at", postgresql_where=text("due_at IS NOT NULL")),
         Index("ix_payouts_merchant_created", "merchant_id", text("created_at DESC"), text("id DESC")),
         Index("ix_payouts_payment", "payment_id", postgresql_where=text("payment_id IS NOT NULL")),
+        Index("uq_payouts_claim_token", "claim_token", unique=True, postgresql_where=text("claim_token IS NOT NULL")),
         Index(
             "uq_payouts_merchant_idempotency",
             "merchant_id",

@@ -11,11 +11,12 @@ from paymesh.ledger.v1 import checkout_ledger_service_pb2_grpc as cgrpc
 
 from services.ledger.adapters.payment_event_subscriber import EventSubscription
 from services.ledger.api.caller_check import CallerCheck
-from services.ledger.api.convert import checkout_view_to_pb, link_view_to_pb
+from services.ledger.api.convert import checkout_view_to_pb, link_view_to_pb, refund_claim_to_pb
 from services.ledger.checkout import CheckoutService
 from services.ledger.domain.status import FINAL_STATUSES
 from services.ledger.domain.validation import utcnow
 from services.ledger.payment_links import PaymentLinksService
+from services.ledger.payouts import PayoutsService
 
 # How often a watched payment with funds waiting for their depth is re-read for its
 # confirmations (new heads emit no payment event).
@@ -31,11 +32,24 @@ class CheckoutLedgerServicer(cgrpc.CheckoutLedgerServiceServicer, CallerCheck):
         links: PaymentLinksService,
         token: str,
         subscribe: Callable[[str, str], Awaitable[EventSubscription]],
+        payouts: PayoutsService,
     ) -> None:
         CallerCheck.__init__(self, token, "checkout ledger", lambda _: True)
         self._checkout = checkout
         self._links = links
         self._subscribe = subscribe
+        self._payouts = payouts
+
+    async def GetRefundClaim(self, request: cpb.GetRefundClaimRequest, context) -> cpb.GetRefundClaimResponse:
+        self._check(context)
+        return cpb.GetRefundClaimResponse(
+            claim=refund_claim_to_pb(*await self._payouts.claim_view(request.claim_token))
+        )
+
+    async def SubmitRefundClaim(self, request: cpb.SubmitRefundClaimRequest, context) -> cpb.SubmitRefundClaimResponse:
+        self._check(context)
+        found = await self._payouts.submit_claim(request.claim_token, request.destination, request.destination_again)
+        return cpb.SubmitRefundClaimResponse(claim=refund_claim_to_pb(*found))
 
     async def GetLink(self, request: cpb.GetLinkRequest, context) -> cpb.GetLinkResponse:
         self._check(context)

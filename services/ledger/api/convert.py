@@ -423,6 +423,7 @@ PAYOUT_STATE_TO_PB = {
     PayoutState.CONFIRMED: popb.PAYOUT_STATE_CONFIRMED,
     PayoutState.FAILED: popb.PAYOUT_STATE_FAILED,
     PayoutState.CANCELLED: popb.PAYOUT_STATE_CANCELLED,
+    PayoutState.AWAITING_CLAIM: popb.PAYOUT_STATE_AWAITING_CLAIM,
 }
 PAYOUT_STATE_FROM_PB = {v: k for k, v in PAYOUT_STATE_TO_PB.items()}
 PAYOUT_TX_STATES = ("signed", "broadcast", "mined", "confirmed", "failed", "replaced")
@@ -467,6 +468,22 @@ def payout_to_pb(p: PayoutRecord) -> popb.Payout:
         created_at=ts(p.created_at),
         updated_at=ts(p.updated_at),
         completed_at=ts(p.completed_at),
+        claim_url=checkout_url(p.claim_token, "refund") if p.claim_token else "",
+    )
+
+
+def refund_claim_to_pb(p: PayoutRecord, merchant_name: str, chain_name: str) -> cpb.RefundClaimView:
+    """What the claim page shows: nothing of the payment but the refund itself."""
+    return cpb.RefundClaimView(
+        merchant_name=merchant_name,
+        chain_name=chain_name,
+        asset=p.asset,
+        decimals=p.decimals,
+        amount=str(p.amount),
+        reason=p.memo,
+        open=p.state is PayoutState.AWAITING_CLAIM,
+        destination=p.destination,
+        state=PAYOUT_STATE_TO_PB[p.state],
     )
 
 

@@ -48,6 +48,7 @@ class PayoutServicer(pogrpc.PayoutServiceServicer):
             idempotency_key=request.idempotency_key,
             reason=request.reason,
             value=(request.value.currency, request.value.amount) if request.HasField("value") else None,
+            claim_link=request.claim_link,
         )
         return popb.CreateRefundResponse(refund=payout_to_pb(refund), created=created)
 

@@ -6,7 +6,8 @@ merchant's payout wallet. Both are one record (PayoutRecord, kind "refund" or
 
     requested --approve--> approved --sign+record--> signed --node accepted--> broadcast
         --confirmations--> confirmed
-    requested / approved --cancel--> cancelled
+    awaiting_claim --the customer enters the address--> requested or approved
+    awaiting_claim / requested / approved --cancel--> cancelled
     approved / signed / broadcast --never sendable--> failed   (nothing left the source)
 
 Where the money comes from (`choose_source`): a refund of funds still at the
@@ -45,12 +46,13 @@ class PayoutState(StrEnum):
     CONFIRMED = "confirmed"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    AWAITING_CLAIM = "awaiting_claim"  # a claim link's refund: the customer has not given the address yet
 
 
 # Not yet ended: counted against limits and a refund's refundable amount; a deposit
 # refund in one of these holds its option's sweep back.
 ACTIVE_STATES = frozenset({PayoutState.REQUESTED, PayoutState.APPROVED, PayoutState.SIGNED, PayoutState.BROADCAST})
-CANCELLABLE_STATES = frozenset({PayoutState.REQUESTED, PayoutState.APPROVED})
+CANCELLABLE_STATES = frozenset({PayoutState.AWAITING_CLAIM, PayoutState.REQUESTED, PayoutState.APPROVED})
 # The sweeper may claim it: approved (to sign) or signed / broadcast (to resume).
 SENDABLE_STATES = frozenset({PayoutState.APPROVED, PayoutState.SIGNED, PayoutState.BROADCAST})
 
@@ -272,6 +274,7 @@ class PayoutRecord:
     attempts: int = 0
     lease_until: datetime | None = None
     request_fingerprint: str = ""
+    claim_token: str = ""
 
     @property
     def is_native(self) -> bool:
@@ -311,6 +314,7 @@ class PayoutRecord:
             attempts=r["attempts"],
             lease_until=r["lease_until"],
             request_fingerprint=r["request_fingerprint"],
+            claim_token=r["claim_token"] or "",
         )
 
 

@@ -24,39 +24,50 @@ _sym_db = _symbol_database.Default()
 
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from paymesh.ledger.v1 import payment_pb2 as paymesh_dot_ledger_dot_v1_dot_payment__pb2
+from paymesh.ledger.v1 import payout_pb2 as paymesh_dot_ledger_dot_v1_dot_payout__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n/paymesh/ledger/v1/checkout_ledger_service.proto\x12\x11paymesh.ledger.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1fpaymesh/ledger/v1/payment.proto\"\xc7\x01\n\x08LinkView\x12\x15\n\rmerchant_name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\'\n\x05price\x18\x03 \x01(\x0b\x32\x18.paymesh.ledger.v1.Money\x12+\n\tmin_price\x18\x04 \x01(\x0b\x32\x18.paymesh.ledger.v1.Money\x12+\n\tmax_price\x18\x05 \x01(\x0b\x32\x18.paymesh.ledger.v1.Money\x12\x0c\n\x04open\x18\x06 \x01(\x08\"$\n\x0eGetLinkRequest\x12\x12\n\nlink_token\x18\x01 \x01(\t\"<\n\x0fGetLinkResponse\x12)\n\x04link\x18\x01 \x01(\x0b\x32\x1b.paymesh.ledger.v1.LinkView\"I\n\x0fOpenLinkRequest\x12\x12\n\nlink_token\x18\x01 \x01(\t\x12\x12\n\nvisitor_id\x18\x02 \x01(\t\x12\x0e\n\x06\x61mount\x18\x03 \x01(\t\";\n\x10OpenLinkResponse\x12\x16\n\x0e\x63heckout_token\x18\x01 \x01(\t\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\"\x99\x03\n\x0c\x43heckoutView\x12\x15\n\rmerchant_name\x18\x01 \x01(\t\x12\x19\n\x11merchant_order_id\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x30\n\x06status\x18\x04 \x01(\x0e\x32 .paymesh.ledger.v1.PaymentStatus\x12\'\n\x05price\x18\x05 \x01(\x0b\x32\x18.paymesh.ledger.v1.Money\x12\x17\n\x0f\x64\x65posit_address\x18\x06 \x01(\t\x12\x31\n\x07options\x18\x07 \x03(\x0b\x32 .paymesh.ledger.v1.PaymentOption\x12.\n\nexpires_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nreturn_url\x18\t \x01(\t\x12\x15\n\rconfirmations\x18\n \x01(\r\x12\x1e\n\x16\x63onfirmations_required\x18\x0b \x01(\r\x12\x0f\n\x07version\x18\x0c \x01(\x04\x12\x0f\n\x07\x65xpired\x18\r \x01(\x08\",\n\x12GetCheckoutRequest\x12\x16\n\x0e\x63heckout_token\x18\x01 \x01(\t\"H\n\x13GetCheckoutResponse\x12\x31\n\x08\x63heckout\x18\x01 \x01(\x0b\x32\x1f.paymesh.ledger.v1.CheckoutView\".\n\x14WatchCheckoutRequest\x12\x16\n\x0e\x63heckout_token\x18\x01 \x01(\t\"J\n\x15WatchCheckoutResponse\x12\x31\n\x08\x63heckout\x18\x01 \x01(\x0b\x32\x1f.paymesh.ledger.v1.CheckoutView\"0\n\x16RequoteCheckoutRequest\x12\x16\n\x0e\x63heckout_token\x18\x01 \x01(\t\"^\n\x17RequoteCheckoutResponse\x12\x31\n\x08\x63heckout\x18\x01 \x01(\x0b\x32\x1f.paymesh.ledger.v1.CheckoutView\x12\x10\n\x08requoted\x18\x02 \x01(\x08\x32\xec\x03\n\x15\x43heckoutLedgerService\x12\\\n\x0bGetCheckout\x12%.paymesh.ledger.v1.GetCheckoutRequest\x1a&.paymesh.ledger.v1.GetCheckoutResponse\x12\x64\n\rWatchCheckout\x12\'.paymesh.ledger.v1.WatchCheckoutRequest\x1a(.paymesh.ledger.v1.WatchCheckoutResponse0\x01\x12h\n\x0fRequoteCheckout\x12).paymesh.ledger.v1.RequoteCheckoutRequest\x1a*.paymesh.ledger.v1.RequoteCheckoutResponse\x12P\n\x07GetLink\x12!.paymesh.ledger.v1.GetLinkRequest\x1a\".paymesh.ledger.v1.GetLinkResponse\x12S\n\x08OpenLink\x12\".paymesh.ledger.v1.OpenLinkRequest\x1a#.paymesh.ledger.v1.OpenLinkResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n/paymesh/ledger/v1/checkout_ledger_service.proto\x12\x11paymesh.ledger.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1fpaymesh/ledger/v1/payment.proto\x1a\x1epaymesh/ledger/v1/payout.proto\"\xc7\x01\n\x08LinkView\x12\x15\n\rmerchant_name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\'\n\x05price\x18\x03 \x01(\x0b\x32\x18.paymesh.ledger.v1.Money\x12+\n\tmin_price\x18\x04 \x01(\x0b\x32\x18.paymesh.ledger.v1.Money\x12+\n\tmax_price\x18\x05 \x01(\x0b\x32\x18.paymesh.ledger.v1.Money\x12\x0c\n\x04open\x18\x06 \x01(\x08\"$\n\x0eGetLinkRequest\x12\x12\n\nlink_token\x18\x01 \x01(\t\"<\n\x0fGetLinkResponse\x12)\n\x04link\x18\x01 \x01(\x0b\x32\x1b.paymesh.ledger.v1.LinkView\"I\n\x0fOpenLinkRequest\x12\x12\n\nlink_token\x18\x01 \x01(\t\x12\x12\n\nvisitor_id\x18\x02 \x01(\t\x12\x0e\n\x06\x61mount\x18\x03 \x01(\t\";\n\x10OpenLinkResponse\x12\x16\n\x0e\x63heckout_token\x18\x01 \x01(\t\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\"\x99\x03\n\x0c\x43heckoutView\x12\x15\n\rmerchant_name\x18\x01 \x01(\t\x12\x19\n\x11merchant_order_id\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x30\n\x06status\x18\x04 \x01(\x0e\x32 .paymesh.ledger.v1.PaymentStatus\x12\'\n\x05price\x18\x05 \x01(\x0b\x32\x18.paymesh.ledger.v1.Money\x12\x17\n\x0f\x64\x65posit_address\x18\x06 \x01(\t\x12\x31\n\x07options\x18\x07 \x03(\x0b\x32 .paymesh.ledger.v1.PaymentOption\x12.\n\nexpires_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nreturn_url\x18\t \x01(\t\x12\x15\n\rconfirmations\x18\n \x01(\r\x12\x1e\n\x16\x63onfirmations_required\x18\x0b \x01(\r\x12\x0f\n\x07version\x18\x0c \x01(\x04\x12\x0f\n\x07\x65xpired\x18\r \x01(\x08\",\n\x12GetCheckoutRequest\x12\x16\n\x0e\x63heckout_token\x18\x01 \x01(\t\"H\n\x13GetCheckoutResponse\x12\x31\n\x08\x63heckout\x18\x01 \x01(\x0b\x32\x1f.paymesh.ledger.v1.CheckoutView\".\n\x14WatchCheckoutRequest\x12\x16\n\x0e\x63heckout_token\x18\x01 \x01(\t\"J\n\x15WatchCheckoutResponse\x12\x31\n\x08\x63heckout\x18\x01 \x01(\x0b\x32\x1f.paymesh.ledger.v1.CheckoutView\"0\n\x16RequoteCheckoutRequest\x12\x16\n\x0e\x63heckout_token\x18\x01 \x01(\t\"^\n\x17RequoteCheckoutResponse\x12\x31\n\x08\x63heckout\x18\x01 \x01(\x0b\x32\x1f.paymesh.ledger.v1.CheckoutView\x12\x10\n\x08requoted\x18\x02 \x01(\x08\"\xcf\x01\n\x0fRefundClaimView\x12\x15\n\rmerchant_name\x18\x01 \x01(\t\x12\x12\n\nchain_name\x18\x02 \x01(\t\x12\r\n\x05\x61sset\x18\x03 \x01(\t\x12\x10\n\x08\x64\x65\x63imals\x18\x04 \x01(\r\x12\x0e\n\x06\x61mount\x18\x05 \x01(\t\x12\x0e\n\x06reason\x18\x06 \x01(\t\x12\x0c\n\x04open\x18\x07 \x01(\x08\x12\x13\n\x0b\x64\x65stination\x18\x08 \x01(\t\x12-\n\x05state\x18\t \x01(\x0e\x32\x1e.paymesh.ledger.v1.PayoutState\",\n\x15GetRefundClaimRequest\x12\x13\n\x0b\x63laim_token\x18\x01 \x01(\t\"K\n\x16GetRefundClaimResponse\x12\x31\n\x05\x63laim\x18\x01 \x01(\x0b\x32\".paymesh.ledger.v1.RefundClaimView\"_\n\x18SubmitRefundClaimRequest\x12\x13\n\x0b\x63laim_token\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65stination\x18\x02 \x01(\t\x12\x19\n\x11\x64\x65stination_again\x18\x03 \x01(\t\"N\n\x19SubmitRefundClaimResponse\x12\x31\n\x05\x63laim\x18\x01 \x01(\x0b\x32\".paymesh.ledger.v1.RefundClaimView2\xc3\x05\n\x15\x43heckoutLedgerService\x12\\\n\x0bGetCheckout\x12%.paymesh.ledger.v1.GetCheckoutRequest\x1a&.paymesh.ledger.v1.GetCheckoutResponse\x12\x64\n\rWatchCheckout\x12\'.paymesh.ledger.v1.WatchCheckoutRequest\x1a(.paymesh.ledger.v1.WatchCheckoutResponse0\x01\x12h\n\x0fRequoteCheckout\x12).paymesh.ledger.v1.RequoteCheckoutRequest\x1a*.paymesh.ledger.v1.RequoteCheckoutResponse\x12P\n\x07GetLink\x12!.paymesh.ledger.v1.GetLinkRequest\x1a\".paymesh.ledger.v1.GetLinkResponse\x12S\n\x08OpenLink\x12\".paymesh.ledger.v1.OpenLinkRequest\x1a#.paymesh.ledger.v1.OpenLinkResponse\x12\x65\n\x0eGetRefundClaim\x12(.paymesh.ledger.v1.GetRefundClaimRequest\x1a).paymesh.ledger.v1.GetRefundClaimResponse\x12n\n\x11SubmitRefundClaim\x12+.paymesh.ledger.v1.SubmitRefundClaimRequest\x1a,.paymesh.ledger.v1.SubmitRefundClaimResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'paymesh.ledger.v1.checkout_ledger_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_LINKVIEW']._serialized_start=137
-  _globals['_LINKVIEW']._serialized_end=336
-  _globals['_GETLINKREQUEST']._serialized_start=338
-  _globals['_GETLINKREQUEST']._serialized_end=374
-  _globals['_GETLINKRESPONSE']._serialized_start=376
-  _globals['_GETLINKRESPONSE']._serialized_end=436
-  _globals['_OPENLINKREQUEST']._serialized_start=438
-  _globals['_OPENLINKREQUEST']._serialized_end=511
-  _globals['_OPENLINKRESPONSE']._serialized_start=513
-  _globals['_OPENLINKRESPONSE']._serialized_end=572
-  _globals['_CHECKOUTVIEW']._serialized_start=575
-  _globals['_CHECKOUTVIEW']._serialized_end=984
-  _globals['_GETCHECKOUTREQUEST']._serialized_start=986
-  _globals['_GETCHECKOUTREQUEST']._serialized_end=1030
-  _globals['_GETCHECKOUTRESPONSE']._serialized_start=1032
-  _globals['_GETCHECKOUTRESPONSE']._serialized_end=1104
-  _globals['_WATCHCHECKOUTREQUEST']._serialized_start=1106
-  _globals['_WATCHCHECKOUTREQUEST']._serialized_end=1152
-  _globals['_WATCHCHECKOUTRESPONSE']._serialized_start=1154
-  _globals['_WATCHCHECKOUTRESPONSE']._serialized_end=1228
-  _globals['_REQUOTECHECKOUTREQUEST']._serialized_start=1230
-  _globals['_REQUOTECHECKOUTREQUEST']._serialized_end=1278
-  _globals['_REQUOTECHECKOUTRESPONSE']._serialized_start=1280
-  _globals['_REQUOTECHECKOUTRESPONSE']._serialized_end=1374
-  _globals['_CHECKOUTLEDGERSERVICE']._serialized_start=1377
-  _globals['_CHECKOUTLEDGERSERVICE']._serialized_end=1869
+  _globals['_LINKVIEW']._serialized_start=169
+  _globals['_LINKVIEW']._serialized_end=368
+  _globals['_GETLINKREQUEST']._serialized_start=370
+  _globals['_GETLINKREQUEST']._serialized_end=406
+  _globals['_GETLINKRESPONSE']._serialized_start=408
+  _globals['_GETLINKRESPONSE']._serialized_end=468
+  _globals['_OPENLINKREQUEST']._serialized_start=470
+  _globals['_OPENLINKREQUEST']._serialized_end=543
+  _globals['_OPENLINKRESPONSE']._serialized_start=545
+  _globals['_OPENLINKRESPONSE']._serialized_end=604
+  _globals['_CHECKOUTVIEW']._serialized_start=607
+  _globals['_CHECKOUTVIEW']._serialized_end=1016
+  _globals['_GETCHECKOUTREQUEST']._serialized_start=1018
+  _globals['_GETCHECKOUTREQUEST']._serialized_end=1062
+  _globals['_GETCHECKOUTRESPONSE']._serialized_start=1064
+  _globals['_GETCHECKOUTRESPONSE']._serialized_end=1136
+  _globals['_WATCHCHECKOUTREQUEST']._serialized_start=1138
+  _globals['_WATCHCHECKOUTREQUEST']._serialized_end=1184
+  _globals['_WATCHCHECKOUTRESPONSE']._serialized_start=1186
+  _globals['_WATCHCHECKOUTRESPONSE']._serialized_end=1260
+  _globals['_REQUOTECHECKOUTREQUEST']._serialized_start=1262
+  _globals['_REQUOTECHECKOUTREQUEST']._serialized_end=1310
+  _globals['_REQUOTECHECKOUTRESPONSE']._serialized_start=1312
+  _globals['_REQUOTECHECKOUTRESPONSE']._serialized_end=1406
+  _globals['_REFUNDCLAIMVIEW']._serialized_start=1409
+  _globals['_REFUNDCLAIMVIEW']._serialized_end=1616
+  _globals['_GETREFUNDCLAIMREQUEST']._serialized_start=1618
+  _globals['_GETREFUNDCLAIMREQUEST']._serialized_end=1662
+  _globals['_GETREFUNDCLAIMRESPONSE']._serialized_start=1664
+  _globals['_GETREFUNDCLAIMRESPONSE']._serialized_end=1739
+  _globals['_SUBMITREFUNDCLAIMREQUEST']._serialized_start=1741
+  _globals['_SUBMITREFUNDCLAIMREQUEST']._serialized_end=1836
+  _globals['_SUBMITREFUNDCLAIMRESPONSE']._serialized_start=1838
+  _globals['_SUBMITREFUNDCLAIMRESPONSE']._serialized_end=1916
+  _globals['_CHECKOUTLEDGERSERVICE']._serialized_start=1919
+  _globals['_CHECKOUTLEDGERSERVICE']._serialized_end=2626
 # @@protoc_insertion_point(module_scope)

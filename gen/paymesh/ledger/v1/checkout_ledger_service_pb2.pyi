@@ -2,6 +2,7 @@ import datetime
 
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from paymesh.ledger.v1 import payment_pb2 as _payment_pb2
+from paymesh.ledger.v1 import payout_pb2 as _payout_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -123,3 +124,53 @@ class RequoteCheckoutResponse(_message.Message):
     checkout: CheckoutView
     requoted: bool
     def __init__(self, checkout: _Optional[_Union[CheckoutView, _Mapping]] = ..., requoted: _Optional[bool] = ...) -> None: ...
+
+class RefundClaimView(_message.Message):
+    __slots__ = ("merchant_name", "chain_name", "asset", "decimals", "amount", "reason", "open", "destination", "state")
+    MERCHANT_NAME_FIELD_NUMBER: _ClassVar[int]
+    CHAIN_NAME_FIELD_NUMBER: _ClassVar[int]
+    ASSET_FIELD_NUMBER: _ClassVar[int]
+    DECIMALS_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    OPEN_FIELD_NUMBER: _ClassVar[int]
+    DESTINATION_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    merchant_name: str
+    chain_name: str
+    asset: str
+    decimals: int
+    amount: str
+    reason: str
+    open: bool
+    destination: str
+    state: _payout_pb2.PayoutState
+    def __init__(self, merchant_name: _Optional[str] = ..., chain_name: _Optional[str] = ..., asset: _Optional[str] = ..., decimals: _Optional[int] = ..., amount: _Optional[str] = ..., reason: _Optional[str] = ..., open: _Optional[bool] = ..., destination: _Optional[str] = ..., state: _Optional[_Union[_payout_pb2.PayoutState, str]] = ...) -> None: ...
+
+class GetRefundClaimRequest(_message.Message):
+    __slots__ = ("claim_token",)
+    CLAIM_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    claim_token: str
+    def __init__(self, claim_token: _Optional[str] = ...) -> None: ...
+
+class GetRefundClaimResponse(_message.Message):
+    __slots__ = ("claim",)
+    CLAIM_FIELD_NUMBER: _ClassVar[int]
+    claim: RefundClaimView
+    def __init__(self, claim: _Optional[_Union[RefundClaimView, _Mapping]] = ...) -> None: ...
+
+class SubmitRefundClaimRequest(_message.Message):
+    __slots__ = ("claim_token", "destination", "destination_again")
+    CLAIM_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    DESTINATION_FIELD_NUMBER: _ClassVar[int]
+    DESTINATION_AGAIN_FIELD_NUMBER: _ClassVar[int]
+    claim_token: str
+    destination: str
+    destination_again: str
+    def __init__(self, claim_token: _Optional[str] = ..., destination: _Optional[str] = ..., destination_again: _Optional[str] = ...) -> None: ...
+
+class SubmitRefundClaimResponse(_message.Message):
+    __slots__ = ("claim",)
+    CLAIM_FIELD_NUMBER: _ClassVar[int]
+    claim: RefundClaimView
+    def __init__(self, claim: _Optional[_Union[RefundClaimView, _Mapping]] = ...) -> None: ...

@@ -65,6 +65,16 @@ class CheckoutLedgerServiceStub:
                 request_serializer=paymesh_dot_ledger_dot_v1_dot_checkout__ledger__service__pb2.OpenLinkRequest.SerializeToString,
                 response_deserializer=paymesh_dot_ledger_dot_v1_dot_checkout__ledger__service__pb2.OpenLinkResponse.FromString,
                 _registered_method=True)
+        self.GetRefundClaim = channel.unary_unary(
+                '/paymesh.ledger.v1.CheckoutLedgerService/GetRefundClaim',
+                request_serializer=paymesh_dot_ledger_dot_v1_dot_checkout__ledger__service__pb2.GetRefundClaimRequest.SerializeToString,
+                response_deserializer=paymesh_dot_ledger_dot_v1_dot_checkout__ledger__service__pb2.GetRefundClaimResponse.FromString,
+                _registered_method=True)
+        self.SubmitRefundClaim = channel.unary_unary(
+                '/paymesh.ledger.v1.CheckoutLedgerService/SubmitRefundClaim',
+                request_serializer=paymesh_dot_ledger_dot_v1_dot_checkout__ledger__service__pb2.SubmitRefundClaimRequest.SerializeToString,
+                response_deserializer=paymesh_dot_ledger_dot_v1_dot_checkout__ledger__service__pb2.SubmitRefundClaimResponse.FromString,
+                _registered_method=True)
 
 
 class CheckoutLedgerServiceServicer:
@@ -119,6 +129,21 @@ class CheckoutLedgerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetRefundClaim(self, request, context):
+        """GetRefundClaim returns a refund's claim page, by its claim token.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SubmitRefundClaim(self, request, context):
+        """SubmitRefundClaim sets the refund's destination the customer entered twice
+        (both the same address, checksum-validated); only while it awaits a claim.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CheckoutLedgerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -146,6 +171,16 @@ def add_CheckoutLedgerServiceServicer_to_server(servicer, server):
                     servicer.OpenLink,
                     request_deserializer=paymesh_dot_ledger_dot_v1_dot_checkout__ledger__service__pb2.OpenLinkRequest.FromString,
                     response_serializer=paymesh_dot_ledger_dot_v1_dot_checkout__ledger__service__pb2.OpenLinkResponse.SerializeToString,
+            ),
+            'GetRefundClaim': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRefundClaim,
+                    request_deserializer=paymesh_dot_ledger_dot_v1_dot_checkout__ledger__service__pb2.GetRefundClaimRequest.FromString,
+                    response_serializer=paymesh_dot_ledger_dot_v1_dot_checkout__ledger__service__pb2.GetRefundClaimResponse.SerializeToString,
+            ),
+            'SubmitRefundClaim': grpc.unary_unary_rpc_method_handler(
+                    servicer.SubmitRefundClaim,
+                    request_deserializer=paymesh_dot_ledger_dot_v1_dot_checkout__ledger__service__pb2.SubmitRefundClaimRequest.FromString,
+                    response_serializer=paymesh_dot_ledger_dot_v1_dot_checkout__ledger__service__pb2.SubmitRefundClaimResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -289,6 +324,60 @@ class CheckoutLedgerService:
             '/paymesh.ledger.v1.CheckoutLedgerService/OpenLink',
             paymesh_dot_ledger_dot_v1_dot_checkout__ledger__service__pb2.OpenLinkRequest.SerializeToString,
             paymesh_dot_ledger_dot_v1_dot_checkout__ledger__service__pb2.OpenLinkResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRefundClaim(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/paymesh.ledger.v1.CheckoutLedgerService/GetRefundClaim',
+            paymesh_dot_ledger_dot_v1_dot_checkout__ledger__service__pb2.GetRefundClaimRequest.SerializeToString,
+            paymesh_dot_ledger_dot_v1_dot_checkout__ledger__service__pb2.GetRefundClaimResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubmitRefundClaim(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/paymesh.ledger.v1.CheckoutLedgerService/SubmitRefundClaim',
+            paymesh_dot_ledger_dot_v1_dot_checkout__ledger__service__pb2.SubmitRefundClaimRequest.SerializeToString,
+            paymesh_dot_ledger_dot_v1_dot_checkout__ledger__service__pb2.SubmitRefundClaimResponse.FromString,
             options,
             channel_credentials,
             insecure,

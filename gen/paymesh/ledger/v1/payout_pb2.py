@@ -25,19 +25,19 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1epaymesh/ledger/v1/payout.proto\x12\x11paymesh.ledger.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb2\x05\n\x06Payout\x12\x11\n\tpayout_id\x18\x01 \x01(\t\x12\x13\n\x0bmerchant_id\x18\x02 \x01(\t\x12+\n\x04kind\x18\x03 \x01(\x0e\x32\x1d.paymesh.ledger.v1.PayoutKind\x12\x12\n\npayment_id\x18\x04 \x01(\t\x12\x10\n\x08\x62\x61tch_id\x18\x05 \x01(\t\x12\x10\n\x08\x63hain_id\x18\x06 \x01(\x04\x12\r\n\x05\x61sset\x18\x07 \x01(\t\x12\x15\n\rtoken_address\x18\x08 \x01(\t\x12\x10\n\x08\x64\x65\x63imals\x18\t \x01(\r\x12\x0e\n\x06\x61mount\x18\n \x01(\t\x12\x17\n\x0f\x66\x65\x65_from_amount\x18\x0b \x01(\x08\x12\x13\n\x0b\x61mount_sent\x18\x0c \x01(\t\x12\x0b\n\x03\x66\x65\x65\x18\r \x01(\t\x12\x13\n\x0b\x64\x65stination\x18\x0e \x01(\t\x12/\n\x06source\x18\x0f \x01(\x0e\x32\x1f.paymesh.ledger.v1.PayoutSource\x12\x16\n\x0esource_address\x18\x10 \x01(\t\x12-\n\x05state\x18\x11 \x01(\x0e\x32\x1e.paymesh.ledger.v1.PayoutState\x12\x0c\n\x04memo\x18\x12 \x01(\t\x12\x16\n\x0e\x66\x61ilure_reason\x18\x13 \x01(\t\x12\x12\n\nlast_error\x18\x14 \x01(\t\x12\x0f\n\x07tx_hash\x18\x15 \x01(\t\x12\x19\n\x11\x61pproval_required\x18\x16 \x01(\x08\x12\x13\n\x0b\x61pproved_by\x18\x17 \x01(\t\x12.\n\ncreated_at\x18\x18 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x19 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0c\x63ompleted_at\x18\x1a \x01(\x0b\x32\x1a.google.protobuf.Timestamp*Y\n\nPayoutKind\x12\x1b\n\x17PAYOUT_KIND_UNSPECIFIED\x10\x00\x12\x16\n\x12PAYOUT_KIND_REFUND\x10\x01\x12\x16\n\x12PAYOUT_KIND_PAYOUT\x10\x02*q\n\x0cPayoutSource\x12\x1d\n\x19PAYOUT_SOURCE_UNSPECIFIED\x10\x00\x12!\n\x1dPAYOUT_SOURCE_DEPOSIT_ADDRESS\x10\x01\x12\x1f\n\x1bPAYOUT_SOURCE_PAYOUT_WALLET\x10\x02*\xe8\x01\n\x0bPayoutState\x12\x1c\n\x18PAYOUT_STATE_UNSPECIFIED\x10\x00\x12\x1a\n\x16PAYOUT_STATE_REQUESTED\x10\x01\x12\x19\n\x15PAYOUT_STATE_APPROVED\x10\x02\x12\x17\n\x13PAYOUT_STATE_SIGNED\x10\x03\x12\x1a\n\x16PAYOUT_STATE_BROADCAST\x10\x04\x12\x1a\n\x16PAYOUT_STATE_CONFIRMED\x10\x05\x12\x17\n\x13PAYOUT_STATE_FAILED\x10\x06\x12\x1a\n\x16PAYOUT_STATE_CANCELLED\x10\x07\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1epaymesh/ledger/v1/payout.proto\x12\x11paymesh.ledger.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc5\x05\n\x06Payout\x12\x11\n\tpayout_id\x18\x01 \x01(\t\x12\x13\n\x0bmerchant_id\x18\x02 \x01(\t\x12+\n\x04kind\x18\x03 \x01(\x0e\x32\x1d.paymesh.ledger.v1.PayoutKind\x12\x12\n\npayment_id\x18\x04 \x01(\t\x12\x10\n\x08\x62\x61tch_id\x18\x05 \x01(\t\x12\x10\n\x08\x63hain_id\x18\x06 \x01(\x04\x12\r\n\x05\x61sset\x18\x07 \x01(\t\x12\x15\n\rtoken_address\x18\x08 \x01(\t\x12\x10\n\x08\x64\x65\x63imals\x18\t \x01(\r\x12\x0e\n\x06\x61mount\x18\n \x01(\t\x12\x17\n\x0f\x66\x65\x65_from_amount\x18\x0b \x01(\x08\x12\x13\n\x0b\x61mount_sent\x18\x0c \x01(\t\x12\x0b\n\x03\x66\x65\x65\x18\r \x01(\t\x12\x13\n\x0b\x64\x65stination\x18\x0e \x01(\t\x12/\n\x06source\x18\x0f \x01(\x0e\x32\x1f.paymesh.ledger.v1.PayoutSource\x12\x16\n\x0esource_address\x18\x10 \x01(\t\x12-\n\x05state\x18\x11 \x01(\x0e\x32\x1e.paymesh.ledger.v1.PayoutState\x12\x0c\n\x04memo\x18\x12 \x01(\t\x12\x16\n\x0e\x66\x61ilure_reason\x18\x13 \x01(\t\x12\x12\n\nlast_error\x18\x14 \x01(\t\x12\x0f\n\x07tx_hash\x18\x15 \x01(\t\x12\x19\n\x11\x61pproval_required\x18\x16 \x01(\x08\x12\x13\n\x0b\x61pproved_by\x18\x17 \x01(\t\x12.\n\ncreated_at\x18\x18 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x19 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0c\x63ompleted_at\x18\x1a \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tclaim_url\x18\x1b \x01(\t*Y\n\nPayoutKind\x12\x1b\n\x17PAYOUT_KIND_UNSPECIFIED\x10\x00\x12\x16\n\x12PAYOUT_KIND_REFUND\x10\x01\x12\x16\n\x12PAYOUT_KIND_PAYOUT\x10\x02*q\n\x0cPayoutSource\x12\x1d\n\x19PAYOUT_SOURCE_UNSPECIFIED\x10\x00\x12!\n\x1dPAYOUT_SOURCE_DEPOSIT_ADDRESS\x10\x01\x12\x1f\n\x1bPAYOUT_SOURCE_PAYOUT_WALLET\x10\x02*\x89\x02\n\x0bPayoutState\x12\x1c\n\x18PAYOUT_STATE_UNSPECIFIED\x10\x00\x12\x1a\n\x16PAYOUT_STATE_REQUESTED\x10\x01\x12\x19\n\x15PAYOUT_STATE_APPROVED\x10\x02\x12\x17\n\x13PAYOUT_STATE_SIGNED\x10\x03\x12\x1a\n\x16PAYOUT_STATE_BROADCAST\x10\x04\x12\x1a\n\x16PAYOUT_STATE_CONFIRMED\x10\x05\x12\x17\n\x13PAYOUT_STATE_FAILED\x10\x06\x12\x1a\n\x16PAYOUT_STATE_CANCELLED\x10\x07\x12\x1f\n\x1bPAYOUT_STATE_AWAITING_CLAIM\x10\x08\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'paymesh.ledger.v1.payout_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_PAYOUTKIND']._serialized_start=779
-  _globals['_PAYOUTKIND']._serialized_end=868
-  _globals['_PAYOUTSOURCE']._serialized_start=870
-  _globals['_PAYOUTSOURCE']._serialized_end=983
-  _globals['_PAYOUTSTATE']._serialized_start=986
-  _globals['_PAYOUTSTATE']._serialized_end=1218
+  _globals['_PAYOUTKIND']._serialized_start=798
+  _globals['_PAYOUTKIND']._serialized_end=887
+  _globals['_PAYOUTSOURCE']._serialized_start=889
+  _globals['_PAYOUTSOURCE']._serialized_end=1002
+  _globals['_PAYOUTSTATE']._serialized_start=1005
+  _globals['_PAYOUTSTATE']._serialized_end=1270
   _globals['_PAYOUT']._serialized_start=87
-  _globals['_PAYOUT']._serialized_end=777
+  _globals['_PAYOUT']._serialized_end=796
 # @@protoc_insertion_point(module_scope)

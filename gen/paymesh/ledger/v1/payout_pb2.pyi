@@ -31,6 +31,7 @@ class PayoutState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     PAYOUT_STATE_CONFIRMED: _ClassVar[PayoutState]
     PAYOUT_STATE_FAILED: _ClassVar[PayoutState]
     PAYOUT_STATE_CANCELLED: _ClassVar[PayoutState]
+    PAYOUT_STATE_AWAITING_CLAIM: _ClassVar[PayoutState]
 PAYOUT_KIND_UNSPECIFIED: PayoutKind
 PAYOUT_KIND_REFUND: PayoutKind
 PAYOUT_KIND_PAYOUT: PayoutKind
@@ -45,9 +46,10 @@ PAYOUT_STATE_BROADCAST: PayoutState
 PAYOUT_STATE_CONFIRMED: PayoutState
 PAYOUT_STATE_FAILED: PayoutState
 PAYOUT_STATE_CANCELLED: PayoutState
+PAYOUT_STATE_AWAITING_CLAIM: PayoutState
 
 class Payout(_message.Message):
-    __slots__ = ("payout_id", "merchant_id", "kind", "payment_id", "batch_id", "chain_id", "asset", "token_address", "decimals", "amount", "fee_from_amount", "amount_sent", "fee", "destination", "source", "source_address", "state", "memo", "failure_reason", "last_error", "tx_hash", "approval_required", "approved_by", "created_at", "updated_at", "completed_at")
+    __slots__ = ("payout_id", "merchant_id", "kind", "payment_id", "batch_id", "chain_id", "asset", "token_address", "decimals", "amount", "fee_from_amount", "amount_sent", "fee", "destination", "source", "source_address", "state", "memo", "failure_reason", "last_error", "tx_hash", "approval_required", "approved_by", "created_at", "updated_at", "completed_at", "claim_url")
     PAYOUT_ID_FIELD_NUMBER: _ClassVar[int]
     MERCHANT_ID_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
@@ -74,6 +76,7 @@ class Payout(_message.Message):
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
     COMPLETED_AT_FIELD_NUMBER: _ClassVar[int]
+    CLAIM_URL_FIELD_NUMBER: _ClassVar[int]
     payout_id: str
     merchant_id: str
     kind: PayoutKind
@@ -100,4 +103,5 @@ class Payout(_message.Message):
     created_at: _timestamp_pb2.Timestamp
     updated_at: _timestamp_pb2.Timestamp
     completed_at: _timestamp_pb2.Timestamp
-    def __init__(self, payout_id: _Optional[str] = ..., merchant_id: _Optional[str] = ..., kind: _Optional[_Union[PayoutKind, str]] = ..., payment_id: _Optional[str] = ..., batch_id: _Optional[str] = ..., chain_id: _Optional[int] = ..., asset: _Optional[str] = ..., token_address: _Optional[str] = ..., decimals: _Optional[int] = ..., amount: _Optional[str] = ..., fee_from_amount: _Optional[bool] = ..., amount_sent: _Optional[str] = ..., fee: _Optional[str] = ..., destination: _Optional[str] = ..., source: _Optional[_Union[PayoutSource, str]] = ..., source_address: _Optional[str] = ..., state: _Optional[_Union[PayoutState, str]] = ..., memo: _Optional[str] = ..., failure_reason: _Optional[str] = ..., last_error: _Optional[str] = ..., tx_hash: _Optional[str] = ..., approval_required: _Optional[bool] = ..., approved_by: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., completed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    claim_url: str
+    def __init__(self, payout_id: _Optional[str] = ..., merchant_id: _Optional[str] = ..., kind: _Optional[_Union[PayoutKind, str]] = ..., payment_id: _Optional[str] = ..., batch_id: _Optional[str] = ..., chain_id: _Optional[int] = ..., asset: _Optional[str] = ..., token_address: _Optional[str] = ..., decimals: _Optional[int] = ..., amount: _Optional[str] = ..., fee_from_amount: _Optional[bool] = ..., amount_sent: _Optional[str] = ..., fee: _Optional[str] = ..., destination: _Optional[str] = ..., source: _Optional[_Union[PayoutSource, str]] = ..., source_address: _Optional[str] = ..., state: _Optional[_Union[PayoutState, str]] = ..., memo: _Optional[str] = ..., failure_reason: _Optional[str] = ..., last_error: _Optional[str] = ..., tx_hash: _Optional[str] = ..., approval_required: _Optional[bool] = ..., approved_by: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., completed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., claim_url: _Optional[str] = ...) -> None: ...

@@ -19,7 +19,7 @@ REFUND_AMOUNT_ALL_RECEIVED: RefundAmount
 REFUND_AMOUNT_EXCESS: RefundAmount
 
 class CreateRefundRequest(_message.Message):
-    __slots__ = ("payment_id", "amount", "mode", "chain_id", "asset", "destination", "idempotency_key", "reason", "value")
+    __slots__ = ("payment_id", "amount", "mode", "chain_id", "asset", "destination", "idempotency_key", "reason", "value", "claim_link")
     PAYMENT_ID_FIELD_NUMBER: _ClassVar[int]
     AMOUNT_FIELD_NUMBER: _ClassVar[int]
     MODE_FIELD_NUMBER: _ClassVar[int]
@@ -29,6 +29,7 @@ class CreateRefundRequest(_message.Message):
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     VALUE_FIELD_NUMBER: _ClassVar[int]
+    CLAIM_LINK_FIELD_NUMBER: _ClassVar[int]
     payment_id: str
     amount: str
     mode: RefundAmount
@@ -38,7 +39,8 @@ class CreateRefundRequest(_message.Message):
     idempotency_key: str
     reason: str
     value: _payment_pb2.Money
-    def __init__(self, payment_id: _Optional[str] = ..., amount: _Optional[str] = ..., mode: _Optional[_Union[RefundAmount, str]] = ..., chain_id: _Optional[int] = ..., asset: _Optional[str] = ..., destination: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., reason: _Optional[str] = ..., value: _Optional[_Union[_payment_pb2.Money, _Mapping]] = ...) -> None: ...
+    claim_link: bool
+    def __init__(self, payment_id: _Optional[str] = ..., amount: _Optional[str] = ..., mode: _Optional[_Union[RefundAmount, str]] = ..., chain_id: _Optional[int] = ..., asset: _Optional[str] = ..., destination: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., reason: _Optional[str] = ..., value: _Optional[_Union[_payment_pb2.Money, _Mapping]] = ..., claim_link: _Optional[bool] = ...) -> None: ...
 
 class CreateRefundResponse(_message.Message):
     __slots__ = ("refund", "created")

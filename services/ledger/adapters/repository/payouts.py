@@ -261,3 +261,8 @@ async def update_payout_tx(conn: AsyncConnection, tx_hash: str, **values: Any) -
         .where(PAYOUT_TRANSACTIONS.c.tx_hash == tx_hash)
         .values(**values, updated_at=func.now())
     )
+
+
+async def by_claim_token(conn: AsyncConnection, claim_token: str) -> PayoutRecord | None:
+    row = (await conn.execute(select(PAYOUTS).where(PAYOUTS.c.claim_token == claim_token))).first()
+    return PayoutRecord.from_row(row) if row else None
