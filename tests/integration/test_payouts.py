@@ -21,6 +21,7 @@ from paymesh.ledger.v1 import payout_pb2 as popb
 from paymesh.ledger.v1 import payout_service_pb2 as pspb
 from paymesh.ledger.v1 import payout_service_pb2_grpc as psgrpc
 
+from services.sweeper.adapters.chain_rpc import L1_FEE_HEADROOM_PERCENT, OP_GAS_PRICE_ORACLE
 from tests.support.ledger import (
     ADMIN_TOKEN,
     CHECKOUT_LEDGER_TOKEN,
@@ -31,7 +32,15 @@ from tests.support.ledger import (
     publish_head,
     transfer_event,
 )
-from tests.support.sweeper_chain import ETHER, FUNDER_KEY, TUSD, Paid, start_stack, stop_stack
+from tests.support.sweeper_chain import (
+    ETHER,
+    FUNDER_KEY,
+    TUSD,
+    Paid,
+    start_stack,
+    stop_stack,
+    write_sweeper_chains_file,
+)
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.timeout(240)]
 
@@ -631,3 +640,53 @@ async def test_a_claim_link_refund_sets_its_amount_aside_and_takes_one_address_o
     async with stack.sweeper():
         await wait_payout(stack, merchant, refund.payout_id, popb.PAYOUT_STATE_CONFIRMED, refund=True)
     assert await stack.chain.balance(customer) == 6 * 10**14
+
+
+async def test_on_an_op_stack_chain_a_payout_reserves_the_l1_data_fee(stack):
+    """l1_data_fee: op_stack (a stand-in GasPriceOracle at the predeploy, as in
+    test_sweeper): the payout's signed transaction leaves the L1 data fee reserve
+    aside, a wallet that cannot also cover the reserve fails before anything is
+    signed, and the wallet's books hold to the wei (anvil itself charges no L1 fee)."""
+    l1_fee = 123_456_789
+    stand_in = "0x63" + l1_fee.to_bytes(4, "big").hex() + "600052" + "60206000f3"
+    reserve = -(-l1_fee * L1_FEE_HEADROOM_PERCENT // 100)
+    chains = write_sweeper_chains_file(
+        stack.dir / "op-stack-payouts.yaml", stack.anvil.http_url, l1_data_fee="op_stack", block_time=stack.block_time
+    )
+    merchant, _ = await stack.merchant()
+    wallet = await fund_wallet(stack, merchant, ether=ETHER // 100)
+    api = payouts_of(stack)
+    to = Account.create().address
+    ok = (
+        await api.CreatePayout(
+            pspb.CreatePayoutRequest(chain_id=31337, asset="ETH", amount=str(ETHER // 200), destination=to),
+            metadata=merchant.auth,
+        )
+    ).payout
+    await stack.chain.rpc("anvil_setCode", [OP_GAS_PRICE_ORACLE, stand_in])
+    try:
+        async with stack.sweeper(chains_file=chains):
+            done = await wait_payout(stack, merchant, ok.payout_id, popb.PAYOUT_STATE_CONFIRMED)
+            left = await stack.chain.balance(wallet)
+            # Exactly what is left as value: the gas and the L1 reserve are missing, so it fails unsigned.
+            too_much = (
+                await api.CreatePayout(
+                    pspb.CreatePayoutRequest(chain_id=31337, asset="ETH", amount=str(left), destination=to),
+                    metadata=merchant.auth,
+                )
+            ).payout
+            failed = await wait_payout(stack, merchant, too_much.payout_id, popb.PAYOUT_STATE_FAILED)
+    finally:
+        await stack.chain.rpc("anvil_setCode", [OP_GAS_PRICE_ORACLE, "0x"])
+    assert "insufficient funds" in failed.failure_reason and await payout_txs(stack, too_much.payout_id) == []
+    conn = await asyncpg.connect(stack.database_url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        row = await conn.fetchrow(
+            "SELECT l1_fee_reserve, gas_limit, max_fee_per_gas FROM payout_transactions WHERE payout_id = $1",
+            ok.payout_id,
+        )
+    finally:
+        await conn.close()
+    assert int(row["l1_fee_reserve"]) == reserve
+    assert await stack.chain.balance(to) == ETHER // 200
+    assert await stack.chain.balance(wallet) == ETHER // 100 - ETHER // 200 - int(done.fee)
