@@ -532,8 +532,7 @@ class PayoutsService:
             )
         if not await repo.payouts.insert_payouts(conn, rows):
             return None
-        records = [await repo.payouts.get_payout(conn, r["id"]) for r in rows]
-        stored = [r for r in records if r is not None]
+        stored = await repo.payouts.payouts_by_ids(conn, [r["id"] for r in rows])
         events = []
         for r in stored:
             events.append(self._event(r, PayoutState.REQUESTED, payment, now))

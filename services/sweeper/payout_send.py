@@ -29,7 +29,7 @@ from services.common.chains import ChainConfig
 from services.common.failpoints import failpoint
 from services.sweeper.adapters.key_store import DerivedKey, KeyError_, KeyStore
 from services.sweeper.domain.model import PayoutJob, SignedTx, TxKind, TxState
-from services.sweeper.domain.policy import SweepPolicy, treasury_problem
+from services.sweeper.domain.policy import SweepPolicy, destination_problem
 from services.sweeper.domain.receipts import fee_paid
 from services.sweeper.domain.recovery import TxGroup, open_groups
 from services.sweeper.domain.releases import ReleaseCategory
@@ -92,14 +92,9 @@ class PayoutSend:
                 self._cfg.config_retry,
                 ReleaseCategory.CONFIG,
             )
-        problem = treasury_problem(
-            job.destination,
-            deposit_address=job.source_address,
-            token_address=job.token_address,
-            is_checksummed=lambda _address: True,  # the ledger checksummed it
-        )
+        problem = destination_problem(job.destination, source=job.source_address, token_address=job.token_address)
         if problem:
-            await self._fail(f"the destination {problem.replace('treasury', 'destination')}")
+            await self._fail(f"refused before signing: {problem}")
             return
         strategy = self._strategy(
             Transfer(

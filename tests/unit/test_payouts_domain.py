@@ -32,6 +32,7 @@ from services.ledger.domain.payouts import (
 )
 from services.ledger.domain.pricing import parse_price, units_worth
 from services.notifier.domain.payload import build_body, webhook_type
+from services.sweeper.domain.policy import destination_problem as sweeper_check
 from tests.support.ledger import ANVIL_MNEMONIC, fresh_xpub
 
 pytestmark = pytest.mark.unit
@@ -142,3 +143,10 @@ def test_a_fiat_refund_never_gives_back_more_than_its_value(cents, rate_cents, d
     units = units_worth(value, rate, decimals)
     worth = lambda n: Fraction(n) * Fraction(rate) / 10**decimals  # noqa: E731
     assert worth(units) <= Fraction(value.amount) < worth(units + 1)
+
+
+def test_the_sweeper_checks_the_destination_again_before_signing():
+    assert "zero address" in sweeper_check(ZERO_ADDRESS, source=SOURCE, token_address="")
+    assert "leaves from" in sweeper_check(SOURCE, source=SOURCE, token_address="")
+    assert "token contract" in sweeper_check(TOKEN, source=SOURCE, token_address=TOKEN)
+    assert sweeper_check("0x" + "12" * 20, source=SOURCE, token_address=TOKEN) == ""

@@ -102,3 +102,16 @@ def treasury_problem(treasury: str, *, deposit_address: str, token_address: str,
     if token_address and lowered == token_address.lower():
         return "has the token contract as treasury (tokens sent there are usually lost)"
     return ""
+
+
+def destination_problem(destination: str, *, source: str, token_address: str) -> str:
+    """Why a refund or payout must not go to `destination` ("" when it may): the ledger
+    refused these already; checked again here, before anything is signed."""
+    lowered = destination.lower()
+    if not destination or lowered == ZERO_ADDRESS:
+        return "the destination is empty or the zero address (funds sent there are burned)"
+    if lowered == source.lower():
+        return f"the destination {destination} is the address the money leaves from"
+    if token_address and lowered == token_address.lower():
+        return f"the destination {destination} is the token contract itself"
+    return ""

@@ -59,6 +59,13 @@ async def get_payout(
     return PayoutRecord.from_row(row) if row else None
 
 
+async def payouts_by_ids(conn: AsyncConnection, ids: list[str]) -> list[PayoutRecord]:
+    """These payouts, in the order of `ids`."""
+    rows = await conn.execute(select(PAYOUTS).where(PAYOUTS.c.id.in_(ids)))
+    found = {r.id: PayoutRecord.from_row(r) for r in rows}
+    return [found[i] for i in ids if i in found]
+
+
 async def batch_payouts(conn: AsyncConnection, merchant_id: str, batch_id: str) -> list[PayoutRecord]:
     rows = await conn.execute(
         select(PAYOUTS)
