@@ -32,6 +32,8 @@ class Reason(StrEnum):
     REFUND_NOTHING_TO_REFUND = "REFUND_NOTHING_TO_REFUND"  # no confirmed funds (or excess) left to give back
     REFUND_TOO_LARGE = "REFUND_TOO_LARGE"  # more than the option's confirmed funds less earlier refunds
     SWEEP_HELD_FOR_REFUND = "SWEEP_HELD_FOR_REFUND"  # a refund from the deposit address goes first
+    SCOPE_MISSING = "SCOPE_MISSING"  # the API key lacks the scope the RPC needs (the message names it)
+    SAME_KEY_APPROVAL = "SAME_KEY_APPROVAL"  # a payout approved by the key that created it
 
 
 class DomainError(Exception):

@@ -14,6 +14,7 @@ method handlers on every call, which costs ~15 % of a trivial call.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import hmac
 import signal
 import time
@@ -89,6 +90,17 @@ def _tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], 
     return parse
 
 
+# The RPC being served ("package.Service/Method"), set by the wrapper below for the
+# servicer's code: the ledger's Authenticator reads it to check a merchant key's scope
+# against its one table (services/ledger/domain/scopes.py).
+_CURRENT_RPC: contextvars.ContextVar[str] = contextvars.ContextVar("paymesh_current_rpc", default="")
+
+
+def current_rpc() -> str:
+    """The full name of the RPC this task is serving ("" outside one)."""
+    return _CURRENT_RPC.get()
+
+
 class ErrorAndMetrics:
     """Map DomainError to its status; hide unexpected errors behind a reference id;
     answer undecodable requests, and requests that break the rules of
@@ -133,8 +145,11 @@ class ErrorAndMetrics:
         latency = GRPC_LATENCY.labels(service, method)  # bound once, not per call
         handled_ok = GRPC_HANDLED.labels(service, method, "OK")
 
+        rpc = f"{service}/{method}"
+
         async def call(request: Any, context: grpc.aio.ServicerContext):
             started = time.perf_counter()
+            _CURRENT_RPC.set(rpc)
             try:
                 _check_decoded(request, method)
                 response = await inner(request, context)
@@ -152,8 +167,11 @@ class ErrorAndMetrics:
         return call
 
     def _wrap_stream(self, inner: Callable, service: str, method: str):
+        rpc = f"{service}/{method}"
+
         async def call(request: Any, context: grpc.aio.ServicerContext):
             started = time.perf_counter()
+            _CURRENT_RPC.set(rpc)
             first = True
             try:
                 _check_decoded(request, method)

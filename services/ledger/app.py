@@ -11,6 +11,7 @@ from datetime import timedelta
 import structlog
 from paymesh.events.v1 import event_service_pb2_grpc as egrpc
 from paymesh.ledger.v1 import address_feed_service_pb2_grpc as fgrpc
+from paymesh.ledger.v1 import api_key_service_pb2_grpc as kgrpc
 from paymesh.ledger.v1 import checkout_ledger_service_pb2_grpc as cgrpc
 from paymesh.ledger.v1 import merchant_admin_service_pb2_grpc as agrpc
 from paymesh.ledger.v1 import merchant_directory_service_pb2_grpc as dgrpc
@@ -40,6 +41,7 @@ from services.ledger.adapters.db import create_engine, create_hot_pool, migrate_
 from services.ledger.adapters.payment_event_publisher import PaymentEventPublisher
 from services.ledger.adapters.payment_event_subscriber import PaymentEventSubscriber
 from services.ledger.api.address_feed_service import AddressFeedServicer
+from services.ledger.api.api_key_service import ApiKeyServicer
 from services.ledger.api.checkout_ledger_service import CheckoutLedgerServicer
 from services.ledger.api.convert import set_checkout_base_url
 from services.ledger.api.event_service import EventServicer
@@ -50,6 +52,7 @@ from services.ledger.api.payment_service import PaymentServicer
 from services.ledger.api.payout_ledger_service import PayoutLedgerServicer
 from services.ledger.api.payout_service import PayoutServicer
 from services.ledger.api.sweep_ledger_service import SweepLedgerServicer
+from services.ledger.api_keys import ApiKeysService
 from services.ledger.authentication import Authenticator
 from services.ledger.chain_events import ChainEventApplier, HeadCache
 from services.ledger.checkout import CheckoutService
@@ -80,6 +83,7 @@ SERVICES = (
     "paymesh.events.v1.EventService",
     "paymesh.ledger.v1.PayoutService",
     "paymesh.ledger.v1.PayoutLedgerService",
+    "paymesh.ledger.v1.ApiKeyService",
 )
 
 
@@ -193,6 +197,10 @@ class LedgerApp:
             (
                 plgrpc.add_PayoutLedgerServiceServicer_to_server,
                 PayoutLedgerServicer(payouts, s.sweep_ledger_token.get_secret_value(), known_chain),
+            ),
+            (
+                kgrpc.add_ApiKeyServiceServicer_to_server,
+                ApiKeyServicer(ApiKeysService(self.engine, auth), auth, s.admin_token.get_secret_value()),
             ),
         ]
         for (register, servicer), name in zip(servicers, SERVICES, strict=True):

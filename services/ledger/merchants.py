@@ -12,12 +12,13 @@ from services.common.chains import Chains
 from services.common.errors import AlreadyExists, InvalidArgument, NotFound
 from services.common.page_tokens import PageTokens, page_size
 from services.ledger.adapters import repository as repo
+from services.ledger.api_keys import issue_primary_key
 from services.ledger.authentication import Authenticator
 from services.ledger.domain import hd, keys
 from services.ledger.domain import policy as policies
 from services.ledger.domain.policy import Policy, PolicyError
 from services.ledger.domain.records import MerchantRecord
-from services.ledger.domain.validation import checksum_address, validate_webhook_url
+from services.ledger.domain.validation import checksum_address, utcnow, validate_webhook_url
 from services.ledger.index_allocation import IndexAllocator
 
 
@@ -80,6 +81,7 @@ class MerchantsService:
                 xpub=xpub.strip(),
                 derivation_path=path,
             )
+            await issue_primary_key(conn, merchant_id, api_key, utcnow())
             for chain_id, address in checked:
                 await repo.merchants.set_treasury(conn, merchant_id, chain_id, address)
             merchant = await repo.merchants.get_merchant(conn, merchant_id)
@@ -130,10 +132,22 @@ class MerchantsService:
         return await self._update(merchant_id, status="active" if active else "disabled")
 
     async def rotate_key(self, merchant_id: str) -> tuple[MerchantRecord, str]:
+        """The operator's rotation: every key of the merchant stops working now, and one
+        new key with every scope is issued (ApiKeyService rotates with an overlap)."""
         api_key = keys.new_api_key()
-        merchant = await self._update(
-            merchant_id, api_key_hash=keys.hash_api_key(api_key), api_key_prefix=keys.key_prefix(api_key)
-        )
+        if not merchant_id:
+            raise InvalidArgument("merchant_id is required")
+        now = utcnow()
+        async with self._engine.begin() as conn:
+            if not await repo.merchants.update_merchant(
+                conn, merchant_id, api_key_hash=keys.hash_api_key(api_key), api_key_prefix=keys.key_prefix(api_key)
+            ):
+                raise NotFound(f"merchant {merchant_id} not found")
+            await repo.api_keys.revoke_all(conn, merchant_id, now)
+            await issue_primary_key(conn, merchant_id, api_key, now)
+            merchant = await repo.merchants.get_merchant(conn, merchant_id)
+        self._auth.forget()
+        assert merchant is not None
         return merchant, api_key
 
     async def set_webhook(

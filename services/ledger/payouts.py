@@ -33,7 +33,14 @@ from datetime import datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.common.chains import Chains
-from services.common.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, Reason
+from services.common.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    Reason,
+)
 from services.common.money import parse_amount
 from services.common.page_tokens import PageTokens, filter_fingerprint, page_size
 from services.ledger.adapters import repository as repo
@@ -165,6 +172,7 @@ class PayoutsService:
         reason: str,
         value: tuple[str, str] | None = None,
         claim_link: bool = False,
+        key_id: str = "",
     ) -> tuple[PayoutRecord, bool]:
         """`value`: (currency, decimal amount) instead of `amount`, a priced payment's
         refund as a worth in its currency, at the option's locked quote."""
@@ -239,6 +247,7 @@ class PayoutsService:
                 fingerprint=fingerprint,
                 now=now,
                 claim=claim_link,
+                key_id=key_id,
             )
             if record is None:  # a concurrent request with the same key won
                 found = await self._retry(conn, merchant_id, key or "", fingerprint)
@@ -259,6 +268,7 @@ class PayoutsService:
         destination: str,
         idempotency_key: str,
         memo: str,
+        key_id: str = "",
     ) -> tuple[PayoutRecord, bool]:
         payouts, created = await self.create_batch(
             merchant_id,
@@ -267,6 +277,7 @@ class PayoutsService:
             items=[BatchItem(amount, destination, memo)],
             idempotency_key=idempotency_key,
             batch=False,
+            key_id=key_id,
         )
         return payouts[0], created
 
@@ -279,6 +290,7 @@ class PayoutsService:
         items: list[BatchItem],
         idempotency_key: str,
         batch: bool = True,
+        key_id: str = "",
     ) -> tuple[list[PayoutRecord], bool]:
         """All or none. The batch's idempotency key is stored as "<key>#<index>" on each."""
         if not items:
@@ -333,6 +345,7 @@ class PayoutsService:
                 fingerprint=fingerprint,
                 now=now,
                 batch_id=("pob_" + uuid.uuid4().hex) if batch else "",
+                key_id=key_id,
             )
             if records is None:
                 found = await self._retry(conn, merchant_id, keys[0] or "", fingerprint)
@@ -487,6 +500,7 @@ class PayoutsService:
         now: datetime,
         batch_id: str = "",
         claim: bool = False,
+        key_id: str = "",
     ) -> list[PayoutRecord] | None:
         """Check the merchant's payout policy for the total, then insert (None: the
         idempotency key was taken meanwhile) with the creation events. `claim`: a
@@ -525,6 +539,7 @@ class PayoutsService:
                     "idempotency_key": key,
                     "request_fingerprint": fingerprint,
                     "claim_token": keys_.new_checkout_token() if claim else None,
+                    "created_by_key": key_id,
                     "due_at": now if state is PayoutState.APPROVED else None,
                     "created_at": now,
                     "updated_at": now,
@@ -661,20 +676,33 @@ class PayoutsService:
 
     # ------------------------------------------------------------------ operator
 
-    async def approve(self, payout_id: str) -> PayoutRecord:
+    async def approve(self, payout_id: str, *, merchant_id: str | None = None, key_id: str = "") -> PayoutRecord:
+        """`merchant_id` None: the operator; else a merchant key (`key_id`) with the
+        approve scope, never the key that asked for the payout (two keys, two people)."""
         if not payout_id:
             raise InvalidArgument("payout_id is required")
         now = utcnow()
         async with self._engine.begin() as conn:
-            payout = await repo.payouts.get_payout(conn, payout_id, for_update=True)
+            payout = await repo.payouts.get_payout(conn, payout_id, merchant_id=merchant_id, for_update=True)
             if payout is None:
                 raise NotFound(f"payout {payout_id[:64]} not found")
+            if merchant_id is not None and payout.created_by_key and payout.created_by_key == key_id:
+                raise PermissionDenied(
+                    f"{payout.kind.value} {payout.id} was asked for with this API key; another key with the "
+                    "payouts:approve scope (or the operator) must approve it",
+                    reason=Reason.SAME_KEY_APPROVAL,
+                )
             if payout.state is not PayoutState.REQUESTED:
                 if payout.state is PayoutState.APPROVED or payout.approved_by:
                     return payout  # approving twice is a no-op
                 raise FailedPrecondition(f"{payout.kind.value} {payout.id} is {payout.state.value}; nothing to approve")
             await repo.payouts.update_payout(
-                conn, payout.id, state=PayoutState.APPROVED.value, approved_by="operator", due_at=now, updated_at=now
+                conn,
+                payout.id,
+                state=PayoutState.APPROVED.value,
+                approved_by="operator" if merchant_id is None else key_id,
+                due_at=now,
+                updated_at=now,
             )
             stored = await self._changed(conn, payout.id, PayoutState.APPROVED, now)
         self._on_outbox()

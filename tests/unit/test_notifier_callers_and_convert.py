@@ -29,14 +29,21 @@ class FakeContext:
 
 
 class FakeKeys:
-    """ApiKeyAuthenticator: pmk_a is merchant mch_a, pmk_off a disabled mch_off."""
+    """ApiKeyAuthenticator: pmk_a is merchant mch_a, pmk_off a disabled mch_off, pmk_ro a
+    key of mch_a without the webhooks scope, pmk_old one from a ledger without scopes."""
 
     def __init__(self) -> None:
         self.asked: list[str] = []
 
-    async def authenticate(self, api_key: str) -> tuple[str, bool]:
+    async def authenticate(self, api_key: str) -> tuple[str, bool, frozenset[str]]:
         self.asked.append(api_key)
-        known = {"pmk_a": ("mch_a", True), "pmk_off": ("mch_off", False)}
+        hooks = frozenset({"API_KEY_SCOPE_WEBHOOKS_MANAGE"})
+        known = {
+            "pmk_a": ("mch_a", True, hooks),
+            "pmk_off": ("mch_off", False, hooks),
+            "pmk_ro": ("mch_a", True, frozenset({"API_KEY_SCOPE_PAYMENTS_READ"})),
+            "pmk_old": ("mch_a", True, frozenset()),
+        }
         if api_key not in known:
             raise Unauthenticated("API key not recognised")
         return known[api_key]
@@ -58,9 +65,12 @@ async def test_anything_else_is_a_merchant_api_key_checked_by_the_ledger():
     assert await resolver.resolve(bearer("pmk_a")) == Caller(merchant_id="mch_a")  # type: ignore[arg-type]
     with pytest.raises(PermissionDenied, match="disabled"):
         await resolver.resolve(bearer("pmk_off"))  # type: ignore[arg-type]
+    with pytest.raises(PermissionDenied, match="webhooks:manage"):
+        await resolver.resolve(bearer("pmk_ro"))  # type: ignore[arg-type]
+    assert await resolver.resolve(bearer("pmk_old")) == Caller(merchant_id="mch_a")  # type: ignore[arg-type]
     with pytest.raises(Unauthenticated):
         await resolver.resolve(bearer(ADMIN + "x"))  # type: ignore[arg-type]
-    assert keys.asked == ["pmk_a", "pmk_off", ADMIN + "x"]
+    assert keys.asked == ["pmk_a", "pmk_off", "pmk_ro", "pmk_old", ADMIN + "x"]
 
 
 async def test_no_admin_token_set_means_no_operator_and_no_credentials_are_refused():

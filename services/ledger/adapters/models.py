@@ -57,6 +57,30 @@ class Merchant(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
+class ApiKey(Base):
+    """A merchant's API key, stored hashed (the key is shown once): its scopes, expiry,
+    revocation and last use (authentication.py, api_keys.py)."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id"))
+    name: Mapped[str] = mapped_column(String(64))
+    key_hash: Mapped[str] = mapped_column(String(64))
+    key_prefix: Mapped[str] = mapped_column(String(16))
+    scopes: Mapped[list] = mapped_column(JSONB)  # names, domain/scopes.Scope values
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_by: Mapped[str] = mapped_column(String(40), server_default="operator")  # a key id, or "operator"
+
+    __table_args__ = (
+        UniqueConstraint("key_hash", name="uq_api_keys_hash"),
+        Index("ix_api_keys_merchant", "merchant_id", text("created_at DESC")),
+    )
+
+
 class Treasury(Base):
     __tablename__ = "treasuries"
 
@@ -403,10 +427,11 @@ class Payout(Base):
     last_error: Mapped[str] = mapped_column(Text, server_default="")
     tx_hash: Mapped[str] = mapped_column(String(66), server_default="")
     approval_required: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
-    approved_by: Mapped[str] = mapped_column(String(16), server_default="")
+    approved_by: Mapped[str] = mapped_column(String(40), server_default="")  # policy | operator | a key id
     idempotency_key: Mapped[str | None] = mapped_column(String(128))
     request_fingerprint: Mapped[str] = mapped_column(String(64), server_default="")
     claim_token: Mapped[str | None] = mapped_column(String(64))  # a refund's claim page (/refund/<token>)
+    created_by_key: Mapped[str] = mapped_column(String(40), server_default="")  # the API key that asked for it
     # Sending: when it is due, who holds the lease, retries.
     due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     claimed_by: Mapped[str | None] = mapped_column(String(128))
@@ -480,6 +505,7 @@ def _table(model: type[Base]) -> Table:
 
 # The tables by name, for the repository's SQL expressions (adapters/repository/).
 MERCHANTS = _table(Merchant)
+API_KEYS = _table(ApiKey)
 TREASURIES = _table(Treasury)
 PAYMENTS = _table(Payment)
 PAYMENT_OPTIONS = _table(PaymentOption)

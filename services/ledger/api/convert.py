@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from google.protobuf.duration_pb2 import Duration
 from paymesh.events.v1 import payment_events_pb2 as ev
 from paymesh.ledger.v1 import address_feed_service_pb2 as fpb
+from paymesh.ledger.v1 import api_key_service_pb2 as kpb
 from paymesh.ledger.v1 import checkout_ledger_service_pb2 as cpb
 from paymesh.ledger.v1 import merchant_admin_service_pb2 as apb
 from paymesh.ledger.v1 import payment_link_service_pb2 as lpb
@@ -46,6 +47,7 @@ from services.ledger.domain.records import (
     TransferRecord,
     WatchedAddressRecord,
 )
+from services.ledger.domain.scopes import Scope, parse_scopes
 from services.ledger.domain.status import OptionStatus, PaymentStatus, Resolution
 
 if TYPE_CHECKING:  # types only: the checkout use case imports the repository, which imports this
@@ -521,4 +523,26 @@ def payout_event_to_pb(e: PayoutEventRecord) -> ev.PaymentEvent:
         payment=payment_to_pb(e.payment, with_transfers=False) if e.payment is not None else None,
         created_at=ts(e.created_at),
         payout=payout_to_pb(e.payout),
+    )
+
+
+# ------------------------------------------------------------------ API keys
+
+SCOPE_TO_PB = {s: kpb.ApiKeyScope.Value("API_KEY_SCOPE_" + s.name) for s in Scope}
+SCOPE_FROM_PB = {v: k for k, v in SCOPE_TO_PB.items()}
+
+
+def api_key_to_pb(row) -> kpb.ApiKey:
+    """An api_keys row, without its hash."""
+    return kpb.ApiKey(
+        key_id=row.id,
+        merchant_id=row.merchant_id,
+        name=row.name,
+        prefix=row.key_prefix,
+        scopes=[SCOPE_TO_PB[s] for s in sorted(parse_scopes(row.scopes))],
+        created_at=ts(row.created_at),
+        expires_at=ts(row.expires_at),
+        revoked_at=ts(row.revoked_at),
+        last_used_at=ts(row.last_used_at),
+        created_by=row.created_by,
     )

@@ -7,6 +7,7 @@ from paymesh.ledger.v1 import merchant_directory_service_pb2 as dpb
 from paymesh.ledger.v1 import merchant_directory_service_pb2_grpc as dgrpc
 
 from services.ledger.api.caller_check import CallerCheck
+from services.ledger.api.convert import SCOPE_TO_PB
 from services.ledger.authentication import Authenticator
 from services.ledger.merchants import MerchantsService
 
@@ -30,5 +31,7 @@ class MerchantDirectoryServicer(dgrpc.MerchantDirectoryServiceServicer, CallerCh
 
     async def AuthenticateApiKey(self, request, context) -> dpb.AuthenticateApiKeyResponse:
         self._check(context)
-        merchant_id, active = await self._auth.lookup(request.api_key)
-        return dpb.AuthenticateApiKeyResponse(merchant_id=merchant_id, active=active)
+        access = await self._auth.lookup(request.api_key)
+        return dpb.AuthenticateApiKeyResponse(
+            merchant_id=access.merchant_id, active=access.active, scopes=[SCOPE_TO_PB[s] for s in access.scopes]
+        )

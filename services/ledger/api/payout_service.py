@@ -11,7 +11,7 @@ from paymesh.ledger.v1 import payout_service_pb2_grpc as pogrpc
 from services.common.errors import InvalidArgument
 from services.common.grpc_server import bearer_token
 from services.ledger.api.convert import PAYOUT_STATE_FROM_PB, payout_to_pb
-from services.ledger.authentication import Authenticator
+from services.ledger.authentication import Authenticator, MerchantAccess
 from services.ledger.domain.payouts import PayoutKind, RefundMode
 from services.ledger.payouts import BatchItem, PayoutsService
 
@@ -30,15 +30,15 @@ class PayoutServicer(pogrpc.PayoutServiceServicer):
     async def _merchant(self, context: grpc.aio.ServicerContext) -> str:
         return await self._auth.merchant_for(bearer_token(context))
 
-    async def _active(self, context: grpc.aio.ServicerContext) -> str:
-        return (await self._auth.active_merchant(bearer_token(context))).merchant_id
+    async def _active(self, context: grpc.aio.ServicerContext) -> MerchantAccess:
+        return await self._auth.active_merchant(bearer_token(context))
 
     async def CreateRefund(self, request: popb.CreateRefundRequest, context) -> popb.CreateRefundResponse:
-        merchant_id = await self._active(context)
+        caller = await self._active(context)
         if request.mode not in REFUND_MODES:
             raise InvalidArgument(f"mode {request.mode} is not a RefundAmount")
         refund, created = await self._payouts.create_refund(
-            merchant_id,
+            caller.merchant_id,
             payment_id=request.payment_id,
             mode=REFUND_MODES[request.mode],
             amount=request.amount,
@@ -49,6 +49,7 @@ class PayoutServicer(pogrpc.PayoutServiceServicer):
             reason=request.reason,
             value=(request.value.currency, request.value.amount) if request.HasField("value") else None,
             claim_link=request.claim_link,
+            key_id=caller.key_id,
         )
         return popb.CreateRefundResponse(refund=payout_to_pb(refund), created=created)
 
@@ -67,26 +68,30 @@ class PayoutServicer(pogrpc.PayoutServiceServicer):
         return popb.ListRefundsResponse(refunds=[payout_to_pb(r) for r in rows], next_page_token=token)
 
     async def CreatePayout(self, request: popb.CreatePayoutRequest, context) -> popb.CreatePayoutResponse:
+        caller = await self._active(context)
         payout, created = await self._payouts.create_payout(
-            await self._active(context),
+            caller.merchant_id,
             chain_id=request.chain_id,
             asset=request.asset,
             amount=request.amount,
             destination=request.destination,
             idempotency_key=request.idempotency_key,
             memo=request.memo,
+            key_id=caller.key_id,
         )
         return popb.CreatePayoutResponse(payout=payout_to_pb(payout), created=created)
 
     async def CreatePayoutBatch(
         self, request: popb.CreatePayoutBatchRequest, context
     ) -> popb.CreatePayoutBatchResponse:
+        caller = await self._active(context)
         payouts, created = await self._payouts.create_batch(
-            await self._active(context),
+            caller.merchant_id,
             chain_id=request.chain_id,
             asset=request.asset,
             items=[BatchItem(i.amount, i.destination, i.memo) for i in request.items],
             idempotency_key=request.idempotency_key,
+            key_id=caller.key_id,
         )
         return popb.CreatePayoutBatchResponse(
             batch_id=payouts[0].batch_id, payouts=[payout_to_pb(p) for p in payouts], created=created
@@ -127,3 +132,10 @@ class PayoutServicer(pogrpc.PayoutServiceServicer):
                 for a, t, b, r in view.balances
             ],
         )
+
+    async def ApprovePayout(
+        self, request: popb.PayoutServiceApprovePayoutRequest, context
+    ) -> popb.PayoutServiceApprovePayoutResponse:
+        caller = await self._active(context)
+        payout = await self._payouts.approve(request.payout_id, merchant_id=caller.merchant_id, key_id=caller.key_id)
+        return popb.PayoutServiceApprovePayoutResponse(payout=payout_to_pb(payout))

@@ -275,6 +275,7 @@ class PayoutRecord:
     lease_until: datetime | None = None
     request_fingerprint: str = ""
     claim_token: str = ""
+    created_by_key: str = ""  # the API key that asked for it ("" for the operator or before scoped keys)
 
     @property
     def is_native(self) -> bool:
@@ -315,6 +316,7 @@ class PayoutRecord:
             lease_until=r["lease_until"],
             request_fingerprint=r["request_fingerprint"],
             claim_token=r["claim_token"] or "",
+            created_by_key=r["created_by_key"],
         )
 
 

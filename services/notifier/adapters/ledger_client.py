@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import Generic, Protocol, TypeVar
 
 import grpc
+from paymesh.ledger.v1 import api_key_service_pb2 as kpb
 from paymesh.ledger.v1 import merchant_directory_service_pb2 as dpb
 from paymesh.ledger.v1 import merchant_directory_service_pb2_grpc as dgrpc
 
@@ -32,8 +33,9 @@ class TargetSource(Protocol):
 
 
 class ApiKeyAuthenticator(Protocol):
-    async def authenticate(self, api_key: str) -> tuple[str, bool]:
-        """(merchant id, active) of a merchant API key; Unauthenticated / Unavailable."""
+    async def authenticate(self, api_key: str) -> tuple[str, bool, frozenset[str]]:
+        """(merchant id, active, scope names such as "API_KEY_SCOPE_WEBHOOKS_MANAGE") of a
+        merchant API key; Unauthenticated / Unavailable."""
 
 
 class TtlCache(Generic[K, V]):
@@ -120,11 +122,11 @@ class LedgerClient:
 
         return await self._targets.get(merchant_id, load)
 
-    async def authenticate(self, api_key: str) -> tuple[str, bool]:
+    async def authenticate(self, api_key: str) -> tuple[str, bool, frozenset[str]]:
         if not api_key or len(api_key) > 256:
             raise Unauthenticated("API key not recognised; check the key or ask the operator to rotate it")
 
-        async def load() -> tuple[str, bool]:
+        async def load() -> tuple[str, bool, frozenset[str]]:
             try:
                 reply = await self._ledger.call(
                     "checking an API key", "AuthenticateApiKey", dpb.AuthenticateApiKeyRequest(api_key=api_key)
@@ -136,6 +138,6 @@ class LedgerClient:
                         reason=Reason.API_KEY_UNKNOWN,
                     ) from None
                 raise _unavailable(err) from None
-            return reply.merchant_id, reply.active
+            return reply.merchant_id, reply.active, frozenset(kpb.ApiKeyScope.Name(s) for s in reply.scopes)
 
         return await self._keys.get(hashlib.sha256(api_key.encode()).hexdigest(), load)

@@ -22,23 +22,24 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from paymesh.ledger.v1 import api_key_service_pb2 as paymesh_dot_ledger_dot_v1_dot_api__key__service__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n2paymesh/ledger/v1/merchant_directory_service.proto\x12\x11paymesh.ledger.v1\".\n\x17GetWebhookTargetRequest\x12\x13\n\x0bmerchant_id\x18\x01 \x01(\t\"`\n\x18GetWebhookTargetResponse\x12\x13\n\x0bwebhook_url\x18\x01 \x01(\t\x12\x16\n\x0ewebhook_secret\x18\x02 \x01(\t\x12\x17\n\x0fmerchant_active\x18\x03 \x01(\x08\",\n\x19\x41uthenticateApiKeyRequest\x12\x0f\n\x07\x61pi_key\x18\x01 \x01(\t\"A\n\x1a\x41uthenticateApiKeyResponse\x12\x13\n\x0bmerchant_id\x18\x01 \x01(\t\x12\x0e\n\x06\x61\x63tive\x18\x02 \x01(\x08\x32\xfa\x01\n\x18MerchantDirectoryService\x12k\n\x10GetWebhookTarget\x12*.paymesh.ledger.v1.GetWebhookTargetRequest\x1a+.paymesh.ledger.v1.GetWebhookTargetResponse\x12q\n\x12\x41uthenticateApiKey\x12,.paymesh.ledger.v1.AuthenticateApiKeyRequest\x1a-.paymesh.ledger.v1.AuthenticateApiKeyResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n2paymesh/ledger/v1/merchant_directory_service.proto\x12\x11paymesh.ledger.v1\x1a\'paymesh/ledger/v1/api_key_service.proto\".\n\x17GetWebhookTargetRequest\x12\x13\n\x0bmerchant_id\x18\x01 \x01(\t\"`\n\x18GetWebhookTargetResponse\x12\x13\n\x0bwebhook_url\x18\x01 \x01(\t\x12\x16\n\x0ewebhook_secret\x18\x02 \x01(\t\x12\x17\n\x0fmerchant_active\x18\x03 \x01(\x08\",\n\x19\x41uthenticateApiKeyRequest\x12\x0f\n\x07\x61pi_key\x18\x01 \x01(\t\"q\n\x1a\x41uthenticateApiKeyResponse\x12\x13\n\x0bmerchant_id\x18\x01 \x01(\t\x12\x0e\n\x06\x61\x63tive\x18\x02 \x01(\x08\x12.\n\x06scopes\x18\x03 \x03(\x0e\x32\x1e.paymesh.ledger.v1.ApiKeyScope2\xfa\x01\n\x18MerchantDirectoryService\x12k\n\x10GetWebhookTarget\x12*.paymesh.ledger.v1.GetWebhookTargetRequest\x1a+.paymesh.ledger.v1.GetWebhookTargetResponse\x12q\n\x12\x41uthenticateApiKey\x12,.paymesh.ledger.v1.AuthenticateApiKeyRequest\x1a-.paymesh.ledger.v1.AuthenticateApiKeyResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'paymesh.ledger.v1.merchant_directory_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_GETWEBHOOKTARGETREQUEST']._serialized_start=73
-  _globals['_GETWEBHOOKTARGETREQUEST']._serialized_end=119
-  _globals['_GETWEBHOOKTARGETRESPONSE']._serialized_start=121
-  _globals['_GETWEBHOOKTARGETRESPONSE']._serialized_end=217
-  _globals['_AUTHENTICATEAPIKEYREQUEST']._serialized_start=219
-  _globals['_AUTHENTICATEAPIKEYREQUEST']._serialized_end=263
-  _globals['_AUTHENTICATEAPIKEYRESPONSE']._serialized_start=265
-  _globals['_AUTHENTICATEAPIKEYRESPONSE']._serialized_end=330
-  _globals['_MERCHANTDIRECTORYSERVICE']._serialized_start=333
-  _globals['_MERCHANTDIRECTORYSERVICE']._serialized_end=583
+  _globals['_GETWEBHOOKTARGETREQUEST']._serialized_start=114
+  _globals['_GETWEBHOOKTARGETREQUEST']._serialized_end=160
+  _globals['_GETWEBHOOKTARGETRESPONSE']._serialized_start=162
+  _globals['_GETWEBHOOKTARGETRESPONSE']._serialized_end=258
+  _globals['_AUTHENTICATEAPIKEYREQUEST']._serialized_start=260
+  _globals['_AUTHENTICATEAPIKEYREQUEST']._serialized_end=304
+  _globals['_AUTHENTICATEAPIKEYRESPONSE']._serialized_start=306
+  _globals['_AUTHENTICATEAPIKEYRESPONSE']._serialized_end=419
+  _globals['_MERCHANTDIRECTORYSERVICE']._serialized_start=422
+  _globals['_MERCHANTDIRECTORYSERVICE']._serialized_end=672
 # @@protoc_insertion_point(module_scope)

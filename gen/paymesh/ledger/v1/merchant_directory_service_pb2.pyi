@@ -1,6 +1,9 @@
+from paymesh.ledger.v1 import api_key_service_pb2 as _api_key_service_pb2
+from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from typing import ClassVar as _ClassVar, Optional as _Optional
+from collections.abc import Iterable as _Iterable
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
@@ -27,9 +30,11 @@ class AuthenticateApiKeyRequest(_message.Message):
     def __init__(self, api_key: _Optional[str] = ...) -> None: ...
 
 class AuthenticateApiKeyResponse(_message.Message):
-    __slots__ = ("merchant_id", "active")
+    __slots__ = ("merchant_id", "active", "scopes")
     MERCHANT_ID_FIELD_NUMBER: _ClassVar[int]
     ACTIVE_FIELD_NUMBER: _ClassVar[int]
+    SCOPES_FIELD_NUMBER: _ClassVar[int]
     merchant_id: str
     active: bool
-    def __init__(self, merchant_id: _Optional[str] = ..., active: _Optional[bool] = ...) -> None: ...
+    scopes: _containers.RepeatedScalarFieldContainer[_api_key_service_pb2.ApiKeyScope]
+    def __init__(self, merchant_id: _Optional[str] = ..., active: _Optional[bool] = ..., scopes: _Optional[_Iterable[_Union[_api_key_service_pb2.ApiKeyScope, str]]] = ...) -> None: ...

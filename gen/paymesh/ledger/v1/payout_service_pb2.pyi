@@ -209,3 +209,15 @@ class GetPayoutWalletResponse(_message.Message):
     chain_id: int
     balances: _containers.RepeatedCompositeFieldContainer[AssetBalance]
     def __init__(self, address: _Optional[str] = ..., derivation_path: _Optional[str] = ..., chain_id: _Optional[int] = ..., balances: _Optional[_Iterable[_Union[AssetBalance, _Mapping]]] = ...) -> None: ...
+
+class PayoutServiceApprovePayoutRequest(_message.Message):
+    __slots__ = ("payout_id",)
+    PAYOUT_ID_FIELD_NUMBER: _ClassVar[int]
+    payout_id: str
+    def __init__(self, payout_id: _Optional[str] = ...) -> None: ...
+
+class PayoutServiceApprovePayoutResponse(_message.Message):
+    __slots__ = ("payout",)
+    PAYOUT_FIELD_NUMBER: _ClassVar[int]
+    payout: _payout_pb2.Payout
+    def __init__(self, payout: _Optional[_Union[_payout_pb2.Payout, _Mapping]] = ...) -> None: ...

@@ -87,6 +87,11 @@ class PayoutServiceStub:
                 request_serializer=paymesh_dot_ledger_dot_v1_dot_payout__service__pb2.GetPayoutWalletRequest.SerializeToString,
                 response_deserializer=paymesh_dot_ledger_dot_v1_dot_payout__service__pb2.GetPayoutWalletResponse.FromString,
                 _registered_method=True)
+        self.ApprovePayout = channel.unary_unary(
+                '/paymesh.ledger.v1.PayoutService/ApprovePayout',
+                request_serializer=paymesh_dot_ledger_dot_v1_dot_payout__service__pb2.PayoutServiceApprovePayoutRequest.SerializeToString,
+                response_deserializer=paymesh_dot_ledger_dot_v1_dot_payout__service__pb2.PayoutServiceApprovePayoutResponse.FromString,
+                _registered_method=True)
 
 
 class PayoutServiceServicer:
@@ -166,6 +171,15 @@ class PayoutServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ApprovePayout(self, request, context):
+        """ApprovePayout approves a REQUESTED refund or payout of the merchant; it needs a
+        key with the API_KEY_SCOPE_PAYOUTS_APPROVE scope that is not the key that
+        created it (two keys, two people). The operator approves with MerchantAdminService.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PayoutServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -213,6 +227,11 @@ def add_PayoutServiceServicer_to_server(servicer, server):
                     servicer.GetPayoutWallet,
                     request_deserializer=paymesh_dot_ledger_dot_v1_dot_payout__service__pb2.GetPayoutWalletRequest.FromString,
                     response_serializer=paymesh_dot_ledger_dot_v1_dot_payout__service__pb2.GetPayoutWalletResponse.SerializeToString,
+            ),
+            'ApprovePayout': grpc.unary_unary_rpc_method_handler(
+                    servicer.ApprovePayout,
+                    request_deserializer=paymesh_dot_ledger_dot_v1_dot_payout__service__pb2.PayoutServiceApprovePayoutRequest.FromString,
+                    response_serializer=paymesh_dot_ledger_dot_v1_dot_payout__service__pb2.PayoutServiceApprovePayoutResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -466,6 +485,33 @@ class PayoutService:
             '/paymesh.ledger.v1.PayoutService/GetPayoutWallet',
             paymesh_dot_ledger_dot_v1_dot_payout__service__pb2.GetPayoutWalletRequest.SerializeToString,
             paymesh_dot_ledger_dot_v1_dot_payout__service__pb2.GetPayoutWalletResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ApprovePayout(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/paymesh.ledger.v1.PayoutService/ApprovePayout',
+            paymesh_dot_ledger_dot_v1_dot_payout__service__pb2.PayoutServiceApprovePayoutRequest.SerializeToString,
+            paymesh_dot_ledger_dot_v1_dot_payout__service__pb2.PayoutServiceApprovePayoutResponse.FromString,
             options,
             channel_credentials,
             insecure,

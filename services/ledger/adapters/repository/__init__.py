@@ -4,6 +4,7 @@ plain records (domain/records.py, built with their `from_row`); nothing here dec
 business rules.
 
     merchants          merchants, treasuries, derivation index reservations
+    api_keys           merchants' API keys: issue, authenticate by hash, list, revoke
     payouts            refunds and payouts, their leases and transactions recorded write-ahead
     payments           create (group-commit statement), read, list, lock, write back state
     payment_links      reusable payment pages: create, read, count uses against the limit
@@ -21,6 +22,7 @@ SQLAlchemy transaction, or the raw pool) is said in adapters/db.py.
 """
 
 from services.ledger.adapters.repository import (
+    api_keys,
     chain_state,
     merchants,
     outbox,
@@ -34,6 +36,7 @@ from services.ledger.adapters.repository import (
 )
 
 __all__ = [
+    "api_keys",
     "chain_state",
     "merchants",
     "outbox",

@@ -49,18 +49,6 @@ async def merchant_with_xpub(conn: AsyncConnection, xpub: str) -> str | None:
     return (await conn.execute(select(MERCHANTS.c.id).where(MERCHANTS.c.xpub == xpub).limit(1))).scalar_one_or_none()
 
 
-async def merchant_auth(conn: AsyncConnection, key_hash: str) -> tuple[str, str, dict] | None:
-    """(merchant id, status, payment policy JSON) of the merchant whose API key hashes to `key_hash`."""
-    row = (
-        await conn.execute(
-            select(MERCHANTS.c.id, MERCHANTS.c.status, MERCHANTS.c.payment_policy).where(
-                MERCHANTS.c.api_key_hash == key_hash
-            )
-        )
-    ).first()
-    return (row.id, row.status, row.payment_policy) if row else None
-
-
 async def update_merchant(conn: AsyncConnection, merchant_id: str, **values: Any) -> bool:
     result = await conn.execute(
         update(MERCHANTS).where(MERCHANTS.c.id == merchant_id).values(**values, updated_at=func.now())
