@@ -16,13 +16,14 @@ BENCHES = [
     "bench.bench_notifier",
     "bench.bench_sweeper",
     "bench.bench_payouts",
+    "bench.bench_connect",
     "bench.bench_load",
     "bench.bench_checkout",
 ]
 
 
 def assemble() -> Path:
-    order = ["ledger", "listener", "internal", "notifier", "sweeper", "payouts", "checkout", "load", "chaos"]
+    order = ["ledger", "listener", "internal", "notifier", "sweeper", "payouts", "connect", "checkout", "load", "chaos"]
     sections = sorted(SECTIONS.glob("*.md"), key=lambda p: (order.index(p.stem) if p.stem in order else 99, p.stem))
     body = "\n\n".join(p.read_text().rstrip() for p in sections)
     out = ROOT / "docs" / "BENCHMARKS.md"

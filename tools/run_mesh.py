@@ -48,6 +48,7 @@ DEV_MNEMONIC = "test test test test test test test test test test test junk"
 DEMO_ACCOUNT = 1  # deposit addresses at m/44'/60'/1'/0/i (not anvil's funded dev accounts)
 DEMO_TREASURY = "0xa0Ee7A142d267C1f36714E4a8F75612F20a79720"  # anvil dev account 9
 SERVICES = (("ledger", 50051), ("listener", 50052), ("sweeper", 50053), ("notifier", 50054), ("checkout", 8080))
+CONNECT_PORT = 8081  # the ledger's merchant API over HTTP/JSON (PAYMESH_CONNECT_PORT)
 
 
 def load_env_file(path: Path) -> dict[str, str]:
@@ -153,6 +154,7 @@ def banner(
     lines = [
         "",
         "paymesh is running. Services: " + ", ".join(f"{n} 127.0.0.1:{p}" for n, p in ports.items()),
+        f"The merchant API over HTTP/JSON (Connect): http://127.0.0.1:{env.get('PAYMESH_CONNECT_PORT', CONNECT_PORT)}",
         f"Chain: anvil {env['PAYMESH_ANVIL_RPC_URL']} (chain id 31337).  Logs: {(data or Path('.data')) / 'logs'}/",
         f"Events: NATS {env['PAYMESH_NATS_URL']} (examples/nats_subscriber.py --nats {env['PAYMESH_NATS_URL']}; "
         "dead letters: .venv/bin/python -m services.common.dlq list)",
@@ -171,6 +173,11 @@ def banner(
         '-d \'{"chain_id": 31337, "asset": "ETH", "amount": "10000000000000000", '
         '"idempotency_key": "demo-1"}\' '
         f"{ledger} paymesh.ledger.v1.PaymentService/CreatePayment",
+        "# the same over HTTP/JSON",
+        'curl -H "Content-Type: application/json" -H "Authorization: Bearer $PAYMESH_API_KEY" '
+        '-d \'{"chainId": "31337", "asset": "ETH", "amount": "10000000000000000", "idempotencyKey": "demo-2"}\' '
+        f"http://127.0.0.1:{env.get('PAYMESH_CONNECT_PORT', CONNECT_PORT)}"
+        "/paymesh.ledger.v1.PaymentService/CreatePayment",
         "# read it back (use the payment_id printed above)",
         'grpcurl -plaintext -H "authorization: Bearer $PAYMESH_API_KEY" '
         '-d \'{"payment_id": "PAYMENT_ID"}\' '
@@ -269,6 +276,12 @@ def start_mesh(
     ones), deploy the test token, then every service, and the demo merchant."""
     chosen = service_ports(ports, only)
     check_ports_free(chosen)
+    connect_port = devstack._env_port("PAYMESH_CONNECT_PORT") or (devstack.free_port() if ports else CONNECT_PORT)
+    if devstack.port_in_use(connect_port):
+        raise RuntimeError(
+            f"port {connect_port} on 127.0.0.1, where the ledger serves HTTP/JSON, is in use by another program. "
+            "Free it, or move it: PAYMESH_CONNECT_PORT=<port> make run"
+        )
     log("starting Postgres, NATS and anvil under", data)
     stack = devstack.up(data, log=lambda message: log(message))
     mesh = LocalMesh(data=data, stack=stack, env={}, ports={})
@@ -283,6 +296,8 @@ def start_mesh(
             # One sweeper here, so a stable id: restarted, it takes its own leases
             # back at once (Kubernetes uses the pod name the same way).
             "PAYMESH_SWEEPER_WORKER_ID": f"sweeper-{socket.gethostname()}-{data.name}",
+            # The ledger's merchant API over HTTP/JSON (Connect): a stable port here, a free one in tests.
+            "PAYMESH_CONNECT_PORT": str(connect_port),
         }
         if stack.postgres is not None:
             # The notifier gets its own database: only the ledger holds payment state.

@@ -5,18 +5,15 @@ ledger (CheckoutLedgerService) like the other services. Health on /healthz and
 
 from __future__ import annotations
 
-import asyncio
-import socket
-
 import grpc
 import structlog
-import uvicorn
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from services.checkout.adapters.ledger_client import CheckoutLedger
 from services.checkout.settings import CheckoutSettings
 from services.checkout.web import CheckoutWeb
 from services.common.chains import load_chains
+from services.common.http_server import HttpServer
 from services.common.lifecycle import run_until_stopped
 from services.common.logging import configure_logging
 from services.common.metrics import start_metrics_server
@@ -30,8 +27,7 @@ class CheckoutApp:
         self.port = 0
         self.metrics_port: int | None = None
         self._channel: grpc.aio.Channel | None = None
-        self._server: uvicorn.Server | None = None
-        self._task: asyncio.Task | None = None
+        self._server: HttpServer | None = None
         self._log = structlog.get_logger("checkout")
 
     @property
@@ -56,25 +52,16 @@ class CheckoutApp:
             link_per_client=s.link_payments_per_minute_per_client,
             link_per_link=s.link_payments_per_minute_per_link,
         )
-        sock = socket.socket(socket.AF_INET6 if ":" in s.http_host else socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((s.http_host, s.http_port))
-        self.port = sock.getsockname()[1]
-        config = uvicorn.Config(
+        self._server = HttpServer(
             web.app,
-            lifespan="off",
-            log_config=None,
-            access_log=False,
-            timeout_graceful_shutdown=max(1, int(s.shutdown_grace_seconds)),
+            host=s.http_host,
+            port=s.http_port,
+            grace_seconds=s.shutdown_grace_seconds,
+            name="checkout-http",
             proxy_headers=True,
             forwarded_allow_ips=s.forwarded_allow_ips,
         )
-        self._server = uvicorn.Server(config)
-        self._task = asyncio.create_task(self._server.serve(sockets=[sock]), name="checkout-http")
-        while not self._server.started:
-            if self._task.done():
-                await self._task  # raises what made it fail
-            await asyncio.sleep(0.01)
+        self.port = await self._server.start()
         self.metrics_port = start_metrics_server(s.metrics_port)
         self._log.info("checkout serving", url=self.url, ledger=s.ledger_addr, metrics_port=self.metrics_port)
         return self
@@ -89,9 +76,8 @@ class CheckoutApp:
 
     async def stop(self) -> None:
         self._log.info("checkout stopping")
-        if self._server is not None and self._task is not None:
-            self._server.should_exit = True
-            await self._task
+        if self._server is not None:
+            await self._server.stop()
         if self._channel is not None:
             await self._channel.close()
         self._log.info("checkout stopped")

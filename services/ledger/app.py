@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
+import grpc
 import structlog
 from paymesh.events.v1 import event_service_pb2_grpc as egrpc
 from paymesh.ledger.v1 import address_feed_service_pb2_grpc as fgrpc
@@ -24,6 +25,7 @@ from paymesh.ledger.v1 import sweep_ledger_service_pb2_grpc as swgrpc
 from services.common import nats_helpers
 from services.common.chains import load_chains
 from services.common.grpc_server import GrpcServer
+from services.common.http_server import HttpServer
 from services.common.lifecycle import (
     close_connections,
     postgres_and_nats_ok,
@@ -43,6 +45,7 @@ from services.ledger.adapters.payment_event_subscriber import PaymentEventSubscr
 from services.ledger.api.address_feed_service import AddressFeedServicer
 from services.ledger.api.api_key_service import ApiKeyServicer
 from services.ledger.api.checkout_ledger_service import CheckoutLedgerServicer
+from services.ledger.api.connect_gateway import ConnectGateway
 from services.ledger.api.convert import set_checkout_base_url
 from services.ledger.api.event_service import EventServicer
 from services.ledger.api.merchant_admin_service import MerchantAdminServicer
@@ -105,6 +108,9 @@ class LedgerApp:
         return self.grpc.port
 
     balances: ChainBalances | None = None
+    http: HttpServer | None = None
+    http_port: int | None = None  # the HTTP/JSON (Connect) listener's port, once started
+    _self_channel: grpc.aio.Channel | None = None
 
     async def start(self) -> int:
         s = self.settings
@@ -226,8 +232,26 @@ class LedgerApp:
             *rate_tasks,
         ]
         port = await self.grpc.start()
+        if s.connect_enabled:
+            # The merchant API over HTTP/JSON, forwarded to this gRPC server (one path for every call).
+            own = "127.0.0.1" if s.grpc_host in ("0.0.0.0", "::", "") else s.grpc_host
+            self._self_channel = grpc.aio.insecure_channel(f"{own}:{port}")
+            self.http = HttpServer(
+                ConnectGateway(self._self_channel).app,
+                host=s.connect_host,
+                port=s.connect_port,
+                grace_seconds=s.shutdown_grace_seconds,
+                name="ledger-connect",
+            )
+            self.http_port = await self.http.start()
         self.metrics_port = start_metrics_server(s.metrics_port)
-        log.info("ledger serving", grpc_port=port, metrics_port=self.metrics_port, chains=self.chains.ids())
+        log.info(
+            "ledger serving",
+            grpc_port=port,
+            http_port=self.http_port,
+            metrics_port=self.metrics_port,
+            chains=self.chains.ids(),
+        )
         return port
 
     async def _dependencies_ok(self) -> bool:
@@ -235,7 +259,11 @@ class LedgerApp:
 
     async def stop(self) -> None:
         log.info("ledger stopping")
+        if self.http is not None:
+            await self.http.stop()
         await self.grpc.stop(self.settings.shutdown_grace_seconds)
+        if self._self_channel is not None:
+            await self._self_channel.close()
         self.stop_event.set()
         await stop_tasks(self._tasks)
         await close_connections(nc=self.nc)
