@@ -61,7 +61,7 @@ from services.ledger.domain.payouts import (
 )
 from services.ledger.domain.pricing import Price, PricingError, parse_price, units_worth
 from services.ledger.domain.records import MerchantRecord, PaymentOptionRecord, PaymentRecord
-from services.ledger.domain.validation import MAX_IDEMPOTENCY_KEY, checksum_address, utcnow
+from services.ledger.domain.validation import MAX_IDEMPOTENCY_KEY, checksum_address, tx_hash_field, utcnow
 from services.ledger.payment_state import refresh_payment
 from services.ledger.sweeps import job_option
 
@@ -115,16 +115,6 @@ class BatchItem:
 
 def _fingerprint(*parts: object) -> str:
     return hashlib.sha256(json.dumps([str(p) for p in parts]).encode()).hexdigest()
-
-
-def _tx_hash(value: str, field: str = "tx_hash") -> str:
-    if not (value.startswith("0x") and len(value) == 66):
-        raise InvalidArgument(f"{field} must be 0x followed by 64 hex digits; got {value[:70]!r}")
-    try:
-        int(value, 16)
-    except ValueError:
-        raise InvalidArgument(f"{field} is not hexadecimal: {value[:70]!r}") from None
-    return value.lower()
 
 
 def _memo(value: str, field: str) -> str:
@@ -629,22 +619,30 @@ class PayoutsService:
             if payout.state not in rules.CANCELLABLE_STATES or any(t.is_open for t in txs):
                 raise FailedPrecondition(
                     f"{payout.kind.value} {payout.id} is {payout.state.value}; only a requested or approved one can "
-                    "be cancelled (once signed, its transaction may be mined)",
+                    "be cancelled, or one awaiting its claim (once signed, its transaction may be mined)",
                     reason=Reason.PAYOUT_NOT_CANCELLABLE,
                 )
-            await repo.payouts.update_payout(
-                conn,
-                payout.id,
-                state=PayoutState.CANCELLED.value,
-                due_at=None,
-                claimed_by=None,
-                lease_until=None,
-                updated_at=now,
-                completed_at=now,
-            )
-            stored = await self._changed(conn, payout.id, PayoutState.CANCELLED, now)
+            stored = await self._end(conn, payout.id, PayoutState.CANCELLED, now)
         self._on_outbox()
         return stored
+
+    async def _end(
+        self, conn: AsyncConnection, payout_id: str, state: PayoutState, now: datetime, **values
+    ) -> PayoutRecord:
+        """The payout reaches a final state (CONFIRMED, FAILED, CANCELLED): no longer due
+        or leased; written with `values` and its event."""
+        await repo.payouts.update_payout(
+            conn,
+            payout_id,
+            state=state.value,
+            due_at=None,
+            claimed_by=None,
+            lease_until=None,
+            updated_at=now,
+            completed_at=now,
+            **values,
+        )
+        return await self._changed(conn, payout_id, state, now)
 
     async def _changed(self, conn: AsyncConnection, payout_id: str, state: PayoutState, now: datetime) -> PayoutRecord:
         """Read the payout back and write the event of reaching `state`."""
@@ -768,8 +766,8 @@ class PayoutsService:
         return payout
 
     async def record(self, worker_id: str, tx: NewPayoutTx) -> PayoutTxRecord:
-        tx_hash = _tx_hash(tx.tx_hash)
-        replaces = _tx_hash(tx.replaces_tx_hash, "transaction.replaces_tx_hash") if tx.replaces_tx_hash else ""
+        tx_hash = tx_hash_field(tx.tx_hash)
+        replaces = tx_hash_field(tx.replaces_tx_hash, "transaction.replaces_tx_hash") if tx.replaces_tx_hash else ""
         if tx.kind not in ("payout", "gas_topup"):
             raise InvalidArgument("transaction.kind must be PAYOUT or GAS_TOPUP")
         if not tx.raw_tx:
@@ -826,7 +824,7 @@ class PayoutsService:
         return stored
 
     async def update(self, tx_hash: str, state: str, block_number: int, error: str, fee: int | None) -> PayoutTxRecord:
-        tx_hash = _tx_hash(tx_hash)
+        tx_hash = tx_hash_field(tx_hash)
         if state not in TX_STATES or state == "signed":
             raise InvalidArgument("state must be BROADCAST, MINED, CONFIRMED, FAILED or REPLACED")
         now = utcnow()
@@ -860,7 +858,7 @@ class PayoutsService:
         return stored
 
     async def complete(self, payout_id: str, tx_hash: str, amount_sent: int, fee: int) -> PayoutRecord:
-        tx_hash = _tx_hash(tx_hash)
+        tx_hash = tx_hash_field(tx_hash)
         now = utcnow()
         async with self._engine.begin() as conn:
             payout = await repo.payouts.get_payout(conn, payout_id, for_update=True)
@@ -880,23 +878,18 @@ class PayoutsService:
             if fee < 0:
                 raise InvalidArgument("fee must not be negative")
             await repo.payouts.update_payout_tx(conn, tx_hash, state="confirmed", fee=fee)
-            await repo.payouts.update_payout(
+            if payout.payment_id:
+                await self._account_refund(conn, payout, amount_sent, fee, now)
+            stored = await self._end(
                 conn,
                 payout.id,
-                state=PayoutState.CONFIRMED.value,
+                PayoutState.CONFIRMED,
+                now,
                 tx_hash=tx_hash,
                 amount_sent=amount_sent,
                 fee=fee,
-                due_at=None,
-                claimed_by=None,
-                lease_until=None,
                 last_error="",
-                updated_at=now,
-                completed_at=now,
             )
-            if payout.payment_id:
-                await self._account_refund(conn, payout, amount_sent, fee, now)
-            stored = await self._changed(conn, payout.id, PayoutState.CONFIRMED, now)
         self._on_outbox()
         return stored
 
@@ -933,18 +926,7 @@ class PayoutsService:
                 raise FailedPrecondition(
                     f"{payout.id} has transactions that may still be mined ({', '.join(live)}); settle them first"
                 )
-            await repo.payouts.update_payout(
-                conn,
-                payout.id,
-                state=PayoutState.FAILED.value,
-                failure_reason=reason[:2000],
-                due_at=None,
-                claimed_by=None,
-                lease_until=None,
-                updated_at=now,
-                completed_at=now,
-            )
-            stored = await self._changed(conn, payout.id, PayoutState.FAILED, now)
+            stored = await self._end(conn, payout.id, PayoutState.FAILED, now, failure_reason=reason[:2000])
             if payout.payment_id and payout.source is PayoutSource.DEPOSIT:
                 # The hold-back ends: the option's sweep may be claimed again now.
                 await repo.sweeps.request_sweep(conn, now, payment_id=payout.payment_id)

@@ -21,7 +21,7 @@ from services.common.page_tokens import PageTokens, filter_fingerprint, page_siz
 from services.ledger.adapters import repository as repo
 from services.ledger.domain.accounting import SweepFigures, complete_sweep, sweep_allowance
 from services.ledger.domain.records import PaymentOptionRecord, PaymentRecord, SweepJobRecord, SweepTxRecord
-from services.ledger.domain.validation import checksum_address, utcnow
+from services.ledger.domain.validation import checksum_address, tx_hash_field, utcnow
 from services.ledger.payment_state import refresh_payment
 
 MAX_WORKER_ID = 128  # payment_options.sweep_claimed_by
@@ -62,16 +62,6 @@ def job_option(payment: PaymentRecord, chain_id: int, asset: str, fields: str = 
     raise FailedPrecondition(
         f"payment {payment.id} has several sweep jobs ({jobs}); name one with {fields}chain_id and {fields}asset"
     )
-
-
-def _tx_hash(value: str, field: str = "tx_hash") -> str:
-    if not (value.startswith("0x") and len(value) == 66):
-        raise InvalidArgument(f"{field} must be 0x followed by 64 hex digits; got {value[:70]!r}")
-    try:
-        int(value, 16)
-    except ValueError:
-        raise InvalidArgument(f"{field} is not hexadecimal: {value[:70]!r}") from None
-    return value.lower()
 
 
 class SweepService:
@@ -118,8 +108,8 @@ class SweepService:
         return jobs
 
     async def record(self, worker_id: str, tx: NewSweepTx) -> SweepTxRecord:
-        tx_hash = _tx_hash(tx.tx_hash)
-        replaces = _tx_hash(tx.replaces_tx_hash, "transaction.replaces_tx_hash") if tx.replaces_tx_hash else ""
+        tx_hash = tx_hash_field(tx.tx_hash)
+        replaces = tx_hash_field(tx.replaces_tx_hash, "transaction.replaces_tx_hash") if tx.replaces_tx_hash else ""
         token = checksum_address(tx.token_address, "transaction.token_address") if tx.token_address else None
         if tx.kind not in ("gas_topup", "sweep"):
             raise InvalidArgument("transaction.kind must be GAS_TOPUP or SWEEP")
@@ -188,7 +178,7 @@ class SweepService:
     ) -> SweepTxRecord:
         """`fee`: what the transaction paid per its receipt (None: keep the recorded one).
         Back to BROADCAST (its block left the chain) forgets the fee of that block."""
-        tx_hash = _tx_hash(tx_hash)
+        tx_hash = tx_hash_field(tx_hash)
         if state not in TX_STATES or state == "signed":
             raise InvalidArgument("state must be BROADCAST, MINED, CONFIRMED, FAILED or REPLACED")
         async with self._engine.begin() as conn:
@@ -215,7 +205,7 @@ class SweepService:
         """The sweep transaction of the job (payment_id, chain_id, asset) is confirmed: it
         moved `amount` to the treasury and paid `fee` (its receipt). The payment's figures
         follow domain/accounting.py."""
-        tx_hash = _tx_hash(tx_hash)
+        tx_hash = tx_hash_field(tx_hash)
         now = utcnow()
         async with self._engine.begin() as conn:
             payment = await repo.payments.get_payment(conn, payment_id, for_update=True)

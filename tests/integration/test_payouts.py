@@ -403,7 +403,7 @@ async def test_cancel_before_signing_and_never_after(stack):
         await api.CancelPayout(pspb.CancelPayoutRequest(payout_id=sent.payout_id), metadata=merchant.auth)
     assert (
         err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-        and "only a requested or approved" in err.value.details()
+        and "only a requested or approved one" in err.value.details()
     )
     assert await stack.chain.balance(to) == 2000
 

@@ -334,5 +334,16 @@ def validate_webhook_url(url: str, *, allow_private: bool) -> str:
     return url
 
 
+def tx_hash_field(value: str, field: str = "tx_hash") -> str:
+    """A transaction hash as the sweeper reports one: 0x and 64 hex digits, lower-cased."""
+    if not (value.startswith("0x") and len(value) == 66):
+        raise InvalidArgument(f"{field} must be 0x followed by 64 hex digits; got {value[:70]!r}")
+    try:
+        int(value, 16)
+    except ValueError:
+        raise InvalidArgument(f"{field} is not hexadecimal: {value[:70]!r}") from None
+    return value.lower()
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)

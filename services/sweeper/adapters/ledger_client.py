@@ -37,6 +37,24 @@ def _int(text: str) -> int:
     return int(text) if text else 0
 
 
+def signed_fields(tx: SignedTx) -> dict:
+    """The fields a sweep and a payout transaction record share, from a signed transaction."""
+    return {
+        "tx_hash": tx.tx_hash,
+        "raw_tx": tx.raw_tx,
+        "nonce": tx.nonce,
+        "from_address": tx.from_address,
+        "to_address": tx.to_address,
+        "amount": str(tx.amount),
+        "token_address": tx.token_address,
+        "gas_limit": tx.gas_limit,
+        "max_fee_per_gas": str(tx.max_fee_per_gas),
+        "max_priority_fee_per_gas": "" if tx.max_priority_fee_per_gas is None else str(tx.max_priority_fee_per_gas),
+        "replaces_tx_hash": tx.replaces_tx_hash,
+        "l1_fee_reserve": str(tx.l1_fee_reserve),
+    }
+
+
 def tx_from_pb(t: ipb.SweepTransaction) -> RecordedTx:
     return RecordedTx(
         payment_id=t.payment_id,
@@ -186,20 +204,7 @@ class LedgerClient:
                     asset=job.asset,
                     kind=KIND_TO_PB[tx.kind],
                     state=ipb.SWEEP_TRANSACTION_STATE_SIGNED,
-                    tx_hash=tx.tx_hash,
-                    raw_tx=tx.raw_tx,
-                    nonce=tx.nonce,
-                    from_address=tx.from_address,
-                    to_address=tx.to_address,
-                    amount=str(tx.amount),
-                    token_address=tx.token_address,
-                    gas_limit=tx.gas_limit,
-                    max_fee_per_gas=str(tx.max_fee_per_gas),
-                    max_priority_fee_per_gas=(
-                        "" if tx.max_priority_fee_per_gas is None else str(tx.max_priority_fee_per_gas)
-                    ),
-                    replaces_tx_hash=tx.replaces_tx_hash,
-                    l1_fee_reserve=str(tx.l1_fee_reserve),
+                    **signed_fields(tx),
                 ),
             ),
         )
@@ -313,20 +318,7 @@ class LedgerClient:
                     payout_id=payout_id,
                     kind=PAYOUT_KIND_TO_PB[tx.kind],
                     state=plpb.PAYOUT_TRANSACTION_STATE_SIGNED,
-                    tx_hash=tx.tx_hash,
-                    raw_tx=tx.raw_tx,
-                    nonce=tx.nonce,
-                    from_address=tx.from_address,
-                    to_address=tx.to_address,
-                    amount=str(tx.amount),
-                    token_address=tx.token_address,
-                    gas_limit=tx.gas_limit,
-                    max_fee_per_gas=str(tx.max_fee_per_gas),
-                    max_priority_fee_per_gas=(
-                        "" if tx.max_priority_fee_per_gas is None else str(tx.max_priority_fee_per_gas)
-                    ),
-                    replaces_tx_hash=tx.replaces_tx_hash,
-                    l1_fee_reserve=str(tx.l1_fee_reserve),
+                    **signed_fields(tx),
                 ),
             ),
         )
