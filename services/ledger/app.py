@@ -141,7 +141,7 @@ class LedgerApp:
         heads = HeadCache()
         tokens = PageTokens(await repo.signing_keys.page_token_key(self.engine))
         auth = Authenticator(self.engine, s.api_key_cache_seconds)
-        allocator = IndexAllocator(self.engine, s.address_reservation)
+        allocator = IndexAllocator(self.hot_pool, s.address_reservation)
         inserter = CreatePaymentBatcher(self.hot_pool, max_batch=s.create_batch)
         payments = PaymentsService(
             self.engine,

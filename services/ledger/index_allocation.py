@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+import asyncpg
 
 from services.common.errors import NotFound
 from services.ledger.adapters import repository as repo
@@ -17,8 +17,8 @@ class IndexAllocator:
     does not serialise on the merchant row. A crash leaves at most one block
     unused, which stays within the BIP-44 gap limit of 20."""
 
-    def __init__(self, engine: AsyncEngine, block: int) -> None:
-        self._engine = engine
+    def __init__(self, pool: asyncpg.Pool, block: int) -> None:
+        self._pool = pool
         self._block = block
         self._free: dict[str, tuple[list[int], str, str]] = {}
         self._derivers: dict[str, hd.AddressDeriver] = {}
@@ -30,8 +30,7 @@ class IndexAllocator:
         async with lock:
             entry = self._free.get(merchant_id)
             if entry is None or not entry[0]:
-                async with self._engine.begin() as conn:
-                    reserved = await repo.merchants.reserve_indexes(conn, merchant_id, self._block)
+                reserved = await repo.merchants.reserve_indexes(self._pool, merchant_id, self._block)
                 if reserved is None:
                     raise NotFound("merchant not found")
                 start, xpub, path = reserved

@@ -227,7 +227,7 @@ class PaymentLinksService:
             if not await repo.payment_links.take_use(conn, link.id):
                 raise FailedPrecondition("this payment link has been used up")
         try:
-            payment, created = await self._payments.create(
+            creation = await self._payments.create(
                 link.merchant_id,
                 chain_id=0,
                 asset="",
@@ -253,10 +253,10 @@ class PaymentLinksService:
             async with self._engine.begin() as conn:
                 await repo.payment_links.give_back_use(conn, link.id)
             raise
-        if not created:  # a concurrent request of the same visitor created it first
+        if not creation.created:  # a concurrent request of the same visitor created it first
             async with self._engine.begin() as conn:
                 await repo.payment_links.give_back_use(conn, link.id)
-        return payment, created
+        return creation.payment, creation.created
 
     @staticmethod
     def _entered(link: PaymentLinkRecord, amount: str) -> Price:

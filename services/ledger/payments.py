@@ -62,6 +62,18 @@ class RateBook(Protocol):
 MAX_RESOLUTION_NOTE = 256
 
 
+@dataclass(frozen=True)
+class Creation:
+    """What create() returns: the payment; whether this call created it (False: a
+    retry found the one its idempotency key created); and, for a new payment, its
+    `created` event as the outbox stores it (an encoded PaymentEvent), so the API's
+    reply can reuse that encoding of the payment instead of making another."""
+
+    payment: PaymentRecord
+    created: bool
+    event_payload: bytes | None = None
+
+
 @dataclass
 class ListFilter:
     statuses: list[PaymentStatus]
@@ -119,7 +131,7 @@ class PaymentsService:
         accept_chain_ids: list[int] | None = None,
         description: str = "",
         return_url: str = "",
-    ) -> tuple[PaymentRecord, bool]:
+    ) -> Creation:
         """A new payment (or, for a retry with the same idempotency key, the one it
         created). `price` (currency, amount) instead of `amount` quotes the asset at
         the rate book's current rate; `options` (chain id, asset) or `accept_all`
@@ -220,14 +232,14 @@ class PaymentsService:
             PAYMENT_EVENTS.labels(EventType.CREATED.value).inc()
             self._on_outbox()
             self.address_added.set()
-            return record, True
+            return Creation(record, True, row["payload"])
         # An earlier (or concurrent) request with the same idempotency key won.
         async with self._engine.connect() as conn:
             existing = await repo.payments.payment_by_idempotency_key(conn, merchant_id, new.idempotency_key or "")
             if existing is None:
                 raise FailedPrecondition("payment could not be created; retry the request")
             existing.transfers = await repo.transfers.transfers_of(conn, existing.id)
-        return self._same_request(existing, print_), False
+        return Creation(self._same_request(existing, print_), False)
 
     def checked_policy(self, policy: Policy, where: str) -> Policy:
         """The policy, or InvalidArgument naming the field that cannot be applied."""

@@ -458,7 +458,12 @@ async def test_partials_on_two_options_do_not_add_up(fiat, shop, js):
     p = await create_with_options(shop, usd("30.00"), options=accepts((31337, "ETH"), (31337, "TUSD")))
     await pay_on(js, p, 6 * 10**15, chain_id=31337)  # 18 USD of ETH
     await pay_on(js, p, 15_000_000, chain_id=31337, token=TOKEN_ADDRESS)  # 15 USD of TUSD
-    short = await wait_status(shop, p.payment_id, pb.PAYMENT_STATUS_UNDERPAID)
+
+    async def both_applied():  # UNDERPAID already holds after the first transfer alone
+        found = await shop.get(p.payment_id)
+        return found if len(found.transfers) == 2 and found.status == pb.PAYMENT_STATUS_UNDERPAID else None
+
+    short = await eventually(both_applied)
     assert [o.status for o in short.options] == [pb.PAYMENT_OPTION_STATUS_UNDERPAID] * 2
     assert short.asset == "ETH"  # the option of the first transfer received
 

@@ -1,7 +1,7 @@
 """Bulk statements from one column list.
 
 The ledger writes many rows per round trip with `unnest`: one array parameter per
-column, `unnest($1::varchar[], $2::numeric[], ...) AS t(id, amount, ...)`. A
+column, `unnest($1::varchar[], $2::text[]::numeric[], ...) AS t(id, amount, ...)`. A
 `ColumnList` names each column once, with the Postgres type of its array and how a
 Python value becomes what asyncpg sends for that type, and from that one list gives
 both the SQL fragments (placeholders, names, assignments) and the arrays, in the
@@ -30,6 +30,16 @@ class Column:
     name: str
     pg_type: str
     convert: Callable[[Any], Any] | None = None
+
+    def parameter(self, number: int) -> str:
+        """The column's array parameter as a statement takes it, `$n::<pg_type>[]`.
+        A numeric array travels as text and Postgres casts it: asyncpg encodes a str
+        element as text in 0.7 us, as numeric in 2.6 us (it makes a Decimal of it
+        first), and CreatePayment sends five per payment with three options
+        (docs/BENCHMARKS.md, issue 14). Numeric values are therefore str (or None)."""
+        if self.pg_type == "numeric":
+            return f"${number}::text[]::numeric[]"
+        return f"${number}::{self.pg_type}[]"
 
 
 class ColumnList:
@@ -60,7 +70,7 @@ class ColumnList:
         """`unnest($1::type[], ...) AS alias(name, ...)`: one row per array index.
         With `ordinality`, the row's position is one more column of that name.
         `start`: the first parameter's number (a second list in the same statement)."""
-        arrays = ", ".join(f"${i}::{c.pg_type}[]" for i, c in enumerate(self.columns, start=start))
+        arrays = ", ".join(c.parameter(i) for i, c in enumerate(self.columns, start=start))
         if ordinality:
             return f"unnest({arrays}) WITH ORDINALITY AS {alias}({', '.join((*self.names, ordinality))})"
         return f"unnest({arrays}) AS {alias}({', '.join(self.names)})"

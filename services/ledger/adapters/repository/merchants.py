@@ -1,12 +1,14 @@
 """SQL of the merchants aggregate: merchants, their treasuries (one per chain) and
 their derivation index reservations. Functions take the connection (the caller
-owns the transaction) and return plain records."""
+owns the transaction; reserve_indexes, on CreatePayment's path, takes the hot
+asyncpg pool and commits on its own) and return plain records."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
+import asyncpg
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -76,19 +78,22 @@ async def treasury_of(conn: AsyncConnection, merchant_id: str, chain_id: int) ->
     return row.address if row else ""
 
 
-async def reserve_indexes(conn: AsyncConnection, merchant_id: str, count: int) -> tuple[int, str, str] | None:
+# One statement through the hot asyncpg pool, committed on its own: CreatePayment
+# takes a block of indexes every `address_reservation` payments, and the SQLAlchemy
+# transaction (begin, update, commit) cost ~45 us per payment in CPU at 16 clients
+# (py-spy, docs/BENCHMARKS.md, issue 14).
+RESERVE_INDEXES_SQL = (
+    "UPDATE merchants SET next_address_index = next_address_index + $2 WHERE id = $1 "
+    "RETURNING next_address_index, xpub, derivation_path"
+)
+
+
+async def reserve_indexes(pool: asyncpg.Pool, merchant_id: str, count: int) -> tuple[int, str, str] | None:
     """Reserve `count` derivation indexes; returns (first index, xpub, derivation path)."""
-    row = (
-        await conn.execute(
-            update(MERCHANTS)
-            .where(MERCHANTS.c.id == merchant_id)
-            .values(next_address_index=MERCHANTS.c.next_address_index + count)
-            .returning(MERCHANTS.c.next_address_index, MERCHANTS.c.xpub, MERCHANTS.c.derivation_path)
-        )
-    ).first()
+    row = await pool.fetchrow(RESERVE_INDEXES_SQL, merchant_id, count)
     if row is None:
         return None
-    return row.next_address_index - count, row.xpub, row.derivation_path
+    return row["next_address_index"] - count, row["xpub"], row["derivation_path"]
 
 
 async def payout_policy_of(conn: AsyncConnection, merchant_id: str) -> dict:
