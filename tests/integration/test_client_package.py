@@ -101,3 +101,57 @@ async def test_example_runs_against_the_ledger(client_venv: Path, ledger, mercha
         cwd=str(client_venv.parent),
     )
     assert code == 1 and err.startswith("error: UNAUTHENTICATED: ") and "Traceback" not in err
+
+
+PAYOUTS_SCRIPT = """
+import asyncio, sys
+import grpc
+from paymesh_client import PaymeshClient, PayoutState
+
+async def main(target, key):
+    async with PaymeshClient(target, api_key=key) as client:
+        payment = await client.create_payment(chain_id=31337, asset="ETH", amount=1000)
+        try:
+            await client.create_refund(payment.payment_id, excess=True, destination="0x" + "ab" * 20)
+        except grpc.aio.AioRpcError as err:
+            print("refund", err.code().name)
+        payout = await client.create_payout(
+            chain_id=31337, asset="ETH", amount=5, destination="0x" + "cd" * 20, idempotency_key="client-po"
+        )
+        again = await client.create_payout(
+            chain_id=31337, asset="ETH", amount=5, destination="0x" + "cd" * 20, idempotency_key="client-po"
+        )
+        print("payout", PayoutState.Name(payout.state), again.payout_id == payout.payout_id)
+        batch = await client.create_payout_batch(chain_id=31337, asset="ETH", items=[("0x" + "ef" * 20, 7)])
+        print("batch", len(batch), batch[0].amount)
+        print("cancelled", PayoutState.Name((await client.cancel_payout(payout.payout_id)).state))
+        try:
+            await client.payout_wallet(31337)
+        except grpc.aio.AioRpcError as err:  # this ledger's chain has no node: its balances cannot be read
+            print("wallet", err.code().name, "balance query" in err.details())
+
+asyncio.run(main(sys.argv[1], sys.argv[2]))
+"""
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_refunds_and_payouts_from_the_package(client_venv: Path, ledger, merchant, tmp_path):
+    script = tmp_path / "payouts.py"
+    script.write_text(PAYOUTS_SCRIPT)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PAYMESH_") and k != "PYTHONPATH"}
+    code, out, err = await run_command(
+        str(client_venv / "bin" / "python"),
+        str(script),
+        f"127.0.0.1:{ledger.port}",
+        merchant.api_key,
+        env=env,
+        cwd=str(client_venv.parent),
+    )
+    assert code == 0, err
+    assert out.splitlines() == [
+        "refund FAILED_PRECONDITION",  # nothing confirmed yet: nothing to refund
+        "payout PAYOUT_STATE_APPROVED True",  # no approval needed; the same key, the same payout
+        "batch 1 7",
+        "cancelled PAYOUT_STATE_CANCELLED",
+        "wallet UNAVAILABLE True",
+    ]

@@ -11,7 +11,9 @@
 - every CreatePayment carries an idempotency key (generated if you give none),
   so the built-in retries on UNAVAILABLE / DEADLINE_EXCEEDED never create twice;
 - amounts are Python ints in base units (never floats), sent as decimal strings;
-  fiat prices are Decimals or decimal strings (`create_priced_payment`).
+  fiat prices are Decimals or decimal strings (`create_priced_payment`);
+- refunds and payouts (`create_refund`, `create_payout`, `create_payout_batch`, ...)
+  carry an idempotency key too: each is sent once, however often the call is retried.
 """
 
 from __future__ import annotations
@@ -29,11 +31,16 @@ from google.protobuf.duration_pb2 import Duration
 from paymesh.ledger.v1 import payment_pb2 as pb
 from paymesh.ledger.v1 import payment_service_pb2 as spb
 from paymesh.ledger.v1 import payment_service_pb2_grpc as sgrpc
+from paymesh.ledger.v1 import payout_pb2 as popb
+from paymesh.ledger.v1 import payout_service_pb2 as pspb
+from paymesh.ledger.v1 import payout_service_pb2_grpc as psgrpc
 
-__all__ = ["PaymeshClient", "PaymentStatus", "Payment", "RETRYABLE"]
+__all__ = ["PaymeshClient", "PaymentStatus", "Payment", "Payout", "PayoutState", "RETRYABLE"]
 
 Payment = pb.Payment
 PaymentStatus = pb.PaymentStatus
+Payout = popb.Payout
+PayoutState = popb.PayoutState
 RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 T = TypeVar("T")
 
@@ -57,6 +64,7 @@ class PaymeshClient:
         else:
             self._channel = grpc.aio.insecure_channel(target)
         self._stub = sgrpc.PaymentServiceStub(self._channel)
+        self._payouts = psgrpc.PayoutServiceStub(self._channel)
         self._metadata = (("authorization", f"Bearer {api_key}"),)
         self._timeout = timeout
         self._attempts = attempts
@@ -183,3 +191,99 @@ class PaymeshClient:
                 yield reply.payment
         finally:
             call.cancel()
+
+    # ------------------------------------------------------------------ refunds and payouts
+
+    @staticmethod
+    def _units(value: int, what: str) -> str:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"{what} must be an int of base units (wei, token units), never a float")
+        return str(value)
+
+    async def create_refund(
+        self,
+        payment_id: str,
+        *,
+        amount: int | None = None,
+        excess: bool = False,
+        all_received: bool = False,
+        destination: str = "",
+        claim_link: bool = False,
+        reason: str = "",
+        chain_id: int = 0,
+        asset: str = "",
+        idempotency_key: str | None = None,
+    ) -> popb.Payout:
+        """Give money back for a payment: `amount` base units, or `excess=True` (an
+        overpayment's excess), or `all_received=True`; to `destination`, or with
+        `claim_link=True` (the customer enters the address on `claim_url`)."""
+        if sum((amount is not None, excess, all_received)) != 1:
+            raise ValueError("give exactly one of amount, excess=True or all_received=True")
+        request = pspb.CreateRefundRequest(
+            payment_id=payment_id,
+            amount=self._units(amount, "amount") if amount is not None else "",
+            mode=pspb.REFUND_AMOUNT_EXCESS
+            if excess
+            else pspb.REFUND_AMOUNT_ALL_RECEIVED
+            if all_received
+            else pspb.REFUND_AMOUNT_UNSPECIFIED,
+            destination=destination,
+            claim_link=claim_link,
+            reason=reason,
+            chain_id=chain_id,
+            asset=asset,
+            idempotency_key=idempotency_key or str(uuid.uuid4()),
+        )
+        return (await self._call(self._payouts.CreateRefund, request)).refund
+
+    async def get_refund(self, refund_id: str) -> popb.Payout:
+        return (await self._call(self._payouts.GetRefund, pspb.GetRefundRequest(refund_id=refund_id))).refund
+
+    async def create_payout(
+        self,
+        *,
+        chain_id: int,
+        asset: str,
+        amount: int,
+        destination: str,
+        memo: str = "",
+        idempotency_key: str | None = None,
+    ) -> popb.Payout:
+        """Send `amount` base units from the merchant's payout wallet to `destination`."""
+        request = pspb.CreatePayoutRequest(
+            chain_id=chain_id,
+            asset=asset,
+            amount=self._units(amount, "amount"),
+            destination=destination,
+            memo=memo,
+            idempotency_key=idempotency_key or str(uuid.uuid4()),
+        )
+        return (await self._call(self._payouts.CreatePayout, request)).payout
+
+    async def create_payout_batch(
+        self,
+        *,
+        chain_id: int,
+        asset: str,
+        items: Sequence[tuple[str, int]],
+        idempotency_key: str | None = None,
+    ) -> list[popb.Payout]:
+        """Payouts to many destinations at once, all or none: `items` are (destination, amount)."""
+        request = pspb.CreatePayoutBatchRequest(
+            chain_id=chain_id,
+            asset=asset,
+            items=[pspb.PayoutItem(destination=d, amount=self._units(a, "amount")) for d, a in items],
+            idempotency_key=idempotency_key or str(uuid.uuid4()),
+        )
+        return list((await self._call(self._payouts.CreatePayoutBatch, request)).payouts)
+
+    async def get_payout(self, payout_id: str) -> popb.Payout:
+        return (await self._call(self._payouts.GetPayout, pspb.GetPayoutRequest(payout_id=payout_id))).payout
+
+    async def cancel_payout(self, payout_id: str) -> popb.Payout:
+        """Cancel a refund or payout not yet signed."""
+        return (await self._call(self._payouts.CancelPayout, pspb.CancelPayoutRequest(payout_id=payout_id))).payout
+
+    async def payout_wallet(self, chain_id: int) -> pspb.GetPayoutWalletResponse:
+        """The merchant's payout wallet on a chain: its address and what it holds."""
+        return await self._call(self._payouts.GetPayoutWallet, pspb.GetPayoutWalletRequest(chain_id=chain_id))
