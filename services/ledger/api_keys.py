@@ -14,6 +14,7 @@ from services.common.errors import FailedPrecondition, InvalidArgument, NotFound
 from services.ledger.adapters import repository as repo
 from services.ledger.authentication import Authenticator, MerchantAccess
 from services.ledger.domain import keys
+from services.ledger.domain.audit import OPERATOR
 from services.ledger.domain.scopes import ALL_SCOPES, Scope
 from services.ledger.domain.validation import utcnow
 
@@ -78,6 +79,18 @@ class ApiKeysService:
                 created_by=caller.key_id if caller is not None else "operator",
             )
             stored = await repo.api_keys.get_key(conn, key_id)
+            await repo.audit.append(
+                conn,
+                merchant_id=merchant_id,
+                actor=caller.key_id if caller is not None else OPERATOR,
+                action="api_key.created",
+                target=key_id,
+                after={
+                    "name": name,
+                    "scopes": sorted(s.value for s in granted),
+                    "expires_at": expires_at.isoformat() if expires_at else None,
+                },
+            )
         return stored, secret
 
     async def list(self, caller: MerchantAccess | None, merchant_id: str) -> list[Any]:
@@ -109,6 +122,15 @@ class ApiKeysService:
                 )
             await repo.api_keys.set_revoked(conn, key_id, when)
             stored = await repo.api_keys.get_key(conn, key_id)
+            await repo.audit.append(
+                conn,
+                merchant_id=key.merchant_id,
+                actor=caller.key_id if caller is not None else OPERATOR,
+                action="api_key.revoked",
+                target=key_id,
+                before={"revoked_at": key.revoked_at.isoformat() if key.revoked_at else None},
+                after={"revoked_at": when.isoformat()},
+            )
         self._auth.forget()
         return stored
 

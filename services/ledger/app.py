@@ -13,6 +13,7 @@ import structlog
 from paymesh.events.v1 import event_service_pb2_grpc as egrpc
 from paymesh.ledger.v1 import address_feed_service_pb2_grpc as fgrpc
 from paymesh.ledger.v1 import api_key_service_pb2_grpc as kgrpc
+from paymesh.ledger.v1 import audit_service_pb2_grpc as augrpc
 from paymesh.ledger.v1 import checkout_ledger_service_pb2_grpc as cgrpc
 from paymesh.ledger.v1 import merchant_admin_service_pb2_grpc as agrpc
 from paymesh.ledger.v1 import merchant_directory_service_pb2_grpc as dgrpc
@@ -44,6 +45,7 @@ from services.ledger.adapters.payment_event_publisher import PaymentEventPublish
 from services.ledger.adapters.payment_event_subscriber import PaymentEventSubscriber
 from services.ledger.api.address_feed_service import AddressFeedServicer
 from services.ledger.api.api_key_service import ApiKeyServicer
+from services.ledger.api.audit_service import AuditServicer
 from services.ledger.api.checkout_ledger_service import CheckoutLedgerServicer
 from services.ledger.api.connect_gateway import ConnectGateway
 from services.ledger.api.convert import set_checkout_base_url
@@ -56,6 +58,7 @@ from services.ledger.api.payout_ledger_service import PayoutLedgerServicer
 from services.ledger.api.payout_service import PayoutServicer
 from services.ledger.api.sweep_ledger_service import SweepLedgerServicer
 from services.ledger.api_keys import ApiKeysService
+from services.ledger.audit import AuditLogService
 from services.ledger.authentication import Authenticator
 from services.ledger.chain_events import ChainEventApplier, HeadCache
 from services.ledger.checkout import CheckoutService
@@ -87,6 +90,7 @@ SERVICES = (
     "paymesh.ledger.v1.PayoutService",
     "paymesh.ledger.v1.PayoutLedgerService",
     "paymesh.ledger.v1.ApiKeyService",
+    "paymesh.ledger.v1.AuditService",
 )
 
 
@@ -207,6 +211,10 @@ class LedgerApp:
             (
                 kgrpc.add_ApiKeyServiceServicer_to_server,
                 ApiKeyServicer(ApiKeysService(self.engine, auth), auth, s.admin_token.get_secret_value()),
+            ),
+            (
+                augrpc.add_AuditServiceServicer_to_server,
+                AuditServicer(AuditLogService(self.engine, tokens), auth, s.admin_token.get_secret_value()),
             ),
         ]
         for (register, servicer), name in zip(servicers, SERVICES, strict=True):

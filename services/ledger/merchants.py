@@ -16,6 +16,7 @@ from services.ledger.api_keys import issue_primary_key
 from services.ledger.authentication import Authenticator
 from services.ledger.domain import hd, keys
 from services.ledger.domain import policy as policies
+from services.ledger.domain.audit import OPERATOR, audit_fields
 from services.ledger.domain.policy import Policy, PolicyError
 from services.ledger.domain.records import MerchantRecord
 from services.ledger.domain.validation import checksum_address, utcnow, validate_webhook_url
@@ -84,6 +85,19 @@ class MerchantsService:
             await issue_primary_key(conn, merchant_id, api_key, utcnow())
             for chain_id, address in checked:
                 await repo.merchants.set_treasury(conn, merchant_id, chain_id, address)
+            await repo.audit.append(
+                conn,
+                merchant_id=merchant_id,
+                actor=OPERATOR,
+                action="merchant.created",
+                after={
+                    "name": name,
+                    "xpub": xpub.strip(),
+                    "derivation_path": path,
+                    "webhook_url": url,
+                    "treasuries": {str(c): a for c, a in checked},
+                },
+            )
             merchant = await repo.merchants.get_merchant(conn, merchant_id)
         assert merchant is not None
         return merchant, api_key, secret
@@ -117,19 +131,34 @@ class MerchantsService:
             next_token = self._tokens.issue("ListMerchants|operator", rows[-1].created_at, rows[-1].id)
         return rows, next_token
 
-    async def _update(self, merchant_id: str, **values) -> MerchantRecord:
+    async def _update(self, merchant_id: str, action: str, **values) -> MerchantRecord:
+        """Change the merchant's fields `values` and record `action` in the audit log in
+        the same transaction: the fields before and after (a secret only as "changed")."""
         if not merchant_id:
             raise InvalidArgument("merchant_id is required")
         async with self._engine.begin() as conn:
-            if not await repo.merchants.update_merchant(conn, merchant_id, **values):
+            before = await repo.merchants.get_merchant(conn, merchant_id, for_update=True)
+            if before is None or not await repo.merchants.update_merchant(conn, merchant_id, **values):
                 raise NotFound(f"merchant {merchant_id} not found")
             merchant = await repo.merchants.get_merchant(conn, merchant_id)
+            assert merchant is not None
+            await repo.audit.append(
+                conn,
+                merchant_id=merchant_id,
+                actor=OPERATOR,
+                action=action,
+                before=audit_fields(before, values),
+                after=audit_fields(merchant, values, previous=before),
+            )
         self._auth.forget()
-        assert merchant is not None
         return merchant
 
     async def set_status(self, merchant_id: str, active: bool) -> MerchantRecord:
-        return await self._update(merchant_id, status="active" if active else "disabled")
+        return await self._update(
+            merchant_id,
+            "merchant.enabled" if active else "merchant.disabled",
+            status="active" if active else "disabled",
+        )
 
     async def rotate_key(self, merchant_id: str) -> tuple[MerchantRecord, str]:
         """The operator's rotation: every key of the merchant stops working now, and one
@@ -146,6 +175,13 @@ class MerchantsService:
             await repo.api_keys.revoke_all(conn, merchant_id, now)
             await issue_primary_key(conn, merchant_id, api_key, now)
             merchant = await repo.merchants.get_merchant(conn, merchant_id)
+            await repo.audit.append(
+                conn,
+                merchant_id=merchant_id,
+                actor=OPERATOR,
+                action="api_keys.rotated",
+                after={"revoked": "every key", "new_key_prefix": keys.key_prefix(api_key)},
+            )
         self._auth.forget()
         assert merchant is not None
         return merchant, api_key
@@ -159,10 +195,10 @@ class MerchantsService:
         if secret and not 16 <= len(secret) <= 256:
             raise InvalidArgument("webhook_secret must be 16 to 256 characters (or empty to generate one)")
         if keep_secret:
-            merchant = await self._update(merchant_id, webhook_url=url)
+            merchant = await self._update(merchant_id, "webhook.set", webhook_url=url)
             return merchant, merchant.webhook_secret
         secret = secret or keys.new_webhook_secret()
-        merchant = await self._update(merchant_id, webhook_url=url, webhook_secret=secret)
+        merchant = await self._update(merchant_id, "webhook.set", webhook_url=url, webhook_secret=secret)
         return merchant, secret
 
     async def set_xpub(self, merchant_id: str, xpub: str, derivation_path: str) -> MerchantRecord:
@@ -170,7 +206,7 @@ class MerchantsService:
         path = hd.validate_derivation_path(derivation_path)
         async with self._engine.connect() as conn:
             await self._xpub_unused(conn, xpub.strip(), merchant_id)
-        merchant = await self._update(merchant_id, xpub=xpub.strip(), derivation_path=path)
+        merchant = await self._update(merchant_id, "xpub.set", xpub=xpub.strip(), derivation_path=path)
         self._allocator.forget(merchant_id)
         return merchant
 
@@ -178,9 +214,19 @@ class MerchantsService:
         chain_id, address = self._treasury(chain_id, address)
         try:
             async with self._engine.begin() as conn:
-                if await repo.merchants.get_merchant(conn, merchant_id) is None:
+                if await repo.merchants.get_merchant(conn, merchant_id, for_update=True) is None:
                     raise NotFound(f"merchant {merchant_id} not found")
+                old = await repo.merchants.treasury_of(conn, merchant_id, chain_id)
                 await repo.merchants.set_treasury(conn, merchant_id, chain_id, address)
+                await repo.audit.append(
+                    conn,
+                    merchant_id=merchant_id,
+                    actor=OPERATOR,
+                    action="treasury.set",
+                    target=str(chain_id),
+                    before={"address": old},
+                    after={"address": address},
+                )
         except IntegrityError:
             raise NotFound(f"merchant {merchant_id} not found") from None
         return await self.get(merchant_id)
@@ -192,4 +238,4 @@ class MerchantsService:
             policies.check_policy(policy, {c.chain_id: c.confirmations for c in self._chains}, where="policy")
         except PolicyError as err:
             raise InvalidArgument(str(err)) from None
-        return await self._update(merchant_id, payment_policy=policy.to_json())
+        return await self._update(merchant_id, "payment_policy.set", payment_policy=policy.to_json())

@@ -46,6 +46,7 @@ from services.common.page_tokens import PageTokens, filter_fingerprint, page_siz
 from services.ledger.adapters import repository as repo
 from services.ledger.domain import keys as keys_
 from services.ledger.domain import payouts as rules
+from services.ledger.domain.audit import OPERATOR
 from services.ledger.domain.hd import payout_wallet_address
 from services.ledger.domain.payouts import (
     AssetLimits,
@@ -703,6 +704,15 @@ class PayoutsService:
                 updated_at=now,
             )
             stored = await self._changed(conn, payout.id, PayoutState.APPROVED, now)
+            await repo.audit.append(
+                conn,
+                merchant_id=payout.merchant_id,
+                actor=OPERATOR if merchant_id is None else key_id,
+                action="payout.approved",
+                target=payout.id,
+                before={"state": payout.state.value},
+                after={"state": PayoutState.APPROVED.value, "amount": str(payout.amount), "asset": payout.asset},
+            )
         self._on_outbox()
         return stored
 
@@ -729,8 +739,17 @@ class PayoutsService:
         rules.check_policy_unique(parsed)
         policy = PayoutPolicy(tuple(parsed))
         async with self._engine.begin() as conn:
+            before = await repo.merchants.payout_policy_of(conn, merchant_id)
             if not await repo.merchants.set_payout_policy(conn, merchant_id, policy.to_json()):
                 raise NotFound(f"merchant {merchant_id} not found")
+            await repo.audit.append(
+                conn,
+                merchant_id=merchant_id,
+                actor=OPERATOR,
+                action="payout_policy.set",
+                before=before,
+                after=policy.to_json(),
+            )
         return policy
 
     # ------------------------------------------------------------------ the sweeper

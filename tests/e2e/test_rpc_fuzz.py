@@ -105,6 +105,7 @@ def test_every_package_is_fuzzed():
         "paymesh.ledger.v1.PayoutService",
         "paymesh.ledger.v1.PayoutLedgerService",
         "paymesh.ledger.v1.ApiKeyService",
+        "paymesh.ledger.v1.AuditService",
         "paymesh.listener.v1.ListenerService",
         "paymesh.sweeper.v1.SweeperService",
         "paymesh.notifier.v1.NotifierService",
@@ -129,6 +130,7 @@ SELECT
   (SELECT md5(coalesce(string_agg(r::text, '|' ORDER BY r.id), '')) FROM payouts r) AS payouts,
   (SELECT md5(coalesce(string_agg(row(k.id, k.scopes, k.expires_at, k.revoked_at)::text, '|' ORDER BY k.id), ''))
      FROM api_keys k) AS api_keys,
+  (SELECT count(*) FROM audit_log) AS audit_entries,
   (SELECT md5(coalesce(string_agg(x::text, '|' ORDER BY x.id), '')) FROM payout_transactions x) AS payout_txs,
   (SELECT count(*) FROM transfers) AS transfers,
   (SELECT count(*) FROM deposit_addresses) AS addresses,

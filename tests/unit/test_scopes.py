@@ -20,6 +20,7 @@ MERCHANT_SERVICES = {
     "paymesh.ledger.v1.PaymentLinkService",
     "paymesh.ledger.v1.PayoutService",
     "paymesh.ledger.v1.ApiKeyService",
+    "paymesh.ledger.v1.AuditService",
     "paymesh.events.v1.EventService",
 }
 

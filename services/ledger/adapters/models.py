@@ -491,6 +491,24 @@ class PayoutTransaction(Base):
     __table_args__ = (Index("ix_payout_transactions_payout", "payout_id"),)
 
 
+class AuditLog(Base):
+    """Every change to a merchant's configuration, append-only (a trigger refuses UPDATE
+    and DELETE; migration 0013), written in the transaction of the change (audit.py)."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    merchant_id: Mapped[str] = mapped_column(String(40))
+    actor: Mapped[str] = mapped_column(String(40))  # operator | an API key id
+    action: Mapped[str] = mapped_column(String(40))
+    target: Mapped[str] = mapped_column(String(80), server_default="")
+    before: Mapped[dict] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    after: Mapped[dict] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    __table_args__ = (Index("ix_audit_log_merchant", "merchant_id", text("id DESC")),)
+
+
 # Keys the ledger made for itself, shared by its replicas (the page token key).
 SIGNING_KEYS = "signing_keys"
 SigningKeys = signing_keys_table(Base.metadata, SIGNING_KEYS)
@@ -518,3 +536,4 @@ SWEEP_TRANSACTIONS = _table(SweepTransaction)
 PAYOUTS = _table(Payout)
 PAYOUT_TRANSACTIONS = _table(PayoutTransaction)
 OUTBOX = _table(Outbox)
+AUDIT_LOG = _table(AuditLog)

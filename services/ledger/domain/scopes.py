@@ -48,6 +48,7 @@ REQUIRED: dict[str, Scope] = {
     _L + "ApiKeyService/CreateApiKey": Scope.KEYS_MANAGE,
     _L + "ApiKeyService/ListApiKeys": Scope.KEYS_MANAGE,
     _L + "ApiKeyService/RevokeApiKey": Scope.KEYS_MANAGE,
+    _L + "AuditService/ListAuditEntries": Scope.KEYS_MANAGE,
     "paymesh.events.v1.EventService/ListEvents": Scope.PAYMENTS_READ,
 }
 # The notifier's API (NotifierService, a merchant key checked by the ledger): every RPC

@@ -5,6 +5,7 @@ business rules.
 
     merchants          merchants, treasuries, derivation index reservations
     api_keys           merchants' API keys: issue, authenticate by hash, list, revoke
+    audit              the append-only audit log of merchants' configuration changes
     payouts            refunds and payouts, their leases and transactions recorded write-ahead
     payments           create (group-commit statement), read, list, lock, write back state
     payment_links      reusable payment pages: create, read, count uses against the limit
@@ -23,6 +24,7 @@ SQLAlchemy transaction, or the raw pool) is said in adapters/db.py.
 
 from services.ledger.adapters.repository import (
     api_keys,
+    audit,
     chain_state,
     merchants,
     outbox,
@@ -37,6 +39,7 @@ from services.ledger.adapters.repository import (
 
 __all__ = [
     "api_keys",
+    "audit",
     "chain_state",
     "merchants",
     "outbox",

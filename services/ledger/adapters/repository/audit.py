@@ -1,0 +1,36 @@
+"""SQL of the audit log: append an entry (in the caller's transaction, the one of the
+change), list a merchant's entries newest first. Nothing here updates or deletes:
+the table refuses both (a trigger)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.ledger.adapters.models import AUDIT_LOG
+
+
+async def append(
+    conn: AsyncConnection,
+    *,
+    merchant_id: str,
+    actor: str,
+    action: str,
+    target: str = "",
+    before: dict | None = None,
+    after: dict | None = None,
+) -> None:
+    await conn.execute(
+        insert(AUDIT_LOG).values(
+            merchant_id=merchant_id, actor=actor, action=action, target=target, before=before or {}, after=after or {}
+        )
+    )
+
+
+async def entries(conn: AsyncConnection, merchant_id: str, *, before_id: int | None, limit: int) -> list[Any]:
+    query = select(AUDIT_LOG).where(AUDIT_LOG.c.merchant_id == merchant_id)
+    if before_id is not None:
+        query = query.where(AUDIT_LOG.c.id < before_id)
+    return list(await conn.execute(query.order_by(AUDIT_LOG.c.id.desc()).limit(limit)))

@@ -1,0 +1,50 @@
+"""AuditService: a merchant's audit log, for the merchant (a key with the keys scope)
+or the operator (admin token). Converts and calls audit.py."""
+
+from __future__ import annotations
+
+import hmac
+
+from google.protobuf.struct_pb2 import Struct
+from paymesh.ledger.v1 import audit_service_pb2 as aupb
+from paymesh.ledger.v1 import audit_service_pb2_grpc as augrpc
+
+from services.common.grpc_server import bearer_token
+from services.ledger.api.convert import ts
+from services.ledger.audit import AuditLogService
+from services.ledger.authentication import Authenticator
+
+
+def _struct(value: dict) -> Struct:
+    out = Struct()
+    out.update(value or {})
+    return out
+
+
+class AuditServicer(augrpc.AuditServiceServicer):
+    def __init__(self, audit: AuditLogService, auth: Authenticator, admin_token: str) -> None:
+        self._audit = audit
+        self._auth = auth
+        self._admin = admin_token
+
+    async def ListAuditEntries(self, request: aupb.ListAuditEntriesRequest, context) -> aupb.ListAuditEntriesResponse:
+        token = bearer_token(context)
+        operator = bool(self._admin) and hmac.compare_digest(token.encode(), self._admin.encode())
+        caller = None if operator else await self._auth.active_merchant(token)
+        rows, next_token = await self._audit.entries(caller, request.merchant_id, request.page_size, request.page_token)
+        return aupb.ListAuditEntriesResponse(
+            entries=[
+                aupb.AuditEntry(
+                    entry_id=r.id,
+                    merchant_id=r.merchant_id,
+                    actor=r.actor,
+                    action=r.action,
+                    target=r.target,
+                    before=_struct(r.before),
+                    after=_struct(r.after),
+                    created_at=ts(r.created_at),
+                )
+                for r in rows
+            ],
+            next_page_token=next_token,
+        )
