@@ -12,6 +12,7 @@ within the cache time (PAYMESH_API_KEY_CACHE_SECONDS), this one at once.
 
 from __future__ import annotations
 
+import hmac
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -73,6 +74,13 @@ class Authenticator:
                 reason=Reason.SCOPE_MISSING,
             )
         return access
+
+    async def operator_or_merchant(self, token: str, admin_token: str) -> MerchantAccess | None:
+        """None for the operator's admin token; else the merchant key, checked as
+        active_merchant does (the services both may call: API keys, the audit log)."""
+        if admin_token and hmac.compare_digest(token.encode(), admin_token.encode()):
+            return None
+        return await self.active_merchant(token)
 
     async def lookup(self, api_key: str) -> MerchantAccess:
         """The merchant and scopes of an API key, for another service that checks the

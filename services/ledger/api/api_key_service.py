@@ -3,8 +3,6 @@ merchant's for the operator (admin token). Converts and calls api_keys.py."""
 
 from __future__ import annotations
 
-import hmac
-
 from paymesh.ledger.v1 import api_key_service_pb2 as kpb
 from paymesh.ledger.v1 import api_key_service_pb2_grpc as kgrpc
 
@@ -23,10 +21,7 @@ class ApiKeyServicer(kgrpc.ApiKeyServiceServicer):
 
     async def _caller(self, context) -> MerchantAccess | None:
         """None for the operator's admin token; else the merchant key (with the keys scope)."""
-        token = bearer_token(context)
-        if self._admin and hmac.compare_digest(token.encode(), self._admin.encode()):
-            return None
-        return await self._auth.active_merchant(token)
+        return await self._auth.operator_or_merchant(bearer_token(context), self._admin)
 
     async def CreateApiKey(self, request: kpb.CreateApiKeyRequest, context) -> kpb.CreateApiKeyResponse:
         caller = await self._caller(context)

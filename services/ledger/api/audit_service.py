@@ -3,8 +3,6 @@ or the operator (admin token). Converts and calls audit.py."""
 
 from __future__ import annotations
 
-import hmac
-
 from google.protobuf.struct_pb2 import Struct
 from paymesh.ledger.v1 import audit_service_pb2 as aupb
 from paymesh.ledger.v1 import audit_service_pb2_grpc as augrpc
@@ -28,9 +26,7 @@ class AuditServicer(augrpc.AuditServiceServicer):
         self._admin = admin_token
 
     async def ListAuditEntries(self, request: aupb.ListAuditEntriesRequest, context) -> aupb.ListAuditEntriesResponse:
-        token = bearer_token(context)
-        operator = bool(self._admin) and hmac.compare_digest(token.encode(), self._admin.encode())
-        caller = None if operator else await self._auth.active_merchant(token)
+        caller = await self._auth.operator_or_merchant(bearer_token(context), self._admin)
         rows, next_token = await self._audit.entries(caller, request.merchant_id, request.page_size, request.page_token)
         return aupb.ListAuditEntriesResponse(
             entries=[
