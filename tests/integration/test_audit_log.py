@@ -9,6 +9,9 @@ import asyncpg
 import grpc
 import pytest
 from eth_account import Account
+from paymesh.events.v1 import event_service_pb2 as epb
+from paymesh.events.v1 import event_service_pb2_grpc as egrpc
+from paymesh.events.v1 import payment_events_pb2 as evpb
 from paymesh.ledger.v1 import api_key_service_pb2 as kpb
 from paymesh.ledger.v1 import api_key_service_pb2_grpc as kgrpc
 from paymesh.ledger.v1 import audit_service_pb2 as aupb
@@ -79,6 +82,13 @@ async def test_every_configuration_rpc_leaves_one_entry(ledger_channel, ledger):
         assert entries[0].actor == "operator"
     entries = {e.action: e for e in await log_of(ledger_channel, mid)}
     assert "merchant.created" in entries
+    # A change of where money goes is also announced: a config_changed event, committed
+    # with it (webhooks, NATS, ListEvents).
+    events = await egrpc.EventServiceStub(ledger_channel).ListEvents(
+        epb.ListEventsRequest(types=[evpb.PAYMENT_EVENT_TYPE_CONFIG_CHANGED], page_size=100), metadata=merchant.auth
+    )
+    assert [e.audit.action for e in events.events] == ["treasury.set", "xpub.set"]
+    assert events.events[0].audit.after["address"] == treasury and events.events[0].audit.actor == "operator"
     assert entries["treasury.set"].target == "31337" and entries["treasury.set"].after["address"] == treasury
     assert entries["xpub.set"].before["xpub"] == xpub and entries["xpub.set"].after["xpub"] == new_xpub
     assert entries["webhook.set"].after["webhook_secret"] == "(changed)"

@@ -109,6 +109,7 @@ def test_event_types_and_their_webhook_names():
     assert webhook_type("refund_confirmed") == "refund.confirmed"
     assert webhook_type("payout_failed") == "payout.failed"
     assert webhook_type("confirmed") == "payment.confirmed"
+    assert webhook_type("config_changed") == "merchant.config_changed"
     body = build_body(
         event_id="e",
         event_type="refund_confirmed",

@@ -3,20 +3,13 @@ or the operator (admin token). Converts and calls audit.py."""
 
 from __future__ import annotations
 
-from google.protobuf.struct_pb2 import Struct
 from paymesh.ledger.v1 import audit_service_pb2 as aupb
 from paymesh.ledger.v1 import audit_service_pb2_grpc as augrpc
 
 from services.common.grpc_server import bearer_token
-from services.ledger.api.convert import ts
+from services.ledger.api.convert import audit_entry_to_pb
 from services.ledger.audit import AuditLogService
 from services.ledger.authentication import Authenticator
-
-
-def _struct(value: dict) -> Struct:
-    out = Struct()
-    out.update(value or {})
-    return out
 
 
 class AuditServicer(augrpc.AuditServiceServicer):
@@ -28,19 +21,4 @@ class AuditServicer(augrpc.AuditServiceServicer):
     async def ListAuditEntries(self, request: aupb.ListAuditEntriesRequest, context) -> aupb.ListAuditEntriesResponse:
         caller = await self._auth.operator_or_merchant(bearer_token(context), self._admin)
         rows, next_token = await self._audit.entries(caller, request.merchant_id, request.page_size, request.page_token)
-        return aupb.ListAuditEntriesResponse(
-            entries=[
-                aupb.AuditEntry(
-                    entry_id=r.id,
-                    merchant_id=r.merchant_id,
-                    actor=r.actor,
-                    action=r.action,
-                    target=r.target,
-                    before=_struct(r.before),
-                    after=_struct(r.after),
-                    created_at=ts(r.created_at),
-                )
-                for r in rows
-            ],
-            next_page_token=next_token,
-        )
+        return aupb.ListAuditEntriesResponse(entries=[audit_entry_to_pb(r) for r in rows], next_page_token=next_token)

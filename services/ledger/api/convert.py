@@ -10,9 +10,11 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from google.protobuf.duration_pb2 import Duration
+from google.protobuf.struct_pb2 import Struct
 from paymesh.events.v1 import payment_events_pb2 as ev
 from paymesh.ledger.v1 import address_feed_service_pb2 as fpb
 from paymesh.ledger.v1 import api_key_service_pb2 as kpb
+from paymesh.ledger.v1 import audit_service_pb2 as aupb
 from paymesh.ledger.v1 import checkout_ledger_service_pb2 as cpb
 from paymesh.ledger.v1 import merchant_admin_service_pb2 as apb
 from paymesh.ledger.v1 import payment_link_service_pb2 as lpb
@@ -545,4 +547,35 @@ def api_key_to_pb(row) -> kpb.ApiKey:
         revoked_at=ts(row.revoked_at),
         last_used_at=ts(row.last_used_at),
         created_by=row.created_by,
+    )
+
+
+# ------------------------------------------------------------------ audit log
+
+
+def audit_entry_to_pb(row) -> aupb.AuditEntry:
+    """An audit_log row."""
+    before, after = Struct(), Struct()
+    before.update(row.before or {})
+    after.update(row.after or {})
+    return aupb.AuditEntry(
+        entry_id=row.id,
+        merchant_id=row.merchant_id,
+        actor=row.actor,
+        action=row.action,
+        target=row.target,
+        before=before,
+        after=after,
+        created_at=ts(row.created_at),
+    )
+
+
+def audit_event_to_pb(event_id: str, row) -> ev.PaymentEvent:
+    """The config_changed event of an audit entry."""
+    return ev.PaymentEvent(
+        event_id=event_id,
+        type=ev.PAYMENT_EVENT_TYPE_CONFIG_CHANGED,
+        merchant_id=row.merchant_id,
+        created_at=ts(row.created_at),
+        audit=audit_entry_to_pb(row),
     )

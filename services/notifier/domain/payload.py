@@ -16,6 +16,9 @@
       }
     }
 
+A change of where the merchant's money goes (`merchant.config_changed`: a treasury or
+the xpub) carries `data.audit`, the audit entry: who, what, before and after.
+
 A refund's or payout's event has the type "refund.<what>" or "payout.<what>"
 (created, approved, broadcast, confirmed, failed, cancelled) and carries
 `data.refund` or `data.payout`: the refund or payout as PayoutService returns it;
@@ -35,11 +38,14 @@ TEST_EVENT_TYPE = "test"
 
 
 PAYOUT_PREFIXES = ("refund_", "payout_")
+CONFIG_CHANGED = "config_changed"
 
 
 def webhook_type(event_type: str) -> str:
-    """'confirmed' -> 'payment.confirmed', 'refund_confirmed' -> 'refund.confirmed'
-    (the `type` field of the body)."""
+    """'confirmed' -> 'payment.confirmed', 'refund_confirmed' -> 'refund.confirmed',
+    'config_changed' -> 'merchant.config_changed' (the `type` field of the body)."""
+    if event_type == CONFIG_CHANGED:
+        return "merchant." + CONFIG_CHANGED
     for prefix in PAYOUT_PREFIXES:
         if event_type.startswith(prefix):
             return prefix[:-1] + "." + event_type[len(prefix) :]
@@ -55,9 +61,13 @@ def build_body(
     payment: dict[str, Any] | None,
     previous_status: str | None = None,
     payout: dict[str, Any] | None = None,
+    audit: dict[str, Any] | None = None,
 ) -> bytes:
-    """`payout`: a refund's or payout's event (data.refund or data.payout)."""
+    """`payout`: a refund's or payout's event (data.refund or data.payout); `audit`: a
+    configuration change's (data.audit: who, what, before and after)."""
     data: dict[str, Any] = {}
+    if audit is not None:
+        data["audit"] = audit
     if payout is not None:
         data["refund" if event_type.startswith("refund_") else "payout"] = payout
     if payment is not None:

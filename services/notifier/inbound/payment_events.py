@@ -82,6 +82,7 @@ def decode(msg: Msg) -> NewDelivery:
         payment=payment_json(event.payment) if event.HasField("payment") else None,
         previous_status=previous,
         payout=payment_json(event.payout) if event.HasField("payout") else None,
+        audit=payment_json(event.audit) if event.HasField("audit") else None,
     )
     return NewDelivery(
         event_id=event_id,

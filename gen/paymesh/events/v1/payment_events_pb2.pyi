@@ -1,6 +1,7 @@
 import datetime
 
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from paymesh.ledger.v1 import audit_service_pb2 as _audit_service_pb2
 from paymesh.ledger.v1 import payment_pb2 as _payment_pb2
 from paymesh.ledger.v1 import payout_pb2 as _payout_pb2
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
@@ -39,6 +40,7 @@ class PaymentEventType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     PAYMENT_EVENT_TYPE_PAYOUT_CONFIRMED: _ClassVar[PaymentEventType]
     PAYMENT_EVENT_TYPE_PAYOUT_FAILED: _ClassVar[PaymentEventType]
     PAYMENT_EVENT_TYPE_PAYOUT_CANCELLED: _ClassVar[PaymentEventType]
+    PAYMENT_EVENT_TYPE_CONFIG_CHANGED: _ClassVar[PaymentEventType]
 PAYMENT_EVENT_TYPE_UNSPECIFIED: PaymentEventType
 PAYMENT_EVENT_TYPE_CREATED: PaymentEventType
 PAYMENT_EVENT_TYPE_DETECTED: PaymentEventType
@@ -65,9 +67,10 @@ PAYMENT_EVENT_TYPE_PAYOUT_BROADCAST: PaymentEventType
 PAYMENT_EVENT_TYPE_PAYOUT_CONFIRMED: PaymentEventType
 PAYMENT_EVENT_TYPE_PAYOUT_FAILED: PaymentEventType
 PAYMENT_EVENT_TYPE_PAYOUT_CANCELLED: PaymentEventType
+PAYMENT_EVENT_TYPE_CONFIG_CHANGED: PaymentEventType
 
 class PaymentEvent(_message.Message):
-    __slots__ = ("event_id", "type", "merchant_id", "payment", "created_at", "previous_status", "payout")
+    __slots__ = ("event_id", "type", "merchant_id", "payment", "created_at", "previous_status", "payout", "audit")
     EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
     MERCHANT_ID_FIELD_NUMBER: _ClassVar[int]
@@ -75,6 +78,7 @@ class PaymentEvent(_message.Message):
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     PREVIOUS_STATUS_FIELD_NUMBER: _ClassVar[int]
     PAYOUT_FIELD_NUMBER: _ClassVar[int]
+    AUDIT_FIELD_NUMBER: _ClassVar[int]
     event_id: str
     type: PaymentEventType
     merchant_id: str
@@ -82,4 +86,5 @@ class PaymentEvent(_message.Message):
     created_at: _timestamp_pb2.Timestamp
     previous_status: _payment_pb2.PaymentStatus
     payout: _payout_pb2.Payout
-    def __init__(self, event_id: _Optional[str] = ..., type: _Optional[_Union[PaymentEventType, str]] = ..., merchant_id: _Optional[str] = ..., payment: _Optional[_Union[_payment_pb2.Payment, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., previous_status: _Optional[_Union[_payment_pb2.PaymentStatus, str]] = ..., payout: _Optional[_Union[_payout_pb2.Payout, _Mapping]] = ...) -> None: ...
+    audit: _audit_service_pb2.AuditEntry
+    def __init__(self, event_id: _Optional[str] = ..., type: _Optional[_Union[PaymentEventType, str]] = ..., merchant_id: _Optional[str] = ..., payment: _Optional[_Union[_payment_pb2.Payment, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., previous_status: _Optional[_Union[_payment_pb2.PaymentStatus, str]] = ..., payout: _Optional[_Union[_payout_pb2.Payout, _Mapping]] = ..., audit: _Optional[_Union[_audit_service_pb2.AuditEntry, _Mapping]] = ...) -> None: ...

@@ -1,6 +1,9 @@
 """SQL of the audit log: append an entry (in the caller's transaction, the one of the
-change), list a merchant's entries newest first. Nothing here updates or deletes:
-the table refuses both (a trigger)."""
+change), and for a change of where money goes (ANNOUNCED: a treasury, the xpub) its
+config_changed event in the outbox, so the merchant's webhook and NATS subscribers
+hear of it as it commits: a treasury or xpub redirected with a stolen admin token
+is announced at once. List a merchant's entries newest first. Nothing here updates
+or deletes: the table refuses both (a trigger)."""
 
 from __future__ import annotations
 
@@ -10,6 +13,11 @@ from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.ledger.adapters.models import AUDIT_LOG
+from services.ledger.adapters.repository.outbox import insert_audit_event
+
+# Changes announced as config_changed events (webhooks, NATS): where swept funds go
+# and where deposit addresses come from. Every change is in the log either way.
+ANNOUNCED = frozenset({"treasury.set", "xpub.set"})
 
 
 async def append(
@@ -22,11 +30,22 @@ async def append(
     before: dict | None = None,
     after: dict | None = None,
 ) -> None:
-    await conn.execute(
-        insert(AUDIT_LOG).values(
-            merchant_id=merchant_id, actor=actor, action=action, target=target, before=before or {}, after=after or {}
+    row = (
+        await conn.execute(
+            insert(AUDIT_LOG)
+            .values(
+                merchant_id=merchant_id,
+                actor=actor,
+                action=action,
+                target=target,
+                before=before or {},
+                after=after or {},
+            )
+            .returning(*AUDIT_LOG.c)
         )
-    )
+    ).one()
+    if action in ANNOUNCED:
+        await insert_audit_event(conn, row)
 
 
 async def entries(conn: AsyncConnection, merchant_id: str, *, before_id: int | None, limit: int) -> list[Any]:

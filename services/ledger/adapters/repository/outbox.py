@@ -10,6 +10,7 @@ here, at the edge where the event is stored, so the use cases hand over plain
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Any
 
@@ -21,9 +22,11 @@ from services.common.nats_helpers import payment_subject
 from services.ledger.adapters.db import driver
 from services.ledger.adapters.models import OUTBOX
 from services.ledger.adapters.repository.bulk import Column, ColumnList
-from services.ledger.api.convert import event_to_pb, payout_event_to_pb
+from services.ledger.api.convert import audit_event_to_pb, event_to_pb, payout_event_to_pb
 from services.ledger.domain.payouts import PayoutEventRecord
 from services.ledger.domain.records import PaymentEventRecord
+
+CONFIG_CHANGED = "config_changed"  # the event of an audit entry (PaymentEventType CONFIG_CHANGED)
 
 OUTBOX_COLUMNS = ColumnList(
     Column("event_id", "uuid"),
@@ -84,6 +87,21 @@ async def insert_payout_events(conn: AsyncConnection, events: list[PayoutEventRe
     if events:
         rows = [payout_event_row(e) for e in events]
         await (await driver(conn)).execute(INSERT_EVENTS_SQL, *OUTBOX_COLUMNS.arrays(rows))
+
+
+async def insert_audit_event(conn: AsyncConnection, entry: Any) -> None:
+    """The config_changed event of one audit entry (an audit_log row), in the outbox."""
+    event_id = str(uuid.uuid4())
+    row = {
+        "event_id": event_id,
+        "merchant_id": entry.merchant_id,
+        "payment_id": "",
+        "event_type": CONFIG_CHANGED,
+        "subject": payment_subject(entry.merchant_id, CONFIG_CHANGED),
+        "payload": audit_event_to_pb(event_id, entry).SerializeToString(),
+        "created_at": entry.created_at,
+    }
+    await (await driver(conn)).execute(INSERT_EVENTS_SQL, *OUTBOX_COLUMNS.arrays([row]))
 
 
 async def insert_events(conn: AsyncConnection, events: list[PaymentEventRecord]) -> None:
