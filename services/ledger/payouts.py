@@ -40,6 +40,7 @@ from services.common.errors import (
     NotFound,
     PermissionDenied,
     Reason,
+    Unavailable,
 )
 from services.common.money import parse_amount
 from services.common.page_tokens import PageTokens, filter_fingerprint, page_size
@@ -105,6 +106,7 @@ class WalletView:
     derivation_path: str
     chain_id: int
     balances: list[tuple[str, str, int, int]]  # (asset, token address, balance, reserved)
+    balances_error: str = ""  # why the balances could not be read now ("" when they were)
 
 
 @dataclass(frozen=True)
@@ -665,7 +667,13 @@ class PayoutsService:
             address, path = self._wallet(merchant)
             reserved = await repo.payouts.reserved_of(conn, address, chain_id)
         assets = [(a.symbol, a.token_address) for a in chain.assets]
-        held = await self._balances(chain_id, address, assets) if self._balances else {}
+        if self._balances is None:
+            return WalletView(address, path, chain_id, [], "balances are not read by this ledger")
+        try:
+            held = await self._balances(chain_id, address, assets)
+        except Unavailable as err:
+            # The address is the merchant's to fund whatever the node says: give it anyway.
+            return WalletView(address, path, chain_id, [], err.message)
         return WalletView(
             address=address,
             derivation_path=path,

@@ -125,10 +125,15 @@ async def main(target, key):
         batch = await client.create_payout_batch(chain_id=31337, asset="ETH", items=[("0x" + "ef" * 20, 7)])
         print("batch", len(batch), batch[0].amount)
         print("cancelled", PayoutState.Name((await client.cancel_payout(payout.payout_id)).state))
-        try:
-            await client.payout_wallet(31337)
-        except grpc.aio.AioRpcError as err:  # this ledger's chain has no node: its balances cannot be read
-            print("wallet", err.code().name, "balance query" in err.details())
+        wallet = await client.payout_wallet(31337)  # this ledger's chain has no node: no balances, the address
+        print("wallet", wallet.derivation_path.endswith("/1/0"), wallet.address.startswith("0x"), not wallet.balances,
+              "balance query" in wallet.balances_error)
+
+        key, secret = await client.create_api_key("ci", ["payments:read"])
+        print("key", list(key.scopes) == [1], secret.startswith("pmk_"), len(await client.list_api_keys()) >= 2)
+        print("revoked", (await client.revoke_api_key(key.key_id)).HasField("revoked_at"))
+        actions = [e.action async for e in client.audit_entries()]
+        print("audit", actions[:2])
 
 asyncio.run(main(sys.argv[1], sys.argv[2]))
 """
@@ -153,5 +158,8 @@ async def test_refunds_and_payouts_from_the_package(client_venv: Path, ledger, m
         "payout PAYOUT_STATE_APPROVED True",  # no approval needed; the same key, the same payout
         "batch 1 7",
         "cancelled PAYOUT_STATE_CANCELLED",
-        "wallet UNAVAILABLE True",
+        "wallet True True True True",
+        "key True True True",
+        "revoked True",
+        "audit ['api_key.revoked', 'api_key.created']",
     ]

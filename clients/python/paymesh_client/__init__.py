@@ -22,12 +22,17 @@ import asyncio
 import random
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TypeVar
 
 import grpc
 from google.protobuf.duration_pb2 import Duration
+from google.protobuf.timestamp_pb2 import Timestamp
+from paymesh.ledger.v1 import api_key_service_pb2 as kpb
+from paymesh.ledger.v1 import api_key_service_pb2_grpc as kgrpc
+from paymesh.ledger.v1 import audit_service_pb2 as aupb
+from paymesh.ledger.v1 import audit_service_pb2_grpc as augrpc
 from paymesh.ledger.v1 import payment_pb2 as pb
 from paymesh.ledger.v1 import payment_service_pb2 as spb
 from paymesh.ledger.v1 import payment_service_pb2_grpc as sgrpc
@@ -65,6 +70,8 @@ class PaymeshClient:
             self._channel = grpc.aio.insecure_channel(target)
         self._stub = sgrpc.PaymentServiceStub(self._channel)
         self._payouts = psgrpc.PayoutServiceStub(self._channel)
+        self._keys = kgrpc.ApiKeyServiceStub(self._channel)
+        self._audit = augrpc.AuditServiceStub(self._channel)
         self._metadata = (("authorization", f"Bearer {api_key}"),)
         self._timeout = timeout
         self._attempts = attempts
@@ -287,3 +294,45 @@ class PaymeshClient:
     async def payout_wallet(self, chain_id: int) -> pspb.GetPayoutWalletResponse:
         """The merchant's payout wallet on a chain: its address and what it holds."""
         return await self._call(self._payouts.GetPayoutWallet, pspb.GetPayoutWalletRequest(chain_id=chain_id))
+
+    # ------------------------------------------------------------------ API keys and the audit log
+
+    async def create_api_key(
+        self, name: str, scopes: Sequence[str], *, expires_at: datetime | None = None
+    ) -> tuple[kpb.ApiKey, str]:
+        """A new key of this merchant (this key needs keys:manage and every scope it
+        grants): (the key, its secret, shown only now). `scopes` by name, such as
+        "payments:read", "payouts:write"."""
+        names = {"API_KEY_SCOPE_" + n.replace(":", "_").upper(): n for n in scopes}
+        request = kpb.CreateApiKeyRequest(name=name, scopes=[kpb.ApiKeyScope.Value(n) for n in names])
+        if expires_at is not None:
+            stamp = Timestamp()
+            stamp.FromDatetime(expires_at)
+            request.expires_at.CopyFrom(stamp)
+        reply = await self._call(self._keys.CreateApiKey, request)
+        return reply.api_key, reply.secret
+
+    async def list_api_keys(self) -> list[kpb.ApiKey]:
+        return list((await self._call(self._keys.ListApiKeys, kpb.ListApiKeysRequest())).api_keys)
+
+    async def revoke_api_key(self, key_id: str, *, at: datetime | None = None) -> kpb.ApiKey:
+        """Revoke now, or at `at` (the overlap of a rotation, at most 30 days ahead)."""
+        request = kpb.RevokeApiKeyRequest(key_id=key_id)
+        if at is not None:
+            stamp = Timestamp()
+            stamp.FromDatetime(at)
+            request.revoke_at.CopyFrom(stamp)
+        return (await self._call(self._keys.RevokeApiKey, request)).api_key
+
+    async def audit_entries(self, page_size: int = 100) -> AsyncIterator[aupb.AuditEntry]:
+        """This merchant's audit log, newest first, every page."""
+        token = ""
+        while True:
+            reply = await self._call(
+                self._audit.ListAuditEntries, aupb.ListAuditEntriesRequest(page_size=page_size, page_token=token)
+            )
+            for entry in reply.entries:
+                yield entry
+            token = reply.next_page_token
+            if not token:
+                return

@@ -131,6 +131,7 @@ class PayoutServicer(pogrpc.PayoutServiceServicer):
                 popb.AssetBalance(asset=a, token_address=t, balance=str(b), reserved=str(r))
                 for a, t, b, r in view.balances
             ],
+            balances_error=view.balances_error,
         )
 
     async def ApprovePayout(

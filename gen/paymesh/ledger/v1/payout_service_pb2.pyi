@@ -199,16 +199,18 @@ class AssetBalance(_message.Message):
     def __init__(self, asset: _Optional[str] = ..., token_address: _Optional[str] = ..., balance: _Optional[str] = ..., reserved: _Optional[str] = ...) -> None: ...
 
 class GetPayoutWalletResponse(_message.Message):
-    __slots__ = ("address", "derivation_path", "chain_id", "balances")
+    __slots__ = ("address", "derivation_path", "chain_id", "balances", "balances_error")
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
     DERIVATION_PATH_FIELD_NUMBER: _ClassVar[int]
     CHAIN_ID_FIELD_NUMBER: _ClassVar[int]
     BALANCES_FIELD_NUMBER: _ClassVar[int]
+    BALANCES_ERROR_FIELD_NUMBER: _ClassVar[int]
     address: str
     derivation_path: str
     chain_id: int
     balances: _containers.RepeatedCompositeFieldContainer[AssetBalance]
-    def __init__(self, address: _Optional[str] = ..., derivation_path: _Optional[str] = ..., chain_id: _Optional[int] = ..., balances: _Optional[_Iterable[_Union[AssetBalance, _Mapping]]] = ...) -> None: ...
+    balances_error: str
+    def __init__(self, address: _Optional[str] = ..., derivation_path: _Optional[str] = ..., chain_id: _Optional[int] = ..., balances: _Optional[_Iterable[_Union[AssetBalance, _Mapping]]] = ..., balances_error: _Optional[str] = ...) -> None: ...
 
 class PayoutServiceApprovePayoutRequest(_message.Message):
     __slots__ = ("payout_id",)
