@@ -35,8 +35,8 @@ from services.ledger.domain.records import MerchantRecord, PaymentLinkRecord, Pa
 from services.ledger.domain.status import PaymentStatus
 from services.ledger.domain.validation import (
     MAX_DESCRIPTION,
-    MAX_IDEMPOTENCY_KEY,
     accepted_options,
+    check_idempotency_key,
     utcnow,
     validate_return_url,
 )
@@ -122,8 +122,7 @@ class PaymentLinksService:
             raise InvalidArgument(f"expires_at {expires_at.isoformat()} is in the past")
         if not 0 <= max_uses <= MAX_USES:
             raise InvalidArgument(f"max_uses must be 0 (no limit) to {MAX_USES:,}")
-        if len(idempotency_key) > MAX_IDEMPOTENCY_KEY:
-            raise InvalidArgument(f"idempotency_key is longer than {MAX_IDEMPOTENCY_KEY} characters")
+        check_idempotency_key(idempotency_key)
         values = {
             "id": "lnk_" + uuid.uuid4().hex,
             "merchant_id": merchant_id,

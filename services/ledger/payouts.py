@@ -63,7 +63,7 @@ from services.ledger.domain.payouts import (
 )
 from services.ledger.domain.pricing import Price, PricingError, parse_price, units_worth
 from services.ledger.domain.records import MerchantRecord, PaymentOptionRecord, PaymentRecord
-from services.ledger.domain.validation import MAX_IDEMPOTENCY_KEY, checksum_address, tx_hash_field, utcnow
+from services.ledger.domain.validation import check_idempotency_key, checksum_address, tx_hash_field, utcnow
 from services.ledger.payment_state import refresh_payment
 from services.ledger.sweeps import job_option
 
@@ -126,10 +126,15 @@ def _memo(value: str, field: str) -> str:
     return value
 
 
-def _key(value: str) -> str | None:
-    if len(value) > MAX_IDEMPOTENCY_KEY:
-        raise InvalidArgument(f"idempotency_key is {len(value)} characters; at most {MAX_IDEMPOTENCY_KEY}")
-    return value or None
+def _decided(approval: bool, now: datetime) -> dict:
+    """The columns of a refund or payout whose approval is decided now: waiting for the
+    operator or a second key (REQUESTED), or approved by the policy and due at once."""
+    return {
+        "state": (PayoutState.REQUESTED if approval else PayoutState.APPROVED).value,
+        "approval_required": approval,
+        "approved_by": "" if approval else "policy",
+        "due_at": None if approval else now,
+    }
 
 
 class PayoutsService:
@@ -190,7 +195,7 @@ class PayoutsService:
             raise InvalidArgument("give destination or claim_link, not both")
         to = "" if claim_link else checksum_address(destination, "destination")
         memo = _memo(reason, "reason")
-        key = _key(idempotency_key)
+        key = check_idempotency_key(idempotency_key)
         fingerprint = _fingerprint(
             "refund", payment_id, mode.value, amount, chain_id, asset, to, memo, value, claim_link
         )
@@ -305,7 +310,7 @@ class PayoutsService:
             value = parse_amount(item.amount, field=f"{where(i)}amount")
             to = checksum_address(item.destination, f"{where(i)}destination")
             parsed.append((value, to, _memo(item.memo, f"{where(i)}memo")))
-        key = _key(idempotency_key)
+        key = check_idempotency_key(idempotency_key)
         fingerprint = _fingerprint("payout", chain_id, asset, [(str(v), t, m) for v, t, m in parsed])
         keys = [None if key is None else (f"{key}#{i}" if batch else key) for i in range(len(parsed))]
         now = utcnow()
@@ -426,7 +431,6 @@ class PayoutsService:
             )
             policy = PayoutPolicy.from_json(await repo.merchants.payout_policy_of(conn, merchant.id))
             approval = rules.needs_approval(policy.for_asset(payout.chain_id, payout.asset), payout.amount)
-            state = PayoutState.REQUESTED if approval else PayoutState.APPROVED
             await repo.payouts.update_payout(
                 conn,
                 payout.id,
@@ -435,17 +439,14 @@ class PayoutsService:
                 source_address=source_address,
                 source_path=source_path,
                 fee_from_amount=fee_from_amount,
-                state=state.value,
-                approval_required=approval,
-                approved_by="" if approval else "policy",
-                due_at=None if approval else now,
                 updated_at=now,
+                **_decided(approval, now),
             )
             stored = await repo.payouts.get_payout(conn, payout.id)
             assert stored is not None
-            if state is PayoutState.APPROVED:
+            if not approval:
                 await repo.outbox.insert_payout_events(conn, [self._event(stored, PayoutState.APPROVED, payment, now)])
-        if state is PayoutState.APPROVED:
+        if not approval:
             self._on_outbox()
         return stored, merchant.name, self._chain_name(stored.chain_id)
 
@@ -505,8 +506,17 @@ class PayoutsService:
         rules.check_daily_limit(limits, used=used, amount=total)
         rows = []
         for i, ((value, to, memo), key) in enumerate(zip(amounts, keys, strict=True)):
-            approval = rules.needs_approval(limits, value)
-            state = PayoutState.AWAITING_CLAIM if claim else PayoutState.REQUESTED if approval else PayoutState.APPROVED
+            # A claim link's refund waits for its address; its approval is decided at the claim.
+            decided = (
+                {
+                    "state": PayoutState.AWAITING_CLAIM.value,
+                    "approval_required": False,
+                    "approved_by": "",
+                    "due_at": None,
+                }
+                if claim
+                else _decided(rules.needs_approval(limits, value), now)
+            )
             rows.append(
                 {
                     "id": rules.new_payout_id(kind),
@@ -525,15 +535,12 @@ class PayoutsService:
                     "source": source.value,
                     "source_address": source_address,
                     "source_path": source_path,
-                    "state": state.value,
                     "memo": memo,
-                    "approval_required": approval and not claim,
-                    "approved_by": "policy" if state is PayoutState.APPROVED else "",
                     "idempotency_key": key,
                     "request_fingerprint": fingerprint,
                     "claim_token": keys_.new_checkout_token() if claim else None,
                     "created_by_key": key_id,
-                    "due_at": now if state is PayoutState.APPROVED else None,
+                    **decided,
                     "created_at": now,
                     "updated_at": now,
                 }

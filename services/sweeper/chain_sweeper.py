@@ -325,25 +325,41 @@ class ChainSweeper:
             worker_id=self.cfg.worker_id,
             log=log_,
         )
-        try:
-            await send.run()
+        if await self._in_slot(job.payout_id, send.run, lambda r: self._release_payout(job, r, log_), log_, "payout"):
             metrics.PAYOUTS.labels(self.label, job.kind).inc()
+
+    async def _in_slot(
+        self,
+        key: SweepJobKey | str,
+        run: Callable[[], Awaitable[None]],
+        release: Callable[[Release], Awaitable[None]],
+        log_,
+        what: str,
+    ) -> bool:
+        """Run one job in its slot (a sweep or a payout); whatever ends it early becomes a
+        release through the one table in releases.py; the slot and its signer are freed,
+        and the next round starts at once. True when the job ran to its end."""
+        try:
+            await run()
+            return True
         except asyncio.CancelledError as exc:
-            release = release_for(exc, chain_id=job.chain_id, delays=self.cfg.retry_delays)
+            stopped = release_for(exc, chain_id=self.chain.chain_id, delays=self.cfg.retry_delays)
+            assert stopped is not None  # the table has a row for CancelledError
             with contextlib.suppress(BaseException):
-                await asyncio.wait_for(self._release_payout(job, release, log_), timeout=3)
+                await asyncio.wait_for(release(stopped), timeout=3)
             raise
         except Exception as exc:  # noqa: BLE001 - every failure ends in a release (releases.py)
-            release = release_for(exc, chain_id=job.chain_id, delays=self.cfg.retry_delays)
-            assert release is not None
-            if release.unexpected:
-                log_.exception("payout failed unexpectedly")
-            await self._release_payout(job, release, log_)
+            failed = release_for(exc, chain_id=self.chain.chain_id, delays=self.cfg.retry_delays)
+            assert failed is not None  # the table has a row for Exception
+            if failed.unexpected:
+                log_.exception(f"{what} failed unexpectedly")
+            await release(failed)
+            return False
         finally:
-            self.in_flight.pop(job.payout_id, None)
-            self._signers.pop(job.payout_id, None)
+            self.in_flight.pop(key, None)
+            self._signers.pop(key, None)
             metrics.IN_FLIGHT.labels(self.label).set(len(self.in_flight))
-            self.wake.set()
+            self.wake.set()  # a free slot: claim more at once instead of at the next interval
 
     def _free_signer(self, key: str) -> None:
         """The payout's transaction is mined: its source may sign the next one (the payout
@@ -351,10 +367,8 @@ class ChainSweeper:
         if self._signers.pop(key, None) is not None:
             self.wake.set()
 
-    async def _release_payout(self, job: PayoutJob, release: Release | None, log_) -> None:
+    async def _release_payout(self, job: PayoutJob, release: Release, log_) -> None:
         assert self.payout_ledger is not None
-        if release is None:
-            return
         if not release.hand_back:
             self._not_before[job.payout_id] = time.monotonic() + release.retry_after
             self.note_error(release.reason)
@@ -410,26 +424,10 @@ class ChainSweeper:
     async def _sweep(self, job: Job) -> None:
         started = time.monotonic()
         log_ = self._log.bind(payment_id=job.payment_id, asset=job.asset)
-        try:
-            await self._payment_sweep(job, log_).run()
+        sweep = self._payment_sweep(job, log_)
+        if await self._in_slot(job.key, sweep.run, lambda r: self._release(job, r, log_), log_, "sweep"):
             metrics.SWEPT.labels(self.label, job.asset).inc()
             metrics.SWEEP_SECONDS.labels(self.label).observe(time.monotonic() - started)
-        except asyncio.CancelledError as exc:
-            release = release_for(exc, chain_id=job.chain_id, delays=self.cfg.retry_delays)
-            with contextlib.suppress(BaseException):
-                await asyncio.wait_for(self._release(job, release, log_), timeout=3)
-            raise
-        except Exception as exc:  # noqa: BLE001 - every failure ends in a release (releases.py)
-            release = release_for(exc, chain_id=job.chain_id, delays=self.cfg.retry_delays)
-            assert release is not None  # the table has a row for Exception
-            if release.unexpected:
-                log_.exception("sweep failed unexpectedly")
-            await self._release(job, release, log_)
-        finally:
-            self.in_flight.pop(job.key, None)
-            self._signers.pop(job.key, None)
-            metrics.IN_FLIGHT.labels(self.label).set(len(self.in_flight))
-            self.wake.set()  # a free slot: claim more at once instead of at the next interval
 
     async def _release(self, job: Job, release: Release, log_) -> None:
         """Give the sweep job back to the ledger with the release's reason and retry delay

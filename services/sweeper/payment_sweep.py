@@ -70,7 +70,7 @@ class PaymentSweep:
 
     async def run(self) -> None:
         job = self.job
-        asset = self._asset()
+        asset = configured_asset(self._chain, job.asset, job.token_address, self._cfg)
         treasury = job.treasury_address
         problem = treasury_problem(
             treasury,
@@ -86,7 +86,9 @@ class PaymentSweep:
                 self._cfg.config_retry,
                 ReleaseCategory.CONFIG,
             )
-        key = self._deposit_key()
+        key = checked_key(
+            self._keys, job.derivation_path, job.deposit_address, "the deposit address", self._cfg, self._log
+        )
         strategy = self._strategy(
             Transfer(
                 chain_id=job.chain_id,
@@ -132,48 +134,6 @@ class PaymentSweep:
             log=self._log,
         )
 
-    def _asset(self) -> Asset:
-        job = self.job
-        asset = self._chain.asset(job.asset)
-        if asset is None:
-            raise ReleasePayment(
-                f"asset {job.asset} is not configured on chain {job.chain_id} in the sweeper's chains.yaml",
-                self._cfg.config_retry,
-                ReleaseCategory.CONFIG,
-            )
-        if (asset.token_address or "").lower() != (job.token_address or "").lower():
-            raise ReleasePayment(
-                f"asset {job.asset}: the ledger says token {job.token_address or '(native)'} but the sweeper's "
-                f"chains.yaml says {asset.token_address or '(native)'}; refusing to sweep until they agree",
-                self._cfg.config_retry,
-                ReleaseCategory.CONFIG,
-            )
-        return asset
-
-    def _deposit_key(self) -> DerivedKey:
-        job = self.job
-        try:
-            key = self._keys.derive(job.derivation_path)
-        except KeyError_ as exc:
-            raise ReleasePayment(
-                f"cannot derive the deposit key: {exc}", self._cfg.config_retry, ReleaseCategory.CONFIG
-            ) from None
-        if key.address.lower() != job.deposit_address.lower():
-            self._log.error(
-                "derived key does not match the deposit address; refusing to sign",
-                derivation_path=job.derivation_path,
-                derived=key.address,
-                deposit_address=job.deposit_address,
-            )
-            raise ReleasePayment(
-                f"the key this sweeper derives at {job.derivation_path} is {key.address}, not the deposit address "
-                f"{job.deposit_address}: the merchant's xpub does not come from the sweeper's seed (or another "
-                "passphrase); refusing to sign",
-                self._cfg.config_retry,
-                ReleaseCategory.CONFIG,
-            )
-        return key
-
     async def _complete(self, settled: Mined) -> None:
         """The sweep is deep enough: tell the ledger what reached the treasury (the
         transaction's amount: a native sweep's value, the tokens its Transfer log showed)
@@ -194,3 +154,47 @@ class PaymentSweep:
             fee=str(fee),
             status=status,
         )
+
+
+def configured_asset(chain: ChainConfig, symbol: str, token_address: str, config: SweepConfig) -> Asset:
+    """The asset the ledger names, as this sweeper's chains.yaml configures it, with the
+    same token contract; ReleasePayment (config) when it is missing or differs: nothing
+    is signed for an asset the two disagree on."""
+    asset = chain.asset(symbol)
+    if asset is None:
+        raise ReleasePayment(
+            f"asset {symbol} is not configured on chain {chain.chain_id} in the sweeper's chains.yaml",
+            config.config_retry,
+            ReleaseCategory.CONFIG,
+        )
+    if (asset.token_address or "").lower() != (token_address or "").lower():
+        raise ReleasePayment(
+            f"asset {symbol}: the ledger says token {token_address or '(native)'} but the sweeper's "
+            f"chains.yaml says {asset.token_address or '(native)'}; refusing to sign until they agree",
+            config.config_retry,
+            ReleaseCategory.CONFIG,
+        )
+    return asset
+
+
+def checked_key(keys: KeyStore, path: str, address: str, what: str, config: SweepConfig, log) -> DerivedKey:
+    """The key at `path` of the seed, which must be `address` (`what` names it: the
+    deposit address, the payout wallet); ReleasePayment (config) otherwise: a key that
+    is not the address the ledger expects never signs."""
+    try:
+        key = keys.derive(path)
+    except KeyError_ as exc:
+        raise ReleasePayment(
+            f"cannot derive the key of {what}: {exc}", config.config_retry, ReleaseCategory.CONFIG
+        ) from None
+    if key.address.lower() != address.lower():
+        log.error(
+            "derived key does not match; refusing to sign", derivation_path=path, derived=key.address, expected=address
+        )
+        raise ReleasePayment(
+            f"the key this sweeper derives at {path} is {key.address}, not {what} {address}: the merchant's xpub "
+            "does not come from the sweeper's seed (or another passphrase); refusing to sign",
+            config.config_retry,
+            ReleaseCategory.CONFIG,
+        )
+    return key

@@ -27,17 +27,16 @@ from dataclasses import replace
 
 from services.common.chains import ChainConfig
 from services.common.failpoints import failpoint
-from services.sweeper.adapters.key_store import DerivedKey, KeyError_, KeyStore
+from services.sweeper.adapters.key_store import KeyStore
 from services.sweeper.domain.model import PayoutJob, SignedTx, TxKind, TxState
 from services.sweeper.domain.policy import SweepPolicy, destination_problem
 from services.sweeper.domain.receipts import fee_paid
 from services.sweeper.domain.recovery import TxGroup, open_groups
-from services.sweeper.domain.releases import ReleaseCategory
 from services.sweeper.domain.settlement import Failed, Mined
 from services.sweeper.gas_wallet import GasWallet
 from services.sweeper.journal import PayoutJournal
+from services.sweeper.payment_sweep import checked_key, configured_asset
 from services.sweeper.ports import ChainGateway, PayoutLedger
-from services.sweeper.releases import ReleasePayment
 from services.sweeper.settings import SweepConfig
 from services.sweeper.settler import Settler
 from services.sweeper.transfer_strategies import (
@@ -84,14 +83,7 @@ class PayoutSend:
 
     async def run(self) -> None:
         job = self.job
-        asset = self._chain.asset(job.asset)
-        if asset is None or (asset.token_address or "").lower() != job.token_address.lower():
-            raise ReleasePayment(
-                f"asset {job.asset} on chain {job.chain_id}: the ledger's token {job.token_address or '(native)'} "
-                "does not match the sweeper's chains.yaml; not sending until they agree",
-                self._cfg.config_retry,
-                ReleaseCategory.CONFIG,
-            )
+        asset = configured_asset(self._chain, job.asset, job.token_address, self._cfg)
         problem = destination_problem(job.destination, source=job.source_address, token_address=job.token_address)
         if problem:
             await self._fail(f"refused before signing: {problem}")
@@ -99,7 +91,14 @@ class PayoutSend:
         strategy = self._strategy(
             Transfer(
                 chain_id=job.chain_id,
-                key=self._source_key(),
+                key=checked_key(
+                    self._keys,
+                    job.source_path,
+                    job.source_address,
+                    "the deposit address" if job.from_deposit else "the merchant's payout wallet",
+                    self._cfg,
+                    self._log,
+                ),
                 symbol=asset.symbol,
                 token_address=job.token_address,
                 amount=job.amount,
@@ -146,23 +145,6 @@ class PayoutSend:
                 transfer, gateway=self._gateway, policy=self._policy, config=self._cfg, log=self._log
             )
         return ExactNativeTransfer(transfer, gateway=self._gateway, config=self._cfg, log=self._log)
-
-    def _source_key(self) -> DerivedKey:
-        job = self.job
-        try:
-            key = self._keys.derive(job.source_path)
-        except KeyError_ as exc:
-            raise ReleasePayment(
-                f"cannot derive the key of {job.label}: {exc}", self._cfg.config_retry, ReleaseCategory.CONFIG
-            ) from None
-        if key.address.lower() != job.source_address.lower():
-            raise ReleasePayment(
-                f"the key this sweeper derives at {job.source_path} is {key.address}, not {job.source_address}: the "
-                "merchant's xpub does not come from the sweeper's seed; refusing to sign",
-                self._cfg.config_retry,
-                ReleaseCategory.CONFIG,
-            )
-        return key
 
     async def _fail(self, reason: str) -> None:
         self._log.warning("payout failed", reason=reason)

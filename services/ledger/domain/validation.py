@@ -244,8 +244,7 @@ def validate_new_payment(
     if len(merchant_order_id) > MAX_ORDER_ID:
         raise InvalidArgument(f"merchant_order_id is longer than {MAX_ORDER_ID} characters")
     validate_metadata(metadata)
-    if len(idempotency_key) > MAX_IDEMPOTENCY_KEY:
-        raise InvalidArgument(f"idempotency_key is longer than {MAX_IDEMPOTENCY_KEY} characters")
+    check_idempotency_key(idempotency_key)
     if len(description) > MAX_DESCRIPTION:
         raise InvalidArgument(f"description is longer than {MAX_DESCRIPTION} characters")
     validate_return_url(return_url, allow_http=allow_http_return_url)
@@ -332,6 +331,13 @@ def validate_webhook_url(url: str, *, allow_private: bool) -> str:
     if problem:
         raise InvalidArgument(f"webhook_url {url[:80]!r} cannot receive webhooks: {problem}")
     return url
+
+
+def check_idempotency_key(value: str) -> str | None:
+    """A request's idempotency key (None when it has none); InvalidArgument when too long."""
+    if len(value) > MAX_IDEMPOTENCY_KEY:
+        raise InvalidArgument(f"idempotency_key is longer than {MAX_IDEMPOTENCY_KEY} characters")
+    return value or None
 
 
 def tx_hash_field(value: str, field: str = "tx_hash") -> str:
