@@ -791,8 +791,7 @@ class PayoutsService:
         payout = await repo.payouts.get_payout(conn, payout_id, for_update=True)
         if payout is None:
             raise NotFound(f"payout {payout_id[:64]} not found")
-        holder = await repo.payouts.lease_holder(conn, payout_id)
-        if not repo.payouts.holds_lease(payout, holder, worker_id, now):
+        if not payout.leased_to(worker_id, now):
             raise FailedPrecondition(
                 f"worker {worker_id!r} does not hold the lease of {payout_id}; claim it first",
                 reason=Reason.SWEEP_LEASE_NOT_HELD,

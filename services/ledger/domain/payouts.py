@@ -272,6 +272,7 @@ class PayoutRecord:
     approved_by: str = ""
     completed_at: datetime | None = None
     attempts: int = 0
+    claimed_by: str | None = None  # the sweeper holding its lease, until lease_until
     lease_until: datetime | None = None
     request_fingerprint: str = ""
     claim_token: str = ""
@@ -280,6 +281,10 @@ class PayoutRecord:
     @property
     def is_native(self) -> bool:
         return self.token_address is None
+
+    def leased_to(self, worker_id: str, now: datetime) -> bool:
+        """`worker_id` holds the payout's lease at `now`."""
+        return self.claimed_by == worker_id and self.lease_until is not None and self.lease_until >= now
 
     @classmethod
     def from_row(cls, row: Any) -> PayoutRecord:
@@ -313,6 +318,7 @@ class PayoutRecord:
             approved_by=r["approved_by"],
             completed_at=r["completed_at"],
             attempts=r["attempts"],
+            claimed_by=r["claimed_by"],
             lease_until=r["lease_until"],
             request_fingerprint=r["request_fingerprint"],
             claim_token=r["claim_token"] or "",

@@ -223,14 +223,6 @@ async def claim_payouts(
     return sorted((PayoutRecord.from_row(r) for r in rows), key=lambda p: (p.created_at, p.id))
 
 
-def holds_lease(payout: PayoutRecord, claimed_by: str | None, worker_id: str, now: datetime) -> bool:
-    return claimed_by == worker_id and payout.lease_until is not None and payout.lease_until >= now
-
-
-async def lease_holder(conn: AsyncConnection, payout_id: str) -> str | None:
-    return (await conn.execute(select(PAYOUTS.c.claimed_by).where(PAYOUTS.c.id == payout_id))).scalar_one_or_none()
-
-
 # ---------------------------------------------------------------- payout transactions
 
 
