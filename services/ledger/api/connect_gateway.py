@@ -27,7 +27,7 @@ loopback hop per call (bench_ledger measures it beside gRPC).
   request as one enveloped message; the reply is enveloped messages, then an
   end-of-stream envelope (flag 0x02) carrying `{"error": ...}` or `{}`.
 - Only the merchant-facing services are served (MERCHANT_SERVICES); anything else
-  is 404 with code `unimplemented`... as Connect says for unknown procedures.
+  is 404 with code `unimplemented`, as Connect answers an unknown procedure.
   `Connect-Timeout-Ms` sets the call's deadline (default and ceiling: 60 s for unary).
 """
 
