@@ -12,9 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.common.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from services.ledger.adapters import repository as repo
-from services.ledger.authentication import Authenticator, MerchantAccess
+from services.ledger.authentication import Authenticator, MerchantAccess, actor, owned_merchant
 from services.ledger.domain import keys
-from services.ledger.domain.audit import OPERATOR
 from services.ledger.domain.scopes import ALL_SCOPES, Scope
 from services.ledger.domain.validation import utcnow
 
@@ -27,17 +26,6 @@ class ApiKeysService:
         self._engine = engine
         self._auth = auth
 
-    @staticmethod
-    def _merchant(caller: MerchantAccess | None, merchant_id: str) -> str:
-        """The merchant whose keys are meant: the caller's own, or any for the operator."""
-        if caller is None:
-            if not merchant_id:
-                raise InvalidArgument("merchant_id is required with the admin token")
-            return merchant_id
-        if merchant_id and merchant_id != caller.merchant_id:
-            raise NotFound(f"merchant {merchant_id[:64]} not found")
-        return caller.merchant_id
-
     async def create(
         self,
         caller: MerchantAccess | None,
@@ -48,7 +36,7 @@ class ApiKeysService:
         expires_at: datetime | None,
     ) -> tuple[Any, str]:
         """(the stored key, its secret). `caller` None: the operator."""
-        merchant_id = self._merchant(caller, merchant_id)
+        merchant_id = owned_merchant(caller, merchant_id)
         name = name.strip()
         if not 1 <= len(name) <= MAX_NAME:
             raise InvalidArgument(f"name must be 1 to {MAX_NAME} characters")
@@ -82,7 +70,7 @@ class ApiKeysService:
             await repo.audit.append(
                 conn,
                 merchant_id=merchant_id,
-                actor=caller.key_id if caller is not None else OPERATOR,
+                actor=actor(caller),
                 action="api_key.created",
                 target=key_id,
                 after={
@@ -94,7 +82,7 @@ class ApiKeysService:
         return stored, secret
 
     async def list(self, caller: MerchantAccess | None, merchant_id: str) -> list[Any]:
-        merchant_id = self._merchant(caller, merchant_id)
+        merchant_id = owned_merchant(caller, merchant_id)
         async with self._engine.connect() as conn:
             if caller is None and await repo.merchants.get_merchant(conn, merchant_id) is None:
                 raise NotFound(f"merchant {merchant_id[:64]} not found")
@@ -125,7 +113,7 @@ class ApiKeysService:
             await repo.audit.append(
                 conn,
                 merchant_id=key.merchant_id,
-                actor=caller.key_id if caller is not None else OPERATOR,
+                actor=actor(caller),
                 action="api_key.revoked",
                 target=key_id,
                 before={"revoked_at": key.revoked_at.isoformat() if key.revoked_at else None},

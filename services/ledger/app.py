@@ -22,6 +22,7 @@ from paymesh.ledger.v1 import payment_service_pb2_grpc as sgrpc
 from paymesh.ledger.v1 import payout_ledger_service_pb2_grpc as plgrpc
 from paymesh.ledger.v1 import payout_service_pb2_grpc as pogrpc
 from paymesh.ledger.v1 import sweep_ledger_service_pb2_grpc as swgrpc
+from paymesh.ledger.v1 import webhook_endpoint_service_pb2_grpc as wegrpc
 
 from services.common import nats_helpers
 from services.common.chains import load_chains
@@ -48,7 +49,7 @@ from services.ledger.api.api_key_service import ApiKeyServicer
 from services.ledger.api.audit_service import AuditServicer
 from services.ledger.api.checkout_ledger_service import CheckoutLedgerServicer
 from services.ledger.api.connect_gateway import ConnectGateway
-from services.ledger.api.convert import set_checkout_base_url
+from services.ledger.api.convert import WEBHOOK_EVENT_TYPES, set_checkout_base_url
 from services.ledger.api.event_service import EventServicer
 from services.ledger.api.merchant_admin_service import MerchantAdminServicer
 from services.ledger.api.merchant_directory_service import MerchantDirectoryServicer
@@ -57,6 +58,7 @@ from services.ledger.api.payment_service import PaymentServicer
 from services.ledger.api.payout_ledger_service import PayoutLedgerServicer
 from services.ledger.api.payout_service import PayoutServicer
 from services.ledger.api.sweep_ledger_service import SweepLedgerServicer
+from services.ledger.api.webhook_endpoint_service import WebhookEndpointServicer
 from services.ledger.api_keys import ApiKeysService
 from services.ledger.audit import AuditLogService
 from services.ledger.authentication import Authenticator
@@ -75,6 +77,7 @@ from services.ledger.rate_refresher import start_rates
 from services.ledger.settings import LedgerSettings
 from services.ledger.sweeps import SweepService
 from services.ledger.watched_address_feed import WatchedAddressFeed
+from services.ledger.webhook_endpoints import WebhookEndpointsService
 
 log = structlog.get_logger("ledger")
 
@@ -91,6 +94,7 @@ SERVICES = (
     "paymesh.ledger.v1.PayoutLedgerService",
     "paymesh.ledger.v1.ApiKeyService",
     "paymesh.ledger.v1.AuditService",
+    "paymesh.ledger.v1.WebhookEndpointService",
 )
 
 
@@ -164,6 +168,9 @@ class LedgerApp:
         merchants = MerchantsService(
             self.engine, self.chains, auth, allocator, tokens, allow_private_webhooks=s.allow_private_webhooks
         )
+        endpoints = WebhookEndpointsService(
+            self.engine, known_types=WEBHOOK_EVENT_TYPES, allow_private_webhooks=s.allow_private_webhooks
+        )
         sweeps = SweepService(self.engine, relay.poke, tokens)
         self.balances = ChainBalances(self.chains)
         payouts = PayoutsService(self.engine, self.chains, relay.poke, tokens, self.balances)
@@ -189,7 +196,7 @@ class LedgerApp:
             ),
             (
                 dgrpc.add_MerchantDirectoryServiceServicer_to_server,
-                MerchantDirectoryServicer(merchants, auth, s.merchant_directory_token.get_secret_value()),
+                MerchantDirectoryServicer(merchants, auth, s.merchant_directory_token.get_secret_value(), endpoints),
             ),
             (
                 cgrpc.add_CheckoutLedgerServiceServicer_to_server,
@@ -215,6 +222,10 @@ class LedgerApp:
             (
                 augrpc.add_AuditServiceServicer_to_server,
                 AuditServicer(AuditLogService(self.engine, tokens), auth, s.admin_token.get_secret_value()),
+            ),
+            (
+                wegrpc.add_WebhookEndpointServiceServicer_to_server,
+                WebhookEndpointServicer(endpoints, auth, s.admin_token.get_secret_value()),
             ),
         ]
         for (register, servicer), name in zip(servicers, SERVICES, strict=True):

@@ -8,10 +8,10 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.common.errors import InvalidArgument, NotFound
+from services.common.errors import NotFound
 from services.common.page_tokens import PageTokens, page_size
 from services.ledger.adapters import repository as repo
-from services.ledger.authentication import MerchantAccess
+from services.ledger.authentication import MerchantAccess, owned_merchant
 
 
 class AuditLogService:
@@ -23,12 +23,7 @@ class AuditLogService:
         self, caller: MerchantAccess | None, merchant_id: str, size: int, token: str
     ) -> tuple[list[Any], str]:
         """Newest first. `caller` None: the operator (merchant_id required)."""
-        if caller is None and not merchant_id:
-            raise InvalidArgument("merchant_id is required with the admin token")
-        if caller is not None:
-            if merchant_id and merchant_id != caller.merchant_id:
-                raise NotFound(f"merchant {merchant_id[:64]} not found")
-            merchant_id = caller.merchant_id
+        merchant_id = owned_merchant(caller, merchant_id)
         limit = page_size(size)
         scope = f"ListAuditEntries|{merchant_id}"
         after = self._tokens.read(scope, token, int)

@@ -19,10 +19,11 @@ from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.common.errors import PermissionDenied, Reason, Unauthenticated
+from services.common.errors import InvalidArgument, NotFound, PermissionDenied, Reason, Unauthenticated
 from services.common.grpc_server import current_rpc
 from services.ledger.adapters import repository as repo
 from services.ledger.domain import keys
+from services.ledger.domain.audit import OPERATOR
 from services.ledger.domain.policy import Policy
 from services.ledger.domain.scopes import Scope, parse_scopes, required_scope
 
@@ -41,6 +42,24 @@ class MerchantAccess:
     scopes: frozenset[Scope] = frozenset()
     expires_at: datetime | None = None
     revoked_at: datetime | None = None
+
+
+def owned_merchant(caller: MerchantAccess | None, merchant_id: str) -> str:
+    """The merchant a call about a merchant's configuration means: the caller's own
+    (`merchant_id` empty or the same; another merchant's is NOT_FOUND, as if unknown),
+    or any named one for the operator (`caller` None; merchant_id required)."""
+    if caller is None:
+        if not merchant_id:
+            raise InvalidArgument("merchant_id is required with the admin token")
+        return merchant_id
+    if merchant_id and merchant_id != caller.merchant_id:
+        raise NotFound(f"merchant {merchant_id[:64]} not found")
+    return caller.merchant_id
+
+
+def actor(caller: MerchantAccess | None) -> str:
+    """Who the audit log names for a change: the key's id, or "operator"."""
+    return caller.key_id if caller is not None else OPERATOR
 
 
 class Authenticator:

@@ -1,7 +1,7 @@
 """The notifier's composition root: builds the engine, NATS, the ledger client,
-the webhook sender, the use cases (intake, dispatch, deliveries, retention), the
-inbound consumer and the gRPC servicer, wires them, and runs the background
-loops (intake consumer, scheduler, result writer, retention, health watch).
+the webhook sender, the use cases (intake, routing, dispatch, deliveries, retention),
+the inbound consumer and the gRPC servicer, wires them, and runs the background
+loops (intake consumer, router, scheduler, result writer, retention, health watch).
 The only module that knows every other one."""
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from services.notifier.dispatch import Dispatcher, ResultWriter
 from services.notifier.inbound.payment_events import PaymentEventConsumer, ensure_consumer, sample_payment_json
 from services.notifier.intake import EventIntake
 from services.notifier.retention import RetentionPruner
+from services.notifier.routing import EventRouter
 from services.notifier.settings import NotifierSettings
 
 log = structlog.get_logger("notifier")
@@ -85,7 +86,7 @@ class NotifierApp:
             allow_private=s.allow_private_webhooks,
             request_timeout=s.request_timeout_seconds,
             connect_timeout=s.connect_timeout_seconds,
-            connections_per_merchant=s.per_merchant_concurrency,
+            connections_per_endpoint=s.per_endpoint_concurrency,
             max_response_bytes=s.max_response_bytes,
             user_agent=s.user_agent,
         )
@@ -98,7 +99,7 @@ class NotifierApp:
             self.writer,
             schedule=s.schedule,
             jitter=s.retry_jitter,
-            per_merchant=s.per_merchant_concurrency,
+            per_endpoint=s.per_endpoint_concurrency,
             max_concurrency=s.max_concurrency,
             claim_batch=s.claim_batch,
             poll_interval=s.poll_interval_seconds,
@@ -118,7 +119,8 @@ class NotifierApp:
             NotifierServicer(deliveries, CallerResolver(s.admin_token.get_secret_value(), ledger)),
             SERVICE_NAME,
         )
-        consumer = PaymentEventConsumer(EventIntake(self.engine, self.dispatcher.poke))
+        router = EventRouter(self.engine, ledger, self.dispatcher.poke)
+        consumer = PaymentEventConsumer(EventIntake(self.engine, router.poke))
         self._intake_task = asyncio.create_task(
             nats_helpers.run_pull_consumer(
                 js,
@@ -132,6 +134,7 @@ class NotifierApp:
             name="intake",
         )
         self._tasks = [
+            asyncio.create_task(router.run(self.stop_event), name="routing"),
             asyncio.create_task(self.dispatcher.run(self.stop_event), name="scheduler"),
             asyncio.create_task(RetentionPruner(self.engine, s.retention_days).run(self.stop_event), name="retention"),
             asyncio.create_task(watch_health(self.grpc, self._dependencies_ok, self.stop_event), name="health"),

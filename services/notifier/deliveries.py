@@ -24,7 +24,7 @@ from services.notifier.adapters import repository as repo
 from services.notifier.adapters.ledger_client import TargetSource
 from services.notifier.dispatch import Dispatcher
 from services.notifier.domain.payload import TEST_EVENT_TYPE, build_body
-from services.notifier.domain.records import DeliveryRecord, DeliveryState, ListFilter, NewDelivery
+from services.notifier.domain.records import PRIMARY_ENDPOINT, DeliveryRecord, DeliveryState, ListFilter, NewEvent
 
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
@@ -89,6 +89,7 @@ class Deliveries:
         state: DeliveryState | None,
         size: int,
         token: str,
+        endpoint_id: str = "",
     ) -> tuple[list[DeliveryRecord], str]:
         """A page of deliveries, newest first, and the token of the next page ("" at the end)."""
         if caller.is_operator:
@@ -100,10 +101,11 @@ class Deliveries:
             payment_id=parse_ref(payment_id, "payment_id") if payment_id else None,
             event_id=parse_uuid(event_id, "event_id") if event_id else None,
             state=state,
+            endpoint_id=parse_ref(endpoint_id, "endpoint_id") if endpoint_id else None,
         )
         limit = page_size(size)
         issued_to = f"ListDeliveries|{caller.merchant_id or 'operator'}"
-        fingerprint = filter_fingerprint(flt.merchant_id, flt.payment_id, flt.event_id, flt.state)
+        fingerprint = filter_fingerprint(flt.merchant_id, flt.payment_id, flt.event_id, flt.state, flt.endpoint_id)
         after = self._tokens.read(issued_to, token, str, fingerprint)
         async with self._engine.connect() as conn:
             rows = await repo.list_deliveries(conn, flt, limit + 1, after)
@@ -123,9 +125,11 @@ class Deliveries:
             raise NotFound(f"delivery {delivery_id} not found")
         return found
 
-    async def redeliver(self, caller: Caller, *, delivery_id: str | None, merchant_id: str | None) -> int:
-        """Queue one delivery, or every dead letter of a merchant, again now (a fresh
-        retry cycle); how many were queued."""
+    async def redeliver(
+        self, caller: Caller, *, delivery_id: str | None, merchant_id: str | None, endpoint_id: str | None = None
+    ) -> int:
+        """Queue one delivery, or every dead letter of a merchant or of one endpoint,
+        again now (a fresh retry cycle); how many were queued."""
         now = datetime.now(UTC)
         if delivery_id is not None:
             await self.get(caller, delivery_id)  # existence and ownership
@@ -138,25 +142,41 @@ class Deliveries:
                 raise PermissionDenied("a merchant API key can redeliver only its own merchant's deliveries")
             async with self._engine.begin() as conn:
                 count = await repo.redeliver_dead_letters(conn, merchant_id, now)
+        elif endpoint_id is not None:
+            endpoint_id = parse_ref(endpoint_id, "endpoint_id")
+            if caller.is_operator and endpoint_id == PRIMARY_ENDPOINT:
+                raise InvalidArgument('every merchant has an endpoint "primary": give merchant_id instead')
+            async with self._engine.begin() as conn:
+                count = await repo.redeliver_dead_letters(conn, caller.merchant_id, now, endpoint_id)
         else:
-            raise InvalidArgument("name what to redeliver: delivery_id, or merchant_id for all its dead letters")
+            raise InvalidArgument(
+                "name what to redeliver: delivery_id, merchant_id for all its dead letters, or endpoint_id for one "
+                "endpoint's"
+            )
         if count:
             self._dispatcher.poke()
         return count
 
-    async def send_test_event(self, caller: Caller, merchant_id: str) -> DeliveryRecord:
-        """Make a test event's first attempt now and return its delivery as recorded."""
+    async def send_test_event(self, caller: Caller, merchant_id: str, endpoint_id: str = "") -> DeliveryRecord:
+        """Make a test event's first attempt to one endpoint ("primary" unless named)
+        now, and return its delivery as recorded."""
         if caller.is_operator:
             if not merchant_id:
                 raise InvalidArgument("merchant_id is required with the admin token")
             merchant_id = parse_ref(merchant_id, "merchant_id")
         else:
             merchant_id = caller.merchant_id or ""
-        target = await self._targets.webhook_target(merchant_id)  # NotFound for an unknown merchant
-        if not target.active:
+        endpoint_id = parse_ref(endpoint_id, "endpoint_id") if endpoint_id else PRIMARY_ENDPOINT
+        merchant = await self._targets.endpoints(merchant_id)  # NotFound for an unknown merchant
+        if not merchant.active:
             raise FailedPrecondition(f"merchant {merchant_id} is disabled; enable it first")
-        if not target.url:
-            raise FailedPrecondition(f"merchant {merchant_id} has no webhook URL; set one with SetWebhook first")
+        target = merchant.get(endpoint_id)
+        if target is None or not target.url:
+            if endpoint_id == PRIMARY_ENDPOINT:
+                raise FailedPrecondition(f"merchant {merchant_id} has no webhook URL; set one with SetWebhook first")
+            raise NotFound(f"webhook endpoint {endpoint_id} not found")
+        if not target.enabled:
+            raise FailedPrecondition(f"webhook endpoint {endpoint_id} is disabled; enable it first")
         now = datetime.now(UTC)
         event_id = str(uuid.uuid4())
         body = build_body(
@@ -166,7 +186,7 @@ class Deliveries:
             merchant_id=merchant_id,
             payment=self._sample_payment(merchant_id),
         )
-        new = NewDelivery(
+        new = NewEvent(
             event_id=event_id,
             event_type=TEST_EVENT_TYPE,
             merchant_id=merchant_id,
@@ -175,7 +195,7 @@ class Deliveries:
             event_created_at=now,
         )
         async with self._engine.begin() as conn:
-            claimed = await repo.insert_claimed(conn, new, now=now, lease_until=now + self._lease)
+            claimed = await repo.insert_claimed(conn, new, endpoint_id, now=now, lease_until=now + self._lease)
         await self._dispatcher.deliver_now(claimed)
         async with self._engine.connect() as conn:
             found = await repo.get_delivery(conn, claimed.id)

@@ -1,15 +1,18 @@
 """Dispatch: due deliveries are claimed, attempted and their results recorded.
-The scheduler loop, per-merchant concurrency and batched recording of results.
+The scheduler loop, per-endpoint concurrency and batched recording of results.
 
 - The scheduler claims due deliveries from Postgres (leases, SKIP LOCKED) and
-  starts one task per delivery. It never claims for a merchant that already
-  has `per_merchant` deliveries outstanding in this process, and takes at most
-  `per_merchant` of one merchant per claim: a merchant with a backlog or a dead
-  endpoint cannot fill the process, and every other merchant's due deliveries
-  keep flowing (no head-of-line blocking).
-- A task waits for its merchant's semaphore (at most `per_merchant` attempts in
-  flight per merchant) and the global one, signs, sends, and hands the result
-  to the ResultWriter, which commits results in batches.
+  starts one task per delivery. It never claims for an endpoint that already
+  has `per_endpoint` deliveries outstanding in this process, and takes at most
+  `per_endpoint` of one endpoint per claim: an endpoint with a backlog or a dead
+  receiver cannot fill the process, and every other endpoint's due deliveries
+  (the same merchant's others included) keep flowing (no head-of-line blocking).
+  Each delivery has its own retry schedule, so a dead endpoint's deliveries back
+  off and dead-letter on their own.
+- A task waits for its endpoint's semaphore (at most `per_endpoint` attempts in
+  flight per endpoint) and the global one, signs (one v1 per secret of the
+  endpoint), sends, and hands the result to the ResultWriter, which commits
+  results in batches.
 - Killed at any point, nothing is lost: an unrecorded attempt's lease runs out
   and the delivery is attempted again (at least once, same event id).
 """
@@ -35,7 +38,14 @@ from services.notifier.adapters.ledger_client import TargetSource
 from services.notifier.adapters.webhook_sender import WebhookSender
 from services.notifier.domain import signing
 from services.notifier.domain.backoff import after_attempt
-from services.notifier.domain.records import AttemptDone, AttemptVoid, ClaimedDelivery, DeliveryState, SendResult
+from services.notifier.domain.records import (
+    PRIMARY_ENDPOINT,
+    AttemptDone,
+    AttemptVoid,
+    ClaimedDelivery,
+    DeliveryState,
+    SendResult,
+)
 
 log = structlog.get_logger("notifier.delivery")
 
@@ -126,7 +136,7 @@ class Dispatcher:
         *,
         schedule: Sequence[float],
         jitter: float,
-        per_merchant: int,
+        per_endpoint: int,
         max_concurrency: int,
         claim_batch: int,
         poll_interval: float,
@@ -140,7 +150,7 @@ class Dispatcher:
         self._writer = writer
         self._schedule = tuple(schedule)
         self._jitter = jitter
-        self._per_merchant = per_merchant
+        self._per_endpoint = per_endpoint
         self._global = asyncio.Semaphore(max_concurrency)
         self._max_outstanding = max_concurrency * 2
         self._claim_batch = claim_batch
@@ -182,20 +192,20 @@ class Dispatcher:
                 await asyncio.wait_for(self.wakeup.wait(), timeout=self._poll)
 
     async def _claim(self, limit: int) -> list[ClaimedDelivery]:
-        excluded = [m for m, n in self._outstanding.items() if n >= self._per_merchant]
+        excluded = [k for k, n in self._outstanding.items() if n >= self._per_endpoint]
         now = utcnow()
         async with self._engine.begin() as conn:
             return await repo.claim_due(
                 conn,
                 now=now,
                 limit=limit,
-                per_merchant=self._per_merchant,
-                excluded_merchants=excluded,
+                per_endpoint=self._per_endpoint,
+                excluded_endpoints=excluded,
                 lease_until=now + self._lease,
             )
 
     def _start(self, claimed: ClaimedDelivery) -> asyncio.Task:
-        self._outstanding[claimed.merchant_id] += 1
+        self._outstanding[claimed.endpoint_key] += 1
         self._total += 1
         metrics.IN_FLIGHT.inc()
         task = asyncio.create_task(self._process(claimed, time.monotonic()), name=f"deliver-{claimed.id}")
@@ -223,13 +233,14 @@ class Dispatcher:
         finally:
             metrics.IN_FLIGHT.dec()
             self._total -= 1
-            left = self._outstanding[c.merchant_id] - 1
+            key = c.endpoint_key
+            left = self._outstanding[key] - 1
             if left <= 0:
-                self._outstanding.pop(c.merchant_id, None)
+                self._outstanding.pop(key, None)
             else:
-                self._outstanding[c.merchant_id] = left
-            if left == self._per_merchant - 1 or self._total == self._max_outstanding - 1:
-                self.wakeup.set()  # room again: for this merchant, or for anyone
+                self._outstanding[key] = left
+            if left == self._per_endpoint - 1 or self._total == self._max_outstanding - 1:
+                self.wakeup.set()  # room again: for this endpoint, or for anyone
 
     def _void(self, c: ClaimedDelivery, state: DeliveryState, reason: str, delay: float = 0.0) -> AttemptVoid:
         now = utcnow()
@@ -244,22 +255,30 @@ class Dispatcher:
         )
 
     async def _attempt(self, c: ClaimedDelivery, claimed_at: float) -> AttemptDone | AttemptVoid:
-        sem = self._semaphores.get(c.merchant_id)
+        key = c.endpoint_key
+        sem = self._semaphores.get(key)
         if sem is None:
-            sem = self._semaphores[c.merchant_id] = asyncio.Semaphore(self._per_merchant)
+            sem = self._semaphores[key] = asyncio.Semaphore(self._per_endpoint)
         async with sem, self._global:
             if self._stopping:
                 return self._void(c, DeliveryState.PENDING, "handed back: the notifier was stopping")
             try:
-                target = await self._targets.webhook_target(c.merchant_id)
+                merchant = await self._targets.endpoints(c.merchant_id)
             except NotFound as exc:
                 return self._void(c, DeliveryState.SKIPPED, exc.message)
             except Exception as exc:  # noqa: BLE001 - ledger unreachable: not the merchant's fault
                 reason = getattr(exc, "message", None) or str(exc)
                 log.warning("no webhook target; will retry", merchant_id=c.merchant_id, error=reason)
                 return self._void(c, DeliveryState.PENDING, reason, LEDGER_RETRY_SECONDS)
-            if not target.active:
+            if not merchant.active:
                 return self._void(c, DeliveryState.SKIPPED, "merchant is disabled")
+            target = merchant.get(c.endpoint_id)
+            if target is None:
+                if c.endpoint_id == PRIMARY_ENDPOINT:
+                    return self._void(c, DeliveryState.SKIPPED, "merchant has no webhook URL")
+                return self._void(c, DeliveryState.SKIPPED, f"webhook endpoint {c.endpoint_id} was deleted")
+            if not target.enabled:
+                return self._void(c, DeliveryState.SKIPPED, f"webhook endpoint {c.endpoint_id} is disabled")
             if not target.url:
                 return self._void(c, DeliveryState.SKIPPED, "merchant has no webhook URL")
             if time.monotonic() - claimed_at > self._send_budget:
@@ -268,13 +287,13 @@ class Dispatcher:
             timestamp = int(time.time())
             headers = {
                 "Content-Type": "application/json",
-                signing.SIGNATURE_HEADER: signing.signature_header(target.secret, timestamp, c.body),
+                signing.SIGNATURE_HEADER: signing.signature_header(target.secrets, timestamp, c.body),
                 signing.EVENT_ID_HEADER: c.event_id,
                 signing.EVENT_TYPE_HEADER: c.event_type,
                 signing.DELIVERY_ID_HEADER: c.id,
                 signing.ATTEMPT_HEADER: str(c.attempt_number),
             }
-            result = await self._sender.send(target.url, c.body, headers, key=c.merchant_id)
+            result = await self._sender.send(target.url, c.body, headers, key=key)
         failpoint("notifier.after_send_before_record")
         return self._done(c, result)
 
@@ -287,6 +306,7 @@ class Dispatcher:
                 delivery_id=c.id,
                 event_id=c.event_id,
                 merchant_id=c.merchant_id,
+                endpoint_id=c.endpoint_id,
                 attempt=c.attempt_number,
                 status_code=result.status_code,
                 error=result.error,

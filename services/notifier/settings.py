@@ -43,7 +43,15 @@ class NotifierSettings(CommonSettings):
     request_timeout_seconds: float = Field(10.0, gt=0, description="whole attempt, connect to last byte")
     connect_timeout_seconds: float = Field(5.0, gt=0)
     max_concurrency: int = Field(256, ge=1, le=10_000, description="attempts in flight, all merchants")
-    per_merchant_concurrency: int = Field(8, ge=1, le=1000, description="attempts in flight per merchant")
+    per_endpoint_concurrency: int = Field(
+        8,
+        ge=1,
+        le=1000,
+        description="attempts in flight per webhook endpoint (PAYMESH_PER_MERCHANT_CONCURRENCY: the old name)",
+        validation_alias=AliasChoices(
+            "PAYMESH_PER_ENDPOINT_CONCURRENCY", "PAYMESH_PER_MERCHANT_CONCURRENCY", "per_endpoint_concurrency"
+        ),
+    )
     claim_batch: int = Field(256, ge=1, le=5000)
     poll_interval_seconds: float = Field(0.25, gt=0, description="how often due retries are looked for")
     lease_seconds: float = Field(60.0, gt=0, description="an attempt not recorded by then is retried")

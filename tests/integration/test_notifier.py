@@ -202,7 +202,7 @@ async def test_hanging_receiver_times_out_and_does_not_block_another_merchant(
             ledger.port,
             request_timeout_seconds=3.0,
             lease_seconds=8.0,
-            per_merchant_concurrency=2,
+            per_endpoint_concurrency=2,
             retry_schedule="30s",
         ) as app,
         grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel,

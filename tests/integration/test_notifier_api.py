@@ -168,7 +168,7 @@ async def test_bad_input_gets_clear_statuses(two_merchants):
         await client_a.redeliver(delivery_id=unknown)
     with expect(grpc.StatusCode.INVALID_ARGUMENT, "delivery_id"):
         await client_a.redeliver(delivery_id="nope")
-    with expect(grpc.StatusCode.INVALID_ARGUMENT, "delivery_id, or merchant_id"):
+    with expect(grpc.StatusCode.INVALID_ARGUMENT, "delivery_id, merchant_id"):
         await client_a.redeliver()
 
 

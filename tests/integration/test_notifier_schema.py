@@ -29,7 +29,7 @@ async def test_migrations_match_models_and_share_a_database(postgres):
     await asyncio.to_thread(alembic_steps)
     conn = await asyncpg.connect(url)
     try:
-        assert await conn.fetchval("SELECT version_num FROM alembic_version_notifier") == "n0002"  # the head
+        assert await conn.fetchval("SELECT version_num FROM alembic_version_notifier") == "n0003"  # the head
         assert await conn.fetchval("SELECT count(*) FROM alembic_version") == 1  # the ledger's, untouched
         tables = {r[0] for r in await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
         assert {

@@ -99,6 +99,7 @@ def test_a_delivery_record_becomes_its_message():
         payment_id="pay_1",
         state=DeliveryState.DEAD_LETTERED,
         url="https://hooks.example.com/x",
+        endpoint_id="we_1",
         attempt_count=1,
         next_attempt_at=None,
         last_status_code=503,
@@ -109,6 +110,7 @@ def test_a_delivery_record_becomes_its_message():
     listed = delivery_to_pb(record)
     assert listed.state == npb.DELIVERY_STATE_DEAD_LETTERED and listed.attempts == []
     assert not listed.HasField("next_attempt_at") and listed.created_at.ToDatetime(tzinfo=UTC) == created
+    assert listed.endpoint_id == "we_1"
     assert (listed.delivery_id, listed.event_id, listed.merchant_id, listed.url, listed.last_status_code) == (
         "d-1",
         "e-1",

@@ -17,7 +17,7 @@ from paymesh.ledger.v1 import payment_pb2 as pb
 
 from services.common.nats_helpers import Outcome
 from services.common.timestamps import to_timestamp
-from services.notifier.domain.records import NewDelivery
+from services.notifier.domain.records import NewEvent
 from services.notifier.inbound.payment_events import (
     Malformed,
     PaymentEventConsumer,
@@ -117,7 +117,7 @@ def test_the_test_events_payment_has_the_shape_of_a_real_one():
 
 class FakeIntake:
     def __init__(self, fail: bool = False) -> None:
-        self.batches: list[list[NewDelivery]] = []
+        self.batches: list[list[NewEvent]] = []
         self.fail = fail
 
     async def take_in(self, events) -> None:

@@ -57,7 +57,7 @@ def sender(**kw) -> WebhookSender:
     return WebhookSender(
         request_timeout=5,
         connect_timeout=2,
-        connections_per_merchant=2,
+        connections_per_endpoint=2,
         max_response_bytes=1024,
         user_agent="test",
         **kw,

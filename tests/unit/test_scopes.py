@@ -21,6 +21,7 @@ MERCHANT_SERVICES = {
     "paymesh.ledger.v1.PayoutService",
     "paymesh.ledger.v1.ApiKeyService",
     "paymesh.ledger.v1.AuditService",
+    "paymesh.ledger.v1.WebhookEndpointService",
     "paymesh.events.v1.EventService",
 }
 

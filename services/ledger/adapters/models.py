@@ -81,6 +81,28 @@ class ApiKey(Base):
     )
 
 
+class WebhookEndpoint(Base):
+    """One of a merchant's webhook endpoints (webhook_endpoints.py): URL, wanted event
+    types, enabled, and its signing secret(s); the HMAC needs them in clear."""
+
+    __tablename__ = "webhook_endpoints"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id"))
+    url: Mapped[str] = mapped_column(Text)
+    description: Mapped[str] = mapped_column(String(200), server_default="")
+    event_types: Mapped[list] = mapped_column(JSONB, server_default=text("'[]'::jsonb"))
+    enabled: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+    secret: Mapped[str] = mapped_column(Text)
+    secret_rolled_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    previous_secret: Mapped[str | None] = mapped_column(Text)
+    previous_secret_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (Index("ix_webhook_endpoints_merchant", "merchant_id", "created_at"),)
+
+
 class Treasury(Base):
     __tablename__ = "treasuries"
 
@@ -524,6 +546,7 @@ def _table(model: type[Base]) -> Table:
 # The tables by name, for the repository's SQL expressions (adapters/repository/).
 MERCHANTS = _table(Merchant)
 API_KEYS = _table(ApiKey)
+WEBHOOK_ENDPOINTS = _table(WebhookEndpoint)
 TREASURIES = _table(Treasury)
 PAYMENTS = _table(Payment)
 PAYMENT_OPTIONS = _table(PaymentOption)

@@ -54,6 +54,7 @@ MERCHANT_SERVICES = (
     "paymesh.ledger.v1.PayoutService",
     "paymesh.ledger.v1.ApiKeyService",
     "paymesh.ledger.v1.AuditService",
+    "paymesh.ledger.v1.WebhookEndpointService",
     "paymesh.events.v1.EventService",
 )
 MAX_BODY_BYTES = 4 * 1024 * 1024  # the gRPC server's own limit

@@ -23,9 +23,11 @@ from paymesh.ledger.v1 import payment_service_pb2 as spb
 from paymesh.ledger.v1 import payout_ledger_service_pb2 as plpb
 from paymesh.ledger.v1 import payout_pb2 as popb
 from paymesh.ledger.v1 import sweep_ledger_service_pb2 as swpb
+from paymesh.ledger.v1 import webhook_endpoint_service_pb2 as wepb
 
 from services.common.errors import InvalidArgument
 from services.common.timestamps import from_timestamp, to_timestamp
+from services.common.webhook_types import webhook_type
 from services.ledger.domain import policy as policies
 from services.ledger.domain.payouts import (
     PayoutEventRecord,
@@ -547,6 +549,34 @@ def api_key_to_pb(row) -> kpb.ApiKey:
         revoked_at=ts(row.revoked_at),
         last_used_at=ts(row.last_used_at),
         created_by=row.created_by,
+    )
+
+
+# ------------------------------------------------------------------ webhook endpoints
+
+
+# Every webhook type an endpoint can ask for: the published PaymentEvent types as
+# webhooks name them ("test" is sent only by SendTestEvent, to the endpoint named).
+WEBHOOK_EVENT_TYPES = frozenset(
+    webhook_type(name[len("PAYMENT_EVENT_TYPE_") :].lower())
+    for name in ev.PaymentEventType.keys()
+    if name not in ("PAYMENT_EVENT_TYPE_UNSPECIFIED", "PAYMENT_EVENT_TYPE_TEST")
+)
+
+
+def webhook_endpoint_to_pb(row) -> wepb.WebhookEndpoint:
+    """A webhook_endpoints row, without its secrets."""
+    return wepb.WebhookEndpoint(
+        endpoint_id=row.id,
+        merchant_id=row.merchant_id,
+        url=row.url,
+        description=row.description,
+        event_types=list(row.event_types),
+        enabled=row.enabled,
+        created_at=ts(row.created_at),
+        updated_at=ts(row.updated_at),
+        secret_rolled_at=ts(row.secret_rolled_at),
+        previous_secret_expires_at=ts(row.previous_secret_expires_at),
     )
 
 

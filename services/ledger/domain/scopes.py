@@ -49,6 +49,12 @@ REQUIRED: dict[str, Scope] = {
     _L + "ApiKeyService/ListApiKeys": Scope.KEYS_MANAGE,
     _L + "ApiKeyService/RevokeApiKey": Scope.KEYS_MANAGE,
     _L + "AuditService/ListAuditEntries": Scope.KEYS_MANAGE,
+    _L + "WebhookEndpointService/CreateWebhookEndpoint": Scope.WEBHOOKS_MANAGE,
+    _L + "WebhookEndpointService/GetWebhookEndpoint": Scope.WEBHOOKS_MANAGE,
+    _L + "WebhookEndpointService/ListWebhookEndpoints": Scope.WEBHOOKS_MANAGE,
+    _L + "WebhookEndpointService/UpdateWebhookEndpoint": Scope.WEBHOOKS_MANAGE,
+    _L + "WebhookEndpointService/DeleteWebhookEndpoint": Scope.WEBHOOKS_MANAGE,
+    _L + "WebhookEndpointService/RollWebhookEndpointSecret": Scope.WEBHOOKS_MANAGE,
     "paymesh.events.v1.EventService/ListEvents": Scope.PAYMENTS_READ,
 }
 # The notifier's API (NotifierService, a merchant key checked by the ledger): every RPC

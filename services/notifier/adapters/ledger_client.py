@@ -1,7 +1,7 @@
 """The notifier's view of the ledger: who a merchant is and where its webhooks go.
 
 The notifier keeps no merchant table. It asks the ledger's MerchantDirectoryService (with
-PAYMESH_MERCHANT_DIRECTORY_TOKEN) for a merchant's webhook target and to authenticate a
+PAYMESH_MERCHANT_DIRECTORY_TOKEN) for a merchant's webhook endpoints and to authenticate a
 merchant API key, and caches both briefly. Callers depend on the two small
 interfaces below, so tests and other ledgers can stand in.
 """
@@ -21,15 +21,15 @@ from paymesh.ledger.v1 import merchant_directory_service_pb2_grpc as dgrpc
 
 from services.common.errors import DomainError, InvalidArgument, NotFound, Reason, Unauthenticated, Unavailable
 from services.common.grpc_client import ServiceClient
-from services.notifier.domain.records import WebhookTarget
+from services.notifier.domain.records import Endpoint, MerchantEndpoints
 
 K = TypeVar("K")
 V = TypeVar("V")
 
 
 class TargetSource(Protocol):
-    async def webhook_target(self, merchant_id: str) -> WebhookTarget:
-        """The merchant's webhook URL, secret and status; NotFound / Unavailable."""
+    async def endpoints(self, merchant_id: str) -> MerchantEndpoints:
+        """The merchant's status and webhook endpoints with their secrets; NotFound / Unavailable."""
 
 
 class ApiKeyAuthenticator(Protocol):
@@ -103,22 +103,34 @@ class LedgerClient:
             timeout=timeout,
             token_variable="PAYMESH_MERCHANT_DIRECTORY_TOKEN",
         )
-        self._targets: TtlCache[str, WebhookTarget] = TtlCache(target_ttl)
+        self._targets: TtlCache[str, MerchantEndpoints] = TtlCache(target_ttl)
         self._keys: TtlCache[str, tuple[str, bool]] = TtlCache(auth_ttl)
 
-    async def webhook_target(self, merchant_id: str) -> WebhookTarget:
-        async def load() -> WebhookTarget:
+    async def endpoints(self, merchant_id: str) -> MerchantEndpoints:
+        async def load() -> MerchantEndpoints:
             try:
                 reply = await self._ledger.call(
-                    "looking up a webhook target",
-                    "GetWebhookTarget",
-                    dpb.GetWebhookTargetRequest(merchant_id=merchant_id),
+                    "looking up webhook endpoints",
+                    "GetWebhookEndpoints",
+                    dpb.GetWebhookEndpointsRequest(merchant_id=merchant_id),
                 )
             except (NotFound, InvalidArgument):
                 raise NotFound(f"merchant {merchant_id} is not known to the ledger") from None
             except DomainError as err:
                 raise _unavailable(err) from None
-            return WebhookTarget(url=reply.webhook_url, secret=reply.webhook_secret, active=reply.merchant_active)
+            return MerchantEndpoints(
+                active=reply.merchant_active,
+                endpoints=tuple(
+                    Endpoint(
+                        endpoint_id=e.endpoint_id,
+                        url=e.url,
+                        event_types=tuple(e.event_types),
+                        enabled=e.enabled,
+                        secrets=tuple(e.secrets),
+                    )
+                    for e in reply.endpoints
+                ),
+            )
 
         return await self._targets.get(merchant_id, load)
 

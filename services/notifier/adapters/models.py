@@ -15,6 +15,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    UniqueConstraint,
     func,
     text,
 )
@@ -30,15 +31,39 @@ class Base(DeclarativeBase):
     metadata = MetaData()
 
 
+class Event(Base):
+    """One payment event as taken in, until it is routed to the merchant's endpoints."""
+
+    __tablename__ = "notifier_events"
+
+    event_id: Mapped[str] = mapped_column(UUID(as_uuid=False), primary_key=True)
+    event_type: Mapped[str] = mapped_column(String(32))
+    merchant_id: Mapped[str] = mapped_column(String(64))
+    payment_id: Mapped[str] = mapped_column(String(64), server_default="")
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    event_created_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # Not routed before this (pushed back while the ledger cannot say where webhooks go).
+    route_after: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    routed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+    __table_args__ = (
+        Index("ix_notifier_events_unrouted", "route_after", postgresql_where=text("routed_at IS NULL")),
+        Index("ix_notifier_events_created", "created_at"),
+    )
+
+
 class Delivery(Base):
-    """One payment event on its way to one merchant's webhook."""
+    """One event on its way to one of a merchant's webhook endpoints."""
 
     __tablename__ = "notifier_deliveries"
 
     id: Mapped[str] = mapped_column(UUID(as_uuid=False), primary_key=True)
-    event_id: Mapped[str] = mapped_column(UUID(as_uuid=False), unique=True)
+    event_id: Mapped[str] = mapped_column(UUID(as_uuid=False))
     event_type: Mapped[str] = mapped_column(String(32))
     merchant_id: Mapped[str] = mapped_column(String(64))
+    # "primary" (the operator's webhook) or a WebhookEndpoint's id.
+    endpoint_id: Mapped[str] = mapped_column(String(64), server_default="primary")
     payment_id: Mapped[str] = mapped_column(String(64), server_default="")
     # The exact JSON body sent on every attempt.
     body: Mapped[bytes] = mapped_column(LargeBinary)
@@ -69,6 +94,13 @@ class Delivery(Base):
             "merchant_id",
             postgresql_where=text("state = 'dead_lettered'"),
         ),
+        Index(
+            "ix_notifier_deliveries_endpoint_dead",
+            "merchant_id",
+            "endpoint_id",
+            postgresql_where=text("state = 'dead_lettered'"),
+        ),
+        UniqueConstraint("event_id", "endpoint_id", name="uq_notifier_deliveries_event_endpoint"),
     )
 
 
@@ -88,6 +120,7 @@ class Attempt(Base):
     next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
+events = Event.__table__
 deliveries = Delivery.__table__
 attempts = Attempt.__table__
 

@@ -1,8 +1,12 @@
 """SQL of the notifier (SQLAlchemy Core on asyncpg). Every function takes an open
 connection; the caller owns the transaction.
 
-Life of a delivery row:
-- intake inserts it `pending`, due now (unique event_id: a replayed event is a no-op);
+Life of an event and its deliveries:
+- intake inserts the event into notifier_events (unique event_id: a replayed event
+  is a no-op);
+- routing inserts one `pending` delivery per endpoint that wants it, due now, with
+  the event's body (unique (event_id, endpoint_id): routing twice is a no-op), and
+  marks the event routed in the same commit;
 - a claim leases due rows with FOR UPDATE SKIP LOCKED (replicas share the work):
   it bumps the attempt counters, pushes next_attempt_at to the end of the lease
   and writes the attempt row `in_progress` (write-ahead), all in one commit;
@@ -25,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.notifier.adapters.models import attempts as A
 from services.notifier.adapters.models import deliveries as D
+from services.notifier.adapters.models import events as E
 from services.notifier.domain.records import (
     AttemptDone,
     AttemptOutcome,
@@ -34,7 +39,7 @@ from services.notifier.domain.records import (
     DeliveryRecord,
     DeliveryState,
     ListFilter,
-    NewDelivery,
+    NewEvent,
 )
 
 INTERRUPTED_ERROR = "interrupted: the notifier stopped during this attempt; its result is unknown"
@@ -47,30 +52,83 @@ def new_id() -> str:
 # ---------------------------------------------------------------- intake
 
 
-async def insert_deliveries(conn: AsyncConnection, rows: Sequence[NewDelivery], now: datetime) -> None:
-    """Insert one pending delivery per event; events already taken in are skipped."""
+async def insert_events(conn: AsyncConnection, rows: Sequence[NewEvent], now: datetime) -> None:
+    """Insert events taken in, to be routed now; events already taken in are skipped."""
     if not rows:
         return
-    stmt = insert(D).on_conflict_do_nothing(index_elements=[D.c.event_id])
+    stmt = insert(E).on_conflict_do_nothing(index_elements=[E.c.event_id])
     await conn.execute(
         stmt,
         [
             {
-                "id": new_id(),
                 "event_id": r.event_id,
                 "event_type": r.event_type,
                 "merchant_id": r.merchant_id,
                 "payment_id": r.payment_id,
                 "body": r.body,
                 "event_created_at": r.event_created_at,
-                "state": DeliveryState.PENDING.value,
-                "next_attempt_at": now,
                 "created_at": now,
-                "updated_at": now,
+                "route_after": now,
             }
             for r in rows
         ],
     )
+
+
+# ---------------------------------------------------------------- routing
+
+
+async def unrouted_events(conn: AsyncConnection, now: datetime, limit: int) -> list[tuple[str, str, str]]:
+    """(event id, type, merchant) of events due to be routed, oldest first."""
+    rows = await conn.execute(
+        select(E.c.event_id, E.c.event_type, E.c.merchant_id)
+        .where(E.c.routed_at.is_(None), E.c.route_after <= now)
+        .order_by(E.c.route_after, E.c.created_at)
+        .limit(limit)
+    )
+    return [(str(r.event_id), r.event_type, r.merchant_id) for r in rows]
+
+
+_ROUTE = text(
+    """
+INSERT INTO notifier_deliveries
+    (id, event_id, endpoint_id, event_type, merchant_id, payment_id, body, event_created_at,
+     state, next_attempt_at, created_at, updated_at)
+SELECT r.id, e.event_id, r.endpoint_id, e.event_type, e.merchant_id, e.payment_id, e.body, e.event_created_at,
+       'pending', :now, :now, :now
+FROM unnest(CAST(:ids AS uuid[]), CAST(:event_ids AS uuid[]), CAST(:endpoint_ids AS text[]))
+     AS r(id, event_id, endpoint_id)
+JOIN notifier_events e ON e.event_id = r.event_id
+ON CONFLICT (event_id, endpoint_id) DO NOTHING
+"""
+)
+
+
+async def route_events(
+    conn: AsyncConnection,
+    routes: Sequence[tuple[str, str]],
+    routed: Sequence[str],
+    postponed: Sequence[str],
+    now: datetime,
+    retry_at: datetime,
+) -> None:
+    """Insert a pending delivery per (event id, endpoint id) in `routes` (a pair already
+    there is skipped), mark the `routed` events routed, and hold the `postponed` ones
+    back until `retry_at`."""
+    if routes:
+        await conn.execute(
+            _ROUTE,
+            {
+                "ids": [new_id() for _ in routes],
+                "event_ids": [e for e, _ in routes],
+                "endpoint_ids": [p for _, p in routes],
+                "now": now,
+            },
+        )
+    if routed:
+        await conn.execute(update(E).where(E.c.event_id.in_(list(routed))).values(routed_at=now))
+    if postponed:
+        await conn.execute(update(E).where(E.c.event_id.in_(list(postponed))).values(route_after=retry_at))
 
 
 # ---------------------------------------------------------------- claims
@@ -78,19 +136,19 @@ async def insert_deliveries(conn: AsyncConnection, rows: Sequence[NewDelivery], 
 _CLAIM = text(
     """
 WITH candidates AS (
-    SELECT id, merchant_id, next_attempt_at
+    SELECT id, merchant_id, endpoint_id, next_attempt_at
     FROM notifier_deliveries
     WHERE state = 'pending' AND next_attempt_at <= :now
-      AND merchant_id <> ALL(CAST(:excluded AS text[]))
+      AND (merchant_id || '/' || endpoint_id) <> ALL(CAST(:excluded AS text[]))
     ORDER BY next_attempt_at
     LIMIT :window
 ), ranked AS (
-    SELECT id, row_number() OVER (PARTITION BY merchant_id ORDER BY next_attempt_at) AS rn
+    SELECT id, row_number() OVER (PARTITION BY merchant_id, endpoint_id ORDER BY next_attempt_at) AS rn
     FROM candidates
 ), picked AS (
     SELECT d.id, d.lease_token AS old_token
     FROM notifier_deliveries d
-    JOIN ranked r ON r.id = d.id AND r.rn <= :per_merchant
+    JOIN ranked r ON r.id = d.id AND r.rn <= :per_endpoint
     WHERE d.state = 'pending' AND d.next_attempt_at <= :now
     ORDER BY d.next_attempt_at
     LIMIT :limit
@@ -104,7 +162,7 @@ SET next_attempt_at = :lease_until,
     updated_at = :now
 FROM picked
 WHERE d.id = picked.id
-RETURNING d.id, d.event_id, d.event_type, d.merchant_id, d.payment_id, d.body,
+RETURNING d.id, d.event_id, d.event_type, d.merchant_id, d.endpoint_id, d.payment_id, d.body,
           d.attempt_count, d.cycle_attempts, d.event_created_at, picked.old_token
 """
 )
@@ -115,21 +173,22 @@ async def claim_due(
     *,
     now: datetime,
     limit: int,
-    per_merchant: int,
-    excluded_merchants: Sequence[str],
+    per_endpoint: int,
+    excluded_endpoints: Sequence[str],
     lease_until: datetime,
 ) -> list[ClaimedDelivery]:
-    """Lease up to `limit` due deliveries, at most `per_merchant` of any merchant,
-    none of `excluded_merchants` (those this process already has enough of)."""
+    """Lease up to `limit` due deliveries, at most `per_endpoint` of any endpoint,
+    none of `excluded_endpoints` (their endpoint_key: those this process already has
+    enough of)."""
     token = new_id()
     rows = list(
         await conn.execute(
             _CLAIM,
             {
                 "now": now,
-                "excluded": list(excluded_merchants),
+                "excluded": list(excluded_endpoints),
                 "window": max(limit * 4, 1000),
-                "per_merchant": per_merchant,
+                "per_endpoint": per_endpoint,
                 "limit": limit,
                 "lease_until": lease_until,
                 "token": token,
@@ -144,6 +203,7 @@ async def claim_due(
             event_id=str(r.event_id),
             event_type=r.event_type,
             merchant_id=r.merchant_id,
+            endpoint_id=r.endpoint_id,
             payment_id=r.payment_id,
             body=r.body,
             attempt_number=r.attempt_count,
@@ -183,9 +243,10 @@ async def _begin_attempts(
 
 
 async def insert_claimed(
-    conn: AsyncConnection, new: NewDelivery, *, now: datetime, lease_until: datetime
+    conn: AsyncConnection, new: NewEvent, endpoint_id: str, *, now: datetime, lease_until: datetime
 ) -> ClaimedDelivery:
-    """Insert a delivery already leased to the caller for its first attempt (test events)."""
+    """Insert a delivery to `endpoint_id` already leased to the caller for its first
+    attempt (test events, which are not routed: they go where the caller says)."""
     delivery_id, token = new_id(), new_id()
     await conn.execute(
         insert(D).values(
@@ -193,6 +254,7 @@ async def insert_claimed(
             event_id=new.event_id,
             event_type=new.event_type,
             merchant_id=new.merchant_id,
+            endpoint_id=endpoint_id,
             payment_id=new.payment_id,
             body=new.body,
             event_created_at=new.event_created_at,
@@ -210,6 +272,7 @@ async def insert_claimed(
         event_id=new.event_id,
         event_type=new.event_type,
         merchant_id=new.merchant_id,
+        endpoint_id=endpoint_id,
         payment_id=new.payment_id,
         body=new.body,
         attempt_number=1,
@@ -345,6 +408,7 @@ def _delivery(r: Any, attempts: list[AttemptRecord] | None = None) -> DeliveryRe
         payment_id=r.payment_id,
         state=DeliveryState(r.state),
         url=r.url,
+        endpoint_id=r.endpoint_id,
         attempt_count=r.attempt_count,
         next_attempt_at=r.next_attempt_at if r.state == DeliveryState.PENDING.value else None,
         last_status_code=r.last_status_code,
@@ -381,6 +445,8 @@ async def list_deliveries(
         query = query.where(D.c.event_id == flt.event_id)
     if flt.state is not None:
         query = query.where(D.c.state == flt.state.value)
+    if flt.endpoint_id is not None:
+        query = query.where(D.c.endpoint_id == flt.endpoint_id)
     if after is not None:
         query = query.where(
             tuple_(D.c.created_at, D.c.id)
@@ -411,10 +477,19 @@ async def redeliver_one(conn: AsyncConnection, delivery_id: str, now: datetime) 
     return exists is not None
 
 
-async def redeliver_dead_letters(conn: AsyncConnection, merchant_id: str, now: datetime) -> int:
+async def redeliver_dead_letters(
+    conn: AsyncConnection, merchant_id: str | None, now: datetime, endpoint_id: str | None = None
+) -> int:
+    """Queue every dead letter of the merchant, or of one endpoint (of the merchant, or
+    of anyone's: merchant_id None), again, now."""
+    where = [D.c.state == DeliveryState.DEAD_LETTERED.value]
+    if merchant_id is not None:
+        where.append(D.c.merchant_id == merchant_id)
+    if endpoint_id is not None:
+        where.append(D.c.endpoint_id == endpoint_id)
     result = await conn.execute(
         update(D)
-        .where(D.c.merchant_id == merchant_id, D.c.state == DeliveryState.DEAD_LETTERED.value)
+        .where(*where)
         .values(state=DeliveryState.PENDING.value, next_attempt_at=now, cycle_attempts=0, updated_at=now)
         .returning(D.c.id)
     )
@@ -425,7 +500,8 @@ async def redeliver_dead_letters(conn: AsyncConnection, merchant_id: str, now: d
 
 
 async def prune_finished(conn: AsyncConnection, before: datetime, limit: int = 5000) -> int:
-    """Delete succeeded and skipped deliveries (with their attempts) last touched before `before`."""
+    """Delete succeeded and skipped deliveries (with their attempts) last touched before
+    `before`, and events routed before it."""
     doomed = (
         select(D.c.id)
         .where(
@@ -436,7 +512,9 @@ async def prune_finished(conn: AsyncConnection, before: datetime, limit: int = 5
         .scalar_subquery()
     )
     result = await conn.execute(delete(D).where(D.c.id.in_(doomed)))
-    return result.rowcount or 0
+    events = select(E.c.event_id).where(E.c.routed_at < before).limit(limit).scalar_subquery()
+    routed = await conn.execute(delete(E).where(E.c.event_id.in_(events)))
+    return (result.rowcount or 0) + (routed.rowcount or 0)
 
 
 async def next_due_at(conn: AsyncConnection) -> datetime | None:

@@ -1,5 +1,5 @@
 """The webhook sender: the notifier's outbound HTTP. It POSTs signed bodies to
-merchants' webhook URLs with httpx (a connection pool per merchant, timeouts,
+merchants' webhook URLs with httpx (a connection pool per endpoint, timeouts,
 no redirects, no proxies) behind the SSRF guard at connect time.
 
 The guard lives in the network backend under httpx's connection pool, so it
@@ -136,8 +136,8 @@ class _Pool:
 class WebhookSender:
     """POSTs signed bodies; a slow or failing receiver only costs its own attempt.
 
-    Each merchant gets its own small connection pool (as many connections as
-    its concurrency): merchants cannot starve one another of connections, and
+    Each endpoint gets its own small connection pool (as many connections as
+    its concurrency): endpoints cannot starve one another of connections, and
     httpcore's per-request pool scan (it polls every pooled connection) stays
     cheap. Pools idle for a while, or beyond `max_pools`, are closed.
     """
@@ -148,7 +148,7 @@ class WebhookSender:
         allow_private: bool,
         request_timeout: float,
         connect_timeout: float,
-        connections_per_merchant: int,
+        connections_per_endpoint: int,
         max_response_bytes: int,
         user_agent: str,
         max_pools: int = 2000,
@@ -158,7 +158,7 @@ class WebhookSender:
         self._request_timeout = request_timeout
         self._connect_timeout = connect_timeout
         self._max_response_bytes = max_response_bytes
-        self._per_pool = connections_per_merchant
+        self._per_pool = connections_per_endpoint
         self._user_agent = user_agent
         self._max_pools = max_pools
         self._idle = pool_idle_seconds
@@ -222,7 +222,7 @@ class WebhookSender:
             task.add_done_callback(self._closing.discard)
 
     async def send(self, url: str, body: bytes, headers: Mapping[str, str], key: str = "") -> SendResult:
-        """POST `body` to `url` through `key`'s (the merchant's) connection pool."""
+        """POST `body` to `url` through `key`'s (the endpoint's) connection pool."""
         pool = self._pool(key)
         parsed = self._urls.get(url)
         if parsed is None:

@@ -42,4 +42,5 @@ def delivery_to_pb(d: DeliveryRecord, *, with_attempts: bool = False) -> npb.Del
         last_error=d.last_error,
         created_at=to_timestamp(d.created_at),
         attempts=[attempt_to_pb(a) for a in d.attempts] if with_attempts else [],
+        endpoint_id=d.endpoint_id,
     )

@@ -31,6 +31,7 @@ class NotifierServicer(ngrpc.NotifierServiceServicer):
             state=state,
             size=request.page_size,
             token=request.page_token,
+            endpoint_id=request.endpoint_id,
         )
         return npb.ListDeliveriesResponse(deliveries=[delivery_to_pb(d) for d in rows], next_page_token=token)
 
@@ -46,10 +47,11 @@ class NotifierServicer(ngrpc.NotifierServiceServicer):
             caller,
             delivery_id=request.delivery_id if which == "delivery_id" else None,
             merchant_id=request.merchant_id if which == "merchant_id" else None,
+            endpoint_id=request.endpoint_id if which == "endpoint_id" else None,
         )
         return npb.RedeliverResponse(deliveries_queued=count)
 
     async def SendTestEvent(self, request: npb.SendTestEventRequest, context) -> npb.SendTestEventResponse:
         caller = await self._callers.resolve(context)
-        found = await self._deliveries.send_test_event(caller, request.merchant_id)
+        found = await self._deliveries.send_test_event(caller, request.merchant_id, request.endpoint_id)
         return npb.SendTestEventResponse(delivery=delivery_to_pb(found, with_attempts=True))

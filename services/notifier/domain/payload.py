@@ -33,23 +33,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-TYPE_PREFIX = "payment."
+from services.common.webhook_types import webhook_type
+
 TEST_EVENT_TYPE = "test"
-
-
-PAYOUT_PREFIXES = ("refund_", "payout_")
-CONFIG_CHANGED = "config_changed"
-
-
-def webhook_type(event_type: str) -> str:
-    """'confirmed' -> 'payment.confirmed', 'refund_confirmed' -> 'refund.confirmed',
-    'config_changed' -> 'merchant.config_changed' (the `type` field of the body)."""
-    if event_type == CONFIG_CHANGED:
-        return "merchant." + CONFIG_CHANGED
-    for prefix in PAYOUT_PREFIXES:
-        if event_type.startswith(prefix):
-            return prefix[:-1] + "." + event_type[len(prefix) :]
-    return TYPE_PREFIX + event_type
 
 
 def build_body(

@@ -53,6 +53,7 @@ class DeliveryRecord:
     payment_id: str
     state: DeliveryState
     url: str
+    endpoint_id: str
     attempt_count: int
     next_attempt_at: datetime | None
     last_status_code: int
@@ -62,8 +63,9 @@ class DeliveryRecord:
 
 
 @dataclass(frozen=True)
-class NewDelivery:
-    """One payment event taken in from the stream."""
+class NewEvent:
+    """One payment event taken in from the stream (or a test event), before it is
+    routed to the merchant's endpoints."""
 
     event_id: str
     event_type: str
@@ -81,6 +83,7 @@ class ClaimedDelivery:
     event_id: str
     event_type: str
     merchant_id: str
+    endpoint_id: str
     payment_id: str
     body: bytes
     attempt_number: int  # number of the attempt being made (1-based, over the delivery's life)
@@ -88,12 +91,39 @@ class ClaimedDelivery:
     lease_token: str
     event_created_at: datetime | None
 
+    @property
+    def endpoint_key(self) -> str:
+        """What concurrency, claims and connection pools are counted by: one endpoint."""
+        return endpoint_key(self.merchant_id, self.endpoint_id)
+
+
+def endpoint_key(merchant_id: str, endpoint_id: str) -> str:
+    return f"{merchant_id}/{endpoint_id}"
+
+
+PRIMARY_ENDPOINT = "primary"  # the operator's webhook (MerchantAdminService.SetWebhook)
+
 
 @dataclass(frozen=True)
-class WebhookTarget:
+class Endpoint:
+    """One of a merchant's webhook endpoints, as the ledger reports it."""
+
+    endpoint_id: str
     url: str
-    secret: str
+    event_types: tuple[str, ...]  # webhook types or families ("payment.*"); empty: every type
+    enabled: bool
+    secrets: tuple[str, ...]  # newest first; two during a roll's overlap
+
+
+@dataclass(frozen=True)
+class MerchantEndpoints:
+    """Where a merchant's webhooks go: whether it is active, and its endpoints."""
+
     active: bool
+    endpoints: tuple[Endpoint, ...]
+
+    def get(self, endpoint_id: str) -> Endpoint | None:
+        return next((e for e in self.endpoints if e.endpoint_id == endpoint_id), None)
 
 
 @dataclass(frozen=True)
@@ -118,6 +148,7 @@ class ListFilter:
     payment_id: str | None = None
     event_id: str | None = None
     state: DeliveryState | None = None
+    endpoint_id: str | None = None
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """The notifier's durable pull consumer of the PAYMENTS stream (JetStream).
 
-Each message is decoded here, once, into a NewDelivery: the PaymentEvent
+Each message is decoded here, once, into a NewEvent: the PaymentEvent
 protobuf becomes the webhook's JSON body (the payment in proto JSON, exactly as
 the gRPC API shows it), so nothing past this module sees protobuf. A batch of
 decoded events goes to the intake use case (intake.py) in one call; the
@@ -26,7 +26,7 @@ from paymesh.ledger.v1 import payment_pb2 as pb
 from services.common.nats_helpers import PAYMENTS_STREAM, Handled, Outcome
 from services.common.timestamps import from_timestamp
 from services.notifier.domain.payload import build_body
-from services.notifier.domain.records import NewDelivery
+from services.notifier.domain.records import NewEvent
 from services.notifier.intake import EventIntake
 
 log = structlog.get_logger("notifier.intake")
@@ -50,7 +50,7 @@ def sample_payment_json(merchant_id: str) -> dict[str, Any]:
     return payment_json(pb.Payment(merchant_id=merchant_id, status=pb.PAYMENT_STATUS_PENDING))
 
 
-def decode(msg: Msg) -> NewDelivery:
+def decode(msg: Msg) -> NewEvent:
     """The message's PaymentEvent as the delivery it becomes; Malformed if unusable."""
     try:
         event = evpb.PaymentEvent.FromString(msg.data)
@@ -84,7 +84,7 @@ def decode(msg: Msg) -> NewDelivery:
         payout=payment_json(event.payout) if event.HasField("payout") else None,
         audit=payment_json(event.audit) if event.HasField("audit") else None,
     )
-    return NewDelivery(
+    return NewEvent(
         event_id=event_id,
         event_type=event_type,
         merchant_id=merchant_id,
@@ -121,7 +121,7 @@ class PaymentEventConsumer:
     async def handle(self, msgs: list[Msg]) -> list[Handled]:
         """One outcome per message, in order: ACK once the batch is committed, DEAD if malformed."""
         results: list[Handled] = []
-        rows: list[NewDelivery] = []
+        rows: list[NewEvent] = []
         for msg in msgs:
             try:
                 rows.append(decode(msg))

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from paymesh.ledger.v1 import api_key_service_pb2 as paymesh_dot_ledger_dot_v1_dot_api__key__service__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n2paymesh/ledger/v1/merchant_directory_service.proto\x12\x11paymesh.ledger.v1\x1a\'paymesh/ledger/v1/api_key_service.proto\".\n\x17GetWebhookTargetRequest\x12\x13\n\x0bmerchant_id\x18\x01 \x01(\t\"`\n\x18GetWebhookTargetResponse\x12\x13\n\x0bwebhook_url\x18\x01 \x01(\t\x12\x16\n\x0ewebhook_secret\x18\x02 \x01(\t\x12\x17\n\x0fmerchant_active\x18\x03 \x01(\x08\",\n\x19\x41uthenticateApiKeyRequest\x12\x0f\n\x07\x61pi_key\x18\x01 \x01(\t\"q\n\x1a\x41uthenticateApiKeyResponse\x12\x13\n\x0bmerchant_id\x18\x01 \x01(\t\x12\x0e\n\x06\x61\x63tive\x18\x02 \x01(\x08\x12.\n\x06scopes\x18\x03 \x03(\x0e\x32\x1e.paymesh.ledger.v1.ApiKeyScope2\xfa\x01\n\x18MerchantDirectoryService\x12k\n\x10GetWebhookTarget\x12*.paymesh.ledger.v1.GetWebhookTargetRequest\x1a+.paymesh.ledger.v1.GetWebhookTargetResponse\x12q\n\x12\x41uthenticateApiKey\x12,.paymesh.ledger.v1.AuthenticateApiKeyRequest\x1a-.paymesh.ledger.v1.AuthenticateApiKeyResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n2paymesh/ledger/v1/merchant_directory_service.proto\x12\x11paymesh.ledger.v1\x1a\'paymesh/ledger/v1/api_key_service.proto\".\n\x17GetWebhookTargetRequest\x12\x13\n\x0bmerchant_id\x18\x01 \x01(\t\"`\n\x18GetWebhookTargetResponse\x12\x13\n\x0bwebhook_url\x18\x01 \x01(\t\x12\x16\n\x0ewebhook_secret\x18\x02 \x01(\t\x12\x17\n\x0fmerchant_active\x18\x03 \x01(\x08\",\n\x19\x41uthenticateApiKeyRequest\x12\x0f\n\x07\x61pi_key\x18\x01 \x01(\t\"q\n\x1a\x41uthenticateApiKeyResponse\x12\x13\n\x0bmerchant_id\x18\x01 \x01(\t\x12\x0e\n\x06\x61\x63tive\x18\x02 \x01(\x08\x12.\n\x06scopes\x18\x03 \x03(\x0e\x32\x1e.paymesh.ledger.v1.ApiKeyScope\"1\n\x1aGetWebhookEndpointsRequest\x12\x13\n\x0bmerchant_id\x18\x01 \x01(\t\"p\n\x15WebhookEndpointTarget\x12\x13\n\x0b\x65ndpoint_id\x18\x01 \x01(\t\x12\x0b\n\x03url\x18\x02 \x01(\t\x12\x13\n\x0b\x65vent_types\x18\x03 \x03(\t\x12\x0f\n\x07\x65nabled\x18\x04 \x01(\x08\x12\x0f\n\x07secrets\x18\x05 \x03(\t\"s\n\x1bGetWebhookEndpointsResponse\x12\x17\n\x0fmerchant_active\x18\x01 \x01(\x08\x12;\n\tendpoints\x18\x02 \x03(\x0b\x32(.paymesh.ledger.v1.WebhookEndpointTarget2\xf0\x02\n\x18MerchantDirectoryService\x12k\n\x10GetWebhookTarget\x12*.paymesh.ledger.v1.GetWebhookTargetRequest\x1a+.paymesh.ledger.v1.GetWebhookTargetResponse\x12q\n\x12\x41uthenticateApiKey\x12,.paymesh.ledger.v1.AuthenticateApiKeyRequest\x1a-.paymesh.ledger.v1.AuthenticateApiKeyResponse\x12t\n\x13GetWebhookEndpoints\x12-.paymesh.ledger.v1.GetWebhookEndpointsRequest\x1a..paymesh.ledger.v1.GetWebhookEndpointsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -40,6 +40,12 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_AUTHENTICATEAPIKEYREQUEST']._serialized_end=304
   _globals['_AUTHENTICATEAPIKEYRESPONSE']._serialized_start=306
   _globals['_AUTHENTICATEAPIKEYRESPONSE']._serialized_end=419
-  _globals['_MERCHANTDIRECTORYSERVICE']._serialized_start=422
-  _globals['_MERCHANTDIRECTORYSERVICE']._serialized_end=672
+  _globals['_GETWEBHOOKENDPOINTSREQUEST']._serialized_start=421
+  _globals['_GETWEBHOOKENDPOINTSREQUEST']._serialized_end=470
+  _globals['_WEBHOOKENDPOINTTARGET']._serialized_start=472
+  _globals['_WEBHOOKENDPOINTTARGET']._serialized_end=584
+  _globals['_GETWEBHOOKENDPOINTSRESPONSE']._serialized_start=586
+  _globals['_GETWEBHOOKENDPOINTSRESPONSE']._serialized_end=701
+  _globals['_MERCHANTDIRECTORYSERVICE']._serialized_start=704
+  _globals['_MERCHANTDIRECTORYSERVICE']._serialized_end=1072
 # @@protoc_insertion_point(module_scope)

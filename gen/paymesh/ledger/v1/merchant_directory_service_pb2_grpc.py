@@ -48,6 +48,11 @@ class MerchantDirectoryServiceStub:
                 request_serializer=paymesh_dot_ledger_dot_v1_dot_merchant__directory__service__pb2.AuthenticateApiKeyRequest.SerializeToString,
                 response_deserializer=paymesh_dot_ledger_dot_v1_dot_merchant__directory__service__pb2.AuthenticateApiKeyResponse.FromString,
                 _registered_method=True)
+        self.GetWebhookEndpoints = channel.unary_unary(
+                '/paymesh.ledger.v1.MerchantDirectoryService/GetWebhookEndpoints',
+                request_serializer=paymesh_dot_ledger_dot_v1_dot_merchant__directory__service__pb2.GetWebhookEndpointsRequest.SerializeToString,
+                response_deserializer=paymesh_dot_ledger_dot_v1_dot_merchant__directory__service__pb2.GetWebhookEndpointsResponse.FromString,
+                _registered_method=True)
 
 
 class MerchantDirectoryServiceServicer:
@@ -73,6 +78,15 @@ class MerchantDirectoryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetWebhookEndpoints(self, request, context):
+        """GetWebhookEndpoints returns every endpoint of a merchant with its signing
+        secrets: the operator's webhook as endpoint "primary" (when it has a URL) and
+        the merchant's own (WebhookEndpointService), enabled or not.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MerchantDirectoryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -85,6 +99,11 @@ def add_MerchantDirectoryServiceServicer_to_server(servicer, server):
                     servicer.AuthenticateApiKey,
                     request_deserializer=paymesh_dot_ledger_dot_v1_dot_merchant__directory__service__pb2.AuthenticateApiKeyRequest.FromString,
                     response_serializer=paymesh_dot_ledger_dot_v1_dot_merchant__directory__service__pb2.AuthenticateApiKeyResponse.SerializeToString,
+            ),
+            'GetWebhookEndpoints': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetWebhookEndpoints,
+                    request_deserializer=paymesh_dot_ledger_dot_v1_dot_merchant__directory__service__pb2.GetWebhookEndpointsRequest.FromString,
+                    response_serializer=paymesh_dot_ledger_dot_v1_dot_merchant__directory__service__pb2.GetWebhookEndpointsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -145,6 +164,33 @@ class MerchantDirectoryService:
             '/paymesh.ledger.v1.MerchantDirectoryService/AuthenticateApiKey',
             paymesh_dot_ledger_dot_v1_dot_merchant__directory__service__pb2.AuthenticateApiKeyRequest.SerializeToString,
             paymesh_dot_ledger_dot_v1_dot_merchant__directory__service__pb2.AuthenticateApiKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetWebhookEndpoints(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/paymesh.ledger.v1.MerchantDirectoryService/GetWebhookEndpoints',
+            paymesh_dot_ledger_dot_v1_dot_merchant__directory__service__pb2.GetWebhookEndpointsRequest.SerializeToString,
+            paymesh_dot_ledger_dot_v1_dot_merchant__directory__service__pb2.GetWebhookEndpointsResponse.FromString,
             options,
             channel_credentials,
             insecure,

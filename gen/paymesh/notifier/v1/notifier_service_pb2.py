@@ -25,35 +25,35 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n*paymesh/notifier/v1/notifier_service.proto\x12\x13paymesh.notifier.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x82\x01\n\x07\x41ttempt\x12\x0e\n\x06number\x18\x01 \x01(\r\x12.\n\nstarted_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0b\x64uration_ms\x18\x03 \x01(\r\x12\x13\n\x0bstatus_code\x18\x04 \x01(\r\x12\r\n\x05\x65rror\x18\x05 \x01(\t\"\x88\x03\n\x08\x44\x65livery\x12\x13\n\x0b\x64\x65livery_id\x18\x01 \x01(\t\x12\x10\n\x08\x65vent_id\x18\x02 \x01(\t\x12\x12\n\nevent_type\x18\x03 \x01(\t\x12\x13\n\x0bmerchant_id\x18\x04 \x01(\t\x12\x12\n\npayment_id\x18\x05 \x01(\t\x12\x31\n\x05state\x18\x06 \x01(\x0e\x32\".paymesh.notifier.v1.DeliveryState\x12\x0b\n\x03url\x18\x07 \x01(\t\x12\x15\n\rattempt_count\x18\x08 \x01(\r\x12\x33\n\x0fnext_attempt_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10last_status_code\x18\n \x01(\r\x12\x12\n\nlast_error\x18\x0b \x01(\t\x12.\n\ncreated_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\x08\x61ttempts\x18\r \x03(\x0b\x32\x1c.paymesh.notifier.v1.Attempt\"\xac\x01\n\x15ListDeliveriesRequest\x12\x13\n\x0bmerchant_id\x18\x01 \x01(\t\x12\x12\n\npayment_id\x18\x02 \x01(\t\x12\x10\n\x08\x65vent_id\x18\x03 \x01(\t\x12\x31\n\x05state\x18\x04 \x01(\x0e\x32\".paymesh.notifier.v1.DeliveryState\x12\x11\n\tpage_size\x18\x05 \x01(\r\x12\x12\n\npage_token\x18\x06 \x01(\t\"d\n\x16ListDeliveriesResponse\x12\x31\n\ndeliveries\x18\x01 \x03(\x0b\x32\x1d.paymesh.notifier.v1.Delivery\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\")\n\x12GetDeliveryRequest\x12\x13\n\x0b\x64\x65livery_id\x18\x01 \x01(\t\"F\n\x13GetDeliveryResponse\x12/\n\x08\x64\x65livery\x18\x01 \x01(\x0b\x32\x1d.paymesh.notifier.v1.Delivery\"J\n\x10RedeliverRequest\x12\x15\n\x0b\x64\x65livery_id\x18\x01 \x01(\tH\x00\x12\x15\n\x0bmerchant_id\x18\x02 \x01(\tH\x00\x42\x08\n\x06target\".\n\x11RedeliverResponse\x12\x19\n\x11\x64\x65liveries_queued\x18\x01 \x01(\r\"+\n\x14SendTestEventRequest\x12\x13\n\x0bmerchant_id\x18\x01 \x01(\t\"H\n\x15SendTestEventResponse\x12/\n\x08\x64\x65livery\x18\x01 \x01(\x0b\x32\x1d.paymesh.notifier.v1.Delivery*\xa7\x01\n\rDeliveryState\x12\x1e\n\x1a\x44\x45LIVERY_STATE_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x44\x45LIVERY_STATE_PENDING\x10\x01\x12\x1c\n\x18\x44\x45LIVERY_STATE_SUCCEEDED\x10\x02\x12 \n\x1c\x44\x45LIVERY_STATE_DEAD_LETTERED\x10\x03\x12\x1a\n\x16\x44\x45LIVERY_STATE_SKIPPED\x10\x04\x32\xa2\x03\n\x0fNotifierService\x12i\n\x0eListDeliveries\x12*.paymesh.notifier.v1.ListDeliveriesRequest\x1a+.paymesh.notifier.v1.ListDeliveriesResponse\x12`\n\x0bGetDelivery\x12\'.paymesh.notifier.v1.GetDeliveryRequest\x1a(.paymesh.notifier.v1.GetDeliveryResponse\x12Z\n\tRedeliver\x12%.paymesh.notifier.v1.RedeliverRequest\x1a&.paymesh.notifier.v1.RedeliverResponse\x12\x66\n\rSendTestEvent\x12).paymesh.notifier.v1.SendTestEventRequest\x1a*.paymesh.notifier.v1.SendTestEventResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n*paymesh/notifier/v1/notifier_service.proto\x12\x13paymesh.notifier.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x82\x01\n\x07\x41ttempt\x12\x0e\n\x06number\x18\x01 \x01(\r\x12.\n\nstarted_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0b\x64uration_ms\x18\x03 \x01(\r\x12\x13\n\x0bstatus_code\x18\x04 \x01(\r\x12\r\n\x05\x65rror\x18\x05 \x01(\t\"\x9d\x03\n\x08\x44\x65livery\x12\x13\n\x0b\x64\x65livery_id\x18\x01 \x01(\t\x12\x10\n\x08\x65vent_id\x18\x02 \x01(\t\x12\x12\n\nevent_type\x18\x03 \x01(\t\x12\x13\n\x0bmerchant_id\x18\x04 \x01(\t\x12\x12\n\npayment_id\x18\x05 \x01(\t\x12\x31\n\x05state\x18\x06 \x01(\x0e\x32\".paymesh.notifier.v1.DeliveryState\x12\x0b\n\x03url\x18\x07 \x01(\t\x12\x15\n\rattempt_count\x18\x08 \x01(\r\x12\x33\n\x0fnext_attempt_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10last_status_code\x18\n \x01(\r\x12\x12\n\nlast_error\x18\x0b \x01(\t\x12.\n\ncreated_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\x08\x61ttempts\x18\r \x03(\x0b\x32\x1c.paymesh.notifier.v1.Attempt\x12\x13\n\x0b\x65ndpoint_id\x18\x0e \x01(\t\"\xc1\x01\n\x15ListDeliveriesRequest\x12\x13\n\x0bmerchant_id\x18\x01 \x01(\t\x12\x12\n\npayment_id\x18\x02 \x01(\t\x12\x10\n\x08\x65vent_id\x18\x03 \x01(\t\x12\x31\n\x05state\x18\x04 \x01(\x0e\x32\".paymesh.notifier.v1.DeliveryState\x12\x11\n\tpage_size\x18\x05 \x01(\r\x12\x12\n\npage_token\x18\x06 \x01(\t\x12\x13\n\x0b\x65ndpoint_id\x18\x07 \x01(\t\"d\n\x16ListDeliveriesResponse\x12\x31\n\ndeliveries\x18\x01 \x03(\x0b\x32\x1d.paymesh.notifier.v1.Delivery\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\")\n\x12GetDeliveryRequest\x12\x13\n\x0b\x64\x65livery_id\x18\x01 \x01(\t\"F\n\x13GetDeliveryResponse\x12/\n\x08\x64\x65livery\x18\x01 \x01(\x0b\x32\x1d.paymesh.notifier.v1.Delivery\"a\n\x10RedeliverRequest\x12\x15\n\x0b\x64\x65livery_id\x18\x01 \x01(\tH\x00\x12\x15\n\x0bmerchant_id\x18\x02 \x01(\tH\x00\x12\x15\n\x0b\x65ndpoint_id\x18\x03 \x01(\tH\x00\x42\x08\n\x06target\".\n\x11RedeliverResponse\x12\x19\n\x11\x64\x65liveries_queued\x18\x01 \x01(\r\"@\n\x14SendTestEventRequest\x12\x13\n\x0bmerchant_id\x18\x01 \x01(\t\x12\x13\n\x0b\x65ndpoint_id\x18\x02 \x01(\t\"H\n\x15SendTestEventResponse\x12/\n\x08\x64\x65livery\x18\x01 \x01(\x0b\x32\x1d.paymesh.notifier.v1.Delivery*\xa7\x01\n\rDeliveryState\x12\x1e\n\x1a\x44\x45LIVERY_STATE_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x44\x45LIVERY_STATE_PENDING\x10\x01\x12\x1c\n\x18\x44\x45LIVERY_STATE_SUCCEEDED\x10\x02\x12 \n\x1c\x44\x45LIVERY_STATE_DEAD_LETTERED\x10\x03\x12\x1a\n\x16\x44\x45LIVERY_STATE_SKIPPED\x10\x04\x32\xa2\x03\n\x0fNotifierService\x12i\n\x0eListDeliveries\x12*.paymesh.notifier.v1.ListDeliveriesRequest\x1a+.paymesh.notifier.v1.ListDeliveriesResponse\x12`\n\x0bGetDelivery\x12\'.paymesh.notifier.v1.GetDeliveryRequest\x1a(.paymesh.notifier.v1.GetDeliveryResponse\x12Z\n\tRedeliver\x12%.paymesh.notifier.v1.RedeliverRequest\x1a&.paymesh.notifier.v1.RedeliverResponse\x12\x66\n\rSendTestEvent\x12).paymesh.notifier.v1.SendTestEventRequest\x1a*.paymesh.notifier.v1.SendTestEventResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'paymesh.notifier.v1.notifier_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_DELIVERYSTATE']._serialized_start=1264
-  _globals['_DELIVERYSTATE']._serialized_end=1431
+  _globals['_DELIVERYSTATE']._serialized_start=1350
+  _globals['_DELIVERYSTATE']._serialized_end=1517
   _globals['_ATTEMPT']._serialized_start=101
   _globals['_ATTEMPT']._serialized_end=231
   _globals['_DELIVERY']._serialized_start=234
-  _globals['_DELIVERY']._serialized_end=626
-  _globals['_LISTDELIVERIESREQUEST']._serialized_start=629
-  _globals['_LISTDELIVERIESREQUEST']._serialized_end=801
-  _globals['_LISTDELIVERIESRESPONSE']._serialized_start=803
-  _globals['_LISTDELIVERIESRESPONSE']._serialized_end=903
-  _globals['_GETDELIVERYREQUEST']._serialized_start=905
-  _globals['_GETDELIVERYREQUEST']._serialized_end=946
-  _globals['_GETDELIVERYRESPONSE']._serialized_start=948
-  _globals['_GETDELIVERYRESPONSE']._serialized_end=1018
-  _globals['_REDELIVERREQUEST']._serialized_start=1020
-  _globals['_REDELIVERREQUEST']._serialized_end=1094
-  _globals['_REDELIVERRESPONSE']._serialized_start=1096
-  _globals['_REDELIVERRESPONSE']._serialized_end=1142
-  _globals['_SENDTESTEVENTREQUEST']._serialized_start=1144
-  _globals['_SENDTESTEVENTREQUEST']._serialized_end=1187
-  _globals['_SENDTESTEVENTRESPONSE']._serialized_start=1189
-  _globals['_SENDTESTEVENTRESPONSE']._serialized_end=1261
-  _globals['_NOTIFIERSERVICE']._serialized_start=1434
-  _globals['_NOTIFIERSERVICE']._serialized_end=1852
+  _globals['_DELIVERY']._serialized_end=647
+  _globals['_LISTDELIVERIESREQUEST']._serialized_start=650
+  _globals['_LISTDELIVERIESREQUEST']._serialized_end=843
+  _globals['_LISTDELIVERIESRESPONSE']._serialized_start=845
+  _globals['_LISTDELIVERIESRESPONSE']._serialized_end=945
+  _globals['_GETDELIVERYREQUEST']._serialized_start=947
+  _globals['_GETDELIVERYREQUEST']._serialized_end=988
+  _globals['_GETDELIVERYRESPONSE']._serialized_start=990
+  _globals['_GETDELIVERYRESPONSE']._serialized_end=1060
+  _globals['_REDELIVERREQUEST']._serialized_start=1062
+  _globals['_REDELIVERREQUEST']._serialized_end=1159
+  _globals['_REDELIVERRESPONSE']._serialized_start=1161
+  _globals['_REDELIVERRESPONSE']._serialized_end=1207
+  _globals['_SENDTESTEVENTREQUEST']._serialized_start=1209
+  _globals['_SENDTESTEVENTREQUEST']._serialized_end=1273
+  _globals['_SENDTESTEVENTRESPONSE']._serialized_start=1275
+  _globals['_SENDTESTEVENTRESPONSE']._serialized_end=1347
+  _globals['_NOTIFIERSERVICE']._serialized_start=1520
+  _globals['_NOTIFIERSERVICE']._serialized_end=1938
 # @@protoc_insertion_point(module_scope)

@@ -38,7 +38,7 @@ class Attempt(_message.Message):
     def __init__(self, number: _Optional[int] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., duration_ms: _Optional[int] = ..., status_code: _Optional[int] = ..., error: _Optional[str] = ...) -> None: ...
 
 class Delivery(_message.Message):
-    __slots__ = ("delivery_id", "event_id", "event_type", "merchant_id", "payment_id", "state", "url", "attempt_count", "next_attempt_at", "last_status_code", "last_error", "created_at", "attempts")
+    __slots__ = ("delivery_id", "event_id", "event_type", "merchant_id", "payment_id", "state", "url", "attempt_count", "next_attempt_at", "last_status_code", "last_error", "created_at", "attempts", "endpoint_id")
     DELIVERY_ID_FIELD_NUMBER: _ClassVar[int]
     EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     EVENT_TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -52,6 +52,7 @@ class Delivery(_message.Message):
     LAST_ERROR_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    ENDPOINT_ID_FIELD_NUMBER: _ClassVar[int]
     delivery_id: str
     event_id: str
     event_type: str
@@ -65,23 +66,26 @@ class Delivery(_message.Message):
     last_error: str
     created_at: _timestamp_pb2.Timestamp
     attempts: _containers.RepeatedCompositeFieldContainer[Attempt]
-    def __init__(self, delivery_id: _Optional[str] = ..., event_id: _Optional[str] = ..., event_type: _Optional[str] = ..., merchant_id: _Optional[str] = ..., payment_id: _Optional[str] = ..., state: _Optional[_Union[DeliveryState, str]] = ..., url: _Optional[str] = ..., attempt_count: _Optional[int] = ..., next_attempt_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_status_code: _Optional[int] = ..., last_error: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., attempts: _Optional[_Iterable[_Union[Attempt, _Mapping]]] = ...) -> None: ...
+    endpoint_id: str
+    def __init__(self, delivery_id: _Optional[str] = ..., event_id: _Optional[str] = ..., event_type: _Optional[str] = ..., merchant_id: _Optional[str] = ..., payment_id: _Optional[str] = ..., state: _Optional[_Union[DeliveryState, str]] = ..., url: _Optional[str] = ..., attempt_count: _Optional[int] = ..., next_attempt_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_status_code: _Optional[int] = ..., last_error: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., attempts: _Optional[_Iterable[_Union[Attempt, _Mapping]]] = ..., endpoint_id: _Optional[str] = ...) -> None: ...
 
 class ListDeliveriesRequest(_message.Message):
-    __slots__ = ("merchant_id", "payment_id", "event_id", "state", "page_size", "page_token")
+    __slots__ = ("merchant_id", "payment_id", "event_id", "state", "page_size", "page_token", "endpoint_id")
     MERCHANT_ID_FIELD_NUMBER: _ClassVar[int]
     PAYMENT_ID_FIELD_NUMBER: _ClassVar[int]
     EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    ENDPOINT_ID_FIELD_NUMBER: _ClassVar[int]
     merchant_id: str
     payment_id: str
     event_id: str
     state: DeliveryState
     page_size: int
     page_token: str
-    def __init__(self, merchant_id: _Optional[str] = ..., payment_id: _Optional[str] = ..., event_id: _Optional[str] = ..., state: _Optional[_Union[DeliveryState, str]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+    endpoint_id: str
+    def __init__(self, merchant_id: _Optional[str] = ..., payment_id: _Optional[str] = ..., event_id: _Optional[str] = ..., state: _Optional[_Union[DeliveryState, str]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., endpoint_id: _Optional[str] = ...) -> None: ...
 
 class ListDeliveriesResponse(_message.Message):
     __slots__ = ("deliveries", "next_page_token")
@@ -104,12 +108,14 @@ class GetDeliveryResponse(_message.Message):
     def __init__(self, delivery: _Optional[_Union[Delivery, _Mapping]] = ...) -> None: ...
 
 class RedeliverRequest(_message.Message):
-    __slots__ = ("delivery_id", "merchant_id")
+    __slots__ = ("delivery_id", "merchant_id", "endpoint_id")
     DELIVERY_ID_FIELD_NUMBER: _ClassVar[int]
     MERCHANT_ID_FIELD_NUMBER: _ClassVar[int]
+    ENDPOINT_ID_FIELD_NUMBER: _ClassVar[int]
     delivery_id: str
     merchant_id: str
-    def __init__(self, delivery_id: _Optional[str] = ..., merchant_id: _Optional[str] = ...) -> None: ...
+    endpoint_id: str
+    def __init__(self, delivery_id: _Optional[str] = ..., merchant_id: _Optional[str] = ..., endpoint_id: _Optional[str] = ...) -> None: ...
 
 class RedeliverResponse(_message.Message):
     __slots__ = ("deliveries_queued",)
@@ -118,10 +124,12 @@ class RedeliverResponse(_message.Message):
     def __init__(self, deliveries_queued: _Optional[int] = ...) -> None: ...
 
 class SendTestEventRequest(_message.Message):
-    __slots__ = ("merchant_id",)
+    __slots__ = ("merchant_id", "endpoint_id")
     MERCHANT_ID_FIELD_NUMBER: _ClassVar[int]
+    ENDPOINT_ID_FIELD_NUMBER: _ClassVar[int]
     merchant_id: str
-    def __init__(self, merchant_id: _Optional[str] = ...) -> None: ...
+    endpoint_id: str
+    def __init__(self, merchant_id: _Optional[str] = ..., endpoint_id: _Optional[str] = ...) -> None: ...
 
 class SendTestEventResponse(_message.Message):
     __slots__ = ("delivery",)

@@ -80,14 +80,16 @@ class NotifierServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Redeliver(self, request, context):
-        """Redeliver queues one delivery again, or every dead letter of a merchant.
+        """Redeliver queues one delivery again, or every dead letter of a merchant or of
+        one of its endpoints.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def SendTestEvent(self, request, context):
-        """SendTestEvent delivers a test event to the merchant's webhook.
+        """SendTestEvent delivers a test event to one of the merchant's endpoints (the
+        operator's "primary" webhook unless endpoint_id names another).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -14,6 +14,7 @@ business rules.
     outbox             payment events as published (subject, protobuf payload), claim, prune
     sweeps             sweep leases and the sweep transactions recorded write-ahead
     watched_addresses  the deposit addresses the listeners' feed streams
+    webhook_endpoints  merchants' webhook endpoints: URL, wanted event types, secrets
     signing_keys       the ledger's own keys (the page token key)
     bulk               one column list -> the SQL and arrays of an `unnest` bulk statement
 
@@ -35,6 +36,7 @@ from services.ledger.adapters.repository import (
     sweeps,
     transfers,
     watched_addresses,
+    webhook_endpoints,
 )
 
 __all__ = [
@@ -50,4 +52,5 @@ __all__ = [
     "sweeps",
     "transfers",
     "watched_addresses",
+    "webhook_endpoints",
 ]
