@@ -106,6 +106,7 @@ def test_every_package_is_fuzzed():
         "paymesh.ledger.v1.PayoutLedgerService",
         "paymesh.ledger.v1.ApiKeyService",
         "paymesh.ledger.v1.AuditService",
+        "paymesh.ledger.v1.WebhookEndpointService",
         "paymesh.listener.v1.ListenerService",
         "paymesh.sweeper.v1.SweeperService",
         "paymesh.notifier.v1.NotifierService",
@@ -131,6 +132,7 @@ SELECT
   (SELECT md5(coalesce(string_agg(row(k.id, k.scopes, k.expires_at, k.revoked_at)::text, '|' ORDER BY k.id), ''))
      FROM api_keys k) AS api_keys,
   (SELECT count(*) FROM audit_log) AS audit_entries,
+  (SELECT md5(coalesce(string_agg(w::text, '|' ORDER BY w.id), '')) FROM webhook_endpoints w) AS webhook_endpoints,
   (SELECT md5(coalesce(string_agg(x::text, '|' ORDER BY x.id), '')) FROM payout_transactions x) AS payout_txs,
   (SELECT count(*) FROM transfers) AS transfers,
   (SELECT count(*) FROM deposit_addresses) AS addresses,
@@ -144,7 +146,8 @@ SELECT
                               d.last_status_code, d.last_error, d.updated_at)::text, '|' ORDER BY d.id)
                FILTER (WHERE NOT d.payment_id = ANY($1::text[])), '')) AS delivery_rows,
   (SELECT count(*) FROM notifier_attempts a JOIN notifier_deliveries x ON x.id = a.delivery_id
-    WHERE NOT x.payment_id = ANY($1::text[])) AS attempts
+    WHERE NOT x.payment_id = ANY($1::text[])) AS attempts,
+  (SELECT count(*) FROM notifier_events e WHERE NOT e.payment_id = ANY($1::text[])) AS events
 FROM notifier_deliveries d
 """
 
