@@ -64,6 +64,7 @@ from services.ledger.audit import AuditLogService
 from services.ledger.authentication import Authenticator
 from services.ledger.chain_events import ChainEventApplier, HeadCache
 from services.ledger.checkout import CheckoutService
+from services.ledger.config_changes import ConfigChangesService
 from services.ledger.events import EventsService
 from services.ledger.expiry import Expirer
 from services.ledger.inbound.chain_consumer import LEDGER_DURABLE, ChainConsumer
@@ -166,8 +167,15 @@ class LedgerApp:
         set_checkout_base_url(s.checkout_base_url)
         links = PaymentLinksService(self.engine, self.chains, payments, allow_http_return_urls=s.allow_http_return_urls)
         merchants = MerchantsService(
-            self.engine, self.chains, auth, allocator, tokens, allow_private_webhooks=s.allow_private_webhooks
+            self.engine,
+            self.chains,
+            auth,
+            allocator,
+            tokens,
+            allow_private_webhooks=s.allow_private_webhooks,
+            change_delay=timedelta(seconds=s.config_change_delay_seconds),
         )
+        changes = ConfigChangesService(self.engine, merchants, relay.poke, interval=s.config_change_interval_seconds)
         endpoints = WebhookEndpointsService(
             self.engine, known_types=WEBHOOK_EVENT_TYPES, allow_private_webhooks=s.allow_private_webhooks
         )
@@ -221,7 +229,7 @@ class LedgerApp:
             ),
             (
                 augrpc.add_AuditServiceServicer_to_server,
-                AuditServicer(AuditLogService(self.engine, tokens), auth, s.admin_token.get_secret_value()),
+                AuditServicer(AuditLogService(self.engine, tokens), changes, auth, s.admin_token.get_secret_value()),
             ),
             (
                 wegrpc.add_WebhookEndpointServiceServicer_to_server,
@@ -233,6 +241,7 @@ class LedgerApp:
         consumer = ChainConsumer(applier)
         self._tasks = [
             asyncio.create_task(relay.run(self.stop_event), name="outbox-relay"),
+            asyncio.create_task(changes.run(self.stop_event), name="config-changes"),
             asyncio.create_task(
                 Expirer(self.engine, relay.poke, interval=s.expiry_interval_seconds).run(self.stop_event), name="expiry"
             ),

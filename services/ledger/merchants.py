@@ -5,11 +5,13 @@ address); one xpub belongs to one merchant, or two would share deposit addresses
 
 from __future__ import annotations
 
-from sqlalchemy.exc import IntegrityError
+from datetime import timedelta
+from typing import Any
+
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.common.chains import Chains
-from services.common.errors import AlreadyExists, InvalidArgument, NotFound
+from services.common.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from services.common.page_tokens import PageTokens, page_size
 from services.ledger.adapters import repository as repo
 from services.ledger.api_keys import issue_primary_key
@@ -22,6 +24,10 @@ from services.ledger.domain.records import MerchantRecord
 from services.ledger.domain.validation import checksum_address, utcnow, validate_webhook_url
 from services.ledger.index_allocation import IndexAllocator
 
+# The changes of where a merchant's money goes, which may wait for a delay.
+TREASURY_SET = "treasury.set"
+XPUB_SET = "xpub.set"
+
 
 class MerchantsService:
     def __init__(
@@ -33,7 +39,11 @@ class MerchantsService:
         tokens: PageTokens,
         *,
         allow_private_webhooks: bool,
+        change_delay: timedelta = timedelta(0),
     ) -> None:
+        """`change_delay`: how long a change of a treasury or the xpub waits, cancellable
+        (PAYMESH_CONFIG_CHANGE_DELAY_SECONDS; 0: applied at once)."""
+        self._change_delay = change_delay
         self._engine = engine
         self._allow_private = allow_private_webhooks
         self._tokens = tokens
@@ -201,35 +211,98 @@ class MerchantsService:
         merchant = await self._update(merchant_id, "webhook.set", webhook_url=url, webhook_secret=secret)
         return merchant, secret
 
-    async def set_xpub(self, merchant_id: str, xpub: str, derivation_path: str) -> MerchantRecord:
+    async def set_xpub(self, merchant_id: str, xpub: str, derivation_path: str) -> tuple[MerchantRecord, Any]:
+        """(the merchant, None) once set; or, with a change delay, (the merchant as it
+        is, the pending change), applied by ConfigChangesService when it is due."""
         hd.parse_xpub(xpub)
-        path = hd.validate_derivation_path(derivation_path)
+        xpub, path = xpub.strip(), hd.validate_derivation_path(derivation_path)
         async with self._engine.connect() as conn:
-            await self._xpub_unused(conn, xpub.strip(), merchant_id)
-        merchant = await self._update(merchant_id, "xpub.set", xpub=xpub.strip(), derivation_path=path)
-        self._allocator.forget(merchant_id)
-        return merchant
+            await self._xpub_unused(conn, xpub, merchant_id)
+        return await self._set_or_schedule(merchant_id, XPUB_SET, "", {"xpub": xpub, "derivation_path": path})
 
-    async def set_treasury(self, merchant_id: str, chain_id: int, address: str) -> MerchantRecord:
+    async def set_treasury(self, merchant_id: str, chain_id: int, address: str) -> tuple[MerchantRecord, Any]:
+        """As set_xpub, for the treasury of one chain."""
         chain_id, address = self._treasury(chain_id, address)
-        try:
-            async with self._engine.begin() as conn:
-                if await repo.merchants.get_merchant(conn, merchant_id, for_update=True) is None:
-                    raise NotFound(f"merchant {merchant_id} not found")
-                old = await repo.merchants.treasury_of(conn, merchant_id, chain_id)
-                await repo.merchants.set_treasury(conn, merchant_id, chain_id, address)
+        return await self._set_or_schedule(merchant_id, TREASURY_SET, str(chain_id), {"address": address})
+
+    async def _set_or_schedule(
+        self, merchant_id: str, action: str, target: str, after: dict[str, str]
+    ) -> tuple[MerchantRecord, Any]:
+        if not merchant_id:
+            raise InvalidArgument("merchant_id is required")
+        now = utcnow()
+        change = None
+        async with self._engine.begin() as conn:
+            if await repo.merchants.get_merchant(conn, merchant_id, for_update=True) is None:
+                raise NotFound(f"merchant {merchant_id} not found")
+            if not self._change_delay:
+                await self.apply_change(conn, merchant_id, action, target, after, actor=OPERATOR)
+            else:
+                waiting = await repo.config_changes.pending_for(conn, merchant_id, action, target)
+                if waiting is not None:
+                    raise FailedPrecondition(
+                        f"change {waiting.id} of the same setting waits until {waiting.effective_at.isoformat()}; "
+                        "cancel it first (AuditService.CancelConfigChange)"
+                    )
+                change = await repo.config_changes.insert_change(
+                    conn,
+                    id="chg_" + keys.new_payment_id().split("_", 1)[1],
+                    merchant_id=merchant_id,
+                    action=action,
+                    target=target,
+                    after=after,
+                    created_by=OPERATOR,
+                    created_at=now,
+                    effective_at=now + self._change_delay,
+                )
                 await repo.audit.append(
                     conn,
                     merchant_id=merchant_id,
                     actor=OPERATOR,
-                    action="treasury.set",
-                    target=str(chain_id),
-                    before={"address": old},
-                    after={"address": address},
+                    action=action.replace(".set", ".scheduled"),
+                    target=target,
+                    after={**after, "change_id": change.id, "effective_at": change.effective_at.isoformat()},
                 )
-        except IntegrityError:
-            raise NotFound(f"merchant {merchant_id} not found") from None
-        return await self.get(merchant_id)
+        return await self.get(merchant_id), change
+
+    async def apply_change(
+        self,
+        conn,
+        merchant_id: str,
+        action: str,
+        target: str,
+        after: dict[str, Any],
+        *,
+        actor: str,
+        note: dict | None = None,
+    ) -> None:
+        """Set the treasury or xpub in `conn`'s transaction (the merchant's row locked by
+        the caller) with its audit entry; `note` is added to the entry's after (the
+        delayed change it applies). AlreadyExists: the xpub is another merchant's now."""
+        if action == XPUB_SET:
+            values = {"xpub": after["xpub"], "derivation_path": after["derivation_path"]}
+            await self._xpub_unused(conn, values["xpub"], merchant_id)
+            before = await repo.merchants.get_merchant(conn, merchant_id)
+            await repo.merchants.update_merchant(conn, merchant_id, **values)
+            merchant = await repo.merchants.get_merchant(conn, merchant_id)
+            audit_before, audit_after = audit_fields(before, values), audit_fields(merchant, values, previous=before)
+            self._allocator.forget(merchant_id)
+        elif action == TREASURY_SET:
+            chain_id = int(target)
+            old = await repo.merchants.treasury_of(conn, merchant_id, chain_id)
+            await repo.merchants.set_treasury(conn, merchant_id, chain_id, after["address"])
+            audit_before, audit_after = {"address": old}, {"address": after["address"]}
+        else:
+            raise InvalidArgument(f"unknown configuration change {action!r}")
+        await repo.audit.append(
+            conn,
+            merchant_id=merchant_id,
+            actor=actor,
+            action=action,
+            target=target,
+            before=audit_before,
+            after={**audit_after, **(note or {})},
+        )
 
     async def set_payment_policy(self, merchant_id: str, policy: Policy) -> MerchantRecord:
         """Replace the merchant's payment policy; payments created afterwards use it

@@ -35,6 +35,13 @@ class LedgerSettings(CommonSettings):
     api_key_cache_seconds: float = Field(1.0, ge=0, description="how long an API key lookup is cached")
     address_reservation: int = Field(10, ge=1, le=1000, description="derivation indexes reserved per DB round trip")
     expiry_interval_seconds: float = Field(1.0, gt=0)
+    config_change_delay_seconds: float = Field(
+        0.0,
+        ge=0,
+        le=30 * 86400,
+        description="a change of a treasury or the xpub waits this long, announced and cancellable (0: at once)",
+    )
+    config_change_interval_seconds: float = Field(1.0, gt=0, description="how often due changes are looked for")
     create_batch: int = Field(
         128, ge=1, le=1000, description="most CreatePayment requests that share one statement and commit"
     )

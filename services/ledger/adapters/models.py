@@ -103,6 +103,39 @@ class WebhookEndpoint(Base):
     __table_args__ = (Index("ix_webhook_endpoints_merchant", "merchant_id", "created_at"),)
 
 
+class ConfigChange(Base):
+    """A change of a treasury or the xpub waiting for its delay (config_changes.py):
+    pending until effective_at, then applied; or cancelled, or failed."""
+
+    __tablename__ = "config_changes"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id"))
+    action: Mapped[str] = mapped_column(String(40))  # "treasury.set" | "xpub.set"
+    target: Mapped[str] = mapped_column(String(80), server_default="")  # chain id, or "" for the xpub
+    after: Mapped[dict] = mapped_column(JSONB)
+    state: Mapped[str] = mapped_column(String(16), server_default="pending")
+    created_by: Mapped[str] = mapped_column(String(40))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    effective_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    decided_by: Mapped[str] = mapped_column(String(40), server_default="")
+    failure: Mapped[str] = mapped_column(Text, server_default="")
+
+    __table_args__ = (
+        Index("ix_config_changes_merchant", "merchant_id", "created_at"),
+        Index("ix_config_changes_due", "effective_at", postgresql_where=text("state = 'pending'")),
+        Index(
+            "uq_config_changes_one_pending",
+            "merchant_id",
+            "action",
+            "target",
+            unique=True,
+            postgresql_where=text("state = 'pending'"),
+        ),
+    )
+
+
 class Treasury(Base):
     __tablename__ = "treasuries"
 
@@ -547,6 +580,7 @@ def _table(model: type[Base]) -> Table:
 MERCHANTS = _table(Merchant)
 API_KEYS = _table(ApiKey)
 WEBHOOK_ENDPOINTS = _table(WebhookEndpoint)
+CONFIG_CHANGES = _table(ConfigChange)
 TREASURIES = _table(Treasury)
 PAYMENTS = _table(Payment)
 PAYMENT_OPTIONS = _table(PaymentOption)

@@ -600,6 +600,35 @@ def audit_entry_to_pb(row) -> aupb.AuditEntry:
     )
 
 
+CONFIG_CHANGE_STATE_TO_PB = {
+    "pending": aupb.CONFIG_CHANGE_STATE_PENDING,
+    "applied": aupb.CONFIG_CHANGE_STATE_APPLIED,
+    "cancelled": aupb.CONFIG_CHANGE_STATE_CANCELLED,
+    "failed": aupb.CONFIG_CHANGE_STATE_FAILED,
+}
+CONFIG_CHANGE_STATE_FROM_PB = {v: k for k, v in CONFIG_CHANGE_STATE_TO_PB.items()}
+
+
+def config_change_to_pb(row) -> aupb.ConfigChange:
+    """A config_changes row."""
+    after = Struct()
+    after.update(row.after or {})
+    return aupb.ConfigChange(
+        change_id=row.id,
+        merchant_id=row.merchant_id,
+        action=row.action,
+        target=row.target,
+        after=after,
+        state=CONFIG_CHANGE_STATE_TO_PB[row.state],
+        created_by=row.created_by,
+        created_at=ts(row.created_at),
+        effective_at=ts(row.effective_at),
+        decided_at=ts(row.decided_at),
+        decided_by=row.decided_by,
+        failure=row.failure,
+    )
+
+
 def audit_event_to_pb(event_id: str, row) -> ev.PaymentEvent:
     """The config_changed event of an audit entry."""
     return ev.PaymentEvent(

@@ -8,7 +8,13 @@ from paymesh.ledger.v1 import merchant_admin_service_pb2_grpc as agrpc
 
 from services.common.errors import InvalidArgument
 from services.common.grpc_server import check_token
-from services.ledger.api.convert import merchant_to_pb, payment_to_pb, payout_to_pb, policy_from_pb
+from services.ledger.api.convert import (
+    config_change_to_pb,
+    merchant_to_pb,
+    payment_to_pb,
+    payout_to_pb,
+    policy_from_pb,
+)
 from services.ledger.merchants import MerchantsService
 from services.ledger.payments import PaymentsService
 from services.ledger.payouts import PayoutsService
@@ -72,17 +78,21 @@ class MerchantAdminServicer(agrpc.MerchantAdminServiceServicer):
 
     async def SetXpub(self, request, context) -> apb.SetXpubResponse:
         self._check(context)
-        merchant = await self._merchants.set_xpub(request.merchant_id, request.xpub, request.derivation_path)
-        return apb.SetXpubResponse(merchant=merchant_to_pb(merchant))
+        merchant, change = await self._merchants.set_xpub(request.merchant_id, request.xpub, request.derivation_path)
+        return apb.SetXpubResponse(
+            merchant=merchant_to_pb(merchant), pending_change=config_change_to_pb(change) if change else None
+        )
 
     async def SetTreasury(self, request, context) -> apb.SetTreasuryResponse:
         self._check(context)
         if not request.HasField("treasury"):
             raise InvalidArgument("treasury is required (chain_id and address)")
-        merchant = await self._merchants.set_treasury(
+        merchant, change = await self._merchants.set_treasury(
             request.merchant_id, request.treasury.chain_id, request.treasury.address
         )
-        return apb.SetTreasuryResponse(merchant=merchant_to_pb(merchant))
+        return apb.SetTreasuryResponse(
+            merchant=merchant_to_pb(merchant), pending_change=config_change_to_pb(change) if change else None
+        )
 
     async def LookupPayment(self, request, context) -> apb.LookupPaymentResponse:
         self._check(context)

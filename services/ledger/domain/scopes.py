@@ -49,6 +49,8 @@ REQUIRED: dict[str, Scope] = {
     _L + "ApiKeyService/ListApiKeys": Scope.KEYS_MANAGE,
     _L + "ApiKeyService/RevokeApiKey": Scope.KEYS_MANAGE,
     _L + "AuditService/ListAuditEntries": Scope.KEYS_MANAGE,
+    _L + "AuditService/ListConfigChanges": Scope.KEYS_MANAGE,
+    _L + "AuditService/CancelConfigChange": Scope.KEYS_MANAGE,
     _L + "WebhookEndpointService/CreateWebhookEndpoint": Scope.WEBHOOKS_MANAGE,
     _L + "WebhookEndpointService/GetWebhookEndpoint": Scope.WEBHOOKS_MANAGE,
     _L + "WebhookEndpointService/ListWebhookEndpoints": Scope.WEBHOOKS_MANAGE,

@@ -26,19 +26,31 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%paymesh/ledger/v1/audit_service.proto\x12\x11paymesh.ledger.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe3\x01\n\nAuditEntry\x12\x10\n\x08\x65ntry_id\x18\x01 \x01(\x04\x12\x13\n\x0bmerchant_id\x18\x02 \x01(\t\x12\r\n\x05\x61\x63tor\x18\x03 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x04 \x01(\t\x12\x0e\n\x06target\x18\x05 \x01(\t\x12\'\n\x06\x62\x65\x66ore\x18\x06 \x01(\x0b\x32\x17.google.protobuf.Struct\x12&\n\x05\x61\x66ter\x18\x07 \x01(\x0b\x32\x17.google.protobuf.Struct\x12.\n\ncreated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"U\n\x17ListAuditEntriesRequest\x12\x13\n\x0bmerchant_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\r\x12\x12\n\npage_token\x18\x03 \x01(\t\"c\n\x18ListAuditEntriesResponse\x12.\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x1d.paymesh.ledger.v1.AuditEntry\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2{\n\x0c\x41uditService\x12k\n\x10ListAuditEntries\x12*.paymesh.ledger.v1.ListAuditEntriesRequest\x1a+.paymesh.ledger.v1.ListAuditEntriesResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%paymesh/ledger/v1/audit_service.proto\x12\x11paymesh.ledger.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe3\x01\n\nAuditEntry\x12\x10\n\x08\x65ntry_id\x18\x01 \x01(\x04\x12\x13\n\x0bmerchant_id\x18\x02 \x01(\t\x12\r\n\x05\x61\x63tor\x18\x03 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x04 \x01(\t\x12\x0e\n\x06target\x18\x05 \x01(\t\x12\'\n\x06\x62\x65\x66ore\x18\x06 \x01(\x0b\x32\x17.google.protobuf.Struct\x12&\n\x05\x61\x66ter\x18\x07 \x01(\x0b\x32\x17.google.protobuf.Struct\x12.\n\ncreated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"U\n\x17ListAuditEntriesRequest\x12\x13\n\x0bmerchant_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\r\x12\x12\n\npage_token\x18\x03 \x01(\t\"c\n\x18ListAuditEntriesResponse\x12.\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x1d.paymesh.ledger.v1.AuditEntry\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xfe\x02\n\x0c\x43onfigChange\x12\x11\n\tchange_id\x18\x01 \x01(\t\x12\x13\n\x0bmerchant_id\x18\x02 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x03 \x01(\t\x12\x0e\n\x06target\x18\x04 \x01(\t\x12&\n\x05\x61\x66ter\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x33\n\x05state\x18\x06 \x01(\x0e\x32$.paymesh.ledger.v1.ConfigChangeState\x12\x12\n\ncreated_by\x18\x07 \x01(\t\x12.\n\ncreated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0c\x65\x66\x66\x65\x63tive_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\ndecided_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\ndecided_by\x18\x0b \x01(\t\x12\x0f\n\x07\x66\x61ilure\x18\x0c \x01(\t\"d\n\x18ListConfigChangesRequest\x12\x13\n\x0bmerchant_id\x18\x01 \x01(\t\x12\x33\n\x05state\x18\x02 \x01(\x0e\x32$.paymesh.ledger.v1.ConfigChangeState\"M\n\x19ListConfigChangesResponse\x12\x30\n\x07\x63hanges\x18\x01 \x03(\x0b\x32\x1f.paymesh.ledger.v1.ConfigChange\".\n\x19\x43\x61ncelConfigChangeRequest\x12\x11\n\tchange_id\x18\x01 \x01(\t\"M\n\x1a\x43\x61ncelConfigChangeResponse\x12/\n\x06\x63hange\x18\x01 \x01(\x0b\x32\x1f.paymesh.ledger.v1.ConfigChange*\xbd\x01\n\x11\x43onfigChangeState\x12#\n\x1f\x43ONFIG_CHANGE_STATE_UNSPECIFIED\x10\x00\x12\x1f\n\x1b\x43ONFIG_CHANGE_STATE_PENDING\x10\x01\x12\x1f\n\x1b\x43ONFIG_CHANGE_STATE_APPLIED\x10\x02\x12!\n\x1d\x43ONFIG_CHANGE_STATE_CANCELLED\x10\x03\x12\x1e\n\x1a\x43ONFIG_CHANGE_STATE_FAILED\x10\x04\x32\xde\x02\n\x0c\x41uditService\x12k\n\x10ListAuditEntries\x12*.paymesh.ledger.v1.ListAuditEntriesRequest\x1a+.paymesh.ledger.v1.ListAuditEntriesResponse\x12n\n\x11ListConfigChanges\x12+.paymesh.ledger.v1.ListConfigChangesRequest\x1a,.paymesh.ledger.v1.ListConfigChangesResponse\x12q\n\x12\x43\x61ncelConfigChange\x12,.paymesh.ledger.v1.CancelConfigChangeRequest\x1a-.paymesh.ledger.v1.CancelConfigChangeResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'paymesh.ledger.v1.audit_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_CONFIGCHANGESTATE']._serialized_start=1235
+  _globals['_CONFIGCHANGESTATE']._serialized_end=1424
   _globals['_AUDITENTRY']._serialized_start=124
   _globals['_AUDITENTRY']._serialized_end=351
   _globals['_LISTAUDITENTRIESREQUEST']._serialized_start=353
   _globals['_LISTAUDITENTRIESREQUEST']._serialized_end=438
   _globals['_LISTAUDITENTRIESRESPONSE']._serialized_start=440
   _globals['_LISTAUDITENTRIESRESPONSE']._serialized_end=539
-  _globals['_AUDITSERVICE']._serialized_start=541
-  _globals['_AUDITSERVICE']._serialized_end=664
+  _globals['_CONFIGCHANGE']._serialized_start=542
+  _globals['_CONFIGCHANGE']._serialized_end=924
+  _globals['_LISTCONFIGCHANGESREQUEST']._serialized_start=926
+  _globals['_LISTCONFIGCHANGESREQUEST']._serialized_end=1026
+  _globals['_LISTCONFIGCHANGESRESPONSE']._serialized_start=1028
+  _globals['_LISTCONFIGCHANGESRESPONSE']._serialized_end=1105
+  _globals['_CANCELCONFIGCHANGEREQUEST']._serialized_start=1107
+  _globals['_CANCELCONFIGCHANGEREQUEST']._serialized_end=1153
+  _globals['_CANCELCONFIGCHANGERESPONSE']._serialized_start=1155
+  _globals['_CANCELCONFIGCHANGERESPONSE']._serialized_end=1232
+  _globals['_AUDITSERVICE']._serialized_start=1427
+  _globals['_AUDITSERVICE']._serialized_end=1777
 # @@protoc_insertion_point(module_scope)

@@ -31,6 +31,13 @@ class AuditServiceStub:
     payout approvals), recorded append-only in the same transaction as the change.
     Callers: a merchant key with the API_KEY_SCOPE_KEYS_MANAGE scope (its own log),
     or the operator's admin token (any merchant's; merchant_id required).
+
+    A change of where the merchant's money goes (a treasury, the xpub) may be held
+    for a delay the operator configures (PAYMESH_CONFIG_CHANGE_DELAY_SECONDS): it is
+    announced at once (a merchant.config_changed webhook, a config_changed event)
+    and takes effect only when the delay has passed, unless it is cancelled in the
+    meantime, by the merchant or the operator. A stolen admin token cannot silently
+    redirect every future sweep.
     """
 
     def __init__(self, channel):
@@ -44,6 +51,16 @@ class AuditServiceStub:
                 request_serializer=paymesh_dot_ledger_dot_v1_dot_audit__service__pb2.ListAuditEntriesRequest.SerializeToString,
                 response_deserializer=paymesh_dot_ledger_dot_v1_dot_audit__service__pb2.ListAuditEntriesResponse.FromString,
                 _registered_method=True)
+        self.ListConfigChanges = channel.unary_unary(
+                '/paymesh.ledger.v1.AuditService/ListConfigChanges',
+                request_serializer=paymesh_dot_ledger_dot_v1_dot_audit__service__pb2.ListConfigChangesRequest.SerializeToString,
+                response_deserializer=paymesh_dot_ledger_dot_v1_dot_audit__service__pb2.ListConfigChangesResponse.FromString,
+                _registered_method=True)
+        self.CancelConfigChange = channel.unary_unary(
+                '/paymesh.ledger.v1.AuditService/CancelConfigChange',
+                request_serializer=paymesh_dot_ledger_dot_v1_dot_audit__service__pb2.CancelConfigChangeRequest.SerializeToString,
+                response_deserializer=paymesh_dot_ledger_dot_v1_dot_audit__service__pb2.CancelConfigChangeResponse.FromString,
+                _registered_method=True)
 
 
 class AuditServiceServicer:
@@ -52,10 +69,31 @@ class AuditServiceServicer:
     payout approvals), recorded append-only in the same transaction as the change.
     Callers: a merchant key with the API_KEY_SCOPE_KEYS_MANAGE scope (its own log),
     or the operator's admin token (any merchant's; merchant_id required).
+
+    A change of where the merchant's money goes (a treasury, the xpub) may be held
+    for a delay the operator configures (PAYMESH_CONFIG_CHANGE_DELAY_SECONDS): it is
+    announced at once (a merchant.config_changed webhook, a config_changed event)
+    and takes effect only when the delay has passed, unless it is cancelled in the
+    meantime, by the merchant or the operator. A stolen admin token cannot silently
+    redirect every future sweep.
     """
 
     def ListAuditEntries(self, request, context):
         """ListAuditEntries lists a merchant's audit entries, newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListConfigChanges(self, request, context):
+        """ListConfigChanges lists a merchant's delayed configuration changes, newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelConfigChange(self, request, context):
+        """CancelConfigChange cancels a delayed change that has not taken effect yet.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -68,6 +106,16 @@ def add_AuditServiceServicer_to_server(servicer, server):
                     servicer.ListAuditEntries,
                     request_deserializer=paymesh_dot_ledger_dot_v1_dot_audit__service__pb2.ListAuditEntriesRequest.FromString,
                     response_serializer=paymesh_dot_ledger_dot_v1_dot_audit__service__pb2.ListAuditEntriesResponse.SerializeToString,
+            ),
+            'ListConfigChanges': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListConfigChanges,
+                    request_deserializer=paymesh_dot_ledger_dot_v1_dot_audit__service__pb2.ListConfigChangesRequest.FromString,
+                    response_serializer=paymesh_dot_ledger_dot_v1_dot_audit__service__pb2.ListConfigChangesResponse.SerializeToString,
+            ),
+            'CancelConfigChange': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelConfigChange,
+                    request_deserializer=paymesh_dot_ledger_dot_v1_dot_audit__service__pb2.CancelConfigChangeRequest.FromString,
+                    response_serializer=paymesh_dot_ledger_dot_v1_dot_audit__service__pb2.CancelConfigChangeResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -83,6 +131,13 @@ class AuditService:
     payout approvals), recorded append-only in the same transaction as the change.
     Callers: a merchant key with the API_KEY_SCOPE_KEYS_MANAGE scope (its own log),
     or the operator's admin token (any merchant's; merchant_id required).
+
+    A change of where the merchant's money goes (a treasury, the xpub) may be held
+    for a delay the operator configures (PAYMESH_CONFIG_CHANGE_DELAY_SECONDS): it is
+    announced at once (a merchant.config_changed webhook, a config_changed event)
+    and takes effect only when the delay has passed, unless it is cancelled in the
+    meantime, by the merchant or the operator. A stolen admin token cannot silently
+    redirect every future sweep.
     """
 
     @staticmethod
@@ -102,6 +157,60 @@ class AuditService:
             '/paymesh.ledger.v1.AuditService/ListAuditEntries',
             paymesh_dot_ledger_dot_v1_dot_audit__service__pb2.ListAuditEntriesRequest.SerializeToString,
             paymesh_dot_ledger_dot_v1_dot_audit__service__pb2.ListAuditEntriesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListConfigChanges(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/paymesh.ledger.v1.AuditService/ListConfigChanges',
+            paymesh_dot_ledger_dot_v1_dot_audit__service__pb2.ListConfigChangesRequest.SerializeToString,
+            paymesh_dot_ledger_dot_v1_dot_audit__service__pb2.ListConfigChangesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelConfigChange(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/paymesh.ledger.v1.AuditService/CancelConfigChange',
+            paymesh_dot_ledger_dot_v1_dot_audit__service__pb2.CancelConfigChangeRequest.SerializeToString,
+            paymesh_dot_ledger_dot_v1_dot_audit__service__pb2.CancelConfigChangeResponse.FromString,
             options,
             channel_credentials,
             insecure,

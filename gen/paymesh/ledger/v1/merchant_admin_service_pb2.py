@@ -23,77 +23,78 @@ _sym_db = _symbol_database.Default()
 
 
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from paymesh.ledger.v1 import audit_service_pb2 as paymesh_dot_ledger_dot_v1_dot_audit__service__pb2
 from paymesh.ledger.v1 import payment_pb2 as paymesh_dot_ledger_dot_v1_dot_payment__pb2
 from paymesh.ledger.v1 import payout_pb2 as paymesh_dot_ledger_dot_v1_dot_payout__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n.paymesh/ledger/v1/merchant_admin_service.proto\x12\x11paymesh.ledger.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1fpaymesh/ledger/v1/payment.proto\x1a\x1epaymesh/ledger/v1/payout.proto\"-\n\x08Treasury\x12\x10\n\x08\x63hain_id\x18\x01 \x01(\x04\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\"\xeb\x02\n\x08Merchant\x12\x13\n\x0bmerchant_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x31\n\x06status\x18\x03 \x01(\x0e\x32!.paymesh.ledger.v1.MerchantStatus\x12\x13\n\x0bwebhook_url\x18\x04 \x01(\t\x12\x0c\n\x04xpub\x18\x05 \x01(\t\x12\x17\n\x0f\x64\x65rivation_path\x18\x06 \x01(\t\x12/\n\ntreasuries\x18\x07 \x03(\x0b\x32\x1b.paymesh.ledger.v1.Treasury\x12\x16\n\x0e\x61pi_key_prefix\x18\x08 \x01(\t\x12.\n\ncreated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1a\n\x12next_address_index\x18\n \x01(\x04\x12\x38\n\x0epayment_policy\x18\x0b \x01(\x0b\x32 .paymesh.ledger.v1.PaymentPolicy\"\x92\x01\n\x15\x43reateMerchantRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04xpub\x18\x02 \x01(\t\x12\x17\n\x0f\x64\x65rivation_path\x18\x03 \x01(\t\x12\x13\n\x0bwebhook_url\x18\x04 \x01(\t\x12/\n\ntreasuries\x18\x05 \x03(\x0b\x32\x1b.paymesh.ledger.v1.Treasury\"p\n\x16\x43reateMerchantResponse\x12-\n\x08merchant\x18\x01 \x01(\x0b\x32\x1b.paymesh.ledger.v1.Merchant\x12\x0f\n\x07\x61pi_key\x18\x02 \x01(\t\x12\x16\n\x0ewebhook_secret\x18\x03 \x01(\t\")\n\x12GetMerchantRequest\x12\x13\n\x0bmerchant_id\x18\x01 \x01(\t\"D\n\x13GetMerchantResponse\x12-\n\x08merchant\x18\x01 \x01(\x0b\x32\x1b.paymesh.ledger.v1.Merchant\"=\n\x14ListMerchantsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\r\x12\x12\n\npage_token\x18\x02 \x01(\t\"`\n\x15ListMerchantsResponse\x12.\n\tmerchants\x18\x01 \x03(\x0b\x32\x1b.paymesh.ledger.v1.Merchant\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"-\n\x16\x44isableMerchantRequest\x12\x13\n\x0bmerchant_id\x18\x01 \x01(\t\"H\n\x17\x44isableMerchantResponse\x12-\n\x08merchant\x18\x01 \x01(\x0b\x32\x1b.paymesh.ledger.v1.Merchant\",\n\x15\x45nableMerchantRequest\x12\x13\n\x0bmerchant_id\x18\x01 \x01(\t\"G\n\x16\x45nableMerchantResponse\x12-\n\x08merchant\x18\x01 \x01(\x0b\x32\x1b.paymesh.ledger.v1.Merchant\"*\n\x13RotateApiKeyRequest\x12\x13\n\x0bmerchant_id\x18\x01 \x01(\t\"V\n\x14RotateApiKeyResponse\x12-\n\x08merchant\x18\x01 \x01(\x0b\x32\x1b.paymesh.ledger.v1.Merchant\x12\x0f\n\x07\x61pi_key\x18\x02 \x01(\t\"j\n\x11SetWebhookRequest\x12\x13\n\x0bmerchant_id\x18\x01 \x01(\t\x12\x13\n\x0bwebhook_url\x18\x02 \x01(\t\x12\x16\n\x0ewebhook_secret\x18\x03 \x01(\t\x12\x13\n\x0bkeep_secret\x18\x04 \x01(\x08\"[\n\x12SetWebhookResponse\x12-\n\x08merchant\x18\x01 \x01(\x0b\x32\x1b.paymesh.ledger.v1.Merchant\x12\x16\n\x0ewebhook_secret\x18\x02 \x01(\t\"L\n\x0eSetXpubRequest\x12\x13\n\x0bmerchant_id\x18\x01 \x01(\t\x12\x0c\n\x04xpub\x18\x02 \x01(\t\x12\x17\n\x0f\x64\x65rivation_path\x18\x03 \x01(\t\"@\n\x0fSetXpubResponse\x12-\n\x08merchant\x18\x01 \x01(\x0b\x32\x1b.paymesh.ledger.v1.Merchant\"X\n\x12SetTreasuryRequest\x12\x13\n\x0bmerchant_id\x18\x01 \x01(\t\x12-\n\x08treasury\x18\x02 \x01(\x0b\x32\x1b.paymesh.ledger.v1.Treasury\"D\n\x13SetTreasuryResponse\x12-\n\x08merchant\x18\x01 \x01(\x0b\x32\x1b.paymesh.ledger.v1.Merchant\"*\n\x14LookupPaymentRequest\x12\x12\n\npayment_id\x18\x01 \x01(\t\"D\n\x15LookupPaymentResponse\x12+\n\x07payment\x18\x01 \x01(\x0b\x32\x1a.paymesh.ledger.v1.Payment\"`\n\x17SetPaymentPolicyRequest\x12\x13\n\x0bmerchant_id\x18\x01 \x01(\t\x12\x30\n\x06policy\x18\x02 \x01(\x0b\x32 .paymesh.ledger.v1.PaymentPolicy\"I\n\x18SetPaymentPolicyResponse\x12-\n\x08merchant\x18\x01 \x01(\x0b\x32\x1b.paymesh.ledger.v1.Merchant\"a\n\x11\x41ssetPayoutLimits\x12\x10\n\x08\x63hain_id\x18\x01 \x01(\x04\x12\r\n\x05\x61sset\x18\x02 \x01(\t\x12\x16\n\x0e\x61pproval_above\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x61ily_limit\x18\x04 \x01(\t\"c\n\x16SetPayoutPolicyRequest\x12\x13\n\x0bmerchant_id\x18\x01 \x01(\t\x12\x34\n\x06limits\x18\x02 \x03(\x0b\x32$.paymesh.ledger.v1.AssetPayoutLimits\"O\n\x17SetPayoutPolicyResponse\x12\x34\n\x06limits\x18\x01 \x03(\x0b\x32$.paymesh.ledger.v1.AssetPayoutLimits\")\n\x14\x41pprovePayoutRequest\x12\x11\n\tpayout_id\x18\x01 \x01(\t\"B\n\x15\x41pprovePayoutResponse\x12)\n\x06payout\x18\x01 \x01(\x0b\x32\x19.paymesh.ledger.v1.Payout*k\n\x0eMerchantStatus\x12\x1f\n\x1bMERCHANT_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n\x16MERCHANT_STATUS_ACTIVE\x10\x01\x12\x1c\n\x18MERCHANT_STATUS_DISABLED\x10\x02\x32\x9b\n\n\x14MerchantAdminService\x12\x65\n\x0e\x43reateMerchant\x12(.paymesh.ledger.v1.CreateMerchantRequest\x1a).paymesh.ledger.v1.CreateMerchantResponse\x12\\\n\x0bGetMerchant\x12%.paymesh.ledger.v1.GetMerchantRequest\x1a&.paymesh.ledger.v1.GetMerchantResponse\x12\x62\n\rListMerchants\x12\'.paymesh.ledger.v1.ListMerchantsRequest\x1a(.paymesh.ledger.v1.ListMerchantsResponse\x12h\n\x0f\x44isableMerchant\x12).paymesh.ledger.v1.DisableMerchantRequest\x1a*.paymesh.ledger.v1.DisableMerchantResponse\x12\x65\n\x0e\x45nableMerchant\x12(.paymesh.ledger.v1.EnableMerchantRequest\x1a).paymesh.ledger.v1.EnableMerchantResponse\x12_\n\x0cRotateApiKey\x12&.paymesh.ledger.v1.RotateApiKeyRequest\x1a\'.paymesh.ledger.v1.RotateApiKeyResponse\x12Y\n\nSetWebhook\x12$.paymesh.ledger.v1.SetWebhookRequest\x1a%.paymesh.ledger.v1.SetWebhookResponse\x12P\n\x07SetXpub\x12!.paymesh.ledger.v1.SetXpubRequest\x1a\".paymesh.ledger.v1.SetXpubResponse\x12\\\n\x0bSetTreasury\x12%.paymesh.ledger.v1.SetTreasuryRequest\x1a&.paymesh.ledger.v1.SetTreasuryResponse\x12\x62\n\rLookupPayment\x12\'.paymesh.ledger.v1.LookupPaymentRequest\x1a(.paymesh.ledger.v1.LookupPaymentResponse\x12k\n\x10SetPaymentPolicy\x12*.paymesh.ledger.v1.SetPaymentPolicyRequest\x1a+.paymesh.ledger.v1.SetPaymentPolicyResponse\x12h\n\x0fSetPayoutPolicy\x12).paymesh.ledger.v1.SetPayoutPolicyRequest\x1a*.paymesh.ledger.v1.SetPayoutPolicyResponse\x12\x62\n\rApprovePayout\x12\'.paymesh.ledger.v1.ApprovePayoutRequest\x1a(.paymesh.ledger.v1.ApprovePayoutResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n.paymesh/ledger/v1/merchant_admin_service.proto\x12\x11paymesh.ledger.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a%paymesh/ledger/v1/audit_service.proto\x1a\x1fpaymesh/ledger/v1/payment.proto\x1a\x1epaymesh/ledger/v1/payout.proto\"-\n\x08Treasury\x12\x10\n\x08\x63hain_id\x18\x01 \x01(\x04\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\"\xeb\x02\n\x08Merchant\x12\x13\n\x0bmerchant_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x31\n\x06status\x18\x03 \x01(\x0e\x32!.paymesh.ledger.v1.MerchantStatus\x12\x13\n\x0bwebhook_url\x18\x04 \x01(\t\x12\x0c\n\x04xpub\x18\x05 \x01(\t\x12\x17\n\x0f\x64\x65rivation_path\x18\x06 \x01(\t\x12/\n\ntreasuries\x18\x07 \x03(\x0b\x32\x1b.paymesh.ledger.v1.Treasury\x12\x16\n\x0e\x61pi_key_prefix\x18\x08 \x01(\t\x12.\n\ncreated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1a\n\x12next_address_index\x18\n \x01(\x04\x12\x38\n\x0epayment_policy\x18\x0b \x01(\x0b\x32 .paymesh.ledger.v1.PaymentPolicy\"\x92\x01\n\x15\x43reateMerchantRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04xpub\x18\x02 \x01(\t\x12\x17\n\x0f\x64\x65rivation_path\x18\x03 \x01(\t\x12\x13\n\x0bwebhook_url\x18\x04 \x01(\t\x12/\n\ntreasuries\x18\x05 \x03(\x0b\x32\x1b.paymesh.ledger.v1.Treasury\"p\n\x16\x43reateMerchantResponse\x12-\n\x08merchant\x18\x01 \x01(\x0b\x32\x1b.paymesh.ledger.v1.Merchant\x12\x0f\n\x07\x61pi_key\x18\x02 \x01(\t\x12\x16\n\x0ewebhook_secret\x18\x03 \x01(\t\")\n\x12GetMerchantRequest\x12\x13\n\x0bmerchant_id\x18\x01 \x01(\t\"D\n\x13GetMerchantResponse\x12-\n\x08merchant\x18\x01 \x01(\x0b\x32\x1b.paymesh.ledger.v1.Merchant\"=\n\x14ListMerchantsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\r\x12\x12\n\npage_token\x18\x02 \x01(\t\"`\n\x15ListMerchantsResponse\x12.\n\tmerchants\x18\x01 \x03(\x0b\x32\x1b.paymesh.ledger.v1.Merchant\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"-\n\x16\x44isableMerchantRequest\x12\x13\n\x0bmerchant_id\x18\x01 \x01(\t\"H\n\x17\x44isableMerchantResponse\x12-\n\x08merchant\x18\x01 \x01(\x0b\x32\x1b.paymesh.ledger.v1.Merchant\",\n\x15\x45nableMerchantRequest\x12\x13\n\x0bmerchant_id\x18\x01 \x01(\t\"G\n\x16\x45nableMerchantResponse\x12-\n\x08merchant\x18\x01 \x01(\x0b\x32\x1b.paymesh.ledger.v1.Merchant\"*\n\x13RotateApiKeyRequest\x12\x13\n\x0bmerchant_id\x18\x01 \x01(\t\"V\n\x14RotateApiKeyResponse\x12-\n\x08merchant\x18\x01 \x01(\x0b\x32\x1b.paymesh.ledger.v1.Merchant\x12\x0f\n\x07\x61pi_key\x18\x02 \x01(\t\"j\n\x11SetWebhookRequest\x12\x13\n\x0bmerchant_id\x18\x01 \x01(\t\x12\x13\n\x0bwebhook_url\x18\x02 \x01(\t\x12\x16\n\x0ewebhook_secret\x18\x03 \x01(\t\x12\x13\n\x0bkeep_secret\x18\x04 \x01(\x08\"[\n\x12SetWebhookResponse\x12-\n\x08merchant\x18\x01 \x01(\x0b\x32\x1b.paymesh.ledger.v1.Merchant\x12\x16\n\x0ewebhook_secret\x18\x02 \x01(\t\"L\n\x0eSetXpubRequest\x12\x13\n\x0bmerchant_id\x18\x01 \x01(\t\x12\x0c\n\x04xpub\x18\x02 \x01(\t\x12\x17\n\x0f\x64\x65rivation_path\x18\x03 \x01(\t\"y\n\x0fSetXpubResponse\x12-\n\x08merchant\x18\x01 \x01(\x0b\x32\x1b.paymesh.ledger.v1.Merchant\x12\x37\n\x0epending_change\x18\x02 \x01(\x0b\x32\x1f.paymesh.ledger.v1.ConfigChange\"X\n\x12SetTreasuryRequest\x12\x13\n\x0bmerchant_id\x18\x01 \x01(\t\x12-\n\x08treasury\x18\x02 \x01(\x0b\x32\x1b.paymesh.ledger.v1.Treasury\"}\n\x13SetTreasuryResponse\x12-\n\x08merchant\x18\x01 \x01(\x0b\x32\x1b.paymesh.ledger.v1.Merchant\x12\x37\n\x0epending_change\x18\x02 \x01(\x0b\x32\x1f.paymesh.ledger.v1.ConfigChange\"*\n\x14LookupPaymentRequest\x12\x12\n\npayment_id\x18\x01 \x01(\t\"D\n\x15LookupPaymentResponse\x12+\n\x07payment\x18\x01 \x01(\x0b\x32\x1a.paymesh.ledger.v1.Payment\"`\n\x17SetPaymentPolicyRequest\x12\x13\n\x0bmerchant_id\x18\x01 \x01(\t\x12\x30\n\x06policy\x18\x02 \x01(\x0b\x32 .paymesh.ledger.v1.PaymentPolicy\"I\n\x18SetPaymentPolicyResponse\x12-\n\x08merchant\x18\x01 \x01(\x0b\x32\x1b.paymesh.ledger.v1.Merchant\"a\n\x11\x41ssetPayoutLimits\x12\x10\n\x08\x63hain_id\x18\x01 \x01(\x04\x12\r\n\x05\x61sset\x18\x02 \x01(\t\x12\x16\n\x0e\x61pproval_above\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x61ily_limit\x18\x04 \x01(\t\"c\n\x16SetPayoutPolicyRequest\x12\x13\n\x0bmerchant_id\x18\x01 \x01(\t\x12\x34\n\x06limits\x18\x02 \x03(\x0b\x32$.paymesh.ledger.v1.AssetPayoutLimits\"O\n\x17SetPayoutPolicyResponse\x12\x34\n\x06limits\x18\x01 \x03(\x0b\x32$.paymesh.ledger.v1.AssetPayoutLimits\")\n\x14\x41pprovePayoutRequest\x12\x11\n\tpayout_id\x18\x01 \x01(\t\"B\n\x15\x41pprovePayoutResponse\x12)\n\x06payout\x18\x01 \x01(\x0b\x32\x19.paymesh.ledger.v1.Payout*k\n\x0eMerchantStatus\x12\x1f\n\x1bMERCHANT_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n\x16MERCHANT_STATUS_ACTIVE\x10\x01\x12\x1c\n\x18MERCHANT_STATUS_DISABLED\x10\x02\x32\x9b\n\n\x14MerchantAdminService\x12\x65\n\x0e\x43reateMerchant\x12(.paymesh.ledger.v1.CreateMerchantRequest\x1a).paymesh.ledger.v1.CreateMerchantResponse\x12\\\n\x0bGetMerchant\x12%.paymesh.ledger.v1.GetMerchantRequest\x1a&.paymesh.ledger.v1.GetMerchantResponse\x12\x62\n\rListMerchants\x12\'.paymesh.ledger.v1.ListMerchantsRequest\x1a(.paymesh.ledger.v1.ListMerchantsResponse\x12h\n\x0f\x44isableMerchant\x12).paymesh.ledger.v1.DisableMerchantRequest\x1a*.paymesh.ledger.v1.DisableMerchantResponse\x12\x65\n\x0e\x45nableMerchant\x12(.paymesh.ledger.v1.EnableMerchantRequest\x1a).paymesh.ledger.v1.EnableMerchantResponse\x12_\n\x0cRotateApiKey\x12&.paymesh.ledger.v1.RotateApiKeyRequest\x1a\'.paymesh.ledger.v1.RotateApiKeyResponse\x12Y\n\nSetWebhook\x12$.paymesh.ledger.v1.SetWebhookRequest\x1a%.paymesh.ledger.v1.SetWebhookResponse\x12P\n\x07SetXpub\x12!.paymesh.ledger.v1.SetXpubRequest\x1a\".paymesh.ledger.v1.SetXpubResponse\x12\\\n\x0bSetTreasury\x12%.paymesh.ledger.v1.SetTreasuryRequest\x1a&.paymesh.ledger.v1.SetTreasuryResponse\x12\x62\n\rLookupPayment\x12\'.paymesh.ledger.v1.LookupPaymentRequest\x1a(.paymesh.ledger.v1.LookupPaymentResponse\x12k\n\x10SetPaymentPolicy\x12*.paymesh.ledger.v1.SetPaymentPolicyRequest\x1a+.paymesh.ledger.v1.SetPaymentPolicyResponse\x12h\n\x0fSetPayoutPolicy\x12).paymesh.ledger.v1.SetPayoutPolicyRequest\x1a*.paymesh.ledger.v1.SetPayoutPolicyResponse\x12\x62\n\rApprovePayout\x12\'.paymesh.ledger.v1.ApprovePayoutRequest\x1a(.paymesh.ledger.v1.ApprovePayoutResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'paymesh.ledger.v1.merchant_admin_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_MERCHANTSTATUS']._serialized_start=2673
-  _globals['_MERCHANTSTATUS']._serialized_end=2780
-  _globals['_TREASURY']._serialized_start=167
-  _globals['_TREASURY']._serialized_end=212
-  _globals['_MERCHANT']._serialized_start=215
-  _globals['_MERCHANT']._serialized_end=578
-  _globals['_CREATEMERCHANTREQUEST']._serialized_start=581
-  _globals['_CREATEMERCHANTREQUEST']._serialized_end=727
-  _globals['_CREATEMERCHANTRESPONSE']._serialized_start=729
-  _globals['_CREATEMERCHANTRESPONSE']._serialized_end=841
-  _globals['_GETMERCHANTREQUEST']._serialized_start=843
-  _globals['_GETMERCHANTREQUEST']._serialized_end=884
-  _globals['_GETMERCHANTRESPONSE']._serialized_start=886
-  _globals['_GETMERCHANTRESPONSE']._serialized_end=954
-  _globals['_LISTMERCHANTSREQUEST']._serialized_start=956
-  _globals['_LISTMERCHANTSREQUEST']._serialized_end=1017
-  _globals['_LISTMERCHANTSRESPONSE']._serialized_start=1019
-  _globals['_LISTMERCHANTSRESPONSE']._serialized_end=1115
-  _globals['_DISABLEMERCHANTREQUEST']._serialized_start=1117
-  _globals['_DISABLEMERCHANTREQUEST']._serialized_end=1162
-  _globals['_DISABLEMERCHANTRESPONSE']._serialized_start=1164
-  _globals['_DISABLEMERCHANTRESPONSE']._serialized_end=1236
-  _globals['_ENABLEMERCHANTREQUEST']._serialized_start=1238
-  _globals['_ENABLEMERCHANTREQUEST']._serialized_end=1282
-  _globals['_ENABLEMERCHANTRESPONSE']._serialized_start=1284
-  _globals['_ENABLEMERCHANTRESPONSE']._serialized_end=1355
-  _globals['_ROTATEAPIKEYREQUEST']._serialized_start=1357
-  _globals['_ROTATEAPIKEYREQUEST']._serialized_end=1399
-  _globals['_ROTATEAPIKEYRESPONSE']._serialized_start=1401
-  _globals['_ROTATEAPIKEYRESPONSE']._serialized_end=1487
-  _globals['_SETWEBHOOKREQUEST']._serialized_start=1489
-  _globals['_SETWEBHOOKREQUEST']._serialized_end=1595
-  _globals['_SETWEBHOOKRESPONSE']._serialized_start=1597
-  _globals['_SETWEBHOOKRESPONSE']._serialized_end=1688
-  _globals['_SETXPUBREQUEST']._serialized_start=1690
-  _globals['_SETXPUBREQUEST']._serialized_end=1766
-  _globals['_SETXPUBRESPONSE']._serialized_start=1768
-  _globals['_SETXPUBRESPONSE']._serialized_end=1832
-  _globals['_SETTREASURYREQUEST']._serialized_start=1834
-  _globals['_SETTREASURYREQUEST']._serialized_end=1922
-  _globals['_SETTREASURYRESPONSE']._serialized_start=1924
-  _globals['_SETTREASURYRESPONSE']._serialized_end=1992
-  _globals['_LOOKUPPAYMENTREQUEST']._serialized_start=1994
-  _globals['_LOOKUPPAYMENTREQUEST']._serialized_end=2036
-  _globals['_LOOKUPPAYMENTRESPONSE']._serialized_start=2038
-  _globals['_LOOKUPPAYMENTRESPONSE']._serialized_end=2106
-  _globals['_SETPAYMENTPOLICYREQUEST']._serialized_start=2108
-  _globals['_SETPAYMENTPOLICYREQUEST']._serialized_end=2204
-  _globals['_SETPAYMENTPOLICYRESPONSE']._serialized_start=2206
-  _globals['_SETPAYMENTPOLICYRESPONSE']._serialized_end=2279
-  _globals['_ASSETPAYOUTLIMITS']._serialized_start=2281
-  _globals['_ASSETPAYOUTLIMITS']._serialized_end=2378
-  _globals['_SETPAYOUTPOLICYREQUEST']._serialized_start=2380
-  _globals['_SETPAYOUTPOLICYREQUEST']._serialized_end=2479
-  _globals['_SETPAYOUTPOLICYRESPONSE']._serialized_start=2481
-  _globals['_SETPAYOUTPOLICYRESPONSE']._serialized_end=2560
-  _globals['_APPROVEPAYOUTREQUEST']._serialized_start=2562
-  _globals['_APPROVEPAYOUTREQUEST']._serialized_end=2603
-  _globals['_APPROVEPAYOUTRESPONSE']._serialized_start=2605
-  _globals['_APPROVEPAYOUTRESPONSE']._serialized_end=2671
-  _globals['_MERCHANTADMINSERVICE']._serialized_start=2783
-  _globals['_MERCHANTADMINSERVICE']._serialized_end=4090
+  _globals['_MERCHANTSTATUS']._serialized_start=2826
+  _globals['_MERCHANTSTATUS']._serialized_end=2933
+  _globals['_TREASURY']._serialized_start=206
+  _globals['_TREASURY']._serialized_end=251
+  _globals['_MERCHANT']._serialized_start=254
+  _globals['_MERCHANT']._serialized_end=617
+  _globals['_CREATEMERCHANTREQUEST']._serialized_start=620
+  _globals['_CREATEMERCHANTREQUEST']._serialized_end=766
+  _globals['_CREATEMERCHANTRESPONSE']._serialized_start=768
+  _globals['_CREATEMERCHANTRESPONSE']._serialized_end=880
+  _globals['_GETMERCHANTREQUEST']._serialized_start=882
+  _globals['_GETMERCHANTREQUEST']._serialized_end=923
+  _globals['_GETMERCHANTRESPONSE']._serialized_start=925
+  _globals['_GETMERCHANTRESPONSE']._serialized_end=993
+  _globals['_LISTMERCHANTSREQUEST']._serialized_start=995
+  _globals['_LISTMERCHANTSREQUEST']._serialized_end=1056
+  _globals['_LISTMERCHANTSRESPONSE']._serialized_start=1058
+  _globals['_LISTMERCHANTSRESPONSE']._serialized_end=1154
+  _globals['_DISABLEMERCHANTREQUEST']._serialized_start=1156
+  _globals['_DISABLEMERCHANTREQUEST']._serialized_end=1201
+  _globals['_DISABLEMERCHANTRESPONSE']._serialized_start=1203
+  _globals['_DISABLEMERCHANTRESPONSE']._serialized_end=1275
+  _globals['_ENABLEMERCHANTREQUEST']._serialized_start=1277
+  _globals['_ENABLEMERCHANTREQUEST']._serialized_end=1321
+  _globals['_ENABLEMERCHANTRESPONSE']._serialized_start=1323
+  _globals['_ENABLEMERCHANTRESPONSE']._serialized_end=1394
+  _globals['_ROTATEAPIKEYREQUEST']._serialized_start=1396
+  _globals['_ROTATEAPIKEYREQUEST']._serialized_end=1438
+  _globals['_ROTATEAPIKEYRESPONSE']._serialized_start=1440
+  _globals['_ROTATEAPIKEYRESPONSE']._serialized_end=1526
+  _globals['_SETWEBHOOKREQUEST']._serialized_start=1528
+  _globals['_SETWEBHOOKREQUEST']._serialized_end=1634
+  _globals['_SETWEBHOOKRESPONSE']._serialized_start=1636
+  _globals['_SETWEBHOOKRESPONSE']._serialized_end=1727
+  _globals['_SETXPUBREQUEST']._serialized_start=1729
+  _globals['_SETXPUBREQUEST']._serialized_end=1805
+  _globals['_SETXPUBRESPONSE']._serialized_start=1807
+  _globals['_SETXPUBRESPONSE']._serialized_end=1928
+  _globals['_SETTREASURYREQUEST']._serialized_start=1930
+  _globals['_SETTREASURYREQUEST']._serialized_end=2018
+  _globals['_SETTREASURYRESPONSE']._serialized_start=2020
+  _globals['_SETTREASURYRESPONSE']._serialized_end=2145
+  _globals['_LOOKUPPAYMENTREQUEST']._serialized_start=2147
+  _globals['_LOOKUPPAYMENTREQUEST']._serialized_end=2189
+  _globals['_LOOKUPPAYMENTRESPONSE']._serialized_start=2191
+  _globals['_LOOKUPPAYMENTRESPONSE']._serialized_end=2259
+  _globals['_SETPAYMENTPOLICYREQUEST']._serialized_start=2261
+  _globals['_SETPAYMENTPOLICYREQUEST']._serialized_end=2357
+  _globals['_SETPAYMENTPOLICYRESPONSE']._serialized_start=2359
+  _globals['_SETPAYMENTPOLICYRESPONSE']._serialized_end=2432
+  _globals['_ASSETPAYOUTLIMITS']._serialized_start=2434
+  _globals['_ASSETPAYOUTLIMITS']._serialized_end=2531
+  _globals['_SETPAYOUTPOLICYREQUEST']._serialized_start=2533
+  _globals['_SETPAYOUTPOLICYREQUEST']._serialized_end=2632
+  _globals['_SETPAYOUTPOLICYRESPONSE']._serialized_start=2634
+  _globals['_SETPAYOUTPOLICYRESPONSE']._serialized_end=2713
+  _globals['_APPROVEPAYOUTREQUEST']._serialized_start=2715
+  _globals['_APPROVEPAYOUTREQUEST']._serialized_end=2756
+  _globals['_APPROVEPAYOUTRESPONSE']._serialized_start=2758
+  _globals['_APPROVEPAYOUTRESPONSE']._serialized_end=2824
+  _globals['_MERCHANTADMINSERVICE']._serialized_start=2936
+  _globals['_MERCHANTADMINSERVICE']._serialized_end=4243
 # @@protoc_insertion_point(module_scope)

@@ -1,6 +1,7 @@
 import datetime
 
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from paymesh.ledger.v1 import audit_service_pb2 as _audit_service_pb2
 from paymesh.ledger.v1 import payment_pb2 as _payment_pb2
 from paymesh.ledger.v1 import payout_pb2 as _payout_pb2
 from google.protobuf.internal import containers as _containers
@@ -176,10 +177,12 @@ class SetXpubRequest(_message.Message):
     def __init__(self, merchant_id: _Optional[str] = ..., xpub: _Optional[str] = ..., derivation_path: _Optional[str] = ...) -> None: ...
 
 class SetXpubResponse(_message.Message):
-    __slots__ = ("merchant",)
+    __slots__ = ("merchant", "pending_change")
     MERCHANT_FIELD_NUMBER: _ClassVar[int]
+    PENDING_CHANGE_FIELD_NUMBER: _ClassVar[int]
     merchant: Merchant
-    def __init__(self, merchant: _Optional[_Union[Merchant, _Mapping]] = ...) -> None: ...
+    pending_change: _audit_service_pb2.ConfigChange
+    def __init__(self, merchant: _Optional[_Union[Merchant, _Mapping]] = ..., pending_change: _Optional[_Union[_audit_service_pb2.ConfigChange, _Mapping]] = ...) -> None: ...
 
 class SetTreasuryRequest(_message.Message):
     __slots__ = ("merchant_id", "treasury")
@@ -190,10 +193,12 @@ class SetTreasuryRequest(_message.Message):
     def __init__(self, merchant_id: _Optional[str] = ..., treasury: _Optional[_Union[Treasury, _Mapping]] = ...) -> None: ...
 
 class SetTreasuryResponse(_message.Message):
-    __slots__ = ("merchant",)
+    __slots__ = ("merchant", "pending_change")
     MERCHANT_FIELD_NUMBER: _ClassVar[int]
+    PENDING_CHANGE_FIELD_NUMBER: _ClassVar[int]
     merchant: Merchant
-    def __init__(self, merchant: _Optional[_Union[Merchant, _Mapping]] = ...) -> None: ...
+    pending_change: _audit_service_pb2.ConfigChange
+    def __init__(self, merchant: _Optional[_Union[Merchant, _Mapping]] = ..., pending_change: _Optional[_Union[_audit_service_pb2.ConfigChange, _Mapping]] = ...) -> None: ...
 
 class LookupPaymentRequest(_message.Message):
     __slots__ = ("payment_id",)

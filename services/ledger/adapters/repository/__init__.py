@@ -6,6 +6,7 @@ business rules.
     merchants          merchants, treasuries, derivation index reservations
     api_keys           merchants' API keys: issue, authenticate by hash, list, revoke
     audit              the append-only audit log of merchants' configuration changes
+    config_changes     treasury and xpub changes waiting for their delay
     payouts            refunds and payouts, their leases and transactions recorded write-ahead
     payments           create (group-commit statement), read, list, lock, write back state
     payment_links      reusable payment pages: create, read, count uses against the limit
@@ -27,6 +28,7 @@ from services.ledger.adapters.repository import (
     api_keys,
     audit,
     chain_state,
+    config_changes,
     merchants,
     outbox,
     payment_links,
@@ -43,6 +45,7 @@ __all__ = [
     "api_keys",
     "audit",
     "chain_state",
+    "config_changes",
     "merchants",
     "outbox",
     "payment_links",

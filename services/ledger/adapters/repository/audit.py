@@ -1,5 +1,5 @@
 """SQL of the audit log: append an entry (in the caller's transaction, the one of the
-change), and for a change of where money goes (ANNOUNCED: a treasury, the xpub) its
+change), and for a change of where money or webhooks go (`announced`) its
 config_changed event in the outbox, so the merchant's webhook and NATS subscribers
 hear of it as it commits: a treasury or xpub redirected with a stolen admin token
 is announced at once. List a merchant's entries newest first. Nothing here updates
@@ -16,8 +16,14 @@ from services.ledger.adapters.models import AUDIT_LOG
 from services.ledger.adapters.repository.outbox import insert_audit_event
 
 # Changes announced as config_changed events (webhooks, NATS): where swept funds go
-# and where deposit addresses come from. Every change is in the log either way.
-ANNOUNCED = frozenset({"treasury.set", "xpub.set"})
+# and where deposit addresses come from (set, scheduled, cancelled, failed), where
+# webhooks go, and which keys can act. Every change is in the log either way.
+ANNOUNCED_FAMILIES = ("treasury.", "xpub.", "webhook_endpoint.")
+ANNOUNCED = frozenset({"api_key.created", "api_key.revoked"})
+
+
+def announced(action: str) -> bool:
+    return action in ANNOUNCED or action.startswith(ANNOUNCED_FAMILIES)
 
 
 async def append(
@@ -44,7 +50,7 @@ async def append(
             .returning(*AUDIT_LOG.c)
         )
     ).one()
-    if action in ANNOUNCED:
+    if announced(action):
         await insert_audit_event(conn, row)
 
 
