@@ -135,6 +135,15 @@ async def main(target, key):
         actions = [e.action async for e in client.audit_entries()]
         print("audit", actions[:2])
 
+        endpoint, whsec = await client.create_webhook_endpoint("http://127.0.0.1:9/hook", ["payment.confirmed"])
+        changed = await client.update_webhook_endpoint(endpoint.endpoint_id, event_types=["refund.*"], enabled=False)
+        rolled, newer = await client.roll_webhook_secret(endpoint.endpoint_id)
+        print("endpoint", whsec.startswith("whsec_"), list(changed.event_types), changed.enabled,
+              newer != whsec and rolled.HasField("previous_secret_expires_at"))
+        print("endpoints", [e.endpoint_id for e in await client.list_webhook_endpoints()] == [endpoint.endpoint_id])
+        await client.delete_webhook_endpoint(endpoint.endpoint_id)
+        print("changes", await client.config_changes(), len(await client.list_webhook_endpoints()))
+
 asyncio.run(main(sys.argv[1], sys.argv[2]))
 """
 
@@ -162,4 +171,7 @@ async def test_refunds_and_payouts_from_the_package(client_venv: Path, ledger, m
         "key True True True",
         "revoked True",
         "audit ['api_key.revoked', 'api_key.created']",
+        "endpoint True ['refund.*'] False True",
+        "endpoints True",
+        "changes [] 0",
     ]

@@ -303,3 +303,50 @@ async def test_a_dead_endpoint_backs_off_and_dead_letters_without_delaying_the_o
         with pytest.raises(grpc.aio.AioRpcError) as ambiguous:
             await client.redeliver(endpoint_id="primary")
         assert ambiguous.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_after_an_outage_that_outlasts_every_retry_list_events_returns_every_missed_event_in_order(
+    notifier, notifier_channel, ledger_channel
+):
+    """The receiver is down longer than the whole retry schedule (here 3 × 200 ms; in
+    production about a day), so every delivery of the outage is dead-lettered. The
+    merchant catches up from the ledger's record of events (kept
+    PAYMESH_OUTBOX_RETENTION_DAYS, 30 by default): every missed event, in commit
+    order, with the ids its webhooks carried; then redelivers the dead letters."""
+    from paymesh.events.v1 import event_service_pb2 as epb
+    from paymesh.events.v1 import event_service_pb2_grpc as egrpc
+
+    merchant = await bare_merchant(ledger_channel)
+    client = NotifierClient(notifier_channel, merchant.api_key)
+    events = egrpc.EventServiceStub(ledger_channel)
+    async with WebhookReceiver(ok()) as receiver:
+        port = receiver.port
+        endpoint, _ = await add_endpoint(ledger_channel, merchant, receiver.url, "payment.*")
+        await merchant.create()
+        await receiver.wait_for(lambda: receiver.succeeded())
+        last_seen = receiver.succeeded()[-1].event_id
+    # Down: nothing listens on the port any more.
+    payments = [await merchant.create() for _ in range(5)]
+    for payment in payments[:2]:
+        await merchant.payments.CancelPayment(
+            spb.CancelPaymentRequest(payment_id=payment.payment_id), metadata=merchant.auth
+        )
+
+    async def all_dead():
+        reply = await client.list(endpoint_id=endpoint.endpoint_id, state=npb.DELIVERY_STATE_DEAD_LETTERED)
+        return reply.deliveries if len(reply.deliveries) == 7 else None
+
+    dead = await eventually(all_dead, timeout=60)
+    missed = await events.ListEvents(
+        epb.ListEventsRequest(after_event_id=last_seen, page_size=100), metadata=merchant.auth
+    )
+    own = [e for e in missed.events if e.payment.payment_id]  # config changes (the endpoint) are before last_seen
+    assert {e.event_id for e in own} == {d.event_id for d in dead}
+    order = [(e.payment.payment_id, e.type) for e in own]
+    created, cancelled = 1, 7  # PAYMENT_EVENT_TYPE_CREATED, _CANCELLED
+    assert order == [(p.payment_id, created) for p in payments] + [(p.payment_id, cancelled) for p in payments[:2]]
+    # Back up on the same port: the dead letters go out too, the same event ids.
+    async with WebhookReceiver(ok(), port=port) as back:
+        assert await client.redeliver(endpoint_id=endpoint.endpoint_id) == 7
+        await back.wait_for(lambda: len(back.event_ids(answered_ok=True)) == 7, within=30)
+        assert back.event_ids(answered_ok=True) == {d.event_id for d in dead}

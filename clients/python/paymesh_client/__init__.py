@@ -13,7 +13,11 @@
 - amounts are Python ints in base units (never floats), sent as decimal strings;
   fiat prices are Decimals or decimal strings (`create_priced_payment`);
 - refunds and payouts (`create_refund`, `create_payout`, `create_payout_batch`, ...)
-  carry an idempotency key too: each is sent once, however often the call is retried.
+  carry an idempotency key too: each is sent once, however often the call is retried;
+- webhook endpoints (`create_webhook_endpoint`, `roll_webhook_secret`, ...), API keys
+  and the audit log, with delayed treasury / xpub changes (`config_changes`,
+  `cancel_config_change`). Calls that would create twice if repeated (a new key, a new
+  endpoint, a secret roll) are never retried: on UNAVAILABLE, list before trying again.
 """
 
 from __future__ import annotations
@@ -39,6 +43,8 @@ from paymesh.ledger.v1 import payment_service_pb2_grpc as sgrpc
 from paymesh.ledger.v1 import payout_pb2 as popb
 from paymesh.ledger.v1 import payout_service_pb2 as pspb
 from paymesh.ledger.v1 import payout_service_pb2_grpc as psgrpc
+from paymesh.ledger.v1 import webhook_endpoint_service_pb2 as wepb
+from paymesh.ledger.v1 import webhook_endpoint_service_pb2_grpc as wegrpc
 
 __all__ = ["PaymeshClient", "PaymentStatus", "Payment", "Payout", "PayoutState", "RETRYABLE"]
 
@@ -72,6 +78,7 @@ class PaymeshClient:
         self._payouts = psgrpc.PayoutServiceStub(self._channel)
         self._keys = kgrpc.ApiKeyServiceStub(self._channel)
         self._audit = augrpc.AuditServiceStub(self._channel)
+        self._endpoints = wegrpc.WebhookEndpointServiceStub(self._channel)
         self._metadata = (("authorization", f"Bearer {api_key}"),)
         self._timeout = timeout
         self._attempts = attempts
@@ -86,10 +93,11 @@ class PaymeshClient:
     async def close(self) -> None:
         await self._channel.close()
 
-    async def _call(self, rpc: Callable[..., Awaitable[T]], request: object) -> T:
+    async def _call(self, rpc: Callable[..., Awaitable[T]], request: object, *, retry: bool = True) -> T:
         """Retry transient failures with jittered exponential backoff; the
-        requests retried are all idempotent (reads, keyed creates, cancels)."""
-        for attempt in range(self._attempts):
+        requests retried are all idempotent (reads, keyed creates, cancels);
+        `retry=False` for the others (a new key, a new endpoint, a secret roll)."""
+        for attempt in range(self._attempts if retry else 1):
             try:
                 return await rpc(request, metadata=self._metadata, timeout=self._timeout)
             except grpc.aio.AioRpcError as err:
@@ -309,7 +317,7 @@ class PaymeshClient:
             stamp = Timestamp()
             stamp.FromDatetime(expires_at)
             request.expires_at.CopyFrom(stamp)
-        reply = await self._call(self._keys.CreateApiKey, request)
+        reply = await self._call(self._keys.CreateApiKey, request, retry=False)
         return reply.api_key, reply.secret
 
     async def list_api_keys(self) -> list[kpb.ApiKey]:
@@ -336,3 +344,68 @@ class PaymeshClient:
             token = reply.next_page_token
             if not token:
                 return
+
+    async def config_changes(self, pending_only: bool = False) -> list[aupb.ConfigChange]:
+        """This merchant's delayed treasury / xpub changes, newest first."""
+        state = aupb.CONFIG_CHANGE_STATE_PENDING if pending_only else aupb.CONFIG_CHANGE_STATE_UNSPECIFIED
+        reply = await self._call(self._audit.ListConfigChanges, aupb.ListConfigChangesRequest(state=state))
+        return list(reply.changes)
+
+    async def cancel_config_change(self, change_id: str) -> aupb.ConfigChange:
+        """Stop a treasury or xpub change before it takes effect (needs keys:manage)."""
+        reply = await self._call(self._audit.CancelConfigChange, aupb.CancelConfigChangeRequest(change_id=change_id))
+        return reply.change
+
+    # ------------------------------------------------------------------ webhook endpoints
+
+    async def create_webhook_endpoint(
+        self, url: str, event_types: Sequence[str] = (), *, description: str = "", enabled: bool = True
+    ) -> tuple[wepb.WebhookEndpoint, str]:
+        """A new endpoint (this key needs webhooks:manage): (the endpoint, its signing
+        secret, shown only now). `event_types` such as "payment.confirmed", "refund.*";
+        empty: every type."""
+        request = wepb.CreateWebhookEndpointRequest(
+            url=url, event_types=list(event_types), description=description, disabled=not enabled
+        )
+        reply = await self._call(self._endpoints.CreateWebhookEndpoint, request, retry=False)
+        return reply.endpoint, reply.secret
+
+    async def list_webhook_endpoints(self) -> list[wepb.WebhookEndpoint]:
+        reply = await self._call(self._endpoints.ListWebhookEndpoints, wepb.ListWebhookEndpointsRequest())
+        return list(reply.endpoints)
+
+    async def update_webhook_endpoint(
+        self,
+        endpoint_id: str,
+        *,
+        url: str | None = None,
+        description: str | None = None,
+        event_types: Sequence[str] | None = None,
+        enabled: bool | None = None,
+    ) -> wepb.WebhookEndpoint:
+        """Change the fields given; the others keep their values."""
+        request = wepb.UpdateWebhookEndpointRequest(endpoint_id=endpoint_id)
+        if url is not None:
+            request.url = url
+        if description is not None:
+            request.description = description
+        if event_types is not None:
+            request.event_types.CopyFrom(wepb.EventTypeFilter(event_types=list(event_types)))
+        if enabled is not None:
+            request.enabled = enabled
+        return (await self._call(self._endpoints.UpdateWebhookEndpoint, request)).endpoint
+
+    async def delete_webhook_endpoint(self, endpoint_id: str) -> wepb.WebhookEndpoint:
+        request = wepb.DeleteWebhookEndpointRequest(endpoint_id=endpoint_id)
+        return (await self._call(self._endpoints.DeleteWebhookEndpoint, request)).endpoint
+
+    async def roll_webhook_secret(
+        self, endpoint_id: str, *, overlap: timedelta = timedelta(hours=24)
+    ) -> tuple[wepb.WebhookEndpoint, str]:
+        """A new signing secret; the old one keeps signing beside it for `overlap` (at
+        most a week), so you can deploy the new one without losing a delivery."""
+        request = wepb.RollWebhookEndpointSecretRequest(
+            endpoint_id=endpoint_id, overlap_seconds=int(overlap.total_seconds())
+        )
+        reply = await self._call(self._endpoints.RollWebhookEndpointSecret, request, retry=False)
+        return reply.endpoint, reply.secret
