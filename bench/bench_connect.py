@@ -126,7 +126,7 @@ the load generator (grpc.aio, httpx with keep-alive connections) on the same 2 c
 {table}
 
 Where the time goes: an HTTP/JSON call is the gRPC call plus the gateway
-(services/ledger/api/connect_gateway.py): HTTP parsing in uvicorn, proto JSON
+(services/common/connect_gateway.py): HTTP parsing in uvicorn, proto JSON
 parsing and printing (json_format, pure Python), and the loopback gRPC hop to the
 ledger's own server, which keeps one path (checks, scopes, errors) for both
 transports; and on the client side httpx, which costs more CPU per call than

@@ -49,6 +49,7 @@ DEMO_ACCOUNT = 1  # deposit addresses at m/44'/60'/1'/0/i (not anvil's funded de
 DEMO_TREASURY = "0xa0Ee7A142d267C1f36714E4a8F75612F20a79720"  # anvil dev account 9
 SERVICES = (("ledger", 50051), ("listener", 50052), ("sweeper", 50053), ("notifier", 50054), ("checkout", 8080))
 CONNECT_PORT = 8081  # the ledger's merchant API over HTTP/JSON (PAYMESH_CONNECT_PORT)
+NOTIFIER_CONNECT_PORT = 8084  # NotifierService over HTTP/JSON (PAYMESH_NOTIFIER_CONNECT_PORT here)
 
 
 def load_env_file(path: Path) -> dict[str, str]:
@@ -154,7 +155,8 @@ def banner(
     lines = [
         "",
         "paymesh is running. Services: " + ", ".join(f"{n} 127.0.0.1:{p}" for n, p in ports.items()),
-        f"The merchant API over HTTP/JSON (Connect): http://127.0.0.1:{env.get('PAYMESH_CONNECT_PORT', CONNECT_PORT)}",
+        f"The merchant API over HTTP/JSON (Connect): http://127.0.0.1:{env.get('PAYMESH_CONNECT_PORT', CONNECT_PORT)}"
+        f" (ledger), http://127.0.0.1:{env.get('PAYMESH_NOTIFIER_CONNECT_PORT', NOTIFIER_CONNECT_PORT)} (notifier)",
         f"Chain: anvil {env['PAYMESH_ANVIL_RPC_URL']} (chain id 31337).  Logs: {(data or Path('.data')) / 'logs'}/",
         f"Events: NATS {env['PAYMESH_NATS_URL']} (examples/nats_subscriber.py --nats {env['PAYMESH_NATS_URL']}; "
         "dead letters: .venv/bin/python -m services.common.dlq list)",
@@ -219,6 +221,8 @@ class LocalMesh:
             env = {**self.env, **{f"PAYMESH_{n.upper()}_ADDR": self.addr(n) for n in self.ports}}
             if name != "sweeper":
                 env.pop("PAYMESH_SWEEPER_MNEMONIC", None)  # the seed goes to the sweeper alone
+            if name == "notifier" and "PAYMESH_NOTIFIER_CONNECT_PORT" in env:
+                env["PAYMESH_CONNECT_PORT"] = env["PAYMESH_NOTIFIER_CONNECT_PORT"]
             proc = self.procs[name] = ServiceProcess(
                 f"services.{name}", env, self.data / "logs" / f"{name}.log", self.ports[name]
             )
@@ -277,11 +281,18 @@ def start_mesh(
     chosen = service_ports(ports, only)
     check_ports_free(chosen)
     connect_port = devstack._env_port("PAYMESH_CONNECT_PORT") or (devstack.free_port() if ports else CONNECT_PORT)
-    if devstack.port_in_use(connect_port):
-        raise RuntimeError(
-            f"port {connect_port} on 127.0.0.1, where the ledger serves HTTP/JSON, is in use by another program. "
-            "Free it, or move it: PAYMESH_CONNECT_PORT=<port> make run"
-        )
+    notifier_connect_port = devstack._env_port("PAYMESH_NOTIFIER_CONNECT_PORT") or (
+        devstack.free_port() if ports else NOTIFIER_CONNECT_PORT
+    )
+    for port, who, variable in (
+        (connect_port, "the ledger", "PAYMESH_CONNECT_PORT"),
+        (notifier_connect_port, "the notifier", "PAYMESH_NOTIFIER_CONNECT_PORT"),
+    ):
+        if devstack.port_in_use(port):
+            raise RuntimeError(
+                f"port {port} on 127.0.0.1, where {who} serves HTTP/JSON, is in use by another program. "
+                f"Free it, or move it: {variable}=<port> make run"
+            )
     log("starting Postgres, NATS and anvil under", data)
     stack = devstack.up(data, log=lambda message: log(message))
     mesh = LocalMesh(data=data, stack=stack, env={}, ports={})
@@ -298,6 +309,7 @@ def start_mesh(
             "PAYMESH_SWEEPER_WORKER_ID": f"sweeper-{socket.gethostname()}-{data.name}",
             # The ledger's merchant API over HTTP/JSON (Connect): a stable port here, a free one in tests.
             "PAYMESH_CONNECT_PORT": str(connect_port),
+            "PAYMESH_NOTIFIER_CONNECT_PORT": str(notifier_connect_port),
         }
         if stack.postgres is not None:
             # The notifier gets its own database: only the ledger holds payment state.

@@ -23,6 +23,15 @@ class CommonSettings(BaseSettings):
     shutdown_grace_seconds: float = Field(10.0, ge=0)
 
 
+class ConnectSettings(CommonSettings):
+    """A service that also serves its merchant API over HTTP/JSON (the Connect
+    protocol, services/common/connect_gateway.py): the ledger and the notifier."""
+
+    connect_enabled: bool = Field(True, description="serve the merchant API over HTTP/JSON (the Connect protocol)")
+    connect_host: str = Field("127.0.0.1", description="the HTTP/JSON (Connect) listener's address")
+    connect_port: int = Field(0, ge=0, le=65535, description="the HTTP/JSON (Connect) listener's port; 0: a free one")
+
+
 # The ledger's internal services each have their own token, shared by the ledger
 # and the one service that calls it (same variable on both sides), so one
 # caller's credentials cannot use another's API (protos/CHANGELOG.md).

@@ -26,6 +26,7 @@ from paymesh.ledger.v1 import webhook_endpoint_service_pb2_grpc as wegrpc
 
 from services.common import nats_helpers
 from services.common.chains import load_chains
+from services.common.connect_gateway import start_gateway
 from services.common.grpc_server import GrpcServer
 from services.common.http_server import HttpServer
 from services.common.lifecycle import (
@@ -48,7 +49,6 @@ from services.ledger.api.address_feed_service import AddressFeedServicer
 from services.ledger.api.api_key_service import ApiKeyServicer
 from services.ledger.api.audit_service import AuditServicer
 from services.ledger.api.checkout_ledger_service import CheckoutLedgerServicer
-from services.ledger.api.connect_gateway import ConnectGateway
 from services.ledger.api.convert import WEBHOOK_EVENT_TYPES, set_checkout_base_url
 from services.ledger.api.event_service import EventServicer
 from services.ledger.api.merchant_admin_service import MerchantAdminServicer
@@ -96,6 +96,16 @@ SERVICES = (
     "paymesh.ledger.v1.ApiKeyService",
     "paymesh.ledger.v1.AuditService",
     "paymesh.ledger.v1.WebhookEndpointService",
+)
+# The services a merchant's key calls, also served over HTTP/JSON (Connect).
+MERCHANT_SERVICES = (
+    "paymesh.ledger.v1.PaymentService",
+    "paymesh.ledger.v1.PaymentLinkService",
+    "paymesh.ledger.v1.PayoutService",
+    "paymesh.ledger.v1.ApiKeyService",
+    "paymesh.ledger.v1.AuditService",
+    "paymesh.ledger.v1.WebhookEndpointService",
+    "paymesh.events.v1.EventService",
 )
 
 
@@ -262,16 +272,16 @@ class LedgerApp:
         port = await self.grpc.start()
         if s.connect_enabled:
             # The merchant API over HTTP/JSON, forwarded to this gRPC server (one path for every call).
-            own = "127.0.0.1" if s.grpc_host in ("0.0.0.0", "::", "") else s.grpc_host
-            self._self_channel = grpc.aio.insecure_channel(f"{own}:{port}")
-            self.http = HttpServer(
-                ConnectGateway(self._self_channel).app,
+            self.http, self._self_channel = await start_gateway(
+                MERCHANT_SERVICES,
+                grpc_host=s.grpc_host,
+                grpc_port=port,
                 host=s.connect_host,
                 port=s.connect_port,
                 grace_seconds=s.shutdown_grace_seconds,
                 name="ledger-connect",
             )
-            self.http_port = await self.http.start()
+            self.http_port = self.http.port
         self.metrics_port = start_metrics_server(s.metrics_port)
         log.info(
             "ledger serving",

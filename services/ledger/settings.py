@@ -11,11 +11,11 @@ from services.common.settings import (
     CHECKOUT_LEDGER_TOKEN,
     MERCHANT_DIRECTORY_TOKEN,
     SWEEP_LEDGER_TOKEN,
-    CommonSettings,
+    ConnectSettings,
 )
 
 
-class LedgerSettings(CommonSettings):
+class LedgerSettings(ConnectSettings):
     address_feed_token: SecretStr = ADDRESS_FEED_TOKEN
     sweep_ledger_token: SecretStr = SWEEP_LEDGER_TOKEN
     merchant_directory_token: SecretStr = MERCHANT_DIRECTORY_TOKEN
@@ -26,9 +26,6 @@ class LedgerSettings(CommonSettings):
     allow_http_return_urls: bool = Field(
         False, description="accept http:// return URLs on payments (development); https:// only otherwise"
     )
-    connect_enabled: bool = Field(True, description="serve the merchant API over HTTP/JSON (the Connect protocol)")
-    connect_host: str = Field("127.0.0.1", description="the HTTP/JSON (Connect) listener's address")
-    connect_port: int = Field(0, ge=0, le=65535, description="the HTTP/JSON (Connect) listener's port; 0: a free one")
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/paymesh"
     db_pool_size: int = Field(20, ge=1, le=200)
     migrate_on_start: bool = Field(True, description="run Alembic migrations at startup")

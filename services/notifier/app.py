@@ -14,8 +14,10 @@ import structlog
 from paymesh.notifier.v1 import notifier_service_pb2_grpc as ngrpc
 
 from services.common import nats_helpers
+from services.common.connect_gateway import start_gateway
 from services.common.db import signing_key
 from services.common.grpc_server import GrpcServer
+from services.common.http_server import HttpServer
 from services.common.lifecycle import (
     close_connections,
     postgres_and_nats_ok,
@@ -57,6 +59,9 @@ class NotifierApp:
         self.writer: ResultWriter | None = None
         self.dispatcher: Dispatcher | None = None
         self.metrics_port: int | None = None
+        self.http: HttpServer | None = None
+        self.http_port: int | None = None  # NotifierService over HTTP/JSON (Connect), once started
+        self._self_channel: grpc.aio.Channel | None = None
         self._intake_task: asyncio.Task | None = None
         self._tasks: list[asyncio.Task] = []
 
@@ -140,10 +145,23 @@ class NotifierApp:
             asyncio.create_task(watch_health(self.grpc, self._dependencies_ok, self.stop_event), name="health"),
         ]
         port = await self.grpc.start()
+        if s.connect_enabled:
+            # NotifierService over HTTP/JSON, forwarded to this gRPC server (one path for every call).
+            self.http, self._self_channel = await start_gateway(
+                (SERVICE_NAME,),
+                grpc_host=s.grpc_host,
+                grpc_port=port,
+                host=s.connect_host,
+                port=s.connect_port,
+                grace_seconds=s.shutdown_grace_seconds,
+                name="notifier-connect",
+            )
+            self.http_port = self.http.port
         self.metrics_port = start_metrics_server(s.metrics_port)
         log.info(
             "notifier serving",
             grpc_port=port,
+            http_port=self.http_port,
             metrics_port=self.metrics_port,
             durable=s.notifier_durable,
             ledger=s.ledger_addr,
@@ -163,7 +181,11 @@ class NotifierApp:
         self.stop_event.set()
         drain = self.dispatcher.drain(grace) if self.dispatcher is not None else asyncio.sleep(0)
         # RPCs in flight (SendTestEvent) and attempts in flight finish together.
+        if self.http is not None:
+            await self.http.stop()
         await asyncio.gather(self.grpc.stop(grace), drain)
+        if self._self_channel is not None:
+            await self._self_channel.close()
         if self._intake_task is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._intake_task, timeout=5)

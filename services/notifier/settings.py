@@ -6,11 +6,11 @@ from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 
-from services.common.settings import MERCHANT_DIRECTORY_TOKEN, CommonSettings
+from services.common.settings import MERCHANT_DIRECTORY_TOKEN, ConnectSettings
 from services.notifier.domain.backoff import DEFAULT_SCHEDULE, parse_schedule
 
 
-class NotifierSettings(CommonSettings):
+class NotifierSettings(ConnectSettings):
     merchant_directory_token: SecretStr = MERCHANT_DIRECTORY_TOKEN
     # Its own tables (notifier_*, version table alembic_version_notifier): a
     # separate database is best (PAYMESH_NOTIFIER_DATABASE_URL); sharing the

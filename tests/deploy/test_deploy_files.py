@@ -70,8 +70,8 @@ def test_compose_matches_schema():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-# Ports a service serves beside its main one (the ledger's HTTP/JSON, PAYMESH_CONNECT_PORT).
-EXTRA_PORTS = {"ledger": (8081,)}
+# Ports a service serves beside its main one (HTTP/JSON, PAYMESH_CONNECT_PORT).
+EXTRA_PORTS = {"ledger": (8081,), "notifier": (8084,)}
 
 
 def test_compose_names_only_what_exists():

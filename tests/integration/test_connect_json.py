@@ -16,13 +16,14 @@ from paymesh.ledger.v1 import api_key_service_pb2 as kpb
 from paymesh.ledger.v1 import api_key_service_pb2_grpc as kgrpc
 from paymesh.ledger.v1 import payment_pb2 as pb
 
-from services.ledger.api.connect_gateway import _procedures
+from services.common.connect_gateway import procedures
+from services.ledger.app import MERCHANT_SERVICES
 from tests.support.connect import http_url, over_grpc, over_http
 from tests.support.procs import run_command
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
-PROCEDURES = _procedures()
+PROCEDURES = procedures(MERCHANT_SERVICES)
 ADDRESS = "0x" + "ab" * 20
 
 

@@ -350,3 +350,34 @@ async def test_after_an_outage_that_outlasts_every_retry_list_events_returns_eve
         assert await client.redeliver(endpoint_id=endpoint.endpoint_id) == 7
         await back.wait_for(lambda: len(back.event_ids(answered_ok=True)) == 7, within=30)
         assert back.event_ids(answered_ok=True) == {d.event_id for d in dead}
+
+
+async def test_the_notifier_api_over_both_transports(notifier, notifier_channel, ledger_channel):
+    """NotifierService is merchant-facing too: the same table over gRPC and HTTP/JSON."""
+    async with WebhookReceiver(ok()) as receiver:
+        merchant = await bare_merchant(ledger_channel)
+        endpoint, _ = await add_endpoint(ledger_channel, merchant, receiver.url)
+        reader = await reader_key(ledger_channel, merchant)
+        notifier_path = "/paymesh.notifier.v1.NotifierService/"
+        auth = merchant.auth
+        cases = [
+            ("ListDeliveries", {"endpointId": endpoint.endpoint_id}, auth, "ok"),
+            ("ListDeliveries", {"eventId": "not-a-uuid"}, auth, "invalid_argument"),
+            ("ListDeliveries", {}, reader, "permission_denied"),
+            ("GetDelivery", {"deliveryId": "00000000-0000-0000-0000-000000000000"}, auth, "not_found"),
+            ("Redeliver", {}, auth, "invalid_argument"),
+            ("Redeliver", {"endpointId": endpoint.endpoint_id}, auth, "ok"),
+            ("SendTestEvent", {"endpointId": "we_" + "0" * 32}, auth, "not_found"),
+            ("SendTestEvent", {"endpointId": endpoint.endpoint_id}, auth, "ok"),
+        ]
+        for method, body, who, expected in cases:
+            via_grpc = await over_grpc(notifier_channel, notifier_path + method, body, who)
+            via_http = await over_http(notifier, notifier_path + method, body, who)
+            assert via_grpc[0] == expected, (method, body, via_grpc)
+            assert via_http[:3] == via_grpc[:3], (method, via_http, via_grpc)
+        tests = [r for r in receiver.succeeded() if r.json()["type"] == "payment.test"]
+        assert len(tests) == 2  # one test event per transport
+        delivered = await over_http(
+            notifier, notifier_path + "ListDeliveries", {"endpointId": endpoint.endpoint_id, "pageSize": 100}, auth
+        )
+        assert [d["eventType"] for d in delivered[3]["deliveries"]].count("test") == 2

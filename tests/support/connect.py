@@ -12,14 +12,17 @@ import httpx
 from google.protobuf import json_format
 from google.rpc import error_details_pb2
 
+from services.common.connect_gateway import HTTP_STATUS, procedures
 from services.common.grpc_client import reason_of
-from services.ledger.api.connect_gateway import HTTP_STATUS, _procedures
+from services.ledger.app import MERCHANT_SERVICES
+from services.notifier.app import SERVICE_NAME as NOTIFIER_SERVICE
 
-PROCEDURES = _procedures()
+PROCEDURES = procedures((*MERCHANT_SERVICES, NOTIFIER_SERVICE))
 
 
-def http_url(ledger, path: str) -> str:
-    return f"http://127.0.0.1:{ledger.http_port}{path}"
+def http_url(app, path: str) -> str:
+    """`path` on the HTTP/JSON door of `app` (a LedgerApp or NotifierApp)."""
+    return f"http://127.0.0.1:{app.http_port}{path}"
 
 
 async def over_grpc(channel, path: str, body: dict, auth) -> tuple[str, str, str, dict]:

@@ -1,14 +1,15 @@
-"""The merchant API over plain HTTP with JSON: the Connect protocol
+"""A service's merchant API over plain HTTP with JSON: the Connect protocol
 (https://connectrpc.com/docs/protocol), so `curl`, PHP, a browser or any Connect
-client calls the same RPCs as gRPC clients do.
+client calls the same RPCs as gRPC clients do. The ledger serves its merchant
+services so (8081 under `make run`), the notifier its NotifierService (8084).
 
     curl -H 'Content-Type: application/json' -H "Authorization: Bearer $KEY" \\
          -d '{"chainId": "31337", "asset": "ETH", "amount": "1000"}' \\
          http://127.0.0.1:8081/paymesh.ledger.v1.PaymentService/CreatePayment
 
-(PAYMESH_CONNECT_PORT, 8081 under `make run`; PAYMESH_CONNECT_ENABLED=false turns it off.)
+(PAYMESH_CONNECT_PORT; PAYMESH_CONNECT_ENABLED=false turns it off.)
 
-Every request is forwarded to this ledger's own gRPC server over loopback, with
+Every request is forwarded to the service's own gRPC server over loopback, with
 the caller's `Authorization` header as metadata, and answered with what that
 server answered. So there is one path for every call, whatever the transport:
 the same request checks, credentials and scopes, idempotency keys, error codes and
@@ -26,7 +27,7 @@ loopback hop per call (bench_ledger measures it beside gRPC).
 - Server streams (`WatchPayment`): `Content-Type: application/connect+json`, the
   request as one enveloped message; the reply is enveloped messages, then an
   end-of-stream envelope (flag 0x02) carrying `{"error": ...}` or `{}`.
-- Only the merchant-facing services are served (MERCHANT_SERVICES); anything else
+- Only the services named are served (the merchant-facing ones); anything else
   is 404 with code `unimplemented`, as Connect answers an unknown procedure.
   `Connect-Timeout-Ms` sets the call's deadline (default and ceiling: 60 s for unary).
 """
@@ -36,7 +37,7 @@ from __future__ import annotations
 import base64
 import json
 import struct
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import grpc
@@ -48,15 +49,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-MERCHANT_SERVICES = (
-    "paymesh.ledger.v1.PaymentService",
-    "paymesh.ledger.v1.PaymentLinkService",
-    "paymesh.ledger.v1.PayoutService",
-    "paymesh.ledger.v1.ApiKeyService",
-    "paymesh.ledger.v1.AuditService",
-    "paymesh.ledger.v1.WebhookEndpointService",
-    "paymesh.events.v1.EventService",
-)
+from services.common.http_server import HttpServer
+
 MAX_BODY_BYTES = 4 * 1024 * 1024  # the gRPC server's own limit
 UNARY_TIMEOUT_SECONDS = 60.0
 
@@ -94,10 +88,12 @@ class _Procedure:
         self.client_streaming = method.client_streaming
 
 
-def _procedures() -> dict[str, _Procedure]:
+def procedures(services: Sequence[str]) -> dict[str, _Procedure]:
+    """Every unary and server-streaming RPC of `services`, by path (the services'
+    generated modules must be imported: their descriptors are in the default pool)."""
     pool = descriptor_pool.Default()
     found = {}
-    for service in MERCHANT_SERVICES:
+    for service in services:
         descriptor = pool.FindServiceByName(service)
         for method in descriptor.methods:
             if not method.client_streaming:
@@ -149,12 +145,13 @@ def _timeout(request: Request, ceiling: float | None) -> float | None:
 
 
 class ConnectGateway:
-    """A Starlette app serving MERCHANT_SERVICES over the Connect protocol, forwarding
-    each call to `channel` (this ledger's own gRPC server)."""
+    """A Starlette app serving `services` over the Connect protocol, forwarding each
+    call to `channel` (the service's own gRPC server)."""
 
-    def __init__(self, channel: grpc.aio.Channel) -> None:
+    def __init__(self, channel: grpc.aio.Channel, services: Sequence[str]) -> None:
         self._channel = channel
-        self._procedures = _procedures()
+        self._services = tuple(services)
+        self._procedures = procedures(self._services)
         self.app = Starlette(
             routes=[
                 Route("/healthz", self.healthz, methods=["GET"]),
@@ -172,7 +169,7 @@ class ConnectGateway:
             return JSONResponse(
                 _connect_error(
                     "unimplemented",
-                    f"no procedure {path[:200]}; the merchant API serves {', '.join(MERCHANT_SERVICES)}",
+                    f"no procedure {path[:200]}; this API serves {', '.join(self._services)}",
                 ),
                 status_code=404,
             )
@@ -266,3 +263,24 @@ class ConnectGateway:
             yield struct.pack(">BI", _END_STREAM, len(data)) + data
 
         return StreamingResponse(frames(), media_type="application/connect+json")
+
+
+async def start_gateway(
+    services: Sequence[str],
+    *,
+    grpc_host: str,
+    grpc_port: int,
+    host: str,
+    port: int,
+    grace_seconds: float,
+    name: str,
+) -> tuple[HttpServer, grpc.aio.Channel]:
+    """Serve `services` over HTTP/JSON on host:port, forwarded to the gRPC server on
+    grpc_port; (the HTTP server, started; the channel to close after it)."""
+    own = "127.0.0.1" if grpc_host in ("0.0.0.0", "::", "") else grpc_host
+    channel = grpc.aio.insecure_channel(f"{own}:{grpc_port}")
+    server = HttpServer(
+        ConnectGateway(channel, services).app, host=host, port=port, grace_seconds=grace_seconds, name=name
+    )
+    await server.start()
+    return server, channel
