@@ -32,7 +32,8 @@ def cases(merchant, reader_auth):
     pay, link, payout = "/paymesh.ledger.v1.PaymentService/", "/paymesh.ledger.v1.PaymentLinkService/", ""
     payout = "/paymesh.ledger.v1.PayoutService/"
     keys, events = "/paymesh.ledger.v1.ApiKeyService/", "/paymesh.events.v1.EventService/"
-    auth, nobody = merchant.auth, (("authorization", "Bearer nope"),)
+    audit = "/paymesh.ledger.v1.AuditService/"
+    auth, nobody = (merchant.auth if merchant else ()), (("authorization", "Bearer nope"),)
     eth = {"chainId": "31337", "asset": "ETH"}
     unknown = {"paymentId": "pay_" + "0" * 32}
     return [
@@ -48,7 +49,37 @@ def cases(merchant, reader_auth):
         (payout + "ListPayouts", {}, auth, "ok"),
         (keys + "CreateApiKey", {"name": "x", "scopes": []}, auth, "invalid_argument"),
         (events + "ListEvents", {"pageSize": 5}, auth, "ok"),
+        (pay + "CancelPayment", unknown, auth, "not_found"),
+        (pay + "RequotePayment", unknown, auth, "not_found"),
+        (pay + "ResolvePayment", unknown, auth, "invalid_argument"),
+        (link + "GetPaymentLink", {"linkId": "lnk_" + "0" * 32}, auth, "not_found"),
+        (link + "DeactivatePaymentLink", {"linkId": "lnk_" + "0" * 32}, auth, "not_found"),
+        (payout + "GetRefund", {"refundId": "po_" + "0" * 32}, auth, "not_found"),
+        (payout + "ListRefunds", {}, reader_auth, "ok"),
+        (payout + "CreatePayoutBatch", {**eth, "items": []}, auth, "invalid_argument"),
+        (payout + "GetPayout", {"payoutId": "po_" + "0" * 32}, auth, "not_found"),
+        (payout + "CancelPayout", {"payoutId": "po_" + "0" * 32}, auth, "not_found"),
+        (payout + "GetPayoutWallet", {"chainId": "999"}, auth, "invalid_argument"),
+        (payout + "ApprovePayout", {"payoutId": "po_" + "0" * 32}, auth, "not_found"),
+        (keys + "ListApiKeys", {}, auth, "ok"),
+        (keys + "RevokeApiKey", {"keyId": "key_" + "0" * 32}, auth, "not_found"),
+        (audit + "ListAuditEntries", {"pageSize": 3}, auth, "ok"),
+        (audit + "ListAuditEntries", {}, reader_auth, "permission_denied"),
+        (audit + "ListConfigChanges", {}, auth, "ok"),
+        (audit + "CancelConfigChange", {"changeId": "chg_" + "0" * 32}, auth, "not_found"),
     ]
+
+
+# The webhook endpoint RPCs have their own table, run over both transports the same
+# way (tests/integration/test_webhook_endpoints.py); WatchPayment is a stream (below).
+ELSEWHERE = {p for p in PROCEDURES if "WebhookEndpointService" in p} | {
+    "/paymesh.ledger.v1.PaymentService/WatchPayment"
+}
+
+
+async def test_the_table_covers_every_merchant_rpc():
+    covered = {path for path, *_ in cases(None, ())} | ELSEWHERE
+    assert set(PROCEDURES) == covered, sorted(set(PROCEDURES) - covered)
 
 
 async def test_one_table_two_transports_same_outcome(ledger, ledger_channel, merchant):
