@@ -133,6 +133,7 @@ SELECT
      FROM api_keys k) AS api_keys,
   (SELECT count(*) FROM audit_log) AS audit_entries,
   (SELECT md5(coalesce(string_agg(w::text, '|' ORDER BY w.id), '')) FROM webhook_endpoints w) AS webhook_endpoints,
+  (SELECT md5(coalesce(string_agg(c::text, '|' ORDER BY c.id), '')) FROM config_changes c) AS config_changes,
   (SELECT md5(coalesce(string_agg(x::text, '|' ORDER BY x.id), '')) FROM payout_transactions x) AS payout_txs,
   (SELECT count(*) FROM transfers) AS transfers,
   (SELECT count(*) FROM deposit_addresses) AS addresses,
