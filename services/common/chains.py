@@ -47,13 +47,54 @@ class NativeConfig(BaseModel):
     decimals: int = Field(18, ge=0, le=36)
 
 
+class RpcEndpointConfig(BaseModel):
+    """One provider's HTTP JSON-RPC endpoint of a chain (services/common/rpc_pool.py)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: str = Field(min_length=1)
+    # Share of the reads among healthy endpoints of equal standing (1: an equal share).
+    weight: int = Field(1, gt=0, le=1000)
+    # The provider's request budget (its rate limit); 0: no limit of our own.
+    requests_per_second: float = Field(0, ge=0, le=100_000)
+
+    @field_validator("url")
+    @classmethod
+    def _http(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"must be an http(s):// URL, got {value!r}")
+        return value
+
+
+class WsEndpointConfig(BaseModel):
+    """One provider's WebSocket endpoint of a chain (new heads)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: str = Field(min_length=1)
+
+    @field_validator("url")
+    @classmethod
+    def _ws(cls, value: str) -> str:
+        if not value.startswith(("ws://", "wss://")):
+            raise ValueError(f"must be a ws(s):// URL, got {value!r}")
+        return value
+
+
 class ChainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     chain_id: int = Field(gt=0)
     name: str = Field(min_length=1, max_length=64)
+    # One provider (rpc_url / ws_url), or several (rpc / ws lists); after loading both
+    # forms are filled in: rpc_url is the first of rpc, rpc holds rpc_url alone.
+    rpc: tuple[RpcEndpointConfig, ...] = ()
+    ws: tuple[WsEndpointConfig, ...] = ()
     rpc_url: str = Field(min_length=1)
     ws_url: str = ""
+    # Reads at the head skip an endpoint whose head is more than this many blocks
+    # behind the best head the chain's endpoints report.
+    max_head_lag_blocks: int = Field(5, ge=0, le=10_000)
     # The block that includes a transfer is its first confirmation (services/common/confirmations.py).
     confirmations: int = Field(le=1000)
     block_time_seconds: float = Field(gt=0, le=600)
@@ -70,6 +111,49 @@ class ChainConfig(BaseModel):
     # for: "" (none) or "op_stack" (OP Mainnet, Base and other OP-stack chains: the
     # GasPriceOracle predeploy's getL1Fee, with headroom).
     l1_data_fee: Literal["", "op_stack"] = ""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _endpoints(cls, raw: Any) -> Any:
+        """The two forms of a chain's providers, filled in from each other."""
+        if not isinstance(raw, dict):
+            return raw
+        raw = dict(raw)
+        if "rpc" in raw:
+            if raw.get("rpc_url"):
+                raise ValueError("give rpc_url (one provider) or rpc (a list), not both")
+            endpoints = raw["rpc"]
+            if not isinstance(endpoints, list) or not endpoints:
+                raise ValueError("rpc: the list of endpoints is empty; give at least one {url: ...}")
+            urls = [e.get("url") if isinstance(e, dict) else e for e in endpoints]
+            dupes = sorted({u for u in urls if isinstance(u, str) and urls.count(u) > 1})
+            if dupes:
+                raise ValueError(f"rpc: the URL {dupes[0]!r} appears more than once")
+            raw["rpc"] = [e if isinstance(e, dict) else {"url": e} for e in endpoints]
+            if isinstance(raw["rpc"][0], dict) and isinstance(raw["rpc"][0].get("url"), str):
+                raw["rpc_url"] = raw["rpc"][0]["url"]
+        elif raw.get("rpc_url"):
+            if str(raw["rpc_url"]).startswith(("http://", "https://")):  # else rpc_url's own check says why
+                raw["rpc"] = [{"url": raw["rpc_url"]}]
+        else:
+            raise ValueError("no provider: give rpc_url (one HTTP endpoint) or rpc (a list of {url: ...})")
+        if "ws" in raw:
+            if raw.get("ws_url"):
+                raise ValueError("give ws_url (one provider) or ws (a list), not both")
+            endpoints = raw["ws"]
+            if not isinstance(endpoints, list):
+                raise ValueError("ws: expected a list of endpoints")
+            raw["ws"] = [e if isinstance(e, dict) else {"url": e} for e in endpoints]
+            urls = [e.get("url") for e in raw["ws"]]
+            dupes = sorted({u for u in urls if isinstance(u, str) and urls.count(u) > 1})
+            if dupes:
+                raise ValueError(f"ws: the URL {dupes[0]!r} appears more than once")
+            if raw["ws"] and isinstance(raw["ws"][0].get("url"), str):
+                raw["ws_url"] = raw["ws"][0]["url"]
+        elif raw.get("ws_url"):
+            if str(raw["ws_url"]).startswith(("ws://", "wss://")):
+                raw["ws"] = [{"url": raw["ws_url"]}]
+        return raw
 
     @field_validator("internal_transfers", "l1_data_fee", mode="before")
     @classmethod

@@ -59,7 +59,20 @@ _NO_RETRY_ON_ERROR = frozenset({"eth_sendRawTransaction", "eth_call", "eth_estim
 
 
 class RpcUnavailable(Exception):
-    """The node could not be reached or answered with an HTTP error."""
+    """The node could not be reached or answered with an HTTP error (`status`, 0 when
+    no answer came; `retry_after`: the seconds a 429 or 503 asked us to wait)."""
+
+    def __init__(self, message: str, status: int = 0, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.retry_after = retry_after
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Retry-After in seconds (the delta-seconds form; an HTTP date is ignored)."""
+    if value and value.strip().isdigit():
+        return float(value.strip())
+    return None
 
 
 class RpcError(Exception):
@@ -109,7 +122,86 @@ def hex_quantity(value: int) -> str:
     return hex(int(value))
 
 
-class EvmRpc:
+class RpcMethods:
+    """The typed JSON-RPC methods, over `call` (one node: EvmRpc; several: RpcPool)."""
+
+    async def call(self, method: str, params: Sequence[Any] = ()) -> Any:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    async def get_chain_id(self) -> int:
+        return quantity(await self.call("eth_chainId"), "eth_chainId")
+
+    async def block_number(self) -> int:
+        return quantity(await self.call("eth_blockNumber"), "eth_blockNumber")
+
+    async def get_balance(self, address: str, block: str = "latest") -> int:
+        return quantity(await self.call("eth_getBalance", [address, block]), "eth_getBalance")
+
+    async def get_transaction_count(self, address: str, block: str = "latest") -> int:
+        return quantity(await self.call("eth_getTransactionCount", [address, block]), "eth_getTransactionCount")
+
+    async def get_code(self, address: str, block: str = "latest") -> str:
+        code = await self.call("eth_getCode", [address, block])
+        if not isinstance(code, str) or not code.startswith("0x"):
+            raise MalformedResponse(f"eth_getCode: expected 0x-hex data, got {str(code)[:80]!r}")
+        return code
+
+    async def eth_call(self, tx: dict[str, Any], block: str = "latest") -> str:
+        data = await self.call("eth_call", [tx, block])
+        if not isinstance(data, str) or not data.startswith("0x"):
+            raise MalformedResponse(f"eth_call: expected 0x-hex data, got {str(data)[:80]!r}")
+        return data
+
+    async def estimate_gas(self, tx: dict[str, Any]) -> int:
+        return quantity(await self.call("eth_estimateGas", [tx]), "eth_estimateGas")
+
+    async def gas_price(self) -> int:
+        return quantity(await self.call("eth_gasPrice"), "eth_gasPrice")
+
+    async def max_priority_fee(self) -> int:
+        return quantity(await self.call("eth_maxPriorityFeePerGas"), "eth_maxPriorityFeePerGas")
+
+    async def fee_history(self, blocks: int, newest: str = "latest", percentiles: Sequence[float] = ()) -> dict:
+        """eth_feeHistory with quantities decoded: baseFeePerGas (blocks+1 entries, the
+        last one is the next block's), gasUsedRatio, reward (per block, per percentile)."""
+        raw = await self.call("eth_feeHistory", [hex_quantity(blocks), newest, list(percentiles)])
+        if not isinstance(raw, dict) or not isinstance(raw.get("baseFeePerGas"), list):
+            raise MalformedResponse(f"eth_feeHistory: unexpected shape: {str(raw)[:160]!r}")
+        rewards = raw.get("reward") or []
+        return {
+            "oldest_block": quantity(raw.get("oldestBlock", "0x0"), "eth_feeHistory.oldestBlock"),
+            "base_fee_per_gas": [quantity(v, "eth_feeHistory.baseFeePerGas") for v in raw["baseFeePerGas"]],
+            "gas_used_ratio": [float(v) for v in raw.get("gasUsedRatio") or []],
+            "reward": [[quantity(v, "eth_feeHistory.reward") for v in row] for row in rewards if isinstance(row, list)],
+        }
+
+    async def get_block(self, block: str | int = "latest", full: bool = False) -> dict | None:
+        tag = hex_quantity(block) if isinstance(block, int) else block
+        result = await self.call("eth_getBlockByNumber", [tag, full])
+        if result is not None and not isinstance(result, dict):
+            raise MalformedResponse(f"eth_getBlockByNumber: expected an object, got {type(result).__name__}")
+        return result
+
+    async def send_raw_transaction(self, raw: bytes) -> str:
+        result = await self.call("eth_sendRawTransaction", ["0x" + raw.hex()])
+        if not isinstance(result, str) or not result.startswith("0x"):
+            raise MalformedResponse(f"eth_sendRawTransaction: expected a tx hash, got {str(result)[:80]!r}")
+        return result.lower()
+
+    async def get_transaction(self, tx_hash: str) -> dict | None:
+        result = await self.call("eth_getTransactionByHash", [tx_hash])
+        if result is not None and not isinstance(result, dict):
+            raise MalformedResponse(f"eth_getTransactionByHash: expected an object, got {type(result).__name__}")
+        return result
+
+    async def get_receipt(self, tx_hash: str) -> dict | None:
+        result = await self.call("eth_getTransactionReceipt", [tx_hash])
+        if result is not None and not isinstance(result, dict):
+            raise MalformedResponse(f"eth_getTransactionReceipt: expected an object, got {type(result).__name__}")
+        return result
+
+
+class EvmRpc(RpcMethods):
     """JSON-RPC over HTTP to one chain's node, with retries of transient failures."""
 
     error_class: type[RpcError] = RpcError  # what a JSON-RPC error object raises
@@ -182,7 +274,11 @@ class EvmRpc:
         finally:
             self._observe(label, time.perf_counter() - started)
         if response.status_code != 200:
-            raise RpcUnavailable(f"{label}: HTTP {response.status_code}: {response.text[:200]!r}")
+            raise RpcUnavailable(
+                f"{label}: HTTP {response.status_code}: {response.text[:200]!r}",
+                status=response.status_code,
+                retry_after=_retry_after(response.headers.get("retry-after")),
+            )
         try:
             return json.loads(response.content)
         except ValueError:
@@ -284,77 +380,3 @@ class EvmRpc:
             )
             self.batching = False
             return await self._batch_once(method, params_list)
-
-    # ------------------------------------------------------------------ typed helpers
-
-    async def get_chain_id(self) -> int:
-        return quantity(await self.call("eth_chainId"), "eth_chainId")
-
-    async def block_number(self) -> int:
-        return quantity(await self.call("eth_blockNumber"), "eth_blockNumber")
-
-    async def get_balance(self, address: str, block: str = "latest") -> int:
-        return quantity(await self.call("eth_getBalance", [address, block]), "eth_getBalance")
-
-    async def get_transaction_count(self, address: str, block: str = "latest") -> int:
-        return quantity(await self.call("eth_getTransactionCount", [address, block]), "eth_getTransactionCount")
-
-    async def get_code(self, address: str, block: str = "latest") -> str:
-        code = await self.call("eth_getCode", [address, block])
-        if not isinstance(code, str) or not code.startswith("0x"):
-            raise MalformedResponse(f"eth_getCode: expected 0x-hex data, got {str(code)[:80]!r}")
-        return code
-
-    async def eth_call(self, tx: dict[str, Any], block: str = "latest") -> str:
-        data = await self.call("eth_call", [tx, block])
-        if not isinstance(data, str) or not data.startswith("0x"):
-            raise MalformedResponse(f"eth_call: expected 0x-hex data, got {str(data)[:80]!r}")
-        return data
-
-    async def estimate_gas(self, tx: dict[str, Any]) -> int:
-        return quantity(await self.call("eth_estimateGas", [tx]), "eth_estimateGas")
-
-    async def gas_price(self) -> int:
-        return quantity(await self.call("eth_gasPrice"), "eth_gasPrice")
-
-    async def max_priority_fee(self) -> int:
-        return quantity(await self.call("eth_maxPriorityFeePerGas"), "eth_maxPriorityFeePerGas")
-
-    async def fee_history(self, blocks: int, newest: str = "latest", percentiles: Sequence[float] = ()) -> dict:
-        """eth_feeHistory with quantities decoded: baseFeePerGas (blocks+1 entries, the
-        last one is the next block's), gasUsedRatio, reward (per block, per percentile)."""
-        raw = await self.call("eth_feeHistory", [hex_quantity(blocks), newest, list(percentiles)])
-        if not isinstance(raw, dict) or not isinstance(raw.get("baseFeePerGas"), list):
-            raise MalformedResponse(f"eth_feeHistory: unexpected shape: {str(raw)[:160]!r}")
-        rewards = raw.get("reward") or []
-        return {
-            "oldest_block": quantity(raw.get("oldestBlock", "0x0"), "eth_feeHistory.oldestBlock"),
-            "base_fee_per_gas": [quantity(v, "eth_feeHistory.baseFeePerGas") for v in raw["baseFeePerGas"]],
-            "gas_used_ratio": [float(v) for v in raw.get("gasUsedRatio") or []],
-            "reward": [[quantity(v, "eth_feeHistory.reward") for v in row] for row in rewards if isinstance(row, list)],
-        }
-
-    async def get_block(self, block: str | int = "latest", full: bool = False) -> dict | None:
-        tag = hex_quantity(block) if isinstance(block, int) else block
-        result = await self.call("eth_getBlockByNumber", [tag, full])
-        if result is not None and not isinstance(result, dict):
-            raise MalformedResponse(f"eth_getBlockByNumber: expected an object, got {type(result).__name__}")
-        return result
-
-    async def send_raw_transaction(self, raw: bytes) -> str:
-        result = await self.call("eth_sendRawTransaction", ["0x" + raw.hex()])
-        if not isinstance(result, str) or not result.startswith("0x"):
-            raise MalformedResponse(f"eth_sendRawTransaction: expected a tx hash, got {str(result)[:80]!r}")
-        return result.lower()
-
-    async def get_transaction(self, tx_hash: str) -> dict | None:
-        result = await self.call("eth_getTransactionByHash", [tx_hash])
-        if result is not None and not isinstance(result, dict):
-            raise MalformedResponse(f"eth_getTransactionByHash: expected an object, got {type(result).__name__}")
-        return result
-
-    async def get_receipt(self, tx_hash: str) -> dict | None:
-        result = await self.call("eth_getTransactionReceipt", [tx_hash])
-        if result is not None and not isinstance(result, dict):
-            raise MalformedResponse(f"eth_getTransactionReceipt: expected an object, got {type(result).__name__}")
-        return result

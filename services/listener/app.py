@@ -20,6 +20,7 @@ from services.common.lease import KvLease, LeaseKeeper, effective_ttl, ensure_bu
 from services.common.lifecycle import chain_health_name, close_connections, run_until_stopped
 from services.common.logging import configure_logging
 from services.common.metrics import start_metrics_server
+from services.common.rpc_pool import RpcPool, build_pool
 from services.listener.adapters import state_store
 from services.listener.adapters.address_subscription import AddressSubscription
 from services.listener.adapters.chain_rpc import HttpRpc, WsHeads
@@ -66,7 +67,8 @@ class ListenerApp:
         self.nc = None
         self.ledger_channel: grpc.aio.Channel | None = None
         self._tasks: list[asyncio.Task] = []
-        self._rpcs: list[HttpRpc] = []
+        self._rpcs: list[RpcPool] = []
+        self._probe_stop = asyncio.Event()
         self.metrics_port: int | None = None
 
     @property
@@ -90,17 +92,23 @@ class ListenerApp:
         publisher = ChainEventPublisher(nats_helpers.JetStreamPublisher(self.nc))
         token = s.address_feed_token.get_secret_value()
         for chain in self.chains:
-            rpc = HttpRpc(
-                chain.rpc_url,
-                chain_id=chain.chain_id,
-                timeout=s.rpc_timeout_seconds,
-                attempts=s.rpc_attempts,
-                max_batch=s.block_batch,
-                trust_env=s.rpc_trust_env,
+            rpc = build_pool(
+                chain,
+                lambda url, chain_id=chain.chain_id: HttpRpc(
+                    url,
+                    chain_id=chain_id,
+                    timeout=s.rpc_timeout_seconds,
+                    attempts=1,  # the pool retries, on another endpoint first
+                    max_batch=s.block_batch,
+                    trust_env=s.rpc_trust_env,
+                    caller="listener",
+                ),
                 caller="listener",
+                attempts=s.rpc_attempts,
             )
             self._rpcs.append(rpc)
-            ws = WsHeads(chain.ws_url, chain_id=chain.chain_id, trust_env=s.rpc_trust_env) if chain.ws_url else None
+            ws_urls = [w.url for w in chain.ws]
+            ws = WsHeads(ws_urls, chain_id=chain.chain_id, trust_env=s.rpc_trust_env) if ws_urls else None
             poll = s.poll_interval_seconds or min(max(chain.block_time_seconds / 2, 0.05), 5.0)
             follower = HeadFollower(
                 chain.chain_id,
@@ -160,6 +168,12 @@ class ListenerApp:
         )
         port = await self.grpc.start()
         self._tasks = [asyncio.create_task(c.run(), name=f"chain-{cid}") for cid, c in self.leaderships.items()]
+        for chain, pool in zip(self.chains, self._rpcs, strict=True):
+            if len(pool.clients) > 1:  # heads of every provider: lag, and recovery after a cooldown
+                interval = min(max(chain.block_time_seconds, 1.0), 15.0)
+                self._tasks.append(
+                    asyncio.create_task(pool.probe(self._probe_stop, interval), name=f"rpc-probe-{chain.chain_id}")
+                )
         self._tasks.append(asyncio.create_task(self._watch_health(), name="health"))
         self.metrics_port = start_metrics_server(s.metrics_port)
         log.info(

@@ -57,6 +57,7 @@ class ChainStatus:
     last_error: str
     last_head_at: float  # unix seconds of the last new head (while leading); 0: none
     internal_transfers: str
+    endpoints: tuple = ()  # rpc_pool.EndpointStatus of each provider
 
     @property
     def lag(self) -> int:
@@ -136,6 +137,7 @@ class ChainLeadership:
             last_error=self.errors(),
             last_head_at=self.follower.latest_at if leader else 0.0,
             internal_transfers=self.chain.internal_transfers,
+            endpoints=tuple(self.rpc.status()) if hasattr(self.rpc, "status") else (),
         )
 
     # ------------------------------------------------------------------ operator

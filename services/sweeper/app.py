@@ -20,6 +20,7 @@ from services.common.lease import KvLease, LeaseKeeper, effective_ttl, ensure_bu
 from services.common.lifecycle import chain_health_name, close_connections, run_until_stopped
 from services.common.logging import configure_logging
 from services.common.metrics import start_metrics_server
+from services.common.rpc_pool import RpcPool, build_pool
 from services.sweeper.adapters.chain_rpc import FeeSettings, RpcChainGateway
 from services.sweeper.adapters.key_store import KeyStore
 from services.sweeper.adapters.ledger_client import LedgerClient
@@ -50,7 +51,7 @@ class SweeperApp:
         self.stop_event = asyncio.Event()
         self.nc = None
         self.ledger_channel: grpc.aio.Channel | None = None
-        self._rpcs: list[EvmRpc] = []
+        self._rpcs: list[RpcPool] = []
         self._tasks: list[asyncio.Task] = []
         self.wakeups = PaymentEventWakeups(self._wake_chain)
         self.metrics_port: int | None = None
@@ -88,13 +89,18 @@ class SweeperApp:
         )
         policy = s.policy()
         for chain in self.chains:
-            rpc = EvmRpc(
-                chain.rpc_url,
-                chain_id=chain.chain_id,
+            rpc = build_pool(
+                chain,
+                lambda url, chain_id=chain.chain_id: EvmRpc(
+                    url,
+                    chain_id=chain_id,
+                    caller="sweeper",
+                    timeout=s.sweeper_rpc_timeout_seconds,
+                    attempts=1,  # the pool retries, on another endpoint first
+                    trust_env=s.sweeper_rpc_trust_env,
+                ),
                 caller="sweeper",
-                timeout=s.sweeper_rpc_timeout_seconds,
                 attempts=s.sweeper_rpc_attempts,
-                trust_env=s.sweeper_rpc_trust_env,
             )
             self._rpcs.append(rpc)
             keeper = LeaseKeeper(
@@ -130,6 +136,12 @@ class SweeperApp:
             asyncio.create_task(sweeper.run(self.stop_event), name=f"sweeper-{chain_id}")
             for chain_id, sweeper in self.sweepers.items()
         ]
+        for chain, pool in zip(self.chains, self._rpcs, strict=True):
+            if len(pool.clients) > 1:  # heads of every provider: lag, and recovery after a cooldown
+                interval = min(max(chain.block_time_seconds, 1.0), 15.0)
+                self._tasks.append(
+                    asyncio.create_task(pool.probe(self.stop_event, interval), name=f"rpc-probe-{chain.chain_id}")
+                )
         port = await self.grpc.start()
         self.metrics_port = start_metrics_server(s.metrics_port)
         log.info(

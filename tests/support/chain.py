@@ -16,6 +16,7 @@ import json
 import secrets
 import socket
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -252,6 +253,16 @@ class FaultyRpc:
     refuse_methods: frozenset[str] = frozenset()  # answered "method not found", as nodes without them do
     # Rewrites the node's reply (request, reply) -> reply, e.g. to answer as another node would.
     rewrite: Callable[[Any, Any], Any] | None = None
+    # A provider's way of failing, on every request (beside the every-th faults above):
+    # "" (none), "rate_limited" (HTTP 429 with Retry-After: retry_after), "frozen" (no
+    # answer for hang_seconds), "lagging" (answers as a node `lag` blocks behind: heads,
+    # blocks and logs beyond that do not exist yet), "flapping" (down for flap_seconds,
+    # up for flap_seconds, ...; down = the connection is dropped).
+    mode: str = ""
+    retry_after: int = 2
+    hang_seconds: float = 30.0
+    lag: int = 20
+    flap_seconds: float = 1.0
     range_errors: int = 0
     served: int = 0
     injected: dict[str, int] = field(default_factory=dict)
@@ -281,9 +292,61 @@ class FaultyRpc:
                 self.end_headers()
                 self.wfile.write(body)
 
+            def _upstream(self, payload: Any) -> Any:
+                request = urllib.request.Request(
+                    proxy.upstream, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"}
+                )
+                with opener.open(request, timeout=30) as response:
+                    return json.loads(response.read())
+
+            def _lagging(self, request: Any) -> Any:
+                """Answer as a node `lag` blocks behind the upstream one."""
+                head = int(self._upstream({"jsonrpc": "2.0", "id": 0, "method": "eth_blockNumber"})["result"], 16)
+                top = max(0, head - proxy.lag)
+
+                def one(r: Any) -> Any:
+                    method, params = r.get("method"), list(r.get("params") or [])
+                    if method == "eth_blockNumber":
+                        return {"jsonrpc": "2.0", "id": r.get("id"), "result": hex(top)}
+                    if method == "eth_getBlockByNumber" and params:
+                        tag = params[0]
+                        if tag in ("latest", "pending", "safe", "finalized"):
+                            params[0] = hex(top)
+                        elif isinstance(tag, str) and tag.startswith("0x") and int(tag, 16) > top:
+                            return {"jsonrpc": "2.0", "id": r.get("id"), "result": None}
+                    if method == "eth_getLogs" and params and isinstance(params[0], dict):
+                        query = dict(params[0])
+                        last = query.get("toBlock", "latest")
+                        if last == "latest" or int(last, 16) > top:
+                            query["toBlock"] = hex(top)
+                        params[0] = query
+                    return self._upstream({**r, "params": params})
+
+                return [one(r) for r in request] if isinstance(request, list) else one(request)
+
             def do_POST(self) -> None:  # noqa: N802 - http.server API
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 proxy.served += 1
+                mode = proxy.mode
+                if mode == "flapping":
+                    mode = "down" if int(time.monotonic() / proxy.flap_seconds) % 2 == 0 else ""
+                if mode == "down":
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return None
+                if mode == "rate_limited":
+                    self.send_response(429)
+                    self.send_header("Retry-After", str(proxy.retry_after))
+                    self.send_header("Content-Length", "17")
+                    self.end_headers()
+                    self.wfile.write(b"too many requests")
+                    return None
+                if mode == "frozen":
+                    time.sleep(proxy.hang_seconds)
+                    self.close_connection = True
+                    return None
+                if mode == "lagging":
+                    return self._reply(200, json.dumps(self._lagging(json.loads(body))).encode())
                 fault = None
                 if proxy.enabled and proxy.served % proxy.every == 0:
                     fault = proxy.FAULTS[(proxy.served // proxy.every) % len(proxy.FAULTS)]
@@ -402,9 +465,11 @@ class Mesh:
     def js(self):
         return self.nc.jetstream()
 
-    def write_chains(self, name: str, rpc_url: str, ws_url: str = "", internal_transfers: str = "") -> Path:
+    def write_chains(
+        self, name: str, rpc_url: str = "", ws_url: str = "", internal_transfers: str = "", **extra: Any
+    ) -> Path:
         return write_chains_file(
-            self.root / name, rpc_url=rpc_url, ws_url=ws_url, internal_transfers=internal_transfers
+            self.root / name, rpc_url=rpc_url, ws_url=ws_url, internal_transfers=internal_transfers, **extra
         )
 
     async def new_merchant(self) -> MerchantHandle:

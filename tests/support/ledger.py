@@ -64,13 +64,17 @@ def write_chains_file(
     ws_url: str = "",
     confirmations: int = 2,
     internal_transfers: str = "",
+    rpc_urls: list[str] | None = None,
+    max_head_lag_blocks: int = 5,
 ) -> Path:
+    """chains.yaml with anvil (31337) and a second chain; `rpc_urls`: several providers."""
+    providers = "rpc:\n" + "".join(f"      - {{url: {u}}}\n" for u in rpc_urls) if rpc_urls else f"rpc_url: {rpc_url}\n"
     path.write_text(
         f"""chains:
   - chain_id: 31337
     name: anvil
-    rpc_url: {rpc_url}
-    ws_url: "{ws_url}"
+    {providers}    ws_url: "{ws_url}"
+    max_head_lag_blocks: {max_head_lag_blocks}
     confirmations: {confirmations}
     internal_transfers: "{internal_transfers}"
     block_time_seconds: 1

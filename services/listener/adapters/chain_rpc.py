@@ -61,15 +61,32 @@ class HttpRpc(evm_rpc.EvmRpc):
 
 
 class WsHeads:
-    """eth_subscribe("newHeads") over WebSocket; yields headers until the socket fails."""
+    """eth_subscribe("newHeads") over WebSocket; yields headers until the socket fails.
+    With several endpoints (chains.yaml `ws:`), each new stream after a failed one
+    goes to the next endpoint."""
 
-    def __init__(self, url: str, *, chain_id: int, open_timeout: float = 5.0, trust_env: bool = False) -> None:
-        self.url = url
+    def __init__(
+        self, url: str | list[str], *, chain_id: int, open_timeout: float = 5.0, trust_env: bool = False
+    ) -> None:
+        self.urls = [url] if isinstance(url, str) else list(url)
+        self._current = 0
         self.chain_id = chain_id
         self._open_timeout = open_timeout
         self._proxy = True if trust_env else None
 
+    @property
+    def url(self) -> str:
+        return self.urls[self._current]
+
     async def stream(self, on_subscribed: Callable[[], None] | None = None) -> AsyncIterator[BlockHeader]:
+        try:
+            async for header in self._stream(on_subscribed):
+                yield header
+        except Exception:
+            self._current = (self._current + 1) % len(self.urls)  # the next stream tries the next endpoint
+            raise
+
+    async def _stream(self, on_subscribed: Callable[[], None] | None) -> AsyncIterator[BlockHeader]:
         async with ws_connect(
             self.url,
             open_timeout=self._open_timeout,

@@ -179,7 +179,15 @@ class RangeReader:
     ) -> RangeRead:
         """Read blocks a..b (bodies and Transfer logs), check they form one chain
         (and continue `parent`; and are the blocks of `scanned` where it has one),
-        and return their headers and the transfers into watched addresses, in chain order."""
+        and return their headers and the transfers into watched addresses, in chain order.
+        With several providers, the whole read goes to one of them (RpcPool.pinned)."""
+        pinned = getattr(self._rpc, "pinned", None)
+        if pinned is None:
+            return await self._read(a, b, parent=parent, scanned=scanned)
+        async with pinned():
+            return await self._read(a, b, parent=parent, scanned=scanned)
+
+    async def _read(self, a: int, b: int, *, parent: str | None, scanned: BlockHistory | None) -> RangeRead:
         watching = len(self.watched) > 0
         if watching and self._tokens:
             blocks, logs = await gather_or_cancel([self._blocks(a, b, full=watching), self._logs(a, b)])

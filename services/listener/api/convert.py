@@ -39,6 +39,20 @@ def chain_status(status: ChainStatus) -> lpb.ChainStatus:
         last_error=status.last_error,
         last_head_at=_ts(status.last_head_at),
         internal_transfers=status.internal_transfers,
+        endpoints=[
+            lpb.RpcEndpointStatus(
+                name=e.name,
+                state=e.state,
+                head=e.head,
+                lag=e.lag,
+                latency_ms=e.latency_ms,
+                requests=e.requests,
+                errors=e.errors,
+                last_error=e.last_error,
+                weight=e.weight,
+            )
+            for e in status.endpoints
+        ],
     )
 
 

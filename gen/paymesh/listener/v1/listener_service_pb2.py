@@ -25,25 +25,27 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n*paymesh/listener/v1/listener_service.proto\x12\x13paymesh.listener.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x98\x02\n\x0b\x43hainStatus\x12\x10\n\x08\x63hain_id\x18\x01 \x01(\x04\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0c\n\x04head\x18\x03 \x01(\x04\x12\x0e\n\x06\x63ursor\x18\x04 \x01(\x04\x12\x0b\n\x03lag\x18\x05 \x01(\x04\x12\x19\n\x11watched_addresses\x18\x06 \x01(\x04\x12\x31\n\x04mode\x18\x07 \x01(\x0e\x32#.paymesh.listener.v1.ConnectionMode\x12\x0e\n\x06leader\x18\x08 \x01(\x08\x12\x12\n\nlast_error\x18\t \x01(\t\x12\x30\n\x0clast_head_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1a\n\x12internal_transfers\x18\x0b \x01(\t\"$\n\x10GetStatusRequest\x12\x10\n\x08\x63hain_id\x18\x01 \x01(\x04\"E\n\x11GetStatusResponse\x12\x30\n\x06\x63hains\x18\x01 \x03(\x0b\x32 .paymesh.listener.v1.ChainStatus\"G\n\rRescanRequest\x12\x10\n\x08\x63hain_id\x18\x01 \x01(\x04\x12\x12\n\nfrom_block\x18\x02 \x01(\x04\x12\x10\n\x08to_block\x18\x03 \x01(\x04\"E\n\x0eRescanResponse\x12\x16\n\x0e\x62locks_scanned\x18\x01 \x01(\x04\x12\x1b\n\x13transfers_published\x18\x02 \x01(\x04*\xb1\x01\n\x0e\x43onnectionMode\x12\x1f\n\x1b\x43ONNECTION_MODE_UNSPECIFIED\x10\x00\x12\x1d\n\x19\x43ONNECTION_MODE_WEBSOCKET\x10\x01\x12 \n\x1c\x43ONNECTION_MODE_HTTP_POLLING\x10\x02\x12 \n\x1c\x43ONNECTION_MODE_DISCONNECTED\x10\x03\x12\x1b\n\x17\x43ONNECTION_MODE_STANDBY\x10\x04\x32\xc0\x01\n\x0fListenerService\x12Z\n\tGetStatus\x12%.paymesh.listener.v1.GetStatusRequest\x1a&.paymesh.listener.v1.GetStatusResponse\x12Q\n\x06Rescan\x12\".paymesh.listener.v1.RescanRequest\x1a#.paymesh.listener.v1.RescanResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n*paymesh/listener/v1/listener_service.proto\x12\x13paymesh.listener.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd3\x02\n\x0b\x43hainStatus\x12\x10\n\x08\x63hain_id\x18\x01 \x01(\x04\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0c\n\x04head\x18\x03 \x01(\x04\x12\x0e\n\x06\x63ursor\x18\x04 \x01(\x04\x12\x0b\n\x03lag\x18\x05 \x01(\x04\x12\x19\n\x11watched_addresses\x18\x06 \x01(\x04\x12\x31\n\x04mode\x18\x07 \x01(\x0e\x32#.paymesh.listener.v1.ConnectionMode\x12\x0e\n\x06leader\x18\x08 \x01(\x08\x12\x12\n\nlast_error\x18\t \x01(\t\x12\x30\n\x0clast_head_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1a\n\x12internal_transfers\x18\x0b \x01(\t\x12\x39\n\tendpoints\x18\x0c \x03(\x0b\x32&.paymesh.listener.v1.RpcEndpointStatus\"\xa5\x01\n\x11RpcEndpointStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\t\x12\x0c\n\x04head\x18\x03 \x01(\x04\x12\x0b\n\x03lag\x18\x04 \x01(\x04\x12\x12\n\nlatency_ms\x18\x05 \x01(\x01\x12\x10\n\x08requests\x18\x06 \x01(\x04\x12\x0e\n\x06\x65rrors\x18\x07 \x01(\x04\x12\x12\n\nlast_error\x18\x08 \x01(\t\x12\x0e\n\x06weight\x18\t \x01(\r\"$\n\x10GetStatusRequest\x12\x10\n\x08\x63hain_id\x18\x01 \x01(\x04\"E\n\x11GetStatusResponse\x12\x30\n\x06\x63hains\x18\x01 \x03(\x0b\x32 .paymesh.listener.v1.ChainStatus\"G\n\rRescanRequest\x12\x10\n\x08\x63hain_id\x18\x01 \x01(\x04\x12\x12\n\nfrom_block\x18\x02 \x01(\x04\x12\x10\n\x08to_block\x18\x03 \x01(\x04\"E\n\x0eRescanResponse\x12\x16\n\x0e\x62locks_scanned\x18\x01 \x01(\x04\x12\x1b\n\x13transfers_published\x18\x02 \x01(\x04*\xb1\x01\n\x0e\x43onnectionMode\x12\x1f\n\x1b\x43ONNECTION_MODE_UNSPECIFIED\x10\x00\x12\x1d\n\x19\x43ONNECTION_MODE_WEBSOCKET\x10\x01\x12 \n\x1c\x43ONNECTION_MODE_HTTP_POLLING\x10\x02\x12 \n\x1c\x43ONNECTION_MODE_DISCONNECTED\x10\x03\x12\x1b\n\x17\x43ONNECTION_MODE_STANDBY\x10\x04\x32\xc0\x01\n\x0fListenerService\x12Z\n\tGetStatus\x12%.paymesh.listener.v1.GetStatusRequest\x1a&.paymesh.listener.v1.GetStatusResponse\x12Q\n\x06Rescan\x12\".paymesh.listener.v1.RescanRequest\x1a#.paymesh.listener.v1.RescanResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'paymesh.listener.v1.listener_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CONNECTIONMODE']._serialized_start=637
-  _globals['_CONNECTIONMODE']._serialized_end=814
+  _globals['_CONNECTIONMODE']._serialized_start=864
+  _globals['_CONNECTIONMODE']._serialized_end=1041
   _globals['_CHAINSTATUS']._serialized_start=101
-  _globals['_CHAINSTATUS']._serialized_end=381
-  _globals['_GETSTATUSREQUEST']._serialized_start=383
-  _globals['_GETSTATUSREQUEST']._serialized_end=419
-  _globals['_GETSTATUSRESPONSE']._serialized_start=421
-  _globals['_GETSTATUSRESPONSE']._serialized_end=490
-  _globals['_RESCANREQUEST']._serialized_start=492
-  _globals['_RESCANREQUEST']._serialized_end=563
-  _globals['_RESCANRESPONSE']._serialized_start=565
-  _globals['_RESCANRESPONSE']._serialized_end=634
-  _globals['_LISTENERSERVICE']._serialized_start=817
-  _globals['_LISTENERSERVICE']._serialized_end=1009
+  _globals['_CHAINSTATUS']._serialized_end=440
+  _globals['_RPCENDPOINTSTATUS']._serialized_start=443
+  _globals['_RPCENDPOINTSTATUS']._serialized_end=608
+  _globals['_GETSTATUSREQUEST']._serialized_start=610
+  _globals['_GETSTATUSREQUEST']._serialized_end=646
+  _globals['_GETSTATUSRESPONSE']._serialized_start=648
+  _globals['_GETSTATUSRESPONSE']._serialized_end=717
+  _globals['_RESCANREQUEST']._serialized_start=719
+  _globals['_RESCANREQUEST']._serialized_end=790
+  _globals['_RESCANRESPONSE']._serialized_start=792
+  _globals['_RESCANRESPONSE']._serialized_end=861
+  _globals['_LISTENERSERVICE']._serialized_start=1044
+  _globals['_LISTENERSERVICE']._serialized_end=1236
 # @@protoc_insertion_point(module_scope)

@@ -24,7 +24,7 @@ CONNECTION_MODE_DISCONNECTED: ConnectionMode
 CONNECTION_MODE_STANDBY: ConnectionMode
 
 class ChainStatus(_message.Message):
-    __slots__ = ("chain_id", "name", "head", "cursor", "lag", "watched_addresses", "mode", "leader", "last_error", "last_head_at", "internal_transfers")
+    __slots__ = ("chain_id", "name", "head", "cursor", "lag", "watched_addresses", "mode", "leader", "last_error", "last_head_at", "internal_transfers", "endpoints")
     CHAIN_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     HEAD_FIELD_NUMBER: _ClassVar[int]
@@ -36,6 +36,7 @@ class ChainStatus(_message.Message):
     LAST_ERROR_FIELD_NUMBER: _ClassVar[int]
     LAST_HEAD_AT_FIELD_NUMBER: _ClassVar[int]
     INTERNAL_TRANSFERS_FIELD_NUMBER: _ClassVar[int]
+    ENDPOINTS_FIELD_NUMBER: _ClassVar[int]
     chain_id: int
     name: str
     head: int
@@ -47,7 +48,30 @@ class ChainStatus(_message.Message):
     last_error: str
     last_head_at: _timestamp_pb2.Timestamp
     internal_transfers: str
-    def __init__(self, chain_id: _Optional[int] = ..., name: _Optional[str] = ..., head: _Optional[int] = ..., cursor: _Optional[int] = ..., lag: _Optional[int] = ..., watched_addresses: _Optional[int] = ..., mode: _Optional[_Union[ConnectionMode, str]] = ..., leader: _Optional[bool] = ..., last_error: _Optional[str] = ..., last_head_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., internal_transfers: _Optional[str] = ...) -> None: ...
+    endpoints: _containers.RepeatedCompositeFieldContainer[RpcEndpointStatus]
+    def __init__(self, chain_id: _Optional[int] = ..., name: _Optional[str] = ..., head: _Optional[int] = ..., cursor: _Optional[int] = ..., lag: _Optional[int] = ..., watched_addresses: _Optional[int] = ..., mode: _Optional[_Union[ConnectionMode, str]] = ..., leader: _Optional[bool] = ..., last_error: _Optional[str] = ..., last_head_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., internal_transfers: _Optional[str] = ..., endpoints: _Optional[_Iterable[_Union[RpcEndpointStatus, _Mapping]]] = ...) -> None: ...
+
+class RpcEndpointStatus(_message.Message):
+    __slots__ = ("name", "state", "head", "lag", "latency_ms", "requests", "errors", "last_error", "weight")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    HEAD_FIELD_NUMBER: _ClassVar[int]
+    LAG_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_MS_FIELD_NUMBER: _ClassVar[int]
+    REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    ERRORS_FIELD_NUMBER: _ClassVar[int]
+    LAST_ERROR_FIELD_NUMBER: _ClassVar[int]
+    WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    state: str
+    head: int
+    lag: int
+    latency_ms: float
+    requests: int
+    errors: int
+    last_error: str
+    weight: int
+    def __init__(self, name: _Optional[str] = ..., state: _Optional[str] = ..., head: _Optional[int] = ..., lag: _Optional[int] = ..., latency_ms: _Optional[float] = ..., requests: _Optional[int] = ..., errors: _Optional[int] = ..., last_error: _Optional[str] = ..., weight: _Optional[int] = ...) -> None: ...
 
 class GetStatusRequest(_message.Message):
     __slots__ = ("chain_id",)

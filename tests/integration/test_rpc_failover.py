@@ -1,0 +1,125 @@
+"""Several RPC providers per chain, on real anvil nodes behind the faulty-RPC proxy:
+one provider down, one answering 429 with Retry-After, one frozen, one lagging 20
+blocks, one flapping. In each case the listener keeps detecting and confirming every
+payment, exactly once, from the healthy provider; GetStatus says which provider is
+what and why. Every wait is bounded; nothing asserts a duration."""
+
+from __future__ import annotations
+
+import pytest
+import pytest_asyncio
+from paymesh.ledger.v1 import payment_pb2 as pb
+
+from tests.support.chain import (
+    FaultyRpc,
+    isolated_buckets,
+    mesh,
+    status,
+    wait_status,
+    wait_watching_all,
+)
+from tests.support.ledger import eventually
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+CONFIRMED = pb.PAYMENT_STATUS_CONFIRMED
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def net(postgres, tmp_path_factory):
+    async with mesh(postgres, tmp_path_factory.mktemp("rpc-failover"), database="rpc_failover") as m:
+        yield m
+
+
+async def pay_three(net, app, amount: int) -> None:
+    """Three payments (ETH and TUSD) paid and confirmed, each credited exactly once."""
+    payments = []
+    for i in range(3):
+        asset = "TUSD" if i == 1 else "ETH"
+        p = await net.merchant.create(asset=asset, amount=str(amount + i))
+        payments.append((p, asset))
+    await wait_watching_all(app.port, net.database_url)
+    for p, asset in payments:
+        if asset == "ETH":
+            await net.chain.send_eth(p.deposit_address, int(p.amount_due))
+        else:
+            await net.chain.send_token(p.deposit_address, int(p.amount_due))
+    await net.chain.mine(2)
+    for p, _ in payments:
+        done = await wait_status(net.merchant, p.payment_id, CONFIRMED, timeout=40)
+        assert done.amount_confirmed == done.amount_due and len(done.transfers) == 1
+
+
+@pytest.mark.parametrize(
+    "mode, expected_state",
+    [
+        ("down", "cooling"),
+        ("rate_limited", "cooling"),
+        ("frozen", "cooling"),
+        ("lagging", "lagging"),
+        ("flapping", None),
+    ],
+)
+async def test_one_bad_provider_beside_a_good_one_misses_nothing(net, mode, expected_state):
+    bad = FaultyRpc(net.anvil.http_url, every=10**9, mode=mode, hang_seconds=5.0, lag=20, flap_seconds=0.7).start()
+    good = FaultyRpc(net.anvil.http_url, every=10**9).start()
+    await net.chain.mine(25)  # the lagging provider is 20 behind a head past 20
+    # The bad provider first in the file: it is tried, fails or lags, and is passed over.
+    chains = net.write_chains(f"two-{mode}.yaml", rpc_urls=[bad.url, good.url], max_head_lag_blocks=5)
+    try:
+        async with net.listener(
+            chains_file=chains, rpc_timeout_seconds=1.0, rpc_attempts=3, **isolated_buckets(f"pool-{mode}")
+        ) as app:
+            await pay_three(net, app, 7000)
+            s = await status(app.port)
+            assert [e.name for e in s.endpoints] == [f"#1 127.0.0.1:{bad.port}", f"#2 127.0.0.1:{good.port}"]
+            assert s.endpoints[1].state == "healthy" and s.endpoints[1].requests > 0
+            if expected_state is not None:
+
+                async def bad_seen():
+                    e = (await status(app.port)).endpoints[0]
+                    return e if e.state == expected_state else None
+
+                seen = await eventually(bad_seen, timeout=20)
+                if mode == "lagging":
+                    assert seen.lag >= 15 and seen.errors == 0
+                else:
+                    assert seen.errors > 0 and seen.last_error
+            assert "127.0.0.1:" + str(good.port) + "/" not in str(s)  # names, never URLs
+            # The provider recovers: it is used again.
+            bad.mode = ""
+            await pay_three(net, app, 8000)
+
+            async def healthy_again():
+                e = (await status(app.port)).endpoints[0]
+                return e if e.state == "healthy" else None
+
+            await eventually(healthy_again, timeout=30)
+    finally:
+        bad.stop()
+        good.stop()
+
+
+async def test_both_providers_down_then_one_back_resumes_detection(net):
+    first = FaultyRpc(net.anvil.http_url, every=10**9).start()
+    second = FaultyRpc(net.anvil.http_url, every=10**9).start()
+    chains = net.write_chains("both.yaml", rpc_urls=[first.url, second.url])
+    try:
+        async with net.listener(chains_file=chains, rpc_timeout_seconds=1.0, **isolated_buckets("pool-both")) as app:
+            await pay_three(net, app, 9000)
+            first.mode = second.mode = "down"
+            p = await net.merchant.create(amount="9100")
+            await wait_watching_all(app.port, net.database_url)
+            await net.chain.send_eth(p.deposit_address, 9100)
+            await net.chain.mine(2)
+
+            async def both_failing():
+                s = await status(app.port)
+                return s if all(e.state == "cooling" for e in s.endpoints) else None
+
+            await eventually(both_failing, timeout=20)
+            second.mode = ""  # one provider back: the payment made meanwhile is found
+            await wait_status(net.merchant, p.payment_id, CONFIRMED, timeout=40)
+    finally:
+        first.stop()
+        second.stop()
