@@ -5,7 +5,10 @@ An endpoint is **cooling down** after a failure (an error, a timeout, HTTP 429 o
 5xx): for `Retry-After` seconds when the provider said so, else 1 s doubling per
 failure in a row up to 60 s. It is **lagging** when its head is more than
 `max_lag` blocks behind the best head any endpoint reported. It is **over budget**
-when its `requests_per_second` are used up for the moment. Reads go to the endpoints
+when its `requests_per_second` are used up for the moment. It is **forked** when the
+block hash it reports at a height the endpoints share is not the one most of them
+(by weight) report, and **wrong_chain** when eth_chainId names another chain: these
+two are left out altogether. Reads go to the endpoints
 that are none of these, chosen at random by weight (so load spreads, and a provider
 with weight 2 takes about twice the share); then, only if those fail or none is
 left, to the others: over-budget ones, then lagging ones, then cooling ones, the one
@@ -38,6 +41,13 @@ class EndpointHealth:
     requests: int = 0
     errors: int = 0
     last_error: str = ""
+    # Checked with eth_chainId once it answers: None until then; an endpoint serving
+    # another chain is never used (a misconfigured URL must not feed another chain's blocks).
+    served_chain_id: int | None = None
+    wrong_chain: bool = False
+    # On another fork than most of the chain's endpoints (by weight) at the last probe:
+    # left out until it agrees again.
+    forked: bool = False
     _tokens: float = field(default=0.0, repr=False)
     _tokens_at: float | None = field(default=None, repr=False)
 
@@ -96,7 +106,11 @@ class EndpointHealth:
         self._tokens_at = now
 
     def state(self, now: float, best_head: int | None, max_lag: int) -> str:
-        """ "healthy", "cooling", "lagging" or "over_budget" (GetStatus, metrics)."""
+        """One of "healthy", "cooling", "lagging", "over_budget", "wrong_chain" (GetStatus, metrics)."""
+        if self.wrong_chain:
+            return "wrong_chain"
+        if self.forked:
+            return "forked"
         if self.cooling(now):
             return "cooling"
         if self.lag(best_head) > max_lag:
@@ -112,17 +126,33 @@ def best_head(endpoints: Sequence[EndpointHealth]) -> int | None:
 
 
 def order(endpoints: Sequence[EndpointHealth], now: float, max_lag: int, rng: random.Random) -> list[EndpointHealth]:
-    """Every endpoint, in the order to try them (see the module docstring)."""
-    top = best_head(endpoints)
-    rank = {"healthy": 0, "over_budget": 1, "lagging": 2, "cooling": 3}
+    """Every endpoint, in the order to try them (see the module docstring); one that
+    serves another chain is left out (all of them: the first, so a call still fails
+    with what that node says rather than with nothing)."""
+    usable = [e for e in endpoints if not (e.wrong_chain or e.forked)] or list(endpoints[:1])
+    top = best_head(usable)
+    rank = {"healthy": 0, "over_budget": 1, "lagging": 2, "cooling": 3, "wrong_chain": 3, "forked": 3}
     groups: dict[int, list[EndpointHealth]] = {0: [], 1: [], 2: [], 3: []}
-    for e in endpoints:
+    for e in usable:
         groups[rank[e.state(now, top, max_lag)]].append(e)
     out = _weighted_shuffle(groups[0], rng)
     out += sorted(groups[1], key=lambda e: -e.weight)
     out += sorted(groups[2], key=lambda e: e.lag(top))
     out += sorted(groups[3], key=lambda e: e.cooldown_until)
     return out
+
+
+def canonical_hash(hashes: dict[int, str], weights: Sequence[int]) -> str | None:
+    """The block hash most of the endpoints report at one height, by weight; a tie goes
+    to the hash of the endpoint listed first (the operator's primary provider).
+    `hashes`: endpoint index -> hash, for the endpoints that answered."""
+    if not hashes:
+        return None
+    totals: dict[str, int] = {}
+    for index, value in hashes.items():
+        totals[value] = totals.get(value, 0) + weights[index]
+    first = {v: min(i for i, h in hashes.items() if h == v) for v in totals}
+    return max(totals, key=lambda v: (totals[v], -first[v]))
 
 
 def _weighted_shuffle(items: list[EndpointHealth], rng: random.Random) -> list[EndpointHealth]:

@@ -17,7 +17,10 @@ they used a client:
   reader also checks that every block, receipt and log links by hash, so a mix that
   still happens (the pinned endpoint failed mid-read) is caught and read again;
 - `probe()` asks every endpoint for its head every few seconds: that is how lag is
-  measured and how a cooled-down endpoint comes back;
+  measured and how a cooled-down endpoint comes back; it also compares their block
+  hashes at a height all of them have, and leaves out those on another fork than
+  most of them (by weight; a tie goes to the endpoint listed first), and checks once
+  with eth_chainId that each serves the configured chain;
 - `send_raw_transaction` sends the same signed bytes to every usable endpoint (up to
   BROADCAST_FANOUT) and succeeds when any accepts them (the same bytes: the same
   hash, so a second acceptance is harmless);
@@ -41,7 +44,7 @@ import structlog
 from prometheus_client import Counter, Gauge
 
 from services.common.evm_rpc import EvmRpc, RpcError, RpcMethods, RpcUnavailable
-from services.common.provider_health import EndpointHealth, best_head, order
+from services.common.provider_health import EndpointHealth, best_head, canonical_hash, order
 
 log = structlog.get_logger("rpc_pool")
 T = TypeVar("T")
@@ -51,7 +54,7 @@ RETRY_PAUSE_SECONDS = 0.05  # before trying an endpoint a second time in one cal
 
 ENDPOINT_UP = Gauge(
     "paymesh_rpc_endpoint_up",
-    "1 while a chain's RPC endpoint is healthy (not cooling down, lagging or over budget), else 0.",
+    "1 while a chain's RPC endpoint is healthy (not cooling down, lagging, over budget, forked, wrong chain).",
     ["chain_id", "caller", "endpoint"],
 )
 ENDPOINT_LAG = Gauge(
@@ -192,16 +195,84 @@ class RpcPool(RpcMethods):
         finally:
             _PINNED.reset(token)
 
+    async def verify_chain_ids(self) -> list[tuple[int, int]]:
+        """Ask each endpoint not yet checked which chain it serves (one try each);
+        (index, chain id) of those that serve another chain, which are never used.
+        An endpoint that does not answer now is checked at a later probe."""
+
+        async def one(index: int) -> tuple[int, int] | None:
+            health = self.health[index]
+            if health.served_chain_id is not None:
+                return (index, health.served_chain_id) if health.wrong_chain else None
+            try:
+                served = await self._attempt(index, "eth_chainId", lambda c: c.get_chain_id())
+            except Exception:  # noqa: BLE001 - down now: checked at a later probe
+                return None
+            health.served_chain_id = served
+            if served != self.chain_id:
+                health.wrong_chain = True
+                log.error(
+                    "rpc endpoint serves another chain; never used",
+                    chain_id=self.chain_id,
+                    endpoint=health.name,
+                    served_chain_id=served,
+                )
+                return index, served
+            return None
+
+        found = await asyncio.gather(*(one(i) for i in range(len(self.clients))))
+        return [f for f in found if f is not None]
+
     async def probe_once(self) -> None:
         """Every endpoint's head (one try each): lag, and recovery after a cooldown."""
+        await self.verify_chain_ids()
 
-        async def one(index: int) -> None:
-            with contextlib.suppress(Exception):
+        async def head(index: int) -> int | None:
+            if self.health[index].wrong_chain:
+                return None
+            try:
                 number = await self._attempt(index, "eth_blockNumber", lambda c: c.block_number())
-                self.health[index].saw_head(number)
+            except Exception:  # noqa: BLE001 - counted as the endpoint's failure
+                return None
+            self.health[index].saw_head(number)
+            return number
 
-        await asyncio.gather(*(one(i) for i in range(len(self.clients))))
+        heads = await asyncio.gather(*(head(i) for i in range(len(self.clients))))
+        answered = {i: h for i, h in enumerate(heads) if h is not None}
+        if len(answered) >= 2:
+            await self._check_forks(answered)
         self._publish()
+
+    async def _check_forks(self, heads: dict[int, int]) -> None:
+        """Compare the endpoints' block hashes at a height they all have (one below the
+        lowest head, so a block being mined does not count): those on another fork than
+        most (by weight) are left out until they agree again."""
+        height = max(0, min(heads.values()) - 1)
+
+        async def hash_at(index: int) -> tuple[int, str | None]:
+            try:
+                block = await self._attempt(index, "eth_getBlockByNumber", lambda c: c.get_block(height))
+            except Exception:  # noqa: BLE001 - counted as the endpoint's failure
+                return index, None
+            value = block.get("hash") if isinstance(block, dict) else None
+            return index, value.lower() if isinstance(value, str) else None
+
+        found = dict(await asyncio.gather(*(hash_at(i) for i in heads)))
+        hashes = {i: h for i, h in found.items() if h is not None}
+        canonical = canonical_hash(hashes, [h.weight for h in self.health])
+        for index, value in hashes.items():
+            health = self.health[index]
+            forked = value != canonical
+            if forked != health.forked:
+                (log.error if forked else log.info)(
+                    "rpc endpoint is on another fork; left out" if forked else "rpc endpoint agrees again",
+                    chain_id=self.chain_id,
+                    endpoint=health.name,
+                    height=height,
+                    block_hash=value,
+                    canonical_hash=canonical,
+                )
+            health.forked = forked
 
     async def probe(self, stop: asyncio.Event, interval: float) -> None:
         """probe_once every `interval` seconds until `stop` (only useful with two or more endpoints)."""
@@ -320,3 +391,23 @@ def build_pool(
         max_head_lag=chain.max_head_lag_blocks,
         attempts=attempts,
     )
+
+
+async def refuse_wrong_chains(chains_file: Any, chains: Sequence[Any], pools: Sequence[RpcPool]) -> None:
+    """At start: ChainConfigError naming the file, the chain and the field when an
+    endpoint that answers serves another chain (one that does not answer yet is
+    checked by the probe later, and left out if it does)."""
+    from services.common.chains import ChainConfigError, load_chains
+
+    order_in_file = load_chains(chains_file).ids()
+    for chain, pool in zip(chains, pools, strict=True):
+        wrong = await pool.verify_chain_ids()
+        if not wrong:
+            continue
+        position = order_in_file.index(chain.chain_id)
+        index, served = wrong[0]
+        field = f"chains[{position}].rpc[{index}].url" if len(chain.rpc) > 1 else f"chains[{position}].rpc_url"
+        raise ChainConfigError(
+            f"{chains_file}: {field} (chain {chain.chain_id}, {chain.name}): the endpoint "
+            f"{endpoint_name(index, chain.rpc[index].url)} serves chain {served}, not {chain.chain_id}"
+        )

@@ -21,3 +21,6 @@ try:
     uvloop.run(serve(settings))
 except KeyboardInterrupt:
     pass
+except ChainConfigError as exc:  # an endpoint found serving another chain at start
+    print(f"listener: configuration error: {exc}", file=sys.stderr)
+    sys.exit(2)

@@ -20,7 +20,7 @@ from services.common.lease import KvLease, LeaseKeeper, effective_ttl, ensure_bu
 from services.common.lifecycle import chain_health_name, close_connections, run_until_stopped
 from services.common.logging import configure_logging
 from services.common.metrics import start_metrics_server
-from services.common.rpc_pool import RpcPool, build_pool
+from services.common.rpc_pool import RpcPool, build_pool, refuse_wrong_chains
 from services.listener.adapters import state_store
 from services.listener.adapters.address_subscription import AddressSubscription
 from services.listener.adapters.chain_rpc import HttpRpc, WsHeads
@@ -161,6 +161,10 @@ class ListenerApp:
                 chain, rpc, follower, scanner, subscription, keeper, max_rescan_blocks=s.max_rescan_blocks
             )
 
+        for pool in self._rpcs:
+            if len(pool.clients) > 1:
+                await pool.probe_once()  # heads and forks known before the first read
+        await refuse_wrong_chains(s.chains_file, self.chains, self._rpcs)
         self.grpc.add(
             lgrpc.add_ListenerServiceServicer_to_server,
             ListenerServicer(self.leaderships, s.admin_token.get_secret_value()),

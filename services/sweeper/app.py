@@ -20,7 +20,7 @@ from services.common.lease import KvLease, LeaseKeeper, effective_ttl, ensure_bu
 from services.common.lifecycle import chain_health_name, close_connections, run_until_stopped
 from services.common.logging import configure_logging
 from services.common.metrics import start_metrics_server
-from services.common.rpc_pool import RpcPool, build_pool
+from services.common.rpc_pool import RpcPool, build_pool, refuse_wrong_chains
 from services.sweeper.adapters.chain_rpc import FeeSettings, RpcChainGateway
 from services.sweeper.adapters.key_store import KeyStore
 from services.sweeper.adapters.ledger_client import LedgerClient
@@ -127,6 +127,10 @@ class SweeperApp:
         if s.sweeper_wake_on_events:
             # Sweep as soon as the ledger says funds are confirmed, not at the next interval.
             await self.wakeups.subscribe(self.nc)
+        for pool in self._rpcs:
+            if len(pool.clients) > 1:
+                await pool.probe_once()  # heads and forks known before the first read
+        await refuse_wrong_chains(s.chains_file, list(self.chains), self._rpcs)
         self.grpc.add(
             pgrpc.add_SweeperServiceServicer_to_server,
             SweeperServicer(lambda: self.sweepers, ledger, s.admin_token.get_secret_value()),

@@ -11,6 +11,7 @@ import pytest_asyncio
 from paymesh.ledger.v1 import payment_pb2 as pb
 
 from tests.support.chain import (
+    Chain,
     FaultyRpc,
     isolated_buckets,
     mesh,
@@ -123,3 +124,66 @@ async def test_both_providers_down_then_one_back_resumes_detection(net):
     finally:
         first.stop()
         second.stop()
+
+
+async def test_a_provider_on_another_fork_is_left_out_and_nothing_is_credited_from_it(net, tmp_path):
+    """A second anvil with the same chain id but other blocks at the same heights; two
+    providers on the real node against one on the fork (listed first). A payment paid
+    on the fork only is never seen; one paid on the real chain is confirmed once."""
+    from tools import devstack
+
+    fork_node = devstack.start_anvil(log_file=tmp_path / "fork.log", silent=True)
+    fork_chain = Chain(fork_node.http_url)
+    try:
+        head = await net.chain.block_number()
+        await fork_chain.mine(head + 3)  # as high, other hashes
+        fork = FaultyRpc(fork_node.http_url, every=10**9).start()
+        real_a = FaultyRpc(net.anvil.http_url, every=10**9).start()
+        real_b = FaultyRpc(net.anvil.http_url, every=10**9).start()
+        chains = net.write_chains("fork.yaml", rpc_urls=[fork.url, real_a.url, real_b.url])
+        try:
+            async with net.listener(chains_file=chains, **isolated_buckets("pool-fork")) as app:
+
+                async def fork_seen():
+                    e = (await status(app.port)).endpoints[0]
+                    return e if e.state == "forked" else None
+
+                await eventually(fork_seen, timeout=20)
+                on_fork = await net.merchant.create(amount="4242")
+                real = await net.merchant.create(amount="4343")
+                await wait_watching_all(app.port, net.database_url)
+                await fork_chain.send_eth(on_fork.deposit_address, 4242)
+                await fork_chain.mine(3)
+                await net.chain.send_eth(real.deposit_address, 4343)
+                await net.chain.mine(2)
+                done = await wait_status(net.merchant, real.payment_id, CONFIRMED, timeout=40)
+                assert len(done.transfers) == 1
+                await net.chain.mine(3)
+                await wait_status(net.merchant, real.payment_id, CONFIRMED)
+                untouched = await net.merchant.get(on_fork.payment_id)
+                assert untouched.status == pb.PAYMENT_STATUS_PENDING and not untouched.transfers
+                assert (await status(app.port)).endpoints[0].state == "forked"
+        finally:
+            fork.stop()
+            real_a.stop()
+            real_b.stop()
+    finally:
+        await fork_chain.aclose()
+        fork_node.stop()
+
+
+async def test_an_endpoint_serving_another_chain_is_refused_at_start(net, tmp_path):
+    from services.common.chains import ChainConfigError
+    from tools import devstack
+
+    other = devstack.start_anvil(chain_id=999, log_file=tmp_path / "other.log", silent=True)
+    try:
+        chains = net.write_chains("wrong-chain.yaml", rpc_urls=[net.anvil.http_url, other.http_url])
+        with pytest.raises(ChainConfigError) as refused:
+            async with net.listener(chains_file=chains, **isolated_buckets("pool-wrong")):
+                pass
+        message = str(refused.value)
+        assert str(chains) in message and "chains[0].rpc[1].url (chain 31337, anvil)" in message
+        assert "serves chain 999, not 31337" in message and other.http_url not in message
+    finally:
+        other.stop()
