@@ -462,6 +462,31 @@ async def test_rpc_down_sweeps_nothing_and_says_so(stack):
     assert await stack.chain.balance(paid.deposit) == 0
 
 
+async def test_two_providers_one_refusing_broadcasts_sweeps_once_and_sends_to_both(stack):
+    """A provider that is down exactly when broadcasting, beside a good one: the signed
+    bytes go to both at once, the good one takes them, the payment is swept once."""
+    merchant, treasury = await stack.merchant()
+    paid = await stack.pay(merchant, treasury, ETHER)
+    refusing = await RpcProxy(stack.anvil.http_url).start()
+    good = await RpcProxy(stack.anvil.http_url).start()
+    refusing.refuse_sends = True
+    chains = write_sweeper_chains_file(
+        stack.dir / "two.yaml", "", rpc_urls=[refusing.url, good.url], block_time=stack.block_time
+    )
+    try:
+        async with stack.sweeper(chains_file=chains):
+            [payment] = await stack.wait_swept(paid)
+        txs = await stack.sweep_txs(paid.payment_id)
+        assert [(t["kind"], t["state"]) for t in txs] == [("sweep", "confirmed")]
+        assert payment.sweep_tx_hash == txs[0]["tx_hash"]
+        assert refusing.sends >= 1 and good.sends >= 1  # broadcast to both providers
+    finally:
+        await refusing.stop()
+        await good.stop()
+    assert await stack.chain.balance(paid.deposit) == 0
+    assert await stack.chain.balance(treasury) == int(payment.amount_swept)
+
+
 async def test_rpc_down_at_broadcast_resends_the_recorded_transaction(stack):
     """The node refuses the broadcast after the transaction was recorded: the payment is
     released, and the retry sends the very same signed bytes (same hash), never new ones."""

@@ -202,6 +202,7 @@ class RpcProxy:
         self.swallowed: list[str] = []
         self.down = False
         self.refused: list[str] = []
+        self.sends = 0  # eth_sendRawTransaction requests that reached this proxy
         self._server: asyncio.AbstractServer | None = None
         self._client = httpx.AsyncClient(timeout=10.0, trust_env=False)
         self.port = 0
@@ -251,6 +252,8 @@ class RpcProxy:
             method = request.get("method", "")
         except (ValueError, AttributeError):
             request, method = {}, ""
+        if method == "eth_sendRawTransaction":
+            self.sends += 1
         if self.swallow_sends and method == "eth_sendRawTransaction":
             tx_hash = "0x" + keccak(hexstr=request["params"][0]).hex()
             self.swallowed.append(tx_hash)
@@ -270,12 +273,15 @@ def write_sweeper_chains_file(
     eip1559: bool = True,
     block_time: float = 0.25,
     l1_data_fee: str = "",
+    rpc_urls: list[str] | None = None,
 ) -> Path:
+    """anvil's chain for the sweeper; `rpc_urls`: several providers instead of `rpc_url`."""
+    providers = "rpc:\n" + "".join(f"      - {{url: {u}}}\n" for u in rpc_urls) if rpc_urls else f"rpc_url: {rpc_url}\n"
     path.write_text(
         f"""chains:
   - chain_id: 31337
     name: anvil
-    rpc_url: {rpc_url}
+    {providers.rstrip()}
     confirmations: {confirmations}
     block_time_seconds: {block_time}
     eip1559: {"true" if eip1559 else "false"}
