@@ -837,11 +837,15 @@ def nats_server_binary() -> str:
 
 @dataclass(eq=False)
 class Nats(_Managed):
-    """A nats-server with JetStream (file storage in `data_dir`), on 127.0.0.1 only."""
+    """A nats-server with JetStream (file storage in `data_dir`), on 127.0.0.1 only; a
+    node of a cluster when `cluster_port` and `routes` are given (NatsCluster)."""
 
     data_dir: Path
     port: int
     monitor_port: int
+    cluster_port: int = 0
+    routes: tuple[int, ...] = ()  # the other nodes' cluster ports
+    server_name: str = ""
 
     name: ClassVar[str] = "nats-server"
 
@@ -871,6 +875,20 @@ class Nats(_Managed):
             str(self.data_dir),
             "-m",
             str(self.monitor_port),  # the monitor binds to the -a host too
+            *(
+                [
+                    "--server_name",
+                    self.server_name,
+                    "--cluster_name",
+                    "paymesh",
+                    "--cluster",
+                    f"nats://{LOOPBACK}:{self.cluster_port}",
+                    "--routes",
+                    ",".join(f"nats://{LOOPBACK}:{p}" for p in self.routes),
+                ]
+                if self.cluster_port
+                else []
+            ),
         ]
 
     def _before_start(self) -> None:
@@ -890,6 +908,57 @@ def start_nats(data_dir: Path, port: int | None = None) -> Nats:
     nats = Nats(data_dir=Path(data_dir), port=port or free_port(), monitor_port=free_port())
     nats.start()
     return nats
+
+
+@dataclass
+class NatsCluster:
+    """A JetStream cluster of nats-server nodes on loopback (the same binary; cluster
+    routes between them). `url` lists every node: clients reconnect to another one."""
+
+    nodes: list[Nats]
+
+    @property
+    def url(self) -> str:
+        return ",".join(n.url for n in self.nodes)
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+
+def start_nats_cluster(data_dir: Path, size: int = 3) -> NatsCluster:
+    """Start `size` nodes (JetStream needs 3 for replicated streams to survive one
+    node's loss) and wait until each serves: each node's /healthz answers only once
+    it has joined the JetStream meta group."""
+    data_dir = Path(data_dir)
+    cluster_ports = [free_port() for _ in range(size)]
+    nodes = [
+        Nats(
+            data_dir=data_dir / f"node-{i + 1}",
+            port=free_port(),
+            monitor_port=free_port(),
+            cluster_port=cluster_ports[i],
+            routes=tuple(p for j, p in enumerate(cluster_ports) if j != i),
+            server_name=f"paymesh-nats-{i + 1}",
+        )
+        for i in range(size)
+    ]
+    started: list[Nats] = []
+    try:
+        # Start them all before waiting for any: a node is ready only with a quorum.
+        threads = [threading.Thread(target=node.start) for node in nodes]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        started = [n for n in nodes if n.running]
+        if len(started) != size:
+            raise RuntimeError("a NATS cluster node did not start; see its nats-server.log")
+    except BaseException:
+        for node in nodes:
+            node.stop()
+        raise
+    return NatsCluster(nodes)
 
 
 # --------------------------------------------------------------------------- anvil

@@ -29,16 +29,19 @@ log = structlog.get_logger("lease")
 
 
 async def ensure_bucket(
-    js: JetStreamContext, name: str, *, ttl: float | None = None, description: str = ""
+    js: JetStreamContext, name: str, *, ttl: float | None = None, description: str = "", replicas: int = 1
 ) -> KeyValue:
-    """The bucket, created with this TTL if missing (safe to race with other replicas)."""
+    """The bucket, created with this TTL and `replicas` if missing (safe to race with
+    other replicas; a bucket made earlier keeps its own)."""
     try:
         return await js.key_value(name)
     except BucketNotFoundError:
         pass
     try:
         return await js.create_key_value(
-            KeyValueConfig(bucket=name, history=1, ttl=ttl, storage=StorageType.FILE, description=description)
+            KeyValueConfig(
+                bucket=name, history=1, ttl=ttl, storage=StorageType.FILE, description=description, replicas=replicas
+            )
         )
     except Exception:  # noqa: BLE001 - created concurrently by another replica
         return await js.key_value(name)

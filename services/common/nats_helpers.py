@@ -10,6 +10,7 @@ Streams (the contract in ARCHITECTURE.md):
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import json
 from collections.abc import Awaitable, Callable, Sequence
@@ -65,8 +66,29 @@ def payment_subject(merchant_id: str, event: str) -> str:
     return f"paymesh.payments.{merchant_id}.{event}"
 
 
+def server_urls(url: str) -> list[str]:
+    """PAYMESH_NATS_URL as nats.py wants it: one URL, or several separated by commas
+    (the nodes of a cluster; the client reconnects to another one when its node goes)."""
+    urls = [u.strip() for u in url.split(",") if u.strip()]
+    if not urls:
+        raise ValueError("PAYMESH_NATS_URL is empty; give nats://host:4222 or several, comma-separated")
+    return urls
+
+
+def replicas_for(nc: NatsClient, wanted: int) -> int:
+    """Stream and bucket replicas: `wanted` (PAYMESH_NATS_REPLICAS) when set, else 3 on a
+    cluster of three or more nodes (what the server reports: its cluster's client URLs)
+    and 1 on a single node."""
+    if wanted > 0:
+        return wanted
+    info = getattr(nc, "_server_info", None) or {}
+    nodes = len(set(info.get("connect_urls") or [])) if info.get("cluster") else 1
+    return 3 if nodes >= 3 else 1
+
+
 async def connect(url: str, name: str) -> NatsClient:
-    """Connect, retrying forever in the background once connected the first time."""
+    """Connect (to any of the comma-separated URLs), retrying forever in the background
+    once connected the first time, and to another node of a cluster when one goes."""
 
     async def on_disconnect() -> None:
         log.warning("nats disconnected", url=url)
@@ -78,7 +100,7 @@ async def connect(url: str, name: str) -> NatsClient:
         log.warning("nats error", error=str(exc))
 
     return await nats.connect(
-        url,
+        servers=server_urls(url),
         name=name,
         max_reconnect_attempts=-1,
         reconnect_time_wait=0.5,
@@ -90,11 +112,14 @@ async def connect(url: str, name: str) -> NatsClient:
     )
 
 
-async def ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
-    """Create the stream, or update it to this config; safe to call from every process."""
-    assert config.name is not None  # every StreamConfig here has one
+async def ensure_stream(js: JetStreamContext, config: StreamConfig, replicas: int = 1) -> None:
+    """Create the stream, or update it to this config (with `replicas`); safe to call
+    from every process."""
+    name = config.name
+    assert name is not None  # every StreamConfig here has one
+    config = dataclasses.replace(config, num_replicas=replicas)
     try:
-        await js.stream_info(config.name)
+        await js.stream_info(name)
     except NotFoundError:
         try:
             await js.add_stream(config)
@@ -104,9 +129,9 @@ async def ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
     await js.update_stream(config)
 
 
-async def ensure_streams(js: JetStreamContext) -> None:
+async def ensure_streams(js: JetStreamContext, replicas: int = 1) -> None:
     for config in (CHAIN_STREAM, PAYMENTS_STREAM, DLQ_STREAM):
-        await ensure_stream(js, config)
+        await ensure_stream(js, config, replicas)
 
 
 async def ensure_pull_consumer(

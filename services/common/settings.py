@@ -14,7 +14,10 @@ class CommonSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PAYMESH_", extra="ignore")
 
     chains_file: Path = Field(Path("chains.yaml"), description="path of chains.yaml")
-    nats_url: str = "nats://127.0.0.1:4222"
+    nats_url: str = Field("nats://127.0.0.1:4222", description="one NATS URL, or a cluster's nodes separated by commas")
+    nats_replicas: int = Field(
+        0, ge=0, le=5, description="replicas of streams and KV buckets; 0: 3 on a cluster of 3 or more nodes, else 1"
+    )
     grpc_host: str = "127.0.0.1"
     grpc_port: int = Field(0, ge=0, le=65535, description="0 picks a free port")
     metrics_port: int = Field(0, ge=0, le=65535, description="0 disables the /metrics listener")

@@ -138,7 +138,7 @@ class LedgerApp:
         self.hot_pool = await create_hot_pool(s.database_url, s.db_pool_size)
         self.nc = await nats_helpers.connect(s.nats_url, "paymesh-ledger")
         js = self.nc.jetstream()
-        await nats_helpers.ensure_streams(js)
+        await nats_helpers.ensure_streams(js, nats_helpers.replicas_for(self.nc, s.nats_replicas))
         await nats_helpers.ensure_pull_consumer(
             js,
             nats_helpers.CHAIN_STREAM.name,

@@ -36,6 +36,7 @@ import structlog
 
 from services.common.chains import Chains
 from services.common.lease import KvLease, LeaseKeeper, effective_ttl, ensure_bucket
+from services.common.nats_helpers import replicas_for
 from services.ledger import metrics
 from services.ledger.adapters.rate_sources import RateSource, Sources, build_sources
 from services.ledger.adapters.rate_sources.base import TOTAL_TIMEOUT_SECONDS, Clock, utc_now
@@ -221,9 +222,17 @@ async def start_rates(
     if nc is not None:
         holder = holder or default_holder()
         js = nc.jetstream()
-        store = RateStore(await ensure_bucket(js, RATES_BUCKET, description="ledger rates, one key per pair"), holder)
+        replicas = replicas_for(nc, settings.nats_replicas)
+        store = RateStore(
+            await ensure_bucket(js, RATES_BUCKET, description="ledger rates, one key per pair", replicas=replicas),
+            holder,
+        )
         lease_kv = await ensure_bucket(
-            js, LEASE_BUCKET, ttl=lease_ttl, description="ledger leases (rates: the replica that fetches rates)"
+            js,
+            LEASE_BUCKET,
+            ttl=lease_ttl,
+            description="ledger leases (rates: the replica that fetches rates)",
+            replicas=replicas,
         )
         ttl = await effective_ttl(lease_kv, lease_ttl, LEASE_BUCKET)
         keeper = LeaseKeeper(KvLease(lease_kv, LEASE_KEY, holder), ttl, name="ledger rates writer")

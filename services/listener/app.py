@@ -79,10 +79,17 @@ class ListenerApp:
         s = self.settings
         self.nc = await nats_helpers.connect(s.nats_url, f"paymesh-listener-{s.replica_id}")
         js = self.nc.jetstream()
-        await nats_helpers.ensure_streams(js)
-        state_kv = await ensure_bucket(js, s.state_bucket, description="listener cursors and recent block hashes")
+        replicas = nats_helpers.replicas_for(self.nc, s.nats_replicas)
+        await nats_helpers.ensure_streams(js, replicas)
+        state_kv = await ensure_bucket(
+            js, s.state_bucket, description="listener cursors and recent block hashes", replicas=replicas
+        )
         lease_kv = await ensure_bucket(
-            js, s.lease_bucket, ttl=s.lease_ttl_seconds, description="listener leader leases per chain"
+            js,
+            s.lease_bucket,
+            ttl=s.lease_ttl_seconds,
+            description="listener leader leases per chain",
+            replicas=replicas,
         )
         # Holders must renew within the bucket's TTL (a bucket made earlier keeps its own).
         lease_ttl = await effective_ttl(lease_kv, s.lease_ttl_seconds, s.lease_bucket)

@@ -75,8 +75,9 @@ class NotifierApp:
             await migrate_async(s.database_url)
         self.nc = await nats_helpers.connect(s.nats_url, "paymesh-notifier")
         js = self.nc.jetstream()
-        await nats_helpers.ensure_stream(js, nats_helpers.PAYMENTS_STREAM)
-        await nats_helpers.ensure_stream(js, nats_helpers.DLQ_STREAM)
+        replicas = nats_helpers.replicas_for(self.nc, s.nats_replicas)
+        await nats_helpers.ensure_stream(js, nats_helpers.PAYMENTS_STREAM, replicas)
+        await nats_helpers.ensure_stream(js, nats_helpers.DLQ_STREAM, replicas)
         await ensure_consumer(js, s.notifier_durable, s.notifier_deliver_policy, s.consumer_ack_wait_seconds)
 
         self.ledger_channel = grpc.aio.insecure_channel(s.ledger_addr)

@@ -75,6 +75,7 @@ class SweeperApp:
             s.sweeper_signer_lease_bucket,
             ttl=s.sweeper_signer_lease_ttl_seconds,
             description="sweeper signer leases: one active signer per chain",
+            replicas=nats_helpers.replicas_for(self.nc, s.nats_replicas),
         )
         lease_ttl = await effective_ttl(lease_kv, s.sweeper_signer_lease_ttl_seconds, s.sweeper_signer_lease_bucket)
         self.ledger_channel = grpc.aio.insecure_channel(

@@ -255,7 +255,7 @@ async def running_notifier(postgres, nats_url: str, ledger_port: int, **override
         yield app
     finally:
         await app.stop()
-        nc = await nats.connect(nats_url)
+        nc = await nats.connect(servers=nats_url.split(","))
         try:
             with contextlib.suppress(Exception):
                 await nc.jetstream().delete_consumer("PAYMENTS", settings.notifier_durable)
