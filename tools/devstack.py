@@ -1102,9 +1102,11 @@ class Stack:
     postgres: Postgres | None = None
     nats: Nats | None = None
     anvil: Anvil | None = None
+    nats_cluster: NatsCluster | None = None  # PAYMESH_DEVSTACK_NATS_NODES=3
 
     def components(self) -> list[_Managed]:
-        return [c for c in (self.postgres, self.nats, self.anvil) if c is not None]
+        nodes = self.nats_cluster.nodes if self.nats_cluster is not None else []
+        return [c for c in (self.postgres, self.nats, *nodes, self.anvil) if c is not None]
 
     def stop(self) -> None:
         """Stop what we started (reverse order), even if one stop fails."""
@@ -1207,6 +1209,10 @@ def up(data_dir: Path, log: Callable[[str], None] = _stderr) -> Stack:
 
         if url := os.environ.get("PAYMESH_NATS_URL"):
             stack.env["PAYMESH_NATS_URL"] = url
+        elif os.environ.get("PAYMESH_DEVSTACK_NATS_NODES", "1") == "3":
+            # A 3-node JetStream cluster instead of one server (streams get 3 replicas).
+            stack.nats_cluster = start_nats_cluster(data_dir / "nats-cluster", size=3)
+            stack.env["PAYMESH_NATS_URL"] = stack.nats_cluster.url
         else:
             stack.nats = start_nats(data_dir / "nats", port=ports["nats"])
             stack.env["PAYMESH_NATS_URL"] = stack.nats.url
