@@ -12,6 +12,7 @@ from bench.common import ROOT, SECTIONS, machine
 BENCHES = [
     "bench.bench_ledger",
     "bench.bench_listener",
+    "bench.bench_providers",
     "bench.bench_internal",
     "bench.bench_notifier",
     "bench.bench_sweeper",
@@ -23,7 +24,19 @@ BENCHES = [
 
 
 def assemble() -> Path:
-    order = ["ledger", "listener", "internal", "notifier", "sweeper", "payouts", "connect", "checkout", "load", "chaos"]
+    order = [
+        "ledger",
+        "listener",
+        "providers",
+        "internal",
+        "notifier",
+        "sweeper",
+        "payouts",
+        "connect",
+        "checkout",
+        "load",
+        "chaos",
+    ]
     sections = sorted(SECTIONS.glob("*.md"), key=lambda p: (order.index(p.stem) if p.stem in order else 99, p.stem))
     body = "\n\n".join(p.read_text().rstrip() for p in sections)
     out = ROOT / "docs" / "BENCHMARKS.md"

@@ -95,6 +95,9 @@ class ChainConfig(BaseModel):
     # Reads at the head skip an endpoint whose head is more than this many blocks
     # behind the best head the chain's endpoints report.
     max_head_lag_blocks: int = Field(5, ge=0, le=10_000)
+    # With several providers: the listener publishes a head (what confirms transfers)
+    # only once two endpoints report the same hash for the deepest block it confirms.
+    confirmation_agreement: bool = False
     # The block that includes a transfer is its first confirmation (services/common/confirmations.py).
     confirmations: int = Field(le=1000)
     block_time_seconds: float = Field(gt=0, le=600)
@@ -185,6 +188,12 @@ class ChainConfig(BaseModel):
         if value and not value.startswith(("ws://", "wss://")):
             raise ValueError(f"must be a ws(s):// URL or empty, got {value!r}")
         return value
+
+    @model_validator(mode="after")
+    def _agreement_needs_two(self) -> ChainConfig:
+        if self.confirmation_agreement and len(self.rpc) < 2:
+            raise ValueError("confirmation_agreement needs two or more endpoints in rpc (one cannot agree with itself)")
+        return self
 
     @model_validator(mode="after")
     def _unique_symbols(self) -> ChainConfig:

@@ -195,6 +195,21 @@ class RpcPool(RpcMethods):
         finally:
             _PINNED.reset(token)
 
+    async def agreed(self, number: int, expected_hash: str, needed: int = 2) -> bool:
+        """Whether at least `needed` endpoints (not forked, not on another chain) report
+        `expected_hash` for block `number` now (one try each, all at once)."""
+        candidates = [i for i, h in enumerate(self.health) if not (h.forked or h.wrong_chain)]
+
+        async def one(index: int) -> bool:
+            try:
+                block = await self._attempt(index, "eth_getBlockByNumber", lambda c: c.get_block(number))
+            except Exception:  # noqa: BLE001 - counted as the endpoint's failure; does not agree
+                return False
+            value = block.get("hash") if isinstance(block, dict) else None
+            return isinstance(value, str) and value.lower() == expected_hash.lower()
+
+        return sum(await asyncio.gather(*(one(i) for i in candidates))) >= needed
+
     async def verify_chain_ids(self) -> list[tuple[int, int]]:
         """Ask each endpoint not yet checked which chain it serves (one try each);
         (index, chain id) of those that serve another chain, which are never used.

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
+HEADS_HELD = Counter(
+    "paymesh_listener_heads_held_total",
+    "Heads not published because a second provider did not (yet) agree on the block they confirm.",
+    ["chain_id"],
+)
 HEAD = Gauge("paymesh_listener_head_block", "Latest block number seen on the chain.", ["chain_id"])
 CURSOR = Gauge("paymesh_listener_cursor_block", "Last block fully scanned and published.", ["chain_id"])
 LAG = Gauge("paymesh_listener_lag_blocks", "Head minus cursor.", ["chain_id"])

@@ -328,7 +328,9 @@ class ChainScanner:
             return
         top = headers[-1]
         head_event = Head(self.chain_id, top.number, top.hash, top.parent_hash, top.timestamp)
-        events: list[Transfer | Head] = [*transfers, head_event]
+        events: list[Transfer | Head] = [*transfers]
+        if await self._head_agreed(top, headers):
+            events.append(head_event)
         await self._publish(events)
         if transfers:
             failpoint("listener.after_publish_before_cursor")
@@ -350,6 +352,27 @@ class ChainScanner:
                 head=head.number,
                 seconds=round(time.perf_counter() - started, 3),
             )
+
+    async def _head_agreed(self, top: BlockHeader, headers: Sequence[BlockHeader]) -> bool:
+        """With confirmation_agreement: a second provider reports the same hash for the
+        deepest block this head confirms. If not, the transfers go out without the head
+        (detected, not confirmed); a later head that agrees confirms them."""
+        if not self.chain.confirmation_agreement:
+            return True
+        depth = top.number - self.chain.confirmations + 1
+        if depth < 0:
+            return True
+        known = next((h.hash for h in headers if h.number == depth), None) or self.history.get(depth)
+        if known is not None and await self._reader.agreed(depth, known):
+            return True
+        metrics.HEADS_HELD.labels(self._label).inc()
+        log.warning(
+            "head held: no second provider agrees on the block it would confirm",
+            chain_id=self.chain_id,
+            head=top.number,
+            block=depth,
+        )
+        return False
 
     async def _publish(self, events: Sequence[ChainEvent]) -> None:
         if not self._leading():

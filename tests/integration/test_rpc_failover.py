@@ -187,3 +187,33 @@ async def test_an_endpoint_serving_another_chain_is_refused_at_start(net, tmp_pa
         assert "serves chain 999, not 31337" in message and other.http_url not in message
     finally:
         other.stop()
+
+
+async def test_with_confirmation_agreement_nothing_is_confirmed_while_only_one_provider_answers(net):
+    first = FaultyRpc(net.anvil.http_url, every=10**9).start()
+    second = FaultyRpc(net.anvil.http_url, every=10**9).start()
+    chains = net.write_chains("agree.yaml", rpc_urls=[first.url, second.url], confirmation_agreement=True)
+    try:
+        async with net.listener(chains_file=chains, rpc_timeout_seconds=1.0, **isolated_buckets("pool-agree")) as app:
+            await pay_three(net, app, 6000)  # both agree: confirmed as usual
+            second.mode = "down"
+            p = await net.merchant.create(amount="6100")
+            await wait_watching_all(app.port, net.database_url)
+            await net.chain.send_eth(p.deposit_address, 6100)
+            await net.chain.mine(4)
+            await wait_status(net.merchant, p.payment_id, pb.PAYMENT_STATUS_DETECTED, timeout=30)
+            await net.chain.mine(3)
+
+            async def held():
+                s = await status(app.port)
+                return s if s.endpoints[1].state == "cooling" and s.cursor >= await net.chain.block_number() else None
+
+            await eventually(held, timeout=20)
+            assert (await net.merchant.get(p.payment_id)).status == pb.PAYMENT_STATUS_DETECTED  # not confirmed alone
+            second.mode = ""  # the second provider is back and agrees: the next head confirms
+            await net.chain.mine(1)
+            done = await wait_status(net.merchant, p.payment_id, CONFIRMED, timeout=40)
+            assert len(done.transfers) == 1
+    finally:
+        first.stop()
+        second.stop()

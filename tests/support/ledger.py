@@ -66,6 +66,7 @@ def write_chains_file(
     internal_transfers: str = "",
     rpc_urls: list[str] | None = None,
     max_head_lag_blocks: int = 5,
+    confirmation_agreement: bool = False,
 ) -> Path:
     """chains.yaml with anvil (31337) and a second chain; `rpc_urls`: several providers."""
     providers = "rpc:\n" + "".join(f"      - {{url: {u}}}\n" for u in rpc_urls) if rpc_urls else f"rpc_url: {rpc_url}\n"
@@ -75,6 +76,7 @@ def write_chains_file(
     name: anvil
     {providers}    ws_url: "{ws_url}"
     max_head_lag_blocks: {max_head_lag_blocks}
+    confirmation_agreement: {"true" if confirmation_agreement else "false"}
     confirmations: {confirmations}
     internal_transfers: "{internal_transfers}"
     block_time_seconds: 1

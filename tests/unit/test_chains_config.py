@@ -98,6 +98,28 @@ def test_l1_data_fee(tmp_path):
             {"RPC_URL": "http://x"},
             "chains[0].l1_data_fee",
         ),
+        # Several providers: an empty list, a duplicate URL, a weight of 0, both forms at once.
+        (
+            GOOD.replace("rpc_url: ${RPC_URL}", "rpc: []"),
+            {},
+            "chains[0] (chain 1, mainnet): rpc: the list of endpoints is empty",
+        ),
+        (
+            GOOD.replace("rpc_url: ${RPC_URL}", "rpc: [{url: 'http://a'}, {url: 'http://a'}]"),
+            {},
+            "rpc: the URL 'http://a' appears more than once",
+        ),
+        (GOOD.replace("rpc_url: ${RPC_URL}", "rpc: [{url: 'http://a', weight: 0}]"), {}, "chains[0].rpc[0].weight"),
+        (
+            GOOD.replace("rpc_url: ${RPC_URL}", "rpc_url: http://a\n    rpc: [{url: 'http://b'}]"),
+            {},
+            "give rpc_url (one provider) or rpc (a list), not both",
+        ),
+        (
+            GOOD.replace("name: mainnet", "name: mainnet\n    confirmation_agreement: true"),
+            {"RPC_URL": "http://x"},
+            "confirmation_agreement needs two or more endpoints",
+        ),
     ],
 )
 def test_errors_name_file_and_field(tmp_path, text, env, message):
@@ -129,3 +151,16 @@ def test_one_confirmation_is_accepted(tmp_path):
     path = tmp_path / "chains.yaml"
     path.write_text(GOOD.replace("confirmations: 12", "confirmations: 1"))
     assert load_chains(path, env={"RPC_URL": "http://x"}).get(1).confirmations == 1
+
+
+def test_several_providers_and_the_single_url_form_fill_each_other(tmp_path):
+    path = tmp_path / "chains.yaml"
+    path.write_text(
+        GOOD.replace("rpc_url: ${RPC_URL}", "rpc: [{url: 'http://a', weight: 2, requests_per_second: 25}, 'http://b']")
+    )
+    chain = load_chains(path, env={}).get(1)
+    assert chain.rpc_url == "http://a" and [(e.url, e.weight) for e in chain.rpc] == [("http://a", 2), ("http://b", 1)]
+    assert chain.rpc[0].requests_per_second == 25
+    path.write_text(GOOD)
+    chain = load_chains(path, env={"RPC_URL": "http://x"}).get(1)
+    assert [e.url for e in chain.rpc] == ["http://x"] and chain.max_head_lag_blocks == 5

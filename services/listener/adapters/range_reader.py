@@ -379,6 +379,12 @@ class RangeReader:
 
     # ------------------------------------------------------------------ single headers
 
+    async def agreed(self, number: int, block_hash: str) -> bool:
+        """Whether two providers report this hash for block `number` (chains.yaml
+        confirmation_agreement; always true with one provider)."""
+        agreed = getattr(self._rpc, "agreed", None)
+        return True if agreed is None else await agreed(number, block_hash)
+
     async def canonical_hashes(self, numbers: list[int]) -> dict[int, str]:
         """The canonical hashes of these block numbers, one batch (for the reorg walk-back);
         a number the node does not have is left out."""
