@@ -126,7 +126,7 @@ class NotifierApp:
             SERVICE_NAME,
         )
         router = EventRouter(self.engine, ledger, self.dispatcher.poke)
-        consumer = PaymentEventConsumer(EventIntake(self.engine, router.poke))
+        consumer = PaymentEventConsumer(EventIntake(self.engine, ledger, router.poke, self.dispatcher.poke))
         self._intake_task = asyncio.create_task(
             nats_helpers.run_pull_consumer(
                 js,

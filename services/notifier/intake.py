@@ -1,10 +1,14 @@
-"""Intake: payment events taken in from the stream are stored, to be routed.
+"""Intake: payment events taken in from the stream are stored and, where it costs no
+call, routed at once.
 
-One transaction per batch inserts the events (notifier_events). The event id is
-unique, so an event taken in twice (a redelivered message, a replayed stream) is a
-no-op. The caller acks the messages only after take_in returns, so an event is never
-lost between the stream and the table. Then the router is told (routing.py), which
-makes a delivery per endpoint that wants the event."""
+One transaction per batch inserts the events (notifier_events; the event id is
+unique, so an event taken in twice — a redelivered message, a replayed stream — is a
+no-op) and, for the merchants whose endpoints the ledger client has cached, their
+deliveries with the events marked routed (routing.py's rule, domain/routing.py). The
+rest are routed by the router, which asks the ledger: the intake never waits for it.
+The caller acks the messages only after take_in returns, so an event is never lost
+between the stream and the table. Routing in the intake saves the router's hop and
+transaction in the common case (bench_notifier: steady-state latency)."""
 
 from __future__ import annotations
 
@@ -15,17 +19,40 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.notifier import metrics
 from services.notifier.adapters import repository as repo
+from services.notifier.adapters.ledger_client import TargetSource
 from services.notifier.domain.records import NewEvent
+from services.notifier.domain.routing import endpoints_for
 
 
 class EventIntake:
-    def __init__(self, engine: AsyncEngine, on_new: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        targets: TargetSource,
+        on_unrouted: Callable[[], None],
+        on_routed: Callable[[], None],
+    ) -> None:
         self._engine = engine
-        self._on_new = on_new
+        self._targets = targets
+        self._on_unrouted = on_unrouted
+        self._on_routed = on_routed
 
     async def take_in(self, events: Sequence[NewEvent]) -> None:
-        """Commit the events (those already taken in are skipped)."""
+        """Commit the events (those already taken in are skipped), routed where the
+        merchant's endpoints are cached."""
+        now = datetime.now(UTC)
+        routes: list[tuple[str, str]] = []
+        routed: list[str] = []
+        for event in events:
+            merchant = self._targets.cached_endpoints(event.merchant_id)
+            if merchant is not None:
+                routes.extend((event.event_id, e) for e in endpoints_for(event.event_type, merchant))
+                routed.append(event.event_id)
         async with self._engine.begin() as conn:
-            await repo.insert_events(conn, events, datetime.now(UTC))
+            await repo.insert_events(conn, events, now)
+            await repo.route_events(conn, routes, routed, [], now, now)
         metrics.INTAKE.inc(len(events))
-        self._on_new()
+        if routes:
+            self._on_routed()
+        if len(routed) < len(events):
+            self._on_unrouted()

@@ -31,6 +31,9 @@ class TargetSource(Protocol):
     async def endpoints(self, merchant_id: str) -> MerchantEndpoints:
         """The merchant's status and webhook endpoints with their secrets; NotFound / Unavailable."""
 
+    def cached_endpoints(self, merchant_id: str) -> MerchantEndpoints | None:
+        """The same if the answer is cached and fresh (no call); None otherwise."""
+
 
 class ApiKeyAuthenticator(Protocol):
     async def authenticate(self, api_key: str) -> tuple[str, bool, frozenset[str]]:
@@ -71,6 +74,11 @@ class TtlCache(Generic[K, V]):
             self._values[key] = (time.monotonic() + self._ttl, value)
         future.set_result(value)
         return value
+
+    def peek(self, key: K) -> V | None:
+        """The value if cached and fresh, without loading it."""
+        hit = self._values.get(key)
+        return hit[1] if hit is not None and hit[0] > time.monotonic() else None
 
     def forget(self, key: K) -> None:
         self._values.pop(key, None)
@@ -133,6 +141,9 @@ class LedgerClient:
             )
 
         return await self._targets.get(merchant_id, load)
+
+    def cached_endpoints(self, merchant_id: str) -> MerchantEndpoints | None:
+        return self._targets.peek(merchant_id)
 
     async def authenticate(self, api_key: str) -> tuple[str, bool, frozenset[str]]:
         if not api_key or len(api_key) > 256:
