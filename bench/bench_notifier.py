@@ -793,9 +793,9 @@ def _comparison(results: dict[int, dict[str, Any]]) -> str:
         + "\n".join(lines)
         + "\n\n"
         + "Per event the notifier decodes the message once, inserts it in `notifier_events` in the intake's batch "
-        "transaction and acks it, and the routing step adds one transaction per batch of up to 500 events (the "
-        "merchant's endpoints from the ledger, cached 5 s; an `INSERT … SELECT` of a delivery per endpoint and "
-        "the events marked routed). Per delivery it claims (an `UPDATE … SKIP LOCKED` per claim batch, the "
+        "transaction, routed in that same transaction when the merchant's endpoints are cached (5 s; an "
+        "`INSERT … SELECT` of a delivery per endpoint and the events marked routed; the router's own transaction "
+        "only for the others), and acks it. Per delivery it claims (an `UPDATE … SKIP LOCKED` per claim batch, the "
         "attempt row written ahead), builds and signs the request, sends it over the endpoint's keep-alive "
         "pool, and commits the result in the result writer's batch. "
         + split
@@ -853,9 +853,9 @@ def render(results: dict[int, dict[str, Any]]) -> str:
     return f"""## Notifier
 
 Webhook delivery: payment event published on the PAYMENTS stream → notifier
-intake (durable pull consumer, event row committed, acked) → routing (one
-transaction per batch of events: a delivery row per event and endpoint that
-wants it) → scheduler claim (SKIP LOCKED lease, attempt row written ahead) →
+intake (durable pull consumer; the event row and, when the merchant's endpoints
+are cached, a delivery row per endpoint that wants it committed in one transaction
+per batch; acked) → scheduler claim (SKIP LOCKED lease, attempt row written ahead) →
 HMAC-signed POST over httpx (a pooled keep-alive connection per endpoint, SSRF
 guard on connect) → 2xx → result committed (batched). Notifier as its own
 process, default settings (per-endpoint concurrency 8, global 256), Postgres 16
