@@ -306,15 +306,22 @@ async def test_a_dead_endpoint_backs_off_and_dead_letters_without_delaying_the_o
 
 
 async def test_after_an_outage_that_outlasts_every_retry_list_events_returns_every_missed_event_in_order(
-    notifier, notifier_channel, ledger_channel
+    ledger, notifier, notifier_channel, ledger_channel
 ):
     """The receiver is down longer than the whole retry schedule (here 3 × 200 ms; in
     production about a day), so every delivery of the outage is dead-lettered. The
-    merchant catches up from the ledger's record of events (kept
-    PAYMESH_OUTBOX_RETENTION_DAYS, 30 by default): every missed event, in commit
-    order, with the ids its webhooks carried; then redelivers the dead letters."""
+    outage's events are then made ten minutes old in the ledger's record (the clock
+    is not waited for: what the ledger does depends only on their age) and the
+    ledger's pruning of published events runs. The merchant catches up from that
+    record (kept PAYMESH_OUTBOX_RETENTION_DAYS, 30 by default): every missed event, in
+    commit order, with the ids its webhooks carried; then redelivers the dead letters."""
+    from datetime import UTC, datetime, timedelta
+
     from paymesh.events.v1 import event_service_pb2 as epb
     from paymesh.events.v1 import event_service_pb2_grpc as egrpc
+    from sqlalchemy import text
+
+    from services.ledger.adapters import repository as ledger_repo
 
     merchant = await bare_merchant(ledger_channel)
     client = NotifierClient(notifier_channel, merchant.api_key)
@@ -337,6 +344,15 @@ async def test_after_an_outage_that_outlasts_every_retry_list_events_returns_eve
         return reply.deliveries if len(reply.deliveries) == 7 else None
 
     dead = await eventually(all_dead, timeout=60)
+    async with ledger.engine.begin() as conn:  # ten minutes ago, then the retention job
+        await conn.execute(
+            text(
+                "UPDATE outbox SET created_at = created_at - interval '10 minutes', "
+                "published_at = published_at - interval '10 minutes' WHERE merchant_id = :m"
+            ),
+            {"m": merchant.merchant_id},
+        )
+        await ledger_repo.outbox.prune_published(conn, datetime.now(UTC) - timedelta(days=30))
     missed = await events.ListEvents(
         epb.ListEventsRequest(after_event_id=last_seen, page_size=100), metadata=merchant.auth
     )

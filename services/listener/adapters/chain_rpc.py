@@ -12,6 +12,7 @@ caller, whose loop backs off and carries on. Nothing here can crash the process.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator, Callable
 
@@ -80,8 +81,9 @@ class WsHeads:
 
     async def stream(self, on_subscribed: Callable[[], None] | None = None) -> AsyncIterator[BlockHeader]:
         try:
-            async for header in self._stream(on_subscribed):
-                yield header
+            async with contextlib.aclosing(self._stream(on_subscribed)) as headers:  # the socket closes with us
+                async for header in headers:
+                    yield header
         except Exception:
             self._current = (self._current + 1) % len(self.urls)  # the next stream tries the next endpoint
             raise
