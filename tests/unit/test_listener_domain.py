@@ -320,3 +320,24 @@ def test_standby_forgets_what_the_leader_covered():
     assert len(late) == 1 and late.high_water() == pytest.approx(200.0 - 1e-3)
     late.add(2, 300.0, None)
     assert late.take(5)[1:] == (2, 200.0)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.binary(min_size=20, max_size=20), max_size=3000), st.lists(st.binary(min_size=20, max_size=20)))
+def test_the_packed_watched_set_answers_as_a_set_does(added, probes):
+    WatchedSet.MIN_REPACK = 16  # repack often: every path is exercised
+    try:
+        watched, plain = WatchedSet(), set()
+        for address in added:
+            assert watched.add(address) == (address not in plain)
+            plain.add(address)
+        assert len(watched) == len(plain)
+        for address in [*added, *probes]:
+            assert (address in watched) == (address in plain)
+            assert watched.contains_hex("0x" + address.hex()) == (address in plain)
+        # A value straddling two packed entries is not a member.
+        if len(added) >= 2:
+            straddle = added[0][10:] + added[1][:10]
+            assert (straddle in watched) == (straddle in plain)
+    finally:
+        WatchedSet.MIN_REPACK = 4096
