@@ -40,7 +40,7 @@ def checksum(address: bytes) -> str:
 
 class WatchedSet:
     """The deposit addresses of one chain, packed: 20 bytes each in one `bytes` blob,
-    grouped in 4,096 buckets by their first 12 bits, plus a small set of the
+    grouped in 4,096 buckets by their hash, plus a small set of the
     addresses added since the last repack.
 
     A Python set of 1 M 20-byte `bytes` is ~83 MB (an object and a hash slot each);
@@ -63,9 +63,11 @@ class WatchedSet:
         self._recent: set[bytes] = set()
         self._count = 0
 
-    @staticmethod
-    def _bucket(address: bytes) -> int:
-        return (address[0] << 4) | (address[1] >> 4)
+    @classmethod
+    def _bucket(cls, address: bytes) -> int:
+        # By the address's hash, not its leading bits: uniform whatever the addresses
+        # look like (the process's hash seed is fixed for its life; nothing is stored).
+        return hash(address) % cls.BUCKETS
 
     def _packed(self, address: bytes) -> bool:
         b = self._bucket(address)
