@@ -81,6 +81,34 @@ class WsEndpointConfig(BaseModel):
         return value
 
 
+def _fill_providers(raw: dict, key: str, single: str, schemes: tuple[str, ...], *, required: bool) -> None:
+    """Fill a chain's `key` list (rpc, ws) and `single` URL (rpc_url, ws_url) in from
+    each other, in place: the list's first URL becomes the single one; a single URL
+    with the right scheme becomes a list of one (a wrong one is left for its own
+    field check to name). Refuses both forms at once, a duplicate URL, and for a
+    `required` list none at all or an empty one."""
+    if key in raw:
+        if raw.get(single):
+            raise ValueError(f"give {single} (one provider) or {key} (a list), not both")
+        endpoints = raw[key]
+        if required and (not isinstance(endpoints, list) or not endpoints):
+            raise ValueError(f"{key}: the list of endpoints is empty; give at least one {{url: ...}}")
+        if not isinstance(endpoints, list):
+            raise ValueError(f"{key}: expected a list of endpoints")
+        raw[key] = [e if isinstance(e, dict) else {"url": e} for e in endpoints]
+        urls = [e.get("url") for e in raw[key]]
+        dupes = sorted({u for u in urls if isinstance(u, str) and urls.count(u) > 1})
+        if dupes:
+            raise ValueError(f"{key}: the URL {dupes[0]!r} appears more than once")
+        if raw[key] and isinstance(raw[key][0].get("url"), str):
+            raw[single] = raw[key][0]["url"]
+    elif raw.get(single):
+        if str(raw[single]).startswith(schemes):
+            raw[key] = [{"url": raw[single]}]
+    elif required:
+        raise ValueError(f"no provider: give {single} (one HTTP endpoint) or {key} (a list of {{url: ...}})")
+
+
 class ChainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -122,40 +150,8 @@ class ChainConfig(BaseModel):
         if not isinstance(raw, dict):
             return raw
         raw = dict(raw)
-        if "rpc" in raw:
-            if raw.get("rpc_url"):
-                raise ValueError("give rpc_url (one provider) or rpc (a list), not both")
-            endpoints = raw["rpc"]
-            if not isinstance(endpoints, list) or not endpoints:
-                raise ValueError("rpc: the list of endpoints is empty; give at least one {url: ...}")
-            urls = [e.get("url") if isinstance(e, dict) else e for e in endpoints]
-            dupes = sorted({u for u in urls if isinstance(u, str) and urls.count(u) > 1})
-            if dupes:
-                raise ValueError(f"rpc: the URL {dupes[0]!r} appears more than once")
-            raw["rpc"] = [e if isinstance(e, dict) else {"url": e} for e in endpoints]
-            if isinstance(raw["rpc"][0], dict) and isinstance(raw["rpc"][0].get("url"), str):
-                raw["rpc_url"] = raw["rpc"][0]["url"]
-        elif raw.get("rpc_url"):
-            if str(raw["rpc_url"]).startswith(("http://", "https://")):  # else rpc_url's own check says why
-                raw["rpc"] = [{"url": raw["rpc_url"]}]
-        else:
-            raise ValueError("no provider: give rpc_url (one HTTP endpoint) or rpc (a list of {url: ...})")
-        if "ws" in raw:
-            if raw.get("ws_url"):
-                raise ValueError("give ws_url (one provider) or ws (a list), not both")
-            endpoints = raw["ws"]
-            if not isinstance(endpoints, list):
-                raise ValueError("ws: expected a list of endpoints")
-            raw["ws"] = [e if isinstance(e, dict) else {"url": e} for e in endpoints]
-            urls = [e.get("url") for e in raw["ws"]]
-            dupes = sorted({u for u in urls if isinstance(u, str) and urls.count(u) > 1})
-            if dupes:
-                raise ValueError(f"ws: the URL {dupes[0]!r} appears more than once")
-            if raw["ws"] and isinstance(raw["ws"][0].get("url"), str):
-                raw["ws_url"] = raw["ws"][0]["url"]
-        elif raw.get("ws_url"):
-            if str(raw["ws_url"]).startswith(("ws://", "wss://")):
-                raw["ws"] = [{"url": raw["ws_url"]}]
+        _fill_providers(raw, "rpc", "rpc_url", ("http://", "https://"), required=True)
+        _fill_providers(raw, "ws", "ws_url", ("ws://", "wss://"), required=False)
         return raw
 
     @field_validator("internal_transfers", "l1_data_fee", mode="before")

@@ -23,6 +23,7 @@ class (`error_class`) and what counts as transient (`is_transient`).
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import itertools
 import json
@@ -122,11 +123,12 @@ def hex_quantity(value: int) -> str:
     return hex(int(value))
 
 
-class RpcMethods:
+class RpcMethods(abc.ABC):
     """The typed JSON-RPC methods, over `call` (one node: EvmRpc; several: RpcPool)."""
 
-    async def call(self, method: str, params: Sequence[Any] = ()) -> Any:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    async def call(self, method: str, params: Sequence[Any] = ()) -> Any:
+        """One JSON-RPC call: the result, or RpcUnavailable / RpcError / MalformedResponse."""
 
     async def get_chain_id(self) -> int:
         return quantity(await self.call("eth_chainId"), "eth_chainId")

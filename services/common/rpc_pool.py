@@ -150,8 +150,7 @@ class RpcPool(RpcMethods):
             await client.aclose()
 
     async def call(self, method: str, params: Sequence[Any] = ()) -> Any:
-        result = await self._run(method, lambda c: c.call(method, params))
-        return result
+        return await self._run(method, lambda c: c.call(method, params))
 
     async def batch(self, method: str, params_list: Sequence[Sequence[Any]]) -> list[Any]:
         if not params_list:
@@ -199,16 +198,8 @@ class RpcPool(RpcMethods):
         """Whether at least `needed` endpoints (not forked, not on another chain) report
         `expected_hash` for block `number` now (one try each, all at once)."""
         candidates = [i for i, h in enumerate(self.health) if not (h.forked or h.wrong_chain)]
-
-        async def one(index: int) -> bool:
-            try:
-                block = await self._attempt(index, "eth_getBlockByNumber", lambda c: c.get_block(number))
-            except Exception:  # noqa: BLE001 - counted as the endpoint's failure; does not agree
-                return False
-            value = block.get("hash") if isinstance(block, dict) else None
-            return isinstance(value, str) and value.lower() == expected_hash.lower()
-
-        return sum(await asyncio.gather(*(one(i) for i in candidates))) >= needed
+        hashes = await asyncio.gather(*(self._hash_at(i, number) for i in candidates))
+        return sum(h == expected_hash.lower() for h in hashes) >= needed
 
     async def verify_chain_ids(self) -> list[tuple[int, int]]:
         """Ask each endpoint not yet checked which chain it serves (one try each);
@@ -219,10 +210,9 @@ class RpcPool(RpcMethods):
             health = self.health[index]
             if health.served_chain_id is not None:
                 return (index, health.served_chain_id) if health.wrong_chain else None
-            try:
-                served = await self._attempt(index, "eth_chainId", lambda c: c.get_chain_id())
-            except Exception:  # noqa: BLE001 - down now: checked at a later probe
-                return None
+            served = await self._once(index, "eth_chainId", lambda c: c.get_chain_id())
+            if served is None:
+                return None  # down now: checked at a later probe
             health.served_chain_id = served
             if served != self.chain_id:
                 health.wrong_chain = True
@@ -245,11 +235,9 @@ class RpcPool(RpcMethods):
         async def head(index: int) -> int | None:
             if self.health[index].wrong_chain:
                 return None
-            try:
-                number = await self._attempt(index, "eth_blockNumber", lambda c: c.block_number())
-            except Exception:  # noqa: BLE001 - counted as the endpoint's failure
-                return None
-            self.health[index].saw_head(number)
+            number = await self._once(index, "eth_blockNumber", lambda c: c.block_number())
+            if number is not None:
+                self.health[index].saw_head(number)
             return number
 
         heads = await asyncio.gather(*(head(i) for i in range(len(self.clients))))
@@ -263,17 +251,9 @@ class RpcPool(RpcMethods):
         lowest head, so a block being mined does not count): those on another fork than
         most (by weight) are left out until they agree again."""
         height = max(0, min(heads.values()) - 1)
-
-        async def hash_at(index: int) -> tuple[int, str | None]:
-            try:
-                block = await self._attempt(index, "eth_getBlockByNumber", lambda c: c.get_block(height))
-            except Exception:  # noqa: BLE001 - counted as the endpoint's failure
-                return index, None
-            value = block.get("hash") if isinstance(block, dict) else None
-            return index, value.lower() if isinstance(value, str) else None
-
-        found = dict(await asyncio.gather(*(hash_at(i) for i in heads)))
-        hashes = {i: h for i, h in found.items() if h is not None}
+        indexes = list(heads)
+        found = await asyncio.gather(*(self._hash_at(i, height) for i in indexes))
+        hashes = {i: h for i, h in zip(indexes, found, strict=True) if h is not None}
         canonical = canonical_hash(hashes, [h.weight for h in self.health])
         for index, value in hashes.items():
             health = self.health[index]
@@ -288,6 +268,19 @@ class RpcPool(RpcMethods):
                     canonical_hash=canonical,
                 )
             health.forked = forked
+
+    async def _once(self, index: int, label: str, fn: Callable[[EvmRpc], Awaitable[T]]) -> T | None:
+        """One try on one endpoint; None when it failed (counted on the endpoint)."""
+        try:
+            return await self._attempt(index, label, fn)
+        except Exception:  # noqa: BLE001 - recorded by _attempt; the caller treats None as "no answer"
+            return None
+
+    async def _hash_at(self, index: int, number: int) -> str | None:
+        """The hash (lower case) one endpoint reports for block `number`; None without one."""
+        block = await self._once(index, "eth_getBlockByNumber", lambda c: c.get_block(number))
+        value = block.get("hash") if isinstance(block, dict) else None
+        return value.lower() if isinstance(value, str) else None
 
     async def probe(self, stop: asyncio.Event, interval: float) -> None:
         """probe_once every `interval` seconds until `stop` (only useful with two or more endpoints)."""
@@ -406,6 +399,26 @@ def build_pool(
         max_head_lag=chain.max_head_lag_blocks,
         attempts=attempts,
     )
+
+
+async def start_pools(
+    chains_file: Any, chains: Sequence[Any], pools: Sequence[RpcPool], stop: asyncio.Event
+) -> list[asyncio.Task]:
+    """What a service does with its chains' pools at start: a first probe of the pools
+    with several endpoints (heads and forks known before the first read), the start
+    refused when an endpoint serves another chain, then a probe task per such pool
+    every block time (1 to 15 s) until `stop`."""
+    for pool in pools:
+        if len(pool.clients) > 1:
+            await pool.probe_once()
+    await refuse_wrong_chains(chains_file, chains, pools)
+    return [
+        asyncio.create_task(
+            pool.probe(stop, min(max(chain.block_time_seconds, 1.0), 15.0)), name=f"rpc-probe-{chain.chain_id}"
+        )
+        for chain, pool in zip(chains, pools, strict=True)
+        if len(pool.clients) > 1
+    ]
 
 
 async def refuse_wrong_chains(chains_file: Any, chains: Sequence[Any], pools: Sequence[RpcPool]) -> None:

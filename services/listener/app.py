@@ -20,7 +20,7 @@ from services.common.lease import KvLease, LeaseKeeper, effective_ttl, ensure_bu
 from services.common.lifecycle import chain_health_name, close_connections, run_until_stopped
 from services.common.logging import configure_logging
 from services.common.metrics import start_metrics_server
-from services.common.rpc_pool import RpcPool, build_pool, refuse_wrong_chains
+from services.common.rpc_pool import RpcPool, build_pool, start_pools
 from services.listener.adapters import state_store
 from services.listener.adapters.address_subscription import AddressSubscription
 from services.listener.adapters.chain_rpc import HttpRpc, WsHeads
@@ -168,10 +168,7 @@ class ListenerApp:
                 chain, rpc, follower, scanner, subscription, keeper, max_rescan_blocks=s.max_rescan_blocks
             )
 
-        for pool in self._rpcs:
-            if len(pool.clients) > 1:
-                await pool.probe_once()  # heads and forks known before the first read
-        await refuse_wrong_chains(s.chains_file, self.chains, self._rpcs)
+        probes = await start_pools(s.chains_file, self.chains, self._rpcs, self._probe_stop)
         self.grpc.add(
             lgrpc.add_ListenerServiceServicer_to_server,
             ListenerServicer(self.leaderships, s.admin_token.get_secret_value()),
@@ -179,12 +176,7 @@ class ListenerApp:
         )
         port = await self.grpc.start()
         self._tasks = [asyncio.create_task(c.run(), name=f"chain-{cid}") for cid, c in self.leaderships.items()]
-        for chain, pool in zip(self.chains, self._rpcs, strict=True):
-            if len(pool.clients) > 1:  # heads of every provider: lag, and recovery after a cooldown
-                interval = min(max(chain.block_time_seconds, 1.0), 15.0)
-                self._tasks.append(
-                    asyncio.create_task(pool.probe(self._probe_stop, interval), name=f"rpc-probe-{chain.chain_id}")
-                )
+        self._tasks += probes
         self._tasks.append(asyncio.create_task(self._watch_health(), name="health"))
         self.metrics_port = start_metrics_server(s.metrics_port)
         log.info(

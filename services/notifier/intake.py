@@ -21,7 +21,7 @@ from services.notifier import metrics
 from services.notifier.adapters import repository as repo
 from services.notifier.adapters.ledger_client import TargetSource
 from services.notifier.domain.records import NewEvent
-from services.notifier.domain.routing import endpoints_for
+from services.notifier.domain.routing import plan
 
 
 class EventIntake:
@@ -41,18 +41,17 @@ class EventIntake:
         """Commit the events (those already taken in are skipped), routed where the
         merchant's endpoints are cached."""
         now = datetime.now(UTC)
-        routes: list[tuple[str, str]] = []
-        routed: list[str] = []
-        for event in events:
-            merchant = self._targets.cached_endpoints(event.merchant_id)
-            if merchant is not None:
-                routes.extend((event.event_id, e) for e in endpoints_for(event.event_type, merchant))
-                routed.append(event.event_id)
+        cached = {m: self._targets.cached_endpoints(m) for m in {e.merchant_id for e in events}}
+        todo = plan(
+            ((e.event_id, e.event_type, e.merchant_id) for e in events),
+            {m: endpoints for m, endpoints in cached.items() if endpoints is not None},
+        )
         async with self._engine.begin() as conn:
             await repo.insert_events(conn, events, now)
-            await repo.route_events(conn, routes, routed, [], now, now)
+            # Held events are left to the router as inserted (due now), not pushed back.
+            await repo.route_events(conn, todo.routes, todo.routed, [], now, now)
         metrics.INTAKE.inc(len(events))
-        if routes:
+        if todo.routes:
             self._on_routed()
-        if len(routed) < len(events):
+        if todo.held:
             self._on_unrouted()

@@ -25,7 +25,7 @@ from services.common.errors import NotFound
 from services.notifier.adapters import repository as repo
 from services.notifier.adapters.ledger_client import TargetSource
 from services.notifier.domain.records import MerchantEndpoints
-from services.notifier.domain.routing import endpoints_for
+from services.notifier.domain.routing import plan
 
 log = structlog.get_logger("notifier.routing")
 
@@ -85,18 +85,11 @@ class EventRouter:
             return 0
         merchants = sorted({m for _, _, m in events})
         found = dict(zip(merchants, await asyncio.gather(*(self._lookup(m) for m in merchants)), strict=True))
-        routes: list[tuple[str, str]] = []
-        routed: list[str] = []
-        postponed: list[str] = []
-        for event_id, event_type, merchant_id in events:
-            merchant = found[merchant_id]
-            if merchant is _UNKNOWN:
-                postponed.append(event_id)
-                continue
-            routes.extend((event_id, e) for e in endpoints_for(event_type, merchant))  # type: ignore[arg-type]
-            routed.append(event_id)
+        todo = plan(events, {m: e for m, e in found.items() if e is not _UNKNOWN})
         async with self._engine.begin() as conn:
-            await repo.route_events(conn, routes, routed, postponed, now, now + timedelta(seconds=LEDGER_RETRY_SECONDS))
-        if routes:
+            await repo.route_events(
+                conn, todo.routes, todo.routed, todo.held, now, now + timedelta(seconds=LEDGER_RETRY_SECONDS)
+            )
+        if todo.routes:
             self._on_routed()
         return len(events)

@@ -20,7 +20,7 @@ from services.common.lease import KvLease, LeaseKeeper, effective_ttl, ensure_bu
 from services.common.lifecycle import chain_health_name, close_connections, run_until_stopped
 from services.common.logging import configure_logging
 from services.common.metrics import start_metrics_server
-from services.common.rpc_pool import RpcPool, build_pool, refuse_wrong_chains
+from services.common.rpc_pool import RpcPool, build_pool, start_pools
 from services.sweeper.adapters.chain_rpc import FeeSettings, RpcChainGateway
 from services.sweeper.adapters.key_store import KeyStore
 from services.sweeper.adapters.ledger_client import LedgerClient
@@ -128,10 +128,7 @@ class SweeperApp:
         if s.sweeper_wake_on_events:
             # Sweep as soon as the ledger says funds are confirmed, not at the next interval.
             await self.wakeups.subscribe(self.nc)
-        for pool in self._rpcs:
-            if len(pool.clients) > 1:
-                await pool.probe_once()  # heads and forks known before the first read
-        await refuse_wrong_chains(s.chains_file, list(self.chains), self._rpcs)
+        probes = await start_pools(s.chains_file, list(self.chains), self._rpcs, self.stop_event)
         self.grpc.add(
             pgrpc.add_SweeperServiceServicer_to_server,
             SweeperServicer(lambda: self.sweepers, ledger, s.admin_token.get_secret_value()),
@@ -141,12 +138,7 @@ class SweeperApp:
             asyncio.create_task(sweeper.run(self.stop_event), name=f"sweeper-{chain_id}")
             for chain_id, sweeper in self.sweepers.items()
         ]
-        for chain, pool in zip(self.chains, self._rpcs, strict=True):
-            if len(pool.clients) > 1:  # heads of every provider: lag, and recovery after a cooldown
-                interval = min(max(chain.block_time_seconds, 1.0), 15.0)
-                self._tasks.append(
-                    asyncio.create_task(pool.probe(self.stop_event, interval), name=f"rpc-probe-{chain.chain_id}")
-                )
+        self._tasks += probes
         port = await self.grpc.start()
         self.metrics_port = start_metrics_server(s.metrics_port)
         log.info(

@@ -58,6 +58,14 @@ def fresh_xpub() -> tuple[str, int]:
     return account_xpub(account), account
 
 
+def providers_yaml(rpc_url: str, rpc_urls: list[str] | None) -> str:
+    """A chain's providers in chains.yaml (keys indented 4): `rpc:` with each of
+    `rpc_urls` when given, else `rpc_url:`; ends with a newline."""
+    if rpc_urls:
+        return "rpc:\n" + "".join(f"      - {{url: {u}}}\n" for u in rpc_urls)
+    return f"rpc_url: {rpc_url}\n"
+
+
 def write_chains_file(
     path: Path,
     rpc_url: str = "http://127.0.0.1:9",
@@ -69,7 +77,7 @@ def write_chains_file(
     confirmation_agreement: bool = False,
 ) -> Path:
     """chains.yaml with anvil (31337) and a second chain; `rpc_urls`: several providers."""
-    providers = "rpc:\n" + "".join(f"      - {{url: {u}}}\n" for u in rpc_urls) if rpc_urls else f"rpc_url: {rpc_url}\n"
+    providers = providers_yaml(rpc_url, rpc_urls)
     path.write_text(
         f"""chains:
   - chain_id: 31337

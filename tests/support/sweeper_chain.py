@@ -45,6 +45,7 @@ from tests.support.ledger import (
     create_merchant,
     eventually,
     fresh_xpub,
+    providers_yaml,
     publish_chain,
     publish_head,
     transfer_event,
@@ -276,7 +277,7 @@ def write_sweeper_chains_file(
     rpc_urls: list[str] | None = None,
 ) -> Path:
     """anvil's chain for the sweeper; `rpc_urls`: several providers instead of `rpc_url`."""
-    providers = "rpc:\n" + "".join(f"      - {{url: {u}}}\n" for u in rpc_urls) if rpc_urls else f"rpc_url: {rpc_url}\n"
+    providers = providers_yaml(rpc_url, rpc_urls)
     path.write_text(
         f"""chains:
   - chain_id: 31337

@@ -8,6 +8,9 @@ as skipped with the reason: the merchant can see that an event had nowhere to go
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
 from services.common.webhook_types import wants, webhook_type
 from services.notifier.domain.records import PRIMARY_ENDPOINT, MerchantEndpoints
 
@@ -19,3 +22,27 @@ def endpoints_for(event_type: str, merchant: MerchantEndpoints | None) -> list[s
         return [PRIMARY_ENDPOINT]
     kind = webhook_type(event_type)
     return [e.endpoint_id for e in merchant.endpoints if e.enabled and e.url and wants(e.event_types, kind)]
+
+
+@dataclass
+class RoutingPlan:
+    """What to write for a batch of events: the (event id, endpoint id) deliveries, the
+    events now routed, and those held back (their merchant's endpoints are not known)."""
+
+    routes: list[tuple[str, str]] = field(default_factory=list)
+    routed: list[str] = field(default_factory=list)
+    held: list[str] = field(default_factory=list)
+
+
+def plan(events: Iterable[tuple[str, str, str]], known: Mapping[str, MerchantEndpoints | None]) -> RoutingPlan:
+    """Route (event id, event type, merchant id) events with `known` (merchant id ->
+    its endpoints, or None when the ledger does not know the merchant); an event whose
+    merchant is missing from `known` is held."""
+    out = RoutingPlan()
+    for event_id, event_type, merchant_id in events:
+        if merchant_id not in known:
+            out.held.append(event_id)
+            continue
+        out.routes.extend((event_id, e) for e in endpoints_for(event_type, known[merchant_id]))
+        out.routed.append(event_id)
+    return out
