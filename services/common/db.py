@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Column, DateTime, LargeBinary, MetaData, String, Table, func, text
+from sqlalchemy import Column, Connection, DateTime, LargeBinary, MetaData, String, Table, func, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 
@@ -64,6 +65,24 @@ def migrate(package_dir: Path, url: str, revision: str = "head") -> None:
 
 async def migrate_async(package_dir: Path, url: str) -> None:
     await asyncio.to_thread(migrate, package_dir, url)
+
+
+async def run_migrations_locked(url: str, lock_key: int, run: Callable[[Connection], None]) -> None:
+    """For a migrations/env.py: `run` (which configures Alembic's context and runs the
+    migrations) under a session advisory lock, so replicas that start together on a
+    fresh database migrate one at a time; the second then finds the schema at head."""
+    engine = create_async_engine(url)
+    try:
+        async with engine.connect() as connection:
+            await connection.execute(text("SELECT pg_advisory_lock(:k)"), {"k": lock_key})
+            await connection.commit()
+            try:
+                await connection.run_sync(run)
+            finally:
+                await connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": lock_key})
+                await connection.commit()
+    finally:
+        await engine.dispose()
 
 
 # ---------------------------------------------------------------- signing keys

@@ -15,6 +15,33 @@ def test_migrations_match_models(postgres):
     migrate(url)
 
 
+def test_replicas_starting_together_migrate_one_at_a_time(postgres):
+    """Two ledgers and two notifiers starting at once on a fresh database, as
+    processes (Alembic's context is per process): each migrates under its advisory
+    lock, so none fails on another's half-made schema."""
+    import subprocess
+    import sys
+
+    from services.notifier.adapters.db import alembic_config as notifier_alembic_config
+
+    url = postgres.create_database("schema_race")
+    notifier_url = postgres.create_database("schema_race_notifier")
+    runs = [
+        f"from services.{service}.adapters.db import migrate; migrate({target!r})"
+        for service, target in (
+            ("ledger", url),
+            ("ledger", url),
+            ("notifier", notifier_url),
+            ("notifier", notifier_url),
+        )
+    ]
+    procs = [subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True) for code in runs]
+    errors = [proc.communicate(timeout=120)[1] for proc in procs]
+    assert [proc.returncode for proc in procs] == [0, 0, 0, 0], errors
+    command.check(alembic_config(url))
+    command.check(notifier_alembic_config(notifier_url))
+
+
 def test_0002_splits_native_amount_swept_into_treasury_fee_and_dust(postgres):
     """Before 0002 a native payment's amount_swept held the gross amount its sweep dealt
     with. The migration keeps the sum (the status stays SWEPT) and splits it: the sweep

@@ -1,28 +1,23 @@
-"""Alembic environment: async engine from the URL the caller set in the config."""
+"""Alembic environment of the ledger: async engine from the URL the caller set in
+the config, and an advisory lock so replicas starting together migrate one at a time."""
 
 from __future__ import annotations
 
 import asyncio
 
 from alembic import context
-from sqlalchemy.ext.asyncio import create_async_engine
 
+from services.common import db
 from services.ledger.adapters.models import Base
 
 target_metadata = Base.metadata
+LOCK_KEY = 0x6C6564676572  # "ledger"
 
 
 def _do_run(connection) -> None:
     context.configure(connection=connection, target_metadata=target_metadata, compare_type=True)
     with context.begin_transaction():
         context.run_migrations()
-
-
-async def _run_async(url: str) -> None:
-    engine = create_async_engine(url)
-    async with engine.connect() as connection:
-        await connection.run_sync(_do_run)
-    await engine.dispose()
 
 
 def run() -> None:
@@ -32,7 +27,7 @@ def run() -> None:
         with context.begin_transaction():
             context.run_migrations()
         return
-    asyncio.run(_run_async(url))
+    asyncio.run(db.run_migrations_locked(url, LOCK_KEY, _do_run))
 
 
 run()

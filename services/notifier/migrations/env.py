@@ -7,9 +7,8 @@ from __future__ import annotations
 import asyncio
 
 from alembic import context
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
 
+from services.common import db
 from services.notifier.adapters.models import VERSION_TABLE, Base
 
 target_metadata = Base.metadata
@@ -35,19 +34,6 @@ def _do_run(connection) -> None:
         context.run_migrations()
 
 
-async def _run_async(url: str) -> None:
-    engine = create_async_engine(url)
-    async with engine.connect() as connection:
-        await connection.execute(text("SELECT pg_advisory_lock(:k)"), {"k": LOCK_KEY})
-        await connection.commit()
-        try:
-            await connection.run_sync(_do_run)
-        finally:
-            await connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": LOCK_KEY})
-            await connection.commit()
-    await engine.dispose()
-
-
 def run() -> None:
     url = context.config.get_main_option("sqlalchemy.url")
     if context.is_offline_mode():
@@ -55,7 +41,7 @@ def run() -> None:
         with context.begin_transaction():
             context.run_migrations()
         return
-    asyncio.run(_run_async(url))
+    asyncio.run(db.run_migrations_locked(url, LOCK_KEY, _do_run))
 
 
 run()
