@@ -12,6 +12,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from services.checkout.adapters.ledger_client import CheckoutLedger
 from services.checkout.settings import CheckoutSettings
 from services.checkout.web import CheckoutWeb
+from services.common import grpc_client
 from services.common.chains import load_chains
 from services.common.http_server import HttpServer
 from services.common.lifecycle import run_until_stopped
@@ -38,7 +39,7 @@ class CheckoutApp:
         s = self.settings
         configure_logging("checkout", s.log_level)
         chains = load_chains(s.chains_file)
-        self._channel = grpc.aio.insecure_channel(s.ledger_addr)
+        self._channel = grpc_client.channel(s.ledger_addr)
         ledger = CheckoutLedger(
             self._channel, token=s.checkout_ledger_token.get_secret_value(), timeout=s.ledger_timeout_seconds
         )

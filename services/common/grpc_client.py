@@ -15,6 +15,11 @@ same way everywhere:
 
 Messages say which peer failed while doing what, e.g. "ledger (claiming sweeps):
 payment pay_... not found".
+
+`channel(target)` opens the channel to a peer that may run as several replicas:
+round-robin over every address the target resolves to (`ipv4:a:p,b:p`, or a
+Kubernetes headless Service's `dns:///ledger-headless:50051`), so the calls spread
+over the replicas and a dead one is skipped until it answers again.
 """
 
 from __future__ import annotations
@@ -27,6 +32,15 @@ from google.rpc import error_details_pb2, status_pb2
 
 from services.common import errors
 from services.common.grpc_server import ERROR_DOMAIN, STATUS_OF
+
+
+def channel(target: str, *, max_receive_bytes: int = 0) -> grpc.aio.Channel:
+    """An insecure channel to `target`, balanced round-robin over its addresses."""
+    options: list[tuple[str, Any]] = [("grpc.lb_policy_name", "round_robin")]
+    if max_receive_bytes:
+        options.append(("grpc.max_receive_message_length", max_receive_bytes))
+    return grpc.aio.insecure_channel(target, options=options)
+
 
 _CLASS_OF: dict[grpc.StatusCode, type[errors.DomainError]] = {code: cls for cls, code in STATUS_OF.items()}
 _DETAILS_KEY = "grpc-status-details-bin"

@@ -141,6 +141,9 @@ class LeaseKeeper:
         self._valid_until = 0.0  # monotonic
         self._was_held = False
         self.changed = asyncio.Event()
+        # How many times this keeper has gained the lease: a new term is a new
+        # holding (the sweeper takes over its predecessor's claims once per term).
+        self.term = 0
 
     @property
     def held(self) -> bool:
@@ -149,6 +152,7 @@ class LeaseKeeper:
     def _set(self, held: bool) -> None:
         if held != self._was_held:
             self._was_held = held
+            self.term += held
             log.info("lease gained" if held else "lease lost", lease=self._name, holder=self.lease.holder)
             self.changed.set()
             if self._on_change is not None:

@@ -773,7 +773,11 @@ class PayoutsService:
         if not 1 <= len(worker_id) <= MAX_WORKER_ID:
             raise InvalidArgument(f"worker_id must be 1 to {MAX_WORKER_ID} characters; got {len(worker_id)}")
 
-    async def claim(self, chain_id: int, worker_id: str, limit: int, lease_seconds: int) -> list[PayoutJobRecord]:
+    async def claim(
+        self, chain_id: int, worker_id: str, limit: int, lease_seconds: int, *, take_over: bool = False
+    ) -> list[PayoutJobRecord]:
+        """Lease due payouts of the chain; `take_over`: the caller is the chain's new
+        signer and takes those another worker still holds too."""
         self._check_worker(worker_id)
         if not 1 <= limit <= 500:
             raise InvalidArgument("limit must be 1 to 500")
@@ -782,7 +786,7 @@ class PayoutsService:
         now = utcnow()
         async with self._engine.begin() as conn:
             claimed = await repo.payouts.claim_payouts(
-                conn, chain_id, worker_id, now + timedelta(seconds=lease_seconds), now, limit
+                conn, chain_id, worker_id, now + timedelta(seconds=lease_seconds), now, limit, take_over
             )
             txs = await repo.payouts.payout_txs_of(conn, [p.id for p in claimed])
         return [PayoutJobRecord(p, txs[p.id]) for p in claimed]

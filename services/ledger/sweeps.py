@@ -71,10 +71,18 @@ class SweepService:
         self._on_outbox = on_outbox
 
     async def claim(
-        self, chain_id: int, worker_id: str, limit: int, lease_seconds: int, *, jobs_per_asset: bool = True
+        self,
+        chain_id: int,
+        worker_id: str,
+        limit: int,
+        lease_seconds: int,
+        *,
+        jobs_per_asset: bool = True,
+        take_over: bool = False,
     ) -> list[SweepJobRecord]:
         """`jobs_per_asset` False: a sweeper that keys jobs by payment alone gets only
-        payments with one option."""
+        payments with one option. `take_over`: the caller is the chain's new signer and
+        takes the jobs another worker still holds too."""
         if not 1 <= len(worker_id) <= MAX_WORKER_ID:
             raise InvalidArgument(
                 f"worker_id must be 1 to {MAX_WORKER_ID} characters (it names the sweeper that holds the lease); "
@@ -89,7 +97,7 @@ class SweepService:
         jobs = []
         async with self._engine.begin() as conn:
             claimed = await repo.sweeps.claim_sweeps(
-                conn, chain_id, worker_id, lease_until, now, limit, jobs_per_asset=jobs_per_asset
+                conn, chain_id, worker_id, lease_until, now, limit, jobs_per_asset=jobs_per_asset, take_over=take_over
             )
             for payment_id, position, attempts in claimed:
                 payment = await repo.payments.get_payment(conn, payment_id)

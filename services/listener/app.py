@@ -13,7 +13,7 @@ import grpc
 import structlog
 from paymesh.listener.v1 import listener_service_pb2_grpc as lgrpc
 
-from services.common import nats_helpers
+from services.common import grpc_client, nats_helpers
 from services.common.chains import ChainConfig, load_chains
 from services.common.grpc_server import GrpcServer
 from services.common.lease import KvLease, LeaseKeeper, effective_ttl, ensure_bucket
@@ -93,9 +93,7 @@ class ListenerApp:
         )
         # Holders must renew within the bucket's TTL (a bucket made earlier keeps its own).
         lease_ttl = await effective_ttl(lease_kv, s.lease_ttl_seconds, s.lease_bucket)
-        self.ledger_channel = grpc.aio.insecure_channel(
-            s.ledger_addr, options=[("grpc.max_receive_message_length", 64 * 1024 * 1024)]
-        )
+        self.ledger_channel = grpc_client.channel(s.ledger_addr, max_receive_bytes=64 * 1024 * 1024)
         publisher = ChainEventPublisher(nats_helpers.JetStreamPublisher(self.nc))
         token = s.address_feed_token.get_secret_value()
         for chain in self.chains:

@@ -13,7 +13,7 @@ import grpc
 import structlog
 from paymesh.notifier.v1 import notifier_service_pb2_grpc as ngrpc
 
-from services.common import nats_helpers
+from services.common import grpc_client, nats_helpers
 from services.common.connect_gateway import start_gateway
 from services.common.db import signing_key
 from services.common.grpc_server import GrpcServer
@@ -80,7 +80,7 @@ class NotifierApp:
         await nats_helpers.ensure_stream(js, nats_helpers.DLQ_STREAM, replicas)
         await ensure_consumer(js, s.notifier_durable, s.notifier_deliver_policy, s.consumer_ack_wait_seconds)
 
-        self.ledger_channel = grpc.aio.insecure_channel(s.ledger_addr)
+        self.ledger_channel = grpc_client.channel(s.ledger_addr)
         ledger = LedgerClient(
             self.ledger_channel,
             s.merchant_directory_token.get_secret_value(),

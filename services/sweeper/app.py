@@ -12,7 +12,7 @@ import structlog
 from paymesh.sweeper.v1 import sweeper_service_pb2_grpc as pgrpc
 from pydantic import ValidationError
 
-from services.common import nats_helpers
+from services.common import grpc_client, nats_helpers
 from services.common.chains import load_chains
 from services.common.evm_rpc import EvmRpc
 from services.common.grpc_server import GrpcServer
@@ -78,9 +78,7 @@ class SweeperApp:
             replicas=nats_helpers.replicas_for(self.nc, s.nats_replicas),
         )
         lease_ttl = await effective_ttl(lease_kv, s.sweeper_signer_lease_ttl_seconds, s.sweeper_signer_lease_bucket)
-        self.ledger_channel = grpc.aio.insecure_channel(
-            s.ledger_addr, options=[("grpc.max_receive_message_length", 64 * 1024 * 1024)]
-        )
+        self.ledger_channel = grpc_client.channel(s.ledger_addr, max_receive_bytes=64 * 1024 * 1024)
         ledger = LedgerClient(self.ledger_channel, s.sweep_ledger_token.get_secret_value(), s.ledger_timeout_seconds)
         fees = FeeSettings(
             base_fee_multiplier_percent=s.sweeper_base_fee_multiplier_percent,

@@ -127,6 +127,7 @@ class ChainSweeper:
         self.last_run_at: datetime | None = None
         self._chain_checked = False
         self._reconciled_at = -1e9
+        self._claims_term = 0  # the signer term whose first claim took over (LeaseKeeper.term)
         self._not_before: dict[SweepJobKey | str, float] = {}  # jobs that failed without a release: not before then
         self._log = log.bind(chain_id=chain.chain_id)
 
@@ -229,10 +230,15 @@ class ChainSweeper:
         want = min(free, self.cfg.batch_size)
         if want <= 0 and not self.in_flight:
             return
-        # Claiming again also renews the leases of the payments in flight (ours).
+        # Claiming again also renews the leases of the payments in flight (ours). The
+        # first claim of a new signer term takes over what a previous signer still holds.
         limit = max(1, min(500, len(self.in_flight) + want))
+        term = self.keeper.term
+        take_over = term != self._claims_term
         try:
-            jobs = await self.ledger.claim(self.chain.chain_id, self.cfg.worker_id, limit, self.cfg.claim_lease_seconds)
+            jobs = await self.ledger.claim(
+                self.chain.chain_id, self.cfg.worker_id, limit, self.cfg.claim_lease_seconds, take_over
+            )
         except DomainError as exc:
             self.note_error(str(exc))
             self._log.warning("claim failed", error=str(exc)[:300])
@@ -258,28 +264,30 @@ class ChainSweeper:
             task = asyncio.create_task(self._sweep(job), name=f"sweep-{key}")
             self.in_flight[key] = task
             self._signers[key] = signer
-        if self.payout_ledger is not None:
-            await self._start_payouts(signing, want)
+        if self.payout_ledger is None or await self._start_payouts(signing, want, take_over):
+            self._claims_term = term  # else the next round takes the payouts over
         metrics.IN_FLIGHT.labels(self.label).set(len(self.in_flight))
 
-    async def _start_payouts(self, signing: set[str], want: int) -> None:
+    async def _start_payouts(self, signing: set[str], want: int, take_over: bool) -> bool:
         """Claim the chain's due refunds and payouts (renewing the leases of those in
-        flight) and start those whose source key signs nothing else now, oldest first."""
+        flight) and start those whose source key signs nothing else now, oldest first;
+        False when the claim failed."""
         assert self.payout_ledger is not None
         in_flight = sum(1 for k in self.in_flight if isinstance(k, str))
-        if want <= 0 and not in_flight:
-            return
+        if want <= 0 and not in_flight and not take_over:
+            return True
         try:
             jobs = await self.payout_ledger.claim_payouts(
                 self.chain.chain_id,
                 self.cfg.worker_id,
                 max(1, min(500, in_flight + max(want, 0))),
                 self.cfg.claim_lease_seconds,
+                take_over,
             )
         except DomainError as exc:
             self.note_error(str(exc))
             self._log.warning("payout claim failed", error=str(exc)[:300])
-            return
+            return False
         for job in jobs:
             key = job.payout_id
             signer = job.source_address.lower()

@@ -68,8 +68,12 @@ class SweepLedger(Protocol):
     ledger cannot be reached, FailedPrecondition / NotFound when a lease is gone.
     Every call about one sweep job names it by its SweepJobKey (payment, chain, asset)."""
 
-    async def claim(self, chain_id: int, worker_id: str, limit: int, lease_seconds: int) -> list[Job]:
-        """Lease sweep jobs of the chain; each carries only its own recorded transactions."""
+    async def claim(
+        self, chain_id: int, worker_id: str, limit: int, lease_seconds: int, take_over: bool = False
+    ) -> list[Job]:
+        """Lease sweep jobs of the chain; each carries only its own recorded transactions.
+        `take_over`: this worker has just become the chain's signer and takes the jobs
+        another worker still holds too."""
         ...
 
     async def record(self, worker_id: str, job: SweepJobKey, tx: SignedTx) -> RecordedTx: ...
@@ -91,8 +95,10 @@ class PayoutLedger(Protocol):
     """The ledger's PayoutLedgerService as the sweeper's use cases call it (errors as
     for SweepLedger). Every call about one refund or payout names it by its id."""
 
-    async def claim_payouts(self, chain_id: int, worker_id: str, limit: int, lease_seconds: int) -> list[PayoutJob]:
-        """Lease refunds and payouts of the chain to send (or resume)."""
+    async def claim_payouts(
+        self, chain_id: int, worker_id: str, limit: int, lease_seconds: int, take_over: bool = False
+    ) -> list[PayoutJob]:
+        """Lease refunds and payouts of the chain to send (or resume); `take_over` as for claim."""
         ...
 
     async def record_payout_tx(self, worker_id: str, payout_id: str, tx: SignedTx) -> RecordedTx: ...

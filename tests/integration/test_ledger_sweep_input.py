@@ -219,3 +219,44 @@ async def test_a_sweep_job_is_named_by_payment_chain_and_asset(ledger_channel, m
                 ),
                 metadata=AUTH,
             )
+
+
+async def test_the_chains_new_signer_takes_over_the_sweep_jobs_its_predecessor_holds(ledger_channel, merchant, js):
+    """A sweeper that has just become the chain's signer claims with take_over: the
+    jobs the previous signer still holds move to it at once, with the transactions
+    that signer recorded (so it resumes them, never signs anew), and the ledger then
+    refuses the previous signer's records: it is fenced out."""
+    internal = igrpc.SweepLedgerServiceStub(ledger_channel)
+    payment = await confirmed_payment(merchant, js)
+    old, new = "signer-before-test", "signer-after-test"
+    first = await internal.ClaimSweeps(
+        ipb.ClaimSweepsRequest(chain_id=31337, worker_id=old, limit=500, lease_seconds=600), metadata=AUTH
+    )
+    assert payment.payment_id in [j.payment_id for j in first.jobs]
+    recorded = record_request(old, payment, max_fee_per_gas="1")
+    await internal.RecordSweepTransaction(recorded, metadata=AUTH)
+
+    plain = await internal.ClaimSweeps(
+        ipb.ClaimSweepsRequest(chain_id=31337, worker_id=new, limit=500, lease_seconds=60), metadata=AUTH
+    )
+    assert payment.payment_id not in [j.payment_id for j in plain.jobs]  # leased to the old signer
+    taken = await internal.ClaimSweeps(
+        ipb.ClaimSweepsRequest(chain_id=31337, worker_id=new, limit=500, lease_seconds=60, take_over=True),
+        metadata=AUTH,
+    )
+    try:
+        (job,) = [j for j in taken.jobs if j.payment_id == payment.payment_id]
+        assert [t.tx_hash for t in job.transactions] == [recorded.transaction.tx_hash]
+        await expect_precondition(
+            internal.RecordSweepTransaction,
+            record_request(old, payment, max_fee_per_gas="2", nonce=1),
+            f"worker {old!r} does not hold the sweep lease",
+        )
+    finally:
+        for j in taken.jobs:
+            await internal.ReleaseSweep(
+                ipb.ReleaseSweepRequest(
+                    payment_id=j.payment_id, worker_id=new, error="test done", retry_after_seconds=1
+                ),
+                metadata=AUTH,
+            )

@@ -291,11 +291,15 @@ class FakeLedger:
         self.completed: list[tuple[SweepJobKey, str, int, int]] = []  # job, tx hash, amount, fee
         self.released: list[tuple[SweepJobKey, str, int]] = []  # job, reason, retry after
         self.jobs: list[Job] = []
+        self.take_overs: list[bool] = []  # each claim's take_over
 
     def state_of(self, tx_hash: str) -> TxState:
         return self.recorded[tx_hash].state
 
-    async def claim(self, chain_id: int, worker_id: str, limit: int, lease_seconds: int) -> list[Job]:
+    async def claim(
+        self, chain_id: int, worker_id: str, limit: int, lease_seconds: int, take_over: bool = False
+    ) -> list[Job]:
+        self.take_overs.append(take_over)
         done = {c[0] for c in self.completed} | {r[0] for r in self.released}
         return [
             dataclasses.replace(
@@ -344,6 +348,7 @@ class FakeKeeper:
     def __init__(self, held: bool = True) -> None:
         self.held = held
         self.changed = asyncio.Event()
+        self.term = 1 if held else 0
 
     async def run(self, stop: asyncio.Event) -> None:
         await stop.wait()

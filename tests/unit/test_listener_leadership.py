@@ -164,6 +164,7 @@ async def test_a_lease_taken_by_another_replica_stops_the_scan_and_is_competed_f
         del kv.entries[KEY]  # the other replica stopped gracefully
         await until(scanning.started)
         assert scanning.runs == 2 and leadership.leader and kv.entries[KEY][1] == b"me"
+        assert leadership.keeper.term == 2  # held twice: the sweeper takes over claims once per term
 
 
 async def test_renewals_that_hang_stop_the_scan_while_they_still_hang():

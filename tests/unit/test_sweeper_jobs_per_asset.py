@@ -225,3 +225,15 @@ async def test_jobs_of_other_deposit_addresses_start_together():
     started = await rounds(sweeper)
     assert started[0] == [eth_job.key, other.key] and started[1] == [tusd_job.key]
     assert {c[0] for c in h.ledger.completed} == {eth_job.key, tusd_job.key, other.key}
+
+
+async def test_the_first_claim_of_each_signer_term_takes_over_the_previous_signers_jobs():
+    """A replica that has just become the chain's signer claims once with take_over
+    (what its predecessor still held moves to it at once); the renewals after that
+    claim only its own. Losing and gaining the lease again is a new term."""
+    h, _eth_job, _tusd_job, sweeper = two_jobs()
+    await rounds(sweeper, 2)
+    assert h.ledger.take_overs == [True, False]
+    h.keeper.term += 1  # the lease was lost and gained again
+    await rounds(sweeper, 2)
+    assert h.ledger.take_overs == [True, False, True, False]

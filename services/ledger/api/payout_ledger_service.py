@@ -30,7 +30,9 @@ class PayoutLedgerServicer(plgrpc.PayoutLedgerServiceServicer, CallerCheck):
     async def ClaimPayouts(self, request: plpb.ClaimPayoutsRequest, context) -> plpb.ClaimPayoutsResponse:
         self._check(context)
         self._chain(request.chain_id)
-        jobs = await self._payouts.claim(request.chain_id, request.worker_id, request.limit, request.lease_seconds)
+        jobs = await self._payouts.claim(
+            request.chain_id, request.worker_id, request.limit, request.lease_seconds, take_over=request.take_over
+        )
         return plpb.ClaimPayoutsResponse(
             jobs=[
                 plpb.PayoutJob(

@@ -37,6 +37,7 @@ class SweepLedgerServicer(swgrpc.SweepLedgerServiceServicer, CallerCheck):
             request.limit,
             request.lease_seconds,
             jobs_per_asset=request.jobs_per_asset,
+            take_over=request.take_over,
         )
         return swpb.ClaimSweepsResponse(jobs=[sweep_job_to_pb(j) for j in jobs])
 

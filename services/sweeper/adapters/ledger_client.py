@@ -178,7 +178,9 @@ class LedgerClient:
             token_variable="PAYMESH_SWEEP_LEDGER_TOKEN",
         )
 
-    async def claim(self, chain_id: int, worker_id: str, limit: int, lease_seconds: int) -> list[Job]:
+    async def claim(
+        self, chain_id: int, worker_id: str, limit: int, lease_seconds: int, take_over: bool = False
+    ) -> list[Job]:
         reply = await self._ledger.call(
             "claiming sweeps",
             "ClaimSweeps",
@@ -188,6 +190,7 @@ class LedgerClient:
                 worker_id=worker_id,
                 lease_seconds=lease_seconds,
                 jobs_per_asset=True,  # jobs are keyed by (payment, chain, asset) here
+                take_over=take_over,
             ),
         )
         return [job_from_pb(j) for j in reply.jobs]
@@ -300,11 +303,19 @@ class LedgerClient:
 
     # ------------------------------------------------------------------ ports.PayoutLedger
 
-    async def claim_payouts(self, chain_id: int, worker_id: str, limit: int, lease_seconds: int) -> list[PayoutJob]:
+    async def claim_payouts(
+        self, chain_id: int, worker_id: str, limit: int, lease_seconds: int, take_over: bool = False
+    ) -> list[PayoutJob]:
         reply = await self._payouts.call(
             "claiming refunds and payouts",
             "ClaimPayouts",
-            plpb.ClaimPayoutsRequest(chain_id=chain_id, limit=limit, worker_id=worker_id, lease_seconds=lease_seconds),
+            plpb.ClaimPayoutsRequest(
+                chain_id=chain_id,
+                limit=limit,
+                worker_id=worker_id,
+                lease_seconds=lease_seconds,
+                take_over=take_over,
+            ),
         )
         return [payout_job_from_pb(j) for j in reply.jobs]
 

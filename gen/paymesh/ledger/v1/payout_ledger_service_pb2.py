@@ -26,45 +26,45 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from paymesh.ledger.v1 import payout_pb2 as paymesh_dot_ledger_dot_v1_dot_payout__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n-paymesh/ledger/v1/payout_ledger_service.proto\x12\x11paymesh.ledger.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1epaymesh/ledger/v1/payout.proto\"\xbd\x04\n\x11PayoutTransaction\x12\x11\n\tpayout_id\x18\x01 \x01(\t\x12\x10\n\x08\x63hain_id\x18\x02 \x01(\x04\x12\x36\n\x04kind\x18\x03 \x01(\x0e\x32(.paymesh.ledger.v1.PayoutTransactionKind\x12\x38\n\x05state\x18\x04 \x01(\x0e\x32).paymesh.ledger.v1.PayoutTransactionState\x12\x0f\n\x07tx_hash\x18\x05 \x01(\t\x12\x0e\n\x06raw_tx\x18\x06 \x01(\x0c\x12\r\n\x05nonce\x18\x07 \x01(\x04\x12\x14\n\x0c\x66rom_address\x18\x08 \x01(\t\x12\x12\n\nto_address\x18\t \x01(\t\x12\x0e\n\x06\x61mount\x18\n \x01(\t\x12\x15\n\rtoken_address\x18\x0b \x01(\t\x12\x11\n\tgas_limit\x18\x0c \x01(\x04\x12\x17\n\x0fmax_fee_per_gas\x18\r \x01(\t\x12 \n\x18max_priority_fee_per_gas\x18\x0e \x01(\t\x12\x14\n\x0c\x62lock_number\x18\x0f \x01(\x04\x12\r\n\x05\x65rror\x18\x10 \x01(\t\x12\x18\n\x10replaces_tx_hash\x18\x11 \x01(\t\x12\x0b\n\x03\x66\x65\x65\x18\x12 \x01(\t\x12\x16\n\x0el1_fee_reserve\x18\x13 \x01(\t\x12.\n\ncreated_at\x18\x14 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x15 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xda\x01\n\tPayoutJob\x12)\n\x06payout\x18\x01 \x01(\x0b\x32\x19.paymesh.ledger.v1.Payout\x12\x1e\n\x16source_derivation_path\x18\x02 \x01(\t\x12:\n\x0ctransactions\x18\x03 \x03(\x0b\x32$.paymesh.ledger.v1.PayoutTransaction\x12\x10\n\x08\x61ttempts\x18\x04 \x01(\r\x12\x34\n\x10lease_expires_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"`\n\x13\x43laimPayoutsRequest\x12\x10\n\x08\x63hain_id\x18\x01 \x01(\x04\x12\r\n\x05limit\x18\x02 \x01(\r\x12\x11\n\tworker_id\x18\x03 \x01(\t\x12\x15\n\rlease_seconds\x18\x04 \x01(\r\"B\n\x14\x43laimPayoutsResponse\x12*\n\x04jobs\x18\x01 \x03(\x0b\x32\x1c.paymesh.ledger.v1.PayoutJob\"n\n\x1eRecordPayoutTransactionRequest\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x39\n\x0btransaction\x18\x02 \x01(\x0b\x32$.paymesh.ledger.v1.PayoutTransaction\"\\\n\x1fRecordPayoutTransactionResponse\x12\x39\n\x0btransaction\x18\x01 \x01(\x0b\x32$.paymesh.ledger.v1.PayoutTransaction\"\x9d\x01\n\x1eUpdatePayoutTransactionRequest\x12\x0f\n\x07tx_hash\x18\x01 \x01(\t\x12\x38\n\x05state\x18\x02 \x01(\x0e\x32).paymesh.ledger.v1.PayoutTransactionState\x12\x14\n\x0c\x62lock_number\x18\x03 \x01(\x04\x12\r\n\x05\x65rror\x18\x04 \x01(\t\x12\x0b\n\x03\x66\x65\x65\x18\x05 \x01(\t\"\\\n\x1fUpdatePayoutTransactionResponse\x12\x39\n\x0btransaction\x18\x01 \x01(\x0b\x32$.paymesh.ledger.v1.PayoutTransaction\"]\n\x15\x43ompletePayoutRequest\x12\x11\n\tpayout_id\x18\x01 \x01(\t\x12\x0f\n\x07tx_hash\x18\x02 \x01(\t\x12\x13\n\x0b\x61mount_sent\x18\x03 \x01(\t\x12\x0b\n\x03\x66\x65\x65\x18\x04 \x01(\t\"C\n\x16\x43ompletePayoutResponse\x12)\n\x06payout\x18\x01 \x01(\x0b\x32\x19.paymesh.ledger.v1.Payout\"I\n\x11\x46\x61ilPayoutRequest\x12\x11\n\tpayout_id\x18\x01 \x01(\t\x12\x11\n\tworker_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"?\n\x12\x46\x61ilPayoutResponse\x12)\n\x06payout\x18\x01 \x01(\x0b\x32\x19.paymesh.ledger.v1.Payout\"h\n\x14ReleasePayoutRequest\x12\x11\n\tpayout_id\x18\x01 \x01(\t\x12\x11\n\tworker_id\x18\x02 \x01(\t\x12\r\n\x05\x65rror\x18\x03 \x01(\t\x12\x1b\n\x13retry_after_seconds\x18\x04 \x01(\r\"\x17\n\x15ReleasePayoutResponse*\x8b\x01\n\x15PayoutTransactionKind\x12\'\n#PAYOUT_TRANSACTION_KIND_UNSPECIFIED\x10\x00\x12%\n!PAYOUT_TRANSACTION_KIND_GAS_TOPUP\x10\x01\x12\"\n\x1ePAYOUT_TRANSACTION_KIND_PAYOUT\x10\x02*\xa7\x02\n\x16PayoutTransactionState\x12(\n$PAYOUT_TRANSACTION_STATE_UNSPECIFIED\x10\x00\x12#\n\x1fPAYOUT_TRANSACTION_STATE_SIGNED\x10\x01\x12&\n\"PAYOUT_TRANSACTION_STATE_BROADCAST\x10\x02\x12\"\n\x1ePAYOUT_TRANSACTION_STATE_MINED\x10\x03\x12&\n\"PAYOUT_TRANSACTION_STATE_CONFIRMED\x10\x04\x12#\n\x1fPAYOUT_TRANSACTION_STATE_FAILED\x10\x05\x12%\n!PAYOUT_TRANSACTION_STATE_REPLACED\x10\x06\x32\xa2\x05\n\x13PayoutLedgerService\x12_\n\x0c\x43laimPayouts\x12&.paymesh.ledger.v1.ClaimPayoutsRequest\x1a\'.paymesh.ledger.v1.ClaimPayoutsResponse\x12\x80\x01\n\x17RecordPayoutTransaction\x12\x31.paymesh.ledger.v1.RecordPayoutTransactionRequest\x1a\x32.paymesh.ledger.v1.RecordPayoutTransactionResponse\x12\x80\x01\n\x17UpdatePayoutTransaction\x12\x31.paymesh.ledger.v1.UpdatePayoutTransactionRequest\x1a\x32.paymesh.ledger.v1.UpdatePayoutTransactionResponse\x12\x65\n\x0e\x43ompletePayout\x12(.paymesh.ledger.v1.CompletePayoutRequest\x1a).paymesh.ledger.v1.CompletePayoutResponse\x12Y\n\nFailPayout\x12$.paymesh.ledger.v1.FailPayoutRequest\x1a%.paymesh.ledger.v1.FailPayoutResponse\x12\x62\n\rReleasePayout\x12\'.paymesh.ledger.v1.ReleasePayoutRequest\x1a(.paymesh.ledger.v1.ReleasePayoutResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n-paymesh/ledger/v1/payout_ledger_service.proto\x12\x11paymesh.ledger.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1epaymesh/ledger/v1/payout.proto\"\xbd\x04\n\x11PayoutTransaction\x12\x11\n\tpayout_id\x18\x01 \x01(\t\x12\x10\n\x08\x63hain_id\x18\x02 \x01(\x04\x12\x36\n\x04kind\x18\x03 \x01(\x0e\x32(.paymesh.ledger.v1.PayoutTransactionKind\x12\x38\n\x05state\x18\x04 \x01(\x0e\x32).paymesh.ledger.v1.PayoutTransactionState\x12\x0f\n\x07tx_hash\x18\x05 \x01(\t\x12\x0e\n\x06raw_tx\x18\x06 \x01(\x0c\x12\r\n\x05nonce\x18\x07 \x01(\x04\x12\x14\n\x0c\x66rom_address\x18\x08 \x01(\t\x12\x12\n\nto_address\x18\t \x01(\t\x12\x0e\n\x06\x61mount\x18\n \x01(\t\x12\x15\n\rtoken_address\x18\x0b \x01(\t\x12\x11\n\tgas_limit\x18\x0c \x01(\x04\x12\x17\n\x0fmax_fee_per_gas\x18\r \x01(\t\x12 \n\x18max_priority_fee_per_gas\x18\x0e \x01(\t\x12\x14\n\x0c\x62lock_number\x18\x0f \x01(\x04\x12\r\n\x05\x65rror\x18\x10 \x01(\t\x12\x18\n\x10replaces_tx_hash\x18\x11 \x01(\t\x12\x0b\n\x03\x66\x65\x65\x18\x12 \x01(\t\x12\x16\n\x0el1_fee_reserve\x18\x13 \x01(\t\x12.\n\ncreated_at\x18\x14 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x15 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xda\x01\n\tPayoutJob\x12)\n\x06payout\x18\x01 \x01(\x0b\x32\x19.paymesh.ledger.v1.Payout\x12\x1e\n\x16source_derivation_path\x18\x02 \x01(\t\x12:\n\x0ctransactions\x18\x03 \x03(\x0b\x32$.paymesh.ledger.v1.PayoutTransaction\x12\x10\n\x08\x61ttempts\x18\x04 \x01(\r\x12\x34\n\x10lease_expires_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"s\n\x13\x43laimPayoutsRequest\x12\x10\n\x08\x63hain_id\x18\x01 \x01(\x04\x12\r\n\x05limit\x18\x02 \x01(\r\x12\x11\n\tworker_id\x18\x03 \x01(\t\x12\x15\n\rlease_seconds\x18\x04 \x01(\r\x12\x11\n\ttake_over\x18\x05 \x01(\x08\"B\n\x14\x43laimPayoutsResponse\x12*\n\x04jobs\x18\x01 \x03(\x0b\x32\x1c.paymesh.ledger.v1.PayoutJob\"n\n\x1eRecordPayoutTransactionRequest\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x39\n\x0btransaction\x18\x02 \x01(\x0b\x32$.paymesh.ledger.v1.PayoutTransaction\"\\\n\x1fRecordPayoutTransactionResponse\x12\x39\n\x0btransaction\x18\x01 \x01(\x0b\x32$.paymesh.ledger.v1.PayoutTransaction\"\x9d\x01\n\x1eUpdatePayoutTransactionRequest\x12\x0f\n\x07tx_hash\x18\x01 \x01(\t\x12\x38\n\x05state\x18\x02 \x01(\x0e\x32).paymesh.ledger.v1.PayoutTransactionState\x12\x14\n\x0c\x62lock_number\x18\x03 \x01(\x04\x12\r\n\x05\x65rror\x18\x04 \x01(\t\x12\x0b\n\x03\x66\x65\x65\x18\x05 \x01(\t\"\\\n\x1fUpdatePayoutTransactionResponse\x12\x39\n\x0btransaction\x18\x01 \x01(\x0b\x32$.paymesh.ledger.v1.PayoutTransaction\"]\n\x15\x43ompletePayoutRequest\x12\x11\n\tpayout_id\x18\x01 \x01(\t\x12\x0f\n\x07tx_hash\x18\x02 \x01(\t\x12\x13\n\x0b\x61mount_sent\x18\x03 \x01(\t\x12\x0b\n\x03\x66\x65\x65\x18\x04 \x01(\t\"C\n\x16\x43ompletePayoutResponse\x12)\n\x06payout\x18\x01 \x01(\x0b\x32\x19.paymesh.ledger.v1.Payout\"I\n\x11\x46\x61ilPayoutRequest\x12\x11\n\tpayout_id\x18\x01 \x01(\t\x12\x11\n\tworker_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"?\n\x12\x46\x61ilPayoutResponse\x12)\n\x06payout\x18\x01 \x01(\x0b\x32\x19.paymesh.ledger.v1.Payout\"h\n\x14ReleasePayoutRequest\x12\x11\n\tpayout_id\x18\x01 \x01(\t\x12\x11\n\tworker_id\x18\x02 \x01(\t\x12\r\n\x05\x65rror\x18\x03 \x01(\t\x12\x1b\n\x13retry_after_seconds\x18\x04 \x01(\r\"\x17\n\x15ReleasePayoutResponse*\x8b\x01\n\x15PayoutTransactionKind\x12\'\n#PAYOUT_TRANSACTION_KIND_UNSPECIFIED\x10\x00\x12%\n!PAYOUT_TRANSACTION_KIND_GAS_TOPUP\x10\x01\x12\"\n\x1ePAYOUT_TRANSACTION_KIND_PAYOUT\x10\x02*\xa7\x02\n\x16PayoutTransactionState\x12(\n$PAYOUT_TRANSACTION_STATE_UNSPECIFIED\x10\x00\x12#\n\x1fPAYOUT_TRANSACTION_STATE_SIGNED\x10\x01\x12&\n\"PAYOUT_TRANSACTION_STATE_BROADCAST\x10\x02\x12\"\n\x1ePAYOUT_TRANSACTION_STATE_MINED\x10\x03\x12&\n\"PAYOUT_TRANSACTION_STATE_CONFIRMED\x10\x04\x12#\n\x1fPAYOUT_TRANSACTION_STATE_FAILED\x10\x05\x12%\n!PAYOUT_TRANSACTION_STATE_REPLACED\x10\x06\x32\xa2\x05\n\x13PayoutLedgerService\x12_\n\x0c\x43laimPayouts\x12&.paymesh.ledger.v1.ClaimPayoutsRequest\x1a\'.paymesh.ledger.v1.ClaimPayoutsResponse\x12\x80\x01\n\x17RecordPayoutTransaction\x12\x31.paymesh.ledger.v1.RecordPayoutTransactionRequest\x1a\x32.paymesh.ledger.v1.RecordPayoutTransactionResponse\x12\x80\x01\n\x17UpdatePayoutTransaction\x12\x31.paymesh.ledger.v1.UpdatePayoutTransactionRequest\x1a\x32.paymesh.ledger.v1.UpdatePayoutTransactionResponse\x12\x65\n\x0e\x43ompletePayout\x12(.paymesh.ledger.v1.CompletePayoutRequest\x1a).paymesh.ledger.v1.CompletePayoutResponse\x12Y\n\nFailPayout\x12$.paymesh.ledger.v1.FailPayoutRequest\x1a%.paymesh.ledger.v1.FailPayoutResponse\x12\x62\n\rReleasePayout\x12\'.paymesh.ledger.v1.ReleasePayoutRequest\x1a(.paymesh.ledger.v1.ReleasePayoutResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'paymesh.ledger.v1.payout_ledger_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_PAYOUTTRANSACTIONKIND']._serialized_start=1992
-  _globals['_PAYOUTTRANSACTIONKIND']._serialized_end=2131
-  _globals['_PAYOUTTRANSACTIONSTATE']._serialized_start=2134
-  _globals['_PAYOUTTRANSACTIONSTATE']._serialized_end=2429
+  _globals['_PAYOUTTRANSACTIONKIND']._serialized_start=2011
+  _globals['_PAYOUTTRANSACTIONKIND']._serialized_end=2150
+  _globals['_PAYOUTTRANSACTIONSTATE']._serialized_start=2153
+  _globals['_PAYOUTTRANSACTIONSTATE']._serialized_end=2448
   _globals['_PAYOUTTRANSACTION']._serialized_start=134
   _globals['_PAYOUTTRANSACTION']._serialized_end=707
   _globals['_PAYOUTJOB']._serialized_start=710
   _globals['_PAYOUTJOB']._serialized_end=928
   _globals['_CLAIMPAYOUTSREQUEST']._serialized_start=930
-  _globals['_CLAIMPAYOUTSREQUEST']._serialized_end=1026
-  _globals['_CLAIMPAYOUTSRESPONSE']._serialized_start=1028
-  _globals['_CLAIMPAYOUTSRESPONSE']._serialized_end=1094
-  _globals['_RECORDPAYOUTTRANSACTIONREQUEST']._serialized_start=1096
-  _globals['_RECORDPAYOUTTRANSACTIONREQUEST']._serialized_end=1206
-  _globals['_RECORDPAYOUTTRANSACTIONRESPONSE']._serialized_start=1208
-  _globals['_RECORDPAYOUTTRANSACTIONRESPONSE']._serialized_end=1300
-  _globals['_UPDATEPAYOUTTRANSACTIONREQUEST']._serialized_start=1303
-  _globals['_UPDATEPAYOUTTRANSACTIONREQUEST']._serialized_end=1460
-  _globals['_UPDATEPAYOUTTRANSACTIONRESPONSE']._serialized_start=1462
-  _globals['_UPDATEPAYOUTTRANSACTIONRESPONSE']._serialized_end=1554
-  _globals['_COMPLETEPAYOUTREQUEST']._serialized_start=1556
-  _globals['_COMPLETEPAYOUTREQUEST']._serialized_end=1649
-  _globals['_COMPLETEPAYOUTRESPONSE']._serialized_start=1651
-  _globals['_COMPLETEPAYOUTRESPONSE']._serialized_end=1718
-  _globals['_FAILPAYOUTREQUEST']._serialized_start=1720
-  _globals['_FAILPAYOUTREQUEST']._serialized_end=1793
-  _globals['_FAILPAYOUTRESPONSE']._serialized_start=1795
-  _globals['_FAILPAYOUTRESPONSE']._serialized_end=1858
-  _globals['_RELEASEPAYOUTREQUEST']._serialized_start=1860
-  _globals['_RELEASEPAYOUTREQUEST']._serialized_end=1964
-  _globals['_RELEASEPAYOUTRESPONSE']._serialized_start=1966
-  _globals['_RELEASEPAYOUTRESPONSE']._serialized_end=1989
-  _globals['_PAYOUTLEDGERSERVICE']._serialized_start=2432
-  _globals['_PAYOUTLEDGERSERVICE']._serialized_end=3106
+  _globals['_CLAIMPAYOUTSREQUEST']._serialized_end=1045
+  _globals['_CLAIMPAYOUTSRESPONSE']._serialized_start=1047
+  _globals['_CLAIMPAYOUTSRESPONSE']._serialized_end=1113
+  _globals['_RECORDPAYOUTTRANSACTIONREQUEST']._serialized_start=1115
+  _globals['_RECORDPAYOUTTRANSACTIONREQUEST']._serialized_end=1225
+  _globals['_RECORDPAYOUTTRANSACTIONRESPONSE']._serialized_start=1227
+  _globals['_RECORDPAYOUTTRANSACTIONRESPONSE']._serialized_end=1319
+  _globals['_UPDATEPAYOUTTRANSACTIONREQUEST']._serialized_start=1322
+  _globals['_UPDATEPAYOUTTRANSACTIONREQUEST']._serialized_end=1479
+  _globals['_UPDATEPAYOUTTRANSACTIONRESPONSE']._serialized_start=1481
+  _globals['_UPDATEPAYOUTTRANSACTIONRESPONSE']._serialized_end=1573
+  _globals['_COMPLETEPAYOUTREQUEST']._serialized_start=1575
+  _globals['_COMPLETEPAYOUTREQUEST']._serialized_end=1668
+  _globals['_COMPLETEPAYOUTRESPONSE']._serialized_start=1670
+  _globals['_COMPLETEPAYOUTRESPONSE']._serialized_end=1737
+  _globals['_FAILPAYOUTREQUEST']._serialized_start=1739
+  _globals['_FAILPAYOUTREQUEST']._serialized_end=1812
+  _globals['_FAILPAYOUTRESPONSE']._serialized_start=1814
+  _globals['_FAILPAYOUTRESPONSE']._serialized_end=1877
+  _globals['_RELEASEPAYOUTREQUEST']._serialized_start=1879
+  _globals['_RELEASEPAYOUTREQUEST']._serialized_end=1983
+  _globals['_RELEASEPAYOUTRESPONSE']._serialized_start=1985
+  _globals['_RELEASEPAYOUTRESPONSE']._serialized_end=2008
+  _globals['_PAYOUTLEDGERSERVICE']._serialized_start=2451
+  _globals['_PAYOUTLEDGERSERVICE']._serialized_end=3125
 # @@protoc_insertion_point(module_scope)

@@ -98,16 +98,18 @@ class PayoutJob(_message.Message):
     def __init__(self, payout: _Optional[_Union[_payout_pb2.Payout, _Mapping]] = ..., source_derivation_path: _Optional[str] = ..., transactions: _Optional[_Iterable[_Union[PayoutTransaction, _Mapping]]] = ..., attempts: _Optional[int] = ..., lease_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ClaimPayoutsRequest(_message.Message):
-    __slots__ = ("chain_id", "limit", "worker_id", "lease_seconds")
+    __slots__ = ("chain_id", "limit", "worker_id", "lease_seconds", "take_over")
     CHAIN_ID_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     LEASE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    TAKE_OVER_FIELD_NUMBER: _ClassVar[int]
     chain_id: int
     limit: int
     worker_id: str
     lease_seconds: int
-    def __init__(self, chain_id: _Optional[int] = ..., limit: _Optional[int] = ..., worker_id: _Optional[str] = ..., lease_seconds: _Optional[int] = ...) -> None: ...
+    take_over: bool
+    def __init__(self, chain_id: _Optional[int] = ..., limit: _Optional[int] = ..., worker_id: _Optional[str] = ..., lease_seconds: _Optional[int] = ..., take_over: _Optional[bool] = ...) -> None: ...
 
 class ClaimPayoutsResponse(_message.Message):
     __slots__ = ("jobs",)

@@ -26,49 +26,49 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from paymesh.ledger.v1 import payment_pb2 as paymesh_dot_ledger_dot_v1_dot_payment__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n,paymesh/ledger/v1/sweep_ledger_service.proto\x12\x11paymesh.ledger.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1fpaymesh/ledger/v1/payment.proto\"\xca\x02\n\x08SweepJob\x12\x12\n\npayment_id\x18\x01 \x01(\t\x12\x13\n\x0bmerchant_id\x18\x02 \x01(\t\x12\x10\n\x08\x63hain_id\x18\x03 \x01(\x04\x12\r\n\x05\x61sset\x18\x04 \x01(\t\x12\x15\n\rtoken_address\x18\x05 \x01(\t\x12\x17\n\x0f\x64\x65posit_address\x18\x06 \x01(\t\x12\x17\n\x0f\x64\x65rivation_path\x18\x07 \x01(\t\x12\x0e\n\x06\x61mount\x18\x08 \x01(\t\x12\x18\n\x10treasury_address\x18\t \x01(\t\x12\x34\n\x10lease_expires_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x39\n\x0ctransactions\x18\x0b \x03(\x0b\x32#.paymesh.ledger.v1.SweepTransaction\x12\x10\n\x08\x61ttempts\x18\x0c \x01(\r\"\xdf\x04\n\x10SweepTransaction\x12\x12\n\npayment_id\x18\x01 \x01(\t\x12\x10\n\x08\x63hain_id\x18\x02 \x01(\x04\x12\x35\n\x04kind\x18\x03 \x01(\x0e\x32\'.paymesh.ledger.v1.SweepTransactionKind\x12\x37\n\x05state\x18\x04 \x01(\x0e\x32(.paymesh.ledger.v1.SweepTransactionState\x12\x0f\n\x07tx_hash\x18\x05 \x01(\t\x12\x0e\n\x06raw_tx\x18\x06 \x01(\x0c\x12\r\n\x05nonce\x18\x07 \x01(\x04\x12\x14\n\x0c\x66rom_address\x18\x08 \x01(\t\x12\x12\n\nto_address\x18\t \x01(\t\x12\x0e\n\x06\x61mount\x18\n \x01(\t\x12\x15\n\rtoken_address\x18\x0b \x01(\t\x12\x11\n\tgas_limit\x18\x0c \x01(\x04\x12\x17\n\x0fmax_fee_per_gas\x18\r \x01(\t\x12 \n\x18max_priority_fee_per_gas\x18\x0e \x01(\t\x12\x14\n\x0c\x62lock_number\x18\x0f \x01(\x04\x12\r\n\x05\x65rror\x18\x10 \x01(\t\x12\x18\n\x10replaces_tx_hash\x18\x11 \x01(\t\x12.\n\ncreated_at\x18\x12 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x13 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0bmerchant_id\x18\x14 \x01(\t\x12\x0b\n\x03\x66\x65\x65\x18\x15 \x01(\t\x12\x16\n\x0el1_fee_reserve\x18\x16 \x01(\t\x12\r\n\x05\x61sset\x18\x17 \x01(\t\"w\n\x12\x43laimSweepsRequest\x12\x10\n\x08\x63hain_id\x18\x01 \x01(\x04\x12\r\n\x05limit\x18\x02 \x01(\r\x12\x11\n\tworker_id\x18\x03 \x01(\t\x12\x15\n\rlease_seconds\x18\x04 \x01(\r\x12\x16\n\x0ejobs_per_asset\x18\x05 \x01(\x08\"@\n\x13\x43laimSweepsResponse\x12)\n\x04jobs\x18\x01 \x03(\x0b\x32\x1b.paymesh.ledger.v1.SweepJob\"l\n\x1dRecordSweepTransactionRequest\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x38\n\x0btransaction\x18\x02 \x01(\x0b\x32#.paymesh.ledger.v1.SweepTransaction\"Z\n\x1eRecordSweepTransactionResponse\x12\x38\n\x0btransaction\x18\x01 \x01(\x0b\x32#.paymesh.ledger.v1.SweepTransaction\"\x9b\x01\n\x1dUpdateSweepTransactionRequest\x12\x0f\n\x07tx_hash\x18\x01 \x01(\t\x12\x37\n\x05state\x18\x02 \x01(\x0e\x32(.paymesh.ledger.v1.SweepTransactionState\x12\x14\n\x0c\x62lock_number\x18\x03 \x01(\x04\x12\r\n\x05\x65rror\x18\x04 \x01(\t\x12\x0b\n\x03\x66\x65\x65\x18\x05 \x01(\t\"Z\n\x1eUpdateSweepTransactionResponse\x12\x38\n\x0btransaction\x18\x01 \x01(\x0b\x32#.paymesh.ledger.v1.SweepTransaction\"y\n\x14\x43ompleteSweepRequest\x12\x12\n\npayment_id\x18\x01 \x01(\t\x12\x0f\n\x07tx_hash\x18\x02 \x01(\t\x12\x0e\n\x06\x61mount\x18\x03 \x01(\t\x12\x0b\n\x03\x66\x65\x65\x18\x04 \x01(\t\x12\x10\n\x08\x63hain_id\x18\x05 \x01(\x04\x12\r\n\x05\x61sset\x18\x06 \x01(\t\"D\n\x15\x43ompleteSweepResponse\x12+\n\x07payment\x18\x01 \x01(\x0b\x32\x1a.paymesh.ledger.v1.Payment\"\x89\x01\n\x13ReleaseSweepRequest\x12\x12\n\npayment_id\x18\x01 \x01(\t\x12\x11\n\tworker_id\x18\x02 \x01(\t\x12\r\n\x05\x65rror\x18\x03 \x01(\t\x12\x1b\n\x13retry_after_seconds\x18\x04 \x01(\r\x12\x10\n\x08\x63hain_id\x18\x05 \x01(\x04\x12\r\n\x05\x61sset\x18\x06 \x01(\t\"\x16\n\x14ReleaseSweepResponse\"\xc9\x01\n\x1cListSweepTransactionsRequest\x12\x10\n\x08\x63hain_id\x18\x01 \x01(\x04\x12\x12\n\npayment_id\x18\x02 \x01(\t\x12\x13\n\x0bmerchant_id\x18\x03 \x01(\t\x12\x38\n\x06states\x18\x04 \x03(\x0e\x32(.paymesh.ledger.v1.SweepTransactionState\x12\x11\n\tpage_size\x18\x05 \x01(\r\x12\x12\n\npage_token\x18\x06 \x01(\t\x12\r\n\x05\x61sset\x18\x07 \x01(\t\"s\n\x1dListSweepTransactionsResponse\x12\x39\n\x0ctransactions\x18\x01 \x03(\x0b\x32#.paymesh.ledger.v1.SweepTransaction\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"L\n\x13RequestSweepRequest\x12\x14\n\npayment_id\x18\x01 \x01(\tH\x00\x12\x15\n\x0bmerchant_id\x18\x02 \x01(\tH\x00\x42\x08\n\x06target\"1\n\x14RequestSweepResponse\x12\x19\n\x11payments_eligible\x18\x01 \x01(\r*\x86\x01\n\x14SweepTransactionKind\x12&\n\"SWEEP_TRANSACTION_KIND_UNSPECIFIED\x10\x00\x12$\n SWEEP_TRANSACTION_KIND_GAS_TOPUP\x10\x01\x12 \n\x1cSWEEP_TRANSACTION_KIND_SWEEP\x10\x02*\x9f\x02\n\x15SweepTransactionState\x12\'\n#SWEEP_TRANSACTION_STATE_UNSPECIFIED\x10\x00\x12\"\n\x1eSWEEP_TRANSACTION_STATE_SIGNED\x10\x01\x12%\n!SWEEP_TRANSACTION_STATE_BROADCAST\x10\x02\x12!\n\x1dSWEEP_TRANSACTION_STATE_MINED\x10\x03\x12%\n!SWEEP_TRANSACTION_STATE_CONFIRMED\x10\x04\x12\"\n\x1eSWEEP_TRANSACTION_STATE_FAILED\x10\x05\x12$\n SWEEP_TRANSACTION_STATE_REPLACED\x10\x06\x32\x92\x06\n\x12SweepLedgerService\x12\\\n\x0b\x43laimSweeps\x12%.paymesh.ledger.v1.ClaimSweepsRequest\x1a&.paymesh.ledger.v1.ClaimSweepsResponse\x12}\n\x16RecordSweepTransaction\x12\x30.paymesh.ledger.v1.RecordSweepTransactionRequest\x1a\x31.paymesh.ledger.v1.RecordSweepTransactionResponse\x12}\n\x16UpdateSweepTransaction\x12\x30.paymesh.ledger.v1.UpdateSweepTransactionRequest\x1a\x31.paymesh.ledger.v1.UpdateSweepTransactionResponse\x12\x62\n\rCompleteSweep\x12\'.paymesh.ledger.v1.CompleteSweepRequest\x1a(.paymesh.ledger.v1.CompleteSweepResponse\x12_\n\x0cReleaseSweep\x12&.paymesh.ledger.v1.ReleaseSweepRequest\x1a\'.paymesh.ledger.v1.ReleaseSweepResponse\x12z\n\x15ListSweepTransactions\x12/.paymesh.ledger.v1.ListSweepTransactionsRequest\x1a\x30.paymesh.ledger.v1.ListSweepTransactionsResponse\x12_\n\x0cRequestSweep\x12&.paymesh.ledger.v1.RequestSweepRequest\x1a\'.paymesh.ledger.v1.RequestSweepResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n,paymesh/ledger/v1/sweep_ledger_service.proto\x12\x11paymesh.ledger.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1fpaymesh/ledger/v1/payment.proto\"\xca\x02\n\x08SweepJob\x12\x12\n\npayment_id\x18\x01 \x01(\t\x12\x13\n\x0bmerchant_id\x18\x02 \x01(\t\x12\x10\n\x08\x63hain_id\x18\x03 \x01(\x04\x12\r\n\x05\x61sset\x18\x04 \x01(\t\x12\x15\n\rtoken_address\x18\x05 \x01(\t\x12\x17\n\x0f\x64\x65posit_address\x18\x06 \x01(\t\x12\x17\n\x0f\x64\x65rivation_path\x18\x07 \x01(\t\x12\x0e\n\x06\x61mount\x18\x08 \x01(\t\x12\x18\n\x10treasury_address\x18\t \x01(\t\x12\x34\n\x10lease_expires_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x39\n\x0ctransactions\x18\x0b \x03(\x0b\x32#.paymesh.ledger.v1.SweepTransaction\x12\x10\n\x08\x61ttempts\x18\x0c \x01(\r\"\xdf\x04\n\x10SweepTransaction\x12\x12\n\npayment_id\x18\x01 \x01(\t\x12\x10\n\x08\x63hain_id\x18\x02 \x01(\x04\x12\x35\n\x04kind\x18\x03 \x01(\x0e\x32\'.paymesh.ledger.v1.SweepTransactionKind\x12\x37\n\x05state\x18\x04 \x01(\x0e\x32(.paymesh.ledger.v1.SweepTransactionState\x12\x0f\n\x07tx_hash\x18\x05 \x01(\t\x12\x0e\n\x06raw_tx\x18\x06 \x01(\x0c\x12\r\n\x05nonce\x18\x07 \x01(\x04\x12\x14\n\x0c\x66rom_address\x18\x08 \x01(\t\x12\x12\n\nto_address\x18\t \x01(\t\x12\x0e\n\x06\x61mount\x18\n \x01(\t\x12\x15\n\rtoken_address\x18\x0b \x01(\t\x12\x11\n\tgas_limit\x18\x0c \x01(\x04\x12\x17\n\x0fmax_fee_per_gas\x18\r \x01(\t\x12 \n\x18max_priority_fee_per_gas\x18\x0e \x01(\t\x12\x14\n\x0c\x62lock_number\x18\x0f \x01(\x04\x12\r\n\x05\x65rror\x18\x10 \x01(\t\x12\x18\n\x10replaces_tx_hash\x18\x11 \x01(\t\x12.\n\ncreated_at\x18\x12 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x13 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0bmerchant_id\x18\x14 \x01(\t\x12\x0b\n\x03\x66\x65\x65\x18\x15 \x01(\t\x12\x16\n\x0el1_fee_reserve\x18\x16 \x01(\t\x12\r\n\x05\x61sset\x18\x17 \x01(\t\"\x8a\x01\n\x12\x43laimSweepsRequest\x12\x10\n\x08\x63hain_id\x18\x01 \x01(\x04\x12\r\n\x05limit\x18\x02 \x01(\r\x12\x11\n\tworker_id\x18\x03 \x01(\t\x12\x15\n\rlease_seconds\x18\x04 \x01(\r\x12\x16\n\x0ejobs_per_asset\x18\x05 \x01(\x08\x12\x11\n\ttake_over\x18\x06 \x01(\x08\"@\n\x13\x43laimSweepsResponse\x12)\n\x04jobs\x18\x01 \x03(\x0b\x32\x1b.paymesh.ledger.v1.SweepJob\"l\n\x1dRecordSweepTransactionRequest\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x38\n\x0btransaction\x18\x02 \x01(\x0b\x32#.paymesh.ledger.v1.SweepTransaction\"Z\n\x1eRecordSweepTransactionResponse\x12\x38\n\x0btransaction\x18\x01 \x01(\x0b\x32#.paymesh.ledger.v1.SweepTransaction\"\x9b\x01\n\x1dUpdateSweepTransactionRequest\x12\x0f\n\x07tx_hash\x18\x01 \x01(\t\x12\x37\n\x05state\x18\x02 \x01(\x0e\x32(.paymesh.ledger.v1.SweepTransactionState\x12\x14\n\x0c\x62lock_number\x18\x03 \x01(\x04\x12\r\n\x05\x65rror\x18\x04 \x01(\t\x12\x0b\n\x03\x66\x65\x65\x18\x05 \x01(\t\"Z\n\x1eUpdateSweepTransactionResponse\x12\x38\n\x0btransaction\x18\x01 \x01(\x0b\x32#.paymesh.ledger.v1.SweepTransaction\"y\n\x14\x43ompleteSweepRequest\x12\x12\n\npayment_id\x18\x01 \x01(\t\x12\x0f\n\x07tx_hash\x18\x02 \x01(\t\x12\x0e\n\x06\x61mount\x18\x03 \x01(\t\x12\x0b\n\x03\x66\x65\x65\x18\x04 \x01(\t\x12\x10\n\x08\x63hain_id\x18\x05 \x01(\x04\x12\r\n\x05\x61sset\x18\x06 \x01(\t\"D\n\x15\x43ompleteSweepResponse\x12+\n\x07payment\x18\x01 \x01(\x0b\x32\x1a.paymesh.ledger.v1.Payment\"\x89\x01\n\x13ReleaseSweepRequest\x12\x12\n\npayment_id\x18\x01 \x01(\t\x12\x11\n\tworker_id\x18\x02 \x01(\t\x12\r\n\x05\x65rror\x18\x03 \x01(\t\x12\x1b\n\x13retry_after_seconds\x18\x04 \x01(\r\x12\x10\n\x08\x63hain_id\x18\x05 \x01(\x04\x12\r\n\x05\x61sset\x18\x06 \x01(\t\"\x16\n\x14ReleaseSweepResponse\"\xc9\x01\n\x1cListSweepTransactionsRequest\x12\x10\n\x08\x63hain_id\x18\x01 \x01(\x04\x12\x12\n\npayment_id\x18\x02 \x01(\t\x12\x13\n\x0bmerchant_id\x18\x03 \x01(\t\x12\x38\n\x06states\x18\x04 \x03(\x0e\x32(.paymesh.ledger.v1.SweepTransactionState\x12\x11\n\tpage_size\x18\x05 \x01(\r\x12\x12\n\npage_token\x18\x06 \x01(\t\x12\r\n\x05\x61sset\x18\x07 \x01(\t\"s\n\x1dListSweepTransactionsResponse\x12\x39\n\x0ctransactions\x18\x01 \x03(\x0b\x32#.paymesh.ledger.v1.SweepTransaction\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"L\n\x13RequestSweepRequest\x12\x14\n\npayment_id\x18\x01 \x01(\tH\x00\x12\x15\n\x0bmerchant_id\x18\x02 \x01(\tH\x00\x42\x08\n\x06target\"1\n\x14RequestSweepResponse\x12\x19\n\x11payments_eligible\x18\x01 \x01(\r*\x86\x01\n\x14SweepTransactionKind\x12&\n\"SWEEP_TRANSACTION_KIND_UNSPECIFIED\x10\x00\x12$\n SWEEP_TRANSACTION_KIND_GAS_TOPUP\x10\x01\x12 \n\x1cSWEEP_TRANSACTION_KIND_SWEEP\x10\x02*\x9f\x02\n\x15SweepTransactionState\x12\'\n#SWEEP_TRANSACTION_STATE_UNSPECIFIED\x10\x00\x12\"\n\x1eSWEEP_TRANSACTION_STATE_SIGNED\x10\x01\x12%\n!SWEEP_TRANSACTION_STATE_BROADCAST\x10\x02\x12!\n\x1dSWEEP_TRANSACTION_STATE_MINED\x10\x03\x12%\n!SWEEP_TRANSACTION_STATE_CONFIRMED\x10\x04\x12\"\n\x1eSWEEP_TRANSACTION_STATE_FAILED\x10\x05\x12$\n SWEEP_TRANSACTION_STATE_REPLACED\x10\x06\x32\x92\x06\n\x12SweepLedgerService\x12\\\n\x0b\x43laimSweeps\x12%.paymesh.ledger.v1.ClaimSweepsRequest\x1a&.paymesh.ledger.v1.ClaimSweepsResponse\x12}\n\x16RecordSweepTransaction\x12\x30.paymesh.ledger.v1.RecordSweepTransactionRequest\x1a\x31.paymesh.ledger.v1.RecordSweepTransactionResponse\x12}\n\x16UpdateSweepTransaction\x12\x30.paymesh.ledger.v1.UpdateSweepTransactionRequest\x1a\x31.paymesh.ledger.v1.UpdateSweepTransactionResponse\x12\x62\n\rCompleteSweep\x12\'.paymesh.ledger.v1.CompleteSweepRequest\x1a(.paymesh.ledger.v1.CompleteSweepResponse\x12_\n\x0cReleaseSweep\x12&.paymesh.ledger.v1.ReleaseSweepRequest\x1a\'.paymesh.ledger.v1.ReleaseSweepResponse\x12z\n\x15ListSweepTransactions\x12/.paymesh.ledger.v1.ListSweepTransactionsRequest\x1a\x30.paymesh.ledger.v1.ListSweepTransactionsResponse\x12_\n\x0cRequestSweep\x12&.paymesh.ledger.v1.RequestSweepRequest\x1a\'.paymesh.ledger.v1.RequestSweepResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'paymesh.ledger.v1.sweep_ledger_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SWEEPTRANSACTIONKIND']._serialized_start=2523
-  _globals['_SWEEPTRANSACTIONKIND']._serialized_end=2657
-  _globals['_SWEEPTRANSACTIONSTATE']._serialized_start=2660
-  _globals['_SWEEPTRANSACTIONSTATE']._serialized_end=2947
+  _globals['_SWEEPTRANSACTIONKIND']._serialized_start=2543
+  _globals['_SWEEPTRANSACTIONKIND']._serialized_end=2677
+  _globals['_SWEEPTRANSACTIONSTATE']._serialized_start=2680
+  _globals['_SWEEPTRANSACTIONSTATE']._serialized_end=2967
   _globals['_SWEEPJOB']._serialized_start=134
   _globals['_SWEEPJOB']._serialized_end=464
   _globals['_SWEEPTRANSACTION']._serialized_start=467
   _globals['_SWEEPTRANSACTION']._serialized_end=1074
-  _globals['_CLAIMSWEEPSREQUEST']._serialized_start=1076
-  _globals['_CLAIMSWEEPSREQUEST']._serialized_end=1195
-  _globals['_CLAIMSWEEPSRESPONSE']._serialized_start=1197
-  _globals['_CLAIMSWEEPSRESPONSE']._serialized_end=1261
-  _globals['_RECORDSWEEPTRANSACTIONREQUEST']._serialized_start=1263
-  _globals['_RECORDSWEEPTRANSACTIONREQUEST']._serialized_end=1371
-  _globals['_RECORDSWEEPTRANSACTIONRESPONSE']._serialized_start=1373
-  _globals['_RECORDSWEEPTRANSACTIONRESPONSE']._serialized_end=1463
-  _globals['_UPDATESWEEPTRANSACTIONREQUEST']._serialized_start=1466
-  _globals['_UPDATESWEEPTRANSACTIONREQUEST']._serialized_end=1621
-  _globals['_UPDATESWEEPTRANSACTIONRESPONSE']._serialized_start=1623
-  _globals['_UPDATESWEEPTRANSACTIONRESPONSE']._serialized_end=1713
-  _globals['_COMPLETESWEEPREQUEST']._serialized_start=1715
-  _globals['_COMPLETESWEEPREQUEST']._serialized_end=1836
-  _globals['_COMPLETESWEEPRESPONSE']._serialized_start=1838
-  _globals['_COMPLETESWEEPRESPONSE']._serialized_end=1906
-  _globals['_RELEASESWEEPREQUEST']._serialized_start=1909
-  _globals['_RELEASESWEEPREQUEST']._serialized_end=2046
-  _globals['_RELEASESWEEPRESPONSE']._serialized_start=2048
-  _globals['_RELEASESWEEPRESPONSE']._serialized_end=2070
-  _globals['_LISTSWEEPTRANSACTIONSREQUEST']._serialized_start=2073
-  _globals['_LISTSWEEPTRANSACTIONSREQUEST']._serialized_end=2274
-  _globals['_LISTSWEEPTRANSACTIONSRESPONSE']._serialized_start=2276
-  _globals['_LISTSWEEPTRANSACTIONSRESPONSE']._serialized_end=2391
-  _globals['_REQUESTSWEEPREQUEST']._serialized_start=2393
-  _globals['_REQUESTSWEEPREQUEST']._serialized_end=2469
-  _globals['_REQUESTSWEEPRESPONSE']._serialized_start=2471
-  _globals['_REQUESTSWEEPRESPONSE']._serialized_end=2520
-  _globals['_SWEEPLEDGERSERVICE']._serialized_start=2950
-  _globals['_SWEEPLEDGERSERVICE']._serialized_end=3736
+  _globals['_CLAIMSWEEPSREQUEST']._serialized_start=1077
+  _globals['_CLAIMSWEEPSREQUEST']._serialized_end=1215
+  _globals['_CLAIMSWEEPSRESPONSE']._serialized_start=1217
+  _globals['_CLAIMSWEEPSRESPONSE']._serialized_end=1281
+  _globals['_RECORDSWEEPTRANSACTIONREQUEST']._serialized_start=1283
+  _globals['_RECORDSWEEPTRANSACTIONREQUEST']._serialized_end=1391
+  _globals['_RECORDSWEEPTRANSACTIONRESPONSE']._serialized_start=1393
+  _globals['_RECORDSWEEPTRANSACTIONRESPONSE']._serialized_end=1483
+  _globals['_UPDATESWEEPTRANSACTIONREQUEST']._serialized_start=1486
+  _globals['_UPDATESWEEPTRANSACTIONREQUEST']._serialized_end=1641
+  _globals['_UPDATESWEEPTRANSACTIONRESPONSE']._serialized_start=1643
+  _globals['_UPDATESWEEPTRANSACTIONRESPONSE']._serialized_end=1733
+  _globals['_COMPLETESWEEPREQUEST']._serialized_start=1735
+  _globals['_COMPLETESWEEPREQUEST']._serialized_end=1856
+  _globals['_COMPLETESWEEPRESPONSE']._serialized_start=1858
+  _globals['_COMPLETESWEEPRESPONSE']._serialized_end=1926
+  _globals['_RELEASESWEEPREQUEST']._serialized_start=1929
+  _globals['_RELEASESWEEPREQUEST']._serialized_end=2066
+  _globals['_RELEASESWEEPRESPONSE']._serialized_start=2068
+  _globals['_RELEASESWEEPRESPONSE']._serialized_end=2090
+  _globals['_LISTSWEEPTRANSACTIONSREQUEST']._serialized_start=2093
+  _globals['_LISTSWEEPTRANSACTIONSREQUEST']._serialized_end=2294
+  _globals['_LISTSWEEPTRANSACTIONSRESPONSE']._serialized_start=2296
+  _globals['_LISTSWEEPTRANSACTIONSRESPONSE']._serialized_end=2411
+  _globals['_REQUESTSWEEPREQUEST']._serialized_start=2413
+  _globals['_REQUESTSWEEPREQUEST']._serialized_end=2489
+  _globals['_REQUESTSWEEPRESPONSE']._serialized_start=2491
+  _globals['_REQUESTSWEEPRESPONSE']._serialized_end=2540
+  _globals['_SWEEPLEDGERSERVICE']._serialized_start=2970
+  _globals['_SWEEPLEDGERSERVICE']._serialized_end=3756
 # @@protoc_insertion_point(module_scope)

@@ -116,18 +116,20 @@ class SweepTransaction(_message.Message):
     def __init__(self, payment_id: _Optional[str] = ..., chain_id: _Optional[int] = ..., kind: _Optional[_Union[SweepTransactionKind, str]] = ..., state: _Optional[_Union[SweepTransactionState, str]] = ..., tx_hash: _Optional[str] = ..., raw_tx: _Optional[bytes] = ..., nonce: _Optional[int] = ..., from_address: _Optional[str] = ..., to_address: _Optional[str] = ..., amount: _Optional[str] = ..., token_address: _Optional[str] = ..., gas_limit: _Optional[int] = ..., max_fee_per_gas: _Optional[str] = ..., max_priority_fee_per_gas: _Optional[str] = ..., block_number: _Optional[int] = ..., error: _Optional[str] = ..., replaces_tx_hash: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., merchant_id: _Optional[str] = ..., fee: _Optional[str] = ..., l1_fee_reserve: _Optional[str] = ..., asset: _Optional[str] = ...) -> None: ...
 
 class ClaimSweepsRequest(_message.Message):
-    __slots__ = ("chain_id", "limit", "worker_id", "lease_seconds", "jobs_per_asset")
+    __slots__ = ("chain_id", "limit", "worker_id", "lease_seconds", "jobs_per_asset", "take_over")
     CHAIN_ID_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     LEASE_SECONDS_FIELD_NUMBER: _ClassVar[int]
     JOBS_PER_ASSET_FIELD_NUMBER: _ClassVar[int]
+    TAKE_OVER_FIELD_NUMBER: _ClassVar[int]
     chain_id: int
     limit: int
     worker_id: str
     lease_seconds: int
     jobs_per_asset: bool
-    def __init__(self, chain_id: _Optional[int] = ..., limit: _Optional[int] = ..., worker_id: _Optional[str] = ..., lease_seconds: _Optional[int] = ..., jobs_per_asset: _Optional[bool] = ...) -> None: ...
+    take_over: bool
+    def __init__(self, chain_id: _Optional[int] = ..., limit: _Optional[int] = ..., worker_id: _Optional[str] = ..., lease_seconds: _Optional[int] = ..., jobs_per_asset: _Optional[bool] = ..., take_over: _Optional[bool] = ...) -> None: ...
 
 class ClaimSweepsResponse(_message.Message):
     __slots__ = ("jobs",)

@@ -195,15 +195,16 @@ async def update_payout(conn: AsyncConnection, payout_id: str, **values: Any) ->
 
 # ---------------------------------------------------------------- the sweeper's leases
 
-# Due payouts of a chain, free or with an expired lease or the worker's own, oldest
-# first, leased to the worker. A refund from a deposit address waits while a sweep
-# transaction of its option may still be mined (they sign with the same key).
+# Due payouts of a chain, free or with an expired lease or the worker's own (or any,
+# when the worker takes over as the chain's new signer), oldest first, leased to the
+# worker. A refund from a deposit address waits while a sweep transaction of its
+# option may still be mined (they sign with the same key).
 _CLAIM_SQL = """
 UPDATE payouts p SET claimed_by = $2, lease_until = $3
 FROM (
   SELECT c.id FROM payouts c
   WHERE c.chain_id = $1 AND c.due_at <= $4
-    AND (c.lease_until IS NULL OR c.lease_until < $4 OR c.claimed_by = $2)
+    AND (c.lease_until IS NULL OR c.lease_until < $4 OR c.claimed_by = $2 OR $6)
     AND (c.source <> 'deposit' OR NOT EXISTS (
       SELECT 1 FROM sweep_transactions s
       WHERE s.payment_id = c.payment_id AND s.chain_id = c.chain_id AND s.asset = c.asset
@@ -217,9 +218,17 @@ RETURNING p.*
 
 
 async def claim_payouts(
-    conn: AsyncConnection, chain_id: int, worker_id: str, lease_until: datetime, now: datetime, limit: int
+    conn: AsyncConnection,
+    chain_id: int,
+    worker_id: str,
+    lease_until: datetime,
+    now: datetime,
+    limit: int,
+    take_over: bool = False,
 ) -> list[PayoutRecord]:
-    rows = await (await driver(conn)).fetch(_CLAIM_SQL, chain_id, worker_id, lease_until, now, limit)
+    """Lease up to `limit` due payouts of a chain to `worker_id` (with `take_over`,
+    also those another worker holds)."""
+    rows = await (await driver(conn)).fetch(_CLAIM_SQL, chain_id, worker_id, lease_until, now, limit, take_over)
     return sorted((PayoutRecord.from_row(r) for r in rows), key=lambda p: (p.created_at, p.id))
 
 

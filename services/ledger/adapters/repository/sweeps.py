@@ -28,7 +28,7 @@ UPDATE payment_options o SET sweep_claimed_by = $2, sweep_lease_until = $3
 FROM (
   SELECT payment_id, position FROM payment_options c
   WHERE c.chain_id = $1 AND c.sweep_due_at <= $4
-    AND (c.sweep_lease_until IS NULL OR c.sweep_lease_until < $4 OR c.sweep_claimed_by = $2)
+    AND (c.sweep_lease_until IS NULL OR c.sweep_lease_until < $4 OR c.sweep_claimed_by = $2 OR $7)
     AND ($5 OR NOT EXISTS (
       SELECT 1 FROM payment_options s WHERE s.payment_id = c.payment_id AND s.position <> c.position))
     AND NOT EXISTS (
@@ -52,10 +52,14 @@ async def claim_sweeps(
     limit: int,
     *,
     jobs_per_asset: bool = True,
+    take_over: bool = False,
 ) -> list[tuple[str, int, int]]:
-    """Lease up to `limit` due sweep jobs (payment options) of a chain to `worker_id`;
-    returns (payment id, option position, sweep attempts so far) of each."""
-    rows = await (await driver(conn)).fetch(_CLAIM_SQL, chain_id, worker_id, lease_until, now, jobs_per_asset, limit)
+    """Lease up to `limit` due sweep jobs (payment options) of a chain to `worker_id`
+    (with `take_over`, also those another worker holds); returns (payment id, option
+    position, sweep attempts so far) of each."""
+    rows = await (await driver(conn)).fetch(
+        _CLAIM_SQL, chain_id, worker_id, lease_until, now, jobs_per_asset, limit, take_over
+    )
     return [(r["payment_id"], r["position"], r["sweep_attempts"]) for r in rows]
 
 
