@@ -20,7 +20,8 @@ help:
 	@echo "make lint       buf lint + ruff"
 	@echo "make check      format, lint, types and the unit tier (under a minute)"
 	@echo "make bench      run the benchmarks and update docs/BENCHMARKS.md"
-	@echo "make chaos      the long chaos run (1,000 payments, a kill every 3 s), three times"
+	@echo "make chaos      the long chaos runs (1,000 payments, a kill every 3 s; one process per service, then"
+	@echo "                two replicas of each + a NATS cluster + two RPC providers), three times"
 
 # The virtualenv, the project with its dev extras, anvil from npm, and Chromium for the page tests.
 $(STAMP): pyproject.toml package.json
@@ -67,7 +68,7 @@ bench: $(STAMP)
 chaos: $(STAMP)
 	for run in 1 2 3; do \
 	  PAYMESH_CHAOS_PAYMENTS=$${PAYMESH_CHAOS_PAYMENTS:-1000} PAYMESH_CHAOS_KILL_EVERY=$${PAYMESH_CHAOS_KILL_EVERY:-3} \
-	    $(PY) -m pytest -q tests/e2e/test_chaos.py || exit 1; \
+	    $(PY) -m pytest -q -s tests/e2e/test_chaos.py tests/e2e/test_chaos_replicas.py || exit 1; \
 	done
 
 # As root in a private directory, the Postgres cluster lives under /var/tmp and

@@ -11,6 +11,11 @@ The addresses stay the same from run to run: ledger 127.0.0.1:50051, listener
 PAYMESH_CHECKOUT_PORT move them), anvil :8545 and NATS :4222
 (PAYMESH_ANVIL_PORT, PAYMESH_NATS_PORT; tools/devstack.py).
 
+PAYMESH_REPLICAS=2 runs two of each of the ledger, the listener, the sweeper and the
+notifier (the second at its port + 100: ledger 50151, ...); the services reach each
+other round-robin over every replica. With PAYMESH_DEVSTACK_NATS_NODES=3 NATS is a
+3-node JetStream cluster too.
+
 Guarantees: one mesh per data directory - a second `make run` on it says which
 process runs it and exits 1, touching nothing (mesh.lock, held for the mesh's whole
 life); a service port that is taken stops the start before anything runs, naming
@@ -50,6 +55,20 @@ DEMO_TREASURY = "0xa0Ee7A142d267C1f36714E4a8F75612F20a79720"  # anvil dev accoun
 SERVICES = (("ledger", 50051), ("listener", 50052), ("sweeper", 50053), ("notifier", 50054), ("checkout", 8080))
 CONNECT_PORT = 8081  # the ledger's merchant API over HTTP/JSON (PAYMESH_CONNECT_PORT)
 NOTIFIER_CONNECT_PORT = 8084  # NotifierService over HTTP/JSON (PAYMESH_NOTIFIER_CONNECT_PORT here)
+# Services that run as several replicas with PAYMESH_REPLICAS (the checkout keeps its one page port).
+REPLICATED = ("ledger", "listener", "sweeper", "notifier")
+REPLICA_PORT_STEP = 100  # replica n listens at the service's port + 100 * (n - 1)
+
+
+def service_of(process: str) -> str:
+    """The service a process runs: "ledger-2" (the ledger's second replica) -> "ledger"."""
+    return process.split("-", 1)[0]
+
+
+def replica_number(process: str) -> int:
+    """1 for "ledger", 2 for "ledger-2"."""
+    _, _, number = process.partition("-")
+    return int(number) if number else 1
 
 
 def load_env_file(path: Path) -> dict[str, str]:
@@ -211,20 +230,40 @@ class LocalMesh:
     ports: dict[str, int]
     procs: dict[str, ServiceProcess] = field(default_factory=dict)
     demo: dict = field(default_factory=dict)
+    # Each process's Prometheus port, when the mesh was started with metrics=True.
+    metrics_ports: dict[str, int] = field(default_factory=dict)
 
     def addr(self, name: str) -> str:
+        """The gRPC address of one process ("ledger", or a replica: "ledger-2")."""
         return f"127.0.0.1:{self.ports[name]}"
+
+    def replicas(self, service: str) -> list[str]:
+        """The process names of a service's replicas, first to last."""
+        return [name for name in self.ports if service_of(name) == service]
+
+    def target(self, service: str) -> str:
+        """A gRPC target naming every replica of `service` (grpc_client.channel balances over them)."""
+        addresses = [self.addr(name) for name in self.replicas(service)]
+        return addresses[0] if len(addresses) == 1 else "ipv4:" + ",".join(addresses)
 
     def start_service(self, name: str, extra_env: dict[str, str] | None = None, wait: bool = True) -> ServiceProcess:
         proc = self.procs.get(name)
         if proc is None:
-            env = {**self.env, **{f"PAYMESH_{n.upper()}_ADDR": self.addr(n) for n in self.ports}}
-            if name != "sweeper":
+            service, number = service_of(name), replica_number(name)
+            services = {service_of(n) for n in self.ports}
+            env = {**self.env, **{f"PAYMESH_{n.upper()}_ADDR": self.target(n) for n in services}}
+            if service != "sweeper":
                 env.pop("PAYMESH_SWEEPER_MNEMONIC", None)  # the seed goes to the sweeper alone
-            if name == "notifier" and "PAYMESH_NOTIFIER_CONNECT_PORT" in env:
+            if service == "notifier" and "PAYMESH_NOTIFIER_CONNECT_PORT" in env:
                 env["PAYMESH_CONNECT_PORT"] = env["PAYMESH_NOTIFIER_CONNECT_PORT"]
+            if number > 1:
+                env["PAYMESH_CONNECT_PORT"] = "0"  # HTTP/JSON: the first replica's port is the one shown
+                if "PAYMESH_SWEEPER_WORKER_ID" in env:
+                    env["PAYMESH_SWEEPER_WORKER_ID"] += f"-{number}"  # each replica its own stable id
+            if name in self.metrics_ports:
+                env["PAYMESH_METRICS_PORT"] = str(self.metrics_ports[name])
             proc = self.procs[name] = ServiceProcess(
-                f"services.{name}", env, self.data / "logs" / f"{name}.log", self.ports[name]
+                f"services.{service}", env, self.data / "logs" / f"{name}.log", self.ports[name]
             )
         proc.start(extra_env=extra_env, wait=wait)
         return proc
@@ -252,11 +291,26 @@ def service_ports(ports: dict[str, int] | None = None, only: tuple[str, ...] | N
     return chosen
 
 
+def with_replicas(ports: dict[str, int], replicas: int, *, free: bool) -> dict[str, int]:
+    """`ports` plus replicas 2..n of each REPLICATED service, right after its first
+    (start order): at the service's port + 100 * (n - 1), or a free port when `free`."""
+    if not 1 <= replicas <= 9:
+        raise ValueError(f"PAYMESH_REPLICAS={replicas} is not 1 to 9")
+    chosen: dict[str, int] = {}
+    for name, port in ports.items():
+        chosen[name] = port
+        if name in REPLICATED:
+            for number in range(2, replicas + 1):
+                step = REPLICA_PORT_STEP * (number - 1)
+                chosen[f"{name}-{number}"] = devstack.free_port() if free else port + step
+    return chosen
+
+
 def check_ports_free(ports: dict[str, int]) -> None:
     """Refuse, before anything starts, service ports that are taken or shared."""
     by_port: dict[int, str] = {}
     for name, port in ports.items():
-        variable = f"PAYMESH_{name.upper()}_PORT"
+        variable = f"PAYMESH_{service_of(name).upper()}_PORT"
         if port in by_port:
             raise RuntimeError(f"{by_port[port]} and {name} are both set to port {port}: give {variable} another port")
         by_port[port] = name
@@ -275,10 +329,13 @@ def start_mesh(
     extra_env: dict[str, str] | None = None,
     log=print,
     only: tuple[str, ...] | None = None,
+    replicas: int = 1,
+    metrics: bool = False,
 ) -> LocalMesh:
     """Start Postgres, NATS and anvil (unless the environment names existing
-    ones), deploy the test token, then every service, and the demo merchant."""
-    chosen = service_ports(ports, only)
+    ones), deploy the test token, then every service (`replicas` of each REPLICATED
+    one; each process with its own /metrics port when `metrics`), and the demo merchant."""
+    chosen = with_replicas(service_ports(ports, only), replicas, free=bool(ports))
     check_ports_free(chosen)
     connect_port = devstack._env_port("PAYMESH_CONNECT_PORT") or (devstack.free_port() if ports else CONNECT_PORT)
     notifier_connect_port = devstack._env_port("PAYMESH_NOTIFIER_CONNECT_PORT") or (
@@ -296,6 +353,8 @@ def start_mesh(
     log("starting Postgres, NATS and anvil under", data)
     stack = devstack.up(data, log=lambda message: log(message))
     mesh = LocalMesh(data=data, stack=stack, env={}, ports={})
+    if metrics:
+        mesh.metrics_ports = {name: devstack.free_port() for name in chosen}
     try:
         env = {
             **stack.env,
@@ -397,7 +456,10 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
 
     try:
-        mesh = start_mesh(data, log=lambda *a: print(*a, flush=True))
+        replicas = os.environ.get("PAYMESH_REPLICAS", "1").strip() or "1"
+        if not replicas.isdigit():
+            raise ValueError(f"PAYMESH_REPLICAS={replicas!r} is not a number of replicas (1 to 9)")
+        mesh = start_mesh(data, log=lambda *a: print(*a, flush=True), replicas=int(replicas))
     except (RuntimeError, ValueError, OSError, grpc.RpcError) as exc:
         # Written for people (start_mesh stopped whatever it had started); a traceback would bury it.
         detail = f"{exc.code().name}: {exc.details()}" if isinstance(exc, grpc.RpcError) else str(exc)

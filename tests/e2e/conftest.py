@@ -54,9 +54,19 @@ def clean_environment(**overrides: str) -> Iterator[None]:
 
 @contextlib.contextmanager
 def local_mesh(
-    stack_dir: Path, *, block_time: str = "0.5", confirmations: int | None = None, **env: str
+    stack_dir: Path,
+    *,
+    block_time: str = "0.5",
+    confirmations: int | None = None,
+    replicas: int = 1,
+    nats_nodes: int = 1,
+    metrics: bool = False,
+    anvil_port: int | None = None,
+    **env: str,
 ) -> Iterator[LocalMesh]:
-    """A whole mesh in its own folder; `confirmations` overrides chains.yaml's depth."""
+    """A whole mesh in its own folder; `confirmations` overrides chains.yaml's depth;
+    `replicas` of each service, a NATS cluster of `nats_nodes`, a /metrics port per
+    process with `metrics`; `anvil_port` when the caller must know it beforehand."""
     with devstack.postgres_scratch_dir(stack_dir / f"e2e-{devstack.free_port()}") as data:
         extra = {**FAST_ENV, **env}
         if confirmations is not None:
@@ -66,11 +76,17 @@ def local_mesh(
         # Free ports, not anvil's and NATS's usual 8545 / 4222: a `make run` may want those.
         with clean_environment(
             PAYMESH_ANVIL_BLOCK_TIME=block_time,
-            PAYMESH_ANVIL_PORT=str(devstack.free_port()),
+            PAYMESH_ANVIL_PORT=str(anvil_port or devstack.free_port()),
             PAYMESH_NATS_PORT=str(devstack.free_port()),
+            PAYMESH_DEVSTACK_NATS_NODES=str(nats_nodes),
         ):
             local = start_mesh(
-                data, ports={name: devstack.free_port() for name, _ in SERVICES}, extra_env=extra, log=lambda *a: None
+                data,
+                ports={name: devstack.free_port() for name, _ in SERVICES},
+                extra_env=extra,
+                log=lambda *a: None,
+                replicas=replicas,
+                metrics=metrics,
             )
         try:
             yield local
