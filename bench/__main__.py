@@ -20,6 +20,8 @@ BENCHES = [
     "bench.bench_connect",
     "bench.bench_load",
     "bench.bench_checkout",
+    "bench.bench_growth",
+    "bench.bench_listener_growth",
 ]
 
 
@@ -35,6 +37,8 @@ def assemble() -> Path:
         "connect",
         "checkout",
         "load",
+        "growth",
+        "listener_growth",
         "chaos",
     ]
     sections = sorted(SECTIONS.glob("*.md"), key=lambda p: (order.index(p.stem) if p.stem in order else 99, p.stem))

@@ -330,7 +330,7 @@ class FakeFeed(igrpc.AddressFeedServiceServicer):
         await asyncio.Event().wait()
 
 
-async def memory_phase(node: Node, nc, env: dict, work: Path, count: int):
+async def memory_phase(node: Node, nc, env: dict, work: Path, count: int, timeout: float = 300):
     head = int(await node("eth_blockNumber"), 16)
     feed = FakeFeed(count, head)
     server = grpc.aio.server(options=[("grpc.max_send_message_length", 64 * 1024 * 1024)])
@@ -356,7 +356,7 @@ async def memory_phase(node: Node, nc, env: dict, work: Path, count: int):
         baseline, _ = listener.rss_mb()
         started = time.perf_counter()
         feed.release.set()
-        await listener.wait(lambda s: s.watched_addresses >= count, 300, interval=0.1)
+        await listener.wait(lambda s: s.watched_addresses >= count, timeout, interval=0.1)
         load_s = time.perf_counter() - started
         await asyncio.sleep(1.0)
         rss, peak = listener.rss_mb()
