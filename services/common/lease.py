@@ -25,9 +25,12 @@ from nats.js.api import KeyValueConfig, StorageType
 from nats.js.errors import BucketNotFoundError, KeyDeletedError, KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
+from services.common.nats_helpers import retry_while_electing
+
 log = structlog.get_logger("lease")
 
 
+@retry_while_electing
 async def ensure_bucket(
     js: JetStreamContext, name: str, *, ttl: float | None = None, description: str = "", replicas: int = 1
 ) -> KeyValue:
@@ -47,6 +50,7 @@ async def ensure_bucket(
         return await js.key_value(name)
 
 
+@retry_while_electing
 async def bucket_ttl(kv: KeyValue) -> float | None:
     """The bucket's TTL in seconds (None: no TTL). A bucket created earlier with another
     TTL keeps it; holders must renew within the bucket's TTL, not the one they wished for."""

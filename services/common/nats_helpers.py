@@ -11,20 +11,24 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import itertools
 import json
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
+from typing import ParamSpec, TypeVar
 
 import nats
 import structlog
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
+from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, PubAck, StorageType, StreamConfig
-from nats.js.errors import APIError, BadRequestError, NoStreamResponseError, NotFoundError
+from nats.js.errors import APIError, BadRequestError, NoStreamResponseError, NotFoundError, ServiceUnavailableError
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from services.common.failpoints import failpoint
 from services.common.metrics import NATS_BATCH_SIZE, NATS_MESSAGES, NATS_PUBLISHED
@@ -112,6 +116,41 @@ async def connect(url: str, name: str) -> NatsClient:
     )
 
 
+# While a JetStream cluster elects a leader (a node just died or came back: a few
+# seconds; 2-6 s in tests/e2e/test_chaos_replicas.py) its API answers nothing or
+# "unavailable". Setting up streams, consumers and buckets then waits for it
+# rather than failing a service's start; 60 s, then the error stands.
+SETUP_RETRY_SECONDS = 60.0
+_ELECTING = (NatsTimeoutError, NoRespondersError, ServiceUnavailableError)
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def retry_while_electing(setup: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    """Retry a JetStream setup call (streams, consumers, KV buckets) while the
+    cluster has no leader, for up to SETUP_RETRY_SECONDS."""
+
+    @functools.wraps(setup)
+    async def retried(*args: P.args, **kwargs: P.kwargs) -> R:
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception_type(_ELECTING),
+            stop=stop_after_delay(SETUP_RETRY_SECONDS),
+            wait=wait_exponential(multiplier=0.2, max=2.0),
+            before_sleep=lambda state: log.warning(
+                "jetstream not answering; retrying",
+                call=setup.__name__,
+                error=repr(state.outcome.exception() if state.outcome else None),
+            ),
+            reraise=True,
+        ):
+            with attempt:
+                return await setup(*args, **kwargs)
+        raise AssertionError("unreachable: tenacity reraises")
+
+    return retried
+
+
+@retry_while_electing
 async def ensure_stream(js: JetStreamContext, config: StreamConfig, replicas: int = 1) -> None:
     """Create the stream, or update it to this config (with `replicas`); safe to call
     from every process."""
@@ -134,6 +173,7 @@ async def ensure_streams(js: JetStreamContext, replicas: int = 1) -> None:
         await ensure_stream(js, config, replicas)
 
 
+@retry_while_electing
 async def ensure_pull_consumer(
     js: JetStreamContext,
     stream: str,

@@ -23,7 +23,7 @@ from nats.js.errors import BadRequestError
 from paymesh.events.v1 import payment_events_pb2 as evpb
 from paymesh.ledger.v1 import payment_pb2 as pb
 
-from services.common.nats_helpers import PAYMENTS_STREAM, Handled, Outcome
+from services.common.nats_helpers import PAYMENTS_STREAM, Handled, Outcome, retry_while_electing
 from services.common.timestamps import from_timestamp
 from services.notifier.domain.payload import build_body
 from services.notifier.domain.records import NewEvent
@@ -94,6 +94,7 @@ def decode(msg: Msg) -> NewEvent:
     )
 
 
+@retry_while_electing
 async def ensure_consumer(js: JetStreamContext, durable: str, deliver_policy: str, ack_wait: float = 30.0) -> None:
     """Create the durable pull consumer (explicit acks) unless it exists."""
     config = ConsumerConfig(
