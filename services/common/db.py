@@ -74,7 +74,12 @@ async def run_migrations_locked(url: str, lock_key: int, run: Callable[[Connecti
     engine = create_async_engine(url)
     try:
         async with engine.connect() as connection:
-            await connection.execute(text("SELECT pg_advisory_lock(:k)"), {"k": lock_key})
+            # Tried, not waited for: a session waiting in pg_advisory_lock holds a
+            # snapshot, which a CREATE INDEX CONCURRENTLY of the migrating replica
+            # would wait for in turn (a deadlock). Each try is its own short transaction.
+            while not (await connection.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": lock_key})).scalar():
+                await connection.commit()
+                await asyncio.sleep(0.2)
             await connection.commit()
             try:
                 await connection.run_sync(run)

@@ -213,6 +213,16 @@ class Payment(Base):
         ),
         Index("ix_payments_merchant_created", "merchant_id", text("created_at DESC"), text("id DESC")),
         Index("ix_payments_expiry", "expires_at", postgresql_where=text("expired_at IS NULL")),
+        # Flat as history grows (migration 0016, bench/bench_growth.py): the address
+        # snapshot, ListPayments by status and by merchant_order_id.
+        Index("ix_payments_watch_until", "watch_until"),
+        Index("ix_payments_merchant_status_created", "merchant_id", "status", text("created_at DESC"), text("id DESC")),
+        Index(
+            "ix_payments_merchant_order",
+            "merchant_id",
+            "merchant_order_id",
+            postgresql_where=text("merchant_order_id <> ''"),
+        ),
     )
 
 
