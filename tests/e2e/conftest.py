@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -92,6 +93,9 @@ def local_mesh(
             yield local
         finally:
             local.stop()
+            # The data directory goes with the scratch dir: keep the services' logs
+            # where pytest keeps its temp dirs (its last three runs), for a failure's story.
+            shutil.copytree(data / "logs", stack_dir / f"mesh-logs-{data.name}", dirs_exist_ok=True)
 
 
 @pytest.fixture(scope="module")

@@ -233,7 +233,14 @@ async def payments_under_chaos(mesh, chain, chaos: Chaos, *, payments: int, kill
         while len(refunds) < len(excess_of) and time.monotonic() < refund_deadline:
             await refund_overpaid()
             await asyncio.sleep(0.5)
-        assert len(refunds) == len(excess_of), (refunds, excess_of)
+        if len(refunds) < len(excess_of):
+            missing = {}
+            for payment_id in [p for p in excess_of if p not in refunds]:
+                got = await merchant.payments.GetPayment(
+                    spb.GetPaymentRequest(payment_id=payment_id), metadata=merchant.auth, timeout=5
+                )
+                missing[payment_id] = (pb.PaymentStatus.Name(got.payment.status), list(got.payment.transfers))
+            raise AssertionError(f"overpaid payments never OVERPAID: {missing}; chaos: {log}")
 
         async def all_swept() -> dict[str, pb.Payment]:
             out = {}
