@@ -38,20 +38,14 @@ class WatchedAddressFeed:
             conn = await conn.execution_options(isolation_level="REPEATABLE READ")
             async with conn.begin():
                 horizon = await repo.watched_addresses.xmin_horizon(conn)
-                after = 0
                 now = utcnow()
-                while True:
-                    rows = await repo.watched_addresses.active_addresses(
-                        conn, chain_id, after_id=after, now=now, limit=SNAPSHOT_CHUNK
-                    )
+                chunks = repo.watched_addresses.active_addresses(conn, chain_id, now=now, chunk=SNAPSHOT_CHUNK)
+                async for rows in chunks:
                     for record, txid in rows:
                         if txid >= horizon:
                             sent[record.id] = txid
-                    done = len(rows) < SNAPSHOT_CHUNK
-                    yield [r for r, _ in rows], done
-                    if done:
-                        break
-                    after = rows[-1][0].id
+                    yield [r for r, _ in rows], False
+                yield [], True
         while True:
             self._wakeup.clear()
             async with self._engine.connect() as conn:
