@@ -230,11 +230,11 @@ def plot(rows: list[dict]) -> None:
     sizes = [r["size"] for r in rows]
     fig, axes = plt.subplots(2, 2, figsize=(10, 7))
     panels = [
-        (axes[0][0], "CreatePayment/s (16 clients)", [("rate", "per s", r["create_rate"]) for r in rows]),
-        (axes[0][1], "chain events applied/s", [("rate", "per s", r["apply_rate"]) for r in rows]),
+        (axes[0][0], "CreatePayment/s (16 clients)", [r["create_rate"] for r in rows]),
+        (axes[0][1], "chain events applied/s", [r["apply_rate"] for r in rows]),
     ]
-    for ax, title, points in panels:
-        ax.plot(sizes, [p[2] for p in points], marker="o")
+    for ax, title, values in panels:
+        ax.plot(sizes, values, marker="o")
         ax.set_title(title)
         ax.set_ylim(bottom=0)
     ax = axes[0][0].twinx()

@@ -13,11 +13,10 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import signal
 
 import pytest
 
-from tests.support.chaos import payments_under_chaos, sleep_or_stop
+from tests.support.chaos import hit, payments_under_chaos, sleep_or_stop
 
 PAYMENTS = int(os.environ.get("PAYMESH_CHAOS_PAYMENTS", "24"))
 KILL_EVERY = float(os.environ.get("PAYMESH_CHAOS_KILL_EVERY", "4"))
@@ -28,22 +27,13 @@ def one_service_at_a_time(mesh):
     async def chaos(stop: asyncio.Event, log: list[str]) -> None:
         order = list(SERVICES)
         random.Random(7).shuffle(order)
+        rng = random.Random(13)
         turn = 0
         # Runs until the payment stream is over and every service was hit at least once.
         while not (stop.is_set() and turn >= len(order) + 1):
             await sleep_or_stop(stop, KILL_EVERY)
-            name = order[turn % len(order)]
-            proc = mesh.procs[name]
-            if turn % 5 == 4:  # now and then freeze instead of kill
-                os.kill(proc.proc.pid, signal.SIGSTOP)
-                log.append(f"freeze {name}")
-                await asyncio.sleep(3)
-                os.kill(proc.proc.pid, signal.SIGCONT)
-            else:
-                await asyncio.to_thread(proc.kill)
-                log.append(f"kill {name}")
-                await asyncio.sleep(random.uniform(0.2, 1.5))
-                await asyncio.to_thread(mesh.start_service, name)
+            # Now and then freeze instead of kill.
+            await hit(mesh, order[turn % len(order)], freeze=turn % 5 == 4, log=log, rng=rng)
             turn += 1
 
     return chaos

@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import signal
 from collections import Counter
 from pathlib import Path
 
@@ -33,7 +32,7 @@ import pytest_asyncio
 
 from tests.e2e.conftest import ROOT, local_mesh
 from tests.support.chain import Chain, FaultyRpc
-from tests.support.chaos import MetricsTally, payments_under_chaos, sleep_or_stop
+from tests.support.chaos import MetricsTally, hit, payments_under_chaos, sleep_or_stop
 from tools import devstack
 from tools.run_mesh import REPLICATED, service_of
 
@@ -106,22 +105,14 @@ def replicas_and_nodes_and_providers(mesh, proxies: list[FaultyRpc]):
     async def services(stop: asyncio.Event, log: list[str]) -> None:
         turn = 0
         # Until the stream is over and every replica was hit at least once.
-        hit: set[str] = set()
-        while not (stop.is_set() and hit >= set(replicas)):
+        killed: set[str] = set()
+        while not (stop.is_set() and killed >= set(replicas)):
             await sleep_or_stop(stop, KILL_EVERY)
-            name = rng.choice(sorted(set(replicas) - hit)) if stop.is_set() else rng.choice(replicas)
-            proc = mesh.procs[name]
-            if turn % 5 == 4:
-                os.kill(proc.proc.pid, signal.SIGSTOP)
-                log.append(f"freeze {name}")
-                await asyncio.sleep(3)
-                os.kill(proc.proc.pid, signal.SIGCONT)
-            else:
-                await asyncio.to_thread(proc.kill)
-                log.append(f"kill {name}")
-                hit.add(name)
-                await asyncio.sleep(rng.uniform(0.2, 1.5))
-                await asyncio.to_thread(mesh.start_service, name)
+            name = rng.choice(sorted(set(replicas) - killed)) if stop.is_set() else rng.choice(replicas)
+            freeze = turn % 5 == 4
+            await hit(mesh, name, freeze=freeze, log=log, rng=rng)
+            if not freeze:
+                killed.add(name)
             turn += 1
 
     async def nats_nodes(stop: asyncio.Event, log: list[str]) -> None:

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import random
 import secrets
+import signal
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -58,6 +60,22 @@ async def retrying(call, *, within: float = 120.0):
             if err.code() not in RETRYABLE or time.monotonic() > deadline:
                 raise
             await asyncio.sleep(0.3)
+
+
+async def hit(mesh, name: str, *, freeze: bool, log: list[str], rng: random.Random) -> None:
+    """One chaos turn on the process `name`: frozen for 3 s (SIGSTOP/SIGCONT), or
+    SIGKILLed and started again after 0.2-1.5 s (returns once it serves)."""
+    proc = mesh.procs[name]
+    if freeze:
+        os.kill(proc.proc.pid, signal.SIGSTOP)
+        log.append(f"freeze {name}")
+        await asyncio.sleep(3)
+        os.kill(proc.proc.pid, signal.SIGCONT)
+    else:
+        await asyncio.to_thread(proc.kill)
+        log.append(f"kill {name}")
+        await asyncio.sleep(rng.uniform(0.2, 1.5))
+        await asyncio.to_thread(mesh.start_service, name)
 
 
 async def sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
